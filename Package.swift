@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "netlease",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "netlease", targets: ["netlease"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure domain: addresses, subnets, the ledger and its allocator. Foundation only.
+        .target(name: "NetleaseCore"),
+        // The line protocol: typed requests and replies, parse and render. Pure.
+        .target(name: "NetleaseWire", dependencies: ["NetleaseCore"]),
+        // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "NetleaseStore",
+            dependencies: [
+                "NetleaseCore", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NetleaseCoordinator",
+            dependencies: [
+                "NetleaseCore", "NetleaseWire", "NetleaseStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "NetleaseClient",
+            dependencies: [
+                "NetleaseCore", "NetleaseWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets) behind protocols, plus a recording fake.
+        .target(
+            name: "HostNetwork",
+            dependencies: [
+                "NetleaseCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "netlease",
+            dependencies: [
+                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseCoordinator", "NetleaseClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
+        .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
+        .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork"]),
+        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore"]),
+        .testTarget(
+            name: "NetleaseCoordinatorTests",
+            dependencies: [
+                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+    ]
+)

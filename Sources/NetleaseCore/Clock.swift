@@ -1,0 +1,43 @@
+import Foundation
+
+/// Milliseconds since the Unix epoch, as the coordinator's clock reads it.
+public typealias Millis = Int64
+
+/// The coordinator's only source of time. TTLs, cooldowns and heartbeats are measured with it and with nothing
+/// a client sends, so a client's wall clock cannot move them.
+public protocol LeaseClock: Sendable {
+    func now() -> Millis
+}
+
+/// Wall-clock time at start, advanced by the monotonic clock afterwards: readable timestamps that never go
+/// backwards or jump when the system clock is stepped while the process runs.
+public struct SystemLeaseClock: LeaseClock {
+    private let startWall: Millis
+    private let startInstant: ContinuousClock.Instant
+
+    public init() {
+        startWall = Millis(Date().timeIntervalSince1970 * 1000)
+        startInstant = ContinuousClock.now
+    }
+
+    public func now() -> Millis {
+        let elapsed = ContinuousClock.now - startInstant
+        let (seconds, attoseconds) = elapsed.components
+        return startWall + seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// A clock moved by hand, for tests.
+public final class ManualLeaseClock: LeaseClock, @unchecked Sendable {
+    // @unchecked: every access to `current` goes through `lock`.
+    private let lock = NSLock()
+    private var current: Millis
+
+    public init(_ start: Millis = 1_700_000_000_000) { current = start }
+
+    public func now() -> Millis { lock.withLock { current } }
+
+    public func advance(seconds: Double) {
+        lock.withLock { current += Millis(seconds * 1000) }
+    }
+}

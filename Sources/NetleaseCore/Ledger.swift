@@ -1,0 +1,474 @@
+/// A change to durable state that the store must write for an operation to count as done.
+public enum LedgerChange: Sendable, Equatable {
+    case insertNetwork(NetworkSpec)
+    case deleteNetwork(String)
+    case upsertHost(HostRecord)
+    case deleteHost(String)
+    /// A new record for an address that has none. The store's unique key refuses a second one.
+    case insertLease(Lease)
+    case updateLease(Lease)
+    case deleteLease(network: String, address: IPv4Address)
+}
+
+/// Who is asking, for operations an agent performs on behalf of its host.
+public struct HostClaim: Sendable, Equatable {
+    public var host: String
+    /// The epoch the agent got at join; nil when an admin names the host without one.
+    public var epoch: Int64?
+
+    public init(host: String, epoch: Int64? = nil) {
+        self.host = host
+        self.epoch = epoch
+    }
+}
+
+/// The whole lease state of a cluster and every rule that keeps it consistent. Pure: each operation takes the time
+/// from its caller, mutates the value and appends the changes the store must persist. Nothing here does I/O.
+public struct Ledger: Sendable {
+    public private(set) var books: [String: AddressBook] = [:]
+    public private(set) var hosts: [String: HostRecord] = [:]
+
+    public init() {}
+
+    /// Rebuilds the ledger from stored rows. Hosts that were up get a full TTL of grace from `now`: time the
+    /// coordinator was down is never held against them.
+    public init(networks: [NetworkSpec], hosts: [HostRecord], leases: [Lease], now: Millis) {
+        var byNetwork: [String: [Lease]] = [:]
+        for lease in leases { byNetwork[lease.network, default: []].append(lease) }
+        for spec in networks {
+            books[spec.name] = AddressBook(spec: spec, records: byNetwork[spec.name] ?? [])
+        }
+        for var host in hosts {
+            if host.state == .up { host.lastHeartbeat = max(host.lastHeartbeat, now) }
+            self.hosts[host.name] = host
+        }
+    }
+
+    // MARK: networks
+
+    public mutating func createNetwork(_ request: NetworkSpec, now: Millis, changes: inout [LedgerChange]) throws
+        -> NetworkSpec
+    {
+        var spec = request
+        guard Names.isValid(spec.name) else {
+            throw NetleaseError.badRequest("network name '\(spec.name)' must be 1-63 letters, digits, '-', '_' or '.'")
+        }
+        guard IPv4Subnet.prefixRange.contains(spec.subnet.prefix) else {
+            throw NetleaseError.badRequest(
+                "subnet \(spec.subnet) must have a prefix between /\(IPv4Subnet.prefixRange.lowerBound) and /\(IPv4Subnet.prefixRange.upperBound)"
+            )
+        }
+        if let existing = books[spec.name] {
+            throw NetleaseError.conflict("network '\(spec.name)' already exists with subnet \(existing.spec.subnet)")
+        }
+        if let other = books.values.first(where: { $0.spec.subnet.overlaps(spec.subnet) }) {
+            throw NetleaseError.conflict(
+                "subnet \(spec.subnet) overlaps network '\(other.spec.name)' (\(other.spec.subnet))")
+        }
+        if spec.vni == 0 {
+            spec.vni = (books.values.map(\.spec.vni).max() ?? 41) + 1
+        } else if spec.vni > 16_777_215 {
+            throw NetleaseError.badRequest("vni \(spec.vni) is out of range 1-16777215")
+        } else if let other = books.values.first(where: { $0.spec.vni == spec.vni }) {
+            throw NetleaseError.conflict("vni \(spec.vni) is used by network '\(other.spec.name)'")
+        }
+        if spec.bridge.isEmpty {
+            spec.bridge = String("nl-\(spec.name)".prefix(15))
+        }
+        guard Names.isValidInterface(spec.bridge) else {
+            throw NetleaseError.badRequest("bridge name '\(spec.bridge)' is not a valid interface name (1-15 bytes)")
+        }
+        if let other = books.values.first(where: { $0.spec.bridge == spec.bridge }) {
+            throw NetleaseError.conflict("bridge '\(spec.bridge)' is used by network '\(other.spec.name)'")
+        }
+        guard spec.mtu == 0 || (576...9000).contains(spec.mtu) else {
+            throw NetleaseError.badRequest("mtu \(spec.mtu) is out of range 576-9000 (0 = automatic)")
+        }
+        guard (3...86_400 * 365).contains(spec.leaseTTL) else {
+            throw NetleaseError.badRequest("lease TTL \(spec.leaseTTL)s is out of range 3-31536000")
+        }
+        guard (0...86_400 * 365).contains(spec.cooldown) else {
+            throw NetleaseError.badRequest("cooldown \(spec.cooldown)s is out of range 0-31536000")
+        }
+        for range in spec.excluded where !(spec.subnet.contains(range.first) && spec.subnet.contains(range.last)) {
+            throw NetleaseError.badRequest("excluded range \(range) is not inside \(spec.subnet)")
+        }
+        spec.created = now
+        guard spec.usableCount > 0 else {
+            throw NetleaseError.badRequest("network \(spec.subnet) has no usable address left after exclusions")
+        }
+        books[spec.name] = AddressBook(spec: spec)
+        changes.append(.insertNetwork(spec))
+        return spec
+    }
+
+    /// Deletes a network, refusing while any container holds an address in it. Bridge addresses, reservations and
+    /// cooldowns go with the network.
+    public mutating func deleteNetwork(_ name: String, changes: inout [LedgerChange]) throws {
+        guard let book = books[name] else { throw NetleaseError.unknownNetwork(name) }
+        let held = book.records.values.filter { $0.state == .active && !$0.isBridge }.count
+        guard held == 0 else {
+            throw NetleaseError.conflict("network '\(name)' still has \(held) active lease(s); release them first")
+        }
+        books[name] = nil
+        changes.append(.deleteNetwork(name))
+    }
+
+    public func network(_ name: String) throws -> AddressBook {
+        guard let book = books[name] else { throw NetleaseError.unknownNetwork(name) }
+        return book
+    }
+
+    // MARK: hosts
+
+    public struct JoinResult: Sendable, Equatable {
+        public var host: HostRecord
+        public var bridges: [Lease]
+    }
+
+    /// A host (re)joins: new epoch, state up, one bridge address per network it serves. A host that returns while
+    /// still up (within its TTL) keeps every lease; agents holding the previous epoch are fenced off.
+    public mutating func join(
+        host name: String, underlay: IPv4Address, networks requested: [String], now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> JoinResult {
+        guard Names.isValid(name) else {
+            throw NetleaseError.badRequest("host name '\(name)' must be 1-63 letters, digits, '-', '_' or '.'")
+        }
+        let networks = requested.isEmpty ? books.keys.sorted() : requested
+        for network in networks where books[network] == nil { throw NetleaseError.unknownNetwork(network) }
+        if let other = hosts.values.first(where: { $0.name != name && $0.state == .up && $0.underlay == underlay }) {
+            throw NetleaseError.conflict("underlay address \(underlay) is already used by host '\(other.name)'")
+        }
+        var host = hosts[name] ?? HostRecord(
+            name: name, underlay: underlay, epoch: 0, state: .up, networks: [], joined: now, lastHeartbeat: now)
+        host.epoch += 1
+        host.underlay = underlay
+        host.state = .up
+        host.networks = networks
+        host.joined = now
+        host.lastHeartbeat = now
+        hosts[name] = host
+        changes.append(.upsertHost(host))
+        var bridges: [Lease] = []
+        for network in networks {
+            let lease = try acquire(
+                network: network, owner: Lease.bridgeOwner(host: name), claim: HostClaim(host: name, epoch: host.epoch),
+                wanted: nil, ifname: books[network]!.spec.bridge, now: now, changes: &changes)
+            bridges.append(lease)
+        }
+        return JoinResult(host: host, bridges: bridges)
+    }
+
+    /// Renews every lease of a host.
+    public mutating func heartbeat(host name: String, epoch: Int64, now: Millis, changes: inout [LedgerChange]) throws
+        -> HostRecord
+    {
+        var host = try checkClaim(HostClaim(host: name, epoch: epoch))!
+        host.lastHeartbeat = now
+        hosts[name] = host
+        changes.append(.upsertHost(host))
+        return host
+    }
+
+    /// Removes a host for good: its leases go to cooldown and it must join again to come back.
+    public mutating func removeHost(_ name: String, now: Millis, changes: inout [LedgerChange]) throws -> Int {
+        guard hosts[name] != nil else { throw NetleaseError.notFound("no host named '\(name)'") }
+        let released = releaseAll(ofHost: name, includeStatic: false, now: now, changes: &changes)
+        hosts[name] = nil
+        changes.append(.deleteHost(name))
+        return released
+    }
+
+    /// The lease TTL that applies to a host: the longest of its networks', so no lease is reclaimed early.
+    public func ttl(of host: HostRecord) -> Int {
+        host.networks.compactMap { books[$0]?.spec.leaseTTL }.max() ?? NetworkSpec.defaultLeaseTTL
+    }
+
+    /// Marks hosts that missed heartbeats for their whole TTL as lost and moves their leases to cooldown; ends
+    /// cooldowns that are over. Returns the names of hosts newly lost.
+    public mutating func reclaim(now: Millis, changes: inout [LedgerChange]) -> [String] {
+        var lost: [String] = []
+        for name in hosts.keys.sorted() {
+            guard var host = hosts[name], host.state == .up else { continue }
+            guard now - host.lastHeartbeat > Millis(ttl(of: host)) * 1000 else { continue }
+            host.state = .lost
+            hosts[name] = host
+            changes.append(.upsertHost(host))
+            _ = releaseAll(ofHost: name, includeStatic: false, now: now, changes: &changes)
+            lost.append(name)
+        }
+        for name in books.keys.sorted() { endCooldowns(network: name, now: now, changes: &changes) }
+        return lost
+    }
+
+    private mutating func releaseAll(ofHost name: String, includeStatic: Bool, now: Millis,
+                                     changes: inout [LedgerChange]) -> Int {
+        var released = 0
+        for network in books.keys.sorted() {
+            let held = books[network]!.records.values.filter {
+                $0.state == .active && $0.host == name && (includeStatic || !$0.isStatic)
+            }
+            for lease in held.sorted(by: { $0.address < $1.address }) {
+                toCooldown(lease, now: now, changes: &changes)
+                released += 1
+            }
+        }
+        return released
+    }
+
+    /// Validates an agent's claim to speak for a host. Returns the host when it exists.
+    @discardableResult
+    func checkClaim(_ claim: HostClaim) throws -> HostRecord? {
+        guard let host = hosts[claim.host] else {
+            if claim.epoch != nil { throw NetleaseError.notFound("no host named '\(claim.host)'; join first") }
+            return nil
+        }
+        if let epoch = claim.epoch {
+            guard host.state == .up else {
+                throw NetleaseError(.staleEpoch, "host '\(claim.host)' was declared lost; join again")
+            }
+            guard epoch == host.epoch else {
+                throw NetleaseError(.staleEpoch, "epoch \(epoch) of host '\(claim.host)' is stale (current \(host.epoch)); join again")
+            }
+        }
+        return host
+    }
+
+    // MARK: leases
+
+    /// Leases an address to `owner`. Idempotent: the same (network, owner) gets its existing lease back.
+    public mutating func acquire(
+        network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String = "", now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> Lease {
+        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard !owner.isEmpty, owner.utf8.count <= 256 else {
+            throw NetleaseError.badRequest("owner must be 1-256 bytes")
+        }
+        var hostBound = false
+        if let claim {
+            if try checkClaim(claim) != nil, hosts[claim.host]?.state == .up { hostBound = true }
+        }
+        if let existing = book.activeLease(owner: owner) {
+            if let wanted, wanted != existing.address {
+                throw NetleaseError.conflict("owner '\(owner)' already holds \(existing.address) in '\(network)'")
+            }
+            if let claim, existing.host != claim.host {
+                throw NetleaseError.conflict(
+                    "owner '\(owner)' already holds \(existing.address) in '\(network)' on host '\(existing.host)'")
+            }
+            return existing
+        }
+        endCooldowns(network: network, now: now, changes: &changes)
+        book = books[network]!
+        let address: IPv4Address
+        if let wanted {
+            try checkWanted(wanted, in: book)
+            address = wanted
+        } else {
+            guard let next = book.nextFree() else {
+                books[network] = book
+                throw exhausted(book)
+            }
+            address = next
+        }
+        let lease = Lease(
+            network: network, address: address, prefix: book.spec.subnet.prefix, state: .active,
+            host: claim?.host ?? "", owner: owner, ifname: ifname, isStatic: !hostBound, created: now, renewed: now)
+        book.put(lease)
+        books[network] = book
+        changes.append(.insertLease(lease))
+        return lease
+    }
+
+    private func checkWanted(_ wanted: IPv4Address, in book: AddressBook) throws {
+        let subnet = book.spec.subnet
+        guard subnet.contains(wanted) else {
+            throw NetleaseError.badRequest("address \(wanted) is not in \(book.spec.name) (\(subnet))")
+        }
+        guard subnet.isHostAddress(wanted) else {
+            throw NetleaseError.badRequest("address \(wanted) is the network or broadcast address of \(subnet)")
+        }
+        guard !book.spec.isExcluded(wanted) else {
+            throw NetleaseError.conflict("address \(wanted) is excluded from \(book.spec.name)")
+        }
+        if let record = book.record(wanted) {
+            switch record.state {
+            case .active:
+                throw NetleaseError.conflict("address \(wanted) is held by '\(record.owner)'")
+            case .reserved:
+                throw NetleaseError.conflict("address \(wanted) is reserved")
+            case .conflict:
+                throw NetleaseError.conflict("address \(wanted) is quarantined: it answered ARP from \(record.mac)")
+            case .cooldown:
+                throw NetleaseError.conflict("address \(wanted) is in cooldown for \((record.until - (record.renewed)) / 1000)s after release")
+            }
+        }
+    }
+
+    private func exhausted(_ book: AddressBook) -> NetleaseError {
+        let c = book.counts
+        return NetleaseError(
+            .poolExhausted,
+            "no free address in '\(book.spec.name)' (\(book.spec.subnet)): leased=\(c.active) reserved=\(c.reserved) conflict=\(c.conflict) cooldown=\(c.cooldown) free=\(c.free)"
+        )
+    }
+
+    /// Releases by owner or by address. Idempotent: releasing what is not held returns nil and changes nothing.
+    public mutating func release(
+        network: String, owner: String?, address: IPv4Address?, claim: HostClaim?, now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> Lease? {
+        guard let book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        if let claim { try checkClaim(claim) }
+        let lease: Lease?
+        if let owner {
+            lease = book.activeLease(owner: owner)
+            if let address, let lease, lease.address != address {
+                throw NetleaseError.conflict("owner '\(owner)' holds \(lease.address), not \(address)")
+            }
+        } else if let address {
+            lease = book.record(address).flatMap { [.active, .conflict].contains($0.state) ? $0 : nil }
+            if let record = book.record(address), record.state == .reserved {
+                throw NetleaseError.conflict("address \(address) is reserved; use unreserve")
+            }
+        } else {
+            throw NetleaseError.badRequest("release needs owner or address")
+        }
+        guard let lease else { return nil }
+        if let claim, lease.host != claim.host {
+            throw NetleaseError.conflict("lease \(lease.address) belongs to host '\(lease.host)', not '\(claim.host)'")
+        }
+        toCooldown(lease, now: now, changes: &changes)
+        return lease
+    }
+
+    /// Sets an address aside so it is never handed out. Idempotent; refused while someone holds the address.
+    public mutating func reserve(network: String, address: IPv4Address, note: String, now: Millis,
+                                 changes: inout [LedgerChange]) throws -> Lease {
+        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard book.spec.subnet.isHostAddress(address) else {
+            throw NetleaseError.badRequest("address \(address) is not a host address of \(book.spec.subnet)")
+        }
+        var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .reserved,
+                          note: note, created: now, renewed: now)
+        if let record = book.record(address) {
+            switch record.state {
+            case .active, .conflict:
+                throw NetleaseError.conflict("address \(address) is \(record.state.rawValue) (owner '\(record.owner)')")
+            case .reserved, .cooldown:
+                lease.created = record.state == .reserved ? record.created : now
+                changes.append(.updateLease(lease))
+            }
+        } else {
+            changes.append(.insertLease(lease))
+        }
+        book.put(lease)
+        books[network] = book
+        return lease
+    }
+
+    public mutating func unreserve(network: String, address: IPv4Address, changes: inout [LedgerChange]) throws {
+        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard let record = book.record(address), record.state == .reserved else {
+            throw NetleaseError.notFound("address \(address) is not reserved in '\(network)'")
+        }
+        book.remove(address)
+        books[network] = book
+        changes.append(.deleteLease(network: network, address: address))
+    }
+
+    /// Quarantines an address that answered an ARP probe. When the reporting host's own fresh lease holds it, that
+    /// lease becomes the conflict record (its owner must acquire again).
+    public mutating func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim,
+                                        now: Millis, changes: inout [LedgerChange]) throws -> Lease {
+        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        try checkClaim(claim)
+        guard book.spec.subnet.isHostAddress(address) else {
+            throw NetleaseError.badRequest("address \(address) is not a host address of \(book.spec.subnet)")
+        }
+        var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .conflict,
+                          host: claim.host, mac: mac, created: now, renewed: now)
+        if let record = book.record(address) {
+            switch record.state {
+            case .active where record.host != claim.host:
+                throw NetleaseError.conflict("address \(address) is held by host '\(record.host)'; not quarantined")
+            case .reserved:
+                return record
+            case .active, .conflict, .cooldown:
+                lease.owner = record.state == .active ? record.owner : ""
+                changes.append(.updateLease(lease))
+            }
+        } else {
+            changes.append(.insertLease(lease))
+        }
+        book.put(lease)
+        books[network] = book
+        return lease
+    }
+
+    // MARK: queries
+
+    public struct LeaseFilter: Sendable, Equatable {
+        public var network: String?
+        public var host: String?
+        public var state: LeaseState?
+        public var owner: String?
+
+        public init(network: String? = nil, host: String? = nil, state: LeaseState? = nil, owner: String? = nil) {
+            self.network = network
+            self.host = host
+            self.state = state
+            self.owner = owner
+        }
+    }
+
+    /// Matching records in address order. Cooldown records are listed only when asked for by state. `renewed` of a
+    /// host-bound lease is its host's last heartbeat.
+    public func leases(_ filter: LeaseFilter) throws -> [Lease] {
+        if let network = filter.network, books[network] == nil { throw NetleaseError.unknownNetwork(network) }
+        var result: [Lease] = []
+        for name in books.keys.sorted() where filter.network == nil || filter.network == name {
+            for var lease in books[name]!.records.values {
+                if let state = filter.state { guard lease.state == state else { continue } }
+                else if lease.state == .cooldown { continue }
+                if let host = filter.host, lease.host != host { continue }
+                if let owner = filter.owner, lease.owner != owner { continue }
+                if !lease.isStatic, lease.state == .active, let host = hosts[lease.host] {
+                    lease.renewed = max(lease.renewed, host.lastHeartbeat)
+                }
+                result.append(lease)
+            }
+        }
+        return result.sorted { ($0.network, $0.address) < ($1.network, $1.address) }
+    }
+
+    // MARK: internals
+
+    private mutating func toCooldown(_ lease: Lease, now: Millis, changes: inout [LedgerChange]) {
+        guard var book = books[lease.network] else { return }
+        let cooldown = Millis(book.spec.cooldown) * 1000
+        if cooldown == 0 {
+            book.remove(lease.address)
+            changes.append(.deleteLease(network: lease.network, address: lease.address))
+        } else {
+            var cooling = lease
+            cooling.state = .cooldown
+            cooling.renewed = now
+            cooling.until = now + cooldown
+            book.put(cooling)
+            changes.append(.updateLease(cooling))
+        }
+        books[lease.network] = book
+    }
+
+    private mutating func endCooldowns(network: String, now: Millis, changes: inout [LedgerChange]) {
+        guard var book = books[network] else { return }
+        for address in book.expiredCooldowns(now: now) {
+            book.remove(address)
+            changes.append(.deleteLease(network: network, address: address))
+        }
+        books[network] = book
+    }
+}

@@ -1,0 +1,232 @@
+import NetleaseCore
+
+/// Limits of the line protocol.
+public enum WireLimits {
+    /// Longest accepted line in bytes, terminator excluded. Longer: `ERR bad-request` and the connection closes.
+    public static let maxLineBytes = 8192
+    public static let protocolName = "NETLEASE"
+    public static let protocolVersion = 1
+}
+
+/// An ordered list of `key=value` fields with typed accessors whose errors name the field.
+public struct Fields: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public private(set) var pairs: [(key: String, value: String)]
+
+    public init() { pairs = [] }
+    public init(dictionaryLiteral elements: (String, String)...) { pairs = elements.map { (key: $0.0, value: $0.1) } }
+
+    public static func == (lhs: Fields, rhs: Fields) -> Bool {
+        lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+
+    public subscript(key: String) -> String? {
+        get { pairs.first(where: { $0.key == key })?.value }
+        set {
+            if let index = pairs.firstIndex(where: { $0.key == key }) {
+                if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
+            } else if let newValue {
+                pairs.append((key: key, value: newValue))
+            }
+        }
+    }
+
+    public mutating func append(_ key: String, _ value: String) { pairs.append((key: key, value: value)) }
+
+    public var keys: [String] { pairs.map(\.key) }
+
+    public func require(_ key: String) throws -> String {
+        guard let value = self[key] else { throw NetleaseError.badRequest("missing field '\(key)'") }
+        return value
+    }
+
+    public func requireNonEmpty(_ key: String) throws -> String {
+        let value = try require(key)
+        guard !value.isEmpty else { throw NetleaseError.badRequest("field '\(key)' must not be empty") }
+        return value
+    }
+
+    public func int(_ key: String) throws -> Int64? {
+        guard let text = self[key] else { return nil }
+        guard let value = WireNumber.parse(text) else {
+            throw NetleaseError.badRequest("field '\(key)' must be a whole number, got '\(text)'")
+        }
+        return value
+    }
+
+    public func requireInt(_ key: String) throws -> Int64 {
+        guard let value = try int(key) else { throw NetleaseError.badRequest("missing field '\(key)'") }
+        return value
+    }
+
+    public func address(_ key: String) throws -> IPv4Address? {
+        guard let text = self[key] else { return nil }
+        guard let value = IPv4Address(text) else {
+            throw NetleaseError.badRequest("field '\(key)' must be an IPv4 address, got '\(text)'")
+        }
+        return value
+    }
+
+    public func requireAddress(_ key: String) throws -> IPv4Address {
+        guard let value = try address(key) else { throw NetleaseError.badRequest("missing field '\(key)'") }
+        return value
+    }
+
+    /// Fails on keys outside `allowed`, so a mistyped field is an error instead of being ignored.
+    public func only(_ allowed: Set<String>, verb: String) throws {
+        for key in keys where !allowed.contains(key) {
+            throw NetleaseError.badRequest("\(verb) does not take field '\(key)'")
+        }
+    }
+}
+
+enum WireNumber {
+    /// Strict decimal: optional '-', 1-18 digits, no '+', no spaces.
+    static func parse(_ text: String) -> Int64? {
+        var utf8 = Substring(text).utf8[...]
+        var negative = false
+        if utf8.first == UInt8(ascii: "-") {
+            negative = true
+            utf8 = utf8.dropFirst()
+        }
+        guard !utf8.isEmpty, utf8.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for byte in utf8 {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            value = value * 10 + Int64(byte - 0x30)
+        }
+        return negative ? -value : value
+    }
+}
+
+/// One parsed line: a verb (or reply tag) and its fields.
+public struct Line: Sendable, Equatable {
+    public var verb: String
+    public var fields: Fields
+
+    public init(_ verb: String, _ fields: Fields = Fields()) {
+        self.verb = verb
+        self.fields = fields
+    }
+}
+
+/// The text form of the protocol.
+///
+/// ```
+/// line  = word *( SP field )          ; LF-terminated on the wire, CR before LF tolerated
+/// word  = 1*( ALPHA / DIGIT / "-" )   ; verbs are case-insensitive, rendered upper-case
+/// field = key "=" value
+/// key   = 1*( lower / DIGIT / "-" )
+/// value = *( %x21-24 / %x26-7E / "%" HEXDIG HEXDIG )   ; percent-encoded UTF-8
+/// ```
+/// Every byte of a value that is not printable ASCII, and every '%', is written as `%HH`. A space inside a value
+/// is therefore `%20`. Fields are separated by one or more spaces.
+public enum LineFormat {
+    public static func parse(_ text: Substring) throws -> Line {
+        var line = text
+        if line.hasSuffix("\r") { line = line.dropLast() }
+        guard line.utf8.count <= WireLimits.maxLineBytes else {
+            throw NetleaseError.badRequest("line longer than \(WireLimits.maxLineBytes) bytes")
+        }
+        for byte in line.utf8 where byte < 0x20 || byte > 0x7E {
+            throw NetleaseError.badRequest(
+                "byte 0x\(String(byte, radix: 16)) is not allowed in a line; percent-encode it in a value")
+        }
+        let tokens = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard let first = tokens.first else { throw NetleaseError.badRequest("empty line") }
+        guard first.utf8.allSatisfy({ isWordByte($0) }) else {
+            throw NetleaseError.badRequest("'\(first.prefix(40))' is not a verb (letters, digits and '-')")
+        }
+        var fields = Fields()
+        for token in tokens.dropFirst() {
+            guard let equals = token.firstIndex(of: "=") else {
+                throw NetleaseError.badRequest("'\(token.prefix(40))' is not a key=value field")
+            }
+            let key = String(token[..<equals])
+            guard !key.isEmpty, key.utf8.allSatisfy({ isKeyByte($0) }) else {
+                throw NetleaseError.badRequest("'\(key.prefix(40))' is not a field name (lower-case letters, digits, '-')")
+            }
+            guard fields[key] == nil else { throw NetleaseError.badRequest("field '\(key)' given twice") }
+            fields.append(key, try unescape(token[token.index(after: equals)...], key: key))
+        }
+        return Line(first.uppercased(), fields)
+    }
+
+    public static func render(_ line: Line) -> String {
+        var out = line.verb
+        for (key, value) in line.fields.pairs {
+            out += " "
+            out += key
+            out += "="
+            out += escape(value)
+        }
+        return out
+    }
+
+    public static func escape(_ value: String) -> String {
+        var needs = false
+        for byte in value.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") {
+            needs = true
+            break
+        }
+        guard needs else { return value }
+        var out = ""
+        out.reserveCapacity(value.utf8.count * 3)
+        for byte in value.utf8 {
+            if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "%") {
+                out += "%"
+                out += String(hexDigit(byte >> 4))
+                out += String(hexDigit(byte & 0xF))
+            } else {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out
+    }
+
+    static func unescape(_ text: Substring, key: String) throws -> String {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    throw NetleaseError.badRequest("field '\(key)' has a '%' not followed by two hex digits")
+                }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        guard let string = String(validating: bytes, as: UTF8.self) else {
+            throw NetleaseError.badRequest("field '\(key)' is not valid UTF-8 after percent-decoding")
+        }
+        return string
+    }
+
+    /// Makes free text safe for the rest of an `ERR` line: control characters become spaces.
+    public static func sanitizeMessage(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+    }
+
+    private static func isWordByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "-")
+    }
+
+    private static func isKeyByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "-")
+    }
+
+    private static func hexDigit(_ v: UInt8) -> Character {
+        Character(Unicode.Scalar(v < 10 ? v + 0x30 : v - 10 + 0x41))
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: b - 0x30
+        case 0x41...0x46: b - 0x41 + 10
+        case 0x61...0x66: b - 0x61 + 10
+        default: nil
+        }
+    }
+}

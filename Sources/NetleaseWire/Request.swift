@@ -1,0 +1,267 @@
+import NetleaseCore
+
+/// Every request a client can send, typed. `Request(line:)` parses, `line` renders; both directions are tested to
+/// round-trip.
+public enum Request: Sendable, Equatable {
+    case ping
+    case auth(secret: String)
+    case quit
+    case networkCreate(NetworkSpec)
+    case networkList
+    case networkShow(name: String)
+    case networkDelete(name: String)
+    case join(host: String, underlay: IPv4Address, networks: [String])
+    case heartbeat(host: String, epoch: Int64)
+    case hostList
+    case hostRemove(host: String)
+    case acquire(AcquireRequest)
+    case release(ReleaseRequest)
+    case reserve(network: String, address: IPv4Address, note: String)
+    case unreserve(network: String, address: IPv4Address)
+    case reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim)
+    case leaseList(Ledger.LeaseFilter)
+    case stats
+
+    /// Verbs as they appear on the wire.
+    public enum Verb: String, CaseIterable, Sendable {
+        case ping = "PING"
+        case auth = "AUTH"
+        case quit = "QUIT"
+        case networkCreate = "NETWORK-CREATE"
+        case networkList = "NETWORK-LIST"
+        case networkShow = "NETWORK-SHOW"
+        case networkDelete = "NETWORK-DELETE"
+        case join = "JOIN"
+        case heartbeat = "HEARTBEAT"
+        case hostList = "HOST-LIST"
+        case hostRemove = "HOST-REMOVE"
+        case acquire = "ACQUIRE"
+        case release = "RELEASE"
+        case reserve = "RESERVE"
+        case unreserve = "UNRESERVE"
+        case reportConflict = "REPORT-CONFLICT"
+        case leaseList = "LEASE-LIST"
+        case stats = "STATS"
+    }
+
+    public var verb: Verb {
+        switch self {
+        case .ping: .ping
+        case .auth: .auth
+        case .quit: .quit
+        case .networkCreate: .networkCreate
+        case .networkList: .networkList
+        case .networkShow: .networkShow
+        case .networkDelete: .networkDelete
+        case .join: .join
+        case .heartbeat: .heartbeat
+        case .hostList: .hostList
+        case .hostRemove: .hostRemove
+        case .acquire: .acquire
+        case .release: .release
+        case .reserve: .reserve
+        case .unreserve: .unreserve
+        case .reportConflict: .reportConflict
+        case .leaseList: .leaseList
+        case .stats: .stats
+        }
+    }
+
+    /// Whether the request changes state (needs an authenticated connection with write rights).
+    public var changesState: Bool {
+        switch self {
+        case .ping, .auth, .quit, .networkList, .networkShow, .hostList, .leaseList, .stats: false
+        default: true
+        }
+    }
+
+    /// Whether the request may be sent before `AUTH`.
+    public var allowedBeforeAuth: Bool {
+        switch self {
+        case .ping, .auth, .quit: true
+        default: false
+        }
+    }
+}
+
+public struct AcquireRequest: Sendable, Equatable {
+    public var network: String
+    public var owner: String
+    public var claim: HostClaim?
+    public var address: IPv4Address?
+    public var ifname: String
+
+    public init(network: String, owner: String, claim: HostClaim? = nil, address: IPv4Address? = nil,
+                ifname: String = "") {
+        self.network = network
+        self.owner = owner
+        self.claim = claim
+        self.address = address
+        self.ifname = ifname
+    }
+}
+
+public struct ReleaseRequest: Sendable, Equatable {
+    public var network: String
+    public var owner: String?
+    public var address: IPv4Address?
+    public var claim: HostClaim?
+
+    public init(network: String, owner: String? = nil, address: IPv4Address? = nil, claim: HostClaim? = nil) {
+        self.network = network
+        self.owner = owner
+        self.address = address
+        self.claim = claim
+    }
+}
+
+extension Request {
+    /// Parses one request line (terminator already removed).
+    public init(line text: Substring) throws {
+        try self.init(LineFormat.parse(text))
+    }
+
+    public init(_ line: Line) throws {
+        guard let verb = Verb(rawValue: line.verb) else {
+            throw NetleaseError.badRequest("unknown verb '\(line.verb.prefix(40))'")
+        }
+        let f = line.fields
+        func only(_ keys: String...) throws { try f.only(Set(keys), verb: verb.rawValue) }
+        switch verb {
+        case .ping:
+            try only()
+            self = .ping
+        case .quit:
+            try only()
+            self = .quit
+        case .auth:
+            try only("secret")
+            self = .auth(secret: try f.require("secret"))
+        case .networkCreate:
+            try only("name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude")
+            self = .networkCreate(try WireCodec.networkSpec(from: f, requireAll: false))
+        case .networkList:
+            try only()
+            self = .networkList
+        case .networkShow:
+            try only("name")
+            self = .networkShow(name: try f.requireNonEmpty("name"))
+        case .networkDelete:
+            try only("name")
+            self = .networkDelete(name: try f.requireNonEmpty("name"))
+        case .join:
+            try only("host", "underlay", "networks")
+            self = .join(
+                host: try f.requireNonEmpty("host"), underlay: try f.requireAddress("underlay"),
+                networks: WireCodec.list(f["networks"]))
+        case .heartbeat:
+            try only("host", "epoch")
+            self = .heartbeat(host: try f.requireNonEmpty("host"), epoch: try f.requireInt("epoch"))
+        case .hostList:
+            try only()
+            self = .hostList
+        case .hostRemove:
+            try only("host")
+            self = .hostRemove(host: try f.requireNonEmpty("host"))
+        case .acquire:
+            try only("network", "owner", "host", "epoch", "address", "ifname")
+            self = .acquire(AcquireRequest(
+                network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
+                claim: try WireCodec.claim(from: f), address: try f.address("address"), ifname: f["ifname"] ?? ""))
+        case .release:
+            try only("network", "owner", "address", "host", "epoch")
+            let request = ReleaseRequest(
+                network: try f.requireNonEmpty("network"), owner: f["owner"], address: try f.address("address"),
+                claim: try WireCodec.claim(from: f))
+            guard request.owner != nil || request.address != nil else {
+                throw NetleaseError.badRequest("RELEASE needs field 'owner' or 'address'")
+            }
+            self = .release(request)
+        case .reserve:
+            try only("network", "address", "note")
+            self = .reserve(
+                network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"),
+                note: f["note"] ?? "")
+        case .unreserve:
+            try only("network", "address")
+            self = .unreserve(network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"))
+        case .reportConflict:
+            try only("network", "address", "mac", "host", "epoch")
+            guard let claim = try WireCodec.claim(from: f), claim.epoch != nil else {
+                throw NetleaseError.badRequest("REPORT-CONFLICT needs fields 'host' and 'epoch'")
+            }
+            self = .reportConflict(
+                network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"),
+                mac: try f.requireNonEmpty("mac"), claim: claim)
+        case .leaseList:
+            try only("network", "host", "state", "owner")
+            var state: LeaseState?
+            if let text = f["state"] {
+                guard let parsed = LeaseState(rawValue: text) else {
+                    throw NetleaseError.badRequest(
+                        "field 'state' must be one of \(LeaseState.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                state = parsed
+            }
+            self = .leaseList(Ledger.LeaseFilter(network: f["network"], host: f["host"], state: state, owner: f["owner"]))
+        case .stats:
+            try only()
+            self = .stats
+        }
+    }
+
+    /// The request as a line, without terminator.
+    public var line: Line {
+        var f = Fields()
+        switch self {
+        case .ping, .quit, .networkList, .hostList, .stats:
+            break
+        case .auth(let secret):
+            f.append("secret", secret)
+        case .networkCreate(let spec):
+            f = WireCodec.fields(createRequest: spec)
+        case .networkShow(let name), .networkDelete(let name):
+            f.append("name", name)
+        case .join(let host, let underlay, let networks):
+            f.append("host", host)
+            f.append("underlay", underlay.description)
+            if !networks.isEmpty { f.append("networks", networks.joined(separator: ",")) }
+        case .heartbeat(let host, let epoch):
+            f.append("host", host)
+            f.append("epoch", String(epoch))
+        case .hostRemove(let host):
+            f.append("host", host)
+        case .acquire(let r):
+            f.append("network", r.network)
+            f.append("owner", r.owner)
+            WireCodec.append(claim: r.claim, to: &f)
+            if let address = r.address { f.append("address", address.description) }
+            if !r.ifname.isEmpty { f.append("ifname", r.ifname) }
+        case .release(let r):
+            f.append("network", r.network)
+            if let owner = r.owner { f.append("owner", owner) }
+            if let address = r.address { f.append("address", address.description) }
+            WireCodec.append(claim: r.claim, to: &f)
+        case .reserve(let network, let address, let note):
+            f.append("network", network)
+            f.append("address", address.description)
+            if !note.isEmpty { f.append("note", note) }
+        case .unreserve(let network, let address):
+            f.append("network", network)
+            f.append("address", address.description)
+        case .reportConflict(let network, let address, let mac, let claim):
+            f.append("network", network)
+            f.append("address", address.description)
+            f.append("mac", mac)
+            WireCodec.append(claim: claim, to: &f)
+        case .leaseList(let filter):
+            if let v = filter.network { f.append("network", v) }
+            if let v = filter.host { f.append("host", v) }
+            if let v = filter.state { f.append("state", v.rawValue) }
+            if let v = filter.owner { f.append("owner", v) }
+        }
+        return Line(verb.rawValue, f)
+    }
+
+    public var rendered: String { LineFormat.render(line) }
+}
