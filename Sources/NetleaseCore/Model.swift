@@ -179,3 +179,14 @@ public enum Names {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
     }
 }
+
+/// A network's definition and its address counts.
+public struct NetworkSummary: Sendable, Equatable {
+    public var spec: NetworkSpec
+    public var counts: PoolCounts
+
+    public init(spec: NetworkSpec, counts: PoolCounts) {
+        self.spec = spec
+        self.counts = counts
+    }
+}

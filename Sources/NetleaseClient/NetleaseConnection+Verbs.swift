@@ -1,0 +1,88 @@
+import NetleaseCore
+import NetleaseWire
+
+/// Typed calls for every verb. Each returns domain values and throws `NetleaseError` for `ERR` replies.
+extension NetleaseConnection {
+    public func ping() async throws {
+        try await send(.ping)
+    }
+
+    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
+        try WireCodec.networkSpec(from: try await send(.networkCreate(spec)).fields, requireAll: true)
+    }
+
+    public func networks() async throws -> [NetworkSummary] {
+        try await send(.networkList).records.map(Self.summary)
+    }
+
+    public func network(_ name: String) async throws -> NetworkSummary {
+        try Self.summary(try await send(.networkShow(name: name)).fields)
+    }
+
+    public func deleteNetwork(_ name: String) async throws {
+        try await send(.networkDelete(name: name))
+    }
+
+    public func join(host: String, underlay: IPv4Address, networks: [String] = []) async throws -> JoinReply {
+        let reply = try await send(.join(host: host, underlay: underlay, networks: networks))
+        return JoinReply(epoch: try reply.fields.requireInt("epoch"), bridges: try reply.records.map(WireCodec.lease))
+    }
+
+    @discardableResult
+    public func heartbeat(host: String, epoch: Int64) async throws -> Int64 {
+        try await send(.heartbeat(host: host, epoch: epoch)).fields.requireInt("epoch")
+    }
+
+    public func hosts() async throws -> [HostRecord] {
+        try await send(.hostList).records.map(WireCodec.host)
+    }
+
+    public func removeHost(_ name: String) async throws -> Int {
+        Int(try await send(.hostRemove(host: name)).fields.requireInt("released"))
+    }
+
+    public func acquire(_ request: AcquireRequest) async throws -> Lease {
+        try WireCodec.lease(from: try await send(.acquire(request)).fields)
+    }
+
+    /// Returns the released lease, or nil when nothing matched (release is idempotent).
+    @discardableResult
+    public func release(_ request: ReleaseRequest) async throws -> Lease? {
+        let fields = try await send(.release(request)).fields
+        guard fields["released"] == "1" else { return nil }
+        return try WireCodec.lease(from: fields)
+    }
+
+    public func reserve(network: String, address: IPv4Address, note: String = "") async throws -> Lease {
+        try WireCodec.lease(from: try await send(.reserve(network: network, address: address, note: note)).fields)
+    }
+
+    public func unreserve(network: String, address: IPv4Address) async throws {
+        try await send(.unreserve(network: network, address: address))
+    }
+
+    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+        -> Lease
+    {
+        try WireCodec.lease(
+            from: try await send(.reportConflict(network: network, address: address, mac: mac, claim: claim)).fields)
+    }
+
+    public func leases(_ filter: Ledger.LeaseFilter = .init()) async throws -> [Lease] {
+        try await send(.leaseList(filter)).records.map(WireCodec.lease)
+    }
+
+    public func stats() async throws -> Fields {
+        try await send(.stats).fields
+    }
+
+    static func summary(_ fields: Fields) throws -> NetworkSummary {
+        let spec = try WireCodec.networkSpec(from: fields, requireAll: true)
+        return NetworkSummary(spec: spec, counts: try WireCodec.counts(from: fields) ?? PoolCounts(usable: spec.usableCount))
+    }
+}
+
+public struct JoinReply: Sendable, Equatable {
+    public var epoch: Int64
+    public var bridges: [Lease]
+}

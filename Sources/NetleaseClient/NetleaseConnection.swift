@@ -1,0 +1,194 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import NetleaseCore
+import NetleaseWire
+
+/// The result of one request: the `OK` line's fields and any records that followed it.
+public struct ReplyData: Sendable, Equatable {
+    public var fields: Fields
+    public var records: [Fields]
+
+    public init(fields: Fields, records: [Fields] = []) {
+        self.fields = fields
+        self.records = records
+    }
+}
+
+/// One connection to a coordinator. Requests may be sent from several tasks at once: they are written in call order
+/// and each caller gets its own reply (the protocol answers in order), so concurrent calls pipeline.
+///
+/// Use it inside `NetleaseConnection.connect(to:secret:_:)`, which owns the socket's lifetime.
+public final class NetleaseConnection: Sendable {
+    private let waiters: ReplyWaiters
+    public let endpoint: Endpoint
+    public let greeting: Greeting
+
+    private init(waiters: ReplyWaiters, endpoint: Endpoint, greeting: Greeting) {
+        self.waiters = waiters
+        self.endpoint = endpoint
+        self.greeting = greeting
+    }
+
+    /// Connects, reads the greeting, authenticates when a secret is given, runs `body`, and closes.
+    public static func connect<T: Sendable>(
+        to endpoint: Endpoint, secret: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        connectTimeout: TimeAmount = .seconds(5),
+        _ body: (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        let channel: NIOAsyncChannel<LineFrame, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: endpoint.host, port: endpoint.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 24)))
+                        return try NIOAsyncChannel<LineFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
+            let waiters = ReplyWaiters(outgoing: outgoingContinuation)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                var lines = inbound.makeAsyncIterator()
+                guard case .line(let first)? = try await lines.next() else {
+                    throw NetleaseError(.unavailable, "\(endpoint) closed the connection before greeting")
+                }
+                if first.hasPrefix("ERR ") {
+                    if case .error(let error) = try Reply.parseHead(Substring(first)) { throw error }
+                }
+                let greeting = try Greeting(line: Substring(first))
+                group.addTask { [lines] in
+                    var lines = lines
+                    await ReplyReader(waiters: waiters, endpoint: endpoint).run(&lines)
+                }
+                group.addTask {
+                    do {
+                        for await text in outgoing { try await outbound.write(ByteBuffer(string: text)) }
+                    } catch {
+                        waiters.close(NetleaseError(.unavailable, "cannot write to \(endpoint): \(error)"))
+                    }
+                }
+                let connection = NetleaseConnection(waiters: waiters, endpoint: endpoint, greeting: greeting)
+                do {
+                    if let secret { _ = try await connection.send(.auth(secret: secret)) }
+                    let result = try await body(connection)
+                    outgoingContinuation.finish()
+                    group.cancelAll()
+                    return result
+                } catch {
+                    outgoingContinuation.finish()
+                    group.cancelAll()
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Sends one request and waits for its reply. An `ERR` reply is thrown as `NetleaseError`.
+    @discardableResult
+    public func send(_ request: Request) async throws -> ReplyData {
+        try await waiters.enqueue(request.rendered + "\n")
+    }
+}
+
+/// Reply slots in request order. The writer enqueues a slot and writes under one lock-ordered step, so the n-th
+/// line sent is matched with the n-th reply read.
+final class ReplyWaiters: Sendable {
+    private let state = Mutex(State())
+    private let outgoing: AsyncStream<String>.Continuation
+
+    struct State {
+        var slots: [CheckedContinuation<ReplyData, Error>] = []
+        var head = 0
+        var closed: NetleaseError?
+    }
+
+    init(outgoing: AsyncStream<String>.Continuation) {
+        self.outgoing = outgoing
+    }
+
+    /// Queues the reply slot and the line under one lock, so lines go out in the order their slots were queued.
+    func enqueue(_ text: String) async throws -> ReplyData {
+        try await withCheckedThrowingContinuation { continuation in
+            state.withLock { s in
+                if let closed = s.closed {
+                    continuation.resume(throwing: closed)
+                    return
+                }
+                s.slots.append(continuation)
+                outgoing.yield(text)
+            }
+        }
+    }
+
+    func complete(with result: Result<ReplyData, Error>) -> Bool {
+        let continuation = state.withLock { s -> CheckedContinuation<ReplyData, Error>? in
+            guard s.head < s.slots.count else { return nil }
+            let next = s.slots[s.head]
+            s.head += 1
+            if s.head == s.slots.count {
+                s.slots.removeAll(keepingCapacity: true)
+                s.head = 0
+            }
+            return next
+        }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        return true
+    }
+
+    func close(_ error: NetleaseError) {
+        let pending = state.withLock { s -> [CheckedContinuation<ReplyData, Error>] in
+            s.closed = s.closed ?? error
+            let pending = Array(s.slots[s.head...])
+            s.slots = []
+            s.head = 0
+            return pending
+        }
+        for continuation in pending { continuation.resume(throwing: error) }
+    }
+}
+
+/// Reads replies (head line plus `count` records) and hands each to the oldest waiting request.
+struct ReplyReader {
+    let waiters: ReplyWaiters
+    let endpoint: Endpoint
+
+    func run(_ lines: inout NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator) async {
+        do {
+            while let frame = try await lines.next() {
+                guard case .line(let text) = frame else { throw NetleaseError(.internalError, "reply line too long") }
+                let result: Result<ReplyData, Error>
+                switch try Reply.parseHead(Substring(text)) {
+                case .error(let error):
+                    result = .failure(error)
+                case .ok(let fields, let count):
+                    var records: [Fields] = []
+                    records.reserveCapacity(count ?? 0)
+                    for _ in 0..<(count ?? 0) {
+                        guard case .line(let recordText)? = try await lines.next() else {
+                            throw NetleaseError(.unavailable, "\(endpoint) closed the connection mid-reply")
+                        }
+                        let parsed = try LineFormat.parse(Substring(recordText))
+                        records.append(parsed.fields)
+                    }
+                    result = .success(ReplyData(fields: fields, records: records))
+                }
+                guard waiters.complete(with: result) else {
+                    throw NetleaseError(.internalError, "\(endpoint) sent a reply nobody asked for")
+                }
+            }
+            waiters.close(NetleaseError(.unavailable, "\(endpoint) closed the connection"))
+        } catch let error as NetleaseError {
+            waiters.close(error)
+        } catch {
+            waiters.close(NetleaseError(.unavailable, "connection to \(endpoint) failed: \(error)"))
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import NetleaseCore
+
+public struct CoordinatorConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// nil: no authentication (`--insecure`).
+    public var secret: ClusterSecret?
+    public var maxConnections: Int
+    /// A connection that sends nothing for this long is closed.
+    public var idleTimeoutSeconds: Int64
+    /// How often the reclaimer looks for lost hosts and finished cooldowns.
+    public var reclaimIntervalMilliseconds: Int64
+    /// Failed AUTH attempts after which a connection is closed.
+    public var maxAuthFailures: Int
+
+    public init(
+        host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, maxConnections: Int = 4096,
+        idleTimeoutSeconds: Int64 = 600, reclaimIntervalMilliseconds: Int64 = 1000, maxAuthFailures: Int = 3
+    ) {
+        self.host = host
+        self.port = port
+        self.secret = secret
+        self.maxConnections = maxConnections
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.reclaimIntervalMilliseconds = reclaimIntervalMilliseconds
+        self.maxAuthFailures = maxAuthFailures
+    }
+}

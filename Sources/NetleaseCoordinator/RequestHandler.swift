@@ -1,0 +1,167 @@
+import Logging
+import NetleaseCore
+import NetleaseStore
+import NetleaseWire
+import Synchronization
+
+/// What one connection knows about itself.
+public struct Session: Sendable {
+    public var authenticated: Bool
+    public var authFailures = 0
+    public var closeRequested = false
+
+    public init(authenticated: Bool) { self.authenticated = authenticated }
+}
+
+/// Counters shared by all connections.
+public final class ServerCounters: Sendable {
+    let connections = Atomic<Int>(0)
+    let connectionsTotal = Atomic<Int>(0)
+    let refusedConnections = Atomic<Int>(0)
+    let requests = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+
+    public init() {}
+}
+
+/// Turns one request line into one reply. Knows the protocol rules (auth, which verbs need it); the store knows
+/// the lease rules.
+public struct RequestHandler: Sendable {
+    let store: any LeaseStore
+    let secret: ClusterSecret?
+    let counters: ServerCounters
+    let maxAuthFailures: Int
+    let started: ContinuousClock.Instant
+    let logger: Logger
+
+    public init(store: any LeaseStore, secret: ClusterSecret?, counters: ServerCounters = ServerCounters(),
+                maxAuthFailures: Int = 3, logger: Logger = Logger(label: "netlease.coordinator")) {
+        self.store = store
+        self.secret = secret
+        self.counters = counters
+        self.maxAuthFailures = maxAuthFailures
+        self.started = .now
+        self.logger = logger
+    }
+
+    public func respond(to text: String, session: inout Session) async -> Reply {
+        counters.requests.add(1, ordering: .relaxed)
+        let reply: Reply
+        do {
+            let request = try Request(line: Substring(text))
+            reply = try await respond(to: request, session: &session)
+        } catch let error as NetleaseError {
+            reply = .error(error)
+        } catch {
+            logger.error("request failed unexpectedly", metadata: ["error": "\(error)"])
+            reply = .error(NetleaseError(.internalError, "internal error; see the coordinator log"))
+        }
+        if case .error = reply { counters.errors.add(1, ordering: .relaxed) }
+        return reply
+    }
+
+    func respond(to request: Request, session: inout Session) async throws -> Reply {
+        if !session.authenticated && !request.allowedBeforeAuth {
+            throw NetleaseError(.authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
+        }
+        switch request {
+        case .ping:
+            return .ok(["pong": "1"])
+        case .quit:
+            session.closeRequested = true
+            return .ok(["bye": "1"])
+        case .auth(let candidate):
+            guard let secret else {
+                session.authenticated = true
+                return .ok(["role": "admin"])
+            }
+            guard secret.matches(candidate) else {
+                session.authFailures += 1
+                if session.authFailures >= maxAuthFailures { session.closeRequested = true }
+                logger.warning("authentication failed", metadata: ["failures": "\(session.authFailures)"])
+                throw NetleaseError(.authFailed, "wrong secret")
+            }
+            session.authenticated = true
+            return .ok(["role": "admin"])
+        case .networkCreate(let spec):
+            let created = try await store.createNetwork(spec)
+            logger.info("network created", metadata: ["network": "\(created.name)", "subnet": "\(created.subnet)"])
+            return .ok(WireCodec.fields(network: created))
+        case .networkList:
+            let summaries = try await store.networks()
+            return .list(header: Fields(), tag: WireCodec.networkTag,
+                         records: summaries.map { WireCodec.fields(network: $0.spec, counts: $0.counts) })
+        case .networkShow(let name):
+            let summary = try await store.network(name)
+            return .ok(WireCodec.fields(network: summary.spec, counts: summary.counts))
+        case .networkDelete(let name):
+            try await store.deleteNetwork(name)
+            logger.info("network deleted", metadata: ["network": "\(name)"])
+            return .ok(["deleted": name])
+        case .join(let host, let underlay, let networks):
+            let result = try await store.join(host: host, underlay: underlay, networks: networks)
+            logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
+            return .list(header: ["host": host, "epoch": String(result.host.epoch)], tag: WireCodec.leaseTag,
+                         records: result.bridges.map(WireCodec.fields(lease:)))
+        case .heartbeat(let host, let epoch):
+            let record = try await store.heartbeat(host: host, epoch: epoch)
+            return .ok(["epoch": String(record.epoch)])
+        case .hostList:
+            return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
+        case .hostRemove(let host):
+            let released = try await store.removeHost(host)
+            logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
+            return .ok(["released": String(released)])
+        case .acquire(let r):
+            let lease = try await store.acquire(
+                network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname)
+            return .ok(WireCodec.fields(lease: lease))
+        case .release(let r):
+            guard let lease = try await store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim)
+            else { return .ok(["released": "0"]) }
+            var fields = WireCodec.fields(lease: lease)
+            fields["released"] = "1"
+            return .ok(fields)
+        case .reserve(let network, let address, let note):
+            return .ok(WireCodec.fields(lease: try await store.reserve(network: network, address: address, note: note)))
+        case .unreserve(let network, let address):
+            try await store.unreserve(network: network, address: address)
+            return .ok(["address": address.description])
+        case .reportConflict(let network, let address, let mac, let claim):
+            let lease = try await store.reportConflict(network: network, address: address, mac: mac, claim: claim)
+            logger.warning("address quarantined after an ARP answer",
+                           metadata: ["network": "\(network)", "address": "\(address)", "mac": "\(mac)", "host": "\(claim.host)"])
+            return .ok(WireCodec.fields(lease: lease))
+        case .leaseList(let filter):
+            return .list(header: Fields(), tag: WireCodec.leaseTag,
+                         records: try await store.leases(filter).map(WireCodec.fields(lease:)))
+        case .stats:
+            return .ok(try await statistics())
+        }
+    }
+
+    func statistics() async throws -> Fields {
+        let networks = try await store.networks()
+        let hosts = try await store.hosts()
+        let store = self.store.statistics()
+        var f = Fields()
+        f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
+        f.append("connections", String(counters.connections.load(ordering: .relaxed)))
+        f.append("connections-total", String(counters.connectionsTotal.load(ordering: .relaxed)))
+        f.append("connections-refused", String(counters.refusedConnections.load(ordering: .relaxed)))
+        f.append("requests", String(counters.requests.load(ordering: .relaxed)))
+        f.append("errors", String(counters.errors.load(ordering: .relaxed)))
+        f.append("store-operations", String(store.operations))
+        f.append("store-commits", String(store.commits))
+        f.append("store-failed-commits", String(store.failedCommits))
+        f.append("store-largest-batch", String(store.largestBatch))
+        f.append("networks", String(networks.count))
+        f.append("hosts-up", String(hosts.filter { $0.state == .up }.count))
+        f.append("hosts-lost", String(hosts.filter { $0.state == .lost }.count))
+        f.append("leases-active", String(networks.reduce(0) { $0 + $1.counts.active }))
+        f.append("leases-reserved", String(networks.reduce(0) { $0 + $1.counts.reserved }))
+        f.append("leases-conflict", String(networks.reduce(0) { $0 + $1.counts.conflict }))
+        f.append("leases-cooldown", String(networks.reduce(0) { $0 + $1.counts.cooldown }))
+        return f
+    }
+}

@@ -1,0 +1,43 @@
+import NetleaseCore
+
+/// Where the cluster's lease state lives. Narrow and domain-shaped: every method is one atomic step that keeps the
+/// invariants, and returns only after its effect is durable. Reads reflect every acknowledged write.
+///
+/// The SQLite implementation keeps the ledger in memory with the file as its durable log; a PostgreSQL
+/// implementation (several coordinators, one replicated store) would implement the same methods with row locks.
+public protocol LeaseStore: Sendable {
+    func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec
+    func deleteNetwork(_ name: String) async throws
+    func networks() async throws -> [NetworkSummary]
+    func network(_ name: String) async throws -> NetworkSummary
+
+    func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult
+    func heartbeat(host: String, epoch: Int64) async throws -> HostRecord
+    func hosts() async throws -> [HostRecord]
+    func removeHost(_ name: String) async throws -> Int
+
+    func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
+        async throws -> Lease
+    func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws -> Lease?
+    func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease
+    func unreserve(network: String, address: IPv4Address) async throws
+    func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws -> Lease
+    func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease]
+
+    /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
+    func reclaim() async throws -> [String]
+    func statistics() -> StoreStatistics
+    func close()
+}
+
+
+public struct StoreStatistics: Sendable, Equatable {
+    /// Operations answered (reads and writes).
+    public var operations: Int = 0
+    /// Durable transactions committed; operations / commits is the group-commit factor.
+    public var commits: Int = 0
+    public var failedCommits: Int = 0
+    public var largestBatch: Int = 0
+
+    public init() {}
+}

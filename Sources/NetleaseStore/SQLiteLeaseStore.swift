@@ -1,0 +1,320 @@
+import CSQLite
+import Dispatch
+import Foundation
+import Logging
+import NetleaseCore
+import Synchronization
+
+/// The default lease store: the ledger in memory, an SQLite file (WAL, `synchronous=FULL`) as its durable log.
+///
+/// Design notes:
+/// - Every operation runs against the in-memory `Ledger` under one lock, in arrival order, and appends the row
+///   changes it made. Those changes join the pending batch; a single writer commits whole batches in one
+///   transaction (group commit) and only then completes each operation. So an acknowledgement always follows the
+///   durable commit containing its change, and concurrent requests share one fsync.
+/// - Reads wait for the batch in flight too, so nobody sees state that might still be rolled back.
+/// - The `(network, address)` primary key and the partial unique index on active owners are the last guard: if
+///   the ledger ever produced a duplicate, the commit fails, the whole batch is refused with `storage` and the
+///   ledger is rebuilt from the file.
+/// - `locking_mode=EXCLUSIVE` holds the file for this process: a second coordinator on the same data directory
+///   fails at start instead of silently diverging.
+public final class SQLiteLeaseStore: LeaseStore {
+    public static let fileName = "netlease.db"
+    /// `PRAGMA application_id`: marks a file as ours ("NLSE").
+    static let applicationID: Int64 = 0x4E4C_5345
+
+    private struct PendingOperation {
+        var changes: [LedgerChange]
+        var complete: @Sendable (NetleaseError?) -> Void
+    }
+
+    private struct State: ~Copyable {
+        var ledger: Ledger
+        var pending: [PendingOperation] = []
+        var writing = false
+        var statistics = StoreStatistics()
+        var failure: NetleaseError?
+    }
+
+    private let state: Mutex<State>
+    private let clock: LeaseClock
+    private let logger: Logger
+    private let writerQueue = DispatchQueue(label: "netlease.store.writer")
+    /// Touched only on `writerQueue` after init. nonisolated(unsafe): confined to that queue by construction.
+    nonisolated(unsafe) private let database: SQLiteDatabase
+    public let path: String
+    public let storeID: String
+
+    /// Opens (or creates) the store in `directory`. Refuses a file that is not a netlease database, one that fails
+    /// SQLite's integrity check, or one held by another process, without changing it.
+    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), logger: Logger = Logger(label: "netlease.store"))
+        throws
+    {
+        self.clock = clock
+        self.logger = logger
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        self.path = path
+        try Self.checkHeader(path)
+        let db = try Self.wrap { try SQLiteDatabase(path: path) }
+        do {
+            try Self.wrap {
+                try db.execute("PRAGMA locking_mode=EXCLUSIVE")
+                try db.execute("PRAGMA journal_mode=WAL")
+                try db.execute("PRAGMA synchronous=FULL")
+                try db.execute("PRAGMA foreign_keys=ON")
+            }
+            try Self.claim(db, path: path)
+            try Self.checkIdentity(db, path: path)
+            try Self.wrap { try Schema.migrate(db) }
+            let storeID = try Self.wrap { try db.scalarText("SELECT value FROM meta WHERE key = 'store-id'") } ?? ""
+            let ledger = try Self.wrap { try Self.load(db, now: clock.now()) }
+            self.storeID = storeID
+            database = db
+            state = Mutex(State(ledger: ledger))
+        } catch {
+            db.close()
+            throw error
+        }
+    }
+
+    /// SQLite's `synchronous` setting of the writer connection (2 = FULL).
+    public func synchronousSetting() throws -> Int64 {
+        try writerQueue.sync { try Self.wrap { try database.scalarInt("PRAGMA synchronous") ?? -1 } }
+    }
+
+    public func close() {
+        writerQueue.sync { database.close() }
+    }
+
+    // MARK: LeaseStore
+
+    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
+        try await perform { ledger, now, changes in try ledger.createNetwork(spec, now: now, changes: &changes) }
+    }
+
+    public func deleteNetwork(_ name: String) async throws {
+        try await perform { ledger, _, changes in try ledger.deleteNetwork(name, changes: &changes) }
+    }
+
+    public func networks() async throws -> [NetworkSummary] {
+        try await perform { ledger, _, _ in
+            ledger.books.keys.sorted().map { NetworkSummary(spec: ledger.books[$0]!.spec, counts: ledger.books[$0]!.counts) }
+        }
+    }
+
+    public func network(_ name: String) async throws -> NetworkSummary {
+        try await perform { ledger, _, _ in
+            let book = try ledger.network(name)
+            return NetworkSummary(spec: book.spec, counts: book.counts)
+        }
+    }
+
+    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
+        try await perform { ledger, now, changes in
+            try ledger.join(host: host, underlay: underlay, networks: networks, now: now, changes: &changes)
+        }
+    }
+
+    public func heartbeat(host: String, epoch: Int64) async throws -> HostRecord {
+        try await perform { ledger, now, changes in
+            try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
+        }
+    }
+
+    public func hosts() async throws -> [HostRecord] {
+        try await perform { ledger, _, _ in ledger.hosts.values.sorted { $0.name < $1.name } }
+    }
+
+    public func removeHost(_ name: String) async throws -> Int {
+        try await perform { ledger, now, changes in try ledger.removeHost(name, now: now, changes: &changes) }
+    }
+
+    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
+        async throws -> Lease
+    {
+        try await perform { ledger, now, changes in
+            try ledger.acquire(
+                network: network, owner: owner, claim: claim, wanted: address, ifname: ifname, now: now,
+                changes: &changes)
+        }
+    }
+
+    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws
+        -> Lease?
+    {
+        try await perform { ledger, now, changes in
+            try ledger.release(network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
+        }
+    }
+
+    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
+        try await perform { ledger, now, changes in
+            try ledger.reserve(network: network, address: address, note: note, now: now, changes: &changes)
+        }
+    }
+
+    public func unreserve(network: String, address: IPv4Address) async throws {
+        try await perform { ledger, _, changes in try ledger.unreserve(network: network, address: address, changes: &changes) }
+    }
+
+    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+        -> Lease
+    {
+        try await perform { ledger, now, changes in
+            try ledger.reportConflict(network: network, address: address, mac: mac, claim: claim, now: now, changes: &changes)
+        }
+    }
+
+    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] {
+        try await perform { ledger, _, _ in try ledger.leases(filter) }
+    }
+
+    public func reclaim() async throws -> [String] {
+        try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
+    }
+
+    public func statistics() -> StoreStatistics {
+        state.withLock { $0.statistics }
+    }
+
+    // MARK: group commit
+
+    /// Runs `body` on the ledger in arrival order, then completes after the batch holding its changes is durable.
+    /// Changes made before `body` throws are valid on their own (the ledger guarantees it) and are committed too.
+    private func perform<T: Sendable>(
+        _ body: @escaping @Sendable (inout Ledger, Millis, inout [LedgerChange]) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let now = clock.now()
+            let startWriter = state.withLock { s -> Bool? in
+                if let failure = s.failure {
+                    continuation.resume(throwing: failure)
+                    return nil
+                }
+                var changes: [LedgerChange] = []
+                let result = Result<T, Error> { try body(&s.ledger, now, &changes) }
+                s.statistics.operations += 1
+                if changes.isEmpty && s.pending.isEmpty && !s.writing {
+                    continuation.resume(with: result)  // nothing uncommitted is visible: answer now
+                    return nil
+                }
+                s.pending.append(PendingOperation(changes: changes) { error in
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(with: result) }
+                })
+                if s.writing { return false }
+                s.writing = true
+                return true
+            }
+            if startWriter == true { writerQueue.async { self.drain() } }
+        }
+    }
+
+    /// Commits pending batches until none is left. Runs on `writerQueue` only.
+    private func drain() {
+        while true {
+            let batch = state.withLock { s -> [PendingOperation]? in
+                guard !s.pending.isEmpty else {
+                    s.writing = false
+                    return nil
+                }
+                let batch = s.pending
+                s.pending = []
+                return batch
+            }
+            guard let batch else { return }
+            do {
+                try database.transaction {
+                    for operation in batch {
+                        for change in operation.changes { try Schema.write(change, to: database) }
+                    }
+                }
+                state.withLock { s in
+                    s.statistics.commits += 1
+                    s.statistics.largestBatch = max(s.statistics.largestBatch, batch.count)
+                }
+                for operation in batch { operation.complete(nil) }
+            } catch {
+                let failure = Self.storageError(error, doing: "commit")
+                logger.error("commit failed; rebuilding the ledger from the file", metadata: ["error": "\(error)"])
+                let failed = state.withLock { s -> [PendingOperation] in
+                    s.statistics.failedCommits += 1
+                    let later = s.pending
+                    s.pending = []
+                    do {
+                        s.ledger = try Self.load(database, now: clock.now())
+                    } catch {
+                        s.failure = Self.storageError(error, doing: "reload after a failed commit")
+                        logger.critical("cannot reload the ledger; refusing all requests", metadata: ["error": "\(error)"])
+                    }
+                    return later
+                }
+                for operation in batch + failed { operation.complete(failure) }
+            }
+        }
+    }
+
+    // MARK: opening
+
+    private static func load(_ db: SQLiteDatabase, now: Millis) throws -> Ledger {
+        let networks = try Schema.networks(db)
+        let prefixes = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, $0.subnet.prefix) })
+        return Ledger(networks: networks, hosts: try Schema.hosts(db), leases: try Schema.leases(db, prefixes: prefixes),
+                      now: now)
+    }
+
+    private static func checkHeader(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        guard !header.isEmpty else { return }
+        guard header == Data("SQLite format 3\0".utf8) else {
+            throw NetleaseError(
+                .storage, "\(path) is not an SQLite database; refusing to start (move it away or point --data elsewhere)")
+        }
+    }
+
+    /// Takes the exclusive lock now rather than at the first write.
+    private static func claim(_ db: SQLiteDatabase, path: String) throws {
+        do {
+            try db.execute("BEGIN IMMEDIATE")
+            try db.execute("COMMIT")
+        } catch let error as SQLiteError where error.isBusy {
+            throw NetleaseError(.storage, "\(path) is in use by another process (is another coordinator running?)")
+        } catch {
+            throw storageError(error, doing: "lock \(path)")
+        }
+    }
+
+    private static func checkIdentity(_ db: SQLiteDatabase, path: String) throws {
+        let check = try wrap { try db.scalarText("PRAGMA quick_check") }
+        guard check == "ok" else {
+            throw NetleaseError(
+                .storage, "\(path) failed SQLite's integrity check (\(check ?? "no answer")); refusing to start. "
+                    + "Restore it from a backup; the file was left untouched")
+        }
+        let tables = try wrap { try db.scalarInt("SELECT count(*) FROM sqlite_master") } ?? 0
+        let id = try wrap { try db.scalarInt("PRAGMA application_id") } ?? 0
+        if tables > 0 && id != applicationID {
+            throw NetleaseError(
+                .storage, "\(path) is an SQLite database of another application (application_id \(id)); refusing to start")
+        }
+    }
+
+    static func wrap<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as NetleaseError { throw error } catch {
+            throw storageError(error, doing: "access the database")
+        }
+    }
+
+    static func storageError(_ error: Error, doing what: String) -> NetleaseError {
+        if let error = error as? NetleaseError { return error }
+        if let error = error as? SQLiteError {
+            if error.isFull { return NetleaseError(.storage, "cannot \(what): the disk is full", cause: error.description) }
+            if error.isConstraint {
+                return NetleaseError(.storage, "cannot \(what): a uniqueness guard refused the change", cause: error.description)
+            }
+            return NetleaseError(.storage, "cannot \(what): \(error.message)", cause: error.description)
+        }
+        return NetleaseError(.storage, "cannot \(what): \(error)")
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import NetleaseCore
+
+/// Tables, migrations and the mapping between rows and domain values.
+///
+/// Invariant 1 lives here as much as in the ledger: `PRIMARY KEY (network, address)` makes a second record for an
+/// address impossible, and `leases_active_owner` makes a second active lease of one owner in a network impossible.
+enum Schema {
+    /// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped entry; append.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE networks (
+            name TEXT PRIMARY KEY,
+            subnet TEXT NOT NULL,
+            tunnel TEXT NOT NULL,
+            vni INTEGER NOT NULL,
+            bridge TEXT NOT NULL,
+            mtu INTEGER NOT NULL,
+            lease_ttl INTEGER NOT NULL,
+            cooldown INTEGER NOT NULL,
+            excluded TEXT NOT NULL,
+            created INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE hosts (
+            name TEXT PRIMARY KEY,
+            underlay TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('up', 'lost')),
+            networks TEXT NOT NULL,
+            joined INTEGER NOT NULL,
+            last_heartbeat INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE leases (
+            network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+            address INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'reserved', 'conflict', 'cooldown')),
+            host TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            ifname TEXT NOT NULL,
+            note TEXT NOT NULL,
+            mac TEXT NOT NULL,
+            static INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            renewed INTEGER NOT NULL,
+            until INTEGER NOT NULL,
+            PRIMARY KEY (network, address)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX leases_active_owner ON leases (network, owner) WHERE state = 'active';
+        """,
+    ]
+
+    static func migrate(_ db: SQLiteDatabase) throws {
+        let version = Int(try db.scalarInt("PRAGMA user_version") ?? 0)
+        guard version <= migrations.count else {
+            throw NetleaseError(
+                .storage, "\(db.path) has schema version \(version), newer than this netlease (\(migrations.count)); "
+                    + "upgrade netlease")
+        }
+        guard version < migrations.count else { return }
+        try db.transaction {
+            for index in version..<migrations.count { try db.execute(migrations[index]) }
+            if version == 0 {
+                try db.execute("PRAGMA application_id = \(SQLiteLeaseStore.applicationID)")
+                try db.run("INSERT INTO meta (key, value) VALUES ('store-id', ?)", [.text(UUID().uuidString.lowercased())])
+            }
+            try db.execute("PRAGMA user_version = \(migrations.count)")
+        }
+    }
+
+    // MARK: writing
+
+    static func write(_ change: LedgerChange, to db: SQLiteDatabase) throws {
+        switch change {
+        case .insertNetwork(let spec):
+            try db.run(
+                """
+                INSERT INTO networks (name, subnet, tunnel, vni, bridge, mtu, lease_ttl, cooldown, excluded, created)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [.text(spec.name), .text(spec.subnet.description), .text(spec.tunnel.rawValue), .int(Int64(spec.vni)),
+                 .text(spec.bridge), .int(Int64(spec.mtu)), .int(Int64(spec.leaseTTL)), .int(Int64(spec.cooldown)),
+                 .text(spec.excluded.map(\.description).joined(separator: ",")), .int(spec.created)])
+        case .deleteNetwork(let name):
+            try db.run("DELETE FROM leases WHERE network = ?", [.text(name)])
+            try db.run("DELETE FROM networks WHERE name = ?", [.text(name)])
+        case .upsertHost(let host):
+            try db.run(
+                """
+                INSERT INTO hosts (name, underlay, epoch, state, networks, joined, last_heartbeat)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET underlay = excluded.underlay, epoch = excluded.epoch,
+                    state = excluded.state, networks = excluded.networks, joined = excluded.joined,
+                    last_heartbeat = excluded.last_heartbeat
+                """,
+                [.text(host.name), .text(host.underlay.description), .int(host.epoch), .text(host.state.rawValue),
+                 .text(host.networks.joined(separator: ",")), .int(host.joined), .int(host.lastHeartbeat)])
+        case .deleteHost(let name):
+            try db.run("DELETE FROM hosts WHERE name = ?", [.text(name)])
+        case .insertLease(let lease):
+            try db.run(
+                """
+                INSERT INTO leases (network, address, state, host, owner, ifname, note, mac, static, created, renewed,
+                    until)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, values(lease))
+        case .updateLease(let lease):
+            try db.run(
+                """
+                UPDATE leases SET state = ?3, host = ?4, owner = ?5, ifname = ?6, note = ?7, mac = ?8, static = ?9,
+                    created = ?10, renewed = ?11, until = ?12
+                WHERE network = ?1 AND address = ?2
+                """, values(lease))
+            guard db.changes == 1 else {
+                throw NetleaseError(.internalError, "update of \(lease.network) \(lease.address) found no row")
+            }
+        case .deleteLease(let network, let address):
+            try db.run("DELETE FROM leases WHERE network = ? AND address = ?", [.text(network), .int(Int64(address.value))])
+        }
+    }
+
+    private static func values(_ lease: Lease) -> [SQLiteValue] {
+        [.text(lease.network), .int(Int64(lease.address.value)), .text(lease.state.rawValue), .text(lease.host),
+         .text(lease.owner), .text(lease.ifname), .text(lease.note), .text(lease.mac), .int(lease.isStatic ? 1 : 0),
+         .int(lease.created), .int(lease.renewed), .int(lease.until)]
+    }
+
+    // MARK: reading
+
+    static func networks(_ db: SQLiteDatabase) throws -> [NetworkSpec] {
+        try db.query(
+            "SELECT name, subnet, tunnel, vni, bridge, mtu, lease_ttl, cooldown, excluded, created FROM networks"
+        ) { row in
+            let name = row.text(0)
+            guard let subnet = IPv4Subnet(row.text(1)), let tunnel = TunnelKind(rawValue: row.text(2)) else {
+                throw NetleaseError(.storage, "stored network '\(name)' is unreadable")
+            }
+            let excluded = try row.text(8).split(separator: ",").map { text -> IPv4Range in
+                guard let range = IPv4Range(text) else {
+                    throw NetleaseError(.storage, "stored network '\(name)' has unreadable exclusion '\(text)'")
+                }
+                return range
+            }
+            return NetworkSpec(
+                name: name, subnet: subnet, tunnel: tunnel, vni: UInt32(truncatingIfNeeded: row.int(3)),
+                bridge: row.text(4), mtu: Int(row.int(5)), leaseTTL: Int(row.int(6)), cooldown: Int(row.int(7)),
+                excluded: excluded, created: row.int(9))
+        }
+    }
+
+    static func hosts(_ db: SQLiteDatabase) throws -> [HostRecord] {
+        try db.query("SELECT name, underlay, epoch, state, networks, joined, last_heartbeat FROM hosts") { row in
+            let name = row.text(0)
+            guard let underlay = IPv4Address(row.text(1)), let state = HostState(rawValue: row.text(3)) else {
+                throw NetleaseError(.storage, "stored host '\(name)' is unreadable")
+            }
+            return HostRecord(
+                name: name, underlay: underlay, epoch: row.int(2), state: state,
+                networks: row.text(4).split(separator: ",").map(String.init), joined: row.int(5),
+                lastHeartbeat: row.int(6))
+        }
+    }
+
+    static func leases(_ db: SQLiteDatabase, prefixes: [String: Int]) throws -> [Lease] {
+        try db.query(
+            """
+            SELECT network, address, state, host, owner, ifname, note, mac, static, created, renewed, until
+            FROM leases ORDER BY network, address
+            """
+        ) { row in
+            let network = row.text(0)
+            guard let prefix = prefixes[network], let state = LeaseState(rawValue: row.text(2)) else {
+                throw NetleaseError(.storage, "stored lease in '\(network)' is unreadable")
+            }
+            return Lease(
+                network: network, address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))), prefix: prefix,
+                state: state, host: row.text(3), owner: row.text(4), ifname: row.text(5), note: row.text(6),
+                mac: row.text(7), isStatic: row.int(8) != 0, created: row.int(9), renewed: row.int(10),
+                until: row.int(11))
+        }
+    }
+}
