@@ -150,16 +150,20 @@ public struct Reclaimer: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                for host in try await store.reclaim() {
-                    logger.warning("host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
-                                   metadata: ["host": "\(host)"])
+        // Sleeping is cancelled by graceful shutdown, so the reclaimer never delays a stop by an interval.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    for host in try await store.reclaim() {
+                        logger.warning(
+                            "host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
+                            metadata: ["host": "\(host)"])
+                    }
+                } catch {
+                    logger.error("reclaim failed", metadata: ["error": "\(error)"])
                 }
-            } catch {
-                logger.error("reclaim failed", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: interval)
             }
-            try? await Task.sleep(for: interval)
         }
     }
 }

@@ -54,6 +54,12 @@ public final class SQLiteLeaseStore: LeaseStore {
         self.logger = logger
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         self.path = path
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw NetleaseError(.storage, "cannot create data directory \(directory): \(error.localizedDescription)")
+        }
         try Self.checkHeader(path)
         let db = try Self.wrap { try SQLiteDatabase(path: path) }
         do {

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NetleaseClient
+import NetleaseCoordinator
+import NetleaseCore
+import NetleaseStore
+import ServiceLifecycle
+
+extension Netlease {
+    struct Coordinator: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the coordinator: the one owner of every address, answering the line protocol over TCP.",
+            discussion: """
+                On first start it creates DIR (mode 0700), the lease database DIR/netlease.db and the cluster \
+                secret DIR/cluster-secret (mode 0600). Give that secret file to agents and admins. The first line \
+                printed on stdout once ready is 'netlease coordinator listening on HOST:PORT'. SIGTERM or SIGINT \
+                stops it gracefully.
+                """)
+
+        @Option(help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "addr:port"))
+        var listen = "0.0.0.0:7420"
+
+        @Option(help: ArgumentHelp("Data directory for the database and the cluster secret.", valueName: "dir"))
+        var data = "./netlease-data"
+
+        @Flag(help: "Accept requests without authentication (logs a warning; for throwaway test clusters only).")
+        var insecure = false
+
+        @Option(help: "Maximum simultaneous connections; more are refused with 'overloaded'.")
+        var maxConnections = 4096
+
+        @Option(help: ArgumentHelp("Close connections that send nothing for this long.", valueName: "seconds"))
+        var idleTimeout: Int64 = 600
+
+        @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+        var logLevel = "info"
+
+        func validate() throws {
+            guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+            guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        }
+
+        func run() async throws {
+            let level = Logger.Level(rawValue: logLevel) ?? .info
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "netlease.coordinator")
+            try await reportingErrors {
+                let endpoint = try Endpoint(parsing: listen)
+                try FileManager.default.createDirectory(
+                    atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                var secret: ClusterSecret?
+                if insecure {
+                    logger.warning("--insecure: every client may change state without authentication")
+                } else {
+                    let path = (data as NSString).appendingPathComponent(ClusterSecret.fileName)
+                    let (loaded, created) = try ClusterSecret.loadOrCreate(at: path)
+                    secret = loaded
+                    if created { logger.notice("created cluster secret", metadata: ["path": "\(path)"]) }
+                }
+                let store = try SQLiteLeaseStore(directory: data, logger: Logger(label: "netlease.store"))
+                defer { store.close() }
+                logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
+                let configuration = CoordinatorConfiguration(
+                    host: endpoint.host, port: endpoint.port, secret: secret, maxConnections: maxConnections,
+                    idleTimeoutSeconds: idleTimeout)
+                let server = CoordinatorServer(configuration: configuration, store: store, logger: logger) { address in
+                    let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
+                    // Written unbuffered: scripts wait for this line before they connect.
+                    FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
+                }
+                let group = ServiceGroup(
+                    configuration: .init(
+                        services: [.init(service: server), .init(service: Reclaimer(store: store))],
+                        gracefulShutdownSignals: [.sigterm, .sigint],
+                        logger: logger))
+                try await group.run()
+            }
+        }
+    }
+}

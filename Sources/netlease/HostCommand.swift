@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import NetleaseClient
+import NetleaseCore
+
+extension Netlease {
+    struct Hosts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List hosts that joined the cluster.")
+        @OptionGroup var client: ClientOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let hosts = try await client.withConnection { try await $0.hosts() }
+                if json { return try printJSON(hosts.map(HostJSON.init)) }
+                var table = TextTable("NAME", "UNDERLAY", "STATE", "EPOCH", "NETWORKS", "LAST HEARTBEAT")
+                for h in hosts {
+                    table.add([h.name, h.underlay.description, h.state.rawValue, String(h.epoch),
+                               dash(h.networks.joined(separator: ",")), TimeFormat.iso(h.lastHeartbeat)])
+                }
+                print(table.rendered)
+            }
+        }
+    }
+
+    struct HostCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "host", abstract: "Manage hosts.", subcommands: [Remove.self])
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a host for good: its leases go to cooldown; it must join again to come back.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "Host name.") var name: String
+
+            func run() async throws {
+                try await reportingErrors {
+                    let released = try await client.withConnection { try await $0.removeHost(name) }
+                    print("removed host \(name); \(released) lease(s) moved to cooldown")
+                }
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show coordinator statistics.")
+        @OptionGroup var client: ClientOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let fields = try await client.withConnection { try await $0.stats() }
+                if json {
+                    var object: [String: Int64] = [:]
+                    for (k, v) in fields.pairs { object[k] = Int64(v) ?? 0 }
+                    return try printJSON(object)
+                }
+                var table = TextTable("STAT", "VALUE")
+                for (k, v) in fields.pairs { table.add([k, v]) }
+                print(table.rendered)
+            }
+        }
+    }
+}

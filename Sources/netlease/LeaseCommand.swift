@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import NetleaseClient
+import NetleaseCore
+import NetleaseWire
+
+extension Netlease {
+    struct LeaseCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "lease", abstract: "Acquire, release, reserve and unreserve addresses by hand.",
+            subcommands: [Acquire.self, Release.self, Reserve.self, Unreserve.self])
+    }
+
+    struct Leases: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List leases (active, reserved and conflict; cooldown with --state cooldown).")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Only this network.") var network: String?
+        @Option(help: "Only leases of this host.") var host: String?
+        @Option(help: "Only this state: active, reserved, conflict or cooldown.") var state: String?
+        @Option(help: "Only this owner.") var owner: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                var filter = Ledger.LeaseFilter(network: network, host: host, owner: owner)
+                if let state {
+                    guard let parsed = LeaseState(rawValue: state) else {
+                        throw NetleaseError.badRequest("--state '\(state)' must be active, reserved, conflict or cooldown")
+                    }
+                    filter.state = parsed
+                }
+                let leases = try await client.withConnection { try await $0.leases(filter) }
+                if json { return try printJSON(leases.map(LeaseJSON.init)) }
+                var table = TextTable("NETWORK", "ADDRESS", "STATE", "HOST", "OWNER", "IFNAME", "RENEWED", "DETAIL")
+                for l in leases {
+                    var detail: [String] = []
+                    if l.isStatic && l.state == .active { detail.append("static") }
+                    if !l.mac.isEmpty { detail.append("mac=\(l.mac)") }
+                    if !l.note.isEmpty { detail.append("note=\(l.note)") }
+                    if l.state == .cooldown { detail.append("until=\(TimeFormat.iso(l.until))") }
+                    table.add([l.network, "\(l.address)/\(l.prefix)", l.state.rawValue, dash(l.host), dash(l.owner),
+                               dash(l.ifname), TimeFormat.iso(l.renewed), detail.isEmpty ? "-" : detail.joined(separator: " ")])
+                }
+                print(table.rendered)
+            }
+        }
+    }
+}
+
+func dash(_ text: String) -> String { text.isEmpty ? "-" : text }
+
+extension Netlease.LeaseCommand {
+    struct Acquire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lease an address to an owner; prints A.B.C.D/PREFIX.",
+            discussion: """
+                Idempotent: the same --network and --owner get the same address back. Without --host, or for a \
+                host that never joined, the lease is static: it never expires and stays until released.
+                """)
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Network name.") var network: String
+        @Option(help: "Owner id, e.g. a container id.") var owner: String
+        @Option(help: "Host the lease belongs to (expires with the host's heartbeats if it joined).") var host: String?
+        @Option(help: "Ask for this address.") var address: String?
+        @Flag(help: "Print the lease as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let wanted = try address.map { try parseAddress($0, field: "--address") }
+                let request = AcquireRequest(network: network, owner: owner, claim: host.map { HostClaim(host: $0) },
+                                             address: wanted)
+                let lease = try await client.withConnection { try await $0.acquire(request) }
+                if json { try printJSON(LeaseJSON(lease)) } else { print("\(lease.address)/\(lease.prefix)") }
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Release a lease by owner or by address (idempotent); the address enters cooldown.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Network name.") var network: String
+        @Option(help: "Owner whose lease to release.") var owner: String?
+        @Option(help: "Address to release (also clears a conflict quarantine).") var address: String?
+        @Flag(help: "Print the released lease as JSON (null when nothing was held).") var json = false
+
+        func validate() throws {
+            guard (owner == nil) != (address == nil) else { throw ValidationError("give exactly one of --owner or --address") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let wanted = try address.map { try parseAddress($0, field: "--address") }
+                let released = try await client.withConnection {
+                    try await $0.release(ReleaseRequest(network: network, owner: owner, address: wanted))
+                }
+                if json { return try printJSON(released.map(LeaseJSON.init)) }
+                if let released {
+                    print("released \(released.address)/\(released.prefix)")
+                } else {
+                    print("nothing to release")
+                }
+            }
+        }
+    }
+
+    struct Reserve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set an address aside so it is never handed out.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Network name.") var network: String
+        @Option(help: "Address to reserve.") var address: String
+        @Option(help: "Why (shown in listings).") var note: String = ""
+        @Flag(help: "Print the reservation as JSON.") var json = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let target = try parseAddress(address, field: "--address")
+                let lease = try await client.withConnection {
+                    try await $0.reserve(network: network, address: target, note: note)
+                }
+                if json { try printJSON(LeaseJSON(lease)) } else { print("reserved \(lease.address)/\(lease.prefix)") }
+            }
+        }
+    }
+
+    struct Unreserve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Return a reserved address to the pool.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Network name.") var network: String
+        @Option(help: "Reserved address.") var address: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let target = try parseAddress(address, field: "--address")
+                try await client.withConnection { try await $0.unreserve(network: network, address: target) }
+                print("unreserved \(target)")
+            }
+        }
+    }
+}

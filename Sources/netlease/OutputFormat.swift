@@ -1,0 +1,122 @@
+import Foundation
+import NetleaseCore
+
+/// Aligned plain-text tables for people.
+struct TextTable {
+    var header: [String]
+    var rows: [[String]] = []
+
+    init(_ header: String...) { self.header = header }
+
+    mutating func add(_ row: [String]) { rows.append(row) }
+
+    var rendered: String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in all { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        return all.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+enum TimeFormat {
+    /// RFC 3339 UTC with milliseconds, or "-" for 0.
+    static func iso(_ millis: Millis) -> String {
+        guard millis > 0 else { return "-" }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+}
+
+/// JSON shapes of the CLI's `--json` output. Field names are a contract for scripts.
+struct LeaseJSON: Encodable {
+    var network, address, cidr, state, host, owner, ifname, note, mac, created, renewed: String
+    var prefix: Int
+    var isStatic: Bool
+    var until: String?
+
+    enum CodingKeys: String, CodingKey {
+        case network, address, cidr, prefix, state, host, owner, ifname, note, mac, created, renewed, until
+        case isStatic = "static"
+    }
+
+    init(_ lease: Lease) {
+        network = lease.network
+        address = lease.address.description
+        cidr = "\(lease.address)/\(lease.prefix)"
+        prefix = lease.prefix
+        state = lease.state.rawValue
+        host = lease.host
+        owner = lease.owner
+        ifname = lease.ifname
+        note = lease.note
+        mac = lease.mac
+        isStatic = lease.isStatic
+        created = TimeFormat.iso(lease.created)
+        renewed = TimeFormat.iso(lease.renewed)
+        until = lease.state == .cooldown ? TimeFormat.iso(lease.until) : nil
+    }
+}
+
+struct NetworkJSON: Encodable {
+    var name, subnet, tunnel, bridge, created: String
+    var vni: UInt32
+    var mtu, leaseTTL, cooldown: Int
+    var exclude: [String]
+    var usable: UInt64
+    var free: UInt64
+    var active, reserved, conflict, cooling: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, subnet, tunnel, bridge, created, vni, mtu, exclude, usable, free, active, reserved, conflict
+        case leaseTTL = "lease_ttl", cooldown, cooling = "in_cooldown"
+    }
+
+    init(_ summary: NetworkSummary) {
+        let spec = summary.spec
+        name = spec.name
+        subnet = spec.subnet.description
+        tunnel = spec.tunnel.rawValue
+        bridge = spec.bridge
+        created = TimeFormat.iso(spec.created)
+        vni = spec.vni
+        mtu = spec.mtu
+        leaseTTL = spec.leaseTTL
+        cooldown = spec.cooldown
+        exclude = spec.excluded.map(\.description)
+        usable = summary.counts.usable
+        free = summary.counts.free
+        active = summary.counts.active
+        reserved = summary.counts.reserved
+        conflict = summary.counts.conflict
+        cooling = summary.counts.cooldown
+    }
+}
+
+struct HostJSON: Encodable {
+    var name, underlay, state, joined, heartbeat: String
+    var epoch: Int64
+    var networks: [String]
+
+    init(_ host: HostRecord) {
+        name = host.name
+        underlay = host.underlay.description
+        state = host.state.rawValue
+        joined = TimeFormat.iso(host.joined)
+        heartbeat = TimeFormat.iso(host.lastHeartbeat)
+        epoch = host.epoch
+        networks = host.networks
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    print(String(decoding: data, as: UTF8.self))
+}
