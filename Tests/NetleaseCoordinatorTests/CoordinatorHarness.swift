@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import NIOCore
+import NetleaseClient
+import NetleaseCoordinator
+import NetleaseCore
+import NetleaseStore
+import ServiceLifecycle
+import XCTest
+
+/// A real coordinator on 127.0.0.1, port 0, with a store in a temporary directory. Stopped with a graceful shutdown.
+final class CoordinatorHarness: @unchecked Sendable {
+    // @unchecked: fields are set once in `start` before the harness is shared, and only read afterwards.
+    let directory: URL
+    let store: SQLiteLeaseStore
+    let secret: ClusterSecret?
+    private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
+    private var group: ServiceGroup?
+    private var runTask: Task<Void, Error>?
+
+    init(secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
+         directory: URL? = nil) throws {
+        self.directory = directory ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-test-\(UUID().uuidString)")
+        self.secret = secret
+        store = try SQLiteLeaseStore(directory: self.directory.path, clock: clock)
+    }
+
+    static func start(
+        secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
+        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600
+    ) async throws -> CoordinatorHarness {
+        let harness = try CoordinatorHarness(secret: secret, clock: clock)
+        try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds)
+        return harness
+    }
+
+    private func run(maxConnections: Int, idleTimeoutSeconds: Int64) async throws {
+        var logger = Logger(label: "test.coordinator")
+        logger.logLevel = .critical
+        let configuration = CoordinatorConfiguration(
+            host: "127.0.0.1", port: 0, secret: secret, maxConnections: maxConnections,
+            idleTimeoutSeconds: idleTimeoutSeconds)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let server = CoordinatorServer(configuration: configuration, store: store, logger: logger) { address in
+            continuation.yield(address.port ?? 0)
+            continuation.finish()
+        }
+        let group = ServiceGroup(services: [server], logger: logger)
+        self.group = group
+        runTask = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw NetleaseError(.unavailable, "server did not start") }
+        endpoint = Endpoint(host: "127.0.0.1", port: port)
+    }
+
+    func stop() async {
+        await group?.triggerGracefulShutdown()
+        _ = try? await runTask?.value
+        store.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func connect<T: Sendable>(authenticated: Bool = true, _ body: (NetleaseConnection) async throws -> T)
+        async throws -> T
+    {
+        try await NetleaseConnection.connect(to: endpoint, secret: authenticated ? secret?.text : nil, body)
+    }
+}
