@@ -69,7 +69,9 @@ let package = Package(
         .testTarget(
             name: "NetleaseCoordinatorTests",
             dependencies: [
-                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore",
+                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire",
+                // The crash tests run the real executable as a child process.
+                "netlease",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -63,12 +63,6 @@ public final class SQLiteLeaseStore: LeaseStore {
         try Self.checkHeader(path)
         let db = try Self.wrap { try SQLiteDatabase(path: path) }
         do {
-            try Self.wrap {
-                try db.execute("PRAGMA locking_mode=EXCLUSIVE")
-                try db.execute("PRAGMA journal_mode=WAL")
-                try db.execute("PRAGMA synchronous=FULL")
-                try db.execute("PRAGMA foreign_keys=ON")
-            }
             try Self.claim(db, path: path)
             try Self.checkIdentity(db, path: path)
             try Self.wrap { try Schema.migrate(db) }
@@ -279,15 +273,19 @@ public final class SQLiteLeaseStore: LeaseStore {
         }
     }
 
-    /// Takes the exclusive lock now rather than at the first write.
+    /// Sets the connection up and takes the exclusive lock now rather than at the first write.
     private static func claim(_ db: SQLiteDatabase, path: String) throws {
         do {
+            try db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            try db.execute("PRAGMA journal_mode=WAL")
+            try db.execute("PRAGMA synchronous=FULL")
+            try db.execute("PRAGMA foreign_keys=ON")
             try db.execute("BEGIN IMMEDIATE")
             try db.execute("COMMIT")
         } catch let error as SQLiteError where error.isBusy {
             throw NetleaseError(.storage, "\(path) is in use by another process (is another coordinator running?)")
         } catch {
-            throw storageError(error, doing: "lock \(path)")
+            throw storageError(error, doing: "open \(path)")
         }
     }
 
