@@ -43,6 +43,8 @@ let package = Package(
                 "NetleaseCore", "NetleaseWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets) behind protocols, plus a recording fake.

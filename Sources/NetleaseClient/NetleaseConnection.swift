@@ -90,6 +90,13 @@ public final class NetleaseConnection: Sendable {
         }
     }
 
+    /// Turns this connection into an event stream: returns the current hosts and every change after them. The
+    /// stream ends when the connection does. Send nothing else on a watching connection.
+    public func watch() async throws -> (hosts: [HostRecord], events: AsyncStream<Event>) {
+        let reply = try await send(.watch)
+        return (try reply.records.map(WireCodec.host), waiters.events)
+    }
+
     /// Sends one request and waits for its reply. An `ERR` reply is thrown as `NetleaseError`.
     @discardableResult
     public func send(_ request: Request) async throws -> ReplyData {
@@ -102,6 +109,8 @@ public final class NetleaseConnection: Sendable {
 final class ReplyWaiters: Sendable {
     private let state = Mutex(State())
     private let outgoing: AsyncStream<String>.Continuation
+    let events: AsyncStream<Event>
+    let eventSink: AsyncStream<Event>.Continuation
 
     struct State {
         var slots: [CheckedContinuation<ReplyData, Error>] = []
@@ -111,6 +120,7 @@ final class ReplyWaiters: Sendable {
 
     init(outgoing: AsyncStream<String>.Continuation) {
         self.outgoing = outgoing
+        (events, eventSink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
     }
 
     /// Queues the reply slot and the line under one lock, so lines go out in the order their slots were queued.
@@ -152,6 +162,7 @@ final class ReplyWaiters: Sendable {
             return pending
         }
         for continuation in pending { continuation.resume(throwing: error) }
+        eventSink.finish()
     }
 }
 
@@ -164,6 +175,10 @@ struct ReplyReader {
         do {
             while let frame = try await lines.next() {
                 guard case .line(let text) = frame else { throw NetleaseError(.internalError, "reply line too long") }
+                if text.hasPrefix(Event.tag + " ") {
+                    waiters.eventSink.yield(try Event(line: Substring(text)))
+                    continue
+                }
                 let result: Result<ReplyData, Error>
                 switch try Reply.parseHead(Substring(text)) {
                 case .error(let error):

@@ -7,131 +7,94 @@ import NetleaseStore
 import NetleaseWire
 import ServiceLifecycle
 
-/// The coordinator's TCP server: one child task per connection inside a discarding task group; each connection's
-/// task catches its own errors, so one bad client never stops the server or stalls another.
-///
-/// Per connection: greeting, then one reply per request line, in order. Framing (line split, length cap) is
-/// `LineFrameDecoder`; parsing is `NetleaseWire`; acting is `RequestHandler`. A slow reader only stalls itself:
-/// writes wait for its socket to drain, and while they wait nothing more is read from it.
+/// The coordinator's TCP service. Per connection: greeting, then one reply per request line, in order; a `WATCH`
+/// turns the connection into an event stream. Framing, caps and timeouts are `LineServer`'s; parsing is
+/// `NetleaseWire`'s; acting is `RequestHandler`'s.
 public struct CoordinatorServer: Service {
     let configuration: CoordinatorConfiguration
     let handler: RequestHandler
-    let counters: ServerCounters
+    let server: LineServer
     let logger: Logger
-    let group: any EventLoopGroup
     let onListening: @Sendable (SocketAddress) -> Void
+    public let events: EventHub
+    /// How often a watcher gets a keepalive event when nothing else happened.
+    let keepaliveInterval: Duration
 
     public init(
-        configuration: CoordinatorConfiguration, store: any LeaseStore,
+        configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "netlease.coordinator"),
+        logger: Logger = Logger(label: "netlease.coordinator"), keepaliveInterval: Duration = .seconds(20),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
-        let counters = ServerCounters()
-        self.counters = counters
-        handler = RequestHandler(store: store, secret: configuration.secret, counters: counters,
+        server = LineServer(
+            configuration: .init(
+                address: .tcp(host: configuration.host, port: configuration.port),
+                maxConnections: configuration.maxConnections,
+                idleTimeout: .seconds(configuration.idleTimeoutSeconds)),
+            group: group, logger: logger)
+        handler = RequestHandler(store: store, secret: configuration.secret,
+                                 counters: ServerCounters(connections: server.counters), events: events,
                                  maxAuthFailures: configuration.maxAuthFailures, logger: logger)
+        self.events = events
         self.logger = logger
-        self.group = group
+        self.keepaliveInterval = keepaliveInterval
         self.onListening = onListening
     }
 
     public func run() async throws {
-        let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
-        let counters = self.counters
-        let maxConnections = configuration.maxConnections
-        let server: NIOAsyncChannel<NIOAsyncChannel<LineFrame, ByteBuffer>, Never>
-        do {
-            server = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.maxMessagesPerRead, value: 16)
-                .bind(host: configuration.host, port: configuration.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(IdleStateHandler(readTimeout: idle))
-                        try sync.addHandler(IdleConnectionCloser())
-                        try sync.addHandler(ByteToMessageHandler(LineFrameDecoder()))
-                        return try NIOAsyncChannel<LineFrame, ByteBuffer>(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                    }
-                }
-        } catch {
-            throw NetleaseError(.unavailable, "cannot listen on \(configuration.host):\(configuration.port): \(error)")
-        }
-        if let address = server.channel.localAddress { onListening(address) }
-        logger.info("coordinator listening", metadata: [
-            "address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")",
-            "auth": "\(configuration.secret == nil ? "disabled" : "required")",
-        ])
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { tasks in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        let total = counters.connections.add(1, ordering: .relaxed).newValue
-                        counters.connectionsTotal.add(1, ordering: .relaxed)
-                        tasks.addTask {
-                            defer { counters.connections.subtract(1, ordering: .relaxed) }
-                            await serve(connection, overCap: total > maxConnections)
-                        }
-                    }
-                }
-                tasks.cancelAll()
-            }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
-        }
+        try await server.run(onListening: { address in
+            if let address { onListening(address) }
+            logger.info("coordinator listening", metadata: [
+                "address": "\(address.map { "\($0)" } ?? "?")",
+                "auth": "\(configuration.secret == nil ? "disabled" : "required")",
+            ])
+        }, handler: { connection in
+            try await serve(connection)
+        })
         logger.info("coordinator stopped")
     }
 
-    private func serve(_ connection: NIOAsyncChannel<LineFrame, ByteBuffer>, overCap: Bool) async {
-        let peer = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                if overCap {
-                    counters.refusedConnections.add(1, ordering: .relaxed)
-                    let refusal = Reply.error(NetleaseError(.overloaded, "too many connections; try again later"))
-                    try await outbound.write(ByteBuffer(string: refusal.rendered))
+    private func serve(_ connection: LineConnection) async throws {
+        var session = Session(authenticated: configuration.secret == nil)
+        try await connection.write(Greeting(authRequired: configuration.secret != nil).line + "\n")
+        while let frame = try await connection.next() {
+            switch frame {
+            case .tooLong:
+                let error = NetleaseError.badRequest(
+                    "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
+                try await connection.write(Reply.error(error).rendered)
+                logger.notice("closed a connection that sent an oversized line", metadata: ["peer": "\(connection.peer)"])
+                return
+            case .line(let text):
+                if text.isEmpty { continue }  // blank lines are ignored: handy when typing by hand
+                let reply = await handler.respond(to: text, session: &session)
+                try await connection.write(reply.rendered)
+                if let watch = session.watch {
+                    try await stream(watch, to: connection)
                     return
                 }
-                var session = Session(authenticated: configuration.secret == nil)
-                let greeting = Greeting(authRequired: configuration.secret != nil)
-                try await outbound.write(ByteBuffer(string: greeting.line + "\n"))
-                for try await frame in inbound {
-                    switch frame {
-                    case .tooLong:
-                        let error = NetleaseError.badRequest(
-                            "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
-                        try await outbound.write(ByteBuffer(string: Reply.error(error).rendered))
-                        logger.notice("closed a connection that sent an oversized line", metadata: ["peer": "\(peer)"])
-                        return
-                    case .line(let text):
-                        if text.isEmpty { continue }  // blank lines are ignored: handy with nc
-                        let reply = await handler.respond(to: text, session: &session)
-                        try await outbound.write(ByteBuffer(string: reply.rendered))
-                        if session.closeRequested { return }
-                    }
-                }
+                if session.closeRequested { return }
             }
-        } catch {
-            logger.debug("connection ended with an error", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
     }
-}
 
-/// Closes a connection on which nothing arrived for the idle timeout.
-final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+    /// Forwards events until the watcher is cut off, the peer goes away (a write fails) or the server stops.
+    private func stream(_ watch: EventHub.Subscription, to connection: LineConnection) async throws {
+        await connection.liftIdleTimeout()
+        defer { events.unsubscribe(watch.id) }
+        let interval = keepaliveInterval
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    watch.inject(.keepalive)
+                }
+            }
+            for await event in watch.events {
+                try await connection.write(event.rendered)
+            }
+            group.cancelAll()
         }
     }
 }
@@ -139,12 +102,14 @@ final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
 /// Ends lost hosts' leases and finished cooldowns on a fixed interval.
 public struct Reclaimer: Service {
     let store: any LeaseStore
+    let events: EventHub
     let interval: Duration
     let logger: Logger
 
-    public init(store: any LeaseStore, interval: Duration = .seconds(1),
+    public init(store: any LeaseStore, events: EventHub = EventHub(), interval: Duration = .seconds(1),
                 logger: Logger = Logger(label: "netlease.reclaimer")) {
         self.store = store
+        self.events = events
         self.interval = interval
         self.logger = logger
     }
@@ -153,17 +118,25 @@ public struct Reclaimer: Service {
         // Sleeping is cancelled by graceful shutdown, so the reclaimer never delays a stop by an interval.
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                do {
-                    for host in try await store.reclaim() {
-                        logger.warning(
-                            "host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
-                            metadata: ["host": "\(host)"])
-                    }
-                } catch {
-                    logger.error("reclaim failed", metadata: ["error": "\(error)"])
-                }
+                await reclaimOnce()
                 try await Task.sleep(for: interval)
             }
+        }
+    }
+
+    /// One pass: reclaims, logs and announces hosts newly lost.
+    public func reclaimOnce() async {
+        do {
+            let lost = try await store.reclaim()
+            guard !lost.isEmpty else { return }
+            let hosts = try await store.hosts()
+            for host in hosts where lost.contains(host.name) {
+                logger.warning("host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
+                               metadata: ["host": "\(host.name)"])
+                events.publish(.host(host))
+            }
+        } catch {
+            logger.error("reclaim failed", metadata: ["error": "\(error)"])
         }
     }
 }

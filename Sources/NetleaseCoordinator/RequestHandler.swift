@@ -1,4 +1,5 @@
 import Logging
+import NetleaseClient
 import NetleaseCore
 import NetleaseStore
 import NetleaseWire
@@ -9,19 +10,19 @@ public struct Session: Sendable {
     public var authenticated: Bool
     public var authFailures = 0
     public var closeRequested = false
+    /// Set by WATCH: from now on the connection carries these events.
+    public var watch: EventHub.Subscription?
 
     public init(authenticated: Bool) { self.authenticated = authenticated }
 }
 
-/// Counters shared by all connections.
+/// Request counters shared by all connections.
 public final class ServerCounters: Sendable {
-    let connections = Atomic<Int>(0)
-    let connectionsTotal = Atomic<Int>(0)
-    let refusedConnections = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    let connections: ConnectionCounters
 
-    public init() {}
+    public init(connections: ConnectionCounters = ConnectionCounters()) { self.connections = connections }
 }
 
 /// Turns one request line into one reply. Knows the protocol rules (auth, which verbs need it); the store knows
@@ -30,15 +31,18 @@ public struct RequestHandler: Sendable {
     let store: any LeaseStore
     let secret: ClusterSecret?
     let counters: ServerCounters
+    let events: EventHub
     let maxAuthFailures: Int
     let started: ContinuousClock.Instant
     let logger: Logger
 
     public init(store: any LeaseStore, secret: ClusterSecret?, counters: ServerCounters = ServerCounters(),
-                maxAuthFailures: Int = 3, logger: Logger = Logger(label: "netlease.coordinator")) {
+                events: EventHub = EventHub(), maxAuthFailures: Int = 3,
+                logger: Logger = Logger(label: "netlease.coordinator")) {
         self.store = store
         self.secret = secret
         self.counters = counters
+        self.events = events
         self.maxAuthFailures = maxAuthFailures
         self.started = .now
         self.logger = logger
@@ -86,6 +90,7 @@ public struct RequestHandler: Sendable {
         case .networkCreate(let spec):
             let created = try await store.createNetwork(spec)
             logger.info("network created", metadata: ["network": "\(created.name)", "subnet": "\(created.subnet)"])
+            events.publish(.network(created))
             return .ok(WireCodec.fields(network: created))
         case .networkList:
             let summaries = try await store.networks()
@@ -97,10 +102,12 @@ public struct RequestHandler: Sendable {
         case .networkDelete(let name):
             try await store.deleteNetwork(name)
             logger.info("network deleted", metadata: ["network": "\(name)"])
+            events.publish(.networkDeleted(name))
             return .ok(["deleted": name])
         case .join(let host, let underlay, let networks):
             let result = try await store.join(host: host, underlay: underlay, networks: networks)
             logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
+            events.publish(.host(result.host))
             return .list(header: ["host": host, "epoch": String(result.host.epoch)], tag: WireCodec.leaseTag,
                          records: result.bridges.map(WireCodec.fields(lease:)))
         case .heartbeat(let host, let epoch):
@@ -111,6 +118,7 @@ public struct RequestHandler: Sendable {
         case .hostRemove(let host):
             let released = try await store.removeHost(host)
             logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
+            events.publish(.hostRemoved(host))
             return .ok(["released": String(released)])
         case .acquire(let r):
             let lease = try await store.acquire(
@@ -135,6 +143,34 @@ public struct RequestHandler: Sendable {
         case .leaseList(let filter):
             return .list(header: Fields(), tag: WireCodec.leaseTag,
                          records: try await store.leases(filter).map(WireCodec.fields(lease:)))
+        case .reconcile(let r):
+            let outcome = try await store.reconcile(
+                network: r.network, owner: r.owner, address: r.address, ifname: r.ifname, claim: r.claim)
+            var fields: Fields
+            switch outcome {
+            case .held(let lease):
+                fields = WireCodec.fields(lease: lease)
+                fields["status"] = "held"
+            case .adopted(let lease):
+                fields = WireCodec.fields(lease: lease)
+                fields["status"] = "adopted"
+                logger.notice("re-recorded a lease an agent still uses",
+                              metadata: ["network": "\(r.network)", "address": "\(r.address)", "owner": "\(r.owner)"])
+            case .taken(let holder):
+                fields = WireCodec.fields(lease: holder)
+                fields["status"] = "taken"
+                logger.warning("an agent uses an address held by someone else",
+                               metadata: ["network": "\(r.network)", "address": "\(r.address)", "claimant": "\(r.owner)",
+                                          "host": "\(r.claim.host)", "holder": "\(holder.owner)"])
+            case .moved(let current):
+                fields = WireCodec.fields(lease: current)
+                fields["status"] = "moved"
+            }
+            return .ok(fields)
+        case .watch:
+            let subscription = events.subscribe()
+            session.watch = subscription
+            return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
         case .stats:
             return .ok(try await statistics())
         }
@@ -146,9 +182,10 @@ public struct RequestHandler: Sendable {
         let store = self.store.statistics()
         var f = Fields()
         f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
-        f.append("connections", String(counters.connections.load(ordering: .relaxed)))
-        f.append("connections-total", String(counters.connectionsTotal.load(ordering: .relaxed)))
-        f.append("connections-refused", String(counters.refusedConnections.load(ordering: .relaxed)))
+        f.append("connections", String(counters.connections.open.load(ordering: .relaxed)))
+        f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))
+        f.append("connections-refused", String(counters.connections.refused.load(ordering: .relaxed)))
+        f.append("watchers", String(events.watcherCount))
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
         f.append("store-operations", String(store.operations))

@@ -472,3 +472,54 @@ public struct Ledger: Sendable {
         books[network] = book
     }
 }
+
+// MARK: reconcile
+
+/// What the coordinator thinks of one lease an agent says it uses.
+public enum ReconcileOutcome: Sendable, Equatable {
+    /// The ledger agrees.
+    case held(Lease)
+    /// The address was free or cooling down and nobody else held it: recorded for the owner again.
+    case adopted(Lease)
+    /// Someone else holds the address (or it is reserved or quarantined): the agent must not keep using it.
+    case taken(by: Lease)
+    /// The owner holds a different address in this network.
+    case moved(to: Lease)
+}
+
+extension Ledger {
+    /// An agent reports a lease it actually uses (after a reconnect or a coordinator restore). Never overwrites or
+    /// frees anyone else's record: disagreements are answered, not resolved silently.
+    public mutating func reconcile(
+        network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim, now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> ReconcileOutcome {
+        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard claim.epoch != nil, try checkClaim(claim) != nil else {
+            throw NetleaseError.badRequest("reconcile needs the host's current epoch")
+        }
+        guard book.spec.subnet.isHostAddress(address), !book.spec.isExcluded(address) else {
+            throw NetleaseError.badRequest("address \(address) is not leasable in \(network) (\(book.spec.subnet))")
+        }
+        if let current = book.activeLease(owner: owner), current.address != address {
+            return .moved(to: current)
+        }
+        if let record = book.record(address) {
+            switch record.state {
+            case .active where record.owner == owner && record.host == claim.host:
+                return .held(record)
+            case .active, .reserved, .conflict:
+                return .taken(by: record)
+            case .cooldown:
+                break
+            }
+        }
+        let lease = Lease(
+            network: network, address: address, prefix: book.spec.subnet.prefix, state: .active, host: claim.host,
+            owner: owner, ifname: ifname, isStatic: false, created: now, renewed: now)
+        changes.append(book.record(address) == nil ? .insertLease(lease) : .updateLease(lease))
+        book.put(lease)
+        books[network] = book
+        return .adopted(lease)
+    }
+}

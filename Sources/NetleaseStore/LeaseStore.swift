@@ -23,6 +23,8 @@ public protocol LeaseStore: Sendable {
     func unreserve(network: String, address: IPv4Address) async throws
     func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws -> Lease
     func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease]
+    func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+        async throws -> ReconcileOutcome
 
     /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
     func reclaim() async throws -> [String]

@@ -169,6 +169,16 @@ public final class SQLiteLeaseStore: LeaseStore {
         try await perform { ledger, _, _ in try ledger.leases(filter) }
     }
 
+    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+        async throws -> ReconcileOutcome
+    {
+        try await perform { ledger, now, changes in
+            try ledger.reconcile(
+                network: network, owner: owner, address: address, ifname: ifname, claim: claim, now: now,
+                changes: &changes)
+        }
+    }
+
     public func reclaim() async throws -> [String] {
         try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
     }

@@ -20,6 +20,8 @@ public enum Request: Sendable, Equatable {
     case unreserve(network: String, address: IPv4Address)
     case reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim)
     case leaseList(Ledger.LeaseFilter)
+    case reconcile(ReconcileRequest)
+    case watch
     case stats
 
     /// Verbs as they appear on the wire.
@@ -41,6 +43,8 @@ public enum Request: Sendable, Equatable {
         case unreserve = "UNRESERVE"
         case reportConflict = "REPORT-CONFLICT"
         case leaseList = "LEASE-LIST"
+        case reconcile = "RECONCILE"
+        case watch = "WATCH"
         case stats = "STATS"
     }
 
@@ -63,6 +67,8 @@ public enum Request: Sendable, Equatable {
         case .unreserve: .unreserve
         case .reportConflict: .reportConflict
         case .leaseList: .leaseList
+        case .reconcile: .reconcile
+        case .watch: .watch
         case .stats: .stats
         }
     }
@@ -70,7 +76,7 @@ public enum Request: Sendable, Equatable {
     /// Whether the request changes state (needs an authenticated connection with write rights).
     public var changesState: Bool {
         switch self {
-        case .ping, .auth, .quit, .networkList, .networkShow, .hostList, .leaseList, .stats: false
+        case .ping, .auth, .quit, .networkList, .networkShow, .hostList, .leaseList, .stats, .watch: false
         default: true
         }
     }
@@ -98,6 +104,23 @@ public struct AcquireRequest: Sendable, Equatable {
         self.claim = claim
         self.address = address
         self.ifname = ifname
+    }
+}
+
+/// An agent states a lease it actually uses.
+public struct ReconcileRequest: Sendable, Equatable {
+    public var network: String
+    public var owner: String
+    public var address: IPv4Address
+    public var ifname: String
+    public var claim: HostClaim
+
+    public init(network: String, owner: String, address: IPv4Address, ifname: String = "", claim: HostClaim) {
+        self.network = network
+        self.owner = owner
+        self.address = address
+        self.ifname = ifname
+        self.claim = claim
     }
 }
 
@@ -204,6 +227,17 @@ extension Request {
                 state = parsed
             }
             self = .leaseList(Ledger.LeaseFilter(network: f["network"], host: f["host"], state: state, owner: f["owner"]))
+        case .reconcile:
+            try only("network", "owner", "address", "ifname", "host", "epoch")
+            guard let claim = try WireCodec.claim(from: f), claim.epoch != nil else {
+                throw NetleaseError.badRequest("RECONCILE needs fields 'host' and 'epoch'")
+            }
+            self = .reconcile(ReconcileRequest(
+                network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
+                address: try f.requireAddress("address"), ifname: f["ifname"] ?? "", claim: claim))
+        case .watch:
+            try only()
+            self = .watch
         case .stats:
             try only()
             self = .stats
@@ -214,8 +248,14 @@ extension Request {
     public var line: Line {
         var f = Fields()
         switch self {
-        case .ping, .quit, .networkList, .hostList, .stats:
+        case .ping, .quit, .networkList, .hostList, .stats, .watch:
             break
+        case .reconcile(let r):
+            f.append("network", r.network)
+            f.append("owner", r.owner)
+            f.append("address", r.address.description)
+            if !r.ifname.isEmpty { f.append("ifname", r.ifname) }
+            WireCodec.append(claim: r.claim, to: &f)
         case .auth(let secret):
             f.append("secret", secret)
         case .networkCreate(let spec):

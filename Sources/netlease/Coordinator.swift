@@ -69,14 +69,17 @@ extension Netlease {
                 let configuration = CoordinatorConfiguration(
                     host: endpoint.host, port: endpoint.port, secret: secret, maxConnections: maxConnections,
                     idleTimeoutSeconds: idleTimeout)
-                let server = CoordinatorServer(configuration: configuration, store: store, logger: logger) { address in
+                let events = EventHub()
+                let server = CoordinatorServer(
+                    configuration: configuration, store: store, events: events, logger: logger
+                ) { address in
                     let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                     // Written unbuffered: scripts wait for this line before they connect.
                     FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
                 }
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: server), .init(service: Reclaimer(store: store))],
+                        services: [.init(service: server), .init(service: Reclaimer(store: store, events: events))],
                         gracefulShutdownSignals: [.sigterm, .sigint],
                         logger: logger))
                 try await group.run()

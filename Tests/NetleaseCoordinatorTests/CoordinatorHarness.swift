@@ -14,6 +14,7 @@ final class CoordinatorHarness: @unchecked Sendable {
     let directory: URL
     let store: SQLiteLeaseStore
     let secret: ClusterSecret?
+    let events = EventHub()
     private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
     private var group: ServiceGroup?
     private var runTask: Task<Void, Error>?
@@ -42,7 +43,8 @@ final class CoordinatorHarness: @unchecked Sendable {
             host: "127.0.0.1", port: 0, secret: secret, maxConnections: maxConnections,
             idleTimeoutSeconds: idleTimeoutSeconds)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let server = CoordinatorServer(configuration: configuration, store: store, logger: logger) { address in
+        let server = CoordinatorServer(configuration: configuration, store: store, events: events, logger: logger) {
+            address in
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
