@@ -8,6 +8,8 @@ public enum LedgerChange: Sendable, Equatable {
     case insertLease(Lease)
     case updateLease(Lease)
     case deleteLease(network: String, address: IPv4Address)
+    /// The highest epoch ever issued, so epochs never repeat, even for a host that was removed and joins again.
+    case recordEpoch(Int64)
 }
 
 /// Who is asking, for operations an agent performs on behalf of its host.
@@ -27,12 +29,16 @@ public struct HostClaim: Sendable, Equatable {
 public struct Ledger: Sendable {
     public private(set) var books: [String: AddressBook] = [:]
     public private(set) var hosts: [String: HostRecord] = [:]
+    /// Highest epoch issued to any host so far. New epochs are above it: a removed host that joins again can never
+    /// be given an epoch a stale agent of its earlier life still holds.
+    public private(set) var lastEpoch: Int64 = 0
 
     public init() {}
 
     /// Rebuilds the ledger from stored rows. Hosts that were up get a full TTL of grace from `now`: time the
     /// coordinator was down is never held against them.
-    public init(networks: [NetworkSpec], hosts: [HostRecord], leases: [Lease], now: Millis) {
+    public init(networks: [NetworkSpec], hosts: [HostRecord], leases: [Lease], lastEpoch: Int64 = 0, now: Millis) {
+        self.lastEpoch = max(lastEpoch, hosts.map(\.epoch).max() ?? 0)
         var byNetwork: [String: [Lease]] = [:]
         for lease in leases { byNetwork[lease.network, default: []].append(lease) }
         for spec in networks {
@@ -140,9 +146,20 @@ public struct Ledger: Sendable {
         if let other = hosts.values.first(where: { $0.name != name && $0.state == .up && $0.underlay == underlay }) {
             throw NetleaseError.conflict("underlay address \(underlay) is already used by host '\(other.name)'")
         }
+        // Check every network can give a bridge address before changing anything, so a refused join changes nothing.
+        for network in networks {
+            endCooldowns(network: network, now: now, changes: &changes)
+            let book = books[network]!
+            if book.activeLease(owner: Lease.bridgeOwner(host: name)) == nil && book.counts.free == 0 {
+                throw exhausted(book)
+            }
+        }
         var host = hosts[name] ?? HostRecord(
             name: name, underlay: underlay, epoch: 0, state: .up, networks: [], joined: now, lastHeartbeat: now)
-        host.epoch += 1
+        let dropped = host.networks.filter { !networks.contains($0) }
+        lastEpoch = max(lastEpoch, host.epoch) + 1
+        host.epoch = lastEpoch
+        changes.append(.recordEpoch(lastEpoch))
         host.underlay = underlay
         host.state = .up
         host.networks = networks
@@ -150,9 +167,14 @@ public struct Ledger: Sendable {
         host.lastHeartbeat = now
         hosts[name] = host
         changes.append(.upsertHost(host))
+        for network in dropped {
+            if let bridge = books[network]?.activeLease(owner: Lease.bridgeOwner(host: name)) {
+                toCooldown(bridge, now: now, changes: &changes)
+            }
+        }
         var bridges: [Lease] = []
         for network in networks {
-            let lease = try acquire(
+            let lease = try acquireChecked(
                 network: network, owner: Lease.bridgeOwner(host: name), claim: HostClaim(host: name, epoch: host.epoch),
                 wanted: nil, ifname: books[network]!.spec.bridge, now: now, changes: &changes)
             bridges.append(lease)
@@ -220,6 +242,9 @@ public struct Ledger: Sendable {
     /// Validates an agent's claim to speak for a host. Returns the host when it exists.
     @discardableResult
     func checkClaim(_ claim: HostClaim) throws -> HostRecord? {
+        guard Names.isValid(claim.host) else {
+            throw NetleaseError.badRequest("host name '\(claim.host)' must be 1-63 letters, digits, '-', '_' or '.'")
+        }
         guard let host = hosts[claim.host] else {
             if claim.epoch != nil { throw NetleaseError.notFound("no host named '\(claim.host)'; join first") }
             return nil
@@ -240,6 +265,17 @@ public struct Ledger: Sendable {
     /// Leases an address to `owner`. Idempotent: the same (network, owner) gets its existing lease back.
     public mutating func acquire(
         network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String = "", now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> Lease {
+        guard !owner.hasPrefix("bridge:") else {
+            throw NetleaseError.badRequest("owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
+        }
+        return try acquireChecked(
+            network: network, owner: owner, claim: claim, wanted: wanted, ifname: ifname, now: now, changes: &changes)
+    }
+
+    private mutating func acquireChecked(
+        network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease {
         guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
@@ -264,7 +300,7 @@ public struct Ledger: Sendable {
         book = books[network]!
         let address: IPv4Address
         if let wanted {
-            try checkWanted(wanted, in: book)
+            try checkWanted(wanted, in: book, now: now)
             address = wanted
         } else {
             guard let next = book.nextFree() else {
@@ -282,7 +318,7 @@ public struct Ledger: Sendable {
         return lease
     }
 
-    private func checkWanted(_ wanted: IPv4Address, in book: AddressBook) throws {
+    private func checkWanted(_ wanted: IPv4Address, in book: AddressBook, now: Millis) throws {
         let subnet = book.spec.subnet
         guard subnet.contains(wanted) else {
             throw NetleaseError.badRequest("address \(wanted) is not in \(book.spec.name) (\(subnet))")
@@ -302,7 +338,8 @@ public struct Ledger: Sendable {
             case .conflict:
                 throw NetleaseError.conflict("address \(wanted) is quarantined: it answered ARP from \(record.mac)")
             case .cooldown:
-                throw NetleaseError.conflict("address \(wanted) is in cooldown for \((record.until - (record.renewed)) / 1000)s after release")
+                let remaining = max(0, record.until - now + 999) / 1000
+                throw NetleaseError.conflict("address \(wanted) is in cooldown after release for \(remaining)s more")
             }
         }
     }
@@ -340,8 +377,7 @@ public struct Ledger: Sendable {
         if let claim, lease.host != claim.host {
             throw NetleaseError.conflict("lease \(lease.address) belongs to host '\(lease.host)', not '\(claim.host)'")
         }
-        toCooldown(lease, now: now, changes: &changes)
-        return lease
+        return toCooldown(lease, now: now, changes: &changes)
     }
 
     /// Sets an address aside so it is never handed out. Idempotent; refused while someone holds the address.
@@ -350,6 +386,9 @@ public struct Ledger: Sendable {
         guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
         guard book.spec.subnet.isHostAddress(address) else {
             throw NetleaseError.badRequest("address \(address) is not a host address of \(book.spec.subnet)")
+        }
+        guard !book.spec.isExcluded(address) else {
+            throw NetleaseError.badRequest("address \(address) is excluded from \(network) already; it is never handed out")
         }
         var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .reserved,
                           note: note, created: now, renewed: now)
@@ -385,8 +424,8 @@ public struct Ledger: Sendable {
                                         now: Millis, changes: inout [LedgerChange]) throws -> Lease {
         guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
         try checkClaim(claim)
-        guard book.spec.subnet.isHostAddress(address) else {
-            throw NetleaseError.badRequest("address \(address) is not a host address of \(book.spec.subnet)")
+        guard book.spec.subnet.isHostAddress(address), !book.spec.isExcluded(address) else {
+            throw NetleaseError.badRequest("address \(address) is not a leasable address of \(network)")
         }
         var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .conflict,
                           host: claim.host, mac: mac, created: now, renewed: now)
@@ -446,21 +485,25 @@ public struct Ledger: Sendable {
 
     // MARK: internals
 
-    private mutating func toCooldown(_ lease: Lease, now: Millis, changes: inout [LedgerChange]) {
-        guard var book = books[lease.network] else { return }
+    /// Moves a record to cooldown (or frees it at once when the network has no cooldown). Returns the record as it
+    /// now stands: state `cooldown`, `until` the end of the cooldown.
+    @discardableResult
+    private mutating func toCooldown(_ lease: Lease, now: Millis, changes: inout [LedgerChange]) -> Lease {
+        var cooling = lease
+        cooling.state = .cooldown
+        cooling.renewed = now
+        guard var book = books[lease.network] else { return cooling }
         let cooldown = Millis(book.spec.cooldown) * 1000
+        cooling.until = now + cooldown
         if cooldown == 0 {
             book.remove(lease.address)
             changes.append(.deleteLease(network: lease.network, address: lease.address))
         } else {
-            var cooling = lease
-            cooling.state = .cooldown
-            cooling.renewed = now
-            cooling.until = now + cooldown
             book.put(cooling)
             changes.append(.updateLease(cooling))
         }
         books[lease.network] = book
+        return cooling
     }
 
     private mutating func endCooldowns(network: String, now: Millis, changes: inout [LedgerChange]) {

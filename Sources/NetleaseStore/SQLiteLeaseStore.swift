@@ -268,8 +268,9 @@ public final class SQLiteLeaseStore: LeaseStore {
     private static func load(_ db: SQLiteDatabase, now: Millis) throws -> Ledger {
         let networks = try Schema.networks(db)
         let prefixes = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, $0.subnet.prefix) })
+        let lastEpoch = Int64(try db.scalarText("SELECT value FROM meta WHERE key = 'last-epoch'") ?? "0") ?? 0
         return Ledger(networks: networks, hosts: try Schema.hosts(db), leases: try Schema.leases(db, prefixes: prefixes),
-                      now: now)
+                      lastEpoch: lastEpoch, now: now)
     }
 
     private static func checkHeader(_ path: String) throws {

@@ -114,6 +114,12 @@ enum Schema {
             guard db.changes == 1 else {
                 throw NetleaseError(.internalError, "update of \(lease.network) \(lease.address) found no row")
             }
+        case .recordEpoch(let epoch):
+            try db.run(
+                """
+                INSERT INTO meta (key, value) VALUES ('last-epoch', ?)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                """, [.text(String(epoch))])
         case .deleteLease(let network, let address):
             try db.run("DELETE FROM leases WHERE network = ? AND address = ?", [.text(network), .int(Int64(address.value))])
         }

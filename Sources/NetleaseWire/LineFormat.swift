@@ -204,9 +204,20 @@ public enum LineFormat {
         return string
     }
 
-    /// Makes free text safe for the rest of an `ERR` line: control characters become spaces.
+    /// Makes free text safe for the rest of an `ERR` line, which stays printable ASCII like every line: control
+    /// characters become spaces, other bytes outside ASCII are percent-encoded.
     public static func sanitizeMessage(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
+        var out = ""
+        for byte in text.utf8 {
+            if byte < 0x20 || byte == 0x7F {
+                out += " "
+            } else if byte > 0x7F {
+                out += "%" + String(hexDigit(byte >> 4)) + String(hexDigit(byte & 0xF))
+            } else {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out
     }
 
     private static func isWordByte(_ b: UInt8) -> Bool {

@@ -1,0 +1,162 @@
+import Foundation
+import Glibc
+import NetleaseCore
+
+/// RFC 5227 ARP probing with a raw AF_PACKET socket, no `arping` process.
+///
+/// Design notes:
+/// - The socket is created with protocol 0 (it receives nothing yet) and then bound to (ETH_P_ARP, the bridge's
+///   ifindex): from then on the kernel hands it exactly the ARP frames seen on that interface, and `send` without an
+///   address transmits on it. `getsockname` on the bound socket returns the interface's MAC, which becomes the
+///   probe's sender hardware address; answers (the kernel answers a probe with sender IP 0 by unicast to that MAC)
+///   therefore come back to the bridge device.
+/// - A packet socket also sees our own transmitted frames (PACKET_OUTGOING); they are skipped by packet type and by
+///   sender MAC.
+/// - Timing: `probes` probes are sent `interval` apart, and the socket is watched with poll() until `timeout` after
+///   the first probe. The first conflicting frame ends the probe early. No sleeps: poll() is the only wait.
+/// - All of it runs on a dedicated thread: it blocks (poll), and, when a namespace is given, the thread enters it
+///   with setns(2) before creating the socket. A socket stays in the namespace it was created in, and network
+///   namespace membership is per thread, so only this short-lived thread ever changes namespace; the thread ends
+///   when the probe does, so nothing else runs in the foreign namespace. (Swift's cooperative threads are shared
+///   and must never change namespace.) setns is looked up with dlsym because Glibc's Swift module does not export
+///   it; it needs CAP_SYS_ADMIN.
+/// - Requires CAP_NET_RAW.
+public struct PacketSocketARPProber: ARPProber {
+    public var options: ARPProbeOptions
+    /// The namespace whose interfaces are probed; nil means this process's own.
+    public var namespace: NetworkNamespace?
+
+    public init(options: ARPProbeOptions = ARPProbeOptions(), namespace: NetworkNamespace? = nil) {
+        self.options = options
+        self.namespace = namespace
+    }
+
+    public func probe(_ address: IPv4Address, on interface: String) async throws -> String? {
+        guard Names.isValidInterface(interface) else {
+            throw HostNetworkError(.invalidConfiguration, "'\(interface)' is not a valid interface name")
+        }
+        let options = self.options
+        let namespace = self.namespace
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String?, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result {
+                    if let namespace { try Self.enter(namespace) }
+                    return try Self.probeBlocking(address, interface: interface, options: options)
+                })
+            }
+            thread.name = "netlease-arp-probe"
+            thread.start()
+        }
+    }
+
+    // MARK: blocking part (dedicated thread only)
+
+    private static let ethPARP = UInt16(0x0806)
+    private static let packetOutgoing: UInt8 = 4
+    private static let cloneNewNet: Int32 = 0x4000_0000
+    private static let sockaddrLLSize = 20
+
+    private typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
+
+    private static func enter(_ namespace: NetworkNamespace) throws {
+        guard let symbol = dlsym(nil, "setns") else {
+            throw HostNetworkError(.socket, "this C library has no setns()")
+        }
+        let setns = unsafeBitCast(symbol, to: SetnsFunction.self)
+        let fd = open(namespace.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw socketError("open \(namespace.path)") }
+        defer { close(fd) }
+        guard setns(fd, cloneNewNet) == 0 else { throw socketError("setns \(namespace)") }
+    }
+
+    private static func probeBlocking(_ candidate: IPv4Address, interface: String, options: ARPProbeOptions) throws
+        -> String?
+    {
+        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+        guard fd >= 0 else { throw socketError("socket(AF_PACKET, SOCK_RAW)") }
+        defer { close(fd) }
+        let ifindex = if_nametoindex(interface)
+        guard ifindex != 0 else {
+            throw HostNetworkError(.invalidConfiguration, "no interface named \(interface) to probe on")
+        }
+        var address = [UInt8](repeating: 0, count: sockaddrLLSize)
+        address.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt16(AF_PACKET), toByteOffset: 0, as: UInt16.self)
+            raw.storeBytes(of: ethPARP.bigEndian, toByteOffset: 2, as: UInt16.self)
+            raw.storeBytes(of: Int32(bitPattern: ifindex), toByteOffset: 4, as: Int32.self)
+        }
+        let bound = address.withUnsafeBytes { raw in
+            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(sockaddrLLSize))
+        }
+        guard bound == 0 else { throw socketError("bind AF_PACKET to \(interface)") }
+        var length = socklen_t(sockaddrLLSize)
+        let named = address.withUnsafeMutableBytes { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
+        }
+        guard named == 0 else { throw socketError("getsockname on \(interface)") }
+        guard address[11] == 6 else {
+            throw HostNetworkError(.invalidConfiguration, "\(interface) has no Ethernet address to probe from")
+        }
+        let ownMAC = Array(address[12..<18])
+        let frame = ARPPacket.probe(senderMAC: ownMAC, target: candidate)
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let lastProbe = options.interval * (options.probes - 1)
+        let deadline = start + max(options.timeout, lastProbe)
+        var sent = 0
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let now = clock.now
+            if sent < options.probes && now >= start + options.interval * sent {
+                let written = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+                guard written == frame.count else { throw socketError("send ARP probe on \(interface)") }
+                sent += 1
+                continue
+            }
+            if sent >= options.probes && now >= deadline { return nil }
+            let wake = sent < options.probes ? min(start + options.interval * sent, deadline) : deadline
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, milliseconds(until: wake, from: now))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw socketError("poll")
+            }
+            guard ready > 0 else { continue }
+            while true {
+                var from = [UInt8](repeating: 0, count: sockaddrLLSize)
+                var fromLength = socklen_t(sockaddrLLSize)
+                let count = buffer.withUnsafeMutableBytes { raw in
+                    from.withUnsafeMutableBytes { fromRaw in
+                        recvfrom(
+                            fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT),
+                            fromRaw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &fromLength)
+                    }
+                }
+                if count < 0 {
+                    if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                    throw socketError("recvfrom")
+                }
+                if from[10] == packetOutgoing { continue }
+                if let mac = ARPPacket.conflictingMAC(in: buffer[0..<count], candidate: candidate, ownMAC: ownMAC) {
+                    return mac
+                }
+            }
+        }
+    }
+
+    /// Whole milliseconds from `now` to `instant`, rounded up so poll() never wakes early and spins.
+    private static func milliseconds(until instant: ContinuousClock.Instant, from now: ContinuousClock.Instant)
+        -> Int32
+    {
+        guard instant > now else { return 0 }
+        let (seconds, attoseconds) = (instant - now).components
+        let millis = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        return Int32(clamping: millis)
+    }
+
+    private static func socketError(_ what: String) -> HostNetworkError {
+        let code = errno
+        return HostNetworkError(.socket, "\(what): \(String(cString: strerror(code))) (errno \(code))")
+    }
+}

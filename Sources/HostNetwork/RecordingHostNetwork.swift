@@ -1,0 +1,68 @@
+import Synchronization
+
+/// A `HostNetworking` that changes nothing: it records every call so agent tests can assert what the agent asked
+/// for, and answers with scripted verify failures or errors.
+public final class RecordingHostNetwork: HostNetworking {
+    /// One call the code under test made.
+    public enum Call: Sendable, Equatable {
+        case ensureNetwork(HostNetworkConfig)
+        case verify(HostNetworkConfig)
+        case attach(ContainerAttachment)
+        case detach(network: String, owner: String)
+        case teardown(network: String)
+    }
+
+    private struct State: Sendable {
+        var calls: [Call] = []
+        var verifyFailures: [VerifyFailure] = []
+        var error: HostNetworkError?
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Every call so far, in order.
+    public var calls: [Call] { state.withLock { $0.calls } }
+
+    /// What `verify` returns from now on (empty: all checks pass).
+    public func setVerifyFailures(_ failures: [VerifyFailure]) { state.withLock { $0.verifyFailures = failures } }
+
+    /// An error every call throws from now on (after recording itself); nil to stop failing.
+    public func setError(_ error: HostNetworkError?) { state.withLock { $0.error = error } }
+
+    private func record(_ call: Call) throws {
+        if let error = state.withLock({ state -> HostNetworkError? in
+            state.calls.append(call)
+            return state.error
+        }) {
+            throw error
+        }
+    }
+
+    public func ensureNetwork(_ config: HostNetworkConfig) async throws -> NetworkReport {
+        try record(.ensureNetwork(config))
+        let mtu = config.effectiveMTU(underlayMTU: config.underlayMTU ?? 1500)
+        return NetworkReport(bridge: config.bridge, mtu: mtu, changes: [])
+    }
+
+    public func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
+        try record(.verify(config))
+        return state.withLock { $0.verifyFailures }
+    }
+
+    public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
+        try record(.attach(attachment))
+        return AttachedContainer(
+            hostInterface: attachment.hostInterface, containerInterface: attachment.ifname,
+            mtu: attachment.mtu > 0 ? attachment.mtu : 1450, changes: [])
+    }
+
+    public func detach(network: String, owner: String) async throws {
+        try record(.detach(network: network, owner: owner))
+    }
+
+    public func teardown(network: String) async throws {
+        try record(.teardown(network: network))
+    }
+}
