@@ -55,23 +55,53 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The agent: join, build the host network, then lease addresses to local consumers.
+        .target(
+            name: "NetleaseAgent",
+            dependencies: [
+                "NetleaseCore", "NetleaseWire", "NetleaseClient", "HostNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "netlease",
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseCoordinator", "NetleaseClient",
+                "NetleaseAgent", "HostNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Shared by the test targets only: an in-process coordinator on loopback with a temporary store.
+        .target(
+            name: "NetleaseTestSupport",
+            dependencies: [
+                "NetleaseCore", "NetleaseStore", "NetleaseCoordinator", "NetleaseClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork"]),
+        .testTarget(
+            name: "NetleaseAgentTests",
+            dependencies: [
+                "NetleaseAgent", "NetleaseCoordinator", "NetleaseStore", "NetleaseClient", "HostNetwork",
+                "NetleaseTestSupport", "NetleaseWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore"]),
         .testTarget(
             name: "NetleaseCoordinatorTests",
             dependencies: [
-                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire",
+                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTestSupport",
                 // The crash tests run the real executable as a child process.
                 "netlease",
                 .product(name: "Logging", package: "swift-log"),

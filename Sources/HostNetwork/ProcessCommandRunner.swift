@@ -9,7 +9,9 @@ import Logging
 ///   never "launch path not accessible".
 /// - stdout and stderr are drained concurrently until EOF before waiting for exit; reading one pipe after the other
 ///   deadlocks when the child fills the second pipe's buffer.
-/// - The blocking work runs on a Dispatch queue, not on Swift's cooperative pool, which must never block.
+/// - The blocking work (waiting for exit, reading the pipes) runs on dedicated threads: never on Swift's cooperative
+///   pool, which must not block, and not on Dispatch's global queues either, whose few threads (about one per core)
+///   it could occupy until the timeout timer itself cannot run.
 /// - A command still running after `timeout` is terminated and reported as failed (status 128 + SIGTERM), so a
 ///   hung tool (e.g. `ovs-vsctl` without a daemon) cannot hang the agent.
 public struct ProcessCommandRunner: CommandRunner {
@@ -67,11 +69,13 @@ public struct ProcessCommandRunner: CommandRunner {
         logger.debug("run", metadata: ["command": "\(line)"])
         let timeout = self.timeout
         let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandResult, any Error>) in
-            DispatchQueue.global().async {
+            let thread = Thread {
                 continuation.resume(with: Result {
                     try Self.runBlocking(executable: executable, arguments: Array(argv.dropFirst()), timeout: timeout)
                 })
             }
+            thread.name = "netlease-command"
+            thread.start()
         }
         logger.debug("exit", metadata: ["command": "\(line)", "status": "\(result.status)"])
         guard result.status == 0 else {
@@ -103,14 +107,15 @@ public struct ProcessCommandRunner: CommandRunner {
             deadline: .now() + .milliseconds(Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)),
             execute: timer)
         let stderrDrain = PipeDrain()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
+        let drained = DispatchSemaphore(value: 0)
+        let drainer = Thread {
             stderrDrain.data = stderrPipe.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
+            drained.signal()
         }
+        drainer.name = "netlease-command-stderr"
+        drainer.start()
         let output = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
+        drained.wait()
         process.waitUntilExit()
         timer.cancel()
         let status: Int32 =
@@ -123,8 +128,8 @@ public struct ProcessCommandRunner: CommandRunner {
 }
 
 /// Holds what a background read of a pipe produced.
-// @unchecked Sendable: `data` is written once by the draining block before `group.leave()` and read only after
-// `group.wait()`, which orders the write before the read.
+// @unchecked Sendable: `data` is written once by the draining thread before `drained.signal()` and read only after
+// `drained.wait()`, which orders the write before the read.
 private final class PipeDrain: @unchecked Sendable {
     var data = Data()
 }

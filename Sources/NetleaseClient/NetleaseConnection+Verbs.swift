@@ -4,7 +4,7 @@ import NetleaseWire
 /// Typed calls for every verb. Each returns domain values and throws `NetleaseError` for `ERR` replies.
 extension NetleaseConnection {
     public func ping() async throws {
-        try await send(.ping)
+        try await send(Request.ping)
     }
 
     public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
@@ -12,7 +12,7 @@ extension NetleaseConnection {
     }
 
     public func networks() async throws -> [NetworkSummary] {
-        try await send(.networkList).records.map(Self.summary)
+        try await send(Request.networkList).records.map(Self.summary)
     }
 
     public func network(_ name: String) async throws -> NetworkSummary {
@@ -34,7 +34,7 @@ extension NetleaseConnection {
     }
 
     public func hosts() async throws -> [HostRecord] {
-        try await send(.hostList).records.map(WireCodec.host)
+        try await send(Request.hostList).records.map(WireCodec.host)
     }
 
     public func removeHost(_ name: String) async throws -> Int {
@@ -79,7 +79,7 @@ extension NetleaseConnection {
     }
 
     public func stats() async throws -> Fields {
-        try await send(.stats).fields
+        try await send(Request.stats).fields
     }
 
     static func summary(_ fields: Fields) throws -> NetworkSummary {

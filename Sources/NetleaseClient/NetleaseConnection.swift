@@ -30,7 +30,7 @@ public final class NetleaseConnection: Sendable {
         self.greeting = greeting
     }
 
-    /// Connects, reads the greeting, authenticates when a secret is given, runs `body`, and closes.
+    /// Connects over TCP, reads the greeting, authenticates when a secret is given, runs `body`, and closes.
     public static func connect<T: Sendable>(
         to endpoint: Endpoint, secret: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         connectTimeout: TimeAmount = .seconds(5),
@@ -41,16 +41,41 @@ public final class NetleaseConnection: Sendable {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: endpoint.host, port: endpoint.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 24)))
-                        return try NIOAsyncChannel<LineFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
+                .connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializeChannel)
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")
         }
+        return try await run(channel, endpoint: endpoint, secret: secret, body)
+    }
+
+    /// Connects to a unix socket (an agent's local API), reads the greeting, runs `body`, and closes.
+    public static func connect<T: Sendable>(
+        socketPath: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        let channel: NIOAsyncChannel<LineFrame, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connect(unixDomainSocketPath: socketPath, channelInitializer: initializeChannel)
+        } catch {
+            throw NetleaseError(.unavailable, "cannot connect to the agent at \(socketPath): \(error)")
+        }
+        return try await run(channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, body)
+    }
+
+    @Sendable private static func initializeChannel(_ channel: any Channel)
+        -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>>
+    {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 24)))
+            return try NIOAsyncChannel<LineFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+        }
+    }
+
+    private static func run<T: Sendable>(
+        _ channel: NIOAsyncChannel<LineFrame, ByteBuffer>, endpoint: Endpoint, secret: String?,
+        _ body: (NetleaseConnection) async throws -> T
+    ) async throws -> T {
         return try await channel.executeThenClose { inbound, outbound in
             let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
             let waiters = ReplyWaiters(outgoing: outgoingContinuation)
@@ -93,13 +118,19 @@ public final class NetleaseConnection: Sendable {
     /// Turns this connection into an event stream: returns the current hosts and every change after them. The
     /// stream ends when the connection does. Send nothing else on a watching connection.
     public func watch() async throws -> (hosts: [HostRecord], events: AsyncStream<Event>) {
-        let reply = try await send(.watch)
+        let reply = try await send(Request.watch)
         return (try reply.records.map(WireCodec.host), waiters.events)
     }
 
     /// Sends one request and waits for its reply. An `ERR` reply is thrown as `NetleaseError`.
     @discardableResult
     public func send(_ request: Request) async throws -> ReplyData {
+        try await waiters.enqueue(request.rendered + "\n")
+    }
+
+    /// Sends one request of an agent's local API.
+    @discardableResult
+    public func send(_ request: LocalRequest) async throws -> ReplyData {
         try await waiters.enqueue(request.rendered + "\n")
     }
 }

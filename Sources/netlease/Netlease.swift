@@ -17,8 +17,8 @@ struct Netlease: AsyncParsableCommand {
             """,
         version: NetleaseVersion.current,
         subcommands: [
-            Coordinator.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self, HostCommand.self,
-            Stats.self,
+            Coordinator.self, AgentCommand.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self,
+            HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, Demo.self,
         ]
     )
 }

@@ -3,6 +3,7 @@ import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
 import NetleaseWire
+import NetleaseTestSupport
 import XCTest
 
 final class WatchAndReconcileTests: XCTestCase {

@@ -6,16 +6,15 @@ import NetleaseCoordinator
 import NetleaseCore
 import NetleaseStore
 import ServiceLifecycle
-import XCTest
 
-/// A real coordinator on 127.0.0.1, port 0, with a store in a temporary directory. Stopped with a graceful shutdown.
-final class CoordinatorHarness: @unchecked Sendable {
+/// For tests: a real coordinator on 127.0.0.1, port 0, with a store in a temporary directory. Stopped with a graceful shutdown.
+public final class CoordinatorHarness: @unchecked Sendable {
     // @unchecked: fields are set once in `start` before the harness is shared, and only read afterwards.
-    let directory: URL
-    let store: SQLiteLeaseStore
-    let secret: ClusterSecret?
-    let events = EventHub()
-    private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
+    public let directory: URL
+    public let store: SQLiteLeaseStore
+    public let secret: ClusterSecret?
+    public let events = EventHub()
+    public private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
     private var group: ServiceGroup?
     private var runTask: Task<Void, Error>?
 
@@ -27,7 +26,7 @@ final class CoordinatorHarness: @unchecked Sendable {
         store = try SQLiteLeaseStore(directory: self.directory.path, clock: clock)
     }
 
-    static func start(
+    public static func start(
         secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
         maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600
     ) async throws -> CoordinatorHarness {
@@ -56,14 +55,14 @@ final class CoordinatorHarness: @unchecked Sendable {
         endpoint = Endpoint(host: "127.0.0.1", port: port)
     }
 
-    func stop() async {
+    public func stop() async {
         await group?.triggerGracefulShutdown()
         _ = try? await runTask?.value
         store.close()
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func connect<T: Sendable>(authenticated: Bool = true, _ body: (NetleaseConnection) async throws -> T)
+    public func connect<T: Sendable>(authenticated: Bool = true, _ body: (NetleaseConnection) async throws -> T)
         async throws -> T
     {
         try await NetleaseConnection.connect(to: endpoint, secret: authenticated ? secret?.text : nil, body)

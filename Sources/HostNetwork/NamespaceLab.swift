@@ -1,0 +1,258 @@
+import Foundation
+import Logging
+import NetleaseCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A cluster on one machine: an underlay network namespace with a bridge, one namespace per host joined to it by a
+/// veth pair, container namespaces, and processes started inside them. Used by `netlease demo` and the multi-host
+/// tests.
+///
+/// Design notes:
+/// - Every name carries a random lab id, so parallel or leftover labs never collide, and `destroy()` removes exactly
+///   what this lab created: its processes first, then its namespaces (deleting a namespace deletes the links in it).
+/// - Addresses live only inside the lab's namespaces: the underlay is 10.<a>.<b>.0/24 with the host index as last
+///   octet; the root namespace gets no address and no route.
+/// - Waiting is event-driven: a started process is awaited on the line it prints when ready, with a deadline.
+public final class NamespaceLab: @unchecked Sendable {
+    // @unchecked: mutable lists are guarded by `lock`; everything else is set in init.
+    public let id: String
+    public let underlayNamespace: String
+    public let underlaySubnet: IPv4Subnet
+    public let directory: String
+    let runner: any CommandRunner
+    private let lock = NSLock()
+    private var namespaces: [String] = []
+    private var processes: [LabProcess] = []
+
+    public init(runner: any CommandRunner = ProcessCommandRunner(), directory: String? = nil) throws {
+        let id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
+        self.id = id
+        underlayNamespace = "nl\(id)-ul"
+        let second = UInt8.random(in: 200...250)
+        let third = UInt8.random(in: 1...254)
+        underlaySubnet = IPv4Subnet(network: IPv4Address(10, second, third, 0), prefix: 24)!
+        self.runner = runner
+        self.directory = directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)")
+        try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+    }
+
+    /// Whether this process can build labs: root, `ip netns` working.
+    public static func capabilityProblem(runner: any CommandRunner = ProcessCommandRunner()) async -> String? {
+        guard geteuid() == 0 else { return "needs root (network namespaces, veth pairs, bridges)" }
+        let probe = "nlprobe\(UInt16.random(in: 0x1000...0xFFFF))"
+        do {
+            _ = try await runner.run(["ip", "netns", "add", probe])
+            _ = try await runner.run(["ip", "netns", "del", probe])
+            return nil
+        } catch {
+            return "cannot create network namespaces: \(error)"
+        }
+    }
+
+    /// The underlay address of host `index` (1-based); the underlay namespace itself has .254.
+    public func underlayAddress(host index: Int) -> IPv4Address {
+        IPv4Address(underlaySubnet.network.value + UInt32(index))
+    }
+
+    public var serviceAddress: IPv4Address { IPv4Address(underlaySubnet.network.value + 254) }
+
+    public func hostNamespace(_ index: Int) -> String { "nl\(id)-h\(index)" }
+
+    /// Creates the underlay namespace with its bridge and the service address (where the coordinator listens).
+    public func createUnderlay() async throws {
+        try await addNamespace(underlayNamespace)
+        try await run(underlayNamespace, ["ip", "link", "add", "ul0", "type", "bridge"])
+        try await run(underlayNamespace, ["ip", "link", "set", "ul0", "up"])
+        try await run(underlayNamespace, ["ip", "addr", "add", "\(serviceAddress)/24", "dev", "ul0"])
+    }
+
+    /// Creates host `index`: a namespace whose `underlay0` is joined to the underlay bridge. Returns its namespace.
+    @discardableResult
+    public func addHost(_ index: Int) async throws -> String {
+        let namespace = hostNamespace(index)
+        try await addNamespace(namespace)
+        let outer = "ul\(id)h\(index)"
+        try await runner.run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "underlay0", "netns", namespace])
+        try await runner.run(["ip", "link", "set", outer, "netns", underlayNamespace])
+        try await run(underlayNamespace, ["ip", "link", "set", outer, "master", "ul0", "up"])
+        try await run(namespace, ["ip", "addr", "add", "\(underlayAddress(host: index))/24", "dev", "underlay0"])
+        try await run(namespace, ["ip", "link", "set", "underlay0", "up"])
+        return namespace
+    }
+
+    /// Takes a host's underlay link down or up: the host is cut off from the coordinator and its peers.
+    public func setUnderlay(host index: Int, up: Bool) async throws {
+        try await run(hostNamespace(index), ["ip", "link", "set", "underlay0", up ? "up" : "down"])
+    }
+
+    /// Creates an empty namespace (a container's), loopback up.
+    public func addNamespace(_ name: String) async throws {
+        try await runner.run(["ip", "netns", "add", name])
+        lock.withLock { namespaces.append(name) }
+        try await run(name, ["ip", "link", "set", "lo", "up"])
+    }
+
+    /// Runs a command inside a namespace and returns its output; throws on failure.
+    @discardableResult
+    public func run(_ namespace: String, _ argv: [String]) async throws -> CommandResult {
+        try await runner.run(["ip", "netns", "exec", namespace] + argv)
+    }
+
+    /// One ICMP echo from `namespace` to `address`, waiting at most a second.
+    public func ping(from namespace: String, to address: IPv4Address) async -> Bool {
+        (try? await run(namespace, ["ping", "-c", "1", "-W", "1", "-q", address.description])) != nil
+    }
+
+    /// Starts `argv` inside `namespace`; its stdout is read line by line, stderr goes to a file in the lab.
+    public func spawn(_ namespace: String, _ argv: [String], name: String) throws -> LabProcess {
+        let process = try LabProcess(
+            argv: ["ip", "netns", "exec", namespace] + argv, name: name,
+            logPath: (directory as NSString).appendingPathComponent("\(name).log"))
+        lock.withLock { processes.append(process) }
+        return process
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after a grace period) and deletes every namespace of the lab.
+    public func destroy(keepFiles: Bool = false) async {
+        let (processes, namespaces) = lock.withLock { (self.processes, self.namespaces) }
+        for process in processes { process.stop(grace: .seconds(5)) }
+        for namespace in namespaces.reversed() { _ = try? await runner.run(["ip", "netns", "del", namespace]) }
+        lock.withLock {
+            self.processes = []
+            self.namespaces = []
+        }
+        if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    public var createdNamespaces: [String] { lock.withLock { namespaces } }
+}
+
+/// A process started by a lab: its stdout lines can be awaited; stop() ends it.
+public final class LabProcess: @unchecked Sendable {
+    // @unchecked: `lines` and `seen` are guarded by `lock`; `process` is only signalled and waited on.
+    public let name: String
+    public let logPath: String
+    let process: Process
+    private let lock = NSLock()
+    private var seen: [String] = []
+    private var waiters: [(String, CheckedContinuation<String?, Never>)] = []
+    private var ended = false
+
+    init(argv: [String], name: String, logPath: String) throws {
+        self.name = name
+        self.logPath = logPath
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try ProcessCommandRunner().resolve(argv[0]))
+        process.arguments = Array(argv.dropFirst())
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let reader = stdout.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            var buffer: [UInt8] = []
+            while true {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                buffer += chunk
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                    buffer.removeFirst(newline + 1)
+                    self.deliver(line)
+                }
+            }
+            self.finish()
+        }
+    }
+
+    private func deliver(_ line: String) {
+        let ready = lock.withLock { () -> [CheckedContinuation<String?, Never>] in
+            seen.append(line)
+            var matched: [CheckedContinuation<String?, Never>] = []
+            waiters.removeAll { text, continuation in
+                guard line.contains(text) else { return false }
+                matched.append(continuation)
+                return true
+            }
+            return matched
+        }
+        for continuation in ready { continuation.resume(returning: line) }
+    }
+
+    private func finish() {
+        let pending = lock.withLock { () -> [CheckedContinuation<String?, Never>] in
+            ended = true
+            defer { waiters = [] }
+            return waiters.map(\.1)
+        }
+        for continuation in pending { continuation.resume(returning: nil) }
+    }
+
+    /// The first stdout line containing `text` (already printed or still to come), or nil when the process ends
+    /// first or `timeout` passes.
+    public func line(containing text: String, timeout: Duration = .seconds(30)) async -> String? {
+        let result: String? = await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let immediate: String?? = self.lock.withLock {
+                        if let line = self.seen.first(where: { $0.contains(text) }) { return .some(line) }
+                        if self.ended { return .some(nil) }
+                        self.waiters.append((text, continuation))
+                        return nil
+                    }
+                    if let immediate { continuation.resume(returning: immediate) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if result == nil { cancelWaiters(for: text) }
+        return result
+    }
+
+    private func cancelWaiters(for text: String) {
+        let pending = lock.withLock { () -> [CheckedContinuation<String?, Never>] in
+            var matched: [CheckedContinuation<String?, Never>] = []
+            waiters.removeAll { candidate, continuation in
+                guard candidate == text else { return false }
+                matched.append(continuation)
+                return true
+            }
+            return matched
+        }
+        for continuation in pending { continuation.resume(returning: nil) }
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+
+    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(10)) -> Int32 {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = ContinuousClock.now + grace
+            while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    public func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}

@@ -1,0 +1,49 @@
+import NetleaseClient
+import NetleaseCore
+
+/// Everything an agent is told at start.
+public struct AgentConfiguration: Sendable {
+    /// Coordinators to try, in order, round robin.
+    public var coordinators: [Endpoint]
+    public var secret: String?
+    /// This host's name in the cluster.
+    public var host: String
+    /// This host's tunnel endpoint.
+    public var underlay: IPv4Address
+    /// Networks this host serves; the local API opens once all are configured.
+    public var networks: [String]
+    /// The local API's unix socket.
+    public var socketPath: String
+    /// Group that may use the socket (mode 0660); nil keeps root's group.
+    public var socketGroup: String?
+    /// Where the agent records what it handed out (leases.json).
+    public var stateDirectory: String
+    /// Remove what the agent built (containers' veths, tunnels, bridges) when it stops.
+    public var teardownOnStop: Bool
+    /// Heartbeat period; nil: a third of the shortest lease TTL, between 1 and 30 seconds.
+    public var heartbeatInterval: Duration?
+    /// First and largest pause between reconnect attempts (exponential, with jitter).
+    public var reconnectDelay: ClosedRange<Duration>
+    /// Addresses tried per request when probes keep finding them in use.
+    public var maxProbeAttempts: Int
+
+    public init(
+        coordinators: [Endpoint], secret: String?, host: String, underlay: IPv4Address, networks: [String],
+        socketPath: String, socketGroup: String? = nil, stateDirectory: String, teardownOnStop: Bool = false,
+        heartbeatInterval: Duration? = nil,
+        reconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10)), maxProbeAttempts: Int = 8
+    ) {
+        self.coordinators = coordinators
+        self.secret = secret
+        self.host = host
+        self.underlay = underlay
+        self.networks = networks
+        self.socketPath = socketPath
+        self.socketGroup = socketGroup
+        self.stateDirectory = stateDirectory
+        self.teardownOnStop = teardownOnStop
+        self.heartbeatInterval = heartbeatInterval
+        self.reconnectDelay = reconnectDelay
+        self.maxProbeAttempts = maxProbeAttempts
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import HostNetwork
+import Logging
+import NetleaseAgent
+import NetleaseClient
+import NetleaseCore
+import NetleaseTestSupport
+import ServiceLifecycle
+import Synchronization
+import XCTest
+
+/// Forwards to a `RecordingHostNetwork` and announces every call, so tests await calls instead of sleeping.
+final class ObservedHostNetwork: HostNetworking {
+    let recorder = RecordingHostNetwork()
+    let calls: AsyncStream<RecordingHostNetwork.Call>
+    private let sink: AsyncStream<RecordingHostNetwork.Call>.Continuation
+
+    init() {
+        (calls, sink) = AsyncStream.makeStream(of: RecordingHostNetwork.Call.self)
+    }
+
+    func ensureNetwork(_ config: HostNetworkConfig) async throws -> NetworkReport {
+        defer { sink.yield(.ensureNetwork(config)) }
+        return try await recorder.ensureNetwork(config)
+    }
+
+    func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
+        defer { sink.yield(.verify(config)) }
+        return try await recorder.verify(config)
+    }
+
+    func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
+        defer { sink.yield(.attach(attachment)) }
+        return try await recorder.attach(attachment)
+    }
+
+    func detach(network: String, owner: String) async throws {
+        defer { sink.yield(.detach(network: network, owner: owner)) }
+        try await recorder.detach(network: network, owner: owner)
+    }
+
+    func teardown(network: String) async throws {
+        defer { sink.yield(.teardown(network: network)) }
+        try await recorder.teardown(network: network)
+    }
+}
+
+/// An agent with the recording host network and a scripted prober, against a real coordinator on loopback.
+final class AgentHarness: @unchecked Sendable {
+    // @unchecked: set up in `start` before sharing; afterwards only read.
+    let coordinator: CoordinatorHarness
+    let network = ObservedHostNetwork()
+    let prober = ScriptedARPProber()
+    let directory: URL
+    let agent: Agent
+    let ready: AsyncStream<String>
+    private var group: ServiceGroup?
+    private var task: Task<Void, Error>?
+
+    var socketPath: String { agent.configuration.socketPath }
+
+    init(coordinator: CoordinatorHarness, host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
+         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100)) throws {
+        self.coordinator = coordinator
+        self.directory = directory ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        let (ready, readySink) = AsyncStream.makeStream(of: String.self)
+        self.ready = ready
+        var logger = Logger(label: "test.agent")
+        logger.logLevel = .critical
+        let configuration = AgentConfiguration(
+            coordinators: [coordinator.endpoint], secret: coordinator.secret?.text, host: host, underlay: underlay,
+            networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
+            stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
+            reconnectDelay: .milliseconds(20)...(.milliseconds(100)))
+        agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger) { path in
+            readySink.yield(path)
+        }
+    }
+
+    func start() {
+        let group = ServiceGroup(services: [agent], logger: Logger(label: "test.agent.group"))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    func waitUntilReady() async -> String? {
+        var iterator = ready.makeAsyncIterator()
+        return await iterator.next()
+    }
+
+    func stop() async {
+        await group?.triggerGracefulShutdown()
+        _ = try? await task?.value
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func local<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
+        try await NetleaseConnection.connect(socketPath: socketPath, body)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import HostNetwork
+import NetleaseAgent
+import NetleaseClient
+import NetleaseCore
+import NetleaseTestSupport
+import NetleaseWire
+import XCTest
+
+final class AgentTests: XCTestCase {
+    var coordinator: CoordinatorHarness!
+    var harnesses: [AgentHarness] = []
+
+    override func setUp() async throws {
+        coordinator = try await CoordinatorHarness.start()
+        try await coordinator.connect { c in
+            _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77,
+                                                      cooldown: 0))
+        }
+    }
+
+    override func tearDown() async throws {
+        for harness in harnesses {
+            await harness.stop()
+            harness.removeFiles()
+        }
+        harnesses = []
+        await coordinator?.stop()
+    }
+
+    private func makeAgent(host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
+                           directory: URL? = nil) throws -> AgentHarness {
+        let harness = try AgentHarness(coordinator: coordinator, host: host, underlay: underlay, directory: directory)
+        harnesses.append(harness)
+        return harness
+    }
+
+    func testLocalAPIOpensOnlyAfterTheNetworkIsVerified() async throws {
+        let harness = try makeAgent()
+        harness.network.recorder.setVerifyFailures([VerifyFailure(check: .bridgeUp, detail: "bridge is down")])
+        harness.start()
+        var calls = harness.network.calls.makeAsyncIterator()
+        var verifies = 0
+        while verifies < 3, let call = await calls.next() {
+            if case .verify = call {
+                verifies += 1
+                XCTAssertFalse(FileManager.default.fileExists(atPath: harness.socketPath),
+                               "local API socket exists while the network fails verification")
+            }
+        }
+        XCTAssertEqual(verifies, 3, "the agent should keep retrying the network setup")
+        harness.network.recorder.setVerifyFailures([])
+        let path = await harness.waitUntilReady()
+        XCTAssertEqual(path, harness.socketPath)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: harness.socketPath))
+        // Every setup attempt configured before it verified, and nothing else touched the host.
+        let recorded = harness.network.recorder.calls
+        guard case .ensureNetwork(let config)? = recorded.first else { return XCTFail("first call was not ensureNetwork") }
+        XCTAssertEqual(config.bridge, "nl-prod")
+        XCTAssertEqual(config.vni, 77)
+        XCTAssertEqual(config.underlay, IPv4Address(10, 9, 0, 1))
+        XCTAssertEqual(config.peers, [:])
+        let bridges = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "bridge:h1")) }
+        XCTAssertEqual(bridges.map(\.address), [config.bridgeAddress])
+    }
+
+    func testMeshFollowsHostsJoiningMovingAndLeaving() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        var calls = harness.network.calls.makeAsyncIterator()
+
+        func nextEnsuredPeers() async -> [String: IPv4Address]? {
+            while let call = await calls.next() {
+                if case .ensureNetwork(let config) = call { return config.peers }
+            }
+            return nil
+        }
+
+        _ = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
+        let joined = await nextEnsuredPeers()
+        XCTAssertEqual(joined, ["h2": IPv4Address(10, 9, 0, 2)])
+        _ = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 22)) }
+        let moved = await nextEnsuredPeers()
+        XCTAssertEqual(moved, ["h2": IPv4Address(10, 9, 0, 22)])
+        _ = try await coordinator.connect { try await $0.removeHost("h2") }
+        let left = await nextEnsuredPeers()
+        XCTAssertEqual(left, [:])
+    }
+
+    func testProbeThenLeaseQuarantinesAnAnsweringAddressAndHandsOutAnother() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        // The bridge took the first address; the next two answer ARP.
+        let busy1 = IPv4Address(172, 30, 0, 2)
+        let busy2 = IPv4Address(172, 30, 0, 3)
+        harness.prober.setAnswer("02:aa:bb:cc:dd:01", for: busy1)
+        harness.prober.setAnswer("02:aa:bb:cc:dd:02", for: busy2)
+        let reply = try await harness.local { try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0")) }
+        let lease = try WireCodec.lease(from: reply.fields)
+        XCTAssertEqual(lease.address, IPv4Address(172, 30, 0, 4))
+        XCTAssertEqual(harness.prober.probes.map(\.address), [busy1, busy2, lease.address])
+        XCTAssertEqual(Set(harness.prober.probes.map(\.interface)), ["nl-prod"])
+        let conflicts = try await coordinator.connect { try await $0.leases(.init(network: "prod", state: .conflict)) }
+        XCTAssertEqual(conflicts.map(\.address), [busy1, busy2])
+        XCTAssertEqual(conflicts.map(\.mac), ["02:aa:bb:cc:dd:01", "02:aa:bb:cc:dd:02"])
+        XCTAssertEqual(reply.fields["gateway"], "172.30.0.1")
+
+        // A repeat for the same owner returns the same address without probing its own container.
+        let again = try await harness.local { try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0")) }
+        XCTAssertEqual(try WireCodec.lease(from: again.fields).address, lease.address)
+        XCTAssertEqual(harness.prober.probes.count, 3)
+    }
+
+    func testAttachPlumbsTheContainerAndDetachReleases() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        let reply = try await harness.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+        }
+        let lease = try WireCodec.lease(from: reply.fields)
+        guard case .attach(let attachment)? = harness.network.recorder.calls.last else { return XCTFail("no attach call") }
+        XCTAssertEqual(attachment.namespace, .named("ctr-web"))
+        XCTAssertEqual(attachment.address, lease.address)
+        XCTAssertEqual(attachment.gateway, IPv4Address(172, 30, 0, 1))
+        XCTAssertEqual(attachment.bridge, "nl-prod")
+        XCTAssertEqual(attachment.prefix, 24)
+
+        _ = try await harness.local { try await $0.send(LocalRequest.detach(network: "prod", owner: "web")) }
+        XCTAssertEqual(harness.network.recorder.calls.last, .detach(network: "prod", owner: "web"))
+        let held = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "web")) }
+        XCTAssertEqual(held, [])
+    }
+
+    func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
+        let first = try makeAgent(directory: directory)
+        first.start()
+        _ = await first.waitUntilReady()
+        let reply = try await first.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+        }
+        let address = try WireCodec.lease(from: reply.fields).address
+        await first.stop()
+
+        // While the agent is down an admin frees the address and someone else takes it.
+        try await coordinator.connect { c in
+            _ = try await c.release(ReleaseRequest(network: "prod", address: address))
+            _ = try await c.acquire(AcquireRequest(network: "prod", owner: "squatter", address: address))
+        }
+        let second = try makeAgent(directory: directory)
+        second.start()
+        _ = await second.waitUntilReady()
+        let doctor = try await second.local { try await $0.send(LocalRequest.doctor) }
+        let checks = try doctor.records.map(DoctorCheck.init(fields:))
+        let reconcile = checks.first { $0.name == "reconcile" }
+        XCTAssertEqual(reconcile?.ok, false)
+        XCTAssertTrue(reconcile?.detail.contains("squatter") ?? false, reconcile?.detail ?? "")
+        XCTAssertEqual(checks.first { $0.name == "coordinator" }?.ok, true)
+        XCTAssertEqual(checks.first { $0.name == "prod/host-network" }?.ok, true)
+        let holder = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "squatter")) }
+        XCTAssertEqual(holder.map(\.address), [address], "reconcile must not take the address back")
+    }
+
+    func testAgentRejoinsWithANewEpochWhenFenced() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        try await coordinator.connect { watcher in
+            let (hosts, events) = try await watcher.watch()
+            let before = try XCTUnwrap(hosts.first { $0.name == "h1" }).epoch
+            // Someone else joins as h1: the running agent's epoch is now stale and its next heartbeat is refused.
+            let usurper = try await coordinator.connect {
+                try await $0.join(host: "h1", underlay: IPv4Address(10, 9, 0, 1))
+            }
+            XCTAssertEqual(usurper.epoch, before + 1)
+            for await event in events {
+                if case .host(let host) = event, host.name == "h1", host.epoch > usurper.epoch { return }
+            }
+            XCTFail("the agent did not rejoin")
+        }
+    }
+}
