@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "netlease", targets: ["netlease"]),
+        .executable(name: "netlease-cni", targets: ["netlease-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -75,6 +76,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The CNI IPAM plugin: asks the host's agent for addresses.
+        .executableTarget(name: "netlease-cni", dependencies: ["NetleaseClient", "NetleaseWire", "NetleaseCore"]),
         // Shared by the test targets only: an in-process coordinator on loopback with a temporary store.
         .target(
             name: "NetleaseTestSupport",
@@ -88,6 +91,8 @@ let package = Package(
         .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork"]),
+        // Root only: hosts and containers as network namespaces, driving the real executable.
+        .testTarget(name: "MultiHostTests", dependencies: ["HostNetwork", "NetleaseCore", "netlease", "netlease-cni"]),
         .testTarget(
             name: "NetleaseAgentTests",
             dependencies: [

@@ -97,8 +97,11 @@ public final class NamespaceLab: @unchecked Sendable {
 
     /// Runs a command inside a namespace and returns its output; throws on failure.
     @discardableResult
-    public func run(_ namespace: String, _ argv: [String]) async throws -> CommandResult {
-        try await runner.run(["ip", "netns", "exec", namespace] + argv)
+    public func run(_ namespace: String, _ argv: [String], environment: [String: String] = [:]) async throws
+        -> CommandResult
+    {
+        let env = environment.isEmpty ? [] : ["env"] + environment.keys.sorted().map { "\($0)=\(environment[$0]!)" }
+        return try await runner.run(["ip", "netns", "exec", namespace] + env + argv)
     }
 
     /// One ICMP echo from `namespace` to `address`, waiting at most a second.

@@ -77,6 +77,8 @@ final class AgentTests: XCTestCase {
             return nil
         }
 
+        let initial = await nextEnsuredPeers()
+        XCTAssertEqual(initial, [:], "the first setup had no peers")
         _ = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
         let joined = await nextEnsuredPeers()
         XCTAssertEqual(joined, ["h2": IPv4Address(10, 9, 0, 2)])

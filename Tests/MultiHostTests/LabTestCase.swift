@@ -1,0 +1,63 @@
+import Foundation
+import HostNetwork
+import NetleaseCore
+import XCTest
+
+/// Base of the namespace tests: builds a fresh lab per test and removes it on every exit path. Without root or
+/// `ip netns` the tests skip — unless NETLEASE_REQUIRE_NETNS=1, which turns the missing capability into a failure.
+class LabTestCase: XCTestCase {
+    var cluster: LabCluster!
+
+    var lab: NamespaceLab { cluster.lab }
+
+    override func setUp() async throws {
+        if let problem = await NamespaceLab.capabilityProblem() {
+            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+                XCTFail("NETLEASE_REQUIRE_NETNS=1 but the namespace tests cannot run: \(problem)")
+                throw NetleaseError(.unavailable, problem)
+            }
+            throw XCTSkip("namespace tests skipped: \(problem)")
+        }
+        cluster = LabCluster(lab: try NamespaceLab(), binary: try Self.binary())
+    }
+
+    override func tearDown() async throws {
+        if let cluster {
+            let leftover = cluster.lab.createdNamespaces
+            await cluster.destroy()
+            for namespace in leftover {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/\(namespace)"),
+                               "namespace \(namespace) was not removed")
+            }
+        }
+        cluster = nil
+    }
+
+    static func binary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["NETLEASE_BINARY"] { return path }
+        var candidates: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        if let argv0 = CommandLine.arguments.first {
+            candidates.append(URL(fileURLWithPath: argv0).deletingLastPathComponent())
+        }
+        for directory in candidates {
+            let path = directory.appendingPathComponent("netlease").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw NetleaseError(.unavailable, "netlease executable not found next to the test bundle; set NETLEASE_BINARY")
+    }
+
+    /// Pings every target from `source`; returns the targets that did not answer.
+    func unreachable(from source: String, _ targets: [IPv4Address]) async -> [IPv4Address] {
+        var failed: [IPv4Address] = []
+        for target in targets where !(await lab.ping(from: source, to: target)) { failed.append(target) }
+        return failed
+    }
+
+    func leaseAddresses(state: String = "active") async throws -> [String: String] {
+        var byOwner: [String: String] = [:]
+        for lease in try await cluster.leasesJSON(["--state", state]) {
+            if let owner = lease["owner"] as? String, let address = lease["address"] as? String { byOwner[owner] = address }
+        }
+        return byOwner
+    }
+}

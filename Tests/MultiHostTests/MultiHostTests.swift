@@ -1,0 +1,196 @@
+import Foundation
+import HostNetwork
+import NetleaseCore
+import XCTest
+
+final class MultiHostTests: LabTestCase {
+    func testThreeHostsOverVXLANEveryContainerReachesEveryOther() async throws {
+        try await cluster.startCoordinator()
+        for host in 1...3 { try await cluster.startAgent(host) }
+        var containers: [(namespace: String, address: IPv4Address)] = []
+        for host in 1...3 {
+            for number in 1...2 {
+                let address = try await cluster.attachContainer(host: host, number)
+                containers.append((cluster.containerNamespace(host: host, number), address))
+            }
+        }
+        XCTAssertEqual(Set(containers.map(\.address)).count, containers.count, "an address was handed out twice")
+        for (namespace, address) in containers {
+            let others = containers.filter { $0.address != address }.map(\.address)
+            let failed = await unreachable(from: namespace, others)
+            XCTAssertEqual(failed, [], "\(namespace) (\(address)) cannot reach \(failed)")
+        }
+        for host in 1...3 {
+            let doctor = try await lab.run(lab.hostNamespace(host), [
+                cluster.binary, "doctor", "--socket", cluster.socket(host: host), "--json",
+            ])
+            XCTAssertFalse(doctor.stdout.contains("\"ok\" : false"), "doctor on host\(host): \(doctor.stdout)")
+        }
+    }
+
+    func testTwentyConcurrentAttachesOnEachOfThreeHostsAreUniqueAndReachable() async throws {
+        try await cluster.startCoordinator()
+        for host in 1...3 { try await cluster.startAgent(host) }
+        let cluster = self.cluster!
+        let results = try await withThrowingTaskGroup(of: (host: Int, owner: String, address: IPv4Address).self) {
+            group in
+            for host in 1...3 {
+                for number in 1...20 {
+                    group.addTask {
+                        (host, "h\(host)-c\(number)", try await cluster.attachContainer(host: host, number))
+                    }
+                }
+            }
+            var all: [(host: Int, owner: String, address: IPv4Address)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        XCTAssertEqual(results.count, 60)
+        XCTAssertEqual(Set(results.map(\.address)).count, 60, "an address was handed out twice")
+        let leased = try await leaseAddresses()
+        for result in results {
+            XCTAssertEqual(leased[result.owner], result.address.description, "coordinator disagrees for \(result.owner)")
+        }
+        // One pinger per host reaches every container on the other hosts.
+        for host in 1...3 {
+            let pinger = cluster.containerNamespace(host: host, 1)
+            let targets = results.filter { $0.host != host }.map(\.address)
+            let failed = await unreachable(from: pinger, targets)
+            XCTAssertEqual(failed, [], "from host\(host): unreachable \(failed)")
+        }
+    }
+
+    func testAnAddressConfiguredByHandIsQuarantinedAndNeverHandedOut() async throws {
+        try await cluster.startCoordinator()
+        for host in 1...2 { try await cluster.startAgent(host) }
+        // Bridges hold .1 and .2, so the coordinator's next address is .3: someone took it by hand on host1's bridge.
+        let squatted = IPv4Address(172, 30, 0, 3)
+        let rogue = "nl\(lab.id)-rogue"
+        try await lab.addNamespace(rogue)
+        let hostNamespace = lab.hostNamespace(1)
+        try await lab.run(hostNamespace, ["ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "eth0",
+                                          "netns", rogue])
+        try await lab.run(hostNamespace, ["ip", "link", "set", "rogue0", "master", "nl-demo", "up"])
+        try await lab.run(rogue, ["ip", "addr", "add", "\(squatted)/16", "dev", "eth0"])
+        try await lab.run(rogue, ["ip", "link", "set", "eth0", "up"])
+        let linkJSON = try await lab.run(rogue, ["ip", "-j", "link", "show", "eth0"]).stdout
+        let mac = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(linkJSON.utf8)) as? [[String: Any]])?.first?["address"]
+                as? String)
+
+        let given = try await cluster.attachContainer(host: 1, 1)
+        XCTAssertNotEqual(given, squatted, "an address in use on the bridge was handed to a container")
+        let conflicts = try await cluster.leasesJSON(["--state", "conflict"])
+        XCTAssertEqual(conflicts.count, 1)
+        XCTAssertEqual(conflicts.first?["address"] as? String, squatted.description)
+        XCTAssertEqual(conflicts.first?["mac"] as? String, mac)
+        let table = try await cluster.admin(["leases", "--network", "demo", "--state", "conflict"])
+        XCTAssertTrue(table.contains("mac=\(mac)"), table)
+        // The next containers never get it either.
+        let next = try await cluster.attachContainer(host: 2, 1)
+        XCTAssertNotEqual(next, squatted)
+    }
+
+    func testAHostThatJoinsLaterIsAddedToEveryMesh() async throws {
+        try await cluster.startCoordinator()
+        for host in 1...2 { try await cluster.startAgent(host) }
+        let first = try await cluster.attachContainer(host: 1, 1)
+        let second = try await cluster.attachContainer(host: 2, 1)
+        try await cluster.startAgent(3)
+        let third = try await cluster.attachContainer(host: 3, 1)
+        let fromNew = await unreachable(from: cluster.containerNamespace(host: 3, 1), [first, second])
+        XCTAssertEqual(fromNew, [])
+        let fromOld1 = await unreachable(from: cluster.containerNamespace(host: 1, 1), [third])
+        let fromOld2 = await unreachable(from: cluster.containerNamespace(host: 2, 1), [third])
+        XCTAssertEqual(fromOld1 + fromOld2, [], "existing hosts' meshes did not gain the new host")
+        for host in 1...2 {
+            let doctor = try await lab.run(lab.hostNamespace(host), [
+                cluster.binary, "doctor", "--socket", cluster.socket(host: host),
+            ])
+            XCTAssertTrue(doctor.stdout.contains("matches 2 peer(s)"), doctor.stdout)
+        }
+    }
+
+    func testARestartedAgentKeepsItsContainersConnectedAndTheirAddresses() async throws {
+        try await cluster.startCoordinator()
+        for host in 1...2 { try await cluster.startAgent(host) }
+        let local = try await cluster.attachContainer(host: 1, 1)
+        let remote = try await cluster.attachContainer(host: 2, 1)
+        let before = try await leaseAddresses()
+
+        XCTAssertEqual(cluster.stopAgent(1), 0, "agent did not stop cleanly")
+        let whileDown = await unreachable(from: cluster.containerNamespace(host: 1, 1), [remote])
+        XCTAssertEqual(whileDown, [], "containers lost connectivity while their agent was stopped")
+
+        try await cluster.startAgent(1, createHost: false)
+        let again = try await cluster.attachContainer(host: 1, 1, createNamespace: false)
+        XCTAssertEqual(again, local, "the same owner got a different address after the restart")
+        let after = try await leaseAddresses()
+        XCTAssertEqual(after, before)
+        let afterRestart = await unreachable(from: cluster.containerNamespace(host: 2, 1), [local])
+        XCTAssertEqual(afterRestart, [])
+    }
+}
+
+final class CNIPluginTests: LabTestCase {
+    /// The Debian CNI `bridge` plugin creates the veth pair and calls `netlease-cni` for the address: containers it
+    /// sets up on two hosts reach each other; DEL releases the lease.
+    func testDebianBridgePluginWithNetleaseIPAM() async throws {
+        let bridgePlugin = "/usr/lib/cni/bridge"
+        guard FileManager.default.isExecutableFile(atPath: bridgePlugin) else {
+            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+                return XCTFail("\(bridgePlugin) missing: install containernetworking-plugins")
+            }
+            throw XCTSkip("\(bridgePlugin) missing: install containernetworking-plugins")
+        }
+        let pluginDirectory = lab.directory + "/cni-bin"
+        try FileManager.default.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
+        let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent().appendingPathComponent("netlease-cni").path
+        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
+        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
+
+        try await cluster.startCoordinator()
+        for host in 1...2 { try await cluster.startAgent(host) }
+        var addresses: [IPv4Address] = []
+        for host in 1...2 {
+            let namespace = cluster.containerNamespace(host: host, 1)
+            try await lab.addNamespace(namespace)
+            let result = try await cni("ADD", host: host, namespace: namespace, pluginDirectory: pluginDirectory)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any])
+            let ips = try XCTUnwrap(object["ips"] as? [[String: Any]])
+            let text = try XCTUnwrap(ips.first?["address"] as? String)
+            addresses.append(try XCTUnwrap(IPv4Address(text.split(separator: "/")[0])))
+            XCTAssertEqual(ips.first?["gateway"] as? String, host == 1 ? "172.30.0.1" : "172.30.0.2")
+        }
+        XCTAssertNotEqual(addresses[0], addresses[1])
+        let failed = await unreachable(from: cluster.containerNamespace(host: 1, 1), [addresses[1]])
+        XCTAssertEqual(failed, [], "containers set up by the CNI bridge plugin cannot reach each other")
+        let owners = try await leaseAddresses()
+        XCTAssertEqual(owners["ctr-h1/eth0"], addresses[0].description)
+
+        _ = try await cni("DEL", host: 1, namespace: cluster.containerNamespace(host: 1, 1),
+                          pluginDirectory: pluginDirectory)
+        _ = try await cni("DEL", host: 1, namespace: cluster.containerNamespace(host: 1, 1),
+                          pluginDirectory: pluginDirectory)
+        let after = try await leaseAddresses()
+        XCTAssertNil(after["ctr-h1/eth0"], "DEL did not release the lease")
+        XCTAssertEqual(after["ctr-h2/eth0"], addresses[1].description)
+    }
+
+    private func cni(_ command: String, host: Int, namespace: String, pluginDirectory: String) async throws -> String {
+        let config = """
+            {"cniVersion": "1.0.0", "name": "demo", "type": "bridge", "bridge": "nl-demo", "isGateway": false,
+             "ipMasq": false, "ipam": {"type": "netlease-cni", "socket": "\(cluster.socket(host: host))",
+             "network": "demo"}}
+            """
+        let input = lab.directory + "/cni-\(command)-\(host).json"
+        try Data(config.utf8).write(to: URL(fileURLWithPath: input))
+        let result = try await lab.run(lab.hostNamespace(host), [
+            "sh", "-c", "exec \"$0\" < \"$1\"", pluginDirectory + "/bridge", input,
+        ], environment: [
+            "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr-h\(host)", "CNI_NETNS": "/var/run/netns/\(namespace)",
+            "CNI_IFNAME": "eth0", "CNI_PATH": pluginDirectory,
+        ])
+        return result.stdout
+    }
+}
