@@ -47,9 +47,14 @@ public final class SQLiteLeaseStore: LeaseStore {
 
     /// Opens (or creates) the store in `directory`. Refuses a file that is not a netlease database, one that fails
     /// SQLite's integrity check, or one held by another process, without changing it.
-    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), logger: Logger = Logger(label: "netlease.store"))
-        throws
+    /// Most operations committed in one transaction. 1 turns group commit off (one fsync per operation), for
+    /// comparison in benchmarks.
+    public let maxBatch: Int
+
+    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = 4096,
+                logger: Logger = Logger(label: "netlease.store")) throws
     {
+        self.maxBatch = max(1, maxBatch)
         self.clock = clock
         self.logger = logger
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
@@ -227,8 +232,9 @@ public final class SQLiteLeaseStore: LeaseStore {
                     s.writing = false
                     return nil
                 }
-                let batch = s.pending
-                s.pending = []
+                let take = min(s.pending.count, maxBatch)
+                let batch = Array(s.pending.prefix(take))
+                s.pending.removeFirst(take)
                 return batch
             }
             guard let batch else { return }

@@ -33,10 +33,16 @@ extension Netlease {
         @Option(help: ArgumentHelp("Close connections that send nothing for this long.", valueName: "seconds"))
         var idleTimeout: Int64 = 600
 
+        @Option(help: ArgumentHelp(
+            "Most requests committed together in one durable transaction (1 disables group commit).",
+            valueName: "n"))
+        var maxBatch = 4096
+
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
         func validate() throws {
+            guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -63,7 +69,8 @@ extension Netlease {
                     secret = loaded
                     if created { logger.notice("created cluster secret", metadata: ["path": "\(path)"]) }
                 }
-                let store = try SQLiteLeaseStore(directory: data, logger: Logger(label: "netlease.store"))
+                let store = try SQLiteLeaseStore(
+                    directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
                 defer { store.close() }
                 logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
