@@ -31,7 +31,7 @@ let package = Package(
         .target(
             name: "NetleaseCoordinator",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseStore",
+                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

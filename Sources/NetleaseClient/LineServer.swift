@@ -30,13 +30,17 @@ public struct LineServer: Sendable {
         public var maxConnections: Int
         /// Close a connection that sends nothing for this long (handlers may lift it, e.g. for event streams).
         public var idleTimeout: TimeAmount
+        /// Close a connection whose started line is not finished within this time: a client trickling bytes
+        /// (slowloris) cannot hold a connection slot longer than this.
+        public var lineTimeout: TimeAmount
         public var maxLineBytes: Int
 
         public init(address: Address, maxConnections: Int = 4096, idleTimeout: TimeAmount = .seconds(600),
-                    maxLineBytes: Int = WireLimits.maxLineBytes) {
+                    lineTimeout: TimeAmount = .seconds(30), maxLineBytes: Int = WireLimits.maxLineBytes) {
             self.address = address
             self.maxConnections = maxConnections
             self.idleTimeout = idleTimeout
+            self.lineTimeout = lineTimeout
             self.maxLineBytes = maxLineBytes
         }
     }
@@ -62,12 +66,14 @@ public struct LineServer: Sendable {
         handler: @escaping @Sendable (LineConnection) async throws -> Void
     ) async throws {
         let idle = configuration.idleTimeout
+        let lineTimeout = configuration.lineTimeout
         let maxLineBytes = configuration.maxLineBytes
         let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(IdleStateHandler(readTimeout: idle), name: LineServer.idleHandlerName)
                 try sync.addHandler(IdleConnectionCloser())
+                try sync.addHandler(PartialLineDeadline(timeout: lineTimeout))
                 try sync.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLineBytes)))
                 return try NIOAsyncChannel<LineFrame, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
@@ -170,6 +176,43 @@ public final class LineConnection {
     /// Lifts the idle timeout: for connections that turned into event streams and legitimately send nothing.
     public func liftIdleTimeout() async {
         _ = try? await channel.pipeline.removeHandler(name: LineServer.idleHandlerName).get()
+    }
+}
+
+/// Closes a connection whose started line stays unfinished for `timeout`. It only looks at whether the bytes read
+/// so far end in LF; the decoder behind it does the framing.
+final class PartialLineDeadline: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if buffer.readableBytesView.last == UInt8(ascii: "\n") {
+            deadline?.cancel()
+            deadline = nil
+        } else if deadline == nil, buffer.readableBytes > 0 {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(in: timeout) {
+                loopBound.value.close(promise: nil)
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
     }
 }
 

@@ -8,6 +8,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var maxConnections: Int
     /// A connection that sends nothing for this long is closed.
     public var idleTimeoutSeconds: Int64
+    /// A started request line must be finished within this time.
+    public var lineTimeoutSeconds: Int64
     /// How often the reclaimer looks for lost hosts and finished cooldowns.
     public var reclaimIntervalMilliseconds: Int64
     /// Failed AUTH attempts after which a connection is closed.
@@ -15,13 +17,14 @@ public struct CoordinatorConfiguration: Sendable {
 
     public init(
         host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, maxConnections: Int = 4096,
-        idleTimeoutSeconds: Int64 = 600, reclaimIntervalMilliseconds: Int64 = 1000, maxAuthFailures: Int = 3
+        idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30, reclaimIntervalMilliseconds: Int64 = 1000, maxAuthFailures: Int = 3
     ) {
         self.host = host
         self.port = port
         self.secret = secret
         self.maxConnections = maxConnections
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.lineTimeoutSeconds = lineTimeoutSeconds
         self.reclaimIntervalMilliseconds = reclaimIntervalMilliseconds
         self.maxAuthFailures = maxAuthFailures
     }

@@ -31,7 +31,8 @@ public struct CoordinatorServer: Service {
             configuration: .init(
                 address: .tcp(host: configuration.host, port: configuration.port),
                 maxConnections: configuration.maxConnections,
-                idleTimeout: .seconds(configuration.idleTimeoutSeconds)),
+                idleTimeout: .seconds(configuration.idleTimeoutSeconds),
+                lineTimeout: .seconds(configuration.lineTimeoutSeconds)),
             group: group, logger: logger)
         handler = RequestHandler(store: store, secret: configuration.secret,
                                  counters: ServerCounters(connections: server.counters), events: events,

@@ -70,6 +70,7 @@ public final class SQLiteLeaseStore: LeaseStore {
         do {
             try Self.claim(db, path: path)
             try Self.checkIdentity(db, path: path)
+            try Self.configureDurability(db, path: path)
             try Self.wrap { try Schema.migrate(db) }
             let storeID = try Self.wrap { try db.scalarText("SELECT value FROM meta WHERE key = 'store-id'") } ?? ""
             let ledger = try Self.wrap { try Self.load(db, now: clock.now()) }
@@ -290,13 +291,11 @@ public final class SQLiteLeaseStore: LeaseStore {
         }
     }
 
-    /// Sets the connection up and takes the exclusive lock now rather than at the first write.
+    /// Takes the exclusive lock now rather than at the first write. Changes nothing in the file: the journal mode is
+    /// switched only after `checkIdentity` accepted it.
     private static func claim(_ db: SQLiteDatabase, path: String) throws {
         do {
             try db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            try db.execute("PRAGMA journal_mode=WAL")
-            try db.execute("PRAGMA synchronous=FULL")
-            try db.execute("PRAGMA foreign_keys=ON")
             try db.execute("BEGIN IMMEDIATE")
             try db.execute("COMMIT")
         } catch let error as SQLiteError where error.isBusy {
@@ -306,8 +305,24 @@ public final class SQLiteLeaseStore: LeaseStore {
         }
     }
 
+    /// WAL with `synchronous=FULL`: an acknowledged commit survives a crash of the process and of the machine.
+    private static func configureDurability(_ db: SQLiteDatabase, path: String) throws {
+        do {
+            try db.execute("PRAGMA journal_mode=WAL")
+            try db.execute("PRAGMA synchronous=FULL")
+            try db.execute("PRAGMA foreign_keys=ON")
+        } catch {
+            throw storageError(error, doing: "configure \(path)")
+        }
+    }
+
     private static func checkIdentity(_ db: SQLiteDatabase, path: String) throws {
-        let check = try wrap { try db.scalarText("PRAGMA quick_check") }
+        let check: String?
+        do {
+            check = try db.scalarText("PRAGMA quick_check")
+        } catch {
+            check = "\(error)"
+        }
         guard check == "ok" else {
             throw NetleaseError(
                 .storage, "\(path) failed SQLite's integrity check (\(check ?? "no answer")); refusing to start. "

@@ -28,19 +28,20 @@ public final class CoordinatorHarness: @unchecked Sendable {
 
     public static func start(
         secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
-        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600
+        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock)
-        try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds)
+        try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds,
+                              lineTimeoutSeconds: lineTimeoutSeconds)
         return harness
     }
 
-    private func run(maxConnections: Int, idleTimeoutSeconds: Int64) async throws {
+    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let configuration = CoordinatorConfiguration(
             host: "127.0.0.1", port: 0, secret: secret, maxConnections: maxConnections,
-            idleTimeoutSeconds: idleTimeoutSeconds)
+            idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = CoordinatorServer(configuration: configuration, store: store, events: events, logger: logger) {
             address in

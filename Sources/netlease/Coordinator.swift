@@ -33,6 +33,10 @@ extension Netlease {
         @Option(help: ArgumentHelp("Close connections that send nothing for this long.", valueName: "seconds"))
         var idleTimeout: Int64 = 600
 
+        @Option(help: ArgumentHelp("Close connections that leave a started line unfinished this long.",
+                                   valueName: "seconds"))
+        var lineTimeout: Int64 = 30
+
         @Option(help: ArgumentHelp(
             "Most requests committed together in one durable transaction (1 disables group commit).",
             valueName: "n"))
@@ -45,6 +49,7 @@ extension Netlease {
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+            guard lineTimeout > 0 else { throw ValidationError("--line-timeout must be positive") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         }
 
@@ -75,7 +80,7 @@ extension Netlease {
                 logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
                     host: endpoint.host, port: endpoint.port, secret: secret, maxConnections: maxConnections,
-                    idleTimeoutSeconds: idleTimeout)
+                    idleTimeoutSeconds: idleTimeout, lineTimeoutSeconds: lineTimeout)
                 let events = EventHub()
                 let server = CoordinatorServer(
                     configuration: configuration, store: store, events: events, logger: logger

@@ -5,7 +5,8 @@ import Glibc
 
 /// A deliberately dumb TCP client on a blocking POSIX socket: it sends exactly the bytes a test gives it, so tests
 /// can speak malformed, oversized, pipelined or half-sent lines that the real client would never produce.
-final class RawLineClient {
+final class RawLineClient: @unchecked Sendable {
+    // @unchecked: a test hands a client from the task that opened it to the one that reads it, never sharing it.
     private let fd: Int32
     private var buffer: [UInt8] = []
 
