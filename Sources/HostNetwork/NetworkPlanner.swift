@@ -48,10 +48,15 @@ struct NetworkPlanner {
         let name = config.bridge
         let wanted = InterfaceAddress(address: config.bridgeAddress, prefix: config.prefix)
         guard let bridge = snapshot.links[name] else {
+            // The MTU is set by a separate `ip link set … mtu`: only that marks it as chosen by the user. An MTU given
+            // to `ip link add` is not sticky, and the kernel re-derives the bridge's MTU from its ports whenever one
+            // is added or removed (measured on 6.18: removing the VXLAN port raised it to 1500).
             steps.append(
                 PlannedStep(
-                    .bridgePresent, "bridge \(name) is missing",
-                    ["ip", "link", "add", name, "mtu", "\(mtu)", "type", "bridge"], creates: .link(name)))
+                    .bridgePresent, "bridge \(name) is missing", ["ip", "link", "add", name, "type", "bridge"],
+                    creates: .link(name)))
+            steps.append(
+                PlannedStep(.bridgeMTU, "bridge \(name) has no MTU set", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]))
             steps.append(addAddress(wanted, to: name, created: true))
             steps.append(PlannedStep(.bridgeUp, "bridge \(name) is down", ["ip", "link", "set", "dev", name, "up"]))
             return

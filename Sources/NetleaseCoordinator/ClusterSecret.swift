@@ -9,6 +9,8 @@ import Glibc
 /// `<data-dir>/cluster-secret` with mode 0600; never logged.
 public struct ClusterSecret: Sendable {
     public static let fileName = "cluster-secret"
+    /// Read-only credentials for monitoring and admins who only list: every change is refused with `forbidden`.
+    public static let readerFileName = "reader-secret"
     private let bytes: [UInt8]
 
     public init(_ text: String) { bytes = Array(text.utf8) }

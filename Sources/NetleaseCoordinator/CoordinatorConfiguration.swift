@@ -5,6 +5,8 @@ public struct CoordinatorConfiguration: Sendable {
     public var port: Int
     /// nil: no authentication (`--insecure`).
     public var secret: ClusterSecret?
+    /// Read-only credentials (listing only); nil: none.
+    public var readerSecret: ClusterSecret?
     public var maxConnections: Int
     /// A connection that sends nothing for this long is closed.
     public var idleTimeoutSeconds: Int64
@@ -16,12 +18,14 @@ public struct CoordinatorConfiguration: Sendable {
     public var maxAuthFailures: Int
 
     public init(
-        host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, maxConnections: Int = 4096,
+        host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
+        maxConnections: Int = 4096,
         idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30, reclaimIntervalMilliseconds: Int64 = 1000, maxAuthFailures: Int = 3
     ) {
         self.host = host
         self.port = port
         self.secret = secret
+        self.readerSecret = readerSecret
         self.maxConnections = maxConnections
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.lineTimeoutSeconds = lineTimeoutSeconds

@@ -34,7 +34,7 @@ public struct CoordinatorServer: Service {
                 idleTimeout: .seconds(configuration.idleTimeoutSeconds),
                 lineTimeout: .seconds(configuration.lineTimeoutSeconds)),
             group: group, logger: logger)
-        handler = RequestHandler(store: store, secret: configuration.secret,
+        handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,
                                  counters: ServerCounters(connections: server.counters), events: events,
                                  maxAuthFailures: configuration.maxAuthFailures, logger: logger)
         self.events = events

@@ -8,6 +8,8 @@ import Synchronization
 /// What one connection knows about itself.
 public struct Session: Sendable {
     public var authenticated: Bool
+    /// Authenticated with the read-only secret: changes are refused.
+    public var readOnly = false
     public var authFailures = 0
     public var closeRequested = false
     /// Set by WATCH: from now on the connection carries these events.
@@ -30,17 +32,20 @@ public final class ServerCounters: Sendable {
 public struct RequestHandler: Sendable {
     let store: any LeaseStore
     let secret: ClusterSecret?
+    let readerSecret: ClusterSecret?
     let counters: ServerCounters
     let events: EventHub
     let maxAuthFailures: Int
     let started: ContinuousClock.Instant
     let logger: Logger
 
-    public init(store: any LeaseStore, secret: ClusterSecret?, counters: ServerCounters = ServerCounters(),
+    public init(store: any LeaseStore, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
+                counters: ServerCounters = ServerCounters(),
                 events: EventHub = EventHub(), maxAuthFailures: Int = 3,
                 logger: Logger = Logger(label: "netlease.coordinator")) {
         self.store = store
         self.secret = secret
+        self.readerSecret = readerSecret
         self.counters = counters
         self.events = events
         self.maxAuthFailures = maxAuthFailures
@@ -68,6 +73,9 @@ public struct RequestHandler: Sendable {
         if !session.authenticated && !request.allowedBeforeAuth {
             throw NetleaseError(.authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
         }
+        if session.readOnly && request.changesState {
+            throw NetleaseError(.forbidden, "\(request.verb.rawValue) changes state; these credentials are read-only")
+        }
         switch request {
         case .ping:
             return .ok(["pong": "1"])
@@ -79,6 +87,11 @@ public struct RequestHandler: Sendable {
                 session.authenticated = true
                 return .ok(["role": "admin"])
             }
+            if !secret.matches(candidate), let readerSecret, readerSecret.matches(candidate) {
+                session.authenticated = true
+                session.readOnly = true
+                return .ok(["role": "reader"])
+            }
             guard secret.matches(candidate) else {
                 session.authFailures += 1
                 if session.authFailures >= maxAuthFailures { session.closeRequested = true }
@@ -86,6 +99,7 @@ public struct RequestHandler: Sendable {
                 throw NetleaseError(.authFailed, "wrong secret")
             }
             session.authenticated = true
+            session.readOnly = false
             return .ok(["role": "admin"])
         case .networkCreate(let spec):
             let created = try await store.createNetwork(spec)

@@ -4,6 +4,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case badRequest = "bad-request"
     case authRequired = "auth-required"
     case authFailed = "auth-failed"
+    /// Authenticated, but with read-only credentials: listing works, changes are refused.
+    case forbidden = "forbidden"
     case unknownNetwork = "unknown-network"
     case poolExhausted = "pool-exhausted"
     case staleEpoch = "stale-epoch"

@@ -13,6 +13,7 @@ public final class CoordinatorHarness: @unchecked Sendable {
     public let directory: URL
     public let store: SQLiteLeaseStore
     public let secret: ClusterSecret?
+    public let readerSecret = ClusterSecret("reader-secret")
     public let events = EventHub()
     public private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
     private var group: ServiceGroup?
@@ -40,7 +41,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let configuration = CoordinatorConfiguration(
-            host: "127.0.0.1", port: 0, secret: secret, maxConnections: maxConnections,
+            host: "127.0.0.1", port: 0, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
+            maxConnections: maxConnections,
             idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = CoordinatorServer(configuration: configuration, store: store, events: events, logger: logger) {

@@ -13,7 +13,9 @@ extension Netlease {
             abstract: "Run the coordinator: the one owner of every address, answering the line protocol over TCP.",
             discussion: """
                 On first start it creates DIR (mode 0700), the lease database DIR/netlease.db and the cluster \
-                secret DIR/cluster-secret (mode 0600). Give that secret file to agents and admins. The first line \
+                secret DIR/cluster-secret (mode 0600): give it to agents and admins. DIR/reader-secret (mode 0600) \
+                authenticates read-only clients: they may list, every change is refused with 'forbidden'. Secret \
+                files readable by group or others are refused at start. The first line \
                 printed on stdout once ready is 'netlease coordinator listening on HOST:PORT'. SIGTERM or SIGINT \
                 stops it gracefully.
                 """)
@@ -66,6 +68,7 @@ extension Netlease {
                 try FileManager.default.createDirectory(
                     atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 var secret: ClusterSecret?
+                var readerSecret: ClusterSecret?
                 if insecure {
                     logger.warning("--insecure: every client may change state without authentication")
                 } else {
@@ -73,13 +76,20 @@ extension Netlease {
                     let (loaded, created) = try ClusterSecret.loadOrCreate(at: path)
                     secret = loaded
                     if created { logger.notice("created cluster secret", metadata: ["path": "\(path)"]) }
+                    let readerPath = (data as NSString).appendingPathComponent(ClusterSecret.readerFileName)
+                    let (reader, readerCreated) = try ClusterSecret.loadOrCreate(at: readerPath)
+                    readerSecret = reader
+                    if readerCreated {
+                        logger.notice("created read-only secret", metadata: ["path": "\(readerPath)"])
+                    }
                 }
                 let store = try SQLiteLeaseStore(
                     directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
                 defer { store.close() }
                 logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
-                    host: endpoint.host, port: endpoint.port, secret: secret, maxConnections: maxConnections,
+                    host: endpoint.host, port: endpoint.port, secret: secret, readerSecret: readerSecret,
+                    maxConnections: maxConnections,
                     idleTimeoutSeconds: idleTimeout, lineTimeoutSeconds: lineTimeout)
                 let events = EventHub()
                 let server = CoordinatorServer(

@@ -106,6 +106,31 @@ final class CoordinatorServiceTests: XCTestCase {
         XCTAssertEqual(networks.map(\.spec.name), ["prod"])
     }
 
+    func testReadOnlyCredentialsListButCannotChangeAnything() async throws {
+        _ = try await harness.connect { try await $0.acquire(AcquireRequest(network: "prod", owner: "existing")) }
+        let raw = try RawLineClient(port: harness.endpoint.port)
+        _ = try raw.readLine()
+        try raw.send("AUTH secret=reader-secret\nLEASE-LIST network=prod\n")
+        XCTAssertEqual(try raw.readLine(), "OK role=reader")
+        XCTAssertEqual(try raw.readLine(), "OK count=1")
+        XCTAssertTrue(try raw.readLine()?.contains("owner=existing") ?? false)
+        let changes = [
+            "ACQUIRE network=prod owner=x", "RELEASE network=prod owner=existing", "NETWORK-DELETE name=prod",
+            "NETWORK-CREATE name=n2 subnet=10.1.0.0/16", "RESERVE network=prod address=172.30.0.9",
+            "JOIN host=h underlay=10.0.0.1", "HOST-REMOVE host=h",
+        ]
+        try raw.send(changes.joined(separator: "\n") + "\nSTATS\n")
+        for change in changes {
+            let reply = try raw.readLine() ?? ""
+            XCTAssertTrue(reply.hasPrefix("ERR forbidden "), "\(change) -> \(reply)")
+        }
+        XCTAssertTrue(try raw.readLine()?.hasPrefix("OK ") ?? false, "STATS is allowed for readers")
+        let leases = try await harness.connect { try await $0.leases() }
+        XCTAssertEqual(leases.map(\.owner), ["existing"])
+        let networks = try await harness.connect { try await $0.networks() }
+        XCTAssertEqual(networks.map(\.spec.name), ["prod"])
+    }
+
     func testRepeatedWrongSecretsCloseTheConnection() throws {
         let raw = try RawLineClient(port: harness.endpoint.port)
         _ = try raw.readLine()
