@@ -45,6 +45,8 @@ struct HostSnapshot: Sendable, Equatable {
 /// The part of Open vSwitch's database that concerns one network's OVS bridge.
 struct OVSSnapshot: Sendable, Equatable {
     var bridgeExists: Bool
+    /// Every OVS bridge (`ovs-vsctl list-br`).
+    var bridges: Set<String> = []
     var datapathType: String = ""
     /// Ports of the bridge (`ovs-vsctl list-ports`).
     var ports: Set<String> = []

@@ -171,8 +171,8 @@ public actor LinuxHostNetwork: HostNetworking {
             }
             throw error
         }
-        guard bridges.contains(bridge) else { return OVSSnapshot(bridgeExists: false) }
-        var snapshot = OVSSnapshot(bridgeExists: true)
+        guard bridges.contains(bridge) else { return OVSSnapshot(bridgeExists: false, bridges: Set(bridges)) }
+        var snapshot = OVSSnapshot(bridgeExists: true, bridges: Set(bridges))
         snapshot.datapathType = try await runner.run(vsctl + ["get", "bridge", bridge, "datapath_type"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\"")))
         snapshot.ports = Set(OVSSnapshot.parseNames(try await runner.run(vsctl + ["list-ports", bridge]).stdout))

@@ -227,6 +227,20 @@ struct NetworkPlanner {
         let ovs = snapshot.ovs ?? OVSSnapshot(bridgeExists: false)
         let switchName = config.ovsBridge
         let vsctl = Self.ovsVsctl
+        // The userspace datapath encapsulates GRE itself and sends it only through an OVS bridge: its router uses
+        // just the routes whose device is an OVS bridge, and it resolves the next hop with its own ARP there.
+        // With the underlay address on a plain NIC, every tunnelled frame is dropped (measured: no route, zero
+        // packets; after moving the NIC into an OVS bridge `br-phy` holding the address, pings pass). Operators must
+        // do that move; netlease reports it and does not touch the underlay.
+        if let holder = snapshot.link(holding: config.underlay), !ovs.bridges.contains(holder.name) {
+            steps.append(
+                PlannedStep(
+                    .underlay,
+                    "underlay address \(config.underlay) is on \(holder.name), not on an OVS bridge: the userspace "
+                        + "datapath sends GRE only from an address on an OVS bridge (add \(holder.name) to one, e.g. "
+                        + "br-phy, and move the address there)",
+                    nil))
+        }
         if !ovs.bridgeExists {
             steps.append(
                 PlannedStep(

@@ -12,8 +12,10 @@ import Logging
 /// - The blocking work (waiting for exit, reading the pipes) runs on dedicated threads: never on Swift's cooperative
 ///   pool, which must not block, and not on Dispatch's global queues either, whose few threads (about one per core)
 ///   it could occupy until the timeout timer itself cannot run.
-/// - A command still running after `timeout` is terminated and reported as failed (status 128 + SIGTERM), so a
-///   hung tool (e.g. `ovs-vsctl` without a daemon) cannot hang the agent.
+/// - A command still running after `timeout` is killed and reported as failed (status 128 + SIGKILL), so a hung
+///   tool (e.g. `ovs-vsctl` waiting for a daemon) cannot hang the agent.
+/// - Completion is detected by EOF on the output pipes (and Foundation's own child socket): a command that leaves
+///   a daemon behind holding inherited descriptors would block the call. netlease runs no such command.
 public struct ProcessCommandRunner: CommandRunner {
     /// Where each command and its exit status are logged, at debug level.
     public var logger: Logger
@@ -102,7 +104,10 @@ public struct ProcessCommandRunner: CommandRunner {
                 .toolNotFound, "cannot start '\(executable)': \(error)", command: [executable] + arguments)
         }
         let (seconds, attoseconds) = timeout.components
-        let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        // SIGKILL, not Process.terminate()'s SIGTERM: a child inherits the spawning thread's signal mask, and the
+        // threads of a Swift process block SIGTERM, so a child would never see it (measured: `sleep 30` ran on).
+        let pid = process.processIdentifier
+        let timer = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
         DispatchQueue.global().asyncAfter(
             deadline: .now() + .milliseconds(Int(seconds * 1000 + attoseconds / 1_000_000_000_000_000)),
             execute: timer)

@@ -44,6 +44,14 @@ public final class Agent: Service, Sendable {
         var directory: PeerDirectory?
         var disagreements: [String] = []
         var lastError: String?
+        /// The coordinator store seen at the last join, and what changed about it (restore, replacement).
+        var store: StoreMark?
+        var storeWarning: String?
+    }
+
+    struct StoreMark: Codable, Sendable, Equatable {
+        var id: String
+        var generation: Int64
     }
 
     /// - Parameter onReady: called with the socket path once the local API listens (after the first full setup).
@@ -117,6 +125,7 @@ public final class Agent: Service, Sendable {
                 host: configuration.host, underlay: configuration.underlay, networks: configuration.networks)
             let claim = HostClaim(host: configuration.host, epoch: join.epoch)
             logger.info("joined the cluster", metadata: ["coordinator": "\(endpoint)", "epoch": "\(join.epoch)"])
+            noteStore(StoreMark(id: join.store, generation: join.generation))
             var specs: [String: NetworkSpec] = [:]
             for name in configuration.networks { specs[name] = try await control.network(name).spec }
             try await NetleaseConnection.connect(to: endpoint, secret: secret) { watcher in
@@ -142,7 +151,8 @@ public final class Agent: Service, Sendable {
                     group.addTask {
                         while true {
                             try await Task.sleep(for: interval * Double.random(in: 0.8...1.0))
-                            try await control.heartbeat(host: self.configuration.host, epoch: join.epoch)
+                            let beat = try await control.heartbeat(host: self.configuration.host, epoch: join.epoch)
+                            self.noteStore(StoreMark(id: join.store, generation: beat.generation))
                         }
                     }
                     group.addTask { [directory] in
@@ -157,6 +167,33 @@ public final class Agent: Service, Sendable {
                     try await group.next()
                 }
             }
+        }
+    }
+
+    /// Compares the coordinator's store with the one seen before. A lower generation of the same store means the
+    /// coordinator was restored from an older backup; a different id means its store was replaced. Either way the
+    /// agent does not trust it blindly: it reconciles every lease it uses (as after any reconnect) and reports it.
+    private func noteStore(_ mark: StoreMark) {
+        let path = (configuration.stateDirectory as NSString).appendingPathComponent("coordinator-store.json")
+        let previous = state.withLock { $0.store }
+            ?? FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(StoreMark.self, from: $0) }
+        var warning: String?
+        if let previous, !mark.id.isEmpty {
+            if previous.id != mark.id {
+                warning = "the coordinator's store changed from \(previous.id) to \(mark.id): its data was replaced; "
+                    + "this host's leases were reconciled against it"
+            } else if mark.generation < previous.generation {
+                warning = "the coordinator's store went back from generation \(previous.generation) to "
+                    + "\(mark.generation): it was restored from an older backup; this host's leases were reconciled"
+            }
+        }
+        if let warning { logger.error("coordinator store changed under this agent", metadata: ["detail": "\(warning)"]) }
+        state.withLock {
+            $0.store = mark
+            if warning != nil { $0.storeWarning = warning }
+        }
+        if previous != mark, let data = try? JSONEncoder().encode(mark) {
+            _ = FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
         }
     }
 
@@ -206,6 +243,7 @@ public final class Agent: Service, Sendable {
     /// Tells the coordinator what this host actually uses; records and logs every disagreement, changes nothing.
     private func reconcileLocalLeases(_ control: NetleaseConnection, claim: HostClaim) async {
         var disagreements: [String] = []
+        var adopted = 0
         for local in leases.all {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
@@ -214,6 +252,7 @@ public final class Agent: Service, Sendable {
                 switch status {
                 case "held": continue
                 case "adopted":
+                    adopted += 1
                     logger.notice("coordinator re-recorded a lease this host still uses",
                                   metadata: ["network": "\(local.network)", "address": "\(address)", "owner": "\(local.owner)"])
                 case "taken":
@@ -230,7 +269,13 @@ public final class Agent: Service, Sendable {
             }
         }
         for text in disagreements { logger.error("lease disagreement with the coordinator", metadata: ["detail": "\(text)"]) }
-        state.withLock { $0.disagreements = disagreements }
+        state.withLock {
+            $0.disagreements = disagreements
+            if adopted > 0 && $0.storeWarning == nil {
+                $0.storeWarning = "the coordinator had no record of \(adopted) lease(s) this host uses; they were "
+                    + "recorded again (was the coordinator restored from an older backup?)"
+            }
+        }
     }
 
     private func teardown() async {
@@ -349,14 +394,17 @@ public final class Agent: Service, Sendable {
     /// list), leases agreeing with the coordinator's view, disagreements found at reconcile.
     public func doctor() async -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
-        let (session, directory, disagreements, lastError) = state.withLock {
-            ($0.session, $0.directory, $0.disagreements, $0.lastError)
+        let (session, directory, disagreements, lastError, store, storeWarning) = state.withLock {
+            ($0.session, $0.directory, $0.disagreements, $0.lastError, $0.store, $0.storeWarning)
         }
         guard let session else {
             checks.append(DoctorCheck(name: "coordinator", ok: false, detail: "not connected: \(lastError ?? "connecting")"))
             return checks
         }
         checks.append(DoctorCheck(name: "coordinator", ok: true, detail: "connected, epoch \(session.epoch)"))
+        checks.append(DoctorCheck(
+            name: "store", ok: storeWarning == nil,
+            detail: storeWarning ?? "store \(store?.id ?? "?") at generation \(store?.generation ?? 0) when joined"))
         for name in configuration.networks {
             guard let context = session.networks[name] else { continue }
             var config = context.config

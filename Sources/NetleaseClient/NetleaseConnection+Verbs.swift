@@ -1,3 +1,4 @@
+import Foundation
 import NetleaseCore
 import NetleaseWire
 
@@ -25,12 +26,32 @@ extension NetleaseConnection {
 
     public func join(host: String, underlay: IPv4Address, networks: [String] = []) async throws -> JoinReply {
         let reply = try await send(.join(host: host, underlay: underlay, networks: networks))
-        return JoinReply(epoch: try reply.fields.requireInt("epoch"), bridges: try reply.records.map(WireCodec.lease))
+        return JoinReply(
+            epoch: try reply.fields.requireInt("epoch"), bridges: try reply.records.map(WireCodec.lease),
+            store: reply.fields["store"] ?? "", generation: try reply.fields.int("generation") ?? 0)
     }
 
+    /// A consistent copy of the coordinator's store (an SQLite file), with the store's identity.
+    public func backup() async throws -> (data: Data, store: String, generation: Int64) {
+        let reply = try await send(Request.backup)
+        var data = Data()
+        for record in reply.records {
+            guard let chunk = Data(base64Encoded: try record.require("b64")) else {
+                throw NetleaseError(.internalError, "backup chunk is not base64")
+            }
+            data.append(chunk)
+        }
+        guard data.count == Int(try reply.fields.requireInt("bytes")) else {
+            throw NetleaseError(.internalError, "backup truncated: got \(data.count) bytes")
+        }
+        return (data, reply.fields["store"] ?? "", try reply.fields.int("generation") ?? 0)
+    }
+
+    /// Renews the host's leases; returns the epoch and the coordinator store's generation.
     @discardableResult
-    public func heartbeat(host: String, epoch: Int64) async throws -> Int64 {
-        try await send(.heartbeat(host: host, epoch: epoch)).fields.requireInt("epoch")
+    public func heartbeat(host: String, epoch: Int64) async throws -> (epoch: Int64, generation: Int64) {
+        let fields = try await send(.heartbeat(host: host, epoch: epoch)).fields
+        return (try fields.requireInt("epoch"), try fields.int("generation") ?? 0)
     }
 
     public func hosts() async throws -> [HostRecord] {
@@ -91,4 +112,7 @@ extension NetleaseConnection {
 public struct JoinReply: Sendable, Equatable {
     public var epoch: Int64
     public var bridges: [Lease]
+    /// The coordinator's store identity: a restore from an older backup shows as the same store, lower generation.
+    public var store: String
+    public var generation: Int64
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NetleaseClient
 import NetleaseCore
@@ -73,8 +74,8 @@ public struct RequestHandler: Sendable {
         if !session.authenticated && !request.allowedBeforeAuth {
             throw NetleaseError(.authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
         }
-        if session.readOnly && request.changesState {
-            throw NetleaseError(.forbidden, "\(request.verb.rawValue) changes state; these credentials are read-only")
+        if session.readOnly && request.needsAdmin {
+            throw NetleaseError(.forbidden, "\(request.verb.rawValue) needs admin credentials; these are read-only")
         }
         switch request {
         case .ping:
@@ -122,11 +123,13 @@ public struct RequestHandler: Sendable {
             let result = try await store.join(host: host, underlay: underlay, networks: networks)
             logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
             events.publish(.host(result.host))
-            return .list(header: ["host": host, "epoch": String(result.host.epoch)], tag: WireCodec.leaseTag,
+            let identity = store.identity()
+            return .list(header: ["host": host, "epoch": String(result.host.epoch), "store": identity.id,
+                                  "generation": String(identity.generation)], tag: WireCodec.leaseTag,
                          records: result.bridges.map(WireCodec.fields(lease:)))
         case .heartbeat(let host, let epoch):
             let record = try await store.heartbeat(host: host, epoch: epoch)
-            return .ok(["epoch": String(record.epoch)])
+            return .ok(["epoch": String(record.epoch), "generation": String(store.identity().generation)])
         case .hostList:
             return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
         case .hostRemove(let host):
@@ -185,9 +188,32 @@ public struct RequestHandler: Sendable {
             let subscription = events.subscribe()
             session.watch = subscription
             return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
+        case .backup:
+            return try await backup()
         case .stats:
             return .ok(try await statistics())
         }
+    }
+
+    /// A consistent copy of the store, sent as base64 `DATA` records.
+    func backup() async throws -> Reply {
+        let path = (NSTemporaryDirectory() as NSString)
+            .appendingPathComponent("netlease-backup-\(UInt64.random(in: 0...UInt64.max)).db")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let identity = try await store.backup(to: path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NetleaseError(.storage, "cannot read the backup just written")
+        }
+        var records: [Fields] = []
+        var offset = 0
+        while offset < data.count {
+            let end = min(offset + WireCodec.backupChunkBytes, data.count)
+            records.append(["b64": data[offset..<end].base64EncodedString()])
+            offset = end
+        }
+        logger.info("backup taken", metadata: ["bytes": "\(data.count)", "generation": "\(identity.generation)"])
+        return .list(header: ["bytes": String(data.count), "store": identity.id,
+                              "generation": String(identity.generation)], tag: WireCodec.dataTag, records: records)
     }
 
     func statistics() async throws -> Fields {
@@ -202,6 +228,9 @@ public struct RequestHandler: Sendable {
         f.append("watchers", String(events.watcherCount))
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
+        let identity = self.store.identity()
+        f.append("store-id", identity.id)
+        f.append("store-generation", String(identity.generation))
         f.append("store-operations", String(store.operations))
         f.append("store-commits", String(store.commits))
         f.append("store-failed-commits", String(store.failedCommits))

@@ -29,7 +29,23 @@ public protocol LeaseStore: Sendable {
     /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
     func reclaim() async throws -> [String]
     func statistics() -> StoreStatistics
+    /// Which store this is and how many changing commits it has seen.
+    func identity() -> StoreIdentity
+    /// Writes a consistent copy of the whole store to `path` (a new file) while the store keeps serving.
+    func backup(to path: String) async throws -> StoreIdentity
     func close()
+}
+
+/// A store's identity: a random id made when the store was created, and its generation (changing commits so far).
+/// A coordinator restored from an older backup has the same id and a lower generation.
+public struct StoreIdentity: Sendable, Equatable {
+    public var id: String
+    public var generation: Int64
+
+    public init(id: String, generation: Int64) {
+        self.id = id
+        self.generation = generation
+    }
 }
 
 

@@ -101,6 +101,24 @@ final class SQLiteDatabase {
     }
 
     var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+
+    /// Copies the whole database into a new file at `path` with SQLite's online backup API: a consistent snapshot,
+    /// taken between transactions of this connection.
+    func backup(to path: String) throws {
+        guard let handle else { throw SQLiteError(code: SQLITE_MISUSE, message: "database closed") }
+        let destination = try SQLiteDatabase(path: path)
+        defer { destination.close() }
+        guard let target = destination.handle, let backup = sqlite3_backup_init(target, "main", handle, "main") else {
+            throw SQLiteError(code: SQLITE_ERROR, message: "cannot start backup: \(destination.errorMessage)")
+        }
+        let rc = sqlite3_backup_step(backup, -1)
+        let finish = sqlite3_backup_finish(backup)
+        guard rc == SQLITE_DONE, finish == SQLITE_OK else {
+            throw SQLiteError(code: rc == SQLITE_DONE ? finish : rc, message: destination.errorMessage)
+        }
+        // A backup is a plain rollback-journal file: it opens anywhere without its WAL.
+        try destination.execute("PRAGMA journal_mode=DELETE")
+    }
 }
 
 enum SQLiteValue {

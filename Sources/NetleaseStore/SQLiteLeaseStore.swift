@@ -34,6 +34,7 @@ public final class SQLiteLeaseStore: LeaseStore {
         var writing = false
         var statistics = StoreStatistics()
         var failure: NetleaseError?
+        var generation: Int64
     }
 
     private let state: Mutex<State>
@@ -76,7 +77,8 @@ public final class SQLiteLeaseStore: LeaseStore {
             let ledger = try Self.wrap { try Self.load(db, now: clock.now()) }
             self.storeID = storeID
             database = db
-            state = Mutex(State(ledger: ledger))
+            let generation = try Self.wrap { try Schema.generation(db) }
+            state = Mutex(State(ledger: ledger, generation: generation))
         } catch {
             db.close()
             throw error
@@ -193,6 +195,30 @@ public final class SQLiteLeaseStore: LeaseStore {
         state.withLock { $0.statistics }
     }
 
+    public func identity() -> StoreIdentity {
+        StoreIdentity(id: storeID, generation: state.withLock { $0.generation })
+    }
+
+    public func backup(to path: String) async throws -> StoreIdentity {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw NetleaseError(.conflict, "\(path) exists; a backup never overwrites a file")
+        }
+        let id = storeID
+        return try await withCheckedThrowingContinuation { continuation in
+            // Queued behind any drain in progress: the copy holds exactly the commits acknowledged before it.
+            writerQueue.async {
+                do {
+                    try self.database.backup(to: path)
+                    let generation = try Schema.generation(self.database)
+                    continuation.resume(returning: StoreIdentity(id: id, generation: generation))
+                } catch {
+                    try? FileManager.default.removeItem(atPath: path)
+                    continuation.resume(throwing: Self.storageError(error, doing: "back up to \(path)"))
+                }
+            }
+        }
+    }
+
     // MARK: group commit
 
     /// Runs `body` on the ledger in arrival order, then completes after the batch holding its changes is durable.
@@ -239,13 +265,20 @@ public final class SQLiteLeaseStore: LeaseStore {
                 return batch
             }
             guard let batch else { return }
+            // Reads queued behind a commit need no transaction of their own.
+            guard batch.contains(where: { !$0.changes.isEmpty }) else {
+                for operation in batch { operation.complete(nil) }
+                continue
+            }
             do {
                 try database.transaction {
                     for operation in batch {
                         for change in operation.changes { try Schema.write(change, to: database) }
                     }
+                    try Schema.bumpGeneration(database)
                 }
                 state.withLock { s in
+                    s.generation += 1
                     s.statistics.commits += 1
                     s.statistics.largestBatch = max(s.statistics.largestBatch, batch.count)
                 }

@@ -48,6 +48,11 @@ enum Schema {
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX leases_active_owner ON leases (network, owner) WHERE state = 'active';
         """,
+        // Counts commits that changed something; with the store id it tells agents when a coordinator was
+        // restored from an older backup.
+        """
+        INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+        """,
     ]
 
     static func migrate(_ db: SQLiteDatabase) throws {
@@ -69,6 +74,14 @@ enum Schema {
     }
 
     // MARK: writing
+
+    static func bumpGeneration(_ db: SQLiteDatabase) throws {
+        try db.run("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    }
+
+    static func generation(_ db: SQLiteDatabase) throws -> Int64 {
+        Int64(try db.scalarText("SELECT value FROM meta WHERE key = 'generation'") ?? "0") ?? 0
+    }
 
     static func write(_ change: LedgerChange, to db: SQLiteDatabase) throws {
         switch change {

@@ -29,19 +29,20 @@ public final class CoordinatorHarness: @unchecked Sendable {
 
     public static func start(
         secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
-        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30
+        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30,
+        directory: URL? = nil, port: Int = 0
     ) async throws -> CoordinatorHarness {
-        let harness = try CoordinatorHarness(secret: secret, clock: clock)
+        let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
         try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds,
-                              lineTimeoutSeconds: lineTimeoutSeconds)
+                              lineTimeoutSeconds: lineTimeoutSeconds, port: port)
         return harness
     }
 
-    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64) async throws {
+    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64, port: Int) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let configuration = CoordinatorConfiguration(
-            host: "127.0.0.1", port: 0, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
+            host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
             maxConnections: maxConnections,
             idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
@@ -58,11 +59,11 @@ public final class CoordinatorHarness: @unchecked Sendable {
         endpoint = Endpoint(host: "127.0.0.1", port: port)
     }
 
-    public func stop() async {
+    public func stop(removeFiles: Bool = true) async {
         await group?.triggerGracefulShutdown()
         _ = try? await runTask?.value
         store.close()
-        try? FileManager.default.removeItem(at: directory)
+        if removeFiles { try? FileManager.default.removeItem(at: directory) }
     }
 
     public func connect<T: Sendable>(authenticated: Bool = true, _ body: (NetleaseConnection) async throws -> T)

@@ -22,6 +22,7 @@ public enum Request: Sendable, Equatable {
     case leaseList(Ledger.LeaseFilter)
     case reconcile(ReconcileRequest)
     case watch
+    case backup
     case stats
 
     /// Verbs as they appear on the wire.
@@ -45,6 +46,7 @@ public enum Request: Sendable, Equatable {
         case leaseList = "LEASE-LIST"
         case reconcile = "RECONCILE"
         case watch = "WATCH"
+        case backup = "BACKUP"
         case stats = "STATS"
     }
 
@@ -69,6 +71,7 @@ public enum Request: Sendable, Equatable {
         case .leaseList: .leaseList
         case .reconcile: .reconcile
         case .watch: .watch
+        case .backup: .backup
         case .stats: .stats
         }
     }
@@ -76,10 +79,13 @@ public enum Request: Sendable, Equatable {
     /// Whether the request changes state (needs an authenticated connection with write rights).
     public var changesState: Bool {
         switch self {
-        case .ping, .auth, .quit, .networkList, .networkShow, .hostList, .leaseList, .stats, .watch: false
+        case .ping, .auth, .quit, .networkList, .networkShow, .hostList, .leaseList, .stats, .watch, .backup: false
         default: true
         }
     }
+
+    /// Whether read-only credentials are refused: every change, and the full copy of the store.
+    public var needsAdmin: Bool { changesState || self == .backup }
 
     /// Whether the request may be sent before `AUTH`.
     public var allowedBeforeAuth: Bool {
@@ -238,6 +244,9 @@ extension Request {
         case .watch:
             try only()
             self = .watch
+        case .backup:
+            try only()
+            self = .backup
         case .stats:
             try only()
             self = .stats
@@ -248,7 +257,7 @@ extension Request {
     public var line: Line {
         var f = Fields()
         switch self {
-        case .ping, .quit, .networkList, .hostList, .stats, .watch:
+        case .ping, .quit, .networkList, .hostList, .stats, .watch, .backup:
             break
         case .reconcile(let r):
             f.append("network", r.network)

@@ -5,6 +5,9 @@ public enum WireCodec {
     public static let networkTag = "NETWORK"
     public static let hostTag = "HOST"
     public static let leaseTag = "LEASE"
+    /// Records of a BACKUP reply: `DATA b64=<base64 of up to backupChunkBytes bytes>`.
+    public static let dataTag = "DATA"
+    public static let backupChunkBytes = 4096
 
     static func list(_ text: String?) -> [String] {
         guard let text, !text.isEmpty else { return [] }

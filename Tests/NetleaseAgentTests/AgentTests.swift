@@ -184,4 +184,46 @@ final class AgentTests: XCTestCase {
             XCTFail("the agent did not rejoin")
         }
     }
+
+    func testACoordinatorRestoredFromAnOlderBackupIsDetectedAndReconciled() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        let web = try await harness.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+        }
+        let backup = try await coordinator.connect { try await $0.backup() }
+        XCTAssertFalse(backup.data.isEmpty)
+        let api = try await harness.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "api", netns: "ctr-api", ifname: "eth0"))
+        }
+        let apiAddress = try WireCodec.lease(from: api.fields).address
+
+        // The coordinator is lost and brought back from the backup, on the same address.
+        let port = coordinator.endpoint.port
+        await coordinator.stop()
+        let restored = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-restore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: restored, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: restored.appendingPathComponent("netlease.db").path, contents: backup.data)
+        coordinator = try await CoordinatorHarness.start(directory: restored, port: port)
+        let before = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "api")) }
+        XCTAssertEqual(before, [], "the backup predates the 'api' lease")
+
+        var checks: [DoctorCheck] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let reply = try? await harness.local { try await $0.send(LocalRequest.doctor) }
+            checks = (try? reply?.records.map(DoctorCheck.init(fields:))) ?? []
+            if checks.first(where: { $0.name == "store" })?.ok == false,
+               checks.first(where: { $0.name == "leases" })?.ok == true { break }
+        }
+        let store = checks.first { $0.name == "store" }
+        XCTAssertEqual(store?.ok, false)
+        XCTAssertTrue(store?.detail.contains("older backup") ?? false, store?.detail ?? "no store check")
+        XCTAssertEqual(checks.first { $0.name == "leases" }?.ok, true)
+        let after = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "api")) }
+        XCTAssertEqual(after.map(\.address), [apiAddress], "the agent's lease was not reconciled back")
+        let webLease = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "web")) }
+        XCTAssertEqual(webLease.map(\.address), [try WireCodec.lease(from: web.fields).address])
+    }
 }

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import NetleaseClient
+import NetleaseCore
+
+extension Netlease {
+    struct Backup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a consistent online copy of the coordinator's store (needs admin credentials).",
+            discussion: """
+                The copy is an SQLite file holding exactly the changes acknowledged before it was taken. To restore: \
+                stop the coordinator, move its DIR/netlease.db* away, copy the backup to DIR/netlease.db (mode \
+                0600), start it. Agents notice the older generation, reconcile what they use, and report it in \
+                'netlease doctor'. See docs/OPERATIONS.md.
+                """)
+        @OptionGroup var client: ClientOptions
+        @Option(help: ArgumentHelp("File to write; must not exist.", valueName: "file")) var out: String
+
+        func run() async throws {
+            try await reportingErrors {
+                guard !FileManager.default.fileExists(atPath: out) else {
+                    throw NetleaseError.badRequest("\(out) exists; a backup never overwrites a file")
+                }
+                let backup = try await client.withConnection { try await $0.backup() }
+                guard FileManager.default.createFile(atPath: out, contents: backup.data,
+                                                     attributes: [.posixPermissions: 0o600]) else {
+                    throw NetleaseError(.storage, "cannot write \(out)")
+                }
+                print("backup of store \(backup.store) at generation \(backup.generation): \(backup.data.count) bytes -> \(out)")
+            }
+        }
+    }
+}
