@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "netlease", targets: ["netlease"]),
         .executable(name: "netlease-cni", targets: ["netlease-cni"]),
+        .executable(name: "netlease-chaos", targets: ["netlease-chaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -78,6 +79,17 @@ let package = Package(
         ),
         // The CNI IPAM plugin: asks the host's agent for addresses.
         .executableTarget(name: "netlease-cni", dependencies: ["NetleaseClient", "NetleaseWire", "NetleaseCore"]),
+        // The fault harness: SIGKILL a real coordinator under load, restart, check every acknowledgement.
+        .target(
+            name: "NetleaseChaos",
+            dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseClient", "HostNetwork"]
+        ),
+        .executableTarget(
+            name: "netlease-chaos",
+            dependencies: [
+                "NetleaseChaos", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Shared by the test targets only: an in-process coordinator on loopback with a temporary store.
         .target(
             name: "NetleaseTestSupport",
@@ -107,6 +119,7 @@ let package = Package(
             name: "NetleaseCoordinatorTests",
             dependencies: [
                 "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTestSupport",
+                "NetleaseChaos",
                 // The crash tests run the real executable as a child process.
                 "netlease",
                 .product(name: "Logging", package: "swift-log"),

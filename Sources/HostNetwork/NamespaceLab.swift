@@ -144,7 +144,7 @@ public final class LabProcess: @unchecked Sendable {
     private var waiters: [(String, CheckedContinuation<String?, Never>)] = []
     private var ended = false
 
-    init(argv: [String], name: String, logPath: String) throws {
+    public init(argv: [String], name: String, logPath: String) throws {
         self.name = name
         self.logPath = logPath
         process = Process()
