@@ -2,6 +2,7 @@
 public struct CommandResult: Sendable, Equatable {
     public var stdout: String
     public var stderr: String
+    /// Exit status; 128 + n when the command was killed by signal n.
     public var status: Int32
 
     public init(stdout: String = "", stderr: String = "", status: Int32 = 0) {

@@ -55,11 +55,11 @@ public final class LabCluster: @unchecked Sendable {
 
     /// Creates host `index` (if needed) and starts its agent; returns once its local API is ready.
     @discardableResult
-    public func startAgent(_ index: Int, createHost: Bool = true, extraArguments: [String] = []) async throws
-        -> LabProcess
+    public func startAgent(_ index: Int, createHost: Bool = true, extraArguments: [String] = [],
+                           wrapper: [String] = []) async throws -> LabProcess
     {
         if createHost { try await lab.addHost(index) }
-        let process = try lab.spawn(lab.hostNamespace(index), [
+        let process = try lab.spawn(lab.hostNamespace(index), wrapper + [
             binary, "agent", "--coordinator", coordinatorAddress, "--secret-file", secretFile,
             "--host", hostName(index), "--underlay", lab.underlayAddress(host: index).description,
             "--network", network, "--socket", socket(host: index), "--state-dir", stateDirectory(host: index),

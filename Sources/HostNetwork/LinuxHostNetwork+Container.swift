@@ -22,7 +22,8 @@ extension LinuxHostNetwork {
         guard let bridge = host[attachment.bridge], bridge.kind == "bridge" else {
             throw HostNetworkError(
                 .invalidConfiguration,
-                "bridge \(attachment.bridge) of network '\(attachment.network)' does not exist; ensure the network first")
+                "bridge \(attachment.bridge) of network '\(attachment.network)' does not exist; "
+                    + "ensure the network first")
         }
         let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
         let name = attachment.hostInterface
@@ -30,7 +31,8 @@ extension LinuxHostNetwork {
         var paired = false
         if let veth = host[name] {
             guard veth.kind == "veth" else {
-                throw HostNetworkError(.conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
+                throw HostNetworkError(
+                    .conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
             }
             let inside = HostSnapshot(
                 links: try await observeLinks(attachment.namespace.enterPrefix + Self.listLinks)
@@ -68,10 +70,12 @@ extension LinuxHostNetwork {
             return
         }
         guard veth.kind == "veth" else {
-            throw HostNetworkError(.conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
+            throw HostNetworkError(
+                .conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
         }
         try await apply(
-            PlannedStep(.containerLink, "container \(owner) detached", ["ip", "link", "del", name], removes: .link(name)),
+            PlannedStep(
+                .containerLink, "container \(owner) detached", ["ip", "link", "del", name], removes: .link(name)),
             network: network)
     }
 
@@ -90,7 +94,8 @@ extension LinuxHostNetwork {
             PlannedStep(.containerLink, "\(name) is not on \(attachment.bridge)",
                         ["ip", "link", "set", "dev", name, "master", attachment.bridge]),
             PlannedStep(.containerLink, "\(name) is down", ["ip", "link", "set", "dev", name, "up"]),
-            PlannedStep(.containerAddress, "\(ifname) lacks \(cidr)", inside + ["ip", "addr", "add", cidr, "dev", ifname]),
+            PlannedStep(
+                .containerAddress, "\(ifname) lacks \(cidr)", inside + ["ip", "addr", "add", cidr, "dev", ifname]),
             PlannedStep(.containerLink, "\(ifname) is down", inside + ["ip", "link", "set", "dev", ifname, "up"]),
             PlannedStep(
                 .containerRoute, "no default route via \(attachment.gateway)",

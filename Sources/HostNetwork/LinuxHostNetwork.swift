@@ -54,7 +54,8 @@ public actor LinuxHostNetwork: HostNetworking {
             changes.append(step.problem)
         }
         for step in steps where step.argv == nil {
-            logger.warning("host network problem", metadata: ["network": "\(config.network)", "problem": "\(step.problem)"])
+            logger.warning(
+                "host network problem", metadata: ["network": "\(config.network)", "problem": "\(step.problem)"])
         }
         return NetworkReport(bridge: config.bridge, mtu: planner.mtu, changes: changes)
     }

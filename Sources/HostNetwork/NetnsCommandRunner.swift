@@ -3,8 +3,9 @@
 public struct NetnsCommandRunner: CommandRunner {
     /// The namespace's name under /var/run/netns.
     public var namespace: String
-    /// Extra words put between `ip netns exec NAME` and the command, e.g. `env OVS_RUNDIR=…`.
+    /// Environment for the command, passed as `env K=V …` after `ip netns exec NAME` (e.g. `OVS_RUNDIR`).
     public var environment: [String: String]
+    /// Runs the wrapped commands.
     public var base: any CommandRunner
 
     public init(namespace: String, environment: [String: String] = [:], base: any CommandRunner) {

@@ -48,15 +48,16 @@ struct NetworkPlanner {
         let name = config.bridge
         let wanted = InterfaceAddress(address: config.bridgeAddress, prefix: config.prefix)
         guard let bridge = snapshot.links[name] else {
-            // The MTU is set by a separate `ip link set … mtu`: only that marks it as chosen by the user. An MTU given
-            // to `ip link add` is not sticky, and the kernel re-derives the bridge's MTU from its ports whenever one
-            // is added or removed (measured on 6.18: removing the VXLAN port raised it to 1500).
+            // The MTU is set by a separate `ip link set … mtu`: only that marks it as chosen by the user. An MTU
+            // given to `ip link add` is not sticky, and the kernel re-derives the bridge's MTU from its ports
+            // whenever one is added or removed (measured on 6.18: removing the VXLAN port raised it to 1500).
             steps.append(
                 PlannedStep(
                     .bridgePresent, "bridge \(name) is missing", ["ip", "link", "add", name, "type", "bridge"],
                     creates: .link(name)))
             steps.append(
-                PlannedStep(.bridgeMTU, "bridge \(name) has no MTU set", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]))
+                PlannedStep(
+                    .bridgeMTU, "bridge \(name) has no MTU set", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]))
             steps.append(addAddress(wanted, to: name, created: true))
             steps.append(PlannedStep(.bridgeUp, "bridge \(name) is down", ["ip", "link", "set", "dev", name, "up"]))
             return
@@ -80,6 +81,17 @@ struct NetworkPlanner {
             }
             steps.append(addAddress(wanted, to: name, created: false))
         }
+        // A bridge address this host held before (e.g. before it was declared lost and rejoined) is stale: the
+        // coordinator may hand it to a container. Only addresses inside this network's subnet are touched.
+        let mask = IPv4Subnet.mask(config.prefix)
+        for other in bridge.addresses where other.address != wanted.address
+            && other.address.value & mask == wanted.address.value & mask
+        {
+            steps.append(
+                PlannedStep(
+                    .bridgeAddress, "bridge \(name) still has the stale address \(other)",
+                    ["ip", "addr", "del", "\(other)", "dev", name]))
+        }
         if !bridge.isUp {
             steps.append(PlannedStep(.bridgeUp, "bridge \(name) is down", ["ip", "link", "set", "dev", name, "up"]))
         }
@@ -95,7 +107,8 @@ struct NetworkPlanner {
     // MARK: shared link fixes
 
     private func setMTU(_ name: String, from current: Int, check: VerifyCheck) -> PlannedStep {
-        PlannedStep(check, "\(name) has MTU \(current), not \(mtu)", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"])
+        PlannedStep(
+            check, "\(name) has MTU \(current), not \(mtu)", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"])
     }
 
     private func setMaster(_ name: String, current: String?) -> PlannedStep {

@@ -73,7 +73,8 @@ struct ObservedLink: Sendable, Equatable {
         peerIndex = json["link_index"] as? Int
         peerName = json["link"] as? String
         for entry in json["addr_info"] as? [[String: Any]] ?? [] {
-            guard entry["family"] as? String == "inet", let local = (entry["local"] as? String).flatMap(IPv4Address.init),
+            guard entry["family"] as? String == "inet",
+                let local = (entry["local"] as? String).flatMap(IPv4Address.init),
                 let prefix = entry["prefixlen"] as? Int
             else { continue }
             addresses.append(InterfaceAddress(address: local, prefix: prefix))

@@ -22,6 +22,7 @@ import NetleaseCore
 ///   it; it needs CAP_SYS_ADMIN.
 /// - Requires CAP_NET_RAW.
 public struct PacketSocketARPProber: ARPProber {
+    /// Probe count, spacing and listening time.
     public var options: ARPProbeOptions
     /// The namespace whose interfaces are probed; nil means this process's own.
     public var namespace: NetworkNamespace?

@@ -9,9 +9,11 @@ import Logging
 ///   never "launch path not accessible".
 /// - stdout and stderr are drained concurrently until EOF before waiting for exit; reading one pipe after the other
 ///   deadlocks when the child fills the second pipe's buffer.
-/// - The blocking work (waiting for exit, reading the pipes) runs on dedicated threads: never on Swift's cooperative
-///   pool, which must not block, and not on Dispatch's global queues either, whose few threads (about one per core)
-///   it could occupy until the timeout timer itself cannot run.
+/// - The child is spawned and awaited on a dedicated thread: never on Swift's cooperative pool, which must not
+///   block, and not on Dispatch's global queues, whose few threads (about one per core) it could occupy until the
+///   timeout timer itself cannot run. It also gives the child a clean signal mask: a child inherits the spawning
+///   thread's mask, and Swift concurrency threads block nearly every signal (measured: spawned from a task, a
+///   child has SIGTERM blocked; from a Foundation `Thread`, nothing blocked).
 /// - A command still running after `timeout` is killed and reported as failed (status 128 + SIGKILL), so a hung
 ///   tool (e.g. `ovs-vsctl` waiting for a daemon) cannot hang the agent.
 /// - Completion is detected by EOF on the output pipes (and Foundation's own child socket): a command that leaves
@@ -25,7 +27,9 @@ public struct ProcessCommandRunner: CommandRunner {
     public var timeout: Duration
 
     /// Directories searched after PATH.
-    public static let fallbackSearchPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    public static let fallbackSearchPath = [
+        "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+    ]
 
     /// - Parameters:
     ///   - logger: receives one debug line per command and one per exit.
@@ -70,7 +74,8 @@ public struct ProcessCommandRunner: CommandRunner {
         let line = ShellQuote.join(argv)
         logger.debug("run", metadata: ["command": "\(line)"])
         let timeout = self.timeout
-        let result = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandResult, any Error>) in
+        let result = try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<CommandResult, any Error>) in
             let thread = Thread {
                 continuation.resume(with: Result {
                     try Self.runBlocking(executable: executable, arguments: Array(argv.dropFirst()), timeout: timeout)
@@ -104,8 +109,8 @@ public struct ProcessCommandRunner: CommandRunner {
                 .toolNotFound, "cannot start '\(executable)': \(error)", command: [executable] + arguments)
         }
         let (seconds, attoseconds) = timeout.components
-        // SIGKILL, not Process.terminate()'s SIGTERM: a child inherits the spawning thread's signal mask, and the
-        // threads of a Swift process block SIGTERM, so a child would never see it (measured: `sleep 30` ran on).
+        // SIGKILL, not Process.terminate()'s SIGTERM: a hung command may block or ignore SIGTERM (as every child of
+        // a Swift concurrency thread does, having inherited its signal mask), and the deadline must hold.
         let pid = process.processIdentifier
         let timer = DispatchWorkItem { if process.isRunning { kill(pid, SIGKILL) } }
         DispatchQueue.global().asyncAfter(

@@ -78,7 +78,11 @@ public final class RecordingCommandRunner: CommandRunner {
             guard let index = best else { return nil }
             let reply = state.rules[index].reply
             if let remaining = state.rules[index].remaining {
-                if remaining <= 1 { state.rules.remove(at: index) } else { state.rules[index].remaining = remaining - 1 }
+                if remaining <= 1 {
+                    state.rules.remove(at: index)
+                } else {
+                    state.rules[index].remaining = remaining - 1
+                }
             }
             return reply
         }

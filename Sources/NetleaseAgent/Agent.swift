@@ -47,6 +47,11 @@ public final class Agent: Service, Sendable {
         /// The coordinator store seen at the last join, and what changed about it (restore, replacement).
         var store: StoreMark?
         var storeWarning: String?
+        /// Leases the coordinator had no record of at the last reconnect and recorded again.
+        var readopted = 0
+        /// The last session ended because the coordinator declared this host lost (or fenced it): then readopted
+        /// leases are expected, not a sign of lost coordinator data.
+        var fenced = false
     }
 
     struct StoreMark: Codable, Sendable, Equatable {
@@ -99,7 +104,11 @@ public final class Agent: Service, Sendable {
                     } catch {
                         if Task.isCancelled { break }
                         let text = (error as? NetleaseError)?.description ?? "\(error)"
-                        state.withLock { $0.lastError = text }
+                        let fenced = (error as? NetleaseError)?.code == .staleEpoch
+                        state.withLock {
+                            $0.lastError = text
+                            if fenced { $0.fenced = true }
+                        }
                         logger.warning("coordinator session ended", metadata: ["coordinator": "\(endpoint)", "error": "\(text)"])
                     }
                     state.withLock { $0.session = nil }
@@ -151,7 +160,11 @@ public final class Agent: Service, Sendable {
                     group.addTask {
                         while true {
                             try await Task.sleep(for: interval * Double.random(in: 0.8...1.0))
-                            let beat = try await control.heartbeat(host: self.configuration.host, epoch: join.epoch)
+                            // A heartbeat that gets no answer in time ends the session: the coordinator or the
+                            // path to it is gone, so the agent reconnects (and finds out whether it was fenced).
+                            let beat = try await control.within(max(interval, .seconds(2)), "heartbeat") {
+                                try await control.heartbeat(host: self.configuration.host, epoch: join.epoch)
+                            }
                             self.noteStore(StoreMark(id: join.store, generation: beat.generation))
                         }
                     }
@@ -269,13 +282,16 @@ public final class Agent: Service, Sendable {
             }
         }
         for text in disagreements { logger.error("lease disagreement with the coordinator", metadata: ["detail": "\(text)"]) }
-        state.withLock {
-            $0.disagreements = disagreements
-            if adopted > 0 && $0.storeWarning == nil {
-                $0.storeWarning = "the coordinator had no record of \(adopted) lease(s) this host uses; they were "
-                    + "recorded again (was the coordinator restored from an older backup?)"
-            }
+        let forgotten = state.withLock { s -> Bool in
+            s.disagreements = disagreements
+            s.readopted = adopted
+            defer { s.fenced = false }
+            guard adopted > 0, !s.fenced else { return false }
+            s.storeWarning = "the coordinator had no record of \(adopted) lease(s) this host held without interruption: "
+                + "its store lost acknowledged changes (restored from an older backup?); they were recorded again"
+            return true
         }
+        if forgotten { logger.error("coordinator forgot leases of this host", metadata: ["count": "\(adopted)"]) }
     }
 
     private func teardown() async {
@@ -372,9 +388,12 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// Removes the container's interface and releases its lease (idempotent).
+    /// Removes the container's interface and releases its lease (idempotent). The interface goes even while the
+    /// coordinator is unreachable; the release then fails with `unavailable` and a repeated detach finishes it.
     public func detach(network: String, owner: String) async throws {
-        _ = try currentSession(for: network)
+        guard configuration.networks.contains(network) else {
+            throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")
+        }
         try await hostNetwork.detach(network: network, owner: owner)
         try await release(network: network, owner: owner)
         logger.info("container detached", metadata: ["network": "\(network)", "owner": "\(owner)"])
@@ -394,8 +413,8 @@ public final class Agent: Service, Sendable {
     /// list), leases agreeing with the coordinator's view, disagreements found at reconcile.
     public func doctor() async -> [DoctorCheck] {
         var checks: [DoctorCheck] = []
-        let (session, directory, disagreements, lastError, store, storeWarning) = state.withLock {
-            ($0.session, $0.directory, $0.disagreements, $0.lastError, $0.store, $0.storeWarning)
+        let (session, directory, disagreements, lastError, store, storeWarning, readopted) = state.withLock {
+            ($0.session, $0.directory, $0.disagreements, $0.lastError, $0.store, $0.storeWarning, $0.readopted)
         }
         guard let session else {
             checks.append(DoctorCheck(name: "coordinator", ok: false, detail: "not connected: \(lastError ?? "connecting")"))
@@ -441,7 +460,10 @@ public final class Agent: Service, Sendable {
         }
         checks.append(DoctorCheck(
             name: "reconcile", ok: disagreements.isEmpty,
-            detail: disagreements.isEmpty ? "no disagreement at the last reconnect" : disagreements.joined(separator: "; ")))
+            detail: disagreements.isEmpty
+                ? "no disagreement at the last reconnect"
+                    + (readopted > 0 ? "; \(readopted) lease(s) the coordinator had lost were recorded again" : "")
+                : disagreements.joined(separator: "; ")))
         return checks
     }
 

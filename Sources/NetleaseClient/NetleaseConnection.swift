@@ -128,6 +128,22 @@ public final class NetleaseConnection: Sendable {
         try await waiters.enqueue(request.rendered + "\n")
     }
 
+    /// Fails every request waiting on this connection (and every later one) with `unavailable`: for callers that
+    /// decide the peer is gone, e.g. after a reply did not come in time.
+    public func abort(_ reason: String) {
+        waiters.close(NetleaseError(.unavailable, reason))
+    }
+
+    /// Runs `body`; if it has not finished within `timeout`, aborts the connection so that it fails promptly.
+    public func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: () async throws -> T) async throws -> T {
+        let watchdog = Task { [self] in
+            try await Task.sleep(for: timeout)
+            abort("\(what): no answer from \(endpoint) within \(timeout)")
+        }
+        defer { watchdog.cancel() }
+        return try await body()
+    }
+
     /// Sends one request of an agent's local API.
     @discardableResult
     public func send(_ request: LocalRequest) async throws -> ReplyData {

@@ -90,3 +90,18 @@ public struct IPv4Range: Hashable, Sendable, CustomStringConvertible {
     public var count: UInt64 { UInt64(last.value - first.value) + 1 }
     public var description: String { first == last ? "\(first)" : "\(first)-\(last)" }
 }
+
+extension IPv4Range {
+    /// Sorted, with overlapping and adjacent ranges joined: every address appears in at most one range.
+    public static func merged(_ ranges: [IPv4Range]) -> [IPv4Range] {
+        var result: [IPv4Range] = []
+        for range in ranges.sorted(by: { $0.first < $1.first }) {
+            if let last = result.last, UInt64(range.first.value) <= UInt64(last.last.value) + 1 {
+                result[result.count - 1] = IPv4Range(first: last.first, last: max(last.last, range.last))!
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+}

@@ -100,6 +100,7 @@ public struct Ledger: Sendable {
             throw NetleaseError.badRequest("excluded range \(range) is not inside \(spec.subnet)")
         }
         spec.created = now
+        spec.excluded = IPv4Range.merged(spec.excluded)
         guard spec.usableCount > 0 else {
             throw NetleaseError.badRequest("network \(spec.subnet) has no usable address left after exclusions")
         }
@@ -118,6 +119,13 @@ public struct Ledger: Sendable {
         }
         books[name] = nil
         changes.append(.deleteNetwork(name))
+    }
+
+    /// Mutates a book in place. The dictionary's storage is modified through, never copied: copying a book (its
+    /// record and owner tables) per change would make every allocation cost grow with the pool's size. `body` may
+    /// use only its argument, not `self`.
+    private mutating func modifyBook<T>(_ name: String, _ body: (inout AddressBook) throws -> T) rethrows -> T {
+        try body(&books[name]!)
     }
 
     public func network(_ name: String) throws -> AddressBook {
@@ -151,7 +159,7 @@ public struct Ledger: Sendable {
             endCooldowns(network: network, now: now, changes: &changes)
             let book = books[network]!
             if book.activeLease(owner: Lease.bridgeOwner(host: name)) == nil && book.counts.free == 0 {
-                throw exhausted(book)
+                throw Ledger.exhausted(book)
             }
         }
         var host = hosts[name] ?? HostRecord(
@@ -174,6 +182,22 @@ public struct Ledger: Sendable {
         }
         var bridges: [Lease] = []
         for network in networks {
+            // A host that returns after being declared lost gets its previous bridge address back when nobody took
+            // it meanwhile: its containers still use it as their gateway.
+            let owner = Lease.bridgeOwner(host: name)
+            if books[network]!.activeLease(owner: owner) == nil,
+               let previous = books[network]!.records.values.first(where: { $0.state == .cooldown && $0.owner == owner })
+            {
+                var revived = previous
+                revived.state = .active
+                revived.host = name
+                revived.isStatic = false
+                revived.renewed = now
+                revived.until = 0
+                let record = revived
+                modifyBook(network) { $0.put(record) }
+                changes.append(.updateLease(revived))
+            }
             let lease = try acquireChecked(
                 network: network, owner: Lease.bridgeOwner(host: name), claim: HostClaim(host: name, epoch: host.epoch),
                 wanted: nil, ifname: books[network]!.spec.bridge, now: now, changes: &changes)
@@ -189,7 +213,8 @@ public struct Ledger: Sendable {
         var host = try checkClaim(HostClaim(host: name, epoch: epoch))!
         host.lastHeartbeat = now
         hosts[name] = host
-        changes.append(.upsertHost(host))
+        // Not persisted: after a restart every host that was up gets a full TTL of grace anyway, so a stored
+        // heartbeat time would never be used. Heartbeats cost no disk write.
         return host
     }
 
@@ -278,7 +303,7 @@ public struct Ledger: Sendable {
         network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease {
-        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
         guard !owner.isEmpty, owner.utf8.count <= 256 else {
             throw NetleaseError.badRequest("owner must be 1-256 bytes")
         }
@@ -286,7 +311,7 @@ public struct Ledger: Sendable {
         if let claim {
             if try checkClaim(claim) != nil, hosts[claim.host]?.state == .up { hostBound = true }
         }
-        if let existing = book.activeLease(owner: owner) {
+        if let existing = books[network]!.activeLease(owner: owner) {
             if let wanted, wanted != existing.address {
                 throw NetleaseError.conflict("owner '\(owner)' already holds \(existing.address) in '\(network)'")
             }
@@ -297,23 +322,16 @@ public struct Ledger: Sendable {
             return existing
         }
         endCooldowns(network: network, now: now, changes: &changes)
-        book = books[network]!
-        let address: IPv4Address
-        if let wanted {
-            try checkWanted(wanted, in: book, now: now)
-            address = wanted
-        } else {
-            guard let next = book.nextFree() else {
-                books[network] = book
-                throw exhausted(book)
-            }
-            address = next
+        if let wanted { try checkWanted(wanted, in: books[network]!, now: now) }
+        let prefix = books[network]!.spec.subnet.prefix
+        let lease = try modifyBook(network) { book -> Lease in
+            guard let address = wanted ?? book.nextFree() else { throw Ledger.exhausted(book) }
+            let lease = Lease(
+                network: network, address: address, prefix: prefix, state: .active, host: claim?.host ?? "",
+                owner: owner, ifname: ifname, isStatic: !hostBound, created: now, renewed: now)
+            book.put(lease)
+            return lease
         }
-        let lease = Lease(
-            network: network, address: address, prefix: book.spec.subnet.prefix, state: .active,
-            host: claim?.host ?? "", owner: owner, ifname: ifname, isStatic: !hostBound, created: now, renewed: now)
-        book.put(lease)
-        books[network] = book
         changes.append(.insertLease(lease))
         return lease
     }
@@ -344,7 +362,7 @@ public struct Ledger: Sendable {
         }
     }
 
-    private func exhausted(_ book: AddressBook) -> NetleaseError {
+    static func exhausted(_ book: AddressBook) -> NetleaseError {
         let c = book.counts
         return NetleaseError(
             .poolExhausted,
@@ -353,27 +371,33 @@ public struct Ledger: Sendable {
     }
 
     /// Releases by owner or by address. Idempotent: releasing what is not held returns nil and changes nothing.
+    /// Hosts' bridge addresses are not released this way: they go with `removeHost`.
     public mutating func release(
         network: String, owner: String?, address: IPv4Address?, claim: HostClaim?, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease? {
-        guard let book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
         if let claim { try checkClaim(claim) }
         let lease: Lease?
         if let owner {
-            lease = book.activeLease(owner: owner)
+            lease = books[network]!.activeLease(owner: owner)
             if let address, let lease, lease.address != address {
                 throw NetleaseError.conflict("owner '\(owner)' holds \(lease.address), not \(address)")
             }
         } else if let address {
-            lease = book.record(address).flatMap { [.active, .conflict].contains($0.state) ? $0 : nil }
-            if let record = book.record(address), record.state == .reserved {
+            let record = books[network]!.record(address)
+            if let record, record.state == .reserved {
                 throw NetleaseError.conflict("address \(address) is reserved; use unreserve")
             }
+            lease = record.flatMap { [.active, .conflict].contains($0.state) ? $0 : nil }
         } else {
             throw NetleaseError.badRequest("release needs owner or address")
         }
         guard let lease else { return nil }
+        if lease.isBridge && lease.state == .active {
+            throw NetleaseError.conflict(
+                "\(lease.address) is the bridge address of host '\(lease.host)'; remove the host to free it")
+        }
         if let claim, lease.host != claim.host {
             throw NetleaseError.conflict("lease \(lease.address) belongs to host '\(lease.host)', not '\(claim.host)'")
         }
@@ -383,16 +407,16 @@ public struct Ledger: Sendable {
     /// Sets an address aside so it is never handed out. Idempotent; refused while someone holds the address.
     public mutating func reserve(network: String, address: IPv4Address, note: String, now: Millis,
                                  changes: inout [LedgerChange]) throws -> Lease {
-        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
-        guard book.spec.subnet.isHostAddress(address) else {
-            throw NetleaseError.badRequest("address \(address) is not a host address of \(book.spec.subnet)")
+        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
+        guard spec.subnet.isHostAddress(address) else {
+            throw NetleaseError.badRequest("address \(address) is not a host address of \(spec.subnet)")
         }
-        guard !book.spec.isExcluded(address) else {
+        guard !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is excluded from \(network) already; it is never handed out")
         }
-        var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .reserved,
+        var lease = Lease(network: network, address: address, prefix: spec.subnet.prefix, state: .reserved,
                           note: note, created: now, renewed: now)
-        if let record = book.record(address) {
+        if let record = books[network]!.record(address) {
             switch record.state {
             case .active, .conflict:
                 throw NetleaseError.conflict("address \(address) is \(record.state.rawValue) (owner '\(record.owner)')")
@@ -403,18 +427,16 @@ public struct Ledger: Sendable {
         } else {
             changes.append(.insertLease(lease))
         }
-        book.put(lease)
-        books[network] = book
+        modifyBook(network) { $0.put(lease) }
         return lease
     }
 
     public mutating func unreserve(network: String, address: IPv4Address, changes: inout [LedgerChange]) throws {
-        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
-        guard let record = book.record(address), record.state == .reserved else {
+        guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
+        guard let record = books[network]!.record(address), record.state == .reserved else {
             throw NetleaseError.notFound("address \(address) is not reserved in '\(network)'")
         }
-        book.remove(address)
-        books[network] = book
+        modifyBook(network) { $0.remove(address) }
         changes.append(.deleteLease(network: network, address: address))
     }
 
@@ -422,17 +444,17 @@ public struct Ledger: Sendable {
     /// lease becomes the conflict record (its owner must acquire again).
     public mutating func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim,
                                         now: Millis, changes: inout [LedgerChange]) throws -> Lease {
-        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
         try checkClaim(claim)
-        guard book.spec.subnet.isHostAddress(address), !book.spec.isExcluded(address) else {
+        guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is not a leasable address of \(network)")
         }
-        var lease = Lease(network: network, address: address, prefix: book.spec.subnet.prefix, state: .conflict,
+        var lease = Lease(network: network, address: address, prefix: spec.subnet.prefix, state: .conflict,
                           host: claim.host, mac: mac, created: now, renewed: now)
-        if let record = book.record(address) {
+        if let record = books[network]!.record(address) {
             switch record.state {
-            case .active where record.host != claim.host:
-                throw NetleaseError.conflict("address \(address) is held by host '\(record.host)'; not quarantined")
+            case .active where record.host != claim.host || record.isBridge:
+                throw NetleaseError.conflict("address \(address) is held by '\(record.owner)' on host '\(record.host)'; not quarantined")
             case .reserved:
                 return record
             case .active, .conflict, .cooldown:
@@ -442,8 +464,7 @@ public struct Ledger: Sendable {
         } else {
             changes.append(.insertLease(lease))
         }
-        book.put(lease)
-        books[network] = book
+        modifyBook(network) { $0.put(lease) }
         return lease
     }
 
@@ -492,27 +513,28 @@ public struct Ledger: Sendable {
         var cooling = lease
         cooling.state = .cooldown
         cooling.renewed = now
-        guard var book = books[lease.network] else { return cooling }
-        let cooldown = Millis(book.spec.cooldown) * 1000
+        guard let cooldownSeconds = books[lease.network]?.spec.cooldown else { return cooling }
+        let cooldown = Millis(cooldownSeconds) * 1000
         cooling.until = now + cooldown
         if cooldown == 0 {
-            book.remove(lease.address)
+            modifyBook(lease.network) { $0.remove(lease.address) }
             changes.append(.deleteLease(network: lease.network, address: lease.address))
         } else {
-            book.put(cooling)
+            let record = cooling
+            modifyBook(lease.network) { $0.put(record) }
             changes.append(.updateLease(cooling))
         }
-        books[lease.network] = book
         return cooling
     }
 
     private mutating func endCooldowns(network: String, now: Millis, changes: inout [LedgerChange]) {
-        guard var book = books[network] else { return }
-        for address in book.expiredCooldowns(now: now) {
-            book.remove(address)
-            changes.append(.deleteLease(network: network, address: address))
+        guard books[network] != nil else { return }
+        let expired = modifyBook(network) { book -> [IPv4Address] in
+            let expired = book.expiredCooldowns(now: now)
+            for address in expired { book.remove(address) }
+            return expired
         }
-        books[network] = book
+        for address in expired { changes.append(.deleteLease(network: network, address: address)) }
     }
 }
 
@@ -537,17 +559,21 @@ extension Ledger {
         network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> ReconcileOutcome {
-        guard var book = books[network] else { throw NetleaseError.unknownNetwork(network) }
+        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
         guard claim.epoch != nil, try checkClaim(claim) != nil else {
             throw NetleaseError.badRequest("reconcile needs the host's current epoch")
         }
-        guard book.spec.subnet.isHostAddress(address), !book.spec.isExcluded(address) else {
-            throw NetleaseError.badRequest("address \(address) is not leasable in \(network) (\(book.spec.subnet))")
+        guard !owner.isEmpty, owner.utf8.count <= 256, !owner.hasPrefix("bridge:") else {
+            throw NetleaseError.badRequest("owner must be 1-256 bytes and not start with 'bridge:'")
         }
-        if let current = book.activeLease(owner: owner), current.address != address {
+        guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
+            throw NetleaseError.badRequest("address \(address) is not leasable in \(network) (\(spec.subnet))")
+        }
+        if let current = books[network]!.activeLease(owner: owner), current.address != address {
             return .moved(to: current)
         }
-        if let record = book.record(address) {
+        let existing = books[network]!.record(address)
+        if let record = existing {
             switch record.state {
             case .active where record.owner == owner && record.host == claim.host:
                 return .held(record)
@@ -558,11 +584,10 @@ extension Ledger {
             }
         }
         let lease = Lease(
-            network: network, address: address, prefix: book.spec.subnet.prefix, state: .active, host: claim.host,
+            network: network, address: address, prefix: spec.subnet.prefix, state: .active, host: claim.host,
             owner: owner, ifname: ifname, isStatic: false, created: now, renewed: now)
-        changes.append(book.record(address) == nil ? .insertLease(lease) : .updateLease(lease))
-        book.put(lease)
-        books[network] = book
+        changes.append(existing == nil ? .insertLease(lease) : .updateLease(lease))
+        modifyBook(network) { $0.put(lease) }
         return .adopted(lease)
     }
 }

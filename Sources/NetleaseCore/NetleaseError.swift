@@ -14,6 +14,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case storage = "storage"
     case overloaded = "overloaded"
     case unavailable = "unavailable"
+    /// `netlease doctor` found failed checks.
+    case checkFailed = "check-failed"
     case internalError = "internal"
 }
 

@@ -8,7 +8,7 @@ import NetleaseCore
 /// EVENT kind=host-removed name=NAME
 /// EVENT kind=network <NETWORK fields>      ; a network was created
 /// EVENT kind=network-deleted name=NAME
-/// EVENT kind=keepalive                     ; sent when nothing else happened for a while
+/// EVENT kind=keepalive                     ; sent every 20 s, so a watcher notices a dead coordinator
 /// ```
 public enum Event: Sendable, Equatable {
     case host(HostRecord)

@@ -52,7 +52,7 @@ extension Netlease {
             try await reportingErrors {
                 let endpoints = try Endpoint.list(coordinator)
                 let underlayAddress = try parseAddress(underlay, field: "--underlay")
-                let secret = try secretFile.map { try ClusterSecret.load(at: $0, checkPermissions: false).text }
+                let secret = try secretFile.map { try ClusterSecret.load(at: $0, checkPermissions: true).text }
                 try FileManager.default.createDirectory(
                     atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 let configuration = AgentConfiguration(
@@ -145,7 +145,7 @@ extension Netlease {
                 }
                 let failed = checks.filter { !$0.ok }
                 if !failed.isEmpty {
-                    throw NetleaseError(.conflict, "\(failed.count) check(s) failed: \(failed.map(\.name).joined(separator: ", "))")
+                    throw NetleaseError(.checkFailed, "\(failed.count) check(s) failed: \(failed.map(\.name).joined(separator: ", "))")
                 }
             }
         }

@@ -101,7 +101,9 @@ extension Netlease {
                 }
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: server), .init(service: Reclaimer(store: store, events: events))],
+                        services: [.init(service: server), .init(service: Reclaimer(
+                            store: store, events: events,
+                            interval: .milliseconds(configuration.reclaimIntervalMilliseconds)))],
                         gracefulShutdownSignals: [.sigterm, .sigint],
                         logger: logger))
                 try await group.run()

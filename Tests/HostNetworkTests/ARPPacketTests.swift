@@ -35,7 +35,8 @@ final class ARPPacketTests: XCTestCase {
     func testConflicts() {
         let other = IPv4Address(172, 30, 0, 51)
         let cases: [(String, [UInt8], String?)] = [
-            ("reply from the holder", frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: IPv4Address(0)),
+            ("reply from the holder",
+             frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: IPv4Address(0)),
              "0a:bb:cc:0d:ee:ff"),
             ("request from the holder", frame(operation: 1, senderMAC: theirs, senderIP: candidate, targetIP: other),
              "0a:bb:cc:0d:ee:ff"),
@@ -109,13 +110,15 @@ final class ObservationParsingTests: XCTestCase {
 
     func testFDBKeepsOnlyAllZerosEntries() throws {
         let json = #"[{"mac":"00:00:00:00:00:00","dst":"10.0.0.2","flags":["self"],"state":"permanent"},"# +
-            #"{"mac":"aa:bb:cc:dd:ee:ff","dst":"10.0.0.7","flags":["self"]},{"mac":"02:00:00:00:00:0b","master":"nl0"}]"#
+            #"{"mac":"aa:bb:cc:dd:ee:ff","dst":"10.0.0.7","flags":["self"]},"# +
+            #"{"mac":"02:00:00:00:00:0b","master":"nl0"}]"#
         XCTAssertEqual(try HostSnapshot.parseFDBDestinations(json), [IPv4Address(10, 0, 0, 2)])
     }
 
     func testOVSInterfaces() throws {
         let json = #"{"data":[["gre-b",["map",[["remote_ip","10.0.0.2"]]]],["gre-z",["map",[]]]],"# +
             #""headings":["name","options"]}"#
-        XCTAssertEqual(try OVSSnapshot.parseGREInterfaces(json), ["gre-b": IPv4Address(10, 0, 0, 2), "gre-z": IPv4Address(0)])
+        XCTAssertEqual(
+            try OVSSnapshot.parseGREInterfaces(json), ["gre-b": IPv4Address(10, 0, 0, 2), "gre-z": IPv4Address(0)])
     }
 }

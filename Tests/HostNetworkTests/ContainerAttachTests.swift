@@ -76,7 +76,8 @@ final class ContainerAttachTests: XCTestCase {
         ])))
         let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
         runner.on(inside + Self.observe, reply: .output(FakeLink.render([
-            FakeLink("eth0", index: 2, kind: "veth", mtu: 1450, addresses: [address], peerIndex: peerIndex == 2 ? 40 : 99),
+            FakeLink("eth0", index: 2, kind: "veth", mtu: 1450, addresses: [address],
+                     peerIndex: peerIndex == 2 ? 40 : 99),
         ])))
         runner.on(inside + ["ip", "-j", "route", "show", "default"],
                   reply: .output(#"[{"dst":"default","gateway":"\#(route)","dev":"eth0","flags":[]}]"#))

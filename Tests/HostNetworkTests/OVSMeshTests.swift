@@ -82,7 +82,8 @@ final class OVSMeshTests: XCTestCase {
         let rows = ports.keys.sorted().map { #"["gre-\#($0)",["map",[["remote_ip","\#(ports[$0]!)"]]]]"# }
         // A GRE port of another bridge must not count as ours.
         let foreign = #"["gre-x",["map",[["remote_ip","10.9.9.9"]]]]"#
-        runner.on(Self.findGRE, reply: .output(#"{"data":[\#((rows + [foreign]).joined(separator: ","))],"headings":["name","options"]}"#))
+        let data = (rows + [foreign]).joined(separator: ",")
+        runner.on(Self.findGRE, reply: .output(#"{"data":[\#(data)],"headings":["name","options"]}"#))
     }
 
     private var observations: [[String]] {
@@ -112,7 +113,8 @@ final class OVSMeshTests: XCTestCase {
 
         runner.clearCommands()
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2"]))
-        XCTAssertEqual(Array(runner.commands.dropFirst(5)), [Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"]])
+        XCTAssertEqual(Array(runner.commands.dropFirst(5)),
+                       [Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"]])
     }
 
     func testKernelDatapathBridgeIsSwitchedToUserspaceAndLinkBroughtUp() async throws {
@@ -144,7 +146,8 @@ final class OVSMeshTests: XCTestCase {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay()])))
         runner.on(Self.vsctl + ["list-br"], reply: .failure(
             status: 1,
-            stderr: "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed (No such file or directory)"))
+            stderr: "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed "
+                + "(No such file or directory)"))
         do {
             _ = try await network.ensureNetwork(Self.config())
             XCTFail("expected an error")

@@ -21,7 +21,8 @@ struct PrivateOpenVSwitch {
         let tools = ["ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl"]
         let missing = tools.filter { !TestShell.succeeds(["sh", "-c", "command -v \($0)"]) }
         if !missing.isEmpty || !FileManager.default.fileExists(atPath: schema) {
-            let why = "Open vSwitch is not installed (missing \(missing.isEmpty ? schema : missing.joined(separator: ", ")))"
+            let what = missing.isEmpty ? schema : missing.joined(separator: ", ")
+            let why = "Open vSwitch is not installed (missing \(what))"
             if ProcessInfo.processInfo.environment[requireVariable] == "1" {
                 XCTFail("\(requireVariable)=1 but \(why)", file: file, line: line)
                 throw NetnsTestbed.Unavailable(description: why)
@@ -49,8 +50,9 @@ struct PrivateOpenVSwitch {
             guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
                 let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
             else { return }
-            // Ask it to exit through its control socket. SIGTERM is no use: the daemon inherits the test process's
-            // signal mask, in which Swift's runtime threads block SIGTERM. SIGKILL is the fallback.
+            // Ask it to exit through its control socket. SIGTERM is no use: the daemon inherits the signal mask of
+            // the thread that started it, a Swift concurrency thread (async test), which blocks SIGTERM. SIGKILL is
+            // the fallback.
             _ = try? TestShell.run(["ovs-appctl", "-t", "\(self.directory)/\(name).ctl", "exit"])
             if !TestShell.eventually(timeout: .seconds(5), { kill(pid, 0) != 0 }) {
                 kill(pid, SIGKILL)

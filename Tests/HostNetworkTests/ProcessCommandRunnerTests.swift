@@ -21,7 +21,8 @@ final class ProcessCommandRunnerTests: XCTestCase {
             XCTAssertEqual(error.stderr, "it broke")
             XCTAssertEqual(
                 error.description,
-                #"command-failed: `sh -c 'echo partial; echo '\''it broke'\'' >&2; exit 3'` exited with status 3: it broke"#)
+                #"command-failed: `sh -c 'echo partial; echo '\''it broke'\'' >&2; exit 3'` "#
+                    + "exited with status 3: it broke")
         }
     }
 

@@ -24,8 +24,8 @@ final class RootHostNetworkTests: XCTestCase {
     }
 
     private func fdbDestinations(_ namespace: String, _ device: String) throws -> Set<String> {
-        let entries = try TestShell.json(["ip", "netns", "exec", namespace, "bridge", "-j", "fdb", "show", "dev", device])
-            as? [[String: Any]] ?? []
+        let command = ["ip", "netns", "exec", namespace, "bridge", "-j", "fdb", "show", "dev", device]
+        let entries = try TestShell.json(command) as? [[String: Any]] ?? []
         return Set(entries.filter { $0["mac"] as? String == "00:00:00:00:00:00" }.compactMap { $0["dst"] as? String })
     }
 

@@ -56,8 +56,11 @@ final class LineFormatTests: XCTestCase {
     }
 
     func testParsesSubstringOfALargerBuffer() throws {
+        // Framing splits bytes at LF (a Character split would not: "\r\n" is one grapheme), leaving the CR.
         let buffer = "PING\nACQUIRE network=blue owner=c1\r\nQUIT\n"
-        let lines = buffer.split(separator: "\n", omittingEmptySubsequences: true)
+        let lines = buffer.utf8.split(separator: UInt8(ascii: "\n")).map { Substring($0) }
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(lines[1].last, "\r")
         XCTAssertEqual(try lines.map { try LineFormat.parse($0).verb }, ["PING", "ACQUIRE", "QUIT"])
         XCTAssertEqual(try LineFormat.parse(lines[1]).fields, ["network": "blue", "owner": "c1"])
     }
@@ -195,7 +198,7 @@ final class LineFormatTests: XCTestCase {
         }
         for value in values {
             let rendered = LineFormat.render(Line("SET", ["a": value, "b": "after"]))
-            XCTAssertTrue(rendered.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }, "rendered \(rendered.debugDescription)")
+            XCTAssertTrue(rendered.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }, rendered.debugDescription)
             XCTAssertEqual(rendered.split(separator: " ").count, 3, "a value never adds a separator: \(rendered)")
             let parsed = try LineFormat.parse(Substring(rendered))
             XCTAssertEqual(parsed.fields["a"], value, "round trip of \(value.debugDescription)")
