@@ -26,6 +26,7 @@ public final class NamespaceLab: @unchecked Sendable {
     private let lock = NSLock()
     private var namespaces: [String] = []
     private var processes: [LabProcess] = []
+    private var cleanups: [@Sendable () -> Void] = []
 
     public init(runner: any CommandRunner = ProcessCommandRunner(), directory: String? = nil) throws {
         let id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
@@ -74,7 +75,7 @@ public final class NamespaceLab: @unchecked Sendable {
     public func addHost(_ index: Int) async throws -> String {
         let namespace = hostNamespace(index)
         try await addNamespace(namespace)
-        let outer = "ul\(id)h\(index)"
+        let outer = underlayPeerLink(host: index)
         try await runner.run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "underlay0", "netns", namespace])
         try await runner.run(["ip", "link", "set", outer, "netns", underlayNamespace])
         try await run(underlayNamespace, ["ip", "link", "set", outer, "master", "ul0", "up"])
@@ -82,6 +83,9 @@ public final class NamespaceLab: @unchecked Sendable {
         try await run(namespace, ["ip", "link", "set", "underlay0", "up"])
         return namespace
     }
+
+    /// The underlay namespace's end of host `index`'s underlay veth.
+    public func underlayPeerLink(host index: Int) -> String { "ul\(id)h\(index)" }
 
     /// Takes a host's underlay link down or up: the host is cut off from the coordinator and its peers.
     public func setUnderlay(host index: Int, up: Bool) async throws {
@@ -118,14 +122,21 @@ public final class NamespaceLab: @unchecked Sendable {
         return process
     }
 
+    /// Registers work for `destroy()`, run after the lab's processes stop and before its namespaces go.
+    public func onDestroy(_ cleanup: @escaping @Sendable () -> Void) {
+        lock.withLock { cleanups.append(cleanup) }
+    }
+
     /// Stops every process (SIGTERM, then SIGKILL after a grace period) and deletes every namespace of the lab.
     public func destroy(keepFiles: Bool = false) async {
-        let (processes, namespaces) = lock.withLock { (self.processes, self.namespaces) }
+        let (processes, namespaces, cleanups) = lock.withLock { (self.processes, self.namespaces, self.cleanups) }
         for process in processes { process.stop(grace: .seconds(5)) }
+        for cleanup in cleanups.reversed() { cleanup() }
         for namespace in namespaces.reversed() { _ = try? await runner.run(["ip", "netns", "del", namespace]) }
         lock.withLock {
             self.processes = []
             self.namespaces = []
+            self.cleanups = []
         }
         if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
     }
