@@ -104,3 +104,96 @@ final class HostLossTests: LabTestCase {
         XCTAssertTrue(cluster.agent(1)?.log.contains("lease disagreement") ?? false, "the agent did not log it")
     }
 }
+
+/// Agents whose wall clock is days off: nothing changes, because TTLs, cooldowns and heartbeats are measured by the
+/// coordinator's clock alone.
+///
+/// The skew comes from a tiny LD_PRELOAD shim built here that shifts CLOCK_REALTIME (and gettimeofday/time) only,
+/// like an unsynchronised NTP client; monotonic clocks stay the kernel's. (libfaketime is no use for this: under it
+/// Swift's `Task.sleep` never returns, even with FAKETIME_DONT_FAKE_MONOTONIC=1.)
+final class ClockSkewTests: LabTestCase {
+    static let shimSource = """
+        #define _GNU_SOURCE
+        #include <time.h>
+        #include <sys/time.h>
+        #include <stdlib.h>
+        #include <dlfcn.h>
+        static long long offset(void) { const char *s = getenv("NETLEASE_SKEW_SECONDS"); return s ? atoll(s) : 0; }
+        int clock_gettime(clockid_t id, struct timespec *ts) {
+          static int (*real)(clockid_t, struct timespec *);
+          if (!real) real = dlsym(RTLD_NEXT, "clock_gettime");
+          int rc = real(id, ts);
+          if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) ts->tv_sec += offset();
+          return rc;
+        }
+        int gettimeofday(struct timeval *tv, void *tz) {
+          struct timespec ts; int rc = clock_gettime(CLOCK_REALTIME, &ts);
+          if (rc == 0 && tv) { tv->tv_sec = ts.tv_sec; tv->tv_usec = ts.tv_nsec / 1000; }
+          return rc;
+        }
+        time_t time(time_t *t) { struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts); if (t) *t = ts.tv_sec; return ts.tv_sec; }
+        """
+
+    private func buildShim() async throws -> String {
+        let source = lab.directory + "/skew.c"
+        let library = lab.directory + "/libskew.so"
+        try Data(Self.shimSource.utf8).write(to: URL(fileURLWithPath: source))
+        do {
+            _ = try await ProcessCommandRunner().run(["cc", "-shared", "-fPIC", "-O2", "-o", library, source, "-ldl"])
+        } catch {
+            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+                XCTFail("cannot build the clock-skew shim (needs a C compiler): \(error)")
+            }
+            throw XCTSkip("cannot build the clock-skew shim: \(error)")
+        }
+        return library
+    }
+
+    private func hosts() async throws -> [String: [String: Any]] {
+        let text = try await cluster.admin(["hosts", "--json"])
+        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
+        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in (entry["name"] as? String).map { ($0, entry) } })
+    }
+
+    func testAgentsWithSkewedWallClocksChangeNothing() async throws {
+        let shim = try await buildShim()
+        try await cluster.startCoordinator(extraNetworkArguments: ["--lease-ttl", "3"])
+        let skew = { (seconds: Int) in ["env", "NETLEASE_SKEW_SECONDS=\(seconds)", "LD_PRELOAD=\(shim)"] }
+        try await cluster.startAgent(1, extraArguments: ["--log-level", "info"], wrapper: skew(2 * 86_400))
+        try await cluster.startAgent(2, extraArguments: ["--log-level", "info"], wrapper: skew(-3 * 86_400))
+        let ahead = try await cluster.attachContainer(host: 1, 1)
+        let behind = try await cluster.attachContainer(host: 2, 1)
+        let epochs = try await hosts().mapValues { $0["epoch"] as? Int ?? 0 }
+
+        // Several TTLs of heartbeats from both skewed agents, observed as the coordinator records them.
+        var beats: [String: Set<String>] = [:]
+        let deadline = ContinuousClock.now + .seconds(40)
+        while ContinuousClock.now < deadline {
+            for (name, host) in try await hosts() {
+                if let stamp = host["heartbeat"] as? String { beats[name, default: []].insert(stamp) }
+            }
+            if beats.count == 2 && beats.values.allSatisfy({ $0.count >= 6 }) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        XCTAssertTrue(beats.count == 2 && beats.values.allSatisfy { $0.count >= 6 },
+                      "heartbeats of skewed agents were not accepted: \(beats)")
+        let now = try await hosts()
+        XCTAssertEqual(now.mapValues { $0["state"] as? String }, ["host1": "up", "host2": "up"])
+        XCTAssertEqual(now.mapValues { $0["epoch"] as? Int ?? 0 }, epochs, "a skewed clock caused a rejoin")
+        let owners = try await leaseAddresses()
+        XCTAssertEqual(owners["h1-c1"], ahead.description)
+        XCTAssertEqual(owners["h2-c1"], behind.description)
+        // Every timestamp is the coordinator's own: minutes from this machine's clock, not days.
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for (name, host) in now {
+            let stamp = try XCTUnwrap((host["heartbeat"] as? String).flatMap(formatter.date(from:)))
+            XCTAssertLessThan(abs(stamp.timeIntervalSinceNow), 600, "\(name)'s heartbeat time came from its own clock")
+        }
+        // The agents really ran with the skew: their own log lines carry the shifted dates.
+        let skewedYear = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2 * 86_400)).prefix(10)
+        XCTAssertTrue(cluster.agent(1)?.log.contains(String(skewedYear)) ?? false, "the shim did not skew agent 1")
+        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: behind)
+        XCTAssertTrue(reachable)
+    }
+}
