@@ -1,3 +1,5 @@
+import NetleaseCore
+
 /// Everything the agent does to the host's network, behind one protocol so that the agent is tested with
 /// `RecordingHostNetwork` and runs with `LinuxHostNetwork`.
 ///
@@ -20,4 +22,7 @@ public protocol HostNetworking: Sendable {
 
     /// Removes what this instance created for the network, and nothing else.
     func teardown(network: String) async throws
+
+    /// Whether `address` answers one ICMP echo within a second (doctor's check of peers' bridge addresses).
+    func reachable(_ address: IPv4Address) async -> Bool
 }

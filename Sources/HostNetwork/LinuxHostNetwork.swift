@@ -68,6 +68,10 @@ public actor LinuxHostNetwork: HostNetworking {
         return NetworkPlanner(config: config, snapshot: snapshot).plan().map(\.failure)
     }
 
+    public nonisolated func reachable(_ address: IPv4Address) async -> Bool {
+        (try? await runner.run(["ping", "-c", "1", "-W", "1", "-q", address.description])) != nil
+    }
+
     public func teardown(network: String) async throws {
         await gate.acquire()
         defer { gate.release() }

@@ -1,3 +1,4 @@
+import NetleaseCore
 import Synchronization
 
 /// A `HostNetworking` that changes nothing: it records every call so agent tests can assert what the agent asked
@@ -10,12 +11,14 @@ public final class RecordingHostNetwork: HostNetworking {
         case attach(ContainerAttachment)
         case detach(network: String, owner: String)
         case teardown(network: String)
+        case reachable(IPv4Address)
     }
 
     private struct State: Sendable {
         var calls: [Call] = []
         var verifyFailures: [VerifyFailure] = []
         var error: HostNetworkError?
+        var unreachable: Set<IPv4Address> = []
     }
 
     private let state = Mutex(State())
@@ -27,6 +30,9 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// What `verify` returns from now on (empty: all checks pass).
     public func setVerifyFailures(_ failures: [VerifyFailure]) { state.withLock { $0.verifyFailures = failures } }
+
+    /// Addresses `reachable` answers false for from now on.
+    public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
 
     /// An error every call throws from now on (after recording itself); nil to stop failing.
     public func setError(_ error: HostNetworkError?) { state.withLock { $0.error = error } }
@@ -64,5 +70,12 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func teardown(network: String) async throws {
         try record(.teardown(network: network))
+    }
+
+    public func reachable(_ address: IPv4Address) async -> Bool {
+        state.withLock { state in
+            state.calls.append(.reachable(address))
+            return !state.unreachable.contains(address)
+        }
     }
 }

@@ -441,6 +441,23 @@ public final class Agent: Service, Sendable {
             } catch {
                 checks.append(DoctorCheck(name: "\(name)/host-network", ok: false, detail: "cannot inspect: \(error)"))
             }
+            // Each up peer's bridge address must answer a ping across the tunnel.
+            do {
+                let up = Set(config.peers.keys)
+                let bridges = try await session.connection.leases(.init(network: name, state: .active))
+                    .filter { $0.isBridge && up.contains($0.host) }
+                var silent: [String] = []
+                for bridge in bridges.sorted(by: { $0.host < $1.host })
+                where !(await hostNetwork.reachable(bridge.address)) {
+                    silent.append("\(bridge.host) (\(bridge.address))")
+                }
+                checks.append(DoctorCheck(
+                    name: "\(name)/peer-bridges", ok: silent.isEmpty,
+                    detail: silent.isEmpty ? "\(bridges.count) peer bridge address(es) answer ping"
+                        : "no answer from " + silent.joined(separator: ", ")))
+            } catch {
+                checks.append(DoctorCheck(name: "\(name)/peer-bridges", ok: false, detail: "cannot list peers: \(error)"))
+            }
         }
         do {
             let remote = try await session.connection.leases(.init(host: configuration.host, state: .active))

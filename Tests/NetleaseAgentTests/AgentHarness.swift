@@ -43,6 +43,11 @@ final class ObservedHostNetwork: HostNetworking {
         defer { sink.yield(.teardown(network: network)) }
         try await recorder.teardown(network: network)
     }
+
+    func reachable(_ address: IPv4Address) async -> Bool {
+        defer { sink.yield(.reachable(address)) }
+        return await recorder.reachable(address)
+    }
 }
 
 /// An agent with the recording host network and a scripted prober, against a real coordinator on loopback.

@@ -226,4 +226,26 @@ final class AgentTests: XCTestCase {
         let webLease = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "web")) }
         XCTAssertEqual(webLease.map(\.address), [try WireCodec.lease(from: web.fields).address])
     }
+
+    func testDoctorPingsEveryPeersBridgeAddressAndNamesTheSilentOnes() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = await harness.waitUntilReady()
+        var calls = harness.network.calls.makeAsyncIterator()
+        let peer = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
+        while let call = await calls.next() {
+            if case .ensureNetwork(let config) = call, config.peers["h2"] != nil { break }
+        }
+        func doctor() async throws -> [DoctorCheck] {
+            try await harness.local { try await $0.send(LocalRequest.doctor) }.records.map(DoctorCheck.init(fields:))
+        }
+        let healthy = try await doctor().first { $0.name == "prod/peer-bridges" }
+        XCTAssertEqual(healthy?.ok, true, healthy?.detail ?? "no peer-bridges check")
+        XCTAssertTrue(harness.network.recorder.calls.contains(.reachable(peer.bridges[0].address)))
+
+        harness.network.recorder.setUnreachable([peer.bridges[0].address])
+        let silent = try await doctor().first { $0.name == "prod/peer-bridges" }
+        XCTAssertEqual(silent?.ok, false)
+        XCTAssertTrue(silent?.detail.contains("h2 (\(peer.bridges[0].address))") ?? false, silent?.detail ?? "")
+    }
 }
