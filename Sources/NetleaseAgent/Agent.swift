@@ -129,7 +129,8 @@ public final class Agent: Service, Sendable {
     /// One connection's life: join, build, verify, reconcile, then heartbeat and follow events until something fails.
     private func session(with endpoint: Endpoint, onReady: () -> Void) async throws {
         let secret = configuration.secret
-        try await NetleaseConnection.connect(to: endpoint, secret: secret) { control in
+        let tls = configuration.tls
+        try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { control in
             let join = try await control.join(
                 host: configuration.host, underlay: configuration.underlay, networks: configuration.networks)
             let claim = HostClaim(host: configuration.host, epoch: join.epoch)
@@ -137,7 +138,7 @@ public final class Agent: Service, Sendable {
             noteStore(StoreMark(id: join.store, generation: join.generation))
             var specs: [String: NetworkSpec] = [:]
             for name in configuration.networks { specs[name] = try await control.network(name).spec }
-            try await NetleaseConnection.connect(to: endpoint, secret: secret) { watcher in
+            try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { watcher in
                 let (hosts, events) = try await watcher.watch()
                 let directory = PeerDirectory(me: configuration.host, hosts: hosts)
                 var contexts: [String: NetworkContext] = [:]

@@ -6,6 +6,8 @@ public struct AgentConfiguration: Sendable {
     /// Coordinators to try, in order, round robin.
     public var coordinators: [Endpoint]
     public var secret: String?
+    /// TLS towards the coordinators (this host's certificate, key and the cluster CA); nil: plaintext.
+    public var tls: TLSSettings?
     /// This host's name in the cluster.
     public var host: String
     /// This host's tunnel endpoint.
@@ -31,7 +33,8 @@ public struct AgentConfiguration: Sendable {
         coordinators: [Endpoint], secret: String?, host: String, underlay: IPv4Address, networks: [String],
         socketPath: String, socketGroup: String? = nil, stateDirectory: String, teardownOnStop: Bool = false,
         heartbeatInterval: Duration? = nil,
-        reconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10)), maxProbeAttempts: Int = 8
+        reconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10)), maxProbeAttempts: Int = 8,
+        tls: TLSSettings? = nil
     ) {
         self.coordinators = coordinators
         self.secret = secret
@@ -45,5 +48,6 @@ public struct AgentConfiguration: Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.reconnectDelay = reconnectDelay
         self.maxProbeAttempts = maxProbeAttempts
+        self.tls = tls
     }
 }

@@ -1,6 +1,8 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import NetleaseCore
 import NetleaseWire
 import ServiceLifecycle
@@ -12,6 +14,10 @@ import Synchronization
 /// so one bad client never stops the server or stalls another. The transport frames lines and enforces the length
 /// cap, the idle timeout and the connection cap; what a connection says is up to the handler. A slow reader only
 /// stalls itself: writes wait for its socket to drain, and meanwhile nothing more is read from it.
+///
+/// With `tls` set (TCP only), every connection first completes a TLS handshake in which the client presents a
+/// certificate signed by the configured CA; the handler sees a connection only after that, so a plaintext or
+/// certificate-less client never gets a greeting. Refusals are logged at notice.
 public struct LineServer: Sendable {
     public enum Address: Sendable, CustomStringConvertible {
         case tcp(host: String, port: Int)
@@ -34,14 +40,19 @@ public struct LineServer: Sendable {
         /// (slowloris) cannot hold a connection slot longer than this.
         public var lineTimeout: TimeAmount
         public var maxLineBytes: Int
+        /// TLS with client certificates on a TCP listener; nil: plaintext. A TLS handshake must finish within
+        /// `lineTimeout`, like a started line.
+        public var tls: TLSSettings?
 
         public init(address: Address, maxConnections: Int = 4096, idleTimeout: TimeAmount = .seconds(600),
-                    lineTimeout: TimeAmount = .seconds(30), maxLineBytes: Int = WireLimits.maxLineBytes) {
+                    lineTimeout: TimeAmount = .seconds(30), maxLineBytes: Int = WireLimits.maxLineBytes,
+                    tls: TLSSettings? = nil) {
             self.address = address
             self.maxConnections = maxConnections
             self.idleTimeout = idleTimeout
             self.lineTimeout = lineTimeout
             self.maxLineBytes = maxLineBytes
+            self.tls = tls
         }
     }
 
@@ -59,6 +70,12 @@ public struct LineServer: Sendable {
 
     static let idleHandlerName = "netlease.idle"
 
+    /// An accepted connection and, under TLS, the outcome of its handshake.
+    struct Accepted: Sendable {
+        var channel: NIOAsyncChannel<LineFrame, ByteBuffer>
+        var handshake: EventLoopFuture<Void>?
+    }
+
     /// Binds, reports the bound address, and serves until graceful shutdown (or cancellation).
     /// `handler` runs once per accepted connection; `refuse` produces the line sent to connections over the cap.
     public func run(
@@ -68,16 +85,32 @@ public struct LineServer: Sendable {
         let idle = configuration.idleTimeout
         let lineTimeout = configuration.lineTimeout
         let maxLineBytes = configuration.maxLineBytes
-        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>> = { channel in
+        let tlsContext: NIOSSLContext?
+        switch (configuration.tls, configuration.address) {
+        case (nil, _): tlsContext = nil
+        case (let tls?, .tcp): tlsContext = try tls.makeServerContext()  // once per listener, not per connection
+        case (_?, .unix):
+            throw NetleaseError.badRequest("TLS applies to TCP listeners only, not \(configuration.address)")
+        }
+        let initializer: @Sendable (Channel) -> EventLoopFuture<Accepted> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let sync = channel.pipeline.syncOperations
+                var handshake: EventLoopFuture<Void>?
+                if let tlsContext {
+                    // Closest to the socket: every handler after it sees only decrypted bytes.
+                    try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+                    let promise = channel.eventLoop.makePromise(of: Void.self)
+                    try sync.addHandler(TLSHandshakeGate(timeout: lineTimeout, promise: promise))
+                    handshake = promise.futureResult
+                }
                 try sync.addHandler(IdleStateHandler(readTimeout: idle), name: LineServer.idleHandlerName)
                 try sync.addHandler(IdleConnectionCloser())
                 try sync.addHandler(PartialLineDeadline(timeout: lineTimeout))
                 try sync.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLineBytes)))
-                return try NIOAsyncChannel<LineFrame, ByteBuffer>(
+                let wrapped = try NIOAsyncChannel<LineFrame, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
+                return Accepted(channel: wrapped, handshake: handshake)
             }
         }
         let bootstrap = ServerBootstrap(group: group)
@@ -86,7 +119,7 @@ public struct LineServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             // A client may send its requests and shut down its write side: it still gets every reply.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-        let server: NIOAsyncChannel<NIOAsyncChannel<LineFrame, ByteBuffer>, Never>
+        let server: NIOAsyncChannel<Accepted, Never>
         do {
             switch configuration.address {
             case .tcp(let host, let port):
@@ -106,7 +139,8 @@ public struct LineServer: Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { tasks in
                 try await server.executeThenClose { inbound in
-                    for try await channel in inbound {
+                    for try await accepted in inbound {
+                        let channel = accepted.channel
                         let open = counters.open.add(1, ordering: .relaxed).newValue
                         counters.total.add(1, ordering: .relaxed)
                         tasks.addTask {
@@ -114,6 +148,22 @@ public struct LineServer: Sendable {
                             let peer = channel.channel.remoteAddress.map { "\($0)" } ?? "local"
                             do {
                                 try await channel.executeThenClose { lines, outbound in
+                                    if let handshake = accepted.handshake {
+                                        do {
+                                            // A stopping server cancels this task; closing fails the handshake.
+                                            try await withTaskCancellationHandler {
+                                                try await handshake.get()
+                                            } onCancel: {
+                                                channel.channel.close(promise: nil)
+                                            }
+                                        } catch {
+                                            counters.tlsRefused.add(1, ordering: .relaxed)
+                                            logger.notice("refused a connection: TLS handshake failed", metadata: [
+                                                "peer": "\(peer)", "error": "\(error)",
+                                            ])
+                                            return
+                                        }
+                                    }
                                     let connection = LineConnection(
                                         lines: lines.makeAsyncIterator(), outbound: outbound, channel: channel.channel,
                                         peer: peer)
@@ -144,6 +194,8 @@ public final class ConnectionCounters: Sendable {
     public let open = Atomic<Int>(0)
     public let total = Atomic<Int>(0)
     public let refused = Atomic<Int>(0)
+    /// Connections whose TLS handshake failed or did not finish in time.
+    public let tlsRefused = Atomic<Int>(0)
 
     public init() {}
 }
@@ -227,5 +279,60 @@ final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
         } else {
             context.fireUserInboundEventTriggered(event)
         }
+    }
+}
+
+/// Turns the outcome of a connection's TLS handshake into `promise`, which the connection's task awaits before it
+/// greets, and closes a connection whose handshake is not finished within `timeout` (a client that opens a socket
+/// and stalls cannot hold a slot longer than one that trickles a line).
+final class TLSHandshakeGate: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private let promise: EventLoopPromise<Void>
+    private var deadline: Scheduled<Void>?
+    private var settled = false
+
+    init(timeout: TimeAmount, promise: EventLoopPromise<Void>) {
+        self.timeout = timeout
+        self.promise = promise
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((gate: self, context: context), eventLoop: context.eventLoop)
+        let timeout = timeout
+        deadline = context.eventLoop.scheduleTask(in: timeout) {
+            loopBound.value.gate.settle(
+                .failure(NetleaseError(.unavailable, "TLS handshake not finished within \(timeout)")))
+            loopBound.value.context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        settle(.failure(NetleaseError(.unavailable, "connection closed during the TLS handshake")))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent { settle(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        settle(.failure(error))
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        settle(.failure(NetleaseError(.unavailable, "connection closed during the TLS handshake")))
+        context.fireChannelInactive()
+    }
+
+    private func settle(_ result: Result<Void, Error>) {
+        deadline?.cancel()
+        deadline = nil
+        guard !settled else { return }
+        settled = true
+        promise.completeWith(result)
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import NetleaseCore
 import NetleaseWire
@@ -18,7 +19,7 @@ public struct ReplyData: Sendable, Equatable {
 /// One connection to a coordinator. Requests may be sent from several tasks at once: they are written in call order
 /// and each caller gets its own reply (the protocol answers in order), so concurrent calls pipeline.
 ///
-/// Use it inside `NetleaseConnection.connect(to:secret:_:)`, which owns the socket's lifetime.
+/// Use it inside `NetleaseConnection.connect(to:secret:tls:_:)`, which owns the socket's lifetime.
 public final class NetleaseConnection: Sendable {
     private let waiters: ReplyWaiters
     public let endpoint: Endpoint
@@ -31,17 +32,36 @@ public final class NetleaseConnection: Sendable {
     }
 
     /// Connects over TCP, reads the greeting, authenticates when a secret is given, runs `body`, and closes.
+    ///
+    /// With `tls`, the connection is a TLS stream first: this side presents its certificate and verifies the
+    /// coordinator's against the CA; the protocol (greeting, AUTH, requests) then runs inside it unchanged. Bad TLS
+    /// files throw `bad-request`; a refused handshake throws `unavailable`.
     public static func connect<T: Sendable>(
-        to endpoint: Endpoint, secret: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        to endpoint: Endpoint, secret: String? = nil, tls: TLSSettings? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         connectTimeout: TimeAmount = .seconds(5),
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>>
+        if let tls {
+            let context = try tls.makeClientContext()
+            let serverName = tls.serverNameIndication
+            initializer = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    return try wrapChannel(channel)
+                }
+            }
+        } else {
+            initializer = initializeChannel
+        }
         let channel: NIOAsyncChannel<LineFrame, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializeChannel)
+                .connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")
         }
@@ -66,10 +86,13 @@ public final class NetleaseConnection: Sendable {
     @Sendable private static func initializeChannel(_ channel: any Channel)
         -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>>
     {
-        channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 24)))
-            return try NIOAsyncChannel<LineFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-        }
+        channel.eventLoop.makeCompletedFuture { try wrapChannel(channel) }
+    }
+
+    /// Adds the line framing and wraps the channel; runs on the channel's event loop.
+    private static func wrapChannel(_ channel: any Channel) throws -> NIOAsyncChannel<LineFrame, ByteBuffer> {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1 << 24)))
+        return try NIOAsyncChannel<LineFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
     }
 
     private static func run<T: Sendable>(
@@ -81,7 +104,14 @@ public final class NetleaseConnection: Sendable {
             let waiters = ReplyWaiters(outgoing: outgoingContinuation)
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 var lines = inbound.makeAsyncIterator()
-                guard case .line(let first)? = try await lines.next() else {
+                let head: LineFrame?
+                do {
+                    head = try await lines.next()
+                } catch {
+                    // Under TLS this is where a refused handshake surfaces (bad or missing certificate on either side).
+                    throw NetleaseError(.unavailable, "connection to \(endpoint) failed before the greeting: \(error)")
+                }
+                guard case .line(let first)? = head else {
                     throw NetleaseError(.unavailable, "\(endpoint) closed the connection before greeting")
                 }
                 if first.hasPrefix("ERR ") {

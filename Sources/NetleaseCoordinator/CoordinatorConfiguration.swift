@@ -1,3 +1,4 @@
+import NetleaseClient
 import NetleaseCore
 
 public struct CoordinatorConfiguration: Sendable {
@@ -16,11 +17,15 @@ public struct CoordinatorConfiguration: Sendable {
     public var reclaimIntervalMilliseconds: Int64
     /// Failed AUTH attempts after which a connection is closed.
     public var maxAuthFailures: Int
+    /// TLS with client certificates: every connection must present a certificate signed by the CA before it is
+    /// greeted. nil: plaintext. The secret still gates state changes either way.
+    public var tls: TLSSettings?
 
     public init(
         host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
         maxConnections: Int = 4096,
-        idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30, reclaimIntervalMilliseconds: Int64 = 1000, maxAuthFailures: Int = 3
+        idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30, reclaimIntervalMilliseconds: Int64 = 1000,
+        maxAuthFailures: Int = 3, tls: TLSSettings? = nil
     ) {
         self.host = host
         self.port = port
@@ -31,5 +36,6 @@ public struct CoordinatorConfiguration: Sendable {
         self.lineTimeoutSeconds = lineTimeoutSeconds
         self.reclaimIntervalMilliseconds = reclaimIntervalMilliseconds
         self.maxAuthFailures = maxAuthFailures
+        self.tls = tls
     }
 }

@@ -32,7 +32,8 @@ public struct CoordinatorServer: Service {
                 address: .tcp(host: configuration.host, port: configuration.port),
                 maxConnections: configuration.maxConnections,
                 idleTimeout: .seconds(configuration.idleTimeoutSeconds),
-                lineTimeout: .seconds(configuration.lineTimeoutSeconds)),
+                lineTimeout: .seconds(configuration.lineTimeoutSeconds),
+                tls: configuration.tls),
             group: group, logger: logger)
         handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,
                                  counters: ServerCounters(connections: server.counters), events: events,
@@ -49,6 +50,7 @@ public struct CoordinatorServer: Service {
             logger.info("coordinator listening", metadata: [
                 "address": "\(address.map { "\($0)" } ?? "?")",
                 "auth": "\(configuration.secret == nil ? "disabled" : "required")",
+                "tls": "\(configuration.tls == nil ? "off" : "client certificates required")",
             ])
         }, handler: { connection in
             try await serve(connection)

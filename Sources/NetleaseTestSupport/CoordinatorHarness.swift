@@ -30,21 +30,23 @@ public final class CoordinatorHarness: @unchecked Sendable {
     public static func start(
         secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
         maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30,
-        directory: URL? = nil, port: Int = 0
+        directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
         try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds,
-                              lineTimeoutSeconds: lineTimeoutSeconds, port: port)
+                              lineTimeoutSeconds: lineTimeoutSeconds, port: port, tls: tls)
         return harness
     }
 
-    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64, port: Int) async throws {
+    /// `tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`); nil: plaintext.
+    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64, port: Int,
+                     tls: TLSSettings?) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let configuration = CoordinatorConfiguration(
             host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
             maxConnections: maxConnections,
-            idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds)
+            idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds, tls: tls)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = CoordinatorServer(configuration: configuration, store: store, events: events, logger: logger) {
             address in
@@ -66,9 +68,10 @@ public final class CoordinatorHarness: @unchecked Sendable {
         if removeFiles { try? FileManager.default.removeItem(at: directory) }
     }
 
-    public func connect<T: Sendable>(authenticated: Bool = true, _ body: (NetleaseConnection) async throws -> T)
-        async throws -> T
-    {
-        try await NetleaseConnection.connect(to: endpoint, secret: authenticated ? secret?.text : nil, body)
+    /// Connects a client; `tls` is the client's side (its certificate, key and the CA) for a TLS harness.
+    public func connect<T: Sendable>(
+        authenticated: Bool = true, tls: TLSSettings? = nil, _ body: (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        try await NetleaseConnection.connect(to: endpoint, secret: authenticated ? secret?.text : nil, tls: tls, body)
     }
 }

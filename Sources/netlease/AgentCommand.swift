@@ -24,6 +24,19 @@ extension Netlease {
         @Option(help: ArgumentHelp("Coordinator addresses, comma-separated, tried in turn.", valueName: "addr:port,…"))
         var coordinator: String = "127.0.0.1:7420"
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
+        @Option(help: ArgumentHelp(
+            "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
+            valueName: "file"))
+        var tlsCert: String?
+        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
+        @Option(help: ArgumentHelp("PEM CA certificate that must have signed the coordinators' certificates.",
+                                   valueName: "file"))
+        var tlsCa: String?
+        @Option(help: ArgumentHelp(
+            "Name every coordinator's certificate must carry as a DNS or IP subjectAltName "
+                + "(default: any certificate the CA signed is accepted).",
+            valueName: "name"))
+        var tlsServerName: String?
         @Option(help: "This host's name in the cluster.") var host: String
         @Option(help: ArgumentHelp("This host's underlay address: the tunnel endpoint peers send to.", valueName: "ip"))
         var underlay: String
@@ -38,6 +51,7 @@ extension Netlease {
 
         func validate() throws {
             guard !network.isEmpty else { throw ValidationError("give at least one --network") }
+            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         }
 
@@ -53,11 +67,15 @@ extension Netlease {
                 let endpoints = try Endpoint.list(coordinator)
                 let underlayAddress = try parseAddress(underlay, field: "--underlay")
                 let secret = try secretFile.map { try ClusterSecret.load(at: $0, checkPermissions: true).text }
+                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
+                // Checked now, not at the first connect: a bad file would otherwise only show as retries.
+                try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
                     atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 let configuration = AgentConfiguration(
                     coordinators: endpoints, secret: secret, host: host, underlay: underlayAddress, networks: network,
-                    socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown)
+                    socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
+                    tls: tls)
                 let agent = try Agent(
                     configuration: configuration,
                     hostNetwork: LinuxHostNetwork(runner: ProcessCommandRunner()),

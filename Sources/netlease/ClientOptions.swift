@@ -15,7 +15,45 @@ struct ClientOptions: ParsableArguments {
         valueName: "path"))
     var secretFile: String?
 
+    @Option(help: ArgumentHelp(
+        "PEM certificate this client presents to a coordinator started with --tls-*; needs --tls-key and --tls-ca "
+            + "(env NETLEASE_TLS_CERT).",
+        valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert (env NETLEASE_TLS_KEY).", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp(
+        "PEM CA certificate that must have signed the coordinator's certificate (env NETLEASE_TLS_CA).",
+        valueName: "file"))
+    var tlsCa: String?
+
+    @Option(help: ArgumentHelp(
+        "Name the coordinator's certificate must carry as a DNS or IP subjectAltName (env NETLEASE_TLS_SERVER_NAME; "
+            + "default: any certificate the CA signed is accepted).",
+        valueName: "name"))
+    var tlsServerName: String?
+
     static let defaultSecretFile = "netlease-data/cluster-secret"
+
+    func validate() throws {
+        _ = try tls()
+    }
+
+    /// The TLS settings from the flags, else the environment: all three files or none.
+    func tls() throws -> TLSSettings? {
+        let environment = ProcessInfo.processInfo.environment
+        func resolved(_ flag: String?, _ variable: String) -> String? {
+            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        return try tlsSettings(
+            cert: resolved(tlsCert, "NETLEASE_TLS_CERT"), key: resolved(tlsKey, "NETLEASE_TLS_KEY"),
+            ca: resolved(tlsCa, "NETLEASE_TLS_CA"), serverName: resolved(tlsServerName, "NETLEASE_TLS_SERVER_NAME"),
+            names: (
+                "--tls-cert (or NETLEASE_TLS_CERT)", "--tls-key (or NETLEASE_TLS_KEY)", "--tls-ca (or NETLEASE_TLS_CA)"
+            ))
+    }
 
     func endpoint() throws -> Endpoint {
         let text = coordinator ?? ProcessInfo.processInfo.environment["NETLEASE_COORDINATOR"] ?? "127.0.0.1:7420"
@@ -32,12 +70,34 @@ struct ClientOptions: ParsableArguments {
         return nil
     }
 
-    /// Connects, authenticates when a secret is known, runs `body`.
+    /// Connects (over TLS when configured), authenticates when a secret is known, runs `body`.
     func withConnection<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
         let endpoint = try endpoint()
         let secret = try secret()
-        return try await NetleaseConnection.connect(to: endpoint, secret: secret, body)
+        let tls = try tls()
+        return try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls, body)
     }
+}
+
+/// TLS settings from a command's three file options: all three give settings, none gives nil, anything else is a
+/// `ValidationError` naming what is missing (`names` label the options in that message).
+func tlsSettings(
+    cert: String?, key: String?, ca: String?, serverName: String? = nil,
+    names: (cert: String, key: String, ca: String) = ("--tls-cert", "--tls-key", "--tls-ca")
+) throws -> TLSSettings? {
+    let missing = [(cert, names.cert), (key, names.key), (ca, names.ca)].filter { $0.0 == nil }.map(\.1)
+    if missing.count == 3 {
+        if serverName != nil {
+            throw ValidationError("a TLS server name needs \(names.cert), \(names.key) and \(names.ca)")
+        }
+        return nil
+    }
+    guard let cert, let key, let ca else {
+        throw ValidationError(
+            "TLS needs \(names.cert), \(names.key) and \(names.ca) together; "
+                + "missing: \(missing.joined(separator: ", "))")
+    }
+    return TLSSettings(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName)
 }
 
 /// Runs a command body and turns failures into `error: <code>: <message>` on stderr and exit status 1.

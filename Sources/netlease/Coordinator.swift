@@ -17,7 +17,9 @@ extension Netlease {
                 authenticates read-only clients: they may list, every change is refused with 'forbidden'. Secret \
                 files readable by group or others are refused at start. The first line \
                 printed on stdout once ready is 'netlease coordinator listening on HOST:PORT'. SIGTERM or SIGINT \
-                stops it gracefully.
+                stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
+                handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
+                work inside TLS unchanged.
                 """)
 
         @Option(help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "addr:port"))
@@ -44,10 +46,25 @@ extension Netlease {
             valueName: "n"))
         var maxBatch = 4096
 
+        @Option(help: ArgumentHelp(
+            "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
+                + "(needs --tls-key and --tls-ca).",
+            valueName: "file"))
+        var tlsCert: String?
+
+        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
+        var tlsKey: String?
+
+        @Option(help: ArgumentHelp(
+            "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
+            valueName: "file"))
+        var tlsCa: String?
+
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
         func validate() throws {
+            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
@@ -65,6 +82,9 @@ extension Netlease {
             let logger = Logger(label: "netlease.coordinator")
             try await reportingErrors {
                 let endpoint = try Endpoint(parsing: listen)
+                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+                // Read the TLS files before anything is created: a bad file stops the start with its name.
+                try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
                     atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 var secret: ClusterSecret?
@@ -90,7 +110,7 @@ extension Netlease {
                 let configuration = CoordinatorConfiguration(
                     host: endpoint.host, port: endpoint.port, secret: secret, readerSecret: readerSecret,
                     maxConnections: maxConnections,
-                    idleTimeoutSeconds: idleTimeout, lineTimeoutSeconds: lineTimeout)
+                    idleTimeoutSeconds: idleTimeout, lineTimeoutSeconds: lineTimeout, tls: tls)
                 let events = EventHub()
                 let server = CoordinatorServer(
                     configuration: configuration, store: store, events: events, logger: logger
