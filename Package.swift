@@ -107,7 +107,10 @@ let package = Package(
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork"]),
         // Root only: hosts and containers as network namespaces, driving the real executable.
-        .testTarget(name: "MultiHostTests", dependencies: ["HostNetwork", "NetleaseCore", "netlease", "netlease-cni"]),
+        .testTarget(
+            name: "MultiHostTests",
+            dependencies: ["HostNetwork", "NetleaseCore", "NetleaseTestSupport", "netlease", "netlease-cni"]
+        ),
         .testTarget(
             name: "NetleaseAgentTests",
             dependencies: [

@@ -74,11 +74,7 @@ extension Netlease {
 
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            LogSetup.bootstrap(level)
             let logger = Logger(label: "netlease.coordinator")
             try await reportingErrors {
                 let endpoint = try Endpoint(parsing: listen)

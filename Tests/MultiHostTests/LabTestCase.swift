@@ -1,6 +1,7 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseTestSupport
 import XCTest
 
 /// Base of the namespace tests: builds a fresh lab per test and removes it on every exit path. Without root or
@@ -33,18 +34,7 @@ class LabTestCase: XCTestCase {
         cluster = nil
     }
 
-    static func binary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["NETLEASE_BINARY"] { return path }
-        var candidates: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-        if let argv0 = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: argv0).deletingLastPathComponent())
-        }
-        for directory in candidates {
-            let path = directory.appendingPathComponent("netlease").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw NetleaseError(.unavailable, "netlease executable not found next to the test bundle; set NETLEASE_BINARY")
-    }
+    static func binary() throws -> String { try Executables.path() }
 
     /// Pings every target from `source`; returns the targets that did not answer.
     func unreachable(from source: String, _ targets: [IPv4Address]) async -> [IPv4Address] {

@@ -1,6 +1,7 @@
 import Foundation
 import NetleaseClient
 import NetleaseCore
+import NetleaseTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -16,16 +17,9 @@ final class ChildCoordinator: @unchecked Sendable {
     private let stderrFile: String
 
     static func binary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["NETLEASE_BINARY"] { return path }
-        var candidates: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-        if let argv0 = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: argv0).deletingLastPathComponent())
+        do { return try Executables.path() } catch {
+            throw XCTSkip("\(error)")
         }
-        for directory in candidates {
-            let path = directory.appendingPathComponent("netlease").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw XCTSkip("netlease executable not found next to the test bundle; set NETLEASE_BINARY")
     }
 
     private init(process: Process, endpoint: Endpoint, directory: String, stderrFile: String) {
