@@ -267,7 +267,7 @@ struct ReplyReader {
                         guard case .line(let recordText)? = try await lines.next() else {
                             throw NetleaseError(.unavailable, "\(endpoint) closed the connection mid-reply")
                         }
-                        let parsed = try LineFormat.parse(Substring(recordText))
+                        let parsed = try LineFormat.parse(Substring(recordText), maxBytes: WireLimits.maxReplyLineBytes)
                         records.append(parsed.fields)
                     }
                     result = .success(ReplyData(fields: fields, records: records))

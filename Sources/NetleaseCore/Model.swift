@@ -47,10 +47,10 @@ public struct NetworkSpec: Sendable, Equatable {
     /// Addresses that can ever be leased: host addresses minus excluded ones.
     public var usableCount: UInt64 {
         var count = subnet.hostCount
-        for range in excluded {
+        for range in IPv4Range.merged(excluded) {
             let lo = max(range.first.value, subnet.firstHost.value)
             let hi = min(range.last.value, subnet.lastHost.value)
-            if lo <= hi { count -= UInt64(hi - lo) + 1 }
+            if lo <= hi { count -= min(count, UInt64(hi - lo) + 1) }
         }
         return count
     }

@@ -43,7 +43,7 @@ public enum Event: Sendable, Equatable {
     public var rendered: String { LineFormat.render(line) + "\n" }
 
     public init(line text: Substring) throws {
-        let parsed = try LineFormat.parse(text)
+        let parsed = try LineFormat.parse(text, maxBytes: WireLimits.maxReplyLineBytes)
         guard parsed.verb == Event.tag else { throw NetleaseError.badRequest("not an EVENT line") }
         var f = parsed.fields
         let kind = try f.require("kind")

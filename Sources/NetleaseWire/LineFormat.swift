@@ -4,6 +4,9 @@ import NetleaseCore
 public enum WireLimits {
     /// Longest accepted line in bytes, terminator excluded. Longer: `ERR bad-request` and the connection closes.
     public static let maxLineBytes = 8192
+    /// Longest reply, record or event line a client accepts. Replies are not capped at the request limit: a
+    /// network with many excluded ranges renders longer than any request may be.
+    public static let maxReplyLineBytes = 1 << 24
     public static let protocolName = "NETLEASE"
     public static let protocolVersion = 1
 }
@@ -121,11 +124,11 @@ public struct Line: Sendable, Equatable {
 /// Every byte of a value that is not printable ASCII, and every '%', is written as `%HH`. A space inside a value
 /// is therefore `%20`. Fields are separated by one or more spaces.
 public enum LineFormat {
-    public static func parse(_ text: Substring) throws -> Line {
+    public static func parse(_ text: Substring, maxBytes: Int = WireLimits.maxLineBytes) throws -> Line {
         var line = text
         if line.hasSuffix("\r") { line = line.dropLast() }
-        guard line.utf8.count <= WireLimits.maxLineBytes else {
-            throw NetleaseError.badRequest("line longer than \(WireLimits.maxLineBytes) bytes")
+        guard line.utf8.count <= maxBytes else {
+            throw NetleaseError.badRequest("line longer than \(maxBytes) bytes")
         }
         for byte in line.utf8 where byte < 0x20 || byte > 0x7E {
             throw NetleaseError.badRequest(

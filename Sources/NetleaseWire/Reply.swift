@@ -60,7 +60,7 @@ public enum Reply: Sendable, Equatable {
             }
             return .error(NetleaseError(code, message))
         }
-        let parsed = try LineFormat.parse(line)
+        let parsed = try LineFormat.parse(line, maxBytes: WireLimits.maxReplyLineBytes)
         guard parsed.verb == okTag else {
             throw NetleaseError(.internalError, "unexpected reply line '\(line.prefix(80))'")
         }
@@ -72,7 +72,7 @@ public enum Reply: Sendable, Equatable {
     }
 
     public static func parseRecord(_ text: Substring, tag: String) throws -> Fields {
-        let parsed = try LineFormat.parse(text)
+        let parsed = try LineFormat.parse(text, maxBytes: WireLimits.maxReplyLineBytes)
         guard parsed.verb == tag else {
             throw NetleaseError(.internalError, "expected a \(tag) record, got '\(text.prefix(80))'")
         }
@@ -97,7 +97,7 @@ public struct Greeting: Sendable, Equatable {
     }
 
     public init(line text: Substring) throws {
-        let parsed = try LineFormat.parse(text)
+        let parsed = try LineFormat.parse(text, maxBytes: WireLimits.maxReplyLineBytes)
         guard parsed.verb == WireLimits.protocolName, let version = try parsed.fields.int("version") else {
             throw NetleaseError(.internalError, "not a netlease server: greeting was '\(text.prefix(80))'")
         }

@@ -100,10 +100,15 @@ public enum WireCodec {
 
     public static func counts(from f: Fields) throws -> PoolCounts? {
         guard let usable = try f.int("usable") else { return nil }
-        return PoolCounts(
-            usable: UInt64(max(0, usable)), active: Int(try f.int("active") ?? 0),
-            reserved: Int(try f.int("reserved") ?? 0), conflict: Int(try f.int("conflict") ?? 0),
-            cooldown: Int(try f.int("cooldown-count") ?? 0))
+        var values: [Int] = []
+        for key in ["active", "reserved", "conflict", "cooldown-count"] {
+            let value = try f.int(key) ?? 0
+            guard value >= 0 else { throw NetleaseError.badRequest("field '\(key)' must not be negative") }
+            values.append(Int(value))
+        }
+        guard usable >= 0 else { throw NetleaseError.badRequest("field 'usable' must not be negative") }
+        return PoolCounts(usable: UInt64(usable), active: values[0], reserved: values[1], conflict: values[2],
+                          cooldown: values[3])
     }
 
     // MARK: hosts
