@@ -15,6 +15,9 @@ public struct AddressBook: Sendable {
     public private(set) var records: [UInt32: Lease] = [:]
     /// owner → address of that owner's active lease.
     public private(set) var owners: [String: UInt32] = [:]
+    /// owner → address of a cooldown record still naming that owner (how a returning host finds its old bridge
+    /// address without scanning every record).
+    private var coolingOwners: [String: UInt32] = [:]
     public private(set) var counts: PoolCounts
 
     private var cursor: UInt64
@@ -39,6 +42,11 @@ public struct AddressBook: Sendable {
 
     public func activeLease(owner: String) -> Lease? { owners[owner].flatMap { records[$0] } }
 
+    /// A cooldown record that still names `owner`, if any.
+    public func coolingLease(owner: String) -> Lease? {
+        coolingOwners[owner].flatMap { records[$0] }.flatMap { $0.state == .cooldown && $0.owner == owner ? $0 : nil }
+    }
+
     /// Whether `address` could be leased right now: a host address, not excluded, without a record.
     public func isFree(_ address: IPv4Address) -> Bool {
         spec.subnet.isHostAddress(address) && !spec.isExcluded(address) && records[address.value] == nil
@@ -58,6 +66,7 @@ public struct AddressBook: Sendable {
         case .cooldown:
             counts.cooldown += 1
             cooling.append(CoolingEntry(address: key, until: lease.until))
+            if !lease.owner.isEmpty { coolingOwners[lease.owner] = key }
         }
     }
 
@@ -75,7 +84,9 @@ public struct AddressBook: Sendable {
             if owners[lease.owner] == lease.address.value { owners[lease.owner] = nil }
         case .reserved: counts.reserved -= 1
         case .conflict: counts.conflict -= 1
-        case .cooldown: counts.cooldown -= 1
+        case .cooldown:
+            counts.cooldown -= 1
+            if coolingOwners[lease.owner] == lease.address.value { coolingOwners[lease.owner] = nil }
         }
     }
 

@@ -186,7 +186,7 @@ public struct Ledger: Sendable {
             // it meanwhile: its containers still use it as their gateway.
             let owner = Lease.bridgeOwner(host: name)
             if books[network]!.activeLease(owner: owner) == nil,
-               let previous = books[network]!.records.values.first(where: { $0.state == .cooldown && $0.owner == owner })
+               let previous = books[network]!.coolingLease(owner: owner)
             {
                 var revived = previous
                 revived.state = .active

@@ -187,7 +187,7 @@ public enum LineFormat {
     }
 
     static func unescape(_ text: Substring, key: String) throws -> String {
-        guard text.contains("%") else { return String(text) }
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
