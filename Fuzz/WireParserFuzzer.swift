@@ -10,11 +10,13 @@
 //       `PoolCounts.free`, which clients compute on what they parse) do not trap either;
 //   (b) round trip: Request / LocalRequest / Event accepted => its rendering parses back to an equal value;
 //       the same for the record codecs (LEASE, HOST, NETWORK, CHECK), Reply heads and the Greeting;
-//   (c) LineFormat.render(LineFormat.parse(x)) parses back to an equal Line and renders to the same bytes;
+//   (c) LineFormat.render(LineFormat.parse(x)) parses back, under the same length limit, to an equal Line and
+//       renders to the same bytes; a line over the request limit is refused by the request parsers;
 //   (d) LineFormat.unescape(LineFormat.escape(s)) restores s byte for byte, and escape's output is a legal value.
 //
 // Known findings can be let through so a long run can look for others: NETLEASE_FUZZ_ALLOW=a,b,... with
-//   overlong-render   a round trip fails only because the canonical rendering exceeds WireLimits.maxLineBytes
+//   overlong-render   a round trip fails only because the canonical rendering exceeds its parser's length limit
+//                     (WireLimits.maxLineBytes for requests, maxReplyLineBytes for replies, records and events)
 //   usable-underflow  NetworkSpec.usableCount would underflow (overlapping excluded ranges)
 //   free-underflow    PoolCounts.free would trap (negative counts)
 // Unset (the default) every invariant traps.
@@ -98,8 +100,9 @@ enum WireFuzz {
 
     /// A re-parse of `rendered` failed. If only because the rendering is longer than the line limit, that is the
     /// `overlong-render` finding, which may be let through.
-    static func reparseFailed(_ invariant: String, source: Substring, rendered: String, error: any Error) {
-        let overlong = rendered.utf8.count > WireLimits.maxLineBytes
+    static func reparseFailed(_ invariant: String, source: Substring, rendered: String, error: any Error,
+                              limit: Int = WireLimits.maxLineBytes) {
+        let overlong = rendered.utf8.count > limit
         if overlong && allowed.contains("overlong-render") { return }
         fail(invariant + (overlong ? " [overlong-render]" : ""),
              "accepted \(show(source)) but its rendering \(show(rendered)) fails to parse: \(error)")
@@ -108,17 +111,28 @@ enum WireFuzz {
     // MARK: one line
 
     static func checkLine(_ text: Substring) {
+        // Two length limits: a client takes reply, record, event and greeting lines up to maxReplyLineBytes; the
+        // request parsers stop at maxLineBytes. `parsed` is the line as a client parser sees it, `request` as a
+        // request parser does (the same parse, refused when the line, minus one CR, is over the request limit).
         let parsed: Line?
-        do { parsed = try LineFormat.parse(text) } catch { parsed = nil }
-        if let parsed { checkRender(parsed, source: text) }
+        do { parsed = try LineFormat.parse(text, maxBytes: WireLimits.maxReplyLineBytes) } catch { parsed = nil }
+        var body = text
+        if body.hasSuffix("\r") { body = body.dropLast() }
+        let fitsRequest = body.utf8.count <= WireLimits.maxLineBytes
+        let request = fitsRequest ? parsed : nil
+        if !fitsRequest {
+            check((try? LineFormat.parse(text)) == nil, "(c) limit",
+                  "LineFormat.parse accepted \(show(text)), longer than \(WireLimits.maxLineBytes) bytes")
+        }
+        if let parsed { checkRender(parsed, source: text, limit: fitsRequest ? WireLimits.maxLineBytes : WireLimits.maxReplyLineBytes) }
 
         // Every typed parser starts with LineFormat.parse (a pure function). Short lines go to all of them, so a
         // refusal is checked to be consistent; a long line goes only to the parsers its verb can reach, which keeps
         // big inputs from being split and decoded six times over.
         let all = text.utf8.count <= 256
         let verb = parsed?.verb
-        if all || verb.flatMap(Request.Verb.init(rawValue:)) != nil { checkRequest(text, parsed: parsed) }
-        if all || verb.flatMap(LocalRequest.Verb.init(rawValue:)) != nil { checkLocalRequest(text, parsed: parsed) }
+        if all || verb.flatMap(Request.Verb.init(rawValue:)) != nil { checkRequest(text, parsed: request) }
+        if all || verb.flatMap(LocalRequest.Verb.init(rawValue:)) != nil { checkLocalRequest(text, parsed: request) }
         if all || verb == Event.tag { checkEvent(text, parsed: parsed) }
         if all || verb == WireLimits.protocolName { checkGreeting(text) }
         checkReplyHead(text)
@@ -139,13 +153,13 @@ enum WireFuzz {
     }
 
     /// (c) render(parse(x)) parses back to an equal Line and renders to the same bytes; it is a legal line.
-    static func checkRender(_ line: Line, source: Substring) {
+    static func checkRender(_ line: Line, source: Substring, limit: Int) {
         let rendered = LineFormat.render(line)
         check(rendered.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }, "(c) render",
               "rendering of \(show(source)) has bytes outside printable ASCII: \(show(rendered))")
         let again: Line
-        do { again = try LineFormat.parse(rendered[...]) } catch {
-            reparseFailed("(c) render", source: source, rendered: rendered, error: error)
+        do { again = try LineFormat.parse(rendered[...], maxBytes: limit) } catch {
+            reparseFailed("(c) render", source: source, rendered: rendered, error: error, limit: limit)
             return
         }
         check(again == line, "(c) render", "\(show(source)) -> \(show(rendered)) parses to a different Line")
@@ -212,7 +226,7 @@ enum WireFuzz {
         let body = rendered.dropLast()
         let again: Event
         do { again = try Event(line: body) } catch {
-            reparseFailed("(b) Event", source: text, rendered: String(body), error: error)
+            reparseFailed("(b) Event", source: text, rendered: String(body), error: error, limit: WireLimits.maxReplyLineBytes)
             return
         }
         check(again == event, "(b) Event", "\(show(text)) -> \(show(body)) parses to a different event: \(event) vs \(again)")
@@ -229,7 +243,8 @@ enum WireFuzz {
             check(rendered.count == 1, "(b) Reply", "Reply.ok renders \(rendered.count) lines")
             let again: Reply.Head
             do { again = try Reply.parseHead(rendered[0][...]) } catch {
-                reparseFailed("(b) Reply", source: text, rendered: rendered[0], error: error)
+                reparseFailed("(b) Reply", source: text, rendered: rendered[0], error: error,
+                              limit: WireLimits.maxReplyLineBytes)
                 return
             }
             check(again == head, "(b) Reply", "\(show(text)) -> \(show(rendered[0])) parses to a different head")
@@ -254,7 +269,7 @@ enum WireFuzz {
         let rendered = greeting.line
         let again: Greeting
         do { again = try Greeting(line: rendered[...]) } catch {
-            reparseFailed("(b) Greeting", source: text, rendered: rendered, error: error)
+            reparseFailed("(b) Greeting", source: text, rendered: rendered, error: error, limit: WireLimits.maxReplyLineBytes)
             return
         }
         check(again == greeting, "(b) Greeting", "\(show(text)) -> \(show(rendered)) parses to a different greeting")
@@ -303,7 +318,7 @@ enum WireFuzz {
         let rendered = LineFormat.render(Line(tag, fields))
         let reparsed: Fields
         do { reparsed = try Reply.parseRecord(rendered[...], tag: tag) } catch {
-            reparseFailed(invariant, source: source, rendered: rendered, error: error)
+            reparseFailed(invariant, source: source, rendered: rendered, error: error, limit: WireLimits.maxReplyLineBytes)
             return
         }
         let ok = (try? same(reparsed)) ?? false

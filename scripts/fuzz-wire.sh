@@ -16,6 +16,7 @@
 #   --repro FILE...   run the fuzzer once on each FILE (a crash input) and exit with its status
 #   --minimize FILE   minimize a crashing FILE into .build-fuzz/minimized/ and print it in hex
 # Environment: FUZZ_SANITIZERS=fuzzer builds without ASan (faster; Swift's traps still catch overflows and bounds).
+#              FUZZ_OUT=DIR builds and fuzzes in DIR instead of .build-fuzz (two runs side by side).
 #
 # Exits non-zero when the fuzzer finds a crash, a timeout or an out-of-memory (or the build fails), after printing
 # the crashing input in hex. Always prints the execution count and exec/s libFuzzer reported.
@@ -27,7 +28,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT="$ROOT/.build-fuzz"
+OUT="${FUZZ_OUT:-$ROOT/.build-fuzz}"
 FUZZER="$OUT/wire-fuzzer"
 CORPUS="$OUT/corpus"
 ARTIFACTS="$OUT/artifacts"
