@@ -68,7 +68,7 @@ public struct LineServer: Sendable {
         self.logger = logger
     }
 
-    static let idleHandlerName = "netlease.idle"
+    public static let idleHandlerName = "netlease.idle"
 
     /// An accepted connection and, under TLS, the outcome of its handshake.
     struct Accepted: Sendable {
@@ -82,51 +82,24 @@ public struct LineServer: Sendable {
         onListening: @Sendable (SocketAddress?) -> Void = { _ in },
         handler: @escaping @Sendable (LineConnection) async throws -> Void
     ) async throws {
-        let idle = configuration.idleTimeout
-        let lineTimeout = configuration.lineTimeout
-        let maxLineBytes = configuration.maxLineBytes
-        let tlsContext: NIOSSLContext?
-        switch (configuration.tls, configuration.address) {
-        case (nil, _): tlsContext = nil
-        case (let tls?, .tcp): tlsContext = try tls.makeServerContext()  // once per listener, not per connection
-        case (_?, .unix):
-            throw NetleaseError.badRequest("TLS applies to TCP listeners only, not \(configuration.address)")
-        }
+        let tlsContext = try makeTLSContext()
         let initializer: @Sendable (Channel) -> EventLoopFuture<Accepted> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                let sync = channel.pipeline.syncOperations
-                var handshake: EventLoopFuture<Void>?
-                if let tlsContext {
-                    // Closest to the socket: every handler after it sees only decrypted bytes.
-                    try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
-                    let promise = channel.eventLoop.makePromise(of: Void.self)
-                    try sync.addHandler(TLSHandshakeGate(timeout: lineTimeout, promise: promise))
-                    handshake = promise.futureResult
-                }
-                try sync.addHandler(IdleStateHandler(readTimeout: idle), name: LineServer.idleHandlerName)
-                try sync.addHandler(IdleConnectionCloser())
-                try sync.addHandler(PartialLineDeadline(timeout: lineTimeout))
-                try sync.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: maxLineBytes)))
+                let handshake = try self.addFramingHandlers(to: channel, tlsContext: tlsContext)
                 let wrapped = try NIOAsyncChannel<LineFrame, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
                 return Accepted(channel: wrapped, handshake: handshake)
             }
         }
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            // A client may send its requests and shut down its write side: it still gets every reply.
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
         let server: NIOAsyncChannel<Accepted, Never>
         do {
             switch configuration.address {
             case .tcp(let host, let port):
-                server = try await bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                server = try await makeBootstrap().childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .bind(host: host, port: port, childChannelInitializer: initializer)
             case .unix(let path):
-                server = try await bootstrap.bind(
+                server = try await makeBootstrap().bind(
                     unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             }
         } catch {
@@ -187,6 +160,158 @@ public struct LineServer: Sendable {
             server.channel.close(promise: nil)
         }
     }
+    private func makeTLSContext() throws -> NIOSSLContext? {
+        switch (configuration.tls, configuration.address) {
+        case (nil, _): return nil
+        case (let tls?, .tcp): return try tls.makeServerContext()  // once per listener, not per connection
+        case (_?, .unix):
+            throw NetleaseError.badRequest("TLS applies to TCP listeners only, not \(configuration.address)")
+        }
+    }
+
+    private func makeBootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Small receive buffers that grow with the traffic: most of a coordinator's connections are idle agents
+            // and watchers, and each channel keeps up to `maxMessagesPerRead` buffers for reuse.
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            // A client may send its requests and shut down its write side: it still gets every reply.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+    }
+
+    /// TLS (when configured), idle timeout, line deadline and framing, on the channel's event loop. Returns the
+    /// TLS handshake's outcome, or nil without TLS.
+    private func addFramingHandlers(to channel: any Channel, tlsContext: NIOSSLContext?) throws -> EventLoopFuture<Void>? {
+        let sync = channel.pipeline.syncOperations
+        var handshake: EventLoopFuture<Void>?
+        if let tlsContext {
+            // Closest to the socket: every handler after it sees only decrypted bytes.
+            try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            try sync.addHandler(TLSHandshakeGate(timeout: configuration.lineTimeout, promise: promise))
+            handshake = promise.futureResult
+        }
+        try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout), name: LineServer.idleHandlerName)
+        try sync.addHandler(IdleConnectionCloser())
+        try sync.addHandler(PartialLineDeadline(timeout: configuration.lineTimeout))
+        try sync.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: configuration.maxLineBytes)))
+        return handshake
+    }
+
+    /// An accepted connection served by a channel handler on its event loop (no task per connection).
+    public struct DirectConnection {
+        public let channel: any Channel
+        /// Completes when the TLS handshake succeeded; nil without TLS. Greet only after it.
+        public let handshake: EventLoopFuture<Void>?
+    }
+
+    /// Like `run(onListening:handler:)`, but each connection is served by the channel handler `makeHandler`
+    /// returns, added on the connection's event loop after the framing handlers (so it reads `LineFrame`s and
+    /// writes `ByteBuffer`s). No Swift task per connection or per line: the fast path for servers whose work
+    /// does not suspend. Connections over the cap get the `overloaded` error line and are closed before any
+    /// handler sees them; graceful shutdown closes the listener and then every open connection.
+    public func runDirect(
+        onListening: @Sendable (SocketAddress?) -> Void = { _ in },
+        makeHandler: @escaping @Sendable (DirectConnection) -> any ChannelHandler
+    ) async throws {
+        let tlsContext = try makeTLSContext()
+        let counters = self.counters
+        let maxConnections = configuration.maxConnections
+        let logger = self.logger
+        let open = OpenChannels()
+        let initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let count = counters.open.add(1, ordering: .relaxed).newValue
+                counters.total.add(1, ordering: .relaxed)
+                let id = open.insert(channel)
+                channel.closeFuture.whenComplete { _ in
+                    counters.open.subtract(1, ordering: .relaxed)
+                    open.remove(id)
+                }
+                let handshake = try self.addFramingHandlers(to: channel, tlsContext: tlsContext)
+                let peer = channel.remoteAddress.map { "\($0)" } ?? "local"
+                handshake?.whenFailure { error in
+                    counters.tlsRefused.add(1, ordering: .relaxed)
+                    logger.notice("refused a connection: TLS handshake failed", metadata: [
+                        "peer": "\(peer)", "error": "\(error)",
+                    ])
+                }
+                if count > maxConnections {
+                    counters.refused.add(1, ordering: .relaxed)
+                    try channel.pipeline.syncOperations.addHandler(RefuseConnection(handshake: handshake))
+                } else {
+                    try channel.pipeline.syncOperations.addHandler(
+                        makeHandler(DirectConnection(channel: channel, handshake: handshake)))
+                }
+            }
+        }
+        let server: any Channel
+        do {
+            switch configuration.address {
+            case .tcp(let host, let port):
+                server = try await makeBootstrap().childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer(initializer).bind(host: host, port: port).get()
+            case .unix(let path):
+                server = try await makeBootstrap().childChannelInitializer(initializer)
+                    .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+            }
+        } catch {
+            throw NetleaseError(.unavailable, "cannot listen on \(configuration.address): \(error)")
+        }
+        onListening(server.localAddress)
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                try? await server.closeFuture.get()
+            } onCancel: {
+                server.close(promise: nil)
+            }
+        } onGracefulShutdown: {
+            server.close(promise: nil)
+        }
+        for channel in open.all() { channel.close(promise: nil) }
+        for channel in open.all() { try? await channel.closeFuture.get() }
+    }
+}
+
+/// The open connections of a direct-mode server, for closing them at shutdown.
+final class OpenChannels: Sendable {
+    private let channels = Mutex<(next: Int, byID: [Int: any Channel])>((0, [:]))
+
+    func insert(_ channel: any Channel) -> Int {
+        channels.withLock { state in
+            state.next += 1
+            state.byID[state.next] = channel
+            return state.next
+        }
+    }
+
+    func remove(_ id: Int) { _ = channels.withLock { $0.byID.removeValue(forKey: id) } }
+    func all() -> [any Channel] { channels.withLock { Array($0.byID.values) } }
+}
+
+/// Sends the `overloaded` line to a connection over the cap (after its TLS handshake, if any) and closes it.
+final class RefuseConnection: ChannelInboundHandler {
+    typealias InboundIn = LineFrame
+    private let handshake: EventLoopFuture<Void>?
+
+    init(handshake: EventLoopFuture<Void>?) { self.handshake = handshake }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let refusal = Reply.error(NetleaseError(.overloaded, "too many connections; try again later")).rendered
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let send: @Sendable () -> Void = {
+            let context = bound.value
+            context.writeAndFlush(NIOAny(ByteBuffer(string: refusal))).whenComplete { _ in
+                bound.value.close(promise: nil)
+            }
+        }
+        if let handshake { handshake.whenSuccess(send) } else { send() }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
 /// Connection counts of one server.

@@ -7,9 +7,9 @@ import NetleaseStore
 import NetleaseWire
 import ServiceLifecycle
 
-/// The coordinator's TCP service. Per connection: greeting, then one reply per request line, in order; a `WATCH`
-/// turns the connection into an event stream. Framing, caps and timeouts are `LineServer`'s; parsing is
-/// `NetleaseWire`'s; acting is `RequestHandler`'s.
+/// The coordinator's TCP service. Per connection: greeting, then one reply per request line, in order (pipelined:
+/// see `CoordinatorConnection`); a `WATCH` turns the connection into an event stream. Framing, caps and timeouts
+/// are `LineServer`'s; parsing is `NetleaseWire`'s; acting is `RequestHandler`'s.
 public struct CoordinatorServer: Service {
     let configuration: CoordinatorConfiguration
     let handler: RequestHandler
@@ -45,60 +45,24 @@ public struct CoordinatorServer: Service {
     }
 
     public func run() async throws {
-        try await server.run(onListening: { address in
+        let handler = self.handler
+        let events = self.events
+        let keepalive = TimeAmount.nanoseconds(Int64(keepaliveInterval.components.seconds) * 1_000_000_000
+            + keepaliveInterval.components.attoseconds / 1_000_000_000)
+        let authRequired = configuration.secret != nil
+        let logger = self.logger
+        try await server.runDirect(onListening: { address in
             if let address { onListening(address) }
             logger.info("coordinator listening", metadata: [
                 "address": "\(address.map { "\($0)" } ?? "?")",
                 "auth": "\(configuration.secret == nil ? "disabled" : "required")",
                 "tls": "\(configuration.tls == nil ? "off" : "client certificates required")",
             ])
-        }, handler: { connection in
-            try await serve(connection)
+        }, makeHandler: { connection in
+            CoordinatorConnection(handler: handler, events: events, keepaliveInterval: keepalive,
+                                  authRequired: authRequired, handshake: connection.handshake, logger: logger)
         })
         logger.info("coordinator stopped")
-    }
-
-    private func serve(_ connection: LineConnection) async throws {
-        var session = Session(authenticated: configuration.secret == nil)
-        try await connection.write(Greeting(authRequired: configuration.secret != nil).line + "\n")
-        while let frame = try await connection.next() {
-            switch frame {
-            case .tooLong:
-                let error = NetleaseError.badRequest(
-                    "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
-                try await connection.write(Reply.error(error).rendered)
-                logger.notice("closed a connection that sent an oversized line", metadata: ["peer": "\(connection.peer)"])
-                return
-            case .line(let text):
-                if text.isEmpty { continue }  // blank lines are ignored: handy when typing by hand
-                let reply = await handler.respond(to: text, session: &session)
-                try await connection.write(reply.rendered)
-                if let watch = session.watch {
-                    try await stream(watch, to: connection)
-                    return
-                }
-                if session.closeRequested { return }
-            }
-        }
-    }
-
-    /// Forwards events until the watcher is cut off, the peer goes away (a write fails) or the server stops.
-    private func stream(_ watch: EventHub.Subscription, to connection: LineConnection) async throws {
-        await connection.liftIdleTimeout()
-        defer { events.unsubscribe(watch.id) }
-        let interval = keepaliveInterval
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
-                    watch.inject(.keepalive)
-                }
-            }
-            for await event in watch.events {
-                try await connection.write(event.rendered)
-            }
-            group.cancelAll()
-        }
     }
 }
 

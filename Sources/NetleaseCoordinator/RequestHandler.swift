@@ -54,54 +54,127 @@ public struct RequestHandler: Sendable {
         self.logger = logger
     }
 
-    public func respond(to text: String, session: inout Session) async -> Reply {
-        counters.requests.add(1, ordering: .relaxed)
-        let reply: Reply
-        do {
-            let request = try Request(line: Substring(text))
-            reply = try await respond(to: request, session: &session)
-        } catch let error as NetleaseError {
-            reply = .error(error)
-        } catch {
-            logger.error("request failed unexpectedly", metadata: ["error": "\(error)"])
-            reply = .error(NetleaseError(.internalError, "internal error; see the coordinator log"))
-        }
-        if case .error = reply { counters.errors.add(1, ordering: .relaxed) }
-        return reply
+    /// What `start` did with a request.
+    public enum Started {
+        /// Answered at once.
+        case reply(Reply)
+        /// Handed to the store; `done` gets the reply once the change is durable.
+        case pending
+        /// Needs `respond(to:session:)` (listings, joins, watches, admin verbs): run it with nothing else of this
+        /// connection in between.
+        case needsTask(Request)
     }
 
-    func respond(to request: Request, session: inout Session) async throws -> Reply {
+    /// The connection's hot path, without suspension: parses `text` and either answers at once, or hands the
+    /// request to the store (acquire, release, heartbeat), which applies it now — in the order `start` is called —
+    /// and calls `done` after the commit that holds it. `done` runs on the store's thread or, for a store with
+    /// nothing pending, on the caller's thread before `start` returns; it must not block.
+    public func start(_ text: Substring, session: inout Session, done: @escaping @Sendable (Reply) -> Void) -> Started {
+        counters.requests.add(1, ordering: .relaxed)
+        let request: Request
+        do {
+            request = try Request(line: text)
+            try checkAccess(request, session: session)
+        } catch {
+            return .reply(failed(error))
+        }
+        let counters = self.counters
+        switch request {
+        case .ping, .quit, .auth:
+            do {
+                return .reply(try answer(request, session: &session))
+            } catch {
+                return .reply(failed(error))
+            }
+        case .acquire(let r):
+            store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
+                result in
+                done(Self.reply(result, counters: counters) { .ok(WireCodec.fields(lease: $0)) })
+            }
+            return .pending
+        case .release(let r):
+            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) { result in
+                done(Self.reply(result, counters: counters, Self.released))
+            }
+            return .pending
+        case .heartbeat(let host, let epoch):
+            let store = self.store
+            store.heartbeat(host: host, epoch: epoch) { result in
+                done(Self.reply(result, counters: counters) { Self.heartbeatReply($0, store: store) })
+            }
+            return .pending
+        default:
+            return .needsTask(request)
+        }
+    }
+
+    public func respond(to text: String, session: inout Session) async -> Reply {
+        counters.requests.add(1, ordering: .relaxed)
+        do {
+            return try await respond(to: try Request(line: Substring(text)), session: &session)
+        } catch {
+            return failed(error)
+        }
+    }
+
+    /// The reply to a request `start` handed back as `needsTask` (counted there already).
+    public func respond(toStarted request: Request, session: inout Session) async -> Reply {
+        do {
+            return try await respond(to: request, session: &session)
+        } catch {
+            return failed(error)
+        }
+    }
+
+    /// The error reply for `error`, counted; anything that is not a `NetleaseError` is logged and hidden.
+    func failed(_ error: Error) -> Reply {
+        counters.errors.add(1, ordering: .relaxed)
+        if let error = error as? NetleaseError { return .error(error) }
+        logger.error("request failed unexpectedly", metadata: ["error": "\(error)"])
+        return .error(NetleaseError(.internalError, "internal error; see the coordinator log"))
+    }
+
+    static func reply<T>(_ result: Result<T, Error>, counters: ServerCounters, _ success: (T) -> Reply) -> Reply {
+        switch result {
+        case .success(let value): return success(value)
+        case .failure(let error):
+            counters.errors.add(1, ordering: .relaxed)
+            return .error(error as? NetleaseError ?? NetleaseError(.storage, "\(error)"))
+        }
+    }
+
+    static func released(_ lease: Lease?) -> Reply {
+        guard let lease else { return .ok(["released": "0"]) }
+        var fields = WireCodec.fields(lease: lease)
+        fields["released"] = "1"
+        return .ok(fields)
+    }
+
+    static func heartbeatReply(_ record: HostRecord, store: any LeaseStore) -> Reply {
+        .ok(["epoch": String(record.epoch), "generation": String(store.identity().generation)])
+    }
+
+    func checkAccess(_ request: Request, session: Session) throws {
         if !session.authenticated && !request.allowedBeforeAuth {
             throw NetleaseError(.authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
         }
         if session.readOnly && request.needsAdmin {
             throw NetleaseError(.forbidden, "\(request.verb.rawValue) needs admin credentials; these are read-only")
         }
+    }
+
+    func respond(to request: Request, session: inout Session) async throws -> Reply {
+        try checkAccess(request, session: session)
         switch request {
-        case .ping:
-            return .ok(["pong": "1"])
-        case .quit:
-            session.closeRequested = true
-            return .ok(["bye": "1"])
-        case .auth(let candidate):
-            guard let secret else {
-                session.authenticated = true
-                return .ok(["role": "admin"])
-            }
-            if !secret.matches(candidate), let readerSecret, readerSecret.matches(candidate) {
-                session.authenticated = true
-                session.readOnly = true
-                return .ok(["role": "reader"])
-            }
-            guard secret.matches(candidate) else {
-                session.authFailures += 1
-                if session.authFailures >= maxAuthFailures { session.closeRequested = true }
-                logger.warning("authentication failed", metadata: ["failures": "\(session.authFailures)"])
-                throw NetleaseError(.authFailed, "wrong secret")
-            }
-            session.authenticated = true
-            session.readOnly = false
-            return .ok(["role": "admin"])
+        case .ping, .quit, .auth:
+            return try answer(request, session: &session)
+        case .acquire(let r):
+            return .ok(WireCodec.fields(lease: try await store.acquire(
+                network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname)))
+        case .release(let r):
+            return Self.released(try await store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim))
+        case .heartbeat(let host, let epoch):
+            return Self.heartbeatReply(try await store.heartbeat(host: host, epoch: epoch), store: store)
         case .networkCreate(let spec):
             let created = try await store.createNetwork(spec)
             logger.info("network created", metadata: ["network": "\(created.name)", "subnet": "\(created.subnet)"])
@@ -127,9 +200,6 @@ public struct RequestHandler: Sendable {
             return .list(header: ["host": host, "epoch": String(result.host.epoch), "store": identity.id,
                                   "generation": String(identity.generation)], tag: WireCodec.leaseTag,
                          records: result.bridges.map(WireCodec.fields(lease:)))
-        case .heartbeat(let host, let epoch):
-            let record = try await store.heartbeat(host: host, epoch: epoch)
-            return .ok(["epoch": String(record.epoch), "generation": String(store.identity().generation)])
         case .hostList:
             return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
         case .hostRemove(let host):
@@ -137,16 +207,6 @@ public struct RequestHandler: Sendable {
             logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
             events.publish(.hostRemoved(host))
             return .ok(["released": String(released)])
-        case .acquire(let r):
-            let lease = try await store.acquire(
-                network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname)
-            return .ok(WireCodec.fields(lease: lease))
-        case .release(let r):
-            guard let lease = try await store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim)
-            else { return .ok(["released": "0"]) }
-            var fields = WireCodec.fields(lease: lease)
-            fields["released"] = "1"
-            return .ok(fields)
         case .reserve(let network, let address, let note):
             return .ok(WireCodec.fields(lease: try await store.reserve(network: network, address: address, note: note)))
         case .unreserve(let network, let address):
@@ -194,6 +254,39 @@ public struct RequestHandler: Sendable {
             return .ok(try await statistics())
         }
     }
+
+    /// PING, QUIT, AUTH: no store involved.
+    func answer(_ request: Request, session: inout Session) throws -> Reply {
+        switch request {
+        case .ping:
+            return .ok(["pong": "1"])
+        case .quit:
+            session.closeRequested = true
+            return .ok(["bye": "1"])
+        case .auth(let candidate):
+            guard let secret else {
+                session.authenticated = true
+                return .ok(["role": "admin"])
+            }
+            if !secret.matches(candidate), let readerSecret, readerSecret.matches(candidate) {
+                session.authenticated = true
+                session.readOnly = true
+                return .ok(["role": "reader"])
+            }
+            guard secret.matches(candidate) else {
+                session.authFailures += 1
+                if session.authFailures >= maxAuthFailures { session.closeRequested = true }
+                logger.warning("authentication failed", metadata: ["failures": "\(session.authFailures)"])
+                throw NetleaseError(.authFailed, "wrong secret")
+            }
+            session.authenticated = true
+            session.readOnly = false
+            return .ok(["role": "admin"])
+        default:
+            preconditionFailure("answer(_:session:) handles PING, QUIT and AUTH only")
+        }
+    }
+
 
     /// A consistent copy of the store, sent as base64 `DATA` records.
     func backup() async throws -> Reply {

@@ -26,6 +26,16 @@ public protocol LeaseStore: Sendable {
     func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
         async throws -> ReconcileOutcome
 
+    // The hot verbs again, without suspension, for servers that pipeline a connection's requests: each applies
+    // at once, in call order with every other operation, and calls `done` once its effect is durable, so
+    // operations submitted in order complete in that order. `done` runs on the store's thread (or the caller's,
+    // when nothing is pending) and must not block.
+    func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
+                 done: @escaping @Sendable (Result<Lease, Error>) -> Void)
+    func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
+                 done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
+    func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void)
+
     /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
     func reclaim() async throws -> [String]
     func statistics() -> StoreStatistics

@@ -89,13 +89,14 @@ final class SQLiteDatabase {
     }
 
     /// `BEGIN IMMEDIATE` … `COMMIT`; rolls back when `body` throws or the commit fails.
+    /// The three statements are prepared once and reused (a batch commit is on every write's path).
     func transaction(_ body: () throws -> Void) throws {
-        try execute("BEGIN IMMEDIATE")
+        try run("BEGIN IMMEDIATE")
         do {
             try body()
-            try execute("COMMIT")
+            try run("COMMIT")
         } catch {
-            try? execute("ROLLBACK")
+            try? run("ROLLBACK")
             throw error
         }
     }

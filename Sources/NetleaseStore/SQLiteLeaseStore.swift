@@ -147,6 +147,30 @@ public final class SQLiteLeaseStore: LeaseStore {
         }
     }
 
+    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
+                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
+    {
+        submit({ ledger, now, changes in
+            try ledger.acquire(
+                network: network, owner: owner, claim: claim, wanted: address, ifname: ifname, now: now,
+                changes: &changes)
+        }, done: done)
+    }
+
+    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
+                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
+    {
+        submit({ ledger, now, changes in
+            try ledger.release(network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
+        }, done: done)
+    }
+
+    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
+        submit({ ledger, now, changes in
+            try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
+        }, done: done)
+    }
+
     public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws
         -> Lease?
     {
@@ -224,31 +248,40 @@ public final class SQLiteLeaseStore: LeaseStore {
     /// Runs `body` on the ledger in arrival order, then completes after the batch holding its changes is durable.
     /// Changes made before `body` throws are valid on their own (the ledger guarantees it) and are committed too.
     private func perform<T: Sendable>(
-        _ body: @escaping @Sendable (inout Ledger, Millis, inout [LedgerChange]) throws -> T
+        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            let now = clock.now()
-            let startWriter = state.withLock { s -> Bool? in
-                if let failure = s.failure {
-                    continuation.resume(throwing: failure)
-                    return nil
-                }
-                var changes: [LedgerChange] = []
-                let result = Result<T, Error> { try body(&s.ledger, now, &changes) }
-                s.statistics.operations += 1
-                if changes.isEmpty && s.pending.isEmpty && !s.writing {
-                    continuation.resume(with: result)  // nothing uncommitted is visible: answer now
-                    return nil
-                }
-                s.pending.append(PendingOperation(changes: changes) { error in
-                    if let error { continuation.resume(throwing: error) } else { continuation.resume(with: result) }
-                })
-                if s.writing { return false }
-                s.writing = true
-                return true
-            }
-            if startWriter == true { writerQueue.async { self.drain() } }
+            submit(body) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Applies `body` to the ledger now, on the caller's thread and in call order with every other operation, and
+    /// calls `done` once its changes are durable: from the writer's queue after the commit holding them, or at once
+    /// (on the caller's thread, before `submit` returns) when nothing uncommitted is ahead of it and it changed
+    /// nothing. So callers that submit in order are completed in that order. `done` must not block.
+    private func submit<T: Sendable>(
+        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T,
+        done: @escaping @Sendable (Result<T, Error>) -> Void
+    ) {
+        let now = clock.now()
+        let immediate = state.withLock { s -> Result<T, Error>? in
+            if let failure = s.failure { return .failure(failure) }
+            var changes: [LedgerChange] = []
+            let result = Result<T, Error> { try body(&s.ledger, now, &changes) }
+            s.statistics.operations += 1
+            if changes.isEmpty && s.pending.isEmpty && !s.writing {
+                return result  // nothing uncommitted is visible: answer now
+            }
+            s.pending.append(PendingOperation(changes: changes) { error in
+                if let error { done(.failure(error)) } else { done(result) }
+            })
+            if !s.writing {
+                s.writing = true
+                writerQueue.async { self.drain() }
+            }
+            return nil
+        }
+        if let immediate { done(immediate) }
     }
 
     /// Commits pending batches until none is left. Runs on `writerQueue` only.

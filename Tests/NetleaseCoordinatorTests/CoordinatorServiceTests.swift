@@ -90,6 +90,38 @@ final class CoordinatorServiceTests: XCTestCase {
         XCTAssertTrue(lines[8].hasPrefix("LEASE network=prod address=172.30.0.1/16"), lines[8])
     }
 
+    func testDeepPipelineThenHalfCloseIsAnsweredCompletelyInOrderThenClosed() throws {
+        let raw = try RawLineClient(port: harness.endpoint.port)
+        _ = try raw.readLine()
+        // More requests than one connection may have in flight (CoordinatorConnection.maxInFlight): reading pauses
+        // and resumes; a listing in the middle sees exactly the acquires before it.
+        let count = 3000
+        var text = "AUTH secret=test-secret\n"
+        for i in 0..<count {
+            text += "ACQUIRE network=prod owner=deep-\(i)\n"
+            if i == 999 { text += "LEASE-LIST network=prod\n" }
+        }
+        text += "RELEASE network=prod owner=deep-0\nPING\n"
+        let sent = raw.sendThenShutdownInBackground(text)
+        XCTAssertEqual(try raw.readLine(), "OK role=admin")
+        var addresses = Set<String>()
+        func acquired(_ i: Int) throws {
+            let line = try XCTUnwrap(try raw.readLine(), "reply \(i) missing")
+            XCTAssertTrue(line.hasPrefix("OK network=prod address="), line)
+            XCTAssertTrue(line.contains(" owner=deep-\(i)"), "reply out of order: expected owner deep-\(i): \(line)")
+            addresses.insert(String(line.split(separator: " ")[2]))
+        }
+        for i in 0..<1000 { try acquired(i) }
+        XCTAssertEqual(try raw.readLine(), "OK count=1000", "the listing must see exactly the acquires before it")
+        for _ in 0..<1000 { _ = try raw.readLine() }  // its records
+        for i in 1000..<count { try acquired(i) }
+        XCTAssertEqual(addresses.count, count, "every acquire must get its own address")
+        XCTAssertTrue(try XCTUnwrap(try raw.readLine()).contains("released=1"))
+        XCTAssertEqual(try raw.readLine(), "OK pong=1")
+        XCTAssertNil(try raw.readLine(), "after the peer's half close and the last reply, the server closes")
+        sent.wait()
+    }
+
     func testUnauthenticatedConnectionCannotChangeOrListState() async throws {
         let raw = try RawLineClient(port: harness.endpoint.port)
         _ = try raw.readLine()

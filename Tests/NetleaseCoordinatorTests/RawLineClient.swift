@@ -43,6 +43,25 @@ final class RawLineClient: @unchecked Sendable {
         }
     }
 
+    /// Sends `text` from another thread and then shuts down the sending side, so the caller can read replies while
+    /// a long pipeline is still going out (a client that sends everything before reading can dead-lock with any
+    /// server that stops reading while its replies are not drained). The returned group is left when done.
+    func sendThenShutdownInBackground(_ text: String) -> DispatchGroup {
+        let group = DispatchGroup()
+        let bytes = Array(text.utf8)
+        let fd = self.fd
+        DispatchQueue.global().async(group: group) {
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard n > 0 else { break }
+                offset += n
+            }
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+        }
+        return group
+    }
+
     /// The next line without its LF, or nil at end of stream.
     func readLine() throws -> String? {
         while true {

@@ -1,0 +1,314 @@
+import Logging
+import NIOCore
+import NetleaseClient
+import NetleaseCore
+import NetleaseWire
+import Synchronization
+
+/// Serves one coordinator connection on its event loop: greeting, then one reply per request line, in order.
+///
+/// Requests are pipelined: the hot verbs (ACQUIRE, RELEASE, HEARTBEAT) are handed to the store as their lines
+/// arrive — the store applies them in that order — and their replies are written in the same order once the
+/// commit holding them is durable, so a client with 16 requests in flight gets them into one group commit. Every
+/// other verb is a barrier: it runs in a task after the requests before it were applied and before any after it
+/// is read, so it sees exactly the state its position in the stream implies, and session changes (AUTH, WATCH,
+/// QUIT) take effect in order.
+///
+/// Back-pressure: reading stops while a barrier runs, while `maxInFlight` replies are outstanding, or while the
+/// socket does not drain (a client that never reads its replies only stalls itself).
+final class CoordinatorConnection: ChannelDuplexHandler {
+    typealias InboundIn = LineFrame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Requests of one connection applied but not yet answered, before reading stops.
+    static let maxInFlight = 1024
+
+    private let handler: RequestHandler
+    private let events: EventHub
+    private let keepaliveInterval: TimeAmount
+    private let authRequired: Bool
+    private let handshake: EventLoopFuture<Void>?
+    private let logger: Logger
+    private var session: Session
+
+    /// Replies in request order; nil while a reply is still to come. The first slot is the oldest request not yet
+    /// written.
+    private var slots = CircularBuffer<Reply?>(initialCapacity: 16)
+    /// Sequence number of the request in `slots.first`.
+    private var firstSlot = 0
+    /// Sequence number the next request gets.
+    private var nextSequence = 0
+    /// Lines read but not yet started (while paused).
+    private var waiting = CircularBuffer<LineFrame>(initialCapacity: 4)
+    /// A barrier request's task is running.
+    private var barrier = false
+    /// No more requests are started (QUIT, too many failed AUTHs, an oversized line): the connection closes once
+    /// every reply before it is written.
+    private var closing = false
+    /// The peer shut down its sending side: what it sent is answered, then the connection closes.
+    private var inputEnded = false
+    /// Set by WATCH: events start once every reply before it is written.
+    private var watch: EventHub.Subscription?
+    private var streaming = false
+    private var keepalive: RepeatedTask?
+    /// A `read` held back while paused.
+    private var readHeld = false
+    private var greeted = false
+    private var context: ChannelHandlerContext?
+    /// Replies from the store's thread, handed to the event loop in batches.
+    private let mailbox = Mailbox()
+
+    init(handler: RequestHandler, events: EventHub, keepaliveInterval: TimeAmount, authRequired: Bool,
+         handshake: EventLoopFuture<Void>?, logger: Logger)
+    {
+        self.handler = handler
+        self.events = events
+        self.keepaliveInterval = keepaliveInterval
+        self.authRequired = authRequired
+        self.handshake = handshake
+        self.logger = logger
+        session = Session(authenticated: !authRequired)
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        endWatch()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let greeting = ByteBuffer(string: Greeting(authRequired: authRequired).line + "\n")
+        if let handshake {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            handshake.whenSuccess {
+                bound.value.greet(greeting)
+            }
+        } else {
+            greet(greeting)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endWatch()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if canStart && waiting.isEmpty {
+            start(frame)
+        } else if !closing && watch == nil {
+            waiting.append(frame)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        writeReady()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { resume() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent {
+            // The peer sent everything it will send: answer what was read, then close.
+            inputEnded = true
+            closeIfDone()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: requests
+
+    private var canStart: Bool {
+        greeted && !barrier && !closing && watch == nil && slots.count < Self.maxInFlight
+    }
+
+    /// Reading is held back. Never before the greeting (a TLS handshake needs reads) and never while streaming
+    /// events (lines are ignored then, but the peer going away must be seen).
+    private var paused: Bool {
+        guard greeted, watch == nil, !closing else { return false }
+        return !canStart || !waiting.isEmpty || !(context?.channel.isWritable ?? true)
+    }
+
+    private func greet(_ greeting: ByteBuffer) {
+        guard let context, !greeted else { return }
+        greeted = true
+        context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
+        resume()
+    }
+
+    /// Starts waiting requests while allowed, then reads again if nothing holds reading back.
+    private func resume() {
+        while canStart, let frame = waiting.popFirst() { start(frame) }
+        writeReady()
+        if !paused && readHeld, let context {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func start(_ frame: LineFrame) {
+        guard let context else { return }  // removed from the pipeline: the connection is gone
+        let text: String
+        switch frame {
+        case .tooLong:
+            let error = NetleaseError.badRequest("line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
+            logger.notice("closed a connection that sent an oversized line",
+                          metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            closing = true
+            slots.append(.error(error))
+            nextSequence += 1
+            return
+        case .line(let line):
+            text = line
+        }
+        if text.isEmpty { return }  // blank lines are ignored: handy when typing by hand
+        let sequence = nextSequence
+        nextSequence += 1
+        slots.append(nil)
+        let mailbox = self.mailbox
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let started = handler.start(Substring(text), session: &session) { reply in
+            if loop.inEventLoop {
+                // Answered inside `start` (nothing was pending in the store): no hop needed.
+                bound.value.fill(sequence, with: reply)
+            } else if mailbox.post(sequence, reply) {
+                loop.execute { bound.value.collectMailbox() }
+            }
+        }
+        switch started {
+        case .reply(let reply):
+            fill(sequence, with: reply)
+            if session.closeRequested { closing = true }
+        case .pending:
+            break
+        case .needsTask(let request):
+            barrier = true
+            let handler = self.handler
+            let session = self.session
+            Task {
+                var session = session
+                let reply = await handler.respond(toStarted: request, session: &session)
+                let outcome = session
+                loop.execute { bound.value.finishBarrier(sequence, reply: reply, session: outcome) }
+            }
+        }
+    }
+
+    private func finishBarrier(_ sequence: Int, reply: Reply, session: Session) {
+        self.session = session
+        barrier = false
+        fill(sequence, with: reply)
+        if let subscription = session.watch {
+            watch = subscription
+            self.session.watch = nil
+        }
+        if session.closeRequested { closing = true }
+        resume()
+    }
+
+    private func collectMailbox() {
+        for (sequence, reply) in mailbox.take() { fill(sequence, with: reply) }
+        resume()
+    }
+
+    private func fill(_ sequence: Int, with reply: Reply) {
+        slots[slots.index(slots.startIndex, offsetBy: sequence - firstSlot)] = reply
+    }
+
+    /// Writes the replies at the front that are ready, in order, with one flush.
+    private func writeReady() {
+        guard let context else { return }
+        var wrote = false
+        while let first = slots.first, let reply = first {
+            slots.removeFirst()
+            firstSlot += 1
+            context.write(wrapOutboundOut(ByteBuffer(string: reply.rendered)), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        if slots.isEmpty, watch != nil, !streaming { startStreaming(context) }
+        closeIfDone()
+    }
+
+    private func closeIfDone() {
+        guard let context, slots.isEmpty, !barrier, watch == nil else { return }
+        if closing || (inputEnded && waiting.isEmpty) { context.close(promise: nil) }
+    }
+
+    // MARK: events
+
+    /// Forwards events until the watcher is cut off (its stream ends: the connection closes), the peer goes away
+    /// or the server stops. Each event is written after the previous one was accepted by the socket.
+    private func startStreaming(_ context: ChannelHandlerContext) {
+        guard let watch else { return }
+        streaming = true
+        // An event stream legitimately sends nothing for a long time.
+        context.pipeline.removeHandler(name: LineServer.idleHandlerName, promise: nil)
+        keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: keepaliveInterval, delay: keepaliveInterval) {
+            _ in watch.inject(.keepalive)
+        }
+        let channel = context.channel
+        Task {
+            for await event in watch.events {
+                do {
+                    try await channel.writeAndFlush(ByteBuffer(string: event.rendered)).get()
+                } catch {
+                    break
+                }
+            }
+            try? await channel.close()
+        }
+    }
+
+    private func endWatch() {
+        keepalive?.cancel()
+        keepalive = nil
+        if let watch { events.unsubscribe(watch.id) }
+    }
+}
+
+/// Replies completed on the store's thread for one connection, collected until its event loop takes them.
+private final class Mailbox: Sendable {
+    private let items = Mutex<[(Int, Reply)]>([])
+
+    /// Adds a reply; true when the mailbox was empty, i.e. the caller must schedule a `take` on the event loop.
+    func post(_ sequence: Int, _ reply: Reply) -> Bool {
+        items.withLock { items in
+            items.append((sequence, reply))
+            return items.count == 1
+        }
+    }
+
+    func take() -> [(Int, Reply)] {
+        items.withLock { items in
+            let taken = items
+            items.removeAll(keepingCapacity: true)
+            return taken
+        }
+    }
+}
