@@ -131,6 +131,8 @@ let package = Package(
                 // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // The framing tests drive a handler on an embedded channel with a virtual clock.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -68,8 +68,6 @@ public struct LineServer: Sendable {
         self.logger = logger
     }
 
-    public static let idleHandlerName = "netlease.idle"
-
     /// An accepted connection and, under TLS, the outcome of its handshake.
     struct Accepted: Sendable {
         var channel: NIOAsyncChannel<LineFrame, ByteBuffer>
@@ -176,7 +174,7 @@ public struct LineServer: Sendable {
             // Small receive buffers that grow with the traffic: most of a coordinator's connections are idle agents
             // and watchers, and each channel keeps up to `maxMessagesPerRead` buffers for reuse.
             .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 16384))
             // A client may send its requests and shut down its write side: it still gets every reply.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
     }
@@ -193,10 +191,8 @@ public struct LineServer: Sendable {
             try sync.addHandler(TLSHandshakeGate(timeout: configuration.lineTimeout, promise: promise))
             handshake = promise.futureResult
         }
-        try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout), name: LineServer.idleHandlerName)
-        try sync.addHandler(IdleConnectionCloser())
-        try sync.addHandler(PartialLineDeadline(timeout: configuration.lineTimeout))
-        try sync.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: configuration.maxLineBytes)))
+        try sync.addHandler(LineFramer(maxLength: configuration.maxLineBytes, idleTimeout: configuration.idleTimeout,
+                                       lineTimeout: configuration.lineTimeout))
         return handshake
     }
 
@@ -352,58 +348,10 @@ public final class LineConnection {
 
     /// Lifts the idle timeout: for connections that turned into event streams and legitimately send nothing.
     public func liftIdleTimeout() async {
-        _ = try? await channel.pipeline.removeHandler(name: LineServer.idleHandlerName).get()
-    }
-}
-
-/// Closes a connection whose started line stays unfinished for `timeout`. It only looks at whether the bytes read
-/// so far end in LF; the decoder behind it does the framing.
-final class PartialLineDeadline: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    private let timeout: TimeAmount
-    private var deadline: Scheduled<Void>?
-
-    init(timeout: TimeAmount) { self.timeout = timeout }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        if buffer.readableBytesView.last == UInt8(ascii: "\n") {
-            deadline?.cancel()
-            deadline = nil
-        } else if deadline == nil, buffer.readableBytes > 0 {
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            deadline = context.eventLoop.scheduleTask(in: timeout) {
-                loopBound.value.close(promise: nil)
-            }
-        }
-        context.fireChannelRead(data)
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
-        context.fireChannelInactive()
-    }
-}
-
-/// Closes a connection on which nothing arrived for the idle timeout.
-final class IdleConnectionCloser: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+        let channel = self.channel
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: LineFramer.self).liftIdleTimeout()
+        }.get()
     }
 }
 

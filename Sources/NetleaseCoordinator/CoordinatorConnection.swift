@@ -34,13 +34,13 @@ final class CoordinatorConnection: ChannelDuplexHandler {
 
     /// Replies in request order; nil while a reply is still to come. The first slot is the oldest request not yet
     /// written.
-    private var slots = CircularBuffer<Reply?>(initialCapacity: 16)
+    private var slots = CircularBuffer<Reply?>(initialCapacity: 4)
     /// Sequence number of the request in `slots.first`.
     private var firstSlot = 0
     /// Sequence number the next request gets.
     private var nextSequence = 0
     /// Lines read but not yet started (while paused).
-    private var waiting = CircularBuffer<LineFrame>(initialCapacity: 4)
+    private var waiting = CircularBuffer<LineFrame>(initialCapacity: 2)
     /// A barrier request's task is running.
     private var barrier = false
     /// No more requests are started (QUIT, too many failed AUTHs, an oversized line): the connection closes once
@@ -114,7 +114,9 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { resume() }
+        if context.channel.isWritable {
+            if streaming { writeEvents() } else { resume() }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -251,6 +253,11 @@ final class CoordinatorConnection: ChannelDuplexHandler {
             wrote = true
         }
         if wrote { context.flush() }
+        if slots.isEmpty {
+            // A burst of pipelined requests grew the buffers; an idle connection should not keep them.
+            if slots.capacity > 16 { slots = CircularBuffer(initialCapacity: 4) }
+            if waiting.isEmpty && waiting.capacity > 16 { waiting = CircularBuffer(initialCapacity: 2) }
+        }
         if slots.isEmpty, watch != nil, !streaming { startStreaming(context) }
         closeIfDone()
     }
@@ -262,26 +269,34 @@ final class CoordinatorConnection: ChannelDuplexHandler {
 
     // MARK: events
 
-    /// Forwards events until the watcher is cut off (its stream ends: the connection closes), the peer goes away
-    /// or the server stops. Each event is written after the previous one was accepted by the socket.
+    /// From now on the connection carries events: buffered ones at once, later ones as they come, each batch
+    /// with one flush, and only while the socket drains (a watcher that does not read is cut off by the hub when
+    /// its buffer is full). Ends when the watcher is cut off, the peer goes away or the server stops.
     private func startStreaming(_ context: ChannelHandlerContext) {
         guard let watch else { return }
         streaming = true
         // An event stream legitimately sends nothing for a long time.
-        context.pipeline.removeHandler(name: LineServer.idleHandlerName, promise: nil)
+        try? context.pipeline.syncOperations.handler(type: LineFramer.self).liftIdleTimeout()
         keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: keepaliveInterval, delay: keepaliveInterval) {
             _ in watch.inject(.keepalive)
         }
-        let channel = context.channel
-        Task {
-            for await event in watch.events {
-                do {
-                    try await channel.writeAndFlush(ByteBuffer(string: event.rendered)).get()
-                } catch {
-                    break
-                }
-            }
-            try? await channel.close()
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        watch.onEvents {
+            loop.execute { bound.value.writeEvents() }
+        }
+    }
+
+    private func writeEvents() {
+        guard let context, let watch, context.channel.isWritable else { return }
+        let (events, ended) = watch.take()
+        for event in events {
+            context.write(wrapOutboundOut(ByteBuffer(string: event.rendered)), promise: nil)
+        }
+        if !events.isEmpty { context.flush() }
+        if ended {
+            endWatch()
+            context.close(promise: nil)
         }
     }
 
@@ -307,7 +322,7 @@ private final class Mailbox: Sendable {
     func take() -> [(Int, Reply)] {
         items.withLock { items in
             let taken = items
-            items.removeAll(keepingCapacity: true)
+            items = []  // capacity goes with the taken batch: an idle connection holds no buffer
             return taken
         }
     }

@@ -10,9 +10,17 @@
 ///   Each address enters a queue once per free event, so the work per allocation is amortised O(1).
 /// - The cursor skips addresses that already have records. After a restart the first allocation may step over many
 ///   taken addresses once; later ones do not.
+///
+/// Records are stored compactly (`StoredRecord`): the network, prefix and address are the book's and the key's,
+/// host names and interface names are numbers into the book's `NameTable` (a few hosts hold thousands of leases,
+/// nearly all named `eth0`), and the rarely set note and MAC sit behind one reference — 56 bytes instead of a
+/// `Lease`'s 152, which matters at tens of thousands of leases. `record(_:)` and `leases` hand out full `Lease`
+/// values.
 public struct AddressBook: Sendable {
     public private(set) var spec: NetworkSpec
-    public private(set) var records: [UInt32: Lease] = [:]
+    private var stored: [UInt32: StoredRecord] = [:]
+    private var names = NameTable()
+    private var ifnames = NameTable()
     /// owner → address of that owner's active lease.
     public private(set) var owners: [String: UInt32] = [:]
     /// owner → address of a cooldown record still naming that owner (how a returning host finds its old bridge
@@ -38,25 +46,49 @@ public struct AddressBook: Sendable {
         }
     }
 
-    public func record(_ address: IPv4Address) -> Lease? { records[address.value] }
+    public func record(_ address: IPv4Address) -> Lease? { lease(address.value) }
 
-    public func activeLease(owner: String) -> Lease? { owners[owner].flatMap { records[$0] } }
+    public func activeLease(owner: String) -> Lease? { owners[owner].flatMap { lease($0) } }
 
     /// A cooldown record that still names `owner`, if any.
     public func coolingLease(owner: String) -> Lease? {
-        coolingOwners[owner].flatMap { records[$0] }.flatMap { $0.state == .cooldown && $0.owner == owner ? $0 : nil }
+        coolingOwners[owner].flatMap { lease($0) }.flatMap { $0.state == .cooldown && $0.owner == owner ? $0 : nil }
+    }
+
+    /// Every record, in no particular order.
+    public var leases: LazyMapSequence<[UInt32: StoredRecord], Lease> {
+        let network = spec.name
+        let prefix = spec.subnet.prefix
+        let (names, ifnames) = (self.names, self.ifnames)
+        return stored.lazy.map {
+            $0.value.lease(network: network, address: $0.key, prefix: prefix, names: names, ifnames: ifnames)
+        }
+    }
+
+    /// Every record by address. Builds a dictionary of all of them: for tests and tools, not hot paths.
+    public var records: [UInt32: Lease] {
+        Dictionary(uniqueKeysWithValues: leases.map { ($0.address.value, $0) })
+    }
+
+    /// How many addresses have a record.
+    public var recordCount: Int { stored.count }
+
+    private func lease(_ key: UInt32) -> Lease? {
+        stored[key].map {
+            $0.lease(network: spec.name, address: key, prefix: spec.subnet.prefix, names: names, ifnames: ifnames)
+        }
     }
 
     /// Whether `address` could be leased right now: a host address, not excluded, without a record.
     public func isFree(_ address: IPv4Address) -> Bool {
-        spec.subnet.isHostAddress(address) && !spec.isExcluded(address) && records[address.value] == nil
+        spec.subnet.isHostAddress(address) && !spec.isExcluded(address) && stored[address.value] == nil
     }
 
     /// Sets or replaces the record of an address, keeping counts, the owner index and the cooldown queue right.
     public mutating func put(_ lease: Lease) {
         let key = lease.address.value
-        if let old = records[key] { forget(old) }
-        records[key] = lease
+        if let old = stored[key] { forget(old, key: key) }
+        stored[key] = StoredRecord(lease, names: &names, ifnames: &ifnames)
         switch lease.state {
         case .active:
             counts.active += 1
@@ -72,21 +104,21 @@ public struct AddressBook: Sendable {
 
     /// Removes the record of an address; the address becomes free at once.
     public mutating func remove(_ address: IPv4Address) {
-        guard let old = records.removeValue(forKey: address.value) else { return }
-        forget(old)
+        guard let old = stored.removeValue(forKey: address.value) else { return }
+        forget(old, key: address.value)
         recycled.append(address.value)
     }
 
-    private mutating func forget(_ lease: Lease) {
-        switch lease.state {
+    private mutating func forget(_ record: StoredRecord, key: UInt32) {
+        switch record.state {
         case .active:
             counts.active -= 1
-            if owners[lease.owner] == lease.address.value { owners[lease.owner] = nil }
+            if owners[record.owner] == key { owners[record.owner] = nil }
         case .reserved: counts.reserved -= 1
         case .conflict: counts.conflict -= 1
         case .cooldown:
             counts.cooldown -= 1
-            if coolingOwners[lease.owner] == lease.address.value { coolingOwners[lease.owner] = nil }
+            if coolingOwners[record.owner] == key { coolingOwners[record.owner] = nil }
         }
     }
 
@@ -96,7 +128,7 @@ public struct AddressBook: Sendable {
         while let entry = cooling.first, entry.until <= now {
             _ = cooling.popFirst()
             // Skip stale entries: the address was reserved, reused, or its cooldown was renewed since.
-            if let lease = records[entry.address], lease.state == .cooldown, lease.until == entry.until {
+            if let record = stored[entry.address], record.state == .cooldown, record.until == entry.until {
                 expired.append(IPv4Address(entry.address))
             }
         }
@@ -117,4 +149,78 @@ public struct AddressBook: Sendable {
         }
         return nil
     }
+}
+
+/// One record as an `AddressBook` keeps it (see there).
+public struct StoredRecord: Sendable, Equatable {
+    /// Note and MAC (set on reservations and conflicts only), and an interface name that did not fit the
+    /// interface table: one optional reference instead of three strings.
+    final class Extra: Sendable, Equatable {
+        let note: String
+        let mac: String
+        let ifname: String?
+
+        init(note: String, mac: String, ifname: String?) {
+            self.note = note
+            self.mac = mac
+            self.ifname = ifname
+        }
+
+        static func == (a: Extra, b: Extra) -> Bool { a.note == b.note && a.mac == b.mac && a.ifname == b.ifname }
+    }
+
+    /// `ifname` value meaning "the name is in `extra`".
+    static let ifnameInExtra = UInt16.max
+
+    var owner: String
+    var extra: Extra?
+    var created: Millis
+    var renewed: Millis
+    var until: Millis
+    var host: UInt32
+    var ifname: UInt16
+    var state: LeaseState
+    var isStatic: Bool
+
+    init(_ lease: Lease, names: inout NameTable, ifnames: inout NameTable) {
+        owner = lease.owner
+        host = names.id(lease.host)!
+        let ifnameID = ifnames.id(lease.ifname, limit: Int(Self.ifnameInExtra)).map { UInt16($0) }
+        ifname = ifnameID ?? Self.ifnameInExtra
+        extra = lease.note.isEmpty && lease.mac.isEmpty && ifnameID != nil
+            ? nil : Extra(note: lease.note, mac: lease.mac, ifname: ifnameID == nil ? lease.ifname : nil)
+        created = lease.created
+        renewed = lease.renewed
+        until = lease.until
+        state = lease.state
+        isStatic = lease.isStatic
+    }
+
+    func lease(network: String, address: UInt32, prefix: Int, names: NameTable, ifnames: NameTable) -> Lease {
+        let ifname = ifname == Self.ifnameInExtra ? extra?.ifname ?? "" : ifnames[UInt32(ifname)]
+        return Lease(network: network, address: IPv4Address(address), prefix: prefix, state: state, host: names[host],
+              owner: owner, ifname: ifname, note: extra?.note ?? "", mac: extra?.mac ?? "", isStatic: isStatic, created: created,
+              renewed: renewed, until: until)
+    }
+}
+
+/// Strings that repeat across many records (host and interface names), stored once and referred to by number.
+/// Names are never removed: a table grows with the distinct names a network has seen since the coordinator
+/// started (tens of bytes each), not with its leases.
+struct NameTable: Sendable {
+    private var names: [String] = [""]
+    private var ids: [String: UInt32] = ["": 0]
+
+    /// The number of `name`, added if new; nil when the table already holds `limit` names (the caller then
+    /// keeps the name itself: correctness never depends on the table's size).
+    mutating func id(_ name: String, limit: Int = Int(UInt32.max)) -> UInt32? {
+        if let id = ids[name] { return id }
+        guard names.count < limit else { return nil }
+        let id = UInt32(names.count)
+        names.append(name)
+        ids[name] = id
+        return id
+    }
+
+    subscript(id: UInt32) -> String { names[Int(id)] }
 }

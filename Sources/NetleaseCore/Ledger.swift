@@ -113,7 +113,7 @@ public struct Ledger: Sendable {
     /// cooldowns go with the network.
     public mutating func deleteNetwork(_ name: String, changes: inout [LedgerChange]) throws {
         guard let book = books[name] else { throw NetleaseError.unknownNetwork(name) }
-        let held = book.records.values.filter { $0.state == .active && !$0.isBridge }.count
+        let held = book.leases.filter { $0.state == .active && !$0.isBridge }.count
         guard held == 0 else {
             throw NetleaseError.conflict("network '\(name)' still has \(held) active lease(s); release them first")
         }
@@ -253,7 +253,7 @@ public struct Ledger: Sendable {
                                      changes: inout [LedgerChange]) -> Int {
         var released = 0
         for network in books.keys.sorted() {
-            let held = books[network]!.records.values.filter {
+            let held = books[network]!.leases.filter {
                 $0.state == .active && $0.host == name && (includeStatic || !$0.isStatic)
             }
             for lease in held.sorted(by: { $0.address < $1.address }) {
@@ -490,7 +490,7 @@ public struct Ledger: Sendable {
         if let network = filter.network, books[network] == nil { throw NetleaseError.unknownNetwork(network) }
         var result: [Lease] = []
         for name in books.keys.sorted() where filter.network == nil || filter.network == name {
-            for var lease in books[name]!.records.values {
+            for var lease in books[name]!.leases {
                 if let state = filter.state { guard lease.state == state else { continue } }
                 else if lease.state == .cooldown { continue }
                 if let host = filter.host, lease.host != host { continue }

@@ -73,6 +73,7 @@ extension Netlease {
         }
 
         func run() async throws {
+            MemoryTrimmer.limitArenas(to: 2)
             let level = Logger.Level(rawValue: logLevel) ?? .info
             LogSetup.bootstrap(level)
             let logger = Logger(label: "netlease.coordinator")
@@ -119,7 +120,8 @@ extension Netlease {
                     configuration: .init(
                         services: [.init(service: server), .init(service: Reclaimer(
                             store: store, events: events,
-                            interval: .milliseconds(configuration.reclaimIntervalMilliseconds)))],
+                            interval: .milliseconds(configuration.reclaimIntervalMilliseconds))),
+                                   .init(service: MemoryTrimmer())],
                         gracefulShutdownSignals: [.sigterm, .sigint],
                         logger: logger))
                 try await group.run()
