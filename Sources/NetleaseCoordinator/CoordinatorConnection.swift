@@ -194,11 +194,11 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         let mailbox = self.mailbox
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let started = handler.start(Substring(text), session: &session) { reply in
+        let started = handler.start(Substring(text), session: &session) { outcome in
             if loop.inEventLoop {
                 // Answered inside `start` (nothing was pending in the store): no hop needed.
-                bound.value.fill(sequence, with: reply)
-            } else if mailbox.post(sequence, reply) {
+                bound.value.fill(sequence, with: bound.value.handler.reply(to: outcome))
+            } else if mailbox.post(sequence, outcome) {
                 loop.execute { bound.value.collectMailbox() }
             }
         }
@@ -234,7 +234,7 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     }
 
     private func collectMailbox() {
-        for (sequence, reply) in mailbox.take() { fill(sequence, with: reply) }
+        for (sequence, outcome) in mailbox.take() { fill(sequence, with: handler.reply(to: outcome)) }
         resume()
     }
 
@@ -307,19 +307,19 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     }
 }
 
-/// Replies completed on the store's thread for one connection, collected until its event loop takes them.
+/// Outcomes completed on the store's thread for one connection, collected until its event loop takes them.
 private final class Mailbox: Sendable {
-    private let items = Mutex<[(Int, Reply)]>([])
+    private let items = Mutex<[(Int, RequestHandler.Outcome)]>([])
 
-    /// Adds a reply; true when the mailbox was empty, i.e. the caller must schedule a `take` on the event loop.
-    func post(_ sequence: Int, _ reply: Reply) -> Bool {
+    /// Adds an outcome; true when the mailbox was empty, i.e. the caller must schedule a `take` on the event loop.
+    func post(_ sequence: Int, _ outcome: RequestHandler.Outcome) -> Bool {
         items.withLock { items in
-            items.append((sequence, reply))
+            items.append((sequence, outcome))
             return items.count == 1
         }
     }
 
-    func take() -> [(Int, Reply)] {
+    func take() -> [(Int, RequestHandler.Outcome)] {
         items.withLock { items in
             let taken = items
             items = []  // capacity goes with the taken batch: an idle connection holds no buffer

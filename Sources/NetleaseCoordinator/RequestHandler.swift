@@ -65,11 +65,21 @@ public struct RequestHandler: Sendable {
         case needsTask(Request)
     }
 
+    /// What the store did with a request `start` handed to it; `reply(to:)` makes the reply line. Kept apart so
+    /// that the store's single writer thread only hands results over and the connections' threads render them.
+    public enum Outcome: Sendable {
+        case acquired(Result<Lease, Error>)
+        case released(Result<Lease?, Error>)
+        case heartbeat(Result<HostRecord, Error>)
+    }
+
     /// The connection's hot path, without suspension: parses `text` and either answers at once, or hands the
     /// request to the store (acquire, release, heartbeat), which applies it now — in the order `start` is called —
     /// and calls `done` after the commit that holds it. `done` runs on the store's thread or, for a store with
     /// nothing pending, on the caller's thread before `start` returns; it must not block.
-    public func start(_ text: Substring, session: inout Session, done: @escaping @Sendable (Reply) -> Void) -> Started {
+    public func start(_ text: Substring, session: inout Session, done: @escaping @Sendable (Outcome) -> Void)
+        -> Started
+    {
         counters.requests.add(1, ordering: .relaxed)
         let request: Request
         do {
@@ -78,7 +88,6 @@ public struct RequestHandler: Sendable {
         } catch {
             return .reply(failed(error))
         }
-        let counters = self.counters
         switch request {
         case .ping, .quit, .auth:
             do {
@@ -88,23 +97,26 @@ public struct RequestHandler: Sendable {
             }
         case .acquire(let r):
             store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
-                result in
-                done(Self.reply(result, counters: counters) { .ok(WireCodec.fields(lease: $0)) })
+                done(.acquired($0))
             }
             return .pending
         case .release(let r):
-            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) { result in
-                done(Self.reply(result, counters: counters, Self.released))
-            }
+            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) { done(.released($0)) }
             return .pending
         case .heartbeat(let host, let epoch):
-            let store = self.store
-            store.heartbeat(host: host, epoch: epoch) { result in
-                done(Self.reply(result, counters: counters) { Self.heartbeatReply($0, store: store) })
-            }
+            store.heartbeat(host: host, epoch: epoch) { done(.heartbeat($0)) }
             return .pending
         default:
             return .needsTask(request)
+        }
+    }
+
+    /// The reply line for what the store did.
+    public func reply(to outcome: Outcome) -> Reply {
+        switch outcome {
+        case .acquired(let result): reply(result) { .ok(WireCodec.fields(lease: $0)) }
+        case .released(let result): reply(result, Self.released)
+        case .heartbeat(let result): reply(result) { Self.heartbeatReply($0, store: store) }
         }
     }
 
@@ -134,12 +146,10 @@ public struct RequestHandler: Sendable {
         return .error(NetleaseError(.internalError, "internal error; see the coordinator log"))
     }
 
-    static func reply<T>(_ result: Result<T, Error>, counters: ServerCounters, _ success: (T) -> Reply) -> Reply {
+    func reply<T>(_ result: Result<T, Error>, _ success: (T) -> Reply) -> Reply {
         switch result {
-        case .success(let value): return success(value)
-        case .failure(let error):
-            counters.errors.add(1, ordering: .relaxed)
-            return .error(error as? NetleaseError ?? NetleaseError(.storage, "\(error)"))
+        case .success(let value): success(value)
+        case .failure(let error): failed(error)
         }
     }
 
