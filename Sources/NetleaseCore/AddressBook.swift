@@ -70,6 +70,19 @@ public struct AddressBook: Sendable {
         Dictionary(uniqueKeysWithValues: leases.map { ($0.address.value, $0) })
     }
 
+    /// Addresses of the active records held by any of `hosts` (static ones only with `includeStatic`), in address
+    /// order. One pass over the compact records comparing numbers: no `Lease` is built for the others.
+    public func activeAddresses(heldBy hosts: Set<String>, includeStatic: Bool) -> [IPv4Address] {
+        let ids = Set(hosts.compactMap { names.existingID($0) })
+        guard !ids.isEmpty else { return [] }
+        var found: [UInt32] = []
+        for (key, record) in stored
+        where record.state == .active && ids.contains(record.host) && (includeStatic || !record.isStatic) {
+            found.append(key)
+        }
+        return found.sorted().map(IPv4Address.init)
+    }
+
     /// How many addresses have a record.
     public var recordCount: Int { stored.count }
 
@@ -223,4 +236,7 @@ struct NameTable: Sendable {
     }
 
     subscript(id: UInt32) -> String { names[Int(id)] }
+
+    /// The number of `name` if the table has it.
+    func existingID(_ name: String) -> UInt32? { ids[name] }
 }

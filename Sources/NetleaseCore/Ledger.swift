@@ -221,7 +221,7 @@ public struct Ledger: Sendable {
     /// Removes a host for good: its leases go to cooldown and it must join again to come back.
     public mutating func removeHost(_ name: String, now: Millis, changes: inout [LedgerChange]) throws -> Int {
         guard hosts[name] != nil else { throw NetleaseError.notFound("no host named '\(name)'") }
-        let released = releaseAll(ofHost: name, includeStatic: false, now: now, changes: &changes)
+        let released = releaseAll(ofHosts: [name], includeStatic: false, now: now, changes: &changes)
         hosts[name] = nil
         changes.append(.deleteHost(name))
         return released
@@ -242,22 +242,22 @@ public struct Ledger: Sendable {
             host.state = .lost
             hosts[name] = host
             changes.append(.upsertHost(host))
-            _ = releaseAll(ofHost: name, includeStatic: false, now: now, changes: &changes)
             lost.append(name)
         }
+        // One pass over the records for all hosts lost at once (a partition can take hundreds).
+        if !lost.isEmpty { _ = releaseAll(ofHosts: Set(lost), includeStatic: false, now: now, changes: &changes) }
         for name in books.keys.sorted() { endCooldowns(network: name, now: now, changes: &changes) }
         return lost
     }
 
-    private mutating func releaseAll(ofHost name: String, includeStatic: Bool, now: Millis,
+    /// Moves every active lease of `names` to cooldown (static ones only with `includeStatic`). One pass over each
+    /// network's records, comparing numbers (`AddressBook.activeAddresses`).
+    private mutating func releaseAll(ofHosts names: Set<String>, includeStatic: Bool, now: Millis,
                                      changes: inout [LedgerChange]) -> Int {
         var released = 0
         for network in books.keys.sorted() {
-            let held = books[network]!.leases.filter {
-                $0.state == .active && $0.host == name && (includeStatic || !$0.isStatic)
-            }
-            for lease in held.sorted(by: { $0.address < $1.address }) {
-                toCooldown(lease, now: now, changes: &changes)
+            for address in books[network]!.activeAddresses(heldBy: names, includeStatic: includeStatic) {
+                toCooldown(books[network]!.record(address)!, now: now, changes: &changes)
                 released += 1
             }
         }

@@ -1099,6 +1099,40 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(try ledger.network("blue").counts.free, 0)
     }
 
+    func testHostsLostTogetherLoseExactlyTheirOwnHostBoundLeasesInOnePass() throws {
+        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/22", cooldown: 60, ttl: 30),
+                                    makeSpec("green", "10.2.0.0/24", cooldown: 60, ttl: 30))
+        var changes: [LedgerChange] = []
+        var claims: [String: HostClaim] = [:]
+        for name in ["h1", "h2", "h3", "h4"] {
+            let join = try ledger.join(host: name, underlay: ip("192.0.2.\(claims.count + 1)"), networks: [], now: t0,
+                                       changes: &changes)
+            claims[name] = HostClaim(host: name, epoch: join.host.epoch)
+        }
+        var held: [String: [Lease]] = [:]
+        for i in 0..<40 {
+            let host = ["h1", "h2", "h3", "h4"][i % 4]
+            let network = i % 3 == 0 ? "green" : "blue"
+            held[host, default: []].append(try ledger.acquire(
+                network: network, owner: "c\(i)", claim: claims[host], wanted: nil, now: t0, changes: &changes))
+        }
+        let staticLease = try ledger.acquire(network: "blue", owner: "admin-pinned", claim: nil, wanted: nil, now: t0,
+                                             changes: &changes)
+        XCTAssertTrue(staticLease.isStatic)
+        // h3 and h4 keep beating; h1 and h2 fall silent.
+        let beat = t0 + 20_000
+        for host in ["h3", "h4"] { _ = try ledger.heartbeat(host: host, epoch: claims[host]!.epoch!, now: beat, changes: &changes) }
+        XCTAssertEqual(ledger.reclaim(now: t0 + 31_000, changes: &changes), ["h1", "h2"])
+        for (host, leases) in held {
+            for lease in leases {
+                let state = try ledger.network(lease.network).record(lease.address)?.state
+                XCTAssertEqual(state, ["h1", "h2"].contains(host) ? .cooldown : .active, "\(lease.owner) of \(host)")
+            }
+        }
+        XCTAssertEqual(try ledger.network("blue").record(staticLease.address)?.state, .active,
+                       "a static lease belongs to no host and never expires")
+    }
+
     func testReclaimOnlyAfterTTLWithoutHeartbeat() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", cooldown: 60, ttl: 30))
         var changes: [LedgerChange] = []
