@@ -40,6 +40,12 @@ extension Netlease {
                 Agents mode (--agents N): N connections JOIN as hosts, acquire --agent-leases host-bound leases \
                 each, heartbeat every --heartbeat seconds, and N more connections WATCH; everything is held for \
                 --duration seconds. With --coordinator-pid the coordinator's VmRSS/VmHWM are sampled meanwhile.
+
+                Agent start mode (--agent-start-peers P): P hosts JOIN the network (they exist only at the \
+                coordinator), then --runs agents start one after the other in this process, each as a new host, with \
+                the recording host network (every bridge, tunnel and FDB step for the P peers is planned, no command \
+                runs); each is timed from start to its socket being ready. The joined hosts are removed at the end. \
+                `netlease demo` times real agents in network namespaces.
                 """)
 
         @OptionGroup var client: ClientOptions
@@ -60,6 +66,11 @@ extension Netlease {
         @Option(help: "Agents mode: this many hosts JOIN (plus as many WATCH connections).") var agents = 0
         @Option(help: "Agents mode: host-bound leases each agent acquires.") var agentLeases = 0
         @Option(help: ArgumentHelp("Agents mode: heartbeat interval.", valueName: "seconds")) var heartbeat: Double = 5
+        @Option(help: ArgumentHelp(
+            "Agent start mode: join this many peer hosts, then time an agent (in this process, recording host network) "
+                + "from start to ready.", valueName: "peers"))
+        var agentStartPeers: Int?
+        @Option(help: "Agent start mode: agents to time, one after the other.") var runs = 3
         @Option(help: "PID of the coordinator, to sample its VmRSS/VmHWM (from /proc) during the run.")
         var coordinatorPid: Int32?
         @Flag(help: "Print the report as JSON.") var json = false
@@ -77,6 +88,10 @@ extension Netlease {
             guard (0...4000).contains(agents) else { throw ValidationError("--agents must be 0-4000") }
             guard (0...1000).contains(agentLeases) else { throw ValidationError("--agent-leases must be 0-1000") }
             guard heartbeat >= 0.1 else { throw ValidationError("--heartbeat must be at least 0.1") }
+            if let agentStartPeers, !(0...1000).contains(agentStartPeers) {
+                throw ValidationError("--agent-start-peers must be 0-1000")
+            }
+            guard (1...100).contains(runs) else { throw ValidationError("--runs must be 1-100") }
             guard IPv4Subnet(subnet) != nil else { throw ValidationError("--subnet '\(subnet)' is not A.B.C.D/P") }
         }
 
@@ -90,7 +105,9 @@ extension Netlease {
                 BenchSupport.raiseFileLimit()
                 let secret = try client.secret()
                 let runner = BenchRunner(options: self, endpoint: endpoint, secret: secret)
-                if agents > 0 {
+                if let agentStartPeers {
+                    try await runner.runAgentStart(peers: agentStartPeers, runs: runs)
+                } else if agents > 0 {
                     try await runner.runAgents()
                 } else {
                     try await runner.runLoad()
