@@ -47,10 +47,13 @@ extension Netlease {
                     var addresses: [(String, IPv4Address)] = []
                     for index in 1...hosts {
                         for number in 1...containers {
-                            let address = try await cluster.attachContainer(host: index, number)
                             let namespace = cluster.containerNamespace(host: index, number)
+                            try await lab.addNamespace(namespace)
+                            let started = ContinuousClock.now
+                            let address = try await cluster.attachContainer(host: index, number, createNamespace: false)
                             addresses.append((namespace, address))
-                            say("host\(index): container \(number) -> \(address)")
+                            say("host\(index): container \(number) -> \(address) "
+                                + "(attach: \(milliseconds(ContinuousClock.now - started)) ms)")
                         }
                     }
                     say("pinging every container from every other (\(addresses.count * (addresses.count - 1)) pings)")
