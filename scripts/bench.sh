@@ -9,7 +9,9 @@
 #
 # Scenarios: closed32x1 closed32x16 open10k open5k open2k (group commit), the same with -nogc (--max-batch 1),
 # std32x1 std32x16 (the library client), fill0 fill50 fill90 fill99 (acquire+release on a /16 at that fill level),
-# agents (1,000 joined hosts with 65 leases each, 1,000 watchers; coordinator RSS).
+# agents (1,000 joined hosts with 65 leases each, 1,000 watchers; coordinator RSS), agentstart1/10/50 (an agent's
+# start with that many peers, recording host network), and as root demo2/demo11 (real agents in namespaces:
+# `netlease demo --hosts 2|11`; the last host has 1 or 10 peers; attach times).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.build-release/release/netlease}
@@ -71,6 +73,15 @@ scenario() {
     fill0 | fill50 | fill90 | fill99)
         run "$1" "" --connections 32 --pipeline 1 --duration 10 --release --prefill "${1#fill}" ;;
     agents) run "$1" "" --agents 1000 --agent-leases 65 --heartbeat 5 --duration 30 --subnet 10.0.0.0/15 ;;
+    agentstart1 | agentstart10 | agentstart50)
+        run "$1" "" --agent-start-peers "${1#agentstart}" --runs 5 ;;
+    demo2 | demo11)
+        # Real agents in network namespaces (root): the last host has N-1 peers. Timings are the demo's own lines.
+        for i in $(seq 1 "$RUNS"); do
+            echo "== $1 run $i" >&2
+            "$BIN" demo --hosts "${1#demo}" --containers 2 >"$OUT/$1.$i.txt" 2>&1 || echo "   (demo exited $?)" >&2
+            grep -h "ready\|attach:" "$OUT/$1.$i.txt" | tail -3 >&2
+        done ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
@@ -94,6 +105,10 @@ def fmt(vals, spec):
     if not vals: return "-"
     return f"{statistics.median(vals):{spec}} [{min(vals):{spec}}-{max(vals):{spec}}]"
 for name, rs in runs.items():
+    if "peers" in rs[0]:
+        print(f"{name:18} n={len(rs)} agent start -> ready ms (median of each run's {len(rs[0]['milliseconds'])}) "
+              f"{fmt([r['medianMilliseconds'] for r in rs], '.1f')}  with {rs[0]['peers']} peer(s), recording host network")
+        continue
     if "agents" in rs[0]:
         mib = lambda k: [r.get(k) / 1024 if r.get(k) else None for r in rs]
         print(f"{name:18} n={len(rs)} RSS steady MiB {fmt(mib('rssSteadyKiB'), '.1f')}  max {fmt(mib('rssMaxKiB'), '.1f')}  "
@@ -116,10 +131,24 @@ for name, rs in runs.items():
     line += "  verified" if not bad else f"  VERIFY FAILED {bad}"
     if errs: line += f"  errors {errs}"
     print(line)
+import re
+demos = {}
+for f in sorted(glob.glob(os.path.join(out, "demo*.txt"))):
+    name = os.path.basename(f).rsplit(".", 2)[0]
+    text = open(f).read()
+    ready = [int(m) for m in re.findall(r"agent started, ready .* in (\d+) ms", text)]
+    attach = [int(m) for m in re.findall(r"attach: (\d+) ms", text)]
+    if ready:
+        d = demos.setdefault(name, {"last": [], "first": [], "attach": []})
+        d["last"].append(ready[-1]); d["first"].append(ready[0]); d["attach"] += attach
+for name, d in demos.items():
+    print(f"{name:18} n={len(d['last'])} real agent start -> ready ms: first host {fmt(d['first'], '.0f')}  "
+          f"last host ({name[4:]} hosts, {int(name[4:]) - 1} peers) {fmt(d['last'], '.0f')}  attach {fmt(d['attach'], '.0f')}")
 PY
 }
 if [ "${1:-}" = summary ]; then summary; exit 0; fi
 
-ALL="closed32x1 closed32x16 open10k open5k open2k closed32x1-nogc closed32x16-nogc open10k-nogc std32x1 std32x16 fill0 fill50 fill90 fill99 agents"
+ALL="closed32x1 closed32x16 open10k open5k open2k closed32x1-nogc closed32x16-nogc open10k-nogc std32x1 std32x16 fill0 fill50 fill90 fill99 agents agentstart1 agentstart10 agentstart50"
+[ "$(id -u)" = 0 ] && ALL="$ALL demo2 demo11"
 for s in ${*:-$ALL}; do scenario "$s"; done
 echo "results in $OUT" >&2
