@@ -18,14 +18,18 @@
 /// values.
 public struct AddressBook: Sendable {
     public private(set) var spec: NetworkSpec
-    private var stored: [UInt32: StoredRecord] = [:]
+    // Tables are sharded (`ShardedTable`) so that growing one never stalls the store for long.
+    private var stored = ShardedTable<UInt32, StoredRecord> { Int($0) }
     private var names = NameTable()
     private var ifnames = NameTable()
     /// owner → address of that owner's active lease.
-    public private(set) var owners: [String: UInt32] = [:]
+    private var ownerIndex = ShardedTable<String, UInt32> { $0.hashValue }
     /// owner → address of a cooldown record still naming that owner (how a returning host finds its old bridge
     /// address without scanning every record).
-    private var coolingOwners: [String: UInt32] = [:]
+    private var coolingOwners = ShardedTable<String, UInt32> { $0.hashValue }
+
+    /// owner → address of that owner's active lease, as a dictionary (for tests and tools, not hot paths).
+    public var owners: [String: UInt32] { ownerIndex.dictionary }
     public private(set) var counts: PoolCounts
 
     private var cursor: UInt64
@@ -48,7 +52,7 @@ public struct AddressBook: Sendable {
 
     public func record(_ address: IPv4Address) -> Lease? { lease(address.value) }
 
-    public func activeLease(owner: String) -> Lease? { owners[owner].flatMap { lease($0) } }
+    public func activeLease(owner: String) -> Lease? { ownerIndex[owner].flatMap { lease($0) } }
 
     /// A cooldown record that still names `owner`, if any.
     public func coolingLease(owner: String) -> Lease? {
@@ -56,7 +60,7 @@ public struct AddressBook: Sendable {
     }
 
     /// Every record, in no particular order.
-    public var leases: LazyMapSequence<[UInt32: StoredRecord], Lease> {
+    public var leases: some Sequence<Lease> {
         let network = spec.name
         let prefix = spec.subnet.prefix
         let (names, ifnames) = (self.names, self.ifnames)
@@ -105,7 +109,7 @@ public struct AddressBook: Sendable {
         switch lease.state {
         case .active:
             counts.active += 1
-            if !lease.owner.isEmpty { owners[lease.owner] = key }
+            if !lease.owner.isEmpty { ownerIndex[lease.owner] = key }
         case .reserved: counts.reserved += 1
         case .conflict: counts.conflict += 1
         case .cooldown:
@@ -126,7 +130,7 @@ public struct AddressBook: Sendable {
         switch record.state {
         case .active:
             counts.active -= 1
-            if owners[record.owner] == key { owners[record.owner] = nil }
+            if ownerIndex[record.owner] == key { ownerIndex[record.owner] = nil }
         case .reserved: counts.reserved -= 1
         case .conflict: counts.conflict -= 1
         case .cooldown:
