@@ -51,7 +51,8 @@ run() {
         echo "== $name run $i ($ADDR, coordinator pid $CPID)" >&2
         "$BIN" bench --coordinator "$ADDR" --secret-file "$DATA/d/cluster-secret" --coordinator-pid "$CPID" \
             --keep --json "$@" >"$OUT/$name.$i.json" 2>"$OUT/$name.$i.log" || echo "   (bench exited $?)" >&2
-        grep -h '"acquiresPerSecond"\|"p99"\|"ok"\|rssSteadyKiB' "$OUT/$name.$i.json" | tr -s ' ' | tr '\n' ' ' >&2
+        grep -h '"acquiresPerSecond"\|"p99"\|"ok"\|rssSteadyKiB\|medianMilliseconds' "$OUT/$name.$i.json" \
+            | tr -s ' ' | tr '\n' ' ' >&2 || true
         echo >&2
         cleanup
     done
@@ -80,7 +81,7 @@ scenario() {
         for i in $(seq 1 "$RUNS"); do
             echo "== $1 run $i" >&2
             "$BIN" demo --hosts "${1#demo}" --containers 2 >"$OUT/$1.$i.txt" 2>&1 || echo "   (demo exited $?)" >&2
-            grep -h "ready\|attach:" "$OUT/$1.$i.txt" | tail -3 >&2
+            grep -h "ready\|attach:" "$OUT/$1.$i.txt" | tail -3 >&2 || true
         done ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac

@@ -376,6 +376,10 @@ public final class SQLiteLeaseStore: LeaseStore {
         do {
             try db.execute("PRAGMA journal_mode=WAL")
             try db.execute("PRAGMA synchronous=FULL")
+            // 8 MiB of page cache (SQLite's default is 2 MiB): a /16 full of leases is a B-tree of ~10 MB, and with
+            // the default cache every commit at 99 % fill re-read pages through the OS (acquire throughput at 99 %
+            // fill was 0.86 of empty; 0.92 with 8 MiB, for ~6 MiB more resident memory).
+            try db.execute("PRAGMA cache_size=-8192")
             try db.execute("PRAGMA foreign_keys=ON")
         } catch {
             throw storageError(error, doing: "configure \(path)")
