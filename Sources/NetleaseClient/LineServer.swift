@@ -10,10 +10,12 @@ import Synchronization
 
 /// The server side of the line transport, shared by the coordinator (TCP) and the agent's local API (unix socket).
 ///
-/// One child task per connection inside a discarding task group; each connection's task catches its own errors,
-/// so one bad client never stops the server or stalls another. The transport frames lines and enforces the length
-/// cap, the idle timeout and the connection cap; what a connection says is up to the handler. A slow reader only
-/// stalls itself: writes wait for its socket to drain, and meanwhile nothing more is read from it.
+/// Two ways to serve: `run` gives each connection a child task inside a discarding task group (each task catches its
+/// own errors, so one bad client never stops the server or stalls another; the agent's local API); `runDirect`
+/// gives each connection a channel handler on its event loop (no task per connection; the coordinator). Either way
+/// the transport frames lines (`LineFramer`) and enforces the length cap, the line deadline, the idle timeout and
+/// the connection cap; what a connection says is up to the handler. A slow reader only stalls itself: writes wait
+/// for its socket to drain, and meanwhile nothing more is read from it.
 ///
 /// With `tls` set (TCP only), every connection first completes a TLS handshake in which the client presents a
 /// certificate signed by the configured CA; the handler sees a connection only after that, so a plaintext or
@@ -75,7 +77,7 @@ public struct LineServer: Sendable {
     }
 
     /// Binds, reports the bound address, and serves until graceful shutdown (or cancellation).
-    /// `handler` runs once per accepted connection; `refuse` produces the line sent to connections over the cap.
+    /// `handler` runs once per accepted connection; connections over the cap get the `overloaded` error line.
     public func run(
         onListening: @Sendable (SocketAddress?) -> Void = { _ in },
         handler: @escaping @Sendable (LineConnection) async throws -> Void
@@ -136,7 +138,7 @@ public struct LineServer: Sendable {
                                         }
                                     }
                                     let connection = LineConnection(
-                                        lines: lines.makeAsyncIterator(), outbound: outbound, channel: channel.channel,
+                                        lines: lines.makeAsyncIterator(), outbound: outbound,
                                         peer: peer)
                                     if open > maxConnections {
                                         counters.refused.add(1, ordering: .relaxed)
@@ -325,14 +327,12 @@ public final class ConnectionCounters: Sendable {
 public final class LineConnection {
     private var lines: NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    private let channel: any Channel
     public let peer: String
 
     init(lines: NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-         channel: any Channel, peer: String) {
+         peer: String) {
         self.lines = lines
         self.outbound = outbound
-        self.channel = channel
         self.peer = peer
     }
 
@@ -342,17 +342,6 @@ public final class LineConnection {
     /// Writes text (already LF-terminated) and waits until the socket accepted it.
     public func write(_ text: String) async throws { try await outbound.write(ByteBuffer(string: text)) }
 
-    /// Hands the inbound side to `body` (for a task that only watches for the peer going away) while this task
-    /// keeps writing.
-    public func takeInbound() -> NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator { lines }
-
-    /// Lifts the idle timeout: for connections that turned into event streams and legitimately send nothing.
-    public func liftIdleTimeout() async {
-        let channel = self.channel
-        try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: LineFramer.self).liftIdleTimeout()
-        }.get()
-    }
 }
 
 /// Turns the outcome of a connection's TLS handshake into `promise`, which the connection's task awaits before it

@@ -120,15 +120,6 @@ public struct RequestHandler: Sendable {
         }
     }
 
-    public func respond(to text: String, session: inout Session) async -> Reply {
-        counters.requests.add(1, ordering: .relaxed)
-        do {
-            return try await respond(to: try Request(line: Substring(text)), session: &session)
-        } catch {
-            return failed(error)
-        }
-    }
-
     /// The reply to a request `start` handed back as `needsTask` (counted there already).
     public func respond(toStarted request: Request, session: inout Session) async -> Reply {
         do {

@@ -12,13 +12,9 @@ public protocol LeaseStore: Sendable {
     func network(_ name: String) async throws -> NetworkSummary
 
     func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult
-    func heartbeat(host: String, epoch: Int64) async throws -> HostRecord
     func hosts() async throws -> [HostRecord]
     func removeHost(_ name: String) async throws -> Int
 
-    func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
-        async throws -> Lease
-    func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws -> Lease?
     func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease
     func unreserve(network: String, address: IPv4Address) async throws
     func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws -> Lease
@@ -26,10 +22,10 @@ public protocol LeaseStore: Sendable {
     func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
         async throws -> ReconcileOutcome
 
-    // The hot verbs again, without suspension, for servers that pipeline a connection's requests: each applies
-    // at once, in call order with every other operation, and calls `done` once its effect is durable, so
-    // operations submitted in order complete in that order. `done` runs on the store's thread (or the caller's,
-    // when nothing is pending) and must not block.
+    // The hot verbs, without suspension, for servers that pipeline a connection's requests: each applies at once,
+    // in call order with every other operation, and calls `done` once its effect is durable, so operations
+    // submitted in order complete in that order. `done` runs on the store's thread (or the caller's, when nothing
+    // is pending) and must not block. The async forms below wrap these.
     func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
                  done: @escaping @Sendable (Result<Lease, Error>) -> Void)
     func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
@@ -68,4 +64,30 @@ public struct StoreStatistics: Sendable, Equatable {
     public var largestBatch: Int = 0
 
     public init() {}
+}
+
+extension LeaseStore {
+    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
+        async throws -> Lease
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname) {
+                continuation.resume(with: $0)
+            }
+        }
+    }
+
+    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws
+        -> Lease?
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            release(network: network, owner: owner, address: address, claim: claim) { continuation.resume(with: $0) }
+        }
+    }
+
+    public func heartbeat(host: String, epoch: Int64) async throws -> HostRecord {
+        try await withCheckedThrowingContinuation { continuation in
+            heartbeat(host: host, epoch: epoch) { continuation.resume(with: $0) }
+        }
+    }
 }

@@ -123,28 +123,12 @@ public final class SQLiteLeaseStore: LeaseStore {
         }
     }
 
-    public func heartbeat(host: String, epoch: Int64) async throws -> HostRecord {
-        try await perform { ledger, now, changes in
-            try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
-        }
-    }
-
     public func hosts() async throws -> [HostRecord] {
         try await perform { ledger, _, _ in ledger.hosts.values.sorted { $0.name < $1.name } }
     }
 
     public func removeHost(_ name: String) async throws -> Int {
         try await perform { ledger, now, changes in try ledger.removeHost(name, now: now, changes: &changes) }
-    }
-
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
-        async throws -> Lease
-    {
-        try await perform { ledger, now, changes in
-            try ledger.acquire(
-                network: network, owner: owner, claim: claim, wanted: address, ifname: ifname, now: now,
-                changes: &changes)
-        }
     }
 
     public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
@@ -169,14 +153,6 @@ public final class SQLiteLeaseStore: LeaseStore {
         submit({ ledger, now, changes in
             try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
         }, done: done)
-    }
-
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws
-        -> Lease?
-    {
-        try await perform { ledger, now, changes in
-            try ledger.release(network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
-        }
     }
 
     public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {

@@ -223,19 +223,11 @@ struct BenchRunner: Sendable {
         rss.start()
         let cpuBefore = (client: BenchSupport.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(BenchSupport.cpuSeconds(of:)))
         let intervalNs: UInt64 = rate > 0 ? UInt64((Double(connections) / rate * 1e9).rounded()) : 0
-        let measured: LoadOutcome
-        if clientKind == "lean" {
-            measured = try await engine.run(
-                LoadPlan(endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)",
-                         connections: connections, pipeline: pipeline, intervalNs: intervalNs, release: release,
-                         budget: budget, duration: duration))
-        } else {
-            measured = try await StandardClientLoad(
-                endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)",
-                connections: connections, pipeline: pipeline, rate: rate, release: release, budget: budget,
-                duration: duration
-            ).run()
-        }
+        let plan = LoadPlan(endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)",
+                            connections: connections, pipeline: pipeline, intervalNs: intervalNs, release: release,
+                            budget: budget, duration: duration)
+        let measured = clientKind == "lean"
+            ? try await engine.run(plan) : try await StandardClientLoad(plan: plan).run()
         let cpuAfter = (client: BenchSupport.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(BenchSupport.cpuSeconds(of:)))
         let rssSamples = rss.stop()
         let storeAfter = try await storeCounters()
@@ -554,6 +546,21 @@ struct LoadOutcome: Sendable {
     /// Measured window in seconds: the requested duration, or less when the pool budget ran out first.
     var window: Double
     var budgetExhausted: Bool
+
+    /// The outcome of a run that started at `startNs`: when the pool ran out before the deadline, the window ends
+    /// with the last reply to an acquire.
+    init(_ results: [ConnectionResult], shared: RunShared, startNs: UInt64, deadlineNs: UInt64) {
+        let exhaustedAt = shared.exhaustedAtNs.load(ordering: .relaxed)
+        var endNs = deadlineNs
+        if exhaustedAt > 0 && exhaustedAt < deadlineNs {
+            endNs = min(deadlineNs, max(exhaustedAt, results.map(\.lastReplyNs).max() ?? exhaustedAt))
+        }
+        connections = results
+        self.startNs = startNs
+        self.deadlineNs = deadlineNs
+        window = Double(endNs - startNs) / 1e9
+        budgetExhausted = endNs < deadlineNs
+    }
 }
 
 struct LatencySummary: Sendable, Encodable {
@@ -836,15 +843,7 @@ final class LeanEngine: Sendable {
         }
         var results: [ConnectionResult] = []
         for (_, _, done) in handlers { results.append(try await done.get()) }
-        let exhaustedAt = shared.exhaustedAtNs.load(ordering: .relaxed)
-        var endNs = deadlineNs
-        if exhaustedAt > 0 && exhaustedAt < deadlineNs {
-            // The pool ran out: the window ends with the last reply to an acquire.
-            endNs = min(deadlineNs, max(exhaustedAt, results.map(\.lastReplyNs).max() ?? exhaustedAt))
-        }
-        let window = Double(endNs - startNs) / 1e9
-        return LoadOutcome(connections: results, startNs: startNs, deadlineNs: deadlineNs, window: window,
-                           budgetExhausted: endNs < deadlineNs)
+        return LoadOutcome(results, shared: shared, startNs: startNs, deadlineNs: deadlineNs)
     }
 
     struct AgentsOutcome: Sendable {
@@ -1415,16 +1414,8 @@ final class BenchHandler: ChannelInboundHandler {
 
 /// The same closed- or open-loop load through `NetleaseConnection` (one Swift task per request in flight).
 struct StandardClientLoad: Sendable {
-    let endpoint: Endpoint
-    let secret: String?
-    let network: String
-    let ownerPrefix: String
-    let connections: Int
-    let pipeline: Int
-    let rate: Double
-    let release: Bool
-    let budget: Int
-    let duration: Double
+    /// The same plan the lean client runs (its `intervalNs` gives the open-loop schedule).
+    let plan: LoadPlan
 
     struct Sample: Sendable {
         var seq: Int32
@@ -1437,14 +1428,14 @@ struct StandardClientLoad: Sendable {
     }
 
     func run() async throws -> LoadOutcome {
-        let shared = RunShared(budget: budget)
-        let startNs = BenchSupport.nowNs() + UInt64(max(0.5, Double(connections) * 0.01) * 1e9)
-        let deadlineNs = startNs + UInt64(duration * 1e9)
-        let intervalNs: UInt64 = rate > 0 ? UInt64((Double(connections) / rate * 1e9).rounded()) : 0
+        let shared = RunShared(budget: plan.budget)
+        let startNs = BenchSupport.nowNs() + UInt64(max(0.5, Double(plan.connections) * 0.01) * 1e9)
+        let deadlineNs = startNs + UInt64(plan.duration * 1e9)
+        let intervalNs = plan.intervalNs
         let results = try await withThrowingTaskGroup(of: ConnectionResult.self) { group in
-            for index in 0..<connections {
+            for index in 0..<plan.connections {
                 group.addTask {
-                    try await NetleaseConnection.connect(to: endpoint, secret: secret) { connection in
+                    try await NetleaseConnection.connect(to: plan.endpoint, secret: plan.secret) { connection in
                         try await runConnection(connection, index: index, shared: shared, startNs: startNs,
                                                 deadlineNs: deadlineNs, intervalNs: intervalNs)
                     }
@@ -1454,27 +1445,21 @@ struct StandardClientLoad: Sendable {
             for try await r in group { all.append(r) }
             return all.sorted { $0.index < $1.index }
         }
-        let exhaustedAt = shared.exhaustedAtNs.load(ordering: .relaxed)
-        var endNs = deadlineNs
-        if exhaustedAt > 0 && exhaustedAt < deadlineNs {
-            endNs = min(deadlineNs, max(exhaustedAt, results.map(\.lastReplyNs).max() ?? exhaustedAt))
-        }
-        return LoadOutcome(connections: results, startNs: startNs, deadlineNs: deadlineNs,
-                           window: Double(endNs - startNs) / 1e9, budgetExhausted: endNs < deadlineNs)
+        return LoadOutcome(results, shared: shared, startNs: startNs, deadlineNs: deadlineNs)
     }
 
     private func one(_ connection: NetleaseConnection, seq: Int32, index: Int, intended: UInt64) async -> Sample {
         var sample = Sample(seq: seq)
-        let owner = "\(ownerPrefix)-\(index)-\(seq)"
+        let owner = "\(plan.ownerPrefix)-\(index)-\(seq)"
         do {
-            let reply = try await connection.send(.acquire(AcquireRequest(network: network, owner: owner)))
+            let reply = try await connection.send(.acquire(AcquireRequest(network: plan.network, owner: owner)))
             let now = BenchSupport.nowNs()
             sample.acquire = now &- intended
             sample.acquiredAt = now
             sample.address = reply.fields["address"].flatMap { IPv4Subnet.addressPart($0) } ?? 0
-            if release {
+            if plan.release {
                 do {
-                    _ = try await connection.send(.release(ReleaseRequest(network: network, owner: owner)))
+                    _ = try await connection.send(.release(ReleaseRequest(network: plan.network, owner: owner)))
                     sample.release = BenchSupport.nowNs() &- now
                 } catch {
                     sample.releaseFailed = true
@@ -1502,7 +1487,7 @@ struct StandardClientLoad: Sendable {
                 result.acquireLatencies.append(a)
                 if s.acquiredAt <= deadlineNs { result.acquiresInWindow += 1 }
                 result.lastReplyNs = max(result.lastReplyNs, s.acquiredAt)
-                if !release { result.held.append((s.seq, s.address)) }
+                if !plan.release { result.held.append((s.seq, s.address)) }
             }
             if let r = s.release {
                 result.releaseLatencies.append(r)
@@ -1521,7 +1506,7 @@ struct StandardClientLoad: Sendable {
         }
         if intervalNs == 0 {
             try await withThrowingTaskGroup(of: [Sample].self) { group in
-                let lanes = Int32(pipeline)
+                let lanes = Int32(plan.pipeline)
                 for lane in 0..<lanes {
                     group.addTask {
                         var samples: [Sample] = []
@@ -1538,7 +1523,7 @@ struct StandardClientLoad: Sendable {
             }
         } else {
             try await withThrowingTaskGroup(of: Sample.self) { group in
-                var intended = startNs + intervalNs * UInt64(index) / UInt64(max(1, connections))
+                var intended = startNs + intervalNs * UInt64(index) / UInt64(max(1, plan.connections))
                 var seq: Int32 = 0
                 var more = true
                 while more && intended < deadlineNs {

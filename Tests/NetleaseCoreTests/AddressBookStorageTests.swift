@@ -33,4 +33,22 @@ final class AddressBookStorageTests: XCTestCase {
         XCTAssertLessThanOrEqual(MemoryLayout<StoredRecord>.stride, 56, "records are what the book holds per lease")
         XCTAssertGreaterThan(MemoryLayout<Lease>.stride, 3 * 48)
     }
+
+    func testShardedTableCountsAndListsExactlyWhatADictionaryWould() {
+        var table = ShardedTable<UInt32, Int> { Int($0) }
+        var shadow: [UInt32: Int] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<5_000 {
+            let key = UInt32.random(in: 0..<700, using: &rng)
+            switch step % 4 {
+            case 0, 1: table[key] = step; shadow[key] = step
+            case 2: table[key] = nil; shadow[key] = nil
+            default: XCTAssertEqual(table.removeValue(forKey: key), shadow.removeValue(forKey: key))
+            }
+            XCTAssertEqual(table.count, shadow.count, "after step \(step)")
+            XCTAssertEqual(table[key], shadow[key])
+        }
+        XCTAssertEqual(table.dictionary, shadow)
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value) }), shadow)
+    }
 }
