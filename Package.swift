@@ -126,8 +126,8 @@ let package = Package(
             dependencies: [
                 "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTestSupport",
                 "NetleaseChaos",
-                // The crash tests run the real executable as a child process.
-                "netlease",
+                // The crash tests run the real executable as a child process (HostNetwork's ChildProcess).
+                "netlease", "HostNetwork",
                 // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

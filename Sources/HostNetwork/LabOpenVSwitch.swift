@@ -93,26 +93,21 @@ public struct LabOpenVSwitch: Sendable {
     /// Runs a command to completion with its output in files (never pipes a detached daemon could inherit).
     @discardableResult
     func shell(_ argv: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
         var variables = ProcessInfo.processInfo.environment
         variables["PATH"] = (variables["PATH"].map { $0 + ":" } ?? "") + "/usr/sbin:/usr/bin:/sbin:/bin"
-        process.environment = variables
-        process.standardInput = FileHandle.nullDevice
         let base = (directory as NSString).appendingPathComponent("cmd-\(UInt32.random(in: 0...UInt32.max))")
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-        process.standardError = FileHandle(forWritingAtPath: base + ".err")
-        try process.run()
-        process.waitUntilExit()
+        defer {
+            try? FileManager.default.removeItem(atPath: base + ".out")
+            try? FileManager.default.removeItem(atPath: base + ".err")
+        }
+        let status = try ChildProcess(
+            executable: "/usr/bin/env", arguments: argv, environment: variables,
+            stdout: .file(base + ".out", append: false), stderr: .file(base + ".err", append: false)
+        ).wait().shellStatus
         let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-        guard process.terminationStatus == 0 else {
-            throw HostNetworkError.commandFailed(argv, status: process.terminationStatus, stderr: err)
+        guard status == 0 else {
+            throw HostNetworkError.commandFailed(argv, status: status, stderr: err)
         }
         return out
     }

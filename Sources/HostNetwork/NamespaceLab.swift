@@ -149,7 +149,7 @@ public final class LabProcess: @unchecked Sendable {
     // @unchecked: `lines` and `seen` are guarded by `lock`; `process` is only signalled and waited on.
     public let name: String
     public let logPath: String
-    let process: Process
+    let process: ChildProcess
     private let lock = NSLock()
     private var seen: [String] = []
     private var waiters: [(String, CheckedContinuation<String?, Never>)] = []
@@ -158,22 +158,18 @@ public final class LabProcess: @unchecked Sendable {
     public init(argv: [String], name: String, logPath: String) throws {
         self.name = name
         self.logPath = logPath
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try ProcessCommandRunner().resolve(argv[0]))
-        process.arguments = Array(argv.dropFirst())
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let reader = stdout.fileHandleForReading
+        process = try ChildProcess(
+            executable: try ProcessCommandRunner().resolve(argv[0]), arguments: Array(argv.dropFirst()),
+            stdout: .pipe, stderr: .file(logPath, append: false))
+        let reader = process.stdoutDescriptor
         Thread.detachNewThread { [self] in
             var buffer: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 16_384)
             while true {
-                let chunk = reader.availableData
-                if chunk.isEmpty { break }
-                buffer += chunk
+                let count = chunk.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                buffer += chunk[..<count]
                 while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = String(decoding: buffer[..<newline], as: UTF8.self)
                     buffer.removeFirst(newline + 1)
@@ -248,24 +244,17 @@ public final class LabProcess: @unchecked Sendable {
     }
 
     public var isRunning: Bool { process.isRunning }
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.pid }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status.
+    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status (128 + signal when killed).
     @discardableResult
     public func stop(grace: Duration = .seconds(10)) -> Int32 {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = ContinuousClock.now + grace
-            while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.stop(grace: grace).shellStatus
     }
 
     public func kill9() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

@@ -1,4 +1,5 @@
 import Foundation
+import HostNetwork
 import XCTest
 
 /// Runs a command synchronously for test setup and cleanup (teardown blocks are synchronous).
@@ -9,29 +10,23 @@ enum TestShell {
 
     @discardableResult
     static func run(_ argv: [String], environment: [String: String]? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
         var variables = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 }
         variables["PATH"] = (variables["PATH"].map { $0 + ":" } ?? "") + "/usr/sbin:/usr/bin:/sbin:/bin"
-        process.environment = variables
-        process.standardInput = FileHandle.nullDevice
         // Files, not pipes: a daemon started with --detach inherits them, and a pipe would stay open (and a read
         // of it blocked) for as long as the daemon runs.
         let base = NSTemporaryDirectory() + "nlt-\(UUID().uuidString)"
         let outFile = base + ".out"
         let errFile = base + ".err"
-        for path in [outFile, errFile] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         defer { for path in [outFile, errFile] { try? FileManager.default.removeItem(atPath: path) } }
-        process.standardOutput = FileHandle(forWritingAtPath: outFile)
-        process.standardError = FileHandle(forWritingAtPath: errFile)
-        try process.run()
-        process.waitUntilExit()
+        let status = try ChildProcess(
+            executable: "/usr/bin/env", arguments: argv, environment: variables,
+            stdout: .file(outFile, append: false), stderr: .file(errFile, append: false)
+        ).wait().shellStatus
         let data = FileManager.default.contents(atPath: outFile) ?? Data()
         let stdout = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+        guard status == 0 else {
             let stderr = (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? ""
-            throw Failure(description: "\(argv.joined(separator: " ")) exited \(process.terminationStatus): \(stderr)")
+            throw Failure(description: "\(argv.joined(separator: " ")) exited \(status): \(stderr)")
         }
         return stdout
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HostNetwork
 import NetleaseClient
 import NetleaseCore
 import NetleaseTestSupport
@@ -11,7 +12,7 @@ import Glibc
 /// The real `netlease coordinator` executable as a child process, so tests can `SIGKILL` it mid-work.
 final class ChildCoordinator: @unchecked Sendable {
     // @unchecked: set once in `start`, then only read; `process` is only signalled and waited on.
-    let process: Process
+    let process: ChildProcess
     let endpoint: Endpoint
     let directory: String
     private let stderrFile: String
@@ -22,7 +23,7 @@ final class ChildCoordinator: @unchecked Sendable {
         }
     }
 
-    private init(process: Process, endpoint: Endpoint, directory: String, stderrFile: String) {
+    private init(process: ChildProcess, endpoint: Endpoint, directory: String, stderrFile: String) {
         self.process = process
         self.endpoint = endpoint
         self.directory = directory
@@ -31,24 +32,23 @@ final class ChildCoordinator: @unchecked Sendable {
 
     /// Starts the coordinator on 127.0.0.1 port 0 and waits for its "listening on" line.
     static func start(directory: String, extraArguments: [String] = []) async throws -> ChildCoordinator {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "warning"]
-            + extraArguments
-        let stdout = Pipe()
-        process.standardOutput = stdout
         let stderrFile = directory + ".stderr"
-        FileManager.default.createFile(atPath: stderrFile, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: stderrFile)
-        try process.run()
-        let reader = stdout.fileHandleForReading
+        let process = try ChildProcess(
+            executable: try binary(),
+            arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "warning"]
+                + extraArguments,
+            stdout: .pipe, stderr: .file(stderrFile, append: false))
+        let reader = process.stdoutDescriptor
+        // The first line only; the pipe stays open (unread) until the child exits, which its buffer allows.
         let line: String? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 var bytes: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 4096)
                 while true {
-                    let chunk = reader.availableData
-                    if chunk.isEmpty { break }
-                    bytes += chunk
+                    let count = chunk.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    bytes += chunk[..<count]
                     if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
                         continuation.resume(returning: String(decoding: bytes[..<newline], as: UTF8.self))
                         return
@@ -59,8 +59,7 @@ final class ChildCoordinator: @unchecked Sendable {
         }
         guard let line, line.contains("listening on 127.0.0.1:"), let port = Int(line.split(separator: ":").last ?? "")
         else {
-            process.terminate()
-            process.waitUntilExit()
+            process.stop(grace: .seconds(5))
             let log = (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? ""
             throw NetleaseError(.unavailable, "coordinator did not start: \(line ?? "no output")\n\(log)")
         }
@@ -77,14 +76,14 @@ final class ChildCoordinator: @unchecked Sendable {
     }
 
     func kill9() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 
+    /// SIGTERM and wait; the exit status (128 + signal when killed by one).
     func terminate() -> Int32 {
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        return process.wait().shellStatus
     }
 
     var stderrText: String { (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? "" }

@@ -1,0 +1,129 @@
+import Foundation
+import HostNetwork
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ChildProcessTests: XCTestCase {
+    private func sh(_ script: String, timeout: Duration? = nil) throws -> ChildProcess.Output {
+        try ChildProcess.run(executable: "/bin/sh", arguments: ["-c", script], timeout: timeout)
+    }
+
+    func testSeparatesStdoutStderrAndExitCode() throws {
+        let output = try sh("printf out; printf err >&2; exit 3")
+        XCTAssertEqual(String(decoding: output.stdout, as: UTF8.self), "out")
+        XCTAssertEqual(String(decoding: output.stderr, as: UTF8.self), "err")
+        XCTAssertEqual(output.termination, .exited(3))
+        XCTAssertFalse(output.timedOut)
+    }
+
+    func testDeathBySignalIsReportedAsTheShellWould() throws {
+        let output = try sh("kill -TERM $$")
+        XCTAssertEqual(output.termination, .signalled(SIGTERM))
+        XCTAssertEqual(output.termination.shellStatus, 128 + SIGTERM)
+    }
+
+    /// The child gets stdin, stdout and stderr only: not a descriptor the parent opened without close-on-exec.
+    func testChildInheritsNoOtherDescriptor() throws {
+        let leaky = open("/dev/null", O_RDONLY)
+        XCTAssertGreaterThan(leaky, 2)
+        defer { close(leaky) }
+        let output = try ChildProcess.run(executable: "/bin/ls", arguments: ["/proc/self/fd"])
+        let listed = Set(String(decoding: output.stdout, as: UTF8.self).split(separator: "\n").map(String.init))
+        // ls itself holds one more descriptor: the directory it lists.
+        XCTAssertTrue(listed.isSuperset(of: ["0", "1", "2"]), "\(listed)")
+        XCTAssertLessThanOrEqual(listed.count, 4, "descriptors leaked into the child: \(listed)")
+        XCTAssertFalse(listed.contains("\(leaky)"), "the parent's descriptor \(leaky) leaked into the child")
+    }
+
+    /// Spawned from a Swift task (whose thread blocks most signals) with SIGPIPE ignored in this process, the
+    /// child still starts with nothing blocked and nothing ignored, so SIGTERM stops it.
+    func testChildStartsWithCleanSignalState() async throws {
+        let previous = Glibc.signal(SIGPIPE, SIG_IGN)
+        defer { Glibc.signal(SIGPIPE, previous) }
+        let output = try await Task.detached {
+            try ChildProcess.run(executable: "/bin/grep", arguments: ["-E", "^Sig(Blk|Ign):", "/proc/self/status"])
+        }.value
+        let lines = String(decoding: output.stdout, as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, "\(lines)")
+        for line in lines {
+            // Signals 1–31 only: glibc keeps its two internal real-time signals (32, 33) to itself.
+            let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16)
+            XCTAssertEqual(mask.map { $0 & 0x7fff_ffff }, 0, "child signal state: \(line)")
+        }
+    }
+
+    func testLargeOutputOnBothStreamsIsDrainedTogether() throws {
+        let output = try sh("head -c 1000000 /dev/zero | tr '\\0' a; head -c 1000000 /dev/zero | tr '\\0' b >&2")
+        XCTAssertEqual(output.stdout.count, 1_000_000)
+        XCTAssertEqual(output.stderr.count, 1_000_000)
+        XCTAssertEqual(output.termination, .exited(0))
+    }
+
+    /// A timeout kills the child's whole process group: a grandchild holding the output pipe open cannot keep
+    /// the call waiting.
+    func testTimeoutKillsTheProcessGroup() throws {
+        let output = try sh("sleep 30 & wait", timeout: .milliseconds(500))
+        XCTAssertTrue(output.timedOut)
+        XCTAssertEqual(output.termination, .signalled(SIGKILL))
+    }
+
+    func testMissingExecutableIsAClearError() {
+        XCTAssertThrowsError(try ChildProcess.run(executable: "/nonexistent/tool", arguments: [])) { error in
+            let error = error as? HostNetworkError
+            XCTAssertEqual(error?.code, .toolNotFound)
+            XCTAssertTrue(error?.message.contains("/nonexistent/tool") ?? false, "\(String(describing: error))")
+        }
+    }
+
+    func testEnvironmentIsPassedWhenGiven() throws {
+        let output = try ChildProcess.run(
+            executable: "/usr/bin/env", arguments: [], environment: ["NETLEASE_PROBE": "yes"])
+        XCTAssertEqual(String(decoding: output.stdout, as: UTF8.self), "NETLEASE_PROBE=yes\n")
+    }
+
+    func testStopSendsTermThenReportsHowItEnded() throws {
+        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["30"])
+        XCTAssertTrue(child.isRunning)
+        XCTAssertEqual(child.stop(grace: .seconds(10)), .signalled(SIGTERM))
+        XCTAssertFalse(child.isRunning)
+        // Reaped once; asking again neither blocks nor signals a recycled pid.
+        XCTAssertEqual(child.wait(), .signalled(SIGTERM))
+        child.signal(SIGKILL)
+    }
+
+    func testOutputToAFile() throws {
+        let path = NSTemporaryDirectory() + "netlease-child-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for word in ["one", "two"] {
+            let child = try ChildProcess(
+                executable: "/bin/echo", arguments: [word], stdout: .file(path, append: true))
+            XCTAssertEqual(child.wait(), .exited(0))
+        }
+        XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n")
+    }
+
+    /// Many children at once from many threads, in a process holding over a thousand descriptors: every run gets
+    /// its own output and status, and no descriptor is left behind.
+    func testConcurrentRunsWithManyOpenDescriptors() async throws {
+        let held = (0..<1_200).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        defer { for fd in held { close(fd) } }
+        XCTAssertFalse(held.contains(-1), "could not open 1,200 descriptors (ulimit -n?)")
+        let before = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        let runner = ProcessCommandRunner()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    let result = try await runner.run(["sh", "-c", "echo \(index); echo e\(index) >&2"])
+                    XCTAssertEqual(result.stdout, "\(index)\n")
+                    XCTAssertEqual(result.stderr, "e\(index)\n")
+                }
+            }
+            try await group.waitForAll()
+        }
+        let after = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        XCTAssertEqual(after, before, "descriptors leaked by 200 runs")
+    }
+}
