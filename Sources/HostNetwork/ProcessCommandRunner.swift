@@ -13,6 +13,9 @@ import Logging
 ///   block, and not on Dispatch's global queues, whose few threads (about one per core) it could occupy.
 /// - A command still running after `timeout` is killed with its process group and reported as failed
 ///   (status 128 + SIGKILL), so a hung tool (e.g. `ovs-vsctl` waiting for a daemon) cannot hang the agent.
+/// - Completion is detected by EOF on the output pipes: a command that leaves a daemon behind (in a session of its
+///   own) holding them would run into the timeout. netlease runs no such command; the lab starts its Open vSwitch
+///   daemons with output to files for this reason.
 public struct ProcessCommandRunner: CommandRunner {
     /// Where each command and its exit status are logged, at debug level.
     public var logger: Logger
