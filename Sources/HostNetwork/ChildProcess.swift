@@ -69,6 +69,7 @@ public final class ChildProcess: @unchecked Sendable {
         stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null
     ) throws {
         var parentEnds: [Int32] = [-1, -1, -1]
+        // Descriptors this call opened for the child (never the parent's own 0/1/2 of an inherited stream).
         var childEnds: [Int32] = [-1, -1, -1]
         func closeAll() {
             for fd in parentEnds + childEnds where fd >= 0 { close(fd) }
@@ -76,7 +77,7 @@ public final class ChildProcess: @unchecked Sendable {
         for (index, stream) in [stdin, stdout, stderr].enumerated() {
             switch stream {
             case .null:
-                childEnds[index] = open("/dev/null", O_RDWR | O_CLOEXEC)
+                childEnds[index] = Self.aboveStandard(open("/dev/null", O_RDWR | O_CLOEXEC))
             case .pipe:
                 var ends: [Int32] = [-1, -1]
                 guard Self.pipe2(&ends, O_CLOEXEC) == 0 else {
@@ -84,13 +85,20 @@ public final class ChildProcess: @unchecked Sendable {
                     closeAll()
                     throw HostNetworkError(.commandFailed, "cannot create a pipe: \(String(cString: strerror(code)))")
                 }
-                // stdin: the child reads ends[0]; stdout/stderr: the child writes ends[1].
-                parentEnds[index] = index == 0 ? ends[1] : ends[0]
-                childEnds[index] = index == 0 ? ends[0] : ends[1]
+                let (read, write) = (Self.aboveStandard(ends[0]), Self.aboveStandard(ends[1]))
+                // stdin: the child reads; stdout/stderr: the child writes.
+                parentEnds[index] = index == 0 ? write : read
+                childEnds[index] = index == 0 ? read : write
+                if read < 0 || write < 0 {
+                    let code = errno
+                    closeAll()
+                    throw HostNetworkError(.commandFailed, "cannot create a pipe: \(String(cString: strerror(code)))")
+                }
             case .file(let path, let append):
-                childEnds[index] = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+                let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC)
+                childEnds[index] = Self.aboveStandard(open(path, flags, 0o644))
             case .inherit:
-                childEnds[index] = Int32(index)
+                continue
             }
             if childEnds[index] < 0 {
                 let code = errno
@@ -103,11 +111,10 @@ public final class ChildProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        for index in 0..<3 {
-            // dup2 onto the same number would keep close-on-exec set, so an inherited stream is left as it is.
-            if childEnds[index] != Int32(index) {
-                posix_spawn_file_actions_adddup2(&actions, childEnds[index], Int32(index))
-            }
+        // Every descriptor opened here is ≥ 3 (`aboveStandard`), so each dup2 really moves it; an inherited stream is
+        // the parent's own 0/1/2, which has no close-on-exec flag, and is left as it is.
+        for index in 0..<3 where childEnds[index] >= 0 {
+            posix_spawn_file_actions_adddup2(&actions, childEnds[index], Int32(index))
         }
         guard let closeFrom = Self.addCloseFrom else {
             closeAll()
@@ -146,7 +153,7 @@ public final class ChildProcess: @unchecked Sendable {
                     UnsafeMutablePointer(mutating: environmentBuffer.baseAddress!))
             }
         }
-        for (index, fd) in childEnds.enumerated() where fd != Int32(index) { close(fd) }
+        for fd in childEnds where fd >= 0 { close(fd) }
         guard result == 0 else {
             for fd in parentEnds where fd >= 0 { close(fd) }
             throw HostNetworkError(
@@ -195,6 +202,24 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Blocks until the child ends or `deadline` passes; nil when it is still running then.
+    public func wait(until deadline: ContinuousClock.Instant) -> Termination? {
+        while true {
+            if let termination { return termination }
+            if ContinuousClock.now >= deadline { return nil }
+            // No portable way to wait for a child with a timeout short of a pidfd; a child that closed its
+            // streams and keeps running is rare, so a short sleep between checks is enough.
+            usleep(5_000)
+        }
+    }
+
+    /// Poll's timeout for `deadline`: -1 (none) without one, else the milliseconds left, rounded up.
+    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
+        guard let deadline else { return -1 }
+        let (seconds, attoseconds) = ContinuousClock.now.duration(to: deadline).components
+        return max(0, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000) + 1)
+    }
+
     /// Sends `signal` to the child if it has not been reaped yet.
     public func signal(_ signal: Int32) {
         lock.withLock {
@@ -217,6 +242,17 @@ public final class ChildProcess: @unchecked Sendable {
         while isRunning && ContinuousClock.now < deadline { usleep(10_000) }
         if isRunning { signal(SIGKILL) }
         return wait()
+    }
+
+    /// `fd` moved to a number ≥ 3 (close-on-exec), so it can never be taken for one of the parent's standard streams
+    /// that happened to be closed; -1 stays -1.
+    private static func aboveStandard(_ fd: Int32) -> Int32 {
+        guard fd >= 0 && fd < 3 else { return fd }
+        let moved = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+        let code = errno
+        close(fd)
+        errno = code
+        return moved
     }
 
     // Both are GNU extensions the Glibc module does not import (it is built without _GNU_SOURCE).
@@ -270,25 +306,18 @@ extension ChildProcess {
         var drainDeadline: ContinuousClock.Instant?
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while !open.isEmpty {
-            var descriptors = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let limit = drainDeadline ?? (timedOut ? nil : deadline)
-            var waitMilliseconds: Int32 = -1
-            if let limit {
-                let left = ContinuousClock.now.duration(to: limit)
-                let (seconds, attoseconds) = left.components
-                waitMilliseconds = max(0, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000) + 1)
-            }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), waitMilliseconds)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            if ready == 0 {
-                if drainDeadline != nil { break }
+            // Deadlines are checked on every pass, so output that never stops cannot postpone them.
+            if let drainDeadline, ContinuousClock.now >= drainDeadline { break }
+            if !timedOut, let deadline, ContinuousClock.now >= deadline {
                 timedOut = true
                 child.signalGroup(SIGKILL)
                 drainDeadline = ContinuousClock.now + .seconds(1)
-                continue
+            }
+            var descriptors = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), Self.milliseconds(until: drainDeadline ?? deadline))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
             }
             for entry in descriptors where entry.revents != 0 {
                 let count = chunk.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
@@ -304,6 +333,10 @@ extension ChildProcess {
             }
         }
         child.closeStreams()
+        // The streams can end before the child does (it closed or redirected them): the deadline still holds.
+        if !timedOut, let deadline, child.wait(until: deadline) == nil {
+            timedOut = true
+        }
         if timedOut { child.signalGroup(SIGKILL) }
         return Output(stdout: stdout, stderr: stderr, termination: child.wait(), timedOut: timedOut)
     }

@@ -100,10 +100,15 @@ public struct LabOpenVSwitch: Sendable {
             try? FileManager.default.removeItem(atPath: base + ".out")
             try? FileManager.default.removeItem(atPath: base + ".err")
         }
-        let status = try ChildProcess(
+        let child = try ChildProcess(
             executable: "/usr/bin/env", arguments: argv, environment: variables,
-            stdout: .file(base + ".out", append: false), stderr: .file(base + ".err", append: false)
-        ).wait().shellStatus
+            stdout: .file(base + ".out", append: false), stderr: .file(base + ".err", append: false))
+        guard let status = child.wait(until: .now + .seconds(60))?.shellStatus else {
+            child.signalGroup(SIGKILL)
+            child.wait()
+            throw HostNetworkError(.commandFailed, "`\(ShellQuote.join(argv))` did not finish within 60 s and was killed",
+                                   command: argv)
+        }
         let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
         guard status == 0 else {

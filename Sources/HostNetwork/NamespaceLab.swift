@@ -130,7 +130,13 @@ public final class NamespaceLab: @unchecked Sendable {
     /// Stops every process (SIGTERM, then SIGKILL after a grace period) and deletes every namespace of the lab.
     public func destroy(keepFiles: Bool = false) async {
         let (processes, namespaces, cleanups) = lock.withLock { (self.processes, self.namespaces, self.cleanups) }
-        for process in processes { process.stop(grace: .seconds(5)) }
+        // Stopping blocks (up to the grace period per process): on a thread of its own, not the cooperative pool.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                for process in processes { process.stop(grace: .seconds(5)) }
+                continuation.resume()
+            }
+        }
         for cleanup in cleanups.reversed() { cleanup() }
         for namespace in namespaces.reversed() { _ = try? await runner.run(["ip", "netns", "del", namespace]) }
         lock.withLock {

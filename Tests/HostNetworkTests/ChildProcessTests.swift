@@ -63,11 +63,40 @@ final class ChildProcessTests: XCTestCase {
     }
 
     /// A timeout kills the child's whole process group: a grandchild holding the output pipe open cannot keep
-    /// the call waiting.
+    /// the call waiting, and does not outlive it.
     func testTimeoutKillsTheProcessGroup() throws {
-        let output = try sh("sleep 30 & wait", timeout: .milliseconds(500))
+        let output = try sh("sleep 30 & echo $!; wait", timeout: .milliseconds(1_500))
         XCTAssertTrue(output.timedOut)
         XCTAssertEqual(output.termination, .signalled(SIGKILL))
+        let printed = String(decoding: output.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let grandchild = Int32(printed) else { return XCTFail("the shell printed no pid: '\(printed)'") }
+        // Its pipe reached end of file, so the grandchild holding it has exited (a zombie at most, until reaped).
+        let stat = try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8)
+        let state = stat?.split(separator: ")").last?.split(separator: " ").first.map(String.init)
+        XCTAssertTrue(state == nil || state == "Z", "the grandchild \(grandchild) outlived the timeout: state \(state!)")
+    }
+
+    /// A child that closes its streams and keeps running is still killed at the deadline.
+    func testTimeoutHoldsAfterTheChildClosesItsStreams() throws {
+        let output = try sh("exec >/dev/null 2>&1; sleep 30", timeout: .milliseconds(500))
+        XCTAssertTrue(output.timedOut)
+        XCTAssertEqual(output.termination, .signalled(SIGKILL))
+    }
+
+    /// With this process's stdin closed, the descriptors opened for a child must not take its number: the child
+    /// still gets /dev/null as stdin, and the parent's slot stays closed.
+    func testClosedStandardStreamInTheParentIsNotReused() throws {
+        let saved = dup(0)
+        XCTAssertGreaterThan(saved, 2)
+        close(0)
+        defer {
+            dup2(saved, 0)
+            close(saved)
+        }
+        let output = try ChildProcess.run(executable: "/bin/cat", arguments: [])
+        let stillClosed = fcntl(0, F_GETFD) == -1
+        XCTAssertEqual(output.termination, .exited(0), String(decoding: output.stderr, as: UTF8.self))
+        XCTAssertTrue(stillClosed, "a descriptor opened for the child was left in the parent's stdin slot")
     }
 
     func testMissingExecutableIsAClearError() {

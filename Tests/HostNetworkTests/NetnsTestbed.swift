@@ -18,10 +18,14 @@ enum TestShell {
         let outFile = base + ".out"
         let errFile = base + ".err"
         defer { for path in [outFile, errFile] { try? FileManager.default.removeItem(atPath: path) } }
-        let status = try ChildProcess(
+        let child = try ChildProcess(
             executable: "/usr/bin/env", arguments: argv, environment: variables,
-            stdout: .file(outFile, append: false), stderr: .file(errFile, append: false)
-        ).wait().shellStatus
+            stdout: .file(outFile, append: false), stderr: .file(errFile, append: false))
+        guard let status = child.wait(until: .now + .seconds(120))?.shellStatus else {
+            child.signalGroup(SIGKILL)
+            child.wait()
+            throw Failure(description: "\(argv.joined(separator: " ")) did not finish within 120 s and was killed")
+        }
         let data = FileManager.default.contents(atPath: outFile) ?? Data()
         let stdout = String(decoding: data, as: UTF8.self)
         guard status == 0 else {

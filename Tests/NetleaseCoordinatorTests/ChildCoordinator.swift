@@ -39,12 +39,16 @@ final class ChildCoordinator: @unchecked Sendable {
                 + extraArguments,
             stdout: .pipe, stderr: .file(stderrFile, append: false))
         let reader = process.stdoutDescriptor
-        // The first line only; the pipe stays open (unread) until the child exits, which its buffer allows.
+        // The first line only, within 60 s; the pipe stays open (unread) until the child exits, which its buffer
+        // allows.
         let line: String? = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 var bytes: [UInt8] = []
                 var chunk = [UInt8](repeating: 0, count: 4096)
-                while true {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    var ready = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+                    if poll(&ready, 1, 1_000) == 0 { continue }
                     let count = chunk.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
                     if count < 0 && errno == EINTR { continue }
                     if count <= 0 { break }
