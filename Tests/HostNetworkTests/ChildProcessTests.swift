@@ -70,10 +70,16 @@ final class ChildProcessTests: XCTestCase {
         XCTAssertEqual(output.termination, .signalled(SIGKILL))
         let printed = String(decoding: output.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let grandchild = Int32(printed) else { return XCTFail("the shell printed no pid: '\(printed)'") }
-        // Its pipe reached end of file, so the grandchild holding it has exited (a zombie at most, until reaped).
-        let stat = try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8)
-        let state = stat?.split(separator: ")").last?.split(separator: " ").first.map(String.init)
-        XCTAssertTrue(state == nil || state == "Z", "the grandchild \(grandchild) outlived the timeout: state \(state!)")
+        // Its pipe reached end of file, so the grandchild holding it is exiting: it closes its descriptors before it
+        // becomes a zombie, so give it until then (no event to await for another parent's child; bounded).
+        func state() -> String? {
+            let stat = try? String(contentsOfFile: "/proc/\(grandchild)/stat", encoding: .utf8)
+            return stat?.split(separator: ")").last?.split(separator: " ").first.map(String.init)
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while let current = state(), current != "Z", ContinuousClock.now < deadline { usleep(10_000) }
+        let last = state()
+        XCTAssertTrue(last == nil || last == "Z", "the grandchild \(grandchild) outlived the timeout: state \(last!)")
     }
 
     /// A child that closes its streams and keeps running is still killed at the deadline.
