@@ -17,9 +17,9 @@ import Synchronization
 /// the connection cap; what a connection says is up to the handler. A slow reader only stalls itself: writes wait
 /// for its socket to drain, and meanwhile nothing more is read from it.
 ///
-/// With `tls` set (TCP only), every connection first completes a TLS handshake in which the client presents a
-/// certificate signed by the configured CA; the handler sees a connection only after that, so a plaintext or
-/// certificate-less client never gets a greeting. Refusals are logged at notice.
+/// With `tls` set (TCP and `runDirect` only), every connection first completes a TLS handshake in which the client
+/// presents a certificate signed by the configured CA; the handler is told when it succeeded and greets only then,
+/// so a plaintext or certificate-less client never gets a greeting. Refusals are logged at notice.
 public struct LineServer: Sendable {
     public enum Address: Sendable, CustomStringConvertible {
         case tcp(host: String, port: Int)
@@ -70,29 +70,28 @@ public struct LineServer: Sendable {
         self.logger = logger
     }
 
-    /// An accepted connection and, under TLS, the outcome of its handshake.
-    struct Accepted: Sendable {
-        var channel: NIOAsyncChannel<LineFrame, ByteBuffer>
-        var handshake: EventLoopFuture<Void>?
-    }
+    /// The line sent to a connection over the cap before it is closed.
+    static let refusal = Reply.error(NetleaseError(.overloaded, "too many connections; try again later")).rendered
 
     /// Binds, reports the bound address, and serves until graceful shutdown (or cancellation).
     /// `handler` runs once per accepted connection; connections over the cap get the `overloaded` error line.
+    /// Without TLS (the agent's local API): a TLS listener is served by `runDirect`.
     public func run(
         onListening: @Sendable (SocketAddress?) -> Void = { _ in },
         handler: @escaping @Sendable (LineConnection) async throws -> Void
     ) async throws {
-        let tlsContext = try makeTLSContext()
-        let initializer: @Sendable (Channel) -> EventLoopFuture<Accepted> = { channel in
+        guard configuration.tls == nil else {
+            throw NetleaseError.badRequest("TLS listeners are served by runDirect, not run")
+        }
+        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                let handshake = try self.addFramingHandlers(to: channel, tlsContext: tlsContext)
-                let wrapped = try NIOAsyncChannel<LineFrame, ByteBuffer>(
+                _ = try self.addFramingHandlers(to: channel, tlsContext: nil)
+                return try NIOAsyncChannel<LineFrame, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                return Accepted(channel: wrapped, handshake: handshake)
             }
         }
-        let server: NIOAsyncChannel<Accepted, Never>
+        let server: NIOAsyncChannel<NIOAsyncChannel<LineFrame, ByteBuffer>, Never>
         do {
             switch configuration.address {
             case .tcp(let host, let port):
@@ -112,8 +111,7 @@ public struct LineServer: Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { tasks in
                 try await server.executeThenClose { inbound in
-                    for try await accepted in inbound {
-                        let channel = accepted.channel
+                    for try await channel in inbound {
                         let open = counters.open.add(1, ordering: .relaxed).newValue
                         counters.total.add(1, ordering: .relaxed)
                         tasks.addTask {
@@ -121,29 +119,11 @@ public struct LineServer: Sendable {
                             let peer = channel.channel.remoteAddress.map { "\($0)" } ?? "local"
                             do {
                                 try await channel.executeThenClose { lines, outbound in
-                                    if let handshake = accepted.handshake {
-                                        do {
-                                            // A stopping server cancels this task; closing fails the handshake.
-                                            try await withTaskCancellationHandler {
-                                                try await handshake.get()
-                                            } onCancel: {
-                                                channel.channel.close(promise: nil)
-                                            }
-                                        } catch {
-                                            counters.tlsRefused.add(1, ordering: .relaxed)
-                                            logger.notice("refused a connection: TLS handshake failed", metadata: [
-                                                "peer": "\(peer)", "error": "\(error)",
-                                            ])
-                                            return
-                                        }
-                                    }
                                     let connection = LineConnection(
-                                        lines: lines.makeAsyncIterator(), outbound: outbound,
-                                        peer: peer)
+                                        lines: lines.makeAsyncIterator(), outbound: outbound, peer: peer)
                                     if open > maxConnections {
                                         counters.refused.add(1, ordering: .relaxed)
-                                        let refusal = NetleaseError(.overloaded, "too many connections; try again later")
-                                        try await connection.write(Reply.error(refusal).rendered)
+                                        try await connection.write(LineServer.refusal)
                                         return
                                     }
                                     try await handler(connection)
@@ -297,7 +277,7 @@ final class RefuseConnection: ChannelInboundHandler {
     init(handshake: EventLoopFuture<Void>?) { self.handshake = handshake }
 
     func channelActive(context: ChannelHandlerContext) {
-        let refusal = Reply.error(NetleaseError(.overloaded, "too many connections; try again later")).rendered
+        let refusal = LineServer.refusal
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let send: @Sendable () -> Void = {
             let context = bound.value

@@ -47,8 +47,7 @@ public struct CoordinatorServer: Service {
     public func run() async throws {
         let handler = self.handler
         let events = self.events
-        let keepalive = TimeAmount.nanoseconds(Int64(keepaliveInterval.components.seconds) * 1_000_000_000
-            + keepaliveInterval.components.attoseconds / 1_000_000_000)
+        let keepalive = TimeAmount(keepaliveInterval)
         let authRequired = configuration.secret != nil
         let logger = self.logger
         try await server.runDirect(onListening: { address in

@@ -288,7 +288,6 @@ public struct RequestHandler: Sendable {
         }
     }
 
-
     /// A consistent copy of the store, sent as base64 `DATA` records.
     func backup() async throws -> Reply {
         let path = (NSTemporaryDirectory() as NSString)

@@ -21,11 +21,10 @@ struct ShardedTable<Key: Hashable & Sendable, Value: Sendable>: Sendable, Sequen
     subscript(key: Key) -> Value? {
         get { shards[shard(key)][key] }
         set {
-            let index = shard(key)
             if let newValue {
-                if shards[index].updateValue(newValue, forKey: key) == nil { count += 1 }
-            } else if shards[index].removeValue(forKey: key) != nil {
-                count -= 1
+                if shards[shard(key)].updateValue(newValue, forKey: key) == nil { count += 1 }
+            } else {
+                removeValue(forKey: key)
             }
         }
     }

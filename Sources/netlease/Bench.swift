@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostNetwork
 import NIOCore
 import NIOPosix
 import NetleaseClient
@@ -102,7 +103,7 @@ extension Netlease {
                     throw NetleaseError.badRequest(
                         "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)")
                 }
-                BenchSupport.raiseFileLimit()
+                OpenFileLimit.raise()
                 let secret = try client.secret()
                 let runner = BenchRunner(options: self, endpoint: endpoint, secret: secret)
                 if let agentStartPeers {
@@ -421,15 +422,6 @@ enum BenchSupport {
         if host == "localhost" || host == "::1" { return true }
         guard let address = IPv4Address(host) else { return false }
         return address.value >> 24 == 127
-    }
-
-    static func raiseFileLimit() {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
     }
 
     static func nowNs() -> UInt64 { NIODeadline.now().uptimeNanoseconds }

@@ -143,14 +143,8 @@ final class ChildProcessTests: XCTestCase {
     /// Many children at once from many threads, in a process holding over a thousand descriptors: every run gets
     /// its own output and status, and no descriptor is left behind.
     func testConcurrentRunsWithManyOpenDescriptors() async throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < 4_096 {
-            limit.rlim_cur = min(limit.rlim_max, 4_096)
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
         // Over a thousand where the limit allows, leaving room for the runs' own pipes.
-        let count = max(0, min(1_200, Int(limit.rlim_cur) - 1_000))
+        let count = max(0, min(1_200, OpenFileLimit.raise(to: 4_096) - 1_000))
         let held = (0..<count).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
         defer { for fd in held where fd >= 0 { close(fd) } }
         XCTAssertFalse(held.contains(-1), "could not open \(count) descriptors")

@@ -1,4 +1,5 @@
 import Foundation
+import HostNetwork
 import NetleaseClient
 import NetleaseCore
 import NetleaseTestSupport
@@ -66,13 +67,8 @@ final class HostileClientTests: XCTestCase {
     }
 
     func testFiveThousandIdleConnectionsDoNotStallAWellBehavedClient() async throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < 12_000 {
-            limit.rlim_cur = min(limit.rlim_max, 12_000)
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        guard limit.rlim_cur >= 11_000 else { throw XCTSkip("file descriptor limit \(limit.rlim_cur) is below 11000") }
+        let limit = OpenFileLimit.raise(to: 12_000)
+        guard limit >= 11_000 else { throw XCTSkip("file descriptor limit \(limit) is below 11000") }
         try await start(maxConnections: 6000)
         var idle: [RawLineClient] = []
         for _ in 0..<5000 { idle.append(try RawLineClient(port: harness.endpoint.port)) }
