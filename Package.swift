@@ -1,6 +1,14 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Modules and who may import whom: arrows point down only (executables → services → {Client, Store, HostNetwork,
+// Wire, Transport} → Core). NetleaseTesting is linked by tests and the bench only; NetleaseLab by the demo and tests.
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "netlease",
     platforms: [.macOS(.v15)],
@@ -17,126 +25,110 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
-        // Pure domain: addresses, subnets, the ledger and its allocator. Foundation only.
+        // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
         .target(name: "NetleaseCore"),
-        // The line protocol: typed requests and replies, parse and render. Pure.
+        // The line protocol: typed requests, replies and events; parse and render. Pure.
         .target(name: "NetleaseWire", dependencies: ["NetleaseCore"]),
-        // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
-        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // What client and server share: line framing, the line server, TLS settings, endpoints, secret files.
         .target(
-            name: "NetleaseStore",
+            name: "NetleaseTransport",
             dependencies: [
-                "NetleaseCore", "CSQLite",
-                .product(name: "Logging", package: "swift-log"),
+                "NetleaseCore", "NetleaseWire", nioCore, nioPosix, logging, lifecycle,
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // The protocol client: NetleaseConnection and its verbs.
+        .target(name: "NetleaseClient", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", nioCore]),
+        // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "NetleaseStore", dependencies: ["NetleaseCore", "CSQLite", logging]),
+        // The coordinator: its assembly, connections, one dispatch path, auth, event hub, reclaimer.
         .target(
             name: "NetleaseCoordinator",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseClient",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseTransport", nioCore, nioPosix, logging,
+                lifecycle,
             ]
         ),
-        .target(
-            name: "NetleaseClient",
-            dependencies: [
-                "NetleaseCore", "NetleaseWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
-        // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets) behind protocols, plus a recording fake.
-        .target(
-            name: "HostNetwork",
-            dependencies: [
-                "NetleaseCore",
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
+        // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets, child processes) behind protocols.
+        .target(name: "HostNetwork", dependencies: ["NetleaseCore", logging]),
         // The agent: join, build the host network, then lease addresses to local consumers.
         .target(
             name: "NetleaseAgent",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseClient", "HostNetwork",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", nioCore,
+                logging, lifecycle,
             ]
         ),
-        .executableTarget(
-            name: "netlease",
+        // CNI types and logic, called by the netlease-cni executable.
+        .target(name: "NetleaseCNI", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseClient"]),
+        // Network-namespace lab (hosts, underlay, private Open vSwitch): used by `netlease demo` and the tests.
+        .target(name: "NetleaseLab", dependencies: ["NetleaseCore", "HostNetwork", logging]),
+        // Recording/scripted fakes, a manual clock and an in-process coordinator: tests and the bench only.
+        .target(
+            name: "NetleaseTesting",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseCoordinator", "NetleaseClient",
-                "NetleaseAgent", "HostNetwork",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "NetleaseCore", "NetleaseStore", "NetleaseCoordinator", "NetleaseTransport", "NetleaseClient",
+                "HostNetwork", logging, nioCore, lifecycle,
             ]
         ),
-        // The CNI IPAM plugin: asks the host's agent for addresses.
-        .executableTarget(name: "netlease-cni", dependencies: ["NetleaseClient", "NetleaseWire", "NetleaseCore"]),
+        // The load generator over the real protocol.
+        .target(
+            name: "NetleaseBench",
+            dependencies: [
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "NetleaseAgent",
+                "HostNetwork", "NetleaseTesting", nioCore, nioPosix, logging, lifecycle,
+            ]
+        ),
         // The fault harness: SIGKILL a real coordinator under load, restart, check every acknowledgement.
         .target(
             name: "NetleaseChaos",
-            dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseClient", "HostNetwork"]
+            dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseLab"]
         ),
+        // Executables: parse options, call a library.
         .executableTarget(
-            name: "netlease-chaos",
+            name: "netlease",
             dependencies: [
-                "NetleaseChaos", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleaseCoordinator",
+                "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
+                logging, lifecycle,
             ]
         ),
-        // Shared by the test targets only: an in-process coordinator on loopback with a temporary store.
-        .target(
-            name: "NetleaseTestSupport",
-            dependencies: [
-                "NetleaseCore", "NetleaseStore", "NetleaseCoordinator", "NetleaseClient",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-        ),
+        .executableTarget(name: "netlease-cni", dependencies: ["NetleaseCNI"]),
+        .executableTarget(name: "netlease-chaos", dependencies: ["NetleaseChaos", argumentParser]),
+
         .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
-        .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork"]),
-        // Root only: hosts and containers as network namespaces, driving the real executable.
+        .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "NetleaseLab", "NetleaseTesting"]),
+        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
+        .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
         .testTarget(
-            name: "MultiHostTests",
-            dependencies: ["HostNetwork", "NetleaseCore", "NetleaseTestSupport", "netlease", "netlease-cni"]
+            name: "NetleaseTransportTests",
+            dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "NetleaseCoordinatorTests",
+            dependencies: [
+                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTransport",
+                "NetleaseTesting", "NetleaseChaos",
+                // The crash tests run the real executable as a child process (HostNetwork's ChildProcess).
+                "netlease", "HostNetwork",
+                // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.
+                nioCore, nioPosix, .product(name: "NIOSSL", package: "swift-nio-ssl"), logging, lifecycle,
+            ]
         ),
         .testTarget(
             name: "NetleaseAgentTests",
             dependencies: [
                 "NetleaseAgent", "NetleaseCoordinator", "NetleaseStore", "NetleaseClient", "HostNetwork",
-                "NetleaseTestSupport", "NetleaseWire",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "NetleaseTesting", "NetleaseWire", "NetleaseTransport", logging, lifecycle,
             ]
         ),
-        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore"]),
+        // Root only: hosts and containers as network namespaces, driving the real executables.
         .testTarget(
-            name: "NetleaseCoordinatorTests",
-            dependencies: [
-                "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTestSupport",
-                "NetleaseChaos",
-                // The crash tests run the real executable as a child process (HostNetwork's ChildProcess).
-                "netlease", "HostNetwork",
-                // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                // The framing tests drive a handler on an embedded channel with a virtual clock.
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            name: "MultiHostTests",
+            dependencies: ["HostNetwork", "NetleaseCore", "NetleaseLab", "NetleaseTesting", "netlease", "netlease-cni"]
         ),
     ]
 )

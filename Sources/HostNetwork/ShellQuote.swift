@@ -2,12 +2,12 @@ import Foundation
 
 /// Renders an argument vector as a command line a person can paste into a shell: words that need it are put in
 /// single quotes. Used only for logs and error messages; commands are never run through a shell.
-enum ShellQuote {
-    static func join(_ argv: [String]) -> String {
+public enum ShellQuote {
+    public static func join(_ argv: [String]) -> String {
         argv.map(quote).joined(separator: " ")
     }
 
-    static func quote(_ word: String) -> String {
+    public static func quote(_ word: String) -> String {
         guard !word.isEmpty else { return "''" }
         let plain = word.utf8.allSatisfy { byte in
             switch byte {

@@ -6,6 +6,7 @@ import NetleaseCore
 import NetleaseWire
 import ServiceLifecycle
 import Synchronization
+import NetleaseTransport
 
 /// One host's agent.
 ///

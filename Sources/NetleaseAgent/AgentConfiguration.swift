@@ -1,5 +1,6 @@
 import NetleaseClient
 import NetleaseCore
+import NetleaseTransport
 
 /// Everything an agent is told at start.
 public struct AgentConfiguration: Sendable {

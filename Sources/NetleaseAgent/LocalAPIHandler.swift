@@ -1,6 +1,7 @@
 import NetleaseClient
 import NetleaseCore
 import NetleaseWire
+import NetleaseTransport
 
 /// Speaks the local API on one connection of the agent's unix socket.
 struct LocalAPIHandler {

@@ -1,8 +1,10 @@
 import Foundation
 import HostNetwork
+import NetleaseLab
 import NetleaseClient
 import NetleaseCore
 import NetleaseWire
+import NetleaseTransport
 
 /// The fault harness: client tasks acquire, release and renew against a real coordinator process while the
 /// harness `SIGKILL`s and restarts it at random moments. Its log of every acknowledged reply is the only truth the

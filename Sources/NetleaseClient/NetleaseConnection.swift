@@ -4,6 +4,7 @@ import NIOSSL
 import Synchronization
 import NetleaseCore
 import NetleaseWire
+import NetleaseTransport
 
 /// The result of one request: the `OK` line's fields and any records that followed it.
 public struct ReplyData: Sendable, Equatable {

@@ -1,7 +1,10 @@
-import NetleaseClient
 import NetleaseCore
+import NetleaseTransport
 
+/// Everything a coordinator is told at start. Each default is declared here once; the CLI shows these.
 public struct CoordinatorConfiguration: Sendable {
+    public static let defaultPort = 7420
+
     public var host: String
     public var port: Int
     /// nil: no authentication (`--insecure`).
@@ -10,11 +13,13 @@ public struct CoordinatorConfiguration: Sendable {
     public var readerSecret: ClusterSecret?
     public var maxConnections: Int
     /// A connection that sends nothing for this long is closed.
-    public var idleTimeoutSeconds: Int64
+    public var idleTimeout: Duration
     /// A started request line must be finished within this time.
-    public var lineTimeoutSeconds: Int64
+    public var lineTimeout: Duration
     /// How often the reclaimer looks for lost hosts and finished cooldowns.
-    public var reclaimIntervalMilliseconds: Int64
+    public var reclaimInterval: Duration
+    /// How often a watcher gets a keepalive event when nothing else happened.
+    public var keepaliveInterval: Duration
     /// Failed AUTH attempts after which a connection is closed.
     public var maxAuthFailures: Int
     /// TLS with client certificates: every connection must present a certificate signed by the CA before it is
@@ -22,20 +27,24 @@ public struct CoordinatorConfiguration: Sendable {
     public var tls: TLSSettings?
 
     public init(
-        host: String = "0.0.0.0", port: Int = 7420, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
-        maxConnections: Int = 4096,
-        idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30, reclaimIntervalMilliseconds: Int64 = 1000,
-        maxAuthFailures: Int = 3, tls: TLSSettings? = nil
+        host: String = "0.0.0.0", port: Int = CoordinatorConfiguration.defaultPort, secret: ClusterSecret?,
+        readerSecret: ClusterSecret? = nil, maxConnections: Int = 4096, idleTimeout: Duration = .seconds(600),
+        lineTimeout: Duration = .seconds(30), reclaimInterval: Duration = .seconds(1),
+        keepaliveInterval: Duration = .seconds(20), maxAuthFailures: Int = 3, tls: TLSSettings? = nil
     ) {
         self.host = host
         self.port = port
         self.secret = secret
         self.readerSecret = readerSecret
         self.maxConnections = maxConnections
-        self.idleTimeoutSeconds = idleTimeoutSeconds
-        self.lineTimeoutSeconds = lineTimeoutSeconds
-        self.reclaimIntervalMilliseconds = reclaimIntervalMilliseconds
+        self.idleTimeout = idleTimeout
+        self.lineTimeout = lineTimeout
+        self.reclaimInterval = reclaimInterval
+        self.keepaliveInterval = keepaliveInterval
         self.maxAuthFailures = maxAuthFailures
         self.tls = tls
     }
+
+    /// The defaults, for help texts.
+    public static let defaults = CoordinatorConfiguration(secret: nil)
 }

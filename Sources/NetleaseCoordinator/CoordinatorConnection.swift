@@ -1,9 +1,9 @@
 import Logging
 import NIOCore
-import NetleaseClient
 import NetleaseCore
 import NetleaseWire
 import Synchronization
+import NetleaseTransport
 
 /// Serves one coordinator connection on its event loop: greeting, then one reply per request line, in order.
 ///

@@ -1,9 +1,9 @@
 import Logging
 import NIOCore
 import NIOPosix
-import NetleaseClient
 import NetleaseCore
 import NetleaseStore
+import NetleaseTransport
 import NetleaseWire
 import ServiceLifecycle
 
@@ -17,13 +17,11 @@ public struct CoordinatorServer: Service {
     let logger: Logger
     let onListening: @Sendable (SocketAddress) -> Void
     public let events: EventHub
-    /// How often a watcher gets a keepalive event when nothing else happened.
-    let keepaliveInterval: Duration
 
     public init(
         configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "netlease.coordinator"), keepaliveInterval: Duration = .seconds(20),
+        logger: Logger = Logger(label: "netlease.coordinator"),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
@@ -31,8 +29,8 @@ public struct CoordinatorServer: Service {
             configuration: .init(
                 address: .tcp(host: configuration.host, port: configuration.port),
                 maxConnections: configuration.maxConnections,
-                idleTimeout: .seconds(configuration.idleTimeoutSeconds),
-                lineTimeout: .seconds(configuration.lineTimeoutSeconds),
+                idleTimeout: TimeAmount(configuration.idleTimeout),
+                lineTimeout: TimeAmount(configuration.lineTimeout),
                 tls: configuration.tls),
             group: group, logger: logger)
         handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,
@@ -40,14 +38,13 @@ public struct CoordinatorServer: Service {
                                  maxAuthFailures: configuration.maxAuthFailures, logger: logger)
         self.events = events
         self.logger = logger
-        self.keepaliveInterval = keepaliveInterval
         self.onListening = onListening
     }
 
     public func run() async throws {
         let handler = self.handler
         let events = self.events
-        let keepalive = TimeAmount(keepaliveInterval)
+        let keepalive = TimeAmount(configuration.keepaliveInterval)
         let authRequired = configuration.secret != nil
         let logger = self.logger
         try await server.runDirect(onListening: { address in
@@ -62,47 +59,5 @@ public struct CoordinatorServer: Service {
                                   authRequired: authRequired, handshake: connection.handshake, logger: logger)
         })
         logger.info("coordinator stopped")
-    }
-}
-
-/// Ends lost hosts' leases and finished cooldowns on a fixed interval.
-public struct Reclaimer: Service {
-    let store: any LeaseStore
-    let events: EventHub
-    let interval: Duration
-    let logger: Logger
-
-    public init(store: any LeaseStore, events: EventHub = EventHub(), interval: Duration = .seconds(1),
-                logger: Logger = Logger(label: "netlease.reclaimer")) {
-        self.store = store
-        self.events = events
-        self.interval = interval
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        // Sleeping is cancelled by graceful shutdown, so the reclaimer never delays a stop by an interval.
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await reclaimOnce()
-                try await Task.sleep(for: interval)
-            }
-        }
-    }
-
-    /// One pass: reclaims, logs and announces hosts newly lost.
-    public func reclaimOnce() async {
-        do {
-            let lost = try await store.reclaim()
-            guard !lost.isEmpty else { return }
-            let hosts = try await store.hosts()
-            for host in hosts where lost.contains(host.name) {
-                logger.warning("host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
-                               metadata: ["host": "\(host.name)"])
-                events.publish(.host(host))
-            }
-        } catch {
-            logger.error("reclaim failed", metadata: ["error": "\(error)"])
-        }
     }
 }

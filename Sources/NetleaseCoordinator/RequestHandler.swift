@@ -1,10 +1,10 @@
 import Foundation
 import Logging
-import NetleaseClient
 import NetleaseCore
 import NetleaseStore
 import NetleaseWire
 import Synchronization
+import NetleaseTransport
 
 /// What one connection knows about itself.
 public struct Session: Sendable {

@@ -50,9 +50,11 @@ public final class SQLiteLeaseStore: LeaseStore {
     /// SQLite's integrity check, or one held by another process, without changing it.
     /// Most operations committed in one transaction. 1 turns group commit off (one fsync per operation), for
     /// comparison in benchmarks.
+    /// Most changes committed in one transaction unless told otherwise.
+    public static let defaultMaxBatch = 4096
     public let maxBatch: Int
 
-    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = 4096,
+    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
                 logger: Logger = Logger(label: "netlease.store")) throws
     {
         self.maxBatch = max(1, maxBatch)

@@ -8,6 +8,7 @@ import NetleaseCoordinator
 import NetleaseCore
 import NetleaseWire
 import ServiceLifecycle
+import NetleaseTransport
 
 extension Netlease {
     struct AgentCommand: AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
+import NetleaseTransport
 
 /// Where the coordinator is and how to authenticate: shared by every admin command.
 struct ClientOptions: ParsableArguments {

@@ -6,6 +6,7 @@ import NetleaseCoordinator
 import NetleaseCore
 import NetleaseStore
 import ServiceLifecycle
+import NetleaseTransport
 
 extension Netlease {
     struct Coordinator: AsyncParsableCommand {
@@ -32,19 +33,19 @@ extension Netlease {
         var insecure = false
 
         @Option(help: "Maximum simultaneous connections; more are refused with 'overloaded'.")
-        var maxConnections = 4096
+        var maxConnections = CoordinatorConfiguration.defaults.maxConnections
 
         @Option(help: ArgumentHelp("Close connections that send nothing for this long.", valueName: "seconds"))
-        var idleTimeout: Int64 = 600
+        var idleTimeout = CoordinatorConfiguration.defaults.idleTimeout.components.seconds
 
         @Option(help: ArgumentHelp("Close connections that leave a started line unfinished this long.",
                                    valueName: "seconds"))
-        var lineTimeout: Int64 = 30
+        var lineTimeout = CoordinatorConfiguration.defaults.lineTimeout.components.seconds
 
         @Option(help: ArgumentHelp(
             "Most requests committed together in one durable transaction (1 disables group commit).",
             valueName: "n"))
-        var maxBatch = 4096
+        var maxBatch = SQLiteLeaseStore.defaultMaxBatch
 
         @Option(help: ArgumentHelp(
             "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
@@ -84,33 +85,22 @@ extension Netlease {
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
                     atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                var secret: ClusterSecret?
-                var readerSecret: ClusterSecret?
+                var secrets: (secret: ClusterSecret, reader: ClusterSecret)?
                 if insecure {
                     logger.warning("--insecure: every client may change state without authentication")
                 } else {
-                    let path = (data as NSString).appendingPathComponent(ClusterSecret.fileName)
-                    let (loaded, created) = try ClusterSecret.loadOrCreate(at: path)
-                    secret = loaded
-                    if created { logger.notice("created cluster secret", metadata: ["path": "\(path)"]) }
-                    let readerPath = (data as NSString).appendingPathComponent(ClusterSecret.readerFileName)
-                    let (reader, readerCreated) = try ClusterSecret.loadOrCreate(at: readerPath)
-                    readerSecret = reader
-                    if readerCreated {
-                        logger.notice("created read-only secret", metadata: ["path": "\(readerPath)"])
-                    }
+                    secrets = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
                 }
                 let store = try SQLiteLeaseStore(
                     directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
                 defer { store.close() }
                 logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
-                    host: endpoint.host, port: endpoint.port, secret: secret, readerSecret: readerSecret,
-                    maxConnections: maxConnections,
-                    idleTimeoutSeconds: idleTimeout, lineTimeoutSeconds: lineTimeout, tls: tls)
-                let events = EventHub()
-                let server = CoordinatorServer(
-                    configuration: configuration, store: store, events: events, logger: logger
+                    host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
+                    maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
+                    lineTimeout: .seconds(lineTimeout), tls: tls)
+                let coordinator = NetleaseCoordinator.Coordinator(
+                    configuration: configuration, store: store, logger: logger
                 ) { address in
                     let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                     // Written unbuffered: scripts wait for this line before they connect.
@@ -118,11 +108,7 @@ extension Netlease {
                 }
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: server), .init(service: Reclaimer(
-                            store: store, events: events,
-                            interval: .milliseconds(configuration.reclaimIntervalMilliseconds))),
-                                   .init(service: MemoryTrimmer())],
-                        gracefulShutdownSignals: [.sigterm, .sigint],
+                        services: [.init(service: coordinator)], gracefulShutdownSignals: [.sigterm, .sigint],
                         logger: logger))
                 try await group.run()
             }

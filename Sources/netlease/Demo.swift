@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import HostNetwork
-import NetleaseCore
+import NetleaseLab
 
 extension Netlease {
     struct Demo: AsyncParsableCommand {
@@ -25,76 +24,11 @@ extension Netlease {
 
         func run() async throws {
             try await reportingErrors {
-                if let problem = await NamespaceLab.capabilityProblem() {
-                    throw NetleaseError(.unavailable, "the demo \(problem); run it as root: sudo netlease demo")
-                }
-                let binary = try executablePath()
-                let lab = try NamespaceLab()
-                let cluster = LabCluster(lab: lab, binary: binary)
-                var failed = 0
-                do {
-                    say("underlay 10.x in namespace \(lab.underlayNamespace); coordinator on \(cluster.coordinatorAddress)")
-                    try await cluster.startCoordinator()
-                    say("network \(cluster.network) \(cluster.subnet), vxlan")
-                    for index in 1...hosts {
-                        let created = ContinuousClock.now
-                        try await lab.addHost(index)
-                        let started = ContinuousClock.now
-                        try await cluster.startAgent(index, createHost: false)
-                        say("host\(index): namespace and underlay made in \(milliseconds(started - created)) ms; "
-                            + "agent started, ready (bridge + mesh verified) in \(milliseconds(ContinuousClock.now - started)) ms")
-                    }
-                    var addresses: [(String, IPv4Address)] = []
-                    for index in 1...hosts {
-                        for number in 1...containers {
-                            let namespace = cluster.containerNamespace(host: index, number)
-                            try await lab.addNamespace(namespace)
-                            let started = ContinuousClock.now
-                            let address = try await cluster.attachContainer(host: index, number, createNamespace: false)
-                            addresses.append((namespace, address))
-                            say("host\(index): container \(number) -> \(address) "
-                                + "(attach: \(milliseconds(ContinuousClock.now - started)) ms)")
-                        }
-                    }
-                    say("pinging every container from every other (\(addresses.count * (addresses.count - 1)) pings)")
-                    for (from, fromAddress) in addresses {
-                        var row: [String] = []
-                        for (to, address) in addresses where to != from {
-                            let ok = await lab.ping(from: from, to: address)
-                            if !ok { failed += 1 }
-                            row.append("\(address) \(ok ? "ok" : "FAIL")")
-                        }
-                        say("  from \(fromAddress): " + row.joined(separator: ", "))
-                    }
-                    FileHandle.standardOutput.write(Data(try await cluster.admin(["leases", "--network", cluster.network]).utf8))
-                    FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
-                } catch {
-                    if !keep { await cluster.destroy() }
-                    throw error
-                }
-                if keep {
-                    say("kept: namespaces \(lab.createdNamespaces.joined(separator: " ")); files in \(lab.directory)")
-                    say("remove with: for n in \(lab.createdNamespaces.joined(separator: " ")); do ip netns del $n; done; pkill -f \(lab.directory)")
-                } else {
-                    await cluster.destroy()
-                    say("removed every namespace and process of the demo")
-                }
-                if failed > 0 { throw NetleaseError(.unavailable, "\(failed) ping(s) failed") }
-                say("all containers reach each other across hosts, each with its own cluster-unique address")
+                let binary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                try await LabDemo(hosts: hosts, containers: containers, keep: keep, binary: binary) { text in
+                    FileHandle.standardOutput.write(Data("demo: \(text)\n".utf8))
+                }.run()
             }
-        }
-
-        private func say(_ text: String) {
-            FileHandle.standardOutput.write(Data("demo: \(text)\n".utf8))
-        }
-
-        private func milliseconds(_ duration: Duration) -> Int {
-            Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-        }
-
-        private func executablePath() throws -> String {
-            let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-            return path
         }
     }
 }

@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseTesting
 
 final class ARPPacketTests: XCTestCase {
     private let ours: [UInt8] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55]

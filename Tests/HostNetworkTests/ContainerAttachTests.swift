@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseTesting
 
 /// `attach` / `detach` against a scripted host and container namespace.
 final class ContainerAttachTests: XCTestCase {

@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseTesting
 
 /// `LinuxHostNetwork` with one gretap device per peer, against a scripted host.
 final class GretapMeshTests: XCTestCase {

@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseTesting
 
 /// `LinuxHostNetwork` with the operators' Open vSwitch layout, against a scripted host.
 final class OVSMeshTests: XCTestCase {

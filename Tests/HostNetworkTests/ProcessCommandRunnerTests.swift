@@ -1,5 +1,7 @@
 @testable import HostNetwork
 import XCTest
+import NetleaseTesting
+import NetleaseLab
 
 final class ProcessCommandRunnerTests: XCTestCase {
     private let runner = ProcessCommandRunner()

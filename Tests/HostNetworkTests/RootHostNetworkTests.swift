@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseLab
 
 /// `LinuxHostNetwork` on the real kernel. Each "host" is a fresh network namespace; the real implementation runs
 /// inside it through `NetnsCommandRunner` (`ip netns exec NS …`). Addresses are 10.77.0.0/24 (underlay) and

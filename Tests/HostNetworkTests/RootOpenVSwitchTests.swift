@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseLab
 
 /// The `ovs-gre` layout on the real kernel with a private, userspace-datapath Open vSwitch inside the namespace.
 final class RootOpenVSwitchTests: XCTestCase {

@@ -1,6 +1,7 @@
 @testable import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseTesting
 
 /// `LinuxHostNetwork` with a VXLAN mesh, against a scripted host: exact commands.
 final class VXLANMeshTests: XCTestCase {

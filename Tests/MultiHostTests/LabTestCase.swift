@@ -1,8 +1,9 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import XCTest
+import NetleaseLab
 
 /// Base of the namespace tests: builds a fresh lab per test and removes it on every exit path. Without root or
 /// `ip netns` the tests skip — unless NETLEASE_REQUIRE_NETNS=1, which turns the missing capability into a failure.

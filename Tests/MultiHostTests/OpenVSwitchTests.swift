@@ -2,6 +2,7 @@ import Foundation
 import HostNetwork
 import NetleaseCore
 import XCTest
+import NetleaseLab
 
 /// The operators' ovs-gre layout built by real agents: each host has its own userspace-datapath Open vSwitch (no
 /// kernel module needed) with its underlay on `br-phy`; the agent adds an OVS bridge with one GRE port per peer,

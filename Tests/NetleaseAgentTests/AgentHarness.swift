@@ -4,7 +4,7 @@ import Logging
 import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import ServiceLifecycle
 import Synchronization
 import XCTest

@@ -3,7 +3,7 @@ import HostNetwork
 import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import NetleaseWire
 import XCTest
 

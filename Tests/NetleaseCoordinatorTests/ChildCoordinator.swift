@@ -2,11 +2,12 @@ import Foundation
 import HostNetwork
 import NetleaseClient
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import XCTest
 
 #if canImport(Glibc)
 import Glibc
+import NetleaseTransport
 #endif
 
 /// The real `netlease coordinator` executable as a child process, so tests can `SIGKILL` it mid-work.

@@ -3,8 +3,9 @@ import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
 import NetleaseWire
-import NetleaseTestSupport
+import NetleaseTesting
 import XCTest
+import NetleaseTransport
 
 final class CoordinatorServiceTests: XCTestCase {
     var harness: CoordinatorHarness!
@@ -299,7 +300,7 @@ final class CoordinatorServiceTests: XCTestCase {
 
     func testIdleConnectionsAreClosed() async throws {
         await harness.stop()
-        harness = try await CoordinatorHarness.start(idleTimeoutSeconds: 1)
+        harness = try await CoordinatorHarness.start(idleTimeout: .seconds(1))
         let raw = try RawLineClient(port: harness.endpoint.port)
         XCTAssertEqual(try raw.readLine(), "NETLEASE version=1 auth=required")
         // The server closes an idle connection on its own; the read returns end of stream instead of timing out.

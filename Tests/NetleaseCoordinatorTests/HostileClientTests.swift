@@ -2,7 +2,7 @@ import Foundation
 import HostNetwork
 import NetleaseClient
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import NetleaseWire
 import XCTest
 
@@ -20,8 +20,8 @@ final class HostileClientTests: XCTestCase {
         harness = nil
     }
 
-    private func start(maxConnections: Int = 4096, lineTimeoutSeconds: Int64 = 30) async throws {
-        harness = try await CoordinatorHarness.start(maxConnections: maxConnections, lineTimeoutSeconds: lineTimeoutSeconds)
+    private func start(maxConnections: Int = 4096, lineTimeout: Duration = .seconds(30)) async throws {
+        harness = try await CoordinatorHarness.start(maxConnections: maxConnections, lineTimeout: lineTimeout)
         try await harness.connect { c in
             _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
         }
@@ -51,7 +51,7 @@ final class HostileClientTests: XCTestCase {
     }
 
     func testSlowlorisLineIsClosedAtTheLineDeadlineWhileOthersAreServed() async throws {
-        try await start(lineTimeoutSeconds: 1)
+        try await start(lineTimeout: .seconds(1))
         let port = harness.endpoint.port
         let closed = Task.detached { () -> Bool in
             let slow = try RawLineClient(port: port, receiveTimeoutSeconds: 30)

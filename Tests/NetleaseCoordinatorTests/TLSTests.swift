@@ -4,9 +4,10 @@ import NIOPosix
 import NIOSSL
 import NetleaseClient
 import NetleaseCore
-import NetleaseTestSupport
+import NetleaseTesting
 import NetleaseWire
 import XCTest
+import NetleaseTransport
 
 /// The coordinator with `--tls-*`: only clients presenting a certificate signed by the cluster CA get a greeting;
 /// everyone else is refused at the handshake while the good clients keep being served. Certificates are made at
@@ -89,7 +90,7 @@ final class TLSTests: XCTestCase {
     /// The real client without TLS sends nothing before the greeting, so its handshake never starts: the server's
     /// handshake deadline (the line timeout, 1 s here) ends it, and the client fails.
     func testPlaintextClientWaitingForTheGreetingIsClosedAtTheHandshakeDeadline() async throws {
-        let impatient = try await CoordinatorHarness.start(lineTimeoutSeconds: 1, tls: pki.coordinator)
+        let impatient = try await CoordinatorHarness.start(lineTimeout: .seconds(1), tls: pki.coordinator)
         do {
             try await assertRefused(nil, on: impatient)
             let greeting = try await impatient.connect(tls: pki.agent) { $0.greeting }

@@ -3,7 +3,7 @@ import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
 import NetleaseWire
-import NetleaseTestSupport
+import NetleaseTesting
 import XCTest
 
 final class WatchAndReconcileTests: XCTestCase {

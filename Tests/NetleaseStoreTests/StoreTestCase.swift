@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseCore
+import NetleaseTesting
 import XCTest
 
 @testable import NetleaseStore

@@ -1,3 +1,4 @@
+import HostNetwork
 import Synchronization
 
 /// A `CommandRunner` that runs nothing: it records every argument vector in order and answers from scripted

@@ -1,3 +1,4 @@
+import HostNetwork
 import Foundation
 
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import NIOCore
 import NIOEmbedded
-import NetleaseClient
+import NetleaseTransport
 import XCTest
 
 /// The server's framing handler on an embedded channel: a virtual clock makes the deadlines exact.

@@ -12,19 +12,24 @@ import NetleaseWire
 /// ```
 /// The lease owner is `<CNI_CONTAINERID>/<CNI_IFNAME>`, so ADD is idempotent per container interface and DEL
 /// releases exactly that lease (and succeeds when there is nothing to release, as CNI requires).
-@main
-struct NetleaseCNI {
-    static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
+public enum CNIPlugin {
+    public static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 
-    static func main() async {
-        let environment = ProcessInfo.processInfo.environment
-        let input = FileHandle.standardInput.readDataToEndOfFile()
+    /// What the plugin prints on stdout and the exit status the runtime sees.
+    public struct Outcome: Sendable, Equatable {
+        public var stdout: Data
+        public var exitStatus: Int32
+    }
+
+    /// Runs one CNI command: `environment` holds the `CNI_*` variables, `input` is the network configuration read
+    /// from stdin. Never throws: every failure becomes the CNI error object on stdout with exit status 1.
+    public static func run(environment: [String: String], input: Data) async -> Outcome {
         var version = "1.0.0"
         do {
             let command = environment["CNI_COMMAND"] ?? ""
             if command == "VERSION" {
-                try write(["cniVersion": "1.0.0", "supportedVersions": supportedVersions])
-                return
+                return Outcome(stdout: try render(["cniVersion": "1.0.0", "supportedVersions": supportedVersions]),
+                               exitStatus: 0)
             }
             let config = try CNIConfig(data: input)
             version = config.cniVersion
@@ -42,28 +47,30 @@ struct NetleaseCNI {
                 let gateway = reply.fields["gateway"] ?? ""
                 var ip: [String: Any] = ["address": "\(lease.address)/\(lease.prefix)", "gateway": gateway]
                 if version.hasPrefix("0.") { ip["version"] = "4" }
-                try write([
+                return Outcome(stdout: try render([
                     "cniVersion": version, "ips": [ip],
                     "routes": [["dst": "0.0.0.0/0", "gw": gateway]], "dns": [String: Any](),
-                ])
+                ]), exitStatus: 0)
             case "DEL":
                 // Releasing nothing is success (DEL must be idempotent); an unreachable agent is an error (code 11)
                 // so the runtime retries instead of leaking the lease.
                 _ = try await ask(config, .release(network: config.network, owner: owner))
+                return Outcome(stdout: Data(), exitStatus: 0)
             case "CHECK":
                 let reply = try await ask(config, .leaseList(network: config.network))
                 guard try reply.records.map(WireCodec.lease).contains(where: { $0.owner == owner && $0.state == .active })
                 else { throw CNIError(code: 999, message: "no active lease for \(owner) in \(config.network)") }
+                return Outcome(stdout: Data(), exitStatus: 0)
             default:
                 throw CNIError(code: 4, message: "unknown CNI_COMMAND '\(command)'")
             }
         } catch let error as CNIError {
-            fail(error, version: version)
+            return failure(error, version: version)
         } catch let error as NetleaseError {
             let code = error.code == .unavailable ? 11 : 999
-            fail(CNIError(code: code, message: "\(error.code.rawValue): \(error.message)"), version: version)
+            return failure(CNIError(code: code, message: "\(error.code.rawValue): \(error.message)"), version: version)
         } catch {
-            fail(CNIError(code: 999, message: "\(error)"), version: version)
+            return failure(CNIError(code: 999, message: "\(error)"), version: version)
         }
     }
 
@@ -82,46 +89,15 @@ struct NetleaseCNI {
         return value
     }
 
-    static func write(_ object: [String: Any]) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
-        FileHandle.standardOutput.write(data)
-        FileHandle.standardOutput.write(Data("\n".utf8))
+    static func render(_ object: [String: Any]) throws -> Data {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        data.append(contentsOf: Array("\n".utf8))
+        return data
     }
 
-    static func fail(_ error: CNIError, version: String) -> Never {
+    static func failure(_ error: CNIError, version: String) -> Outcome {
         var object: [String: Any] = ["cniVersion": version, "code": error.code, "msg": error.message]
         if !error.details.isEmpty { object["details"] = error.details }
-        try? write(object)
-        exit(1)
-    }
-}
-
-/// A CNI error: code 4 invalid environment, 7 invalid configuration, 11 try again later, 999 other.
-struct CNIError: Error {
-    var code: Int
-    var message: String
-    var details: String = ""
-}
-
-/// The parts of the network configuration this plugin reads.
-struct CNIConfig {
-    var cniVersion: String
-    var socket: String
-    var network: String
-
-    init(data: Data) throws {
-        guard !data.isEmpty,
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CNIError(code: 7, message: "network configuration on stdin is not a JSON object")
-        }
-        cniVersion = object["cniVersion"] as? String ?? "1.0.0"
-        guard let ipam = object["ipam"] as? [String: Any] else {
-            throw CNIError(code: 7, message: "network configuration has no 'ipam' object")
-        }
-        socket = ipam["socket"] as? String ?? "/run/netlease/agent.sock"
-        guard let network = ipam["network"] as? String, !network.isEmpty else {
-            throw CNIError(code: 7, message: "ipam.network is missing: name the netlease network to lease from")
-        }
-        self.network = network
+        return Outcome(stdout: (try? render(object)) ?? Data(), exitStatus: 1)
     }
 }

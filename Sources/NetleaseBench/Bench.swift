@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import HostNetwork
 import NIOCore
@@ -10,6 +9,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import NetleaseTransport
 #endif
 
 // `netlease bench`: a load generator over the real wire protocol (TCP, loopback only).
@@ -23,104 +23,38 @@ import Glibc
 // coordinator is not hidden by coordinated omission; closed loop: the time it was written) to the time its reply
 // line was read. Every latency sample is kept; percentiles come from the sorted array.
 
-extension Netlease {
-    struct Bench: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Load-test a coordinator over the wire protocol (loopback only) and verify what it acknowledged.",
-            discussion: """
-                Acquire mode (default): N connections keep D ACQUIRE requests each in flight for --duration seconds \
-                (closed loop), or offer --rate acquires/s in total on a fixed schedule (open loop). With --release \
-                every acknowledged lease is released at once (RELEASE), so the pool's fill level stays constant. \
-                --prefill fills the pool to a percentage first. At the end every acknowledged lease is checked \
-                against LEASE-LIST (present, same owner, addresses unique); unless --keep, the leases made by the \
-                bench are released again and a network the bench created is deleted.
+/// What `netlease bench` was asked to do (the CLI validates the ranges).
+public struct BenchOptions: Sendable {
+    public var connections = 32
+    public var pipeline = 1
+    public var duration: Double = 10
+    public var rate: Double = 0
+    public var network = "bench"
+    public var subnet = "10.250.0.0/16"
+    public var prefill: Double = 0
+    public var release = false
+    public var clientKind = "lean"
+    public var threads = 1
+    public var keep = false
+    public var agents = 0
+    public var agentLeases = 0
+    public var heartbeat: Double = 5
+    public var agentStartPeers: Int?
+    public var runs = 3
+    public var coordinatorPid: Int32?
+    public var json = false
 
-                Without --release the run is bounded by the pool: once the free addresses counted at the start are \
-                used up, no more acquires are sent and the run ends early (the report says so).
+    public init() {}
 
-                Agents mode (--agents N): N connections JOIN as hosts, acquire --agent-leases host-bound leases \
-                each, heartbeat every --heartbeat seconds, and N more connections WATCH; everything is held for \
-                --duration seconds. With --coordinator-pid the coordinator's VmRSS/VmHWM are sampled meanwhile.
-
-                Agent start mode (--agent-start-peers P): P hosts JOIN the network (they exist only at the \
-                coordinator), then --runs agents start one after the other in this process, each as a new host, with \
-                the recording host network (every bridge, tunnel and FDB step for the P peers is planned, no command \
-                runs); each is timed from start to its socket being ready. The joined hosts are removed at the end. \
-                `netlease demo` times real agents in network namespaces.
-                """)
-
-        @OptionGroup var client: ClientOptions
-
-        @Option(help: "Connections (load mode).") var connections = 32
-        @Option(help: "Requests in flight per connection (closed loop).") var pipeline = 1
-        @Option(help: ArgumentHelp("Measured time in seconds.", valueName: "seconds")) var duration: Double = 10
-        @Option(help: ArgumentHelp("Offered acquires/s over all connections (open loop); 0 = flat out.", valueName: "r"))
-        var rate: Double = 0
-        @Option(help: "Network to use; created when missing.") var network = "bench"
-        @Option(help: "Subnet for a network the bench creates (cooldown 0).") var subnet = "10.250.0.0/16"
-        @Option(help: ArgumentHelp("Fill the pool to this percentage before measuring.", valueName: "percent"))
-        var prefill: Double = 0
-        @Flag(help: "Release every acknowledged lease at once (measures releases/s too).") var release = false
-        @Option(help: "Client: lean (NIO handler, default) or standard (NetleaseConnection).") var clientKind = "lean"
-        @Option(help: "Event-loop threads of the lean client.") var threads = 1
-        @Flag(help: "Keep the leases (and a created network) at the end instead of releasing them.") var keep = false
-        @Option(help: "Agents mode: this many hosts JOIN (plus as many WATCH connections).") var agents = 0
-        @Option(help: "Agents mode: host-bound leases each agent acquires.") var agentLeases = 0
-        @Option(help: ArgumentHelp("Agents mode: heartbeat interval.", valueName: "seconds")) var heartbeat: Double = 5
-        @Option(help: ArgumentHelp(
-            "Agent start mode: join this many peer hosts, then time an agent (in this process, recording host network) "
-                + "from start to ready.", valueName: "peers"))
-        var agentStartPeers: Int?
-        @Option(help: "Agent start mode: agents to time, one after the other.") var runs = 3
-        @Option(help: "PID of the coordinator, to sample its VmRSS/VmHWM (from /proc) during the run.")
-        var coordinatorPid: Int32?
-        @Flag(help: "Print the report as JSON.") var json = false
-
-        func validate() throws {
-            guard (1...4000).contains(connections) else { throw ValidationError("--connections must be 1-4000") }
-            guard (1...1024).contains(pipeline) else { throw ValidationError("--pipeline must be 1-1024") }
-            guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
-            guard rate >= 0, rate <= 1_000_000 else { throw ValidationError("--rate must be 0-1000000") }
-            guard (0...100).contains(prefill) else { throw ValidationError("--prefill must be 0-100") }
-            guard ["lean", "standard"].contains(clientKind) else {
-                throw ValidationError("--client-kind must be lean or standard")
-            }
-            guard (1...16).contains(threads) else { throw ValidationError("--threads must be 1-16") }
-            guard (0...4000).contains(agents) else { throw ValidationError("--agents must be 0-4000") }
-            guard (0...1000).contains(agentLeases) else { throw ValidationError("--agent-leases must be 0-1000") }
-            guard heartbeat >= 0.1 else { throw ValidationError("--heartbeat must be at least 0.1") }
-            if let agentStartPeers, !(0...1000).contains(agentStartPeers) {
-                throw ValidationError("--agent-start-peers must be 0-1000")
-            }
-            guard (1...100).contains(runs) else { throw ValidationError("--runs must be 1-100") }
-            guard IPv4Subnet(subnet) != nil else { throw ValidationError("--subnet '\(subnet)' is not A.B.C.D/P") }
-        }
-
-        func run() async throws {
-            try await reportingErrors {
-                let endpoint = try client.endpoint()
-                guard BenchSupport.isLoopback(endpoint.host) else {
-                    throw NetleaseError.badRequest(
-                        "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)")
-                }
-                OpenFileLimit.raise()
-                let secret = try client.secret()
-                let runner = BenchRunner(options: self, endpoint: endpoint, secret: secret)
-                if let agentStartPeers {
-                    try await runner.runAgentStart(peers: agentStartPeers, runs: runs)
-                } else if agents > 0 {
-                    try await runner.runAgents()
-                } else {
-                    try await runner.runLoad()
-                }
-            }
-        }
-    }
+    public static let defaults = BenchOptions()
 }
+
+/// The run finished but what the coordinator lists disagrees with what it acknowledged.
+public struct BenchVerificationFailed: Error {}
 
 // MARK: - orchestration
 
-struct BenchRunner: Sendable {
+public struct BenchRunner: Sendable {
     let connections: Int
     let pipeline: Int
     let duration: Double
@@ -136,12 +70,14 @@ struct BenchRunner: Sendable {
     let agentLeases: Int
     let heartbeat: Double
     let coordinatorPid: Int32?
+    let agentStartPeers: Int?
+    let runs: Int
     let json: Bool
     let endpoint: Endpoint
     let secret: String?
     let runID: String
 
-    init(options o: Netlease.Bench, endpoint: Endpoint, secret: String?) {
+    public init(options o: BenchOptions, endpoint: Endpoint, secret: String?) {
         connections = o.connections
         pipeline = o.pipeline
         duration = o.duration
@@ -157,10 +93,23 @@ struct BenchRunner: Sendable {
         agentLeases = o.agentLeases
         heartbeat = o.heartbeat
         coordinatorPid = o.coordinatorPid
+        agentStartPeers = o.agentStartPeers
+        runs = o.runs
         json = o.json
         self.endpoint = endpoint
         self.secret = secret
         runID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    }
+
+    /// Runs the mode the options select: agent start, agents, or acquire load.
+    public func run() async throws {
+        if let peers = agentStartPeers {
+            try await runAgentStart(peers: peers, runs: runs)
+        } else if agents > 0 {
+            try await runAgents()
+        } else {
+            try await runLoad()
+        }
     }
 
     func log(_ text: String) {
@@ -274,7 +223,7 @@ struct BenchRunner: Sendable {
                 }
             }
         }
-        if !verification.ok { throw ExitCode(2) }
+        if !verification.ok { throw BenchVerificationFailed() }
     }
 
     /// Every expected (owner → address) is an active lease in LEASE-LIST; addresses are unique; no owner with
@@ -417,8 +366,8 @@ struct BenchRunner: Sendable {
 
 // MARK: - support
 
-enum BenchSupport {
-    static func isLoopback(_ host: String) -> Bool {
+public enum BenchSupport {
+    public static func isLoopback(_ host: String) -> Bool {
         if host == "localhost" || host == "::1" { return true }
         guard let address = IPv4Address(host) else { return false }
         return address.value >> 24 == 127

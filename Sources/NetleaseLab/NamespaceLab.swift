@@ -1,3 +1,4 @@
+import HostNetwork
 import Foundation
 import Logging
 import NetleaseCore

@@ -1,3 +1,4 @@
+import HostNetwork
 import NetleaseCore
 import Synchronization
 

@@ -6,8 +6,10 @@ import NetleaseCoordinator
 import NetleaseCore
 import NetleaseStore
 import ServiceLifecycle
+import NetleaseTransport
 
-/// For tests: a real coordinator on 127.0.0.1, port 0, with a store in a temporary directory. Stopped with a graceful shutdown.
+/// For tests: the real coordinator assembly (server, reclaimer, trimmer) on 127.0.0.1, port 0, with a store in a
+/// temporary directory. Stopped with a graceful shutdown.
 public final class CoordinatorHarness: @unchecked Sendable {
     // @unchecked: fields are set once in `start` before the harness is shared, and only read afterwards.
     public let directory: URL
@@ -19,7 +21,7 @@ public final class CoordinatorHarness: @unchecked Sendable {
     private var group: ServiceGroup?
     private var runTask: Task<Void, Error>?
 
-    init(secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
+    public init(secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
          directory: URL? = nil) throws {
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-test-\(UUID().uuidString)")
@@ -29,31 +31,32 @@ public final class CoordinatorHarness: @unchecked Sendable {
 
     public static func start(
         secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
-        maxConnections: Int = 4096, idleTimeoutSeconds: Int64 = 600, lineTimeoutSeconds: Int64 = 30,
+        maxConnections: Int = CoordinatorConfiguration.defaults.maxConnections,
+        idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
+        lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
         directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
-        try await harness.run(maxConnections: maxConnections, idleTimeoutSeconds: idleTimeoutSeconds,
-                              lineTimeoutSeconds: lineTimeoutSeconds, port: port, tls: tls)
+        try await harness.run(maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout,
+                              port: port, tls: tls)
         return harness
     }
 
     /// `tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`); nil: plaintext.
-    private func run(maxConnections: Int, idleTimeoutSeconds: Int64, lineTimeoutSeconds: Int64, port: Int,
+    private func run(maxConnections: Int, idleTimeout: Duration, lineTimeout: Duration, port: Int,
                      tls: TLSSettings?) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let configuration = CoordinatorConfiguration(
             host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
-            maxConnections: maxConnections,
-            idleTimeoutSeconds: idleTimeoutSeconds, lineTimeoutSeconds: lineTimeoutSeconds, tls: tls)
+            maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout, tls: tls)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let server = CoordinatorServer(configuration: configuration, store: store, events: events, logger: logger) {
+        let coordinator = Coordinator(configuration: configuration, store: store, events: events, logger: logger) {
             address in
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
-        let group = ServiceGroup(services: [server], logger: logger)
+        let group = ServiceGroup(services: [coordinator], logger: logger)
         self.group = group
         runTask = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()

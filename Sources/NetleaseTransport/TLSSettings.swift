@@ -41,7 +41,7 @@ public struct TLSSettings: Sendable, Hashable {
 
     /// The server's context: presents the chain, and requires every client to present a certificate that the CA
     /// signed (no hostname check: a server has no name to check a client against).
-    func makeServerContext() throws -> NIOSSLContext {
+    public func makeServerContext() throws -> NIOSSLContext {
         let material = try load()
         var configuration = TLSConfiguration.makeServerConfigurationWithMTLS(
             certificateChain: material.chain.map { .certificate($0) }, privateKey: .privateKey(material.key),
@@ -52,7 +52,7 @@ public struct TLSSettings: Sendable, Hashable {
 
     /// The client's context: presents the chain, verifies the server's certificate against the CA, and its name
     /// when `serverName` is set.
-    func makeClientContext() throws -> NIOSSLContext {
+    public func makeClientContext() throws -> NIOSSLContext {
         let material = try load()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateChain = material.chain.map { .certificate($0) }
@@ -65,7 +65,7 @@ public struct TLSSettings: Sendable, Hashable {
 
     /// The name sent as SNI. An IP address may not be sent there; full verification then matches the
     /// certificate's IP subjectAltNames against the address actually connected to.
-    var serverNameIndication: String? {
+    public var serverNameIndication: String? {
         guard let serverName, !Self.isIPAddress(serverName) else { return nil }
         return serverName
     }

@@ -5,6 +5,7 @@ import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
 import ServiceLifecycle
+import NetleaseTesting
 
 // `netlease bench --agent-start-peers P`: how long an agent takes from start to ready when P peers are already in
 // the cluster, without namespaces. P hosts JOIN the network over the protocol (they exist only at the

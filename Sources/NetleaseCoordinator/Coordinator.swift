@@ -1,0 +1,58 @@
+import Foundation
+import Logging
+import NIOCore
+import NetleaseCore
+import NetleaseStore
+import NetleaseTransport
+import ServiceLifecycle
+
+/// The whole coordinator from one configuration and one store: the event hub, the TCP server, the reclaimer and
+/// the memory trimmer, run together as one service. The CLI and the test harness build exactly this, so what the
+/// tests run is what operators run.
+public struct Coordinator: Service {
+    public let configuration: CoordinatorConfiguration
+    public let store: any LeaseStore
+    public let events: EventHub
+    let server: CoordinatorServer
+    let reclaimer: Reclaimer
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - onListening: called once the server accepts connections, with the bound address (port 0 resolved).
+    public init(
+        configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
+        logger: Logger = Logger(label: "netlease.coordinator"),
+        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.events = events
+        self.logger = logger
+        server = CoordinatorServer(
+            configuration: configuration, store: store, events: events, logger: logger, onListening: onListening)
+        reclaimer = Reclaimer(store: store, events: events, interval: configuration.reclaimInterval)
+    }
+
+    /// Runs until graceful shutdown (or cancellation); the server, the reclaimer and the trimmer stop together.
+    public func run() async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server), .init(service: reclaimer), .init(service: MemoryTrimmer())],
+                logger: logger))
+        try await group.run()
+    }
+
+    /// Loads the cluster secret and the reader secret from `directory`, creating each (random, mode 0600) when
+    /// missing. Files readable by group or others are refused.
+    public static func loadOrCreateSecrets(in directory: String, logger: Logger) throws
+        -> (secret: ClusterSecret, reader: ClusterSecret)
+    {
+        let path = (directory as NSString).appendingPathComponent(ClusterSecret.fileName)
+        let (secret, created) = try ClusterSecret.loadOrCreate(at: path)
+        if created { logger.notice("created cluster secret", metadata: ["path": "\(path)"]) }
+        let readerPath = (directory as NSString).appendingPathComponent(ClusterSecret.readerFileName)
+        let (reader, readerCreated) = try ClusterSecret.loadOrCreate(at: readerPath)
+        if readerCreated { logger.notice("created read-only secret", metadata: ["path": "\(readerPath)"]) }
+        return (secret, reader)
+    }
+}
