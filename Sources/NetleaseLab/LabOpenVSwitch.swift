@@ -33,6 +33,9 @@ public struct LabOpenVSwitch: Sendable {
         let missing = tools.filter { (try? runner.resolve($0)) == nil }
         if !missing.isEmpty { return "Open vSwitch is not installed (missing \(missing.joined(separator: ", ")))" }
         if !FileManager.default.fileExists(atPath: schema) { return "Open vSwitch schema \(schema) is missing" }
+        if (try? runner.resolve("ethtool")) == nil {
+            return "ethtool is not installed (moveUnderlay switches off checksum offload with it)"
+        }
         return nil
     }
 
