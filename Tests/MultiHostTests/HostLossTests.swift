@@ -1,6 +1,7 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseLab
 import XCTest
 
 /// Hosts cut off from the coordinator (their underlay link down), and agents whose wall clock is wrong.
@@ -141,7 +142,7 @@ final class ClockSkewTests: LabTestCase {
         do {
             _ = try await ProcessCommandRunner().run(["cc", "-shared", "-fPIC", "-O2", "-o", library, source, "-ldl"])
         } catch {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 XCTFail("cannot build the clock-skew shim (needs a C compiler): \(error)")
             }
             throw XCTSkip("cannot build the clock-skew shim: \(error)")

@@ -14,7 +14,7 @@ class LabTestCase: XCTestCase {
 
     override func setUp() async throws {
         if let problem = await NamespaceLab.capabilityProblem() {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 XCTFail("NETLEASE_REQUIRE_NETNS=1 but the namespace tests cannot run: \(problem)")
                 throw NetleaseError(.unavailable, problem)
             }

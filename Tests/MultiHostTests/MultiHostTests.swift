@@ -1,6 +1,7 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseLab
 import XCTest
 
 final class MultiHostTests: LabTestCase {
@@ -138,7 +139,7 @@ final class CNIPluginTests: LabTestCase {
     func testDebianBridgePluginWithNetleaseIPAM() async throws {
         let bridgePlugin = "/usr/lib/cni/bridge"
         guard FileManager.default.isExecutableFile(atPath: bridgePlugin) else {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 return XCTFail("\(bridgePlugin) missing: install containernetworking-plugins")
             }
             throw XCTSkip("\(bridgePlugin) missing: install containernetworking-plugins")

@@ -10,7 +10,7 @@ import NetleaseLab
 final class OpenVSwitchTests: LabTestCase {
     func testAgentsBuildOneGREPortPerPeerAndContainersPingAcrossIt() async throws {
         if let reason = LabOpenVSwitch.unavailableReason() {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 return XCTFail("NETLEASE_REQUIRE_NETNS=1 but \(reason); install openvswitch-switch")
             }
             throw XCTSkip(reason)
