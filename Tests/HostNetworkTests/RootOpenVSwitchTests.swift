@@ -19,9 +19,10 @@ final class RootOpenVSwitchTests: NamespaceTestCase {
         XCTAssertTrue(plain.contains { $0.check == .underlay && $0.detail.contains("not on an OVS bridge") },
                       "\(plain)")
         try ovs.moveUnderlay(nic: "u0", cidr: "10.77.0.1/24")
-        let switchName = config.ovsBridge
-        let switchSide = InterfaceNames.ovsLinkSwitchSide(bridge: "nlt0")
-        let bridgeSide = InterfaceNames.ovsLinkBridgeSide(bridge: "nlt0")
+        // What operators see for Linux bridge nlt0: the OVS bridge and both ends of the veth between the two.
+        let switchName = "nlo-347a9bba"
+        let switchSide = "nlvo-347a9bba"
+        let bridgeSide = "nlvl-347a9bba"
 
         let report = try await network.ensureNetwork(config)
         XCTAssertEqual(report.mtu, 1462)
