@@ -32,20 +32,31 @@ extension Netlease.NetworkCommand {
         var exclude: [String] = []
         @Flag(help: "Print the created network as JSON.") var json = false
 
+        /// --subnet, --tunnel and --exclude as typed values. Checked in `validate()`: a value that cannot mean
+        /// anything is a usage error, like every other bad option, and never reaches the coordinator.
+        func parsed() throws -> (subnet: IPv4Subnet, tunnel: TunnelKind, excluded: [IPv4Range]) {
+            guard let parsedSubnet = IPv4Subnet(subnet) else {
+                throw ValidationError("--subnet '\(subnet)' is not a CIDR with host bits zero (like 172.30.0.0/16)")
+            }
+            guard let parsedTunnel = TunnelKind(rawValue: tunnel) else {
+                throw ValidationError("--tunnel '\(tunnel)' must be vxlan, gre or ovs-gre")
+            }
+            let excluded = try exclude.map { text -> IPv4Range in
+                guard let range = IPv4Range(text) else {
+                    throw ValidationError("--exclude '\(text)' is not an address, A-B range or CIDR")
+                }
+                return range
+            }
+            return (parsedSubnet, parsedTunnel, excluded)
+        }
+
+        func validate() throws {
+            _ = try parsed()
+        }
+
         func run() async throws {
             try await reportingErrors {
-                guard let subnet = IPv4Subnet(subnet) else {
-                    throw NetleaseError.badRequest("--subnet '\(self.subnet)' is not a CIDR with host bits zero (like 172.30.0.0/16)")
-                }
-                guard let tunnel = TunnelKind(rawValue: tunnel) else {
-                    throw NetleaseError.badRequest("--tunnel '\(self.tunnel)' must be vxlan, gre or ovs-gre")
-                }
-                let excluded = try exclude.map { text -> IPv4Range in
-                    guard let range = IPv4Range(text) else {
-                        throw NetleaseError.badRequest("--exclude '\(text)' is not an address, A-B range or CIDR")
-                    }
-                    return range
-                }
+                let (subnet, tunnel, excluded) = try parsed()
                 let spec = NetworkSpec(
                     name: name, subnet: subnet, tunnel: tunnel, vni: vni ?? 0, bridge: bridge ?? "", mtu: mtu ?? 0,
                     leaseTTL: leaseTtl, cooldown: cooldown, excluded: excluded)
