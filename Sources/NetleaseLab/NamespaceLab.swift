@@ -77,8 +77,12 @@ public final class NamespaceLab: @unchecked Sendable {
         let namespace = hostNamespace(index)
         try await addNamespace(namespace)
         let outer = underlayPeerLink(host: index)
-        try await runner.run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "underlay0", "netns", namespace])
-        try await runner.run(["ip", "link", "set", outer, "netns", underlayNamespace])
+        // The inner end is created straight in the host's namespace, so deleting that namespace removes the pair
+        // even when moving the outer end below fails.
+        _ = try await runner.run([
+            "ip", "link", "add", outer, "type", "veth", "peer", "name", "underlay0", "netns", namespace,
+        ])
+        _ = try await runner.run(["ip", "link", "set", outer, "netns", underlayNamespace])
         try await run(underlayNamespace, ["ip", "link", "set", outer, "master", "ul0", "up"])
         try await run(namespace, ["ip", "addr", "add", "\(underlayAddress(host: index))/24", "dev", "underlay0"])
         try await run(namespace, ["ip", "link", "set", "underlay0", "up"])
@@ -95,7 +99,7 @@ public final class NamespaceLab: @unchecked Sendable {
 
     /// Creates an empty namespace (a container's), loopback up.
     public func addNamespace(_ name: String) async throws {
-        try await runner.run(["ip", "netns", "add", name])
+        _ = try await runner.run(["ip", "netns", "add", name])
         lock.withLock { namespaces.append(name) }
         try await run(name, ["ip", "link", "set", "lo", "up"])
     }

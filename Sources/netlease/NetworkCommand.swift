@@ -24,11 +24,13 @@ extension Netlease.NetworkCommand {
         @Option(help: ArgumentHelp("Bridge interface name on every host (default nl-NAME).", valueName: "ifname"))
         var bridge: String?
         @Option(help: "MTU of the bridge and containers (default: underlay MTU minus tunnel overhead).") var mtu: Int?
-        @Option(help: ArgumentHelp("Seconds without heartbeat before a host's leases are reclaimed.", valueName: "seconds"))
+        @Option(help: ArgumentHelp(
+            "Seconds without heartbeat before a host's leases are reclaimed.", valueName: "seconds"))
         var leaseTtl: Int = NetworkSpec.defaultLeaseTTL
         @Option(help: ArgumentHelp("Seconds a released address rests before reuse.", valueName: "seconds"))
         var cooldown: Int = NetworkSpec.defaultCooldown
-        @Option(help: ArgumentHelp("Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).", valueName: "range"))
+        @Option(help: ArgumentHelp(
+            "Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).", valueName: "range"))
         var exclude: [String] = []
         @Flag(help: "Print the created network as JSON.") var json = false
 
@@ -62,9 +64,11 @@ extension Netlease.NetworkCommand {
                     leaseTTL: leaseTtl, cooldown: cooldown, excluded: excluded)
                 let created = try await client.withConnection { try await $0.createNetwork(spec) }
                 if json {
-                    try printJSON(NetworkJSON(NetworkSummary(spec: created, counts: PoolCounts(usable: created.usableCount))))
+                    let counts = PoolCounts(usable: created.usableCount)
+                    try printJSON(NetworkJSON(NetworkSummary(spec: created, counts: counts)))
                 } else {
-                    print("created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) vni=\(created.vni) bridge=\(created.bridge)")
+                    print("created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) "
+                        + "vni=\(created.vni) bridge=\(created.bridge)")
                 }
             }
         }
