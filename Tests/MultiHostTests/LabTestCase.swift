@@ -47,8 +47,19 @@ class LabTestCase: XCTestCase {
     func leaseAddresses(state: String = "active") async throws -> [String: String] {
         var byOwner: [String: String] = [:]
         for lease in try await cluster.leasesJSON(["--state", state]) {
-            if let owner = lease["owner"] as? String, let address = lease["address"] as? String { byOwner[owner] = address }
+            if let owner = lease["owner"] as? String, let address = lease["address"] as? String {
+                byOwner[owner] = address
+            }
         }
         return byOwner
+    }
+
+    /// `netlease hosts --json` by host name.
+    func hosts() async throws -> [String: [String: Any]] {
+        let text = try await cluster.admin(["hosts", "--json"])
+        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
+        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in
+            (entry["name"] as? String).map { ($0, entry) }
+        })
     }
 }

@@ -50,7 +50,8 @@ final class MultiHostTests: LabTestCase {
         XCTAssertEqual(Set(results.map(\.address)).count, 60, "an address was handed out twice")
         let leased = try await leaseAddresses()
         for result in results {
-            XCTAssertEqual(leased[result.owner], result.address.description, "coordinator disagrees for \(result.owner)")
+            XCTAssertEqual(leased[result.owner], result.address.description,
+                           "coordinator disagrees for \(result.owner)")
         }
         // One pinger per host reaches every container on the other hosts.
         for host in 1...3 {
@@ -146,9 +147,12 @@ final class CNIPluginTests: LabTestCase {
         }
         let pluginDirectory = lab.directory + "/cni-bin"
         try FileManager.default.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
-        let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent().appendingPathComponent("netlease-cni").path
-        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
-        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
+        let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent()
+            .appendingPathComponent("netlease-cni").path
+        try FileManager.default.createSymbolicLink(
+            atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
+        try FileManager.default.createSymbolicLink(
+            atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
 
         try await cluster.startCoordinator()
         for host in 1...2 { try await cluster.startAgent(host) }
