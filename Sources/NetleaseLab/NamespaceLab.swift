@@ -152,5 +152,9 @@ public final class NamespaceLab: @unchecked Sendable {
         if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// The namespaces this lab made and `destroy()` has not deleted yet.
     public var createdNamespaces: [String] { lock.withLock { namespaces } }
+
+    /// The processes this lab started and `destroy()` has not stopped yet.
+    public var startedProcesses: [LabProcess] { lock.withLock { processes } }
 }

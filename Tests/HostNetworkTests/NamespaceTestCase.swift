@@ -21,10 +21,14 @@ class NamespaceTestCase: XCTestCase {
     override func tearDown() async throws {
         if let lab {
             let created = lab.createdNamespaces
+            let processes = lab.startedProcesses
             await lab.destroy()
             for name in created {
                 XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/" + name),
                                "netns \(name) survived cleanup")
+            }
+            for process in processes where process.isRunning {
+                XCTFail("process \(process.name) (pid \(process.pid)) survived cleanup")
             }
         }
         lab = nil

@@ -20,16 +20,22 @@ class LabTestCase: XCTestCase {
             }
             throw XCTSkip("namespace tests skipped: \(problem)")
         }
-        cluster = LabCluster(lab: try NamespaceLab(), binary: try Self.binary())
+        // The binary first: a lab made before a failure here would leave its directory behind.
+        let binary = try Self.binary()
+        cluster = LabCluster(lab: try NamespaceLab(), binary: binary)
     }
 
     override func tearDown() async throws {
         if let cluster {
             let leftover = cluster.lab.createdNamespaces
+            let processes = cluster.lab.startedProcesses
             await cluster.destroy()
             for namespace in leftover {
                 XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/\(namespace)"),
                                "namespace \(namespace) was not removed")
+            }
+            for process in processes where process.isRunning {
+                XCTFail("process \(process.name) (pid \(process.pid)) survived the lab")
             }
         }
         cluster = nil
