@@ -125,6 +125,8 @@ let package = Package(
                 "NetleaseTesting", "NetleaseWire", "NetleaseTransport", logging, lifecycle,
             ]
         ),
+        // The command line: argv parsed by the executable's own command types; defaults and every validate() error.
+        .testTarget(name: "NetleaseCLITests", dependencies: ["netlease", "NetleaseBench", argumentParser]),
         // Root only: hosts and containers as network namespaces, driving the real executables.
         .testTarget(
             name: "MultiHostTests",
