@@ -27,7 +27,8 @@ public struct RequestHandler: Sendable {
 
     public init(store: any LeaseStore, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
                 counters: ServerCounters = ServerCounters(),
-                events: EventHub = EventHub(), maxAuthFailures: Int = 3,
+                events: EventHub = EventHub(),
+                maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
                 logger: Logger = Logger(label: "netlease.coordinator")) {
         self.store = store
         self.secret = secret
