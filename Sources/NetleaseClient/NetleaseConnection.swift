@@ -76,7 +76,10 @@ public final class NetleaseConnection: Sendable {
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")
         }
-        return try await run(channel, endpoint: endpoint, secret: secret, greetingTimeout: greetingTimeout, body)
+        // The likeliest reason for silence from a coordinator: it requires TLS and waits for a handshake.
+        let hint = tls == nil ? " (a coordinator that requires TLS greets only TLS clients)" : ""
+        return try await run(
+            channel, endpoint: endpoint, secret: secret, greetingTimeout: greetingTimeout, lateHint: hint, body)
     }
 
     /// Connects to a unix socket (an agent's local API), reads the greeting, runs `body`, and closes. A server not
@@ -94,7 +97,8 @@ public final class NetleaseConnection: Sendable {
             throw NetleaseError(.unavailable, "cannot connect to the agent at \(socketPath): \(error)")
         }
         return try await run(
-            channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, greetingTimeout: greetingTimeout, body)
+            channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, greetingTimeout: greetingTimeout,
+            lateHint: "", body)
     }
 
     @Sendable private static func initializeChannel(_ channel: any Channel)
@@ -111,11 +115,12 @@ public final class NetleaseConnection: Sendable {
 
     private static func run<T: Sendable>(
         _ channel: NIOAsyncChannel<LineFrame, ByteBuffer>, endpoint: Endpoint, secret: String?,
-        greetingTimeout: Duration, _ body: (NetleaseConnection) async throws -> T
+        greetingTimeout: Duration, lateHint: String, _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let deadline = GreetingDeadline.arm(channel.channel, timeout: greetingTimeout)
         let late = NetleaseError(
-            .unavailable, "\(endpoint) accepted the connection but sent no greeting within \(greetingTimeout)")
+            .unavailable,
+            "\(endpoint) accepted the connection but sent no greeting within \(greetingTimeout)\(lateHint)")
         return try await channel.executeThenClose { inbound, outbound in
             let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
             let waiters = ReplyWaiters(outgoing: outgoingContinuation)

@@ -53,6 +53,10 @@ final class NetleaseConnectionTests: XCTestCase {
             }
         }
         let waited = ContinuousClock.now - started
+        // A plaintext client is told the likeliest cause: the coordinator wants TLS.
+        await assertFails(.unavailable, containing: "requires TLS") {
+            try await NetleaseConnection.connect(to: endpoint, greetingTimeout: .milliseconds(50)) { _ in }
+        }
         XCTAssertGreaterThanOrEqual(waited, .milliseconds(300), "gave up before the greeting timeout")
         XCTAssertLessThan(waited, .seconds(5), "the greeting timeout did not bound the wait")
     }
