@@ -108,6 +108,13 @@ let package = Package(
             dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
+            name: "NetleaseClientTests",
+            dependencies: [
+                "NetleaseClient", "NetleaseTransport", "NetleaseTesting", "NetleaseCore", "NetleaseWire", nioCore,
+                nioPosix,
+            ]
+        ),
+        .testTarget(
             name: "NetleaseCoordinatorTests",
             dependencies: [
                 "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTransport",

@@ -105,7 +105,8 @@ extension NetleaseConnection {
 
     static func summary(_ fields: Fields) throws -> NetworkSummary {
         let spec = try WireCodec.networkSpec(from: fields, requireAll: true)
-        return NetworkSummary(spec: spec, counts: try WireCodec.counts(from: fields) ?? PoolCounts(usable: spec.usableCount))
+        let counts = try WireCodec.counts(from: fields) ?? PoolCounts(usable: spec.usableCount)
+        return NetworkSummary(spec: spec, counts: counts)
     }
 }
 
