@@ -262,22 +262,21 @@ public final class Agent: Service, Sendable {
         for local in leases.all {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
-                let (status, lease) = try await control.reconcile(ReconcileRequest(
+                let outcome = try await control.reconcile(ReconcileRequest(
                     network: local.network, owner: local.owner, address: address, ifname: local.ifname, claim: claim))
-                switch status {
-                case "held": continue
-                case "adopted":
+                switch outcome {
+                case .held:
+                    continue
+                case .adopted:
                     adopted += 1
                     logger.notice("coordinator re-recorded a lease this host still uses",
                                   metadata: ["network": "\(local.network)", "address": "\(address)", "owner": "\(local.owner)"])
-                case "taken":
+                case .taken(let holder):
                     disagreements.append(
-                        "\(local.network) \(address): used here by '\(local.owner)' but held by '\(lease.owner)' on host '\(dash(lease.host))' (\(lease.state.rawValue))")
-                case "moved":
+                        "\(local.network) \(address): used here by '\(local.owner)' but held by '\(holder.owner)' on host '\(dash(holder.host))' (\(holder.state.rawValue))")
+                case .moved(let current):
                     disagreements.append(
-                        "\(local.network) '\(local.owner)': uses \(address) here but the coordinator gave it \(lease.address)")
-                default:
-                    disagreements.append("\(local.network) \(address): unexpected reconcile status '\(status)'")
+                        "\(local.network) '\(local.owner)': uses \(address) here but the coordinator gave it \(current.address)")
                 }
             } catch {
                 disagreements.append("\(local.network) \(address): reconcile failed: \(error)")
