@@ -21,6 +21,7 @@ public final class Agent: Service, Sendable {
     let hostNetwork: any HostNetworking
     let prober: any ARPProber
     let logger: Logger
+    let files = LocalFileSystem()
     let leases: LocalLeaseFile
     private let state = Mutex(Runtime())
     private let readyHandler: @Sendable (String) -> Void
@@ -75,7 +76,7 @@ public final class Agent: Service, Sendable {
         self.prober = prober
         self.logger = logger
         self.readyHandler = onReady
-        leases = try LocalLeaseFile(directory: configuration.stateDirectory)
+        leases = try LocalLeaseFile(directory: configuration.stateDirectory, files: files)
     }
 
     // MARK: lifecycle
@@ -191,7 +192,7 @@ public final class Agent: Service, Sendable {
     private func noteStore(_ mark: StoreMark) {
         let path = (configuration.stateDirectory as NSString).appendingPathComponent("coordinator-store.json")
         let previous = state.withLock { $0.store }
-            ?? FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(StoreMark.self, from: $0) }
+            ?? files.contents(of: path).flatMap { try? JSONDecoder().decode(StoreMark.self, from: $0) }
         var warning: String?
         if let previous, !mark.id.isEmpty {
             if previous.id != mark.id {
@@ -208,7 +209,7 @@ public final class Agent: Service, Sendable {
             if warning != nil { $0.storeWarning = warning }
         }
         if previous != mark, let data = try? JSONEncoder().encode(mark) {
-            _ = FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
+            try? files.writeAtomically(data, to: path, mode: 0o600)
         }
     }
 
@@ -495,8 +496,12 @@ public final class Agent: Service, Sendable {
         let path = configuration.socketPath
         let group = configuration.socketGroup
         try await server.run(onListening: { _ in
-            chmod(path, 0o660)
-            if let group, let entry = getgrnam(group) { chown(path, 0, entry.pointee.gr_gid) }
+            do {
+                try self.files.setMode(0o660, of: path)
+                if let group { try self.files.setGroup(group, of: path) }
+            } catch {
+                self.logger.warning("cannot open the local API socket to its group", metadata: ["error": "\(error)"])
+            }
             self.logger.info("local API ready", metadata: ["socket": "\(path)"])
             self.readyHandler(path)
         }, handler: { connection in
