@@ -30,6 +30,12 @@ public struct AgentConfiguration: Sendable {
     /// Addresses tried per request when probes keep finding them in use.
     public var maxProbeAttempts: Int
 
+    /// A derived heartbeat period stays within this range, whatever the lease TTLs.
+    static let derivedHeartbeatRange: ClosedRange<Duration> = .seconds(1)...(.seconds(30))
+    /// A heartbeat may take at least this long to be answered before the session is given up, even when the period
+    /// is shorter (tests beat every 100 ms).
+    static let minimumHeartbeatTimeout: Duration = .seconds(2)
+
     public init(
         coordinators: [Endpoint], secret: String?, host: String, underlay: IPv4Address, networks: [String],
         socketPath: String, socketGroup: String? = nil, stateDirectory: String, teardownOnStop: Bool = false,
