@@ -238,27 +238,18 @@ public struct RequestHandler: Sendable {
         case .reconcile(let r):
             let outcome = try await store.reconcile(
                 network: r.network, owner: r.owner, address: r.address, ifname: r.ifname, claim: r.claim)
-            var fields: Fields
             switch outcome {
-            case .held(let lease):
-                fields = WireCodec.fields(lease: lease)
-                fields["status"] = "held"
-            case .adopted(let lease):
-                fields = WireCodec.fields(lease: lease)
-                fields["status"] = "adopted"
+            case .held, .moved:
+                break
+            case .adopted:
                 logger.notice("re-recorded a lease an agent still uses",
                               metadata: ["network": "\(r.network)", "address": "\(r.address)", "owner": "\(r.owner)"])
             case .taken(let holder):
-                fields = WireCodec.fields(lease: holder)
-                fields["status"] = "taken"
                 logger.warning("an agent uses an address held by someone else",
                                metadata: ["network": "\(r.network)", "address": "\(r.address)", "claimant": "\(r.owner)",
                                           "host": "\(r.claim.host)", "holder": "\(holder.owner)"])
-            case .moved(let current):
-                fields = WireCodec.fields(lease: current)
-                fields["status"] = "moved"
             }
-            return .ok(fields)
+            return .ok(WireCodec.fields(reconcile: outcome))
         case .watch:
             let subscription = events.subscribe()
             session.watch = subscription

@@ -67,22 +67,22 @@ final class WatchAndReconcileTests: XCTestCase {
 
             let held = try await c.reconcile(ReconcileRequest(
                 network: "prod", owner: "web", address: mine.address, claim: claim))
-            XCTAssertEqual(held.status, "held")
+            XCTAssertEqual(held.status, .held)
 
             let free = IPv4Address(172, 30, 0, 200)
             let adopted = try await c.reconcile(ReconcileRequest(
                 network: "prod", owner: "cache", address: free, claim: claim))
-            XCTAssertEqual(adopted.status, "adopted")
+            XCTAssertEqual(adopted.status, .adopted)
             XCTAssertEqual(adopted.lease.owner, "cache")
 
             let taken = try await c.reconcile(ReconcileRequest(
                 network: "prod", owner: "intruder", address: other.address, claim: claim))
-            XCTAssertEqual(taken.status, "taken")
+            XCTAssertEqual(taken.status, .taken)
             XCTAssertEqual(taken.lease.owner, "db", "the holder must be reported, not replaced")
 
             let moved = try await c.reconcile(ReconcileRequest(
                 network: "prod", owner: "web", address: IPv4Address(172, 30, 0, 201), claim: claim))
-            XCTAssertEqual(moved.status, "moved")
+            XCTAssertEqual(moved.status, .moved)
             XCTAssertEqual(moved.lease.address, mine.address)
 
             let leases = try await c.leases(.init(network: "prod"))
