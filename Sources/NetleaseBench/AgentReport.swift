@@ -1,5 +1,6 @@
 import Foundation
 
+/// The report of an agents run: bring-up, latencies and the coordinator's memory while it held them.
 struct AgentReport: Encodable {
     var agents: Int
     var leasesEach: Int

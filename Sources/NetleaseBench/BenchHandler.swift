@@ -150,14 +150,13 @@ final class BenchHandler: ChannelInboundHandler {
         }
         if r.plan.intervalNs == 0 {
             loop.scheduleTask(deadline: .uptimeNanoseconds(startNs)) {
-                let now = BenchSupport.nowNs()
+                let now = BenchClock.nowNs()
                 for _ in 0..<r.plan.pipeline where !self.stopped { self.sendAcquire(intended: now) }
                 self.flushNow()
                 self.maybeFinish()
             }
         } else {
-            // Spread the connections' schedules evenly over one interval.
-            nextIntendedNs = startNs + r.plan.intervalNs * UInt64(index) / UInt64(max(1, r.plan.connections))
+            nextIntendedNs = r.plan.firstIntendedNs(startNs: startNs, connection: index)
             scheduleTick()
         }
     }
@@ -196,13 +195,13 @@ final class BenchHandler: ChannelInboundHandler {
     @discardableResult
     private func sendAcquire(intended: UInt64) -> Bool {
         guard case .load(let r) = role else { return false }
-        if stopped || BenchSupport.nowNs() >= deadlineNs {
+        let now = BenchClock.nowNs()
+        if stopped || now >= deadlineNs {
             stopped = true
             return false
         }
-        guard r.shared.take() else {
+        guard r.shared.take(now: now) else {
             stopped = true
-            _ = r.shared.exhaustedAtNs.compareExchange(expected: 0, desired: BenchSupport.nowNs(), ordering: .relaxed)
             return false
         }
         let seq = nextSeq
@@ -215,7 +214,7 @@ final class BenchHandler: ChannelInboundHandler {
     private func scheduleTick() {
         guard let context, case .load(let r) = role else { return }
         context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(nextIntendedNs)) {
-            let now = BenchSupport.nowNs()
+            let now = BenchClock.nowNs()
             while !self.stopped && self.nextIntendedNs <= now {
                 if self.nextIntendedNs >= self.deadlineNs { self.stopped = true; break }
                 if !self.sendAcquire(intended: self.nextIntendedNs) { break }
@@ -233,7 +232,7 @@ final class BenchHandler: ChannelInboundHandler {
         context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
             guard !self.stopped, self.phase == .running, case .agent(let a) = self.role else { return }
             self.write(self.heartbeatLine)
-            self.pending.append(Pending(kind: .heartbeat, seq: 0, t: BenchSupport.nowNs()))
+            self.pending.append(Pending(kind: .heartbeat, seq: 0, t: BenchClock.nowNs()))
             self.flushNow()
             self.scheduleHeartbeat(a.plan.heartbeatNs)
         }
@@ -320,18 +319,18 @@ final class BenchHandler: ChannelInboundHandler {
             // Underlay addresses 100.64.0.0/10 (shared address space): unique per agent, never routed here.
             let underlay = IPv4Address(0x6440_0000 &+ UInt32(a.number) &+ 1)
             writeLine("JOIN host=\(host) underlay=\(underlay) networks=\(a.plan.network)")
-            pending.append(Pending(kind: .join, seq: 0, t: BenchSupport.nowNs()))
+            pending.append(Pending(kind: .join, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         case .watcher:
             phase = .running
             writeLine("WATCH")
-            pending.append(Pending(kind: .watch, seq: 0, t: BenchSupport.nowNs()))
+            pending.append(Pending(kind: .watch, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         }
     }
 
     private func reply(to p: Pending, line: UnsafeRawBufferPointer) {
-        let now = BenchSupport.nowNs()
+        let now = BenchClock.nowNs()
         result.lastReplyNs = max(result.lastReplyNs, now)
         let ok = Self.hasPrefix(line, "OK")
         switch p.kind {
@@ -404,7 +403,7 @@ final class BenchHandler: ChannelInboundHandler {
         let seq = nextSeq
         nextSeq += 1
         write(acquirePrefix, suffix: seq)
-        pending.append(Pending(kind: .acquire, seq: seq, t: BenchSupport.nowNs()))
+        pending.append(Pending(kind: .acquire, seq: seq, t: BenchClock.nowNs()))
     }
 
     private func agentAcquired(ok: Bool, line: UnsafeRawBufferPointer, sent: UInt64, now: UInt64) {

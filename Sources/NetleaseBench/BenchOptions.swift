@@ -1,3 +1,5 @@
+import NetleaseCore
+
 /// What `netlease bench` was asked to do (the CLI validates the ranges).
 public struct BenchOptions: Sendable {
     public var connections = 32
@@ -22,6 +24,13 @@ public struct BenchOptions: Sendable {
     public init() {}
 
     public static let defaults = BenchOptions()
+
+    /// Whether `host` names this machine (127.0.0.0/8, ::1, localhost): the only targets the bench loads.
+    public static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        guard let address = IPv4Address(host) else { return false }
+        return address.value >> 24 == 127
+    }
 }
 
 /// The run finished but what the coordinator lists disagrees with what it acknowledged.

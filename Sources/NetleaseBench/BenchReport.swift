@@ -1,5 +1,6 @@
 import Foundation
 
+/// The report of a load run, as text for people or JSON for scripts (`scripts/bench.sh` reads its keys).
 struct BenchReport: Encodable {
     var mode: String
     var client: String
@@ -56,6 +57,14 @@ struct BenchReport: Encodable {
         acquireLatencyMs = LatencySummary(nanoseconds: acquireSamples)
         releaseLatencyMs = releaseSamples.isEmpty ? nil : LatencySummary(nanoseconds: releaseSamples)
         sendLagMs = lags.isEmpty ? nil : LatencySummary(nanoseconds: lags)
+    }
+
+    /// CPU per acquire or release in the window, from the CPU seconds and the counts.
+    mutating func computePerOperationCPU() {
+        let operations = Double(acquires + releases)
+        guard operations > 0 else { return }
+        clientCPUMicrosPerOperation = clientCPUSeconds / operations * 1e6
+        coordinatorCPUMicrosPerOperation = coordinatorCPUSeconds.map { $0 / operations * 1e6 }
     }
 
     func jsonText() throws -> String {

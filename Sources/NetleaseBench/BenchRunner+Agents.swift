@@ -4,6 +4,7 @@ import NetleaseCore
 // Agents mode: hosts that join, lease, heartbeat and watch, held while the coordinator's memory is sampled.
 
 extension BenchRunner {
+    /// Brings the agents and watchers up, holds them, prints the report, removes the hosts unless `keep`.
     func runAgents() async throws {
         let (before, created) = try await ensureNetwork()
         let needed = agents * (1 + agentLeases)
@@ -17,11 +18,10 @@ extension BenchRunner {
         let rss = RSSSampler(pid: coordinatorPid)
         rss.start()
         let rssBefore = rss.snapshot()
-        let hostPrefix = "ba-\(runID)"
-        let result = try await engine.runAgents(
-            AgentPlan(endpoint: endpoint, secret: secret, network: network, hostPrefix: hostPrefix, agents: agents,
-                      leasesEach: agentLeases, heartbeatNs: UInt64(heartbeat * 1e9), holdSeconds: duration),
-            onSteady: { rss.snapshot() })
+        let plan = AgentPlan(
+            endpoint: endpoint, secret: secret, network: network, hostPrefix: "ba-\(runID)", agents: agents,
+            leasesEach: agentLeases, heartbeatNs: UInt64(heartbeat * 1e9), holdSeconds: duration)
+        let result = try await engine.runAgents(plan, onSteady: { rss.snapshot() })
         let samples = rss.stop()
         let stats = try await admin { try await $0.stats() }
         var report = AgentReport(
@@ -47,7 +47,7 @@ extension BenchRunner {
 
         if !keep {
             let started = ContinuousClock.now
-            let hosts = (0..<agents).map { "\(hostPrefix)-\($0)" }
+            let hosts = (0..<agents).map(plan.host)
             try await admin { connection in
                 var index = 0
                 while index < hosts.count {

@@ -1,59 +1,41 @@
 import Foundation
 import NetleaseCore
-import NetleaseWire
 
 // Load mode: acquires (and releases) over many connections, then a check of what was acknowledged.
 
 extension BenchRunner {
-    func runLoad() async throws {
+    /// Prefills, measures, verifies, prints the report, cleans up unless `keep`; returns the report.
+    func runLoad() async throws -> BenchReport {
         let (before, created) = try await ensureNetwork()
         log("network \(network) \(before.spec.subnet) cooldown=\(before.spec.cooldown)s: usable=\(before.counts.usable) "
             + "free=\(before.counts.free)\(created ? " (created)" : "")")
         let engine = LeanEngine(threads: threads)
         defer { engine.shutdown() }
 
-        // Prefill through the same protocol, flat out.
-        var fillHeld: [String: UInt32] = [:]
-        var fillSeconds = 0.0
-        let usable = Int(before.counts.usable)
-        let target = Int((prefill / 100 * Double(usable)).rounded(.up))
-        let toFill = max(0, min(Int(before.counts.free), target - (usable - Int(before.counts.free))))
-        if toFill > 0 {
-            log("prefilling \(toFill) addresses to reach \(prefill)% of \(usable)")
-            let fill = try await engine.run(
-                LoadPlan(endpoint: endpoint, secret: secret, network: network, ownerPrefix: "fill-\(runID)",
-                         connections: min(connections, 16), pipeline: 16, intervalNs: 0, release: false,
-                         budget: toFill, duration: 3600))
-            fillSeconds = fill.window
-            for r in fill.connections { for (owner, address) in r.heldOwners(prefix: "fill-\(runID)") { fillHeld[owner] = address } }
-            let failed = fill.connections.reduce(0) { $0 + $1.errors.values.reduce(0, +) }
-            log("prefilled \(fillHeld.count) in \(String(format: "%.2f", fill.window)) s (\(failed) errors)")
-        }
+        let (fillHeld, fillSeconds) = try await prefill(
+            engine, usable: Int(before.counts.usable), free: Int(before.counts.free))
 
         let free = Int(try await admin { try await $0.network(network) }.counts.free)
-        let budget = release ? Int.max : free
         let storeBefore = try await storeCounters()
         let rss = RSSSampler(pid: coordinatorPid)
         rss.start()
-        let cpuBefore = (client: BenchSupport.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(BenchSupport.cpuSeconds(of:)))
-        let intervalNs: UInt64 = rate > 0 ? UInt64((Double(connections) / rate * 1e9).rounded()) : 0
-        let plan = LoadPlan(endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)",
-                            connections: connections, pipeline: pipeline, intervalNs: intervalNs, release: release,
-                            budget: budget, duration: duration)
+        let cpuBefore = (client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
+        let plan = LoadPlan(
+            endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)", connections: connections,
+            pipeline: pipeline, intervalNs: LoadPlan.intervalNs(rate: rate, connections: connections),
+            release: release, budget: LoadPlan.budget(release: release, free: free), duration: duration)
         let measured = clientKind == "lean"
             ? try await engine.run(plan) : try await StandardClientLoad(plan: plan).run()
-        let cpuAfter = (client: BenchSupport.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(BenchSupport.cpuSeconds(of:)))
+        let cpuAfter = (client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
         let rssSamples = rss.stop()
         let storeAfter = try await storeCounters()
 
         // Verify against the coordinator's own list.
         var held: [String: UInt32] = [:]
-        for r in measured.connections { for (owner, address) in r.heldOwners(prefix: "b-\(runID)") { held[owner] = address } }
-        let releaseFailures = measured.connections.reduce(into: Set<String>()) { set, r in
-            for seq in r.releaseFailedSeqs { set.insert("b-\(runID)-\(r.index)-\(seq)") }
-        }
+        for r in measured.connections { for (owner, address) in r.heldOwners(plan) { held[owner] = address } }
+        let releaseFailures = Set(measured.connections.flatMap { $0.releaseFailedOwners(plan) })
         let verification = try await verify(
-            expected: held.merging(fillHeld) { a, _ in a }, forbiddenPrefix: release ? "b-\(runID)-" : nil,
+            expected: held.merging(fillHeld) { a, _ in a }, forbiddenPrefix: release ? plan.ownerPrefix + "-" : nil,
             tolerated: releaseFailures)
 
         var report = BenchReport(
@@ -69,11 +51,7 @@ extension BenchRunner {
         report.coordinatorRSS = rssSamples
         report.clientCPUSeconds = cpuAfter.client - cpuBefore.client
         if let a = cpuAfter.coordinator, let b = cpuBefore.coordinator { report.coordinatorCPUSeconds = a - b }
-        let operations = Double(report.acquires + report.releases)
-        if operations > 0 {
-            report.clientCPUMicrosPerOperation = report.clientCPUSeconds / operations * 1e6
-            report.coordinatorCPUMicrosPerOperation = report.coordinatorCPUSeconds.map { $0 / operations * 1e6 }
-        }
+        report.computePerOperationCPU()
         print(json ? try report.jsonText() : report.text())
 
         if !keep {
@@ -87,47 +65,38 @@ extension BenchRunner {
                 }
             }
         }
-        if !verification.ok { throw BenchVerificationFailed() }
+        return report
     }
 
-    /// Every expected (owner → address) is an active lease in LEASE-LIST; addresses are unique; no owner with
-    /// `forbiddenPrefix` remains (released leases), except the `tolerated` ones.
+    /// Fills the pool to `prefill` percent through the same protocol, flat out. Returns the leases it made (owner
+    /// → address) and how long that took.
+    private func prefill(_ engine: LeanEngine, usable: Int, free: Int) async throws
+        -> (held: [String: UInt32], seconds: Double)
+    {
+        let toFill = LoadPlan.prefillCount(percent: prefill, usable: usable, free: free)
+        guard toFill > 0 else { return ([:], 0) }
+        log("prefilling \(toFill) addresses to reach \(prefill)% of \(usable)")
+        let plan = LoadPlan(
+            endpoint: endpoint, secret: secret, network: network, ownerPrefix: "fill-\(runID)",
+            connections: min(connections, 16), pipeline: 16, intervalNs: 0, release: false, budget: toFill,
+            duration: 3600)
+        let fill = try await engine.run(plan)
+        var held: [String: UInt32] = [:]
+        for r in fill.connections { for (owner, address) in r.heldOwners(plan) { held[owner] = address } }
+        let failed = fill.connections.reduce(0) { $0 + $1.errors.values.reduce(0, +) }
+        log("prefilled \(held.count) in \(String(format: "%.2f", fill.window)) s (\(failed) errors)")
+        return (held, fill.window)
+    }
+
+    /// Fetches the network's LEASE-LIST and checks it against `expected` (see `Verification`).
     func verify(expected: [String: UInt32], forbiddenPrefix: String?, tolerated: Set<String>) async throws
         -> Verification
     {
         let started = ContinuousClock.now
         let leases = try await admin { try await $0.leases(Ledger.LeaseFilter(network: network)) }
-        var problems: [String] = []
-        var byOwner: [String: UInt32] = [:]
-        var addresses = Set<UInt32>()
-        for lease in leases {
-            if !addresses.insert(lease.address.value).inserted {
-                problems.append("address \(lease.address) listed twice")
-            }
-            if lease.state == .active { byOwner[lease.owner] = lease.address.value }
-        }
-        var missing = 0
-        var moved = 0
-        var seen = Set<UInt32>()
-        var duplicates = 0
-        for (owner, address) in expected {
-            if !seen.insert(address).inserted { duplicates += 1 }
-            guard let listed = byOwner[owner] else { missing += 1; continue }
-            if listed != address { moved += 1 }
-        }
-        if missing > 0 { problems.append("\(missing) acknowledged lease(s) missing from LEASE-LIST") }
-        if moved > 0 { problems.append("\(moved) acknowledged lease(s) listed with another address") }
-        if duplicates > 0 { problems.append("\(duplicates) address(es) acknowledged to two owners") }
-        var leftovers = 0
-        if let forbiddenPrefix {
-            for owner in byOwner.keys where owner.hasPrefix(forbiddenPrefix) && !tolerated.contains(owner) {
-                leftovers += 1
-            }
-            if leftovers > 0 { problems.append("\(leftovers) released lease(s) still active") }
-        }
-        if problems.count > 20 { problems = Array(problems.prefix(20)) + ["…"] }
-        return Verification(
-            ok: problems.isEmpty, acknowledgedHeld: expected.count, listed: leases.count,
-            seconds: Self.seconds(ContinuousClock.now - started), problems: problems)
+        var verification = Verification(
+            expected: expected, listed: leases, forbiddenPrefix: forbiddenPrefix, tolerated: tolerated)
+        verification.seconds = Self.seconds(ContinuousClock.now - started)
+        return verification
     }
 }

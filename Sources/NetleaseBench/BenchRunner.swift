@@ -15,6 +15,7 @@ import NetleaseWire
 // coordinator is not hidden by coordinated omission; closed loop: the time it was written) to the time its reply
 // line was read. Every latency sample is kept; percentiles come from the sorted array.
 
+/// One `netlease bench` invocation: the options, the coordinator to load, and a run id that names what it creates.
 public struct BenchRunner: Sendable {
     let connections: Int
     let pipeline: Int
@@ -62,14 +63,15 @@ public struct BenchRunner: Sendable {
         runID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
     }
 
-    /// Runs the mode the options select: agent start, agents, or acquire load.
+    /// Runs the mode the options select: agent start, agents, or acquire load. Throws `BenchVerificationFailed`
+    /// when a load run's verification failed (after printing its report).
     public func run() async throws {
         if let peers = agentStartPeers {
             try await runAgentStart(peers: peers, runs: runs)
         } else if agents > 0 {
             try await runAgents()
-        } else {
-            try await runLoad()
+        } else if try await !runLoad().verification.ok {
+            throw BenchVerificationFailed()
         }
     }
 

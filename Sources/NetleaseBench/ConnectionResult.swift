@@ -19,7 +19,13 @@ struct ConnectionResult: Sendable {
 
     init(index: Int) { self.index = index }
 
-    func heldOwners(prefix: String) -> [(String, UInt32)] {
-        held.map { ("\(prefix)-\(index)-\($0.0)", $0.1) }
+    /// (owner, address) of the acknowledged leases this connection still holds, owners named as `plan` names them.
+    func heldOwners(_ plan: LoadPlan) -> [(String, UInt32)] {
+        held.map { (plan.owner(connection: index, seq: $0.0), $0.1) }
+    }
+
+    /// Owners whose release failed: they may still be active, and the verification tolerates that.
+    func releaseFailedOwners(_ plan: LoadPlan) -> [String] {
+        releaseFailedSeqs.map { plan.owner(connection: index, seq: $0) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 
+/// Percentiles of latency samples, in milliseconds: nearest rank over every sample kept, none estimated.
 struct LatencySummary: Sendable, Encodable {
     var count: Int
     var p50: Double

@@ -1,3 +1,4 @@
+/// What a load run measured: every connection's results and the window they count in.
 struct LoadOutcome: Sendable {
     var connections: [ConnectionResult]
     var startNs: UInt64
@@ -7,9 +8,8 @@ struct LoadOutcome: Sendable {
     var budgetExhausted: Bool
 
     /// The outcome of a run that started at `startNs`: when the pool ran out before the deadline, the window ends
-    /// with the last reply to an acquire.
-    init(_ results: [ConnectionResult], shared: RunShared, startNs: UInt64, deadlineNs: UInt64) {
-        let exhaustedAt = shared.exhaustedAtNs.load(ordering: .relaxed)
+    /// with the last reply to an acquire. `exhaustedAt`: when the budget ran out (0: it did not).
+    init(_ results: [ConnectionResult], exhaustedAt: UInt64, startNs: UInt64, deadlineNs: UInt64) {
         var endNs = deadlineNs
         if exhaustedAt > 0 && exhaustedAt < deadlineNs {
             endNs = min(deadlineNs, max(exhaustedAt, results.map(\.lastReplyNs).max() ?? exhaustedAt))

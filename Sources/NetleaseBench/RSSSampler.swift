@@ -14,14 +14,14 @@ final class RSSSampler: Sendable {
 
     init(pid: Int32?) { self.pid = pid }
 
-    func snapshot() -> (rss: Int, hwm: Int)? { pid.flatMap(BenchSupport.memory(of:)) }
+    func snapshot() -> (rss: Int, hwm: Int)? { pid.flatMap(ProcessUsage.memory(of:)) }
 
     func start() {
         guard let pid else { return }
         state.withLock { $0.running = true }
         let thread = Thread { [self] in
             while state.withLock({ $0.running }) {
-                if let m = BenchSupport.memory(of: pid) {
+                if let m = ProcessUsage.memory(of: pid) {
                     state.withLock { s in
                         var samples = s.samples ?? Samples(maxRSS: 0, lastRSS: 0, hwm: 0)
                         samples.maxRSS = max(samples.maxRSS, m.rss)

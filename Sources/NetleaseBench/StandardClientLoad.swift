@@ -19,7 +19,7 @@ struct StandardClientLoad: Sendable {
 
     func run() async throws -> LoadOutcome {
         let shared = RunShared(budget: plan.budget)
-        let startNs = BenchSupport.nowNs() + UInt64(max(0.5, Double(plan.connections) * 0.01) * 1e9)
+        let startNs = BenchClock.nowNs() + UInt64(max(0.5, Double(plan.connections) * 0.01) * 1e9)
         let deadlineNs = startNs + UInt64(plan.duration * 1e9)
         let intervalNs = plan.intervalNs
         let results = try await withThrowingTaskGroup(of: ConnectionResult.self) { group in
@@ -35,22 +35,24 @@ struct StandardClientLoad: Sendable {
             for try await r in group { all.append(r) }
             return all.sorted { $0.index < $1.index }
         }
-        return LoadOutcome(results, shared: shared, startNs: startNs, deadlineNs: deadlineNs)
+        return LoadOutcome(
+            results, exhaustedAt: shared.exhaustedAtNs.load(ordering: .relaxed), startNs: startNs,
+            deadlineNs: deadlineNs)
     }
 
     private func one(_ connection: NetleaseConnection, seq: Int32, index: Int, intended: UInt64) async -> Sample {
         var sample = Sample(seq: seq)
-        let owner = "\(plan.ownerPrefix)-\(index)-\(seq)"
+        let owner = plan.owner(connection: index, seq: seq)
         do {
             let reply = try await connection.send(.acquire(AcquireRequest(network: plan.network, owner: owner)))
-            let now = BenchSupport.nowNs()
+            let now = BenchClock.nowNs()
             sample.acquire = now &- intended
             sample.acquiredAt = now
             sample.address = reply.fields["address"].flatMap { IPv4Subnet.addressPart($0) } ?? 0
             if plan.release {
                 do {
                     _ = try await connection.send(.release(ReleaseRequest(network: plan.network, owner: owner)))
-                    sample.release = BenchSupport.nowNs() &- now
+                    sample.release = BenchClock.nowNs() &- now
                 } catch {
                     sample.releaseFailed = true
                     sample.error = "release:" + ((error as? NetleaseError)?.code.rawValue ?? "client")
@@ -67,7 +69,7 @@ struct StandardClientLoad: Sendable {
     private func runConnection(_ connection: NetleaseConnection, index: Int, shared: RunShared, startNs: UInt64,
                                deadlineNs: UInt64, intervalNs: UInt64) async throws -> ConnectionResult {
         func sleep(until ns: UInt64) async throws {
-            let now = BenchSupport.nowNs()
+            let now = BenchClock.nowNs()
             if ns > now { try await Task.sleep(nanoseconds: ns - now) }
         }
         try await sleep(until: startNs)
@@ -87,12 +89,8 @@ struct StandardClientLoad: Sendable {
             if let e = s.error { result.errors[e, default: 0] += 1 }
         }
         @Sendable func take() -> Bool {
-            guard BenchSupport.nowNs() < deadlineNs else { return false }
-            guard shared.take() else {
-                _ = shared.exhaustedAtNs.compareExchange(expected: 0, desired: BenchSupport.nowNs(), ordering: .relaxed)
-                return false
-            }
-            return true
+            let now = BenchClock.nowNs()
+            return now < deadlineNs && shared.take(now: now)
         }
         if intervalNs == 0 {
             try await withThrowingTaskGroup(of: [Sample].self) { group in
@@ -104,7 +102,7 @@ struct StandardClientLoad: Sendable {
                         while take() {
                             let seq = n * lanes + lane
                             n += 1
-                            samples.append(await one(connection, seq: seq, index: index, intended: BenchSupport.nowNs()))
+                            samples.append(await one(connection, seq: seq, index: index, intended: BenchClock.nowNs()))
                         }
                         return samples
                     }
@@ -113,12 +111,12 @@ struct StandardClientLoad: Sendable {
             }
         } else {
             try await withThrowingTaskGroup(of: Sample.self) { group in
-                var intended = startNs + intervalNs * UInt64(index) / UInt64(max(1, plan.connections))
+                var intended = plan.firstIntendedNs(startNs: startNs, connection: index)
                 var seq: Int32 = 0
                 var more = true
                 while more && intended < deadlineNs {
                     try await sleep(until: intended)
-                    let now = BenchSupport.nowNs()
+                    let now = BenchClock.nowNs()
                     while intended <= now && intended < deadlineNs {
                         guard take() else {
                             more = false

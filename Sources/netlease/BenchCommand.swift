@@ -102,7 +102,7 @@ extension Netlease {
         func run() async throws {
             try await reportingErrors {
                 let endpoint = try client.endpoint()
-                guard BenchSupport.isLoopback(endpoint.host) else {
+                guard BenchOptions.isLoopback(endpoint.host) else {
                     throw NetleaseError.badRequest(
                         "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)")
                 }
