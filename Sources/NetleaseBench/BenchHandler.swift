@@ -1,18 +1,31 @@
-import Foundation
 import NIOCore
 import NetleaseCore
+import NetleaseWire
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connection of a load run: its plan and the budget it shares with the run's other connections.
 struct LoadRole: Sendable {
     let plan: LoadPlan
     let shared: RunShared
 }
 
+/// A connection that acts as agent `number` of an agents run.
 struct AgentRole: Sendable {
     let plan: AgentPlan
     let number: Int
 }
 
 /// One benchmark connection. Lives on its event loop only.
+///
+/// It speaks the protocol through NetleaseWire on two paths. The few lines that set a connection up (greeting,
+/// AUTH, JOIN, WATCH) are rendered from `Request` and read with `Greeting` and `Reply.parseHead` as they come. The
+/// lines of the measured phase (ACQUIRE, RELEASE, HEARTBEAT) are rendered once per connection into
+/// `RequestTemplate`s or bytes, and their replies read in place with `ReplyHeadView`: per request the handler
+/// allocates only the outgoing buffer, per reply nothing, so the client takes as little CPU from the coordinator
+/// as it can on a shared machine.
 final class BenchHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -26,6 +39,7 @@ final class BenchHandler: ChannelInboundHandler {
     enum Phase { case greeting, auth, waiting, running, finished }
     enum Kind: UInt8 { case acquire, release, join, heartbeat, watch }
 
+    /// A request waiting for its reply: what it was, its owner sequence number, and when it was meant to go out.
     struct Pending {
         var kind: Kind
         var seq: Int32
@@ -50,29 +64,25 @@ final class BenchHandler: ChannelInboundHandler {
     private var stopped = false
     private var needsFlush = false
     private var result: ConnectionResult
-    private var acquirePrefix: [UInt8] = []
-    private var releasePrefix: [UInt8] = []
+    /// Load role: from the start. Agent role: once JOIN returned the epoch its claims carry.
+    private var acquireTemplate: RequestTemplate?
+    private var releaseTemplate: RequestTemplate?
     private var heartbeatLine: [UInt8] = []
-    private var epoch: Int64 = 0
     private var acquiredByAgent = 0
     private var watchTimer: Scheduled<Void>?
 
-    init(index: Int, role: Role, secret: String?, ready: EventLoopPromise<Void>, done: EventLoopPromise<ConnectionResult>) {
+    init(index: Int, role: Role, secret: String?, ready: EventLoopPromise<Void>,
+         done: EventLoopPromise<ConnectionResult>) {
         self.index = index
         self.role = role
         self.secret = secret
         self.ready = ready
         self.done = done
         result = ConnectionResult(index: index)
-        switch role {
-        case .load(let r):
-            acquirePrefix = Array("ACQUIRE network=\(r.plan.network) owner=\(r.plan.ownerPrefix)-\(index)-".utf8)
-            releasePrefix = Array("RELEASE network=\(r.plan.network) owner=\(r.plan.ownerPrefix)-\(index)-".utf8)
-        case .agent(let a):
-            let host = "\(a.plan.hostPrefix)-\(a.number)"
-            acquirePrefix = Array("ACQUIRE network=\(a.plan.network) host=\(host) owner=\(host)-".utf8)
-        case .watcher:
-            break
+        if case .load(let r) = role {
+            let owner = r.plan.ownerBase(connection: index)
+            acquireTemplate = RequestTemplate(.acquire(AcquireRequest(network: r.plan.network, owner: owner)))
+            releaseTemplate = RequestTemplate(.release(ReleaseRequest(network: r.plan.network, owner: owner)))
         }
     }
 
@@ -87,6 +97,7 @@ final class BenchHandler: ChannelInboundHandler {
         } else {
             inbound!.writeBuffer(&buffer)
         }
+        // Framing only: split at LF and drop a CR before it, in place; each line is read where it lies.
         var consumed = 0
         inbound!.withUnsafeReadableBytes { bytes in
             var lineStart = 0
@@ -116,7 +127,9 @@ final class BenchHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if phase != .finished {
             if !pending.isEmpty { result.errors["connection-lost", default: 0] += pending.count }
-            if case .watcher = role {} else if !stopped { result.errors["connection-closed-by-coordinator", default: 0] += 1 }
+            if case .watcher = role {} else if !stopped {
+                result.errors["connection-closed-by-coordinator", default: 0] += 1
+            }
             finish(close: false)
         }
         context.fireChannelInactive()
@@ -170,18 +183,29 @@ final class BenchHandler: ChannelInboundHandler {
 
     // MARK: sending
 
-    private func write(_ bytes: [UInt8], suffix: Int32? = nil) {
+    /// Writes `template`'s request with `number` appended to its owner.
+    private func write(_ template: RequestTemplate, number: Int32) {
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count + 16)
-        buffer.writeBytes(bytes)
-        if let suffix { buffer.writeString(String(suffix)) }
-        buffer.writeInteger(UInt8(ascii: "\n"))
+        var buffer = context.channel.allocator.buffer(capacity: template.head.count + 11 + template.tail.count)
+        buffer.writeBytes(template.head)
+        buffer.writeString(String(number))  // at most 11 bytes: an inline small string, no allocation
+        buffer.writeBytes(template.tail)
         context.write(wrapOutboundOut(buffer), promise: nil)
         needsFlush = true
     }
 
-    private func writeLine(_ text: String) {
-        write(Array(text.utf8))
+    /// Writes a line rendered before, LF included.
+    private func write(line bytes: [UInt8]) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    /// Renders and writes a request of the setup phase.
+    private func write(_ request: Request) {
+        write(line: Array((request.rendered + "\n").utf8))
     }
 
     private func flushNow() {
@@ -194,7 +218,7 @@ final class BenchHandler: ChannelInboundHandler {
     /// Sends one ACQUIRE (load role) unless the deadline passed or the pool budget is spent. Returns whether it did.
     @discardableResult
     private func sendAcquire(intended: UInt64) -> Bool {
-        guard case .load(let r) = role else { return false }
+        guard case .load(let r) = role, let acquireTemplate else { return false }
         let now = BenchClock.nowNs()
         if stopped || now >= deadlineNs {
             stopped = true
@@ -206,7 +230,7 @@ final class BenchHandler: ChannelInboundHandler {
         }
         let seq = nextSeq
         nextSeq += 1
-        write(acquirePrefix, suffix: seq)
+        write(acquireTemplate, number: seq)
         pending.append(Pending(kind: .acquire, seq: seq, t: intended))
         return true
     }
@@ -216,7 +240,10 @@ final class BenchHandler: ChannelInboundHandler {
         context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(nextIntendedNs)) {
             let now = BenchClock.nowNs()
             while !self.stopped && self.nextIntendedNs <= now {
-                if self.nextIntendedNs >= self.deadlineNs { self.stopped = true; break }
+                if self.nextIntendedNs >= self.deadlineNs {
+                    self.stopped = true
+                    break
+                }
                 if !self.sendAcquire(intended: self.nextIntendedNs) { break }
                 self.result.sendLags.append(now &- self.nextIntendedNs)
                 self.nextIntendedNs += r.plan.intervalNs
@@ -231,7 +258,7 @@ final class BenchHandler: ChannelInboundHandler {
         guard let context else { return }
         context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) {
             guard !self.stopped, self.phase == .running, case .agent(let a) = self.role else { return }
-            self.write(self.heartbeatLine)
+            self.write(line: self.heartbeatLine)
             self.pending.append(Pending(kind: .heartbeat, seq: 0, t: BenchClock.nowNs()))
             self.flushNow()
             self.scheduleHeartbeat(a.plan.heartbeatNs)
@@ -264,6 +291,29 @@ final class BenchHandler: ChannelInboundHandler {
 
     // MARK: replies
 
+    /// The key a failed reply is counted under: its error code, or `malformed-reply` for a line that is neither OK
+    /// nor ERR. Nil for OK.
+    private static func failure(_ status: ReplyHeadView.Status) -> String? {
+        switch status {
+        case .ok: nil
+        case .error(let code): code.rawValue
+        case .malformed: "malformed-reply"
+        }
+    }
+
+    /// A setup reply through the full parser, for its fields; nil when the line is not a reply.
+    private static func parseHead(_ line: UnsafeRawBufferPointer) -> Reply.Head? {
+        try? Reply.parseHead(Substring(String(decoding: line, as: UTF8.self)))
+    }
+
+    private static func failure(_ head: Reply.Head?) -> String? {
+        switch head {
+        case .ok?: nil
+        case .error(let error)?: error.code.rawValue
+        case nil: "malformed-reply"
+        }
+    }
+
     private func handleLine(_ line: UnsafeRawBufferPointer) {
         if line.isEmpty { return }
         if skipRecords > 0 {
@@ -273,21 +323,10 @@ final class BenchHandler: ChannelInboundHandler {
         }
         switch phase {
         case .greeting:
-            if Self.hasPrefix(line, "ERR ") {
-                result.errors[Self.errorCode(line), default: 0] += 1
-                finish(close: true)
-                return
-            }
-            if let secret {
-                phase = .auth
-                writeLine("AUTH secret=\(secret)")
-                flushNow()
-            } else {
-                authenticated()
-            }
+            greeted(line)
         case .auth:
-            guard Self.hasPrefix(line, "OK") else {
-                result.errors["auth:" + Self.errorCode(line), default: 0] += 1
+            if let failure = Self.failure(Self.parseHead(line)) {
+                result.errors["auth:" + failure, default: 0] += 1
                 finish(close: true)
                 return
             }
@@ -308,6 +347,27 @@ final class BenchHandler: ChannelInboundHandler {
         }
     }
 
+    /// The server's first line: a greeting, or `ERR` when it refuses the connection (e.g. `overloaded`).
+    private func greeted(_ line: UnsafeRawBufferPointer) {
+        if case .error(let code) = ReplyHeadView(line).status {
+            result.errors[code.rawValue, default: 0] += 1
+            finish(close: true)
+            return
+        }
+        guard (try? Greeting(line: Substring(String(decoding: line, as: UTF8.self)))) != nil else {
+            result.errors["malformed-greeting", default: 0] += 1
+            finish(close: true)
+            return
+        }
+        if let secret {
+            phase = .auth
+            write(.auth(secret: secret))
+            flushNow()
+        } else {
+            authenticated()
+        }
+    }
+
     private func authenticated() {
         switch role {
         case .load:
@@ -315,15 +375,12 @@ final class BenchHandler: ChannelInboundHandler {
             signalReady()
         case .agent(let a):
             phase = .running
-            let host = "\(a.plan.hostPrefix)-\(a.number)"
-            // Underlay addresses 100.64.0.0/10 (shared address space): unique per agent, never routed here.
-            let underlay = IPv4Address(0x6440_0000 &+ UInt32(a.number) &+ 1)
-            writeLine("JOIN host=\(host) underlay=\(underlay) networks=\(a.plan.network)")
+            write(.join(host: a.plan.host(a.number), underlay: AgentPlan.underlay(a.number), networks: [a.plan.network]))
             pending.append(Pending(kind: .join, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         case .watcher:
             phase = .running
-            writeLine("WATCH")
+            write(Request.watch)
             pending.append(Pending(kind: .watch, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         }
@@ -332,86 +389,96 @@ final class BenchHandler: ChannelInboundHandler {
     private func reply(to p: Pending, line: UnsafeRawBufferPointer) {
         let now = BenchClock.nowNs()
         result.lastReplyNs = max(result.lastReplyNs, now)
-        let ok = Self.hasPrefix(line, "OK")
         switch p.kind {
         case .acquire:
+            let view = ReplyHeadView(line)
             guard case .load(let r) = role else {
-                agentAcquired(ok: ok, line: line, sent: p.t, now: now)
+                agentAcquired(failure: Self.failure(view.status), sent: p.t, now: now)
                 return
             }
-            if ok {
-                result.acquireLatencies.append(now &- p.t)
-                if now <= deadlineNs { result.acquiresInWindow += 1 }
-                let address = Self.address(in: line)
-                if r.plan.release {
-                    write(releasePrefix, suffix: p.seq)
-                    pending.append(Pending(kind: .release, seq: p.seq, t: now))
-                } else {
-                    result.held.append((p.seq, address))
-                    if r.plan.intervalNs == 0 { sendAcquire(intended: now) }
-                }
+            if let failure = Self.failure(view.status) {
+                result.errors[failure, default: 0] += 1
+                if r.plan.intervalNs == 0 { sendAcquire(intended: now) }
+                return
+            }
+            result.acquireLatencies.append(now &- p.t)
+            if now <= deadlineNs { result.acquiresInWindow += 1 }
+            if r.plan.release, let releaseTemplate {
+                write(releaseTemplate, number: p.seq)
+                pending.append(Pending(kind: .release, seq: p.seq, t: now))
             } else {
-                result.errors[Self.errorCode(line), default: 0] += 1
+                // A reply without a readable address is kept as 0: the verification reports it as moved.
+                result.held.append((p.seq, view.leaseAddress?.address.value ?? 0))
                 if r.plan.intervalNs == 0 { sendAcquire(intended: now) }
             }
         case .release:
-            if ok {
+            if let failure = Self.failure(ReplyHeadView(line).status) {
+                result.errors["release:" + failure, default: 0] += 1
+                result.releaseFailedSeqs.append(p.seq)
+            } else {
                 result.releaseLatencies.append(now &- p.t)
                 if now <= deadlineNs { result.releasesInWindow += 1 }
-            } else {
-                result.errors["release:" + Self.errorCode(line), default: 0] += 1
-                result.releaseFailedSeqs.append(p.seq)
             }
             if case .load(let r) = role, r.plan.intervalNs == 0 { sendAcquire(intended: now) }
         case .join:
-            guard ok, case .agent(let a) = role else {
-                result.errors["join:" + Self.errorCode(line), default: 0] += 1
-                finish(close: true)
-                return
-            }
-            result.joinLatencies.append(now &- p.t)
-            epoch = Self.intField(in: line, key: "epoch") ?? 0
-            skipRecords = Int(Self.intField(in: line, key: "count") ?? 0)
-            let host = "\(a.plan.hostPrefix)-\(a.number)"
-            acquirePrefix = Array("ACQUIRE network=\(a.plan.network) host=\(host) epoch=\(epoch) owner=\(host)-".utf8)
-            heartbeatLine = Array("HEARTBEAT host=\(host) epoch=\(epoch)".utf8)
-            if a.plan.leasesEach == 0 {
-                agentReady(a)
-            } else {
-                for _ in 0..<min(8, a.plan.leasesEach) { agentSendAcquire(a) }
-                flushNow()
-            }
+            joined(Self.parseHead(line), sent: p.t, now: now)
         case .heartbeat:
-            if ok {
-                result.heartbeatLatencies.append(now &- p.t)
+            if let failure = Self.failure(ReplyHeadView(line).status) {
+                result.errors["heartbeat:" + failure, default: 0] += 1
             } else {
-                result.errors["heartbeat:" + Self.errorCode(line), default: 0] += 1
+                result.heartbeatLatencies.append(now &- p.t)
             }
         case .watch:
-            guard ok else {
-                result.errors["watch:" + Self.errorCode(line), default: 0] += 1
+            let head = Self.parseHead(line)
+            guard case .ok(_, let count)? = head else {
+                result.errors["watch:" + (Self.failure(head) ?? ""), default: 0] += 1
                 finish(close: true)
                 return
             }
-            skipRecords = Int(Self.intField(in: line, key: "count") ?? 0)
+            // The current hosts follow as records; the watcher is ready after them.
+            skipRecords = count ?? 0
             if skipRecords == 0 { signalReady() }
         }
     }
 
+    /// JOIN's reply: its epoch goes into every later claim, its records (the bridge leases) are skipped.
+    private func joined(_ head: Reply.Head?, sent: UInt64, now: UInt64) {
+        guard case .agent(let a) = role, case .ok(let fields, let count)? = head,
+            let epoch = try? fields.requireInt("epoch")
+        else {
+            result.errors["join:" + (Self.failure(head) ?? "malformed-reply"), default: 0] += 1
+            finish(close: true)
+            return
+        }
+        result.joinLatencies.append(now &- sent)
+        skipRecords = count ?? 0
+        let host = a.plan.host(a.number)
+        let claim = HostClaim(host: host, epoch: epoch)
+        acquireTemplate = RequestTemplate(
+            .acquire(AcquireRequest(network: a.plan.network, owner: a.plan.ownerBase(a.number), claim: claim)))
+        heartbeatLine = Array((Request.heartbeat(host: host, epoch: epoch).rendered + "\n").utf8)
+        if a.plan.leasesEach == 0 {
+            agentReady(a)
+        } else {
+            for _ in 0..<min(8, a.plan.leasesEach) { agentSendAcquire(a) }
+            flushNow()
+        }
+    }
+
     private func agentSendAcquire(_ a: AgentRole) {
-        guard Int(nextSeq) < a.plan.leasesEach else { return }
+        guard Int(nextSeq) < a.plan.leasesEach, let acquireTemplate else { return }
         let seq = nextSeq
         nextSeq += 1
-        write(acquirePrefix, suffix: seq)
+        write(acquireTemplate, number: seq)
         pending.append(Pending(kind: .acquire, seq: seq, t: BenchClock.nowNs()))
     }
 
-    private func agentAcquired(ok: Bool, line: UnsafeRawBufferPointer, sent: UInt64, now: UInt64) {
+    private func agentAcquired(failure: String?, sent: UInt64, now: UInt64) {
         guard case .agent(let a) = role else { return }
-        if ok {
-            result.acquireLatencies.append(now &- sent)
+        if let failure {
+            result.errors["acquire:" + failure, default: 0] += 1
         } else {
-            result.errors["acquire:" + Self.errorCode(line), default: 0] += 1
+            result.acquireLatencies.append(now &- sent)
         }
         acquiredByAgent += 1
         agentSendAcquire(a)
@@ -422,68 +489,5 @@ final class BenchHandler: ChannelInboundHandler {
         signalReady()
         // Heartbeats start at a random point of the first interval, as jittered agents would.
         scheduleHeartbeat(UInt64.random(in: 1...max(1, a.plan.heartbeatNs)))
-    }
-
-    // MARK: byte parsing
-
-    private static func hasPrefix(_ line: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
-        let count = prefix.utf8CodeUnitCount
-        guard line.count >= count else { return false }
-        return memcmp(line.baseAddress!, prefix.utf8Start, count) == 0
-    }
-
-    /// The code of an `ERR <code> <message>` line.
-    private static func errorCode(_ line: UnsafeRawBufferPointer) -> String {
-        guard hasPrefix(line, "ERR ") else { return "malformed-reply" }
-        var end = 4
-        while end < line.count && line[end] != UInt8(ascii: " ") { end += 1 }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: line[4..<end]), as: UTF8.self)
-    }
-
-    /// Start of the value of ` key=` in a reply line.
-    private static func valueStart(in line: UnsafeRawBufferPointer, key: String) -> Int? {
-        let needle = Array(" \(key)=".utf8)
-        guard line.count >= needle.count else { return nil }
-        var i = 0
-        outer: while i <= line.count - needle.count {
-            for j in 0..<needle.count where line[i + j] != needle[j] {
-                i += 1
-                continue outer
-            }
-            return i + needle.count
-        }
-        return nil
-    }
-
-    private static func intField(in line: UnsafeRawBufferPointer, key: String) -> Int64? {
-        guard var i = valueStart(in: line, key: key) else { return nil }
-        var value: Int64 = 0
-        var digits = 0
-        while i < line.count, line[i] >= 0x30, line[i] <= 0x39 {
-            value = value * 10 + Int64(line[i] - 0x30)
-            i += 1
-            digits += 1
-        }
-        return digits > 0 ? value : nil
-    }
-
-    /// The `address=A.B.C.D/P` of a LEASE reply as a 32-bit value (0 when absent).
-    private static func address(in line: UnsafeRawBufferPointer) -> UInt32 {
-        guard var i = valueStart(in: line, key: "address") else { return 0 }
-        var value: UInt32 = 0
-        var octet: UInt32 = 0
-        while i < line.count {
-            let c = line[i]
-            if c >= 0x30 && c <= 0x39 {
-                octet = octet * 10 + UInt32(c - 0x30)
-            } else if c == UInt8(ascii: ".") {
-                value = value << 8 | octet
-                octet = 0
-            } else {
-                break
-            }
-            i += 1
-        }
-        return value << 8 | octet
     }
 }

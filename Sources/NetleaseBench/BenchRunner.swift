@@ -7,8 +7,9 @@ import NetleaseWire
 // `netlease bench`: a load generator over the real wire protocol (TCP, loopback only).
 //
 // Two clients:
-// - `lean` (default): one NIO channel handler per connection that writes pre-rendered request bytes and scans reply
-//   bytes for LF, `address=` and the error code. No Swift concurrency per request, no String per reply.
+// - `lean` (default): one NIO channel handler per connection (`BenchHandler`). Its hot requests are rendered once
+//   per connection (`RequestTemplate`) and its hot replies read in place (`ReplyHeadView`), both from NetleaseWire:
+//   no Swift concurrency per request, no String per reply.
 // - `standard`: the project's `NetleaseConnection` (async/await, one task per request in flight), to show what the
 //   library client itself costs.
 // Latency is measured from the time a request was *meant* to go out (open loop: its scheduled time, so a stalled
