@@ -44,11 +44,11 @@ struct StandardClientLoad: Sendable {
         var sample = Sample(seq: seq)
         let owner = plan.owner(connection: index, seq: seq)
         do {
-            let reply = try await connection.send(.acquire(AcquireRequest(network: plan.network, owner: owner)))
+            let lease = try await connection.acquire(AcquireRequest(network: plan.network, owner: owner))
             let now = BenchClock.nowNs()
             sample.acquire = now &- intended
             sample.acquiredAt = now
-            sample.address = reply.fields["address"].flatMap { IPv4Subnet.addressPart($0) } ?? 0
+            sample.address = lease.address.value
             if plan.release {
                 do {
                     _ = try await connection.send(.release(ReleaseRequest(network: plan.network, owner: owner)))
@@ -133,12 +133,5 @@ struct StandardClientLoad: Sendable {
             }
         }
         return result
-    }
-}
-
-extension IPv4Subnet {
-    /// The address of `A.B.C.D/P` as a 32-bit value.
-    static func addressPart(_ text: String) -> UInt32? {
-        IPv4Address(text.split(separator: "/").first ?? "")?.value
     }
 }
