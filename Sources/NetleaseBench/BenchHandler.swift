@@ -278,7 +278,8 @@ final class BenchHandler: ChannelInboundHandler {
         watchTimer?.cancel()
         if !readySignalled {
             readySignalled = true
-            ready.fail(NetleaseError(.unavailable, "bench connection \(index) ended before it was ready: \(result.errors)"))
+            ready.fail(NetleaseError(
+                .unavailable, "bench connection \(index) ended before it was ready: \(result.errors)"))
         }
         if close { context?.close(promise: nil) }
         done.succeed(result)
@@ -375,7 +376,8 @@ final class BenchHandler: ChannelInboundHandler {
             signalReady()
         case .agent(let a):
             phase = .running
-            write(.join(host: a.plan.host(a.number), underlay: AgentPlan.underlay(a.number), networks: [a.plan.network]))
+            write(.join(
+                host: a.plan.host(a.number), underlay: AgentPlan.underlay(a.number), networks: [a.plan.network]))
             pending.append(Pending(kind: .join, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         case .watcher:

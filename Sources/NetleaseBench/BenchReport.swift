@@ -91,19 +91,30 @@ struct BenchReport: Encodable {
             lines.append("releases: \(releases)  = " + String(format: "%.0f/s", releasesPerSecond))
             lines.append("  latency " + releaseLatencyMs.text)
         }
-        lines.append("errors: " + (errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
+        lines.append("errors: " + Self.errorsText(errors))
         let factor = storeCommits > 0 ? Double(storeOperations) / Double(storeCommits) : 0
         lines.append("store: \(storeOperations) operations in \(storeCommits) commits ("
                      + String(format: "%.1f", factor) + " per commit; largest batch so far \(largestBatch))")
-        lines.append(String(format: "CPU in the measured phase: bench %.2f s (%.1f us/op)", clientCPUSeconds, clientCPUMicrosPerOperation)
-                     + (coordinatorCPUSeconds.map { String(format: ", coordinator %.2f s (%.1f us/op)", $0, coordinatorCPUMicrosPerOperation ?? 0) } ?? ""))
+        let coordinatorCPU = coordinatorCPUSeconds.map {
+            String(format: ", coordinator %.2f s (%.1f us/op)", $0, coordinatorCPUMicrosPerOperation ?? 0)
+        }
+        lines.append(String(format: "CPU in the measured phase: bench %.2f s (%.1f us/op)", clientCPUSeconds,
+                            clientCPUMicrosPerOperation) + (coordinatorCPU ?? ""))
         if let coordinatorRSS {
-            lines.append("coordinator memory: VmRSS max \(coordinatorRSS.maxRSS) KiB, last \(coordinatorRSS.lastRSS) KiB, VmHWM \(coordinatorRSS.hwm) KiB")
+            lines.append("coordinator memory: VmRSS max \(coordinatorRSS.maxRSS) KiB, last \(coordinatorRSS.lastRSS) "
+                         + "KiB, VmHWM \(coordinatorRSS.hwm) KiB")
         }
         lines.append(verification.ok
-            ? "verified: \(verification.acknowledgedHeld) acknowledged lease(s) present with their addresses, all unique "
-                + "(LEASE-LIST of \(verification.listed) records, " + String(format: "%.1f s)", verification.seconds)
+            ? "verified: \(verification.acknowledgedHeld) acknowledged lease(s) present with their addresses, "
+                + "all unique (LEASE-LIST of \(verification.listed) records, "
+                + String(format: "%.1f s)", verification.seconds)
             : "VERIFICATION FAILED: " + verification.problems.joined(separator: "; "))
         return lines.joined(separator: "\n")
+    }
+
+    /// `code=count …` sorted by code, or `none`.
+    static func errorsText(_ errors: [String: Int]) -> String {
+        guard !errors.isEmpty else { return "none" }
+        return errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
     }
 }

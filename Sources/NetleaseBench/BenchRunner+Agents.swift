@@ -59,7 +59,8 @@ extension BenchRunner {
                     index += 32
                 }
             }
-            log("removed \(agents) bench host(s) in \(String(format: "%.1f", Self.seconds(ContinuousClock.now - started))) s")
+            let seconds = Self.seconds(ContinuousClock.now - started)
+            log("removed \(agents) bench host(s) in \(String(format: "%.1f", seconds)) s")
             if created { _ = try? await admin { try await $0.deleteNetwork(network) } }
         }
     }

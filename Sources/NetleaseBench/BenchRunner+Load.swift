@@ -7,8 +7,8 @@ extension BenchRunner {
     /// Prefills, measures, verifies, prints the report, cleans up unless `keep`; returns the report.
     func runLoad() async throws -> BenchReport {
         let (before, created) = try await ensureNetwork()
-        log("network \(network) \(before.spec.subnet) cooldown=\(before.spec.cooldown)s: usable=\(before.counts.usable) "
-            + "free=\(before.counts.free)\(created ? " (created)" : "")")
+        log("network \(network) \(before.spec.subnet) cooldown=\(before.spec.cooldown)s: "
+            + "usable=\(before.counts.usable) free=\(before.counts.free)\(created ? " (created)" : "")")
         let engine = LeanEngine(threads: threads)
         defer { engine.shutdown() }
 
@@ -19,14 +19,16 @@ extension BenchRunner {
         let storeBefore = try await storeCounters()
         let rss = RSSSampler(pid: coordinatorPid)
         rss.start()
-        let cpuBefore = (client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
+        let cpuBefore = (
+            client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
         let plan = LoadPlan(
             endpoint: endpoint, secret: secret, network: network, ownerPrefix: "b-\(runID)", connections: connections,
             pipeline: pipeline, intervalNs: LoadPlan.intervalNs(rate: rate, connections: connections),
             release: release, budget: LoadPlan.budget(release: release, free: free), duration: duration)
         let measured = clientKind == "lean"
             ? try await engine.run(plan) : try await StandardClientLoad(plan: plan).run()
-        let cpuAfter = (client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
+        let cpuAfter = (
+            client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds))
         let rssSamples = rss.stop()
         let storeAfter = try await storeCounters()
 

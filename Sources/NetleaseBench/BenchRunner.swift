@@ -112,25 +112,29 @@ public struct BenchRunner: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<lanes {
                 let mine = stride(from: lane, to: owners.count, by: lanes).map { owners[$0] }
-                group.addTask {
-                    try await admin { connection in
-                        var index = 0
-                        while index < mine.count {
-                            let chunk = mine[index..<min(index + 32, mine.count)]
-                            try await withThrowingTaskGroup(of: Void.self) { sends in
-                                for owner in chunk {
-                                    sends.addTask { _ = try? await connection.release(ReleaseRequest(network: network, owner: owner)) }
-                                }
-                                try await sends.waitForAll()
-                            }
-                            index += 32
-                        }
-                    }
-                }
+                group.addTask { try await admin { try await Self.release(mine, network: network, on: $0) } }
             }
             try await group.waitForAll()
         }
-        log("released \(owners.count) lease(s) made by the bench in \(String(format: "%.1f", Self.seconds(ContinuousClock.now - started))) s")
+        let seconds = Self.seconds(ContinuousClock.now - started)
+        log("released \(owners.count) lease(s) made by the bench in \(String(format: "%.1f", seconds)) s")
+    }
+
+    /// Releases `owners` on one connection, 32 in flight at a time; a failed release is not retried.
+    private static func release(_ owners: [String], network: String, on connection: NetleaseConnection)
+        async throws
+    {
+        var index = 0
+        while index < owners.count {
+            let chunk = owners[index..<min(index + 32, owners.count)]
+            try await withThrowingTaskGroup(of: Void.self) { sends in
+                for owner in chunk {
+                    sends.addTask { _ = try? await connection.release(ReleaseRequest(network: network, owner: owner)) }
+                }
+                try await sends.waitForAll()
+            }
+            index += 32
+        }
     }
 
     static func seconds(_ d: Duration) -> Double {

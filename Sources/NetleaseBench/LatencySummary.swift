@@ -32,6 +32,7 @@ struct LatencySummary: Sendable, Encodable {
     }
 
     var text: String {
-        String(format: "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms", p50, p90, p99, p999, max) + "  (n=\(count))"
+        String(format: "p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms", p50, p90, p99, p999, max)
+            + "  (n=\(count))"
     }
 }
