@@ -66,7 +66,8 @@ final class ReplyHeadViewTests: XCTestCase {
 
     func testLeaseAddressRefusesWhatTheLeaseCodecRefuses() {
         for value in ["10.0.0.1", "10.0.0.1/33", "01.0.0.1/8", "10.0.0.1/8/9", "10.0.0/8", "/8", "10.0.0.1/",
-                      "10.0.0.1/x", "256.0.0.1/8", "10.0.0.1%2F8", ""] {
+                      "10.0.0.1/x", "256.0.0.1/8", "10.0.0.1%2F8", "", "1.2.3.4.5/8", "1..2.3/8", ".1.2.3/8",
+                      "1000.2.3.4/8", "1.2.3.4/100"] {
             let fields: Fields = ["network": "n", "address": value, "state": "active"]
             XCTAssertThrowsError(try WireCodec.lease(from: fields), value)
             XCTAssertNil(withView(Reply.ok(fields).lines[0]) { $0.leaseAddress }, value)
