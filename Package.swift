@@ -104,6 +104,13 @@ let package = Package(
         .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
         .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
         .testTarget(
+            name: "NetleaseBenchTests",
+            dependencies: [
+                "NetleaseBench", "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient",
+                "NetleaseTesting", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "NetleaseTransportTests",
             dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
