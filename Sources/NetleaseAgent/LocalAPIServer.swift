@@ -19,7 +19,7 @@ struct LocalAPIServer: Sendable {
     func run(handler: LocalAPIHandler, onReady: @escaping @Sendable (String) -> Void) async throws {
         let server = LineServer(
             configuration: .init(address: .unix(path: socketPath), maxConnections: Self.maxConnections,
-                                 idleTimeout: TimeAmount(Self.idleTimeout)),
+                                 idleTimeout: Self.idleTimeout),
             logger: logger)
         try await server.run(onListening: { _ in
             openToGroup()
