@@ -5,6 +5,7 @@ import PackageDescription
 // Wire, Transport} → Core). NetleaseTesting is linked by tests and the bench only; NetleaseLab by the demo and tests.
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -33,7 +34,7 @@ let package = Package(
         .target(
             name: "NetleaseTransport",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", nioCore, nioPosix, logging, lifecycle,
+                "NetleaseCore", "NetleaseWire", nioCore, nioPosix, nioHTTP1, logging, lifecycle,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
@@ -112,7 +113,10 @@ let package = Package(
         ),
         .testTarget(
             name: "NetleaseTransportTests",
-            dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "NetleaseTransport", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
+                logging, lifecycle,
+            ]
         ),
         .testTarget(
             name: "NetleaseClientTests",
