@@ -22,14 +22,18 @@ public struct AddressBook: Sendable {
     private var stored = ShardedTable<UInt32, StoredRecord> { Int($0) }
     private var names = NameTable()
     private var ifnames = NameTable()
-    /// owner → address of that owner's active lease.
-    private var ownerIndex = ShardedTable<String, UInt32> { $0.hashValue }
+    /// owner → address of that owner's active lease. Keyed by bytes, as the store's unique owner index is.
+    private var ownerIndex = ShardedTable<ExactKey, UInt32> { $0.hashValue }
     /// owner → address of a cooldown record still naming that owner (how a returning host finds its old bridge
     /// address without scanning every record).
-    private var coolingOwners = ShardedTable<String, UInt32> { $0.hashValue }
+    private var coolingOwners = ShardedTable<ExactKey, UInt32> { $0.hashValue }
 
-    /// owner → address of that owner's active lease, as a dictionary (for tests and tools, not hot paths).
-    public var owners: [String: UInt32] { ownerIndex.dictionary }
+    /// owner → address of that owner's active lease, as a dictionary (for tests and tools, not hot paths). Two
+    /// owners that differ in bytes but not as Swift strings (possible only in a file from before `Names`' rules)
+    /// would share a key here; `activeLease(owner:)` keeps them apart.
+    public var owners: [String: UInt32] {
+        Dictionary(ownerIndex.map { ($0.key.string, $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
     public private(set) var counts: PoolCounts
 
     private var cursor: UInt64
@@ -52,11 +56,13 @@ public struct AddressBook: Sendable {
 
     public func record(_ address: IPv4Address) -> Lease? { lease(address.value) }
 
-    public func activeLease(owner: String) -> Lease? { ownerIndex[owner].flatMap { lease($0) } }
+    public func activeLease(owner: String) -> Lease? { ownerIndex[ExactKey(owner)].flatMap { lease($0) } }
 
     /// A cooldown record that still names `owner`, if any.
     public func coolingLease(owner: String) -> Lease? {
-        coolingOwners[owner].flatMap { lease($0) }.flatMap { $0.state == .cooldown && $0.owner == owner ? $0 : nil }
+        coolingOwners[ExactKey(owner)].flatMap { lease($0) }.flatMap {
+            $0.state == .cooldown && $0.owner.hasSameBytes(as: owner) ? $0 : nil
+        }
     }
 
     /// Every record, in no particular order.
@@ -109,13 +115,13 @@ public struct AddressBook: Sendable {
         switch lease.state {
         case .active:
             counts.active += 1
-            if !lease.owner.isEmpty { ownerIndex[lease.owner] = key }
+            if !lease.owner.isEmpty { ownerIndex[ExactKey(lease.owner)] = key }
         case .reserved: counts.reserved += 1
         case .conflict: counts.conflict += 1
         case .cooldown:
             counts.cooldown += 1
             cooling.append(CoolingEntry(address: key, until: lease.until))
-            if !lease.owner.isEmpty { coolingOwners[lease.owner] = key }
+            if !lease.owner.isEmpty { coolingOwners[ExactKey(lease.owner)] = key }
         }
     }
 
@@ -130,12 +136,12 @@ public struct AddressBook: Sendable {
         switch record.state {
         case .active:
             counts.active -= 1
-            if ownerIndex[record.owner] == key { ownerIndex[record.owner] = nil }
+            if ownerIndex[ExactKey(record.owner)] == key { ownerIndex[ExactKey(record.owner)] = nil }
         case .reserved: counts.reserved -= 1
         case .conflict: counts.conflict -= 1
         case .cooldown:
             counts.cooldown -= 1
-            if coolingOwners[record.owner] == key { coolingOwners[record.owner] = nil }
+            if coolingOwners[ExactKey(record.owner)] == key { coolingOwners[ExactKey(record.owner)] = nil }
         }
     }
 
@@ -183,7 +189,10 @@ public struct StoredRecord: Sendable, Equatable {
             self.ifname = ifname
         }
 
-        static func == (a: Extra, b: Extra) -> Bool { a.note == b.note && a.mac == b.mac && a.ifname == b.ifname }
+        static func == (a: Extra, b: Extra) -> Bool {
+            a.note.hasSameBytes(as: b.note) && a.mac.hasSameBytes(as: b.mac)
+                && a.ifname.map { b.ifname?.hasSameBytes(as: $0) ?? false } ?? (b.ifname == nil)
+        }
     }
 
     /// `ifname` value meaning "the name is in `extra`".
@@ -223,24 +232,24 @@ public struct StoredRecord: Sendable, Equatable {
 
 /// Strings that repeat across many records (host and interface names), stored once and referred to by number.
 /// Names are never removed: a table grows with the distinct names a network has seen since the coordinator
-/// started (tens of bytes each), not with its leases.
+/// started (tens of bytes each), not with its leases. Keyed by bytes: a name comes back exactly as it was put in.
 struct NameTable: Sendable {
     private var names: [String] = [""]
-    private var ids: [String: UInt32] = ["": 0]
+    private var ids: [ExactKey: UInt32] = [ExactKey(""): 0]
 
     /// The number of `name`, added if new; nil when the table already holds `limit` names (the caller then
     /// keeps the name itself: correctness never depends on the table's size).
     mutating func id(_ name: String, limit: Int = Int(UInt32.max)) -> UInt32? {
-        if let id = ids[name] { return id }
+        if let id = ids[ExactKey(name)] { return id }
         guard names.count < limit else { return nil }
         let id = UInt32(names.count)
         names.append(name)
-        ids[name] = id
+        ids[ExactKey(name)] = id
         return id
     }
 
     subscript(id: UInt32) -> String { names[Int(id)] }
 
     /// The number of `name` if the table has it.
-    func existingID(_ name: String) -> UInt32? { ids[name] }
+    func existingID(_ name: String) -> UInt32? { ids[ExactKey(name)] }
 }
