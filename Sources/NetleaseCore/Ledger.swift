@@ -70,9 +70,14 @@ public struct Ledger: Sendable {
                 "subnet \(spec.subnet) overlaps network '\(other.spec.name)' (\(other.spec.subnet))")
         }
         if spec.vni == 0 {
-            spec.vni = (books.values.map(\.spec.vni).max() ?? 41) + 1
-        } else if spec.vni > 16_777_215 {
-            throw NetleaseError.badRequest("vni \(spec.vni) is out of range 1-16777215")
+            guard let vni = Self.automaticVNI(used: Set(books.values.map(\.spec.vni))) else {
+                throw NetleaseError.conflict(
+                    "every VNI \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound) is used by a network")
+            }
+            spec.vni = vni
+        } else if !Self.vniRange.contains(spec.vni) {
+            throw NetleaseError.badRequest(
+                "vni \(spec.vni) is out of range \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound)")
         } else if let other = books.values.first(where: { $0.spec.vni == spec.vni }) {
             throw NetleaseError.conflict("vni \(spec.vni) is used by network '\(other.spec.name)'")
         }
@@ -103,6 +108,19 @@ public struct Ledger: Sendable {
         books[spec.name] = AddressBook(spec: spec)
         changes.append(.insertNetwork(spec))
         return spec
+    }
+
+    /// VXLAN network identifiers are 24 bits; VNI 0 in a request means "choose one".
+    public static let vniRange: ClosedRange<UInt32> = 1...16_777_215
+
+    /// The VNI of a network created without one: the first network gets 42, later ones one above the highest in
+    /// use while that fits in 24 bits, then the lowest free one; nil when none is free. Counting up rather than
+    /// filling gaps puts off reusing a deleted network's VNI (only the highest can come back at once): an agent
+    /// that has not yet removed the old network's VXLAN device would bridge the new network into the old one.
+    static func automaticVNI(used: Set<UInt32>, in range: ClosedRange<UInt32> = vniRange) -> UInt32? {
+        guard let highest = used.max() else { return range.contains(42) ? 42 : range.lowerBound }
+        if highest < range.upperBound { return highest + 1 }
+        return range.first { !used.contains($0) }
     }
 
     /// Deletes a network, refusing while any container holds an address in it. Bridge addresses, reservations and

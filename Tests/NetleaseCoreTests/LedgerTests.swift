@@ -297,6 +297,25 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(ledger.books.count, 1 + accepted.count)
     }
 
+    func testAutomaticVNIStaysWithin24Bits() throws {
+        var ledger = try makeLedger(
+            makeSpec("top", "10.1.0.0/24", vni: 16_777_215), makeSpec("low", "10.2.0.0/24", vni: 1))
+        var changes: [LedgerChange] = []
+        let next = try ledger.createNetwork(makeSpec("next", "10.3.0.0/24"), now: t0, changes: &changes)
+        XCTAssertTrue((1...16_777_215).contains(next.vni), "automatic VNI \(next.vni) is not a 24-bit VNI")
+        XCTAssertEqual(next.vni, 2, "past the highest VNI, the lowest free one")
+        let after = try ledger.createNetwork(makeSpec("after", "10.4.0.0/24"), now: t0, changes: &changes)
+        XCTAssertEqual(after.vni, 3)
+    }
+
+    func testAutomaticVNIIsTheNextAboveTheHighestWhileThatFits() {
+        XCTAssertEqual(Ledger.automaticVNI(used: []), 42, "the first network")
+        XCTAssertEqual(Ledger.automaticVNI(used: [42, 50]), 51, "a deleted network's VNI is not reused at once")
+        XCTAssertEqual(Ledger.automaticVNI(used: [1, 2, 16_777_215]), 3)
+        XCTAssertNil(Ledger.automaticVNI(used: Set(1...5), in: 1...5), "none left")
+        XCTAssertEqual(Ledger.automaticVNI(used: [1, 2, 5], in: 1...5), 3)
+    }
+
     func testDeleteNetworkRefusedWhileContainerLeasesExist() throws {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
