@@ -8,6 +8,9 @@
 ///   that only moves forward), then addresses whose cooldown ended (FIFO, so the address freed longest ago is reused
 ///   first). Queues may hold addresses that were taken again meanwhile; they are skipped when popped (lazy delete).
 ///   Each address enters a queue once per free event, so the work per allocation is amortised O(1).
+/// - Cooldown ends enter a FIFO queue, which is in order of their end because every cooldown of a network lasts
+///   as long. A cooldown restored with an earlier end (an address unreserved during its cooldown, `Ledger.unreserve`)
+///   goes to a small sorted side list instead of waiting behind later ends.
 /// - The cursor skips addresses that already have records. After a restart the first allocation may step over many
 ///   taken addresses once; later ones do not.
 ///
@@ -39,6 +42,10 @@ public struct AddressBook: Sendable {
     private var cursor: UInt64
     private var recycled = RingQueue<UInt32>()
     private var cooling = RingQueue<CoolingEntry>()
+    /// The latest end in `cooling`: an entry that ends earlier goes to `coolingOutOfOrder`.
+    private var latestCoolingEnd = Millis.min
+    /// Cooldowns that end before the latest in `cooling`, sorted by end, latest first (popped from the back). Rare.
+    private var coolingOutOfOrder: [CoolingEntry] = []
 
     struct CoolingEntry: Sendable {
         var address: UInt32
@@ -120,7 +127,14 @@ public struct AddressBook: Sendable {
         case .conflict: counts.conflict += 1
         case .cooldown:
             counts.cooldown += 1
-            cooling.append(CoolingEntry(address: key, until: lease.until))
+            let entry = CoolingEntry(address: key, until: lease.until)
+            if lease.until >= latestCoolingEnd {
+                cooling.append(entry)
+                latestCoolingEnd = lease.until
+            } else {
+                let index = coolingOutOfOrder.firstIndex { $0.until <= lease.until } ?? coolingOutOfOrder.endIndex
+                coolingOutOfOrder.insert(entry, at: index)
+            }
             if !lease.owner.isEmpty { coolingOwners[ExactKey(lease.owner)] = key }
         }
     }
@@ -147,15 +161,23 @@ public struct AddressBook: Sendable {
 
     /// Cooldown records whose time has come, oldest first. The caller deletes them (and persists the deletion).
     public mutating func expiredCooldowns(now: Millis) -> [IPv4Address] {
-        var expired: [IPv4Address] = []
+        var ended: [CoolingEntry] = []
         while let entry = cooling.first, entry.until <= now {
             _ = cooling.popFirst()
-            // Skip stale entries: the address was reserved, reused, or its cooldown was renewed since.
-            if let record = stored[entry.address], record.state == .cooldown, record.until == entry.until {
-                expired.append(IPv4Address(entry.address))
-            }
+            ended.append(entry)
         }
-        return expired
+        if let entry = coolingOutOfOrder.last, entry.until <= now {
+            while let entry = coolingOutOfOrder.last, entry.until <= now {
+                ended.append(entry)
+                coolingOutOfOrder.removeLast()
+            }
+            ended.sort { $0.until < $1.until }
+        }
+        // Skip stale entries: the address was reserved, reused, or its cooldown was renewed since.
+        return ended.filter { entry in
+            guard let record = stored[entry.address] else { return false }
+            return record.state == .cooldown && record.until == entry.until
+        }.map { IPv4Address($0.address) }
     }
 
     /// The next free address, or nil when none is free. Does not take it: the caller `put`s a record.

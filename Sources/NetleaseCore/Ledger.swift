@@ -123,14 +123,23 @@ public struct Ledger: Sendable {
         return range.first { !used.contains($0) }
     }
 
-    /// Deletes a network, refusing while any container holds an address in it. Bridge addresses, reservations and
-    /// cooldowns go with the network.
-    public mutating func deleteNetwork(_ name: String, changes: inout [LedgerChange]) throws {
+    /// Deletes a network, refusing while any container holds an address in it, and while any address is in
+    /// cooldown: the cooldown records go with the network, and a network created again over the same addresses
+    /// could hand one out while its former holder may still use it. Bridge addresses, reservations and conflict
+    /// records go with the network.
+    public mutating func deleteNetwork(_ name: String, now: Millis, changes: inout [LedgerChange]) throws {
         try checkNetwork(name)
         let book = books[name]!
         let held = book.leases.filter { $0.state == .active && !$0.isBridge }.count
         guard held == 0 else {
             throw NetleaseError.conflict("network '\(name)' still has \(held) active lease(s); release them first")
+        }
+        let coolingEnds = book.leases.filter { [.cooldown, .reserved].contains($0.state) && $0.until > now }
+            .map(\.until)
+        if let last = coolingEnds.max() {
+            throw NetleaseError.conflict(
+                "network '\(name)' has \(coolingEnds.count) address(es) in cooldown for up to "
+                    + "\((last - now + 999) / 1000)s more; delete it after that")
         }
         books[name] = nil
         changes.append(.deleteNetwork(name))
@@ -454,6 +463,8 @@ public struct Ledger: Sendable {
                 throw NetleaseError.conflict("address \(address) is \(record.state.rawValue) (owner '\(record.owner)')")
             case .reserved, .cooldown:
                 lease.created = record.state == .reserved ? record.created : now
+                // A cooldown the reservation interrupts is kept in `until`, so that unreserving cannot cut it short.
+                lease.until = record.until > now ? record.until : 0
                 changes.append(.updateLease(lease))
             }
         } else {
@@ -463,13 +474,27 @@ public struct Ledger: Sendable {
         return lease
     }
 
-    public mutating func unreserve(network: String, address: IPv4Address, changes: inout [LedgerChange]) throws {
+    /// Deletes a reservation. The address is free at once, unless the reservation interrupted a cooldown that has
+    /// not ended: then it is in cooldown again until that end.
+    public mutating func unreserve(network: String, address: IPv4Address, now: Millis,
+                                   changes: inout [LedgerChange]) throws {
         try checkNetwork(network)
         guard let record = books[network]!.record(address), record.state == .reserved else {
             throw NetleaseError.notFound("address \(address) is not reserved in '\(network)'")
         }
-        modifyBook(network) { $0.remove(address) }
-        changes.append(.deleteLease(network: network, address: address))
+        guard record.until > now else {
+            modifyBook(network) { $0.remove(address) }
+            changes.append(.deleteLease(network: network, address: address))
+            return
+        }
+        var cooling = record
+        cooling.state = .cooldown
+        cooling.note = ""
+        // The release the cooldown started with: the network's cooldown never changes.
+        cooling.renewed = record.until - Millis(books[network]!.spec.cooldown) * 1000
+        let restored = cooling
+        modifyBook(network) { $0.put(restored) }
+        changes.append(.updateLease(restored))
     }
 
     /// Quarantines an address that answered an ARP probe. When the reporting host's own fresh lease holds it, that

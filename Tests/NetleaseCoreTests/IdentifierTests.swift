@@ -94,7 +94,9 @@ final class IdentifierTests: XCTestCase {
         var changes: [LedgerChange] = []
         _ = try ledger.join(host: "K1", underlay: IPv4Address(192, 0, 2, 1), networks: [], now: t0, changes: &changes)
         changes = []
-        expectBadRequest(naming: "network", "delete") { try ledger.deleteNetwork(kelvin + "8s", changes: &changes) }
+        expectBadRequest(naming: "network", "delete") {
+            try ledger.deleteNetwork(kelvin + "8s", now: t0, changes: &changes)
+        }
         expectBadRequest(naming: "host", "remove host") { try ledger.removeHost(kelvin + "1", now: t0, changes: &changes) }
         expectBadRequest(naming: "network", "acquire") {
             try ledger.acquire(network: kelvin + "8s", owner: "c1", claim: nil, wanted: nil, now: t0, changes: &changes)

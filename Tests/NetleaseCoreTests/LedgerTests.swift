@@ -217,6 +217,24 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(book.counts.cooldown, 3, "reporting an end does not delete the record; the caller does")
     }
 
+    /// A cooldown put back with an earlier end than those queued (an address unreserved during its cooldown) ends
+    /// on time, not when the later ones do.
+    func testAddressBookEndsACooldownRestoredOutOfOrderOnTime() {
+        func cooling(_ last: UInt8, until: Millis) -> Lease {
+            Lease(network: "n", address: IPv4Address(10, 0, 0, last), prefix: 24, state: .cooldown, created: 0,
+                  renewed: until - 1_000, until: until)
+        }
+        var book = AddressBook(spec: makeSpec("n", "10.0.0.0/24"))
+        book.put(cooling(1, until: 500))
+        book.put(cooling(2, until: 200))
+        book.put(cooling(3, until: 100))
+        book.put(cooling(4, until: 600))
+        XCTAssertEqual(book.expiredCooldowns(now: 99), [])
+        XCTAssertEqual(book.expiredCooldowns(now: 200), [ip("10.0.0.3"), ip("10.0.0.2")], "oldest first")
+        XCTAssertEqual(book.expiredCooldowns(now: 599), [ip("10.0.0.1")])
+        XCTAssertEqual(book.expiredCooldowns(now: 600), [ip("10.0.0.4")])
+    }
+
     // MARK: networks
 
     func testCreateNetworkFillsDefaults() throws {
@@ -316,6 +334,27 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(Ledger.automaticVNI(used: [1, 2, 5], in: 1...5), 3)
     }
 
+    /// Deleting a network while addresses cool down would let a network re-created over the same subnet hand
+    /// out an address whose former holder may still use it.
+    func testDeleteNetworkWaitsForPendingCooldowns() throws {
+        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", cooldown: 30))
+        var changes: [LedgerChange] = []
+        let held = try ledger.acquire(network: "blue", owner: "c1", claim: nil, wanted: nil, now: t0, changes: &changes)
+        _ = try ledger.release(network: "blue", owner: "c1", address: nil, claim: nil, now: t0, changes: &changes)
+        changes = []
+        assertThrows(.conflict, "1 address(es) in cooldown for up to 30s more") {
+            try ledger.deleteNetwork("blue", now: t0, changes: &changes)
+        }
+        XCTAssertEqual(changes, [])
+        // Reserving the cooling address does not get around it.
+        _ = try ledger.reserve(network: "blue", address: held.address, note: "", now: t0 + 1, changes: &changes)
+        changes = []
+        assertThrows(.conflict, "cooldown") { try ledger.deleteNetwork("blue", now: t0 + 29_999, changes: &changes) }
+        XCTAssertNotNil(ledger.books["blue"])
+        try ledger.deleteNetwork("blue", now: t0 + 30_000, changes: &changes)
+        XCTAssertEqual(changes, [.deleteNetwork("blue")])
+    }
+
     func testDeleteNetworkRefusedWhileContainerLeasesExist() throws {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
@@ -326,18 +365,21 @@ final class LedgerTests: XCTestCase {
         _ = try ledger.release(network: "blue", owner: "c2", address: nil, claim: nil, now: t0, changes: &changes)
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.200"), note: "", now: t0, changes: &changes)
         changes = []
-        assertThrows(.conflict, "still has 1 active lease(s)") { try ledger.deleteNetwork("blue", changes: &changes) }
+        assertThrows(.conflict, "still has 1 active lease(s)") {
+            try ledger.deleteNetwork("blue", now: t0, changes: &changes)
+        }
         XCTAssertEqual(changes, [])
         XCTAssertNotNil(ledger.books["blue"])
         XCTAssertEqual(try ledger.network("blue").record(held.address)?.owner, "c1")
 
         _ = try ledger.release(network: "blue", owner: "c1", address: nil, claim: nil, now: t0, changes: &changes)
         changes = []
-        // Bridge address, reservation and cooldowns do not block the delete.
-        try ledger.deleteNetwork("blue", changes: &changes)
+        // Bridge address, reservation and ended cooldowns do not block the delete (pending ones do, see
+        // testDeleteNetworkWaitsForPendingCooldowns).
+        try ledger.deleteNetwork("blue", now: t0 + 60_000, changes: &changes)
         XCTAssertEqual(changes, [.deleteNetwork("blue")])
         XCTAssertNil(ledger.books["blue"])
-        assertThrows(.unknownNetwork) { try ledger.deleteNetwork("blue", changes: &changes) }
+        assertThrows(.unknownNetwork) { try ledger.deleteNetwork("blue", now: t0 + 60_000, changes: &changes) }
         assertThrows(.unknownNetwork) {
             try ledger.acquire(network: "blue", owner: "c1", claim: nil, wanted: nil, now: t0, changes: &changes)
         }
@@ -357,7 +399,7 @@ final class LedgerTests: XCTestCase {
             try ledger.reserve(network: "red", address: ip("10.1.0.5"), note: "", now: t0, changes: &changes)
         }
         assertThrows(.unknownNetwork) {
-            try ledger.unreserve(network: "red", address: ip("10.1.0.5"), changes: &changes)
+            try ledger.unreserve(network: "red", address: ip("10.1.0.5"), now: t0, changes: &changes)
         }
         assertThrows(.unknownNetwork) {
             try ledger.reportConflict(network: "red", address: ip("10.1.0.5"), mac: "m", claim: claim, now: t0,
@@ -716,6 +758,30 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(again.address, ip("10.1.0.1"))
     }
 
+    func testUnreserveKeepsAPendingCooldown() throws {
+        // /30: hosts .1 and .2, cooldown 10 s.
+        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/30", cooldown: 10))
+        var changes: [LedgerChange] = []
+        _ = try ledger.acquire(network: "blue", owner: "a", claim: nil, wanted: nil, now: t0, changes: &changes)
+        _ = try ledger.acquire(network: "blue", owner: "b", claim: nil, wanted: nil, now: t0, changes: &changes)
+        let released = try XCTUnwrap(try ledger.release(network: "blue", owner: "a", address: nil, claim: nil,
+                                                        now: t0, changes: &changes))
+        _ = try ledger.reserve(network: "blue", address: released.address, note: "", now: t0 + 1_000,
+                               changes: &changes)
+        try ledger.unreserve(network: "blue", address: released.address, now: t0 + 1_500, changes: &changes)
+        assertThrows(.poolExhausted, "cooldown=1") {
+            try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: nil, now: t0 + 2_000, changes: &changes)
+        }
+        assertThrows(.conflict, "in cooldown") {
+            try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: released.address, now: t0 + 2_000,
+                               changes: &changes)
+        }
+        XCTAssertEqual(try ledger.network("blue").record(released.address)?.until, released.until)
+        let reused = try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: nil, now: released.until,
+                                        changes: &changes)
+        XCTAssertEqual(reused.address, released.address, "free once the cooldown it had has ended")
+    }
+
     // MARK: reservations and conflicts
 
     func testReserveRules() throws {
@@ -765,14 +831,14 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(changes, [], "the stale cooldown entry must not delete the reservation")
         XCTAssertEqual(try ledger.network("blue").record(cooled.address)?.state, .reserved)
 
-        try ledger.unreserve(network: "blue", address: ip("10.1.0.10"), changes: &changes)
+        try ledger.unreserve(network: "blue", address: ip("10.1.0.10"), now: t0, changes: &changes)
         XCTAssertEqual(changes, [.deleteLease(network: "blue", address: ip("10.1.0.10"))])
         XCTAssertNil(try ledger.network("blue").record(ip("10.1.0.10")))
         assertThrows(.notFound, "not reserved") {
-            try ledger.unreserve(network: "blue", address: ip("10.1.0.10"), changes: &changes)
+            try ledger.unreserve(network: "blue", address: ip("10.1.0.10"), now: t0, changes: &changes)
         }
         assertThrows(.notFound, "not reserved") {
-            try ledger.unreserve(network: "blue", address: held.address, changes: &changes)
+            try ledger.unreserve(network: "blue", address: held.address, now: t0, changes: &changes)
         }
         XCTAssertEqual(try ledger.acquire(network: "blue", owner: "w", claim: nil, wanted: ip("10.1.0.10"),
                                           now: t0, changes: &changes).address, ip("10.1.0.10"))
@@ -1597,21 +1663,35 @@ final class LedgerTests: XCTestCase {
                         XCTAssertEqual(changes, [], "\(context): releasing nothing writes nothing")
                     }
                 case 58..<64:
-                    let address = randomAddress(in: book.spec, usableOnly: true)
+                    // Often an address in cooldown: unreserving it before its end must put it back into cooldown.
+                    let cooling = book.records.values.filter { $0.state == .cooldown }.map(\.address).sorted()
+                    let address = Bool.random(using: &rng)
+                        ? (cooling.randomElement(using: &rng) ?? randomAddress(in: book.spec, usableOnly: true))
+                        : randomAddress(in: book.spec, usableOnly: true)
                     let lease = try ledger.reserve(network: network, address: address, note: "r", now: now,
                                                    changes: &changes)
                     operationsDone["reserve", default: 0] += 1
                     XCTAssertEqual(lease.state, .reserved, context)
+                    if lease.until > now { operationsDone["reserve over cooldown", default: 0] += 1 }
                     if let old = book.record(address) {
                         XCTAssertTrue([.reserved, .cooldown].contains(old.state), "\(context): over \(old.state)")
                     }
                 case 64..<68:
-                    let reserved = book.records.values.filter { $0.state == .reserved }.map(\.address).sorted()
-                    let address = reserved.randomElement(using: &rng) ?? randomAddress(in: book.spec,
-                                                                                       usableOnly: true)
-                    try ledger.unreserve(network: network, address: address, changes: &changes)
+                    let reserved = book.records.values.filter { $0.state == .reserved }
+                    // Often one whose interrupted cooldown has not ended yet.
+                    let pending = reserved.filter { $0.until > now }
+                    let pool = (Bool.random(using: &rng) && !pending.isEmpty ? pending : reserved)
+                        .map(\.address).sorted()
+                    let address = pool.randomElement(using: &rng) ?? randomAddress(in: book.spec, usableOnly: true)
+                    try ledger.unreserve(network: network, address: address, now: now, changes: &changes)
                     operationsDone["unreserve", default: 0] += 1
-                    XCTAssertNil(ledger.books[network]!.record(address), context)
+                    // Free, or back in the cooldown the reservation interrupted, until its old end.
+                    if let after = ledger.books[network]!.record(address) {
+                        XCTAssertEqual(after.state, .cooldown, context)
+                        XCTAssertEqual(after.until, book.record(address)?.until, context)
+                        XCTAssertGreaterThan(after.until, now, context)
+                        operationsDone["unreserve into cooldown", default: 0] += 1
+                    }
                 case 68..<72:
                     guard let claim = randomClaim(before) else { continue }
                     let own = book.records.values.filter { $0.state == .active && $0.host == claim.host }
