@@ -62,6 +62,10 @@ public struct Ledger: Sendable {
                 "subnet \(spec.subnet) must have a prefix between /\(IPv4Subnet.prefixRange.lowerBound) and /\(IPv4Subnet.prefixRange.upperBound)"
             )
         }
+        if let (block, use) = spec.subnet.nonUnicastBlock {
+            throw NetleaseError.badRequest(
+                "subnet \(spec.subnet) is not unicast address space: it overlaps \(block) (\(use))")
+        }
         if let existing = books[spec.name] {
             throw NetleaseError.conflict("network '\(spec.name)' already exists with subnet \(existing.spec.subnet)")
         }

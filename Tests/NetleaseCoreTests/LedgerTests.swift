@@ -334,6 +334,27 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(Ledger.automaticVNI(used: [1, 2, 5], in: 1...5), 3)
     }
 
+    func testNetworkCreateRefusesSubnetsOutsideUnicastSpace() throws {
+        var ledger = Ledger()
+        let refused = [
+            "0.0.0.0/8", "0.1.0.0/16", "127.0.0.0/8", "127.1.0.0/24", "169.254.0.0/16", "169.254.10.0/24",
+            "224.0.0.0/8", "239.255.255.0/24", "240.0.0.0/8", "255.255.255.0/24",
+        ]
+        for (index, cidr) in refused.enumerated() {
+            var changes: [LedgerChange] = []
+            assertThrows(.badRequest, "not unicast", cidr) {
+                try ledger.createNetwork(makeSpec("n\(index)", cidr), now: t0, changes: &changes)
+            }
+            XCTAssertEqual(changes, [], cidr)
+        }
+        for (index, cidr) in ["1.0.0.0/24", "100.64.0.0/10", "169.253.0.0/16", "223.255.255.0/24", "128.0.0.0/8"]
+            .enumerated()
+        {
+            var changes: [LedgerChange] = []
+            XCTAssertNoThrow(try ledger.createNetwork(makeSpec("ok\(index)", cidr), now: t0, changes: &changes), cidr)
+        }
+    }
+
     /// Deleting a network while addresses cool down would let a network re-created over the same subnet hand
     /// out an address whose former holder may still use it.
     func testDeleteNetworkWaitsForPendingCooldowns() throws {
