@@ -334,7 +334,8 @@ public struct Ledger: Sendable {
         try checkNetwork(network)
         try Names.checkOwner(owner)
         guard !Lease.isBridgeOwner(owner) else {
-            throw NetleaseError.badRequest("owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
+            throw NetleaseError.badRequest(
+                "field 'owner': owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
         }
         if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
         return try acquireChecked(
@@ -633,7 +634,7 @@ extension Ledger {
         }
         try Names.checkOwner(owner)
         guard !Lease.isBridgeOwner(owner) else {
-            throw NetleaseError.badRequest("owner must not start with 'bridge:'")
+            throw NetleaseError.badRequest("field 'owner' must not start with 'bridge:'")
         }
         if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
         guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
