@@ -650,6 +650,10 @@ extension Ledger {
                 return .held(record)
             case .active, .reserved, .conflict:
                 return .taken(by: record)
+            case .cooldown where record.host != claim.host:
+                // The cooldown protects a holder on another host (or none), which may still use the address: a
+                // host lost in a partition keeps its containers running.
+                return .taken(by: record)
             case .cooldown:
                 break
             }

@@ -1206,6 +1206,43 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(try ledger.network("blue").counts.free, 0)
     }
 
+    /// A cooldown protects an address whose former holder may still use it: a host lost in a partition keeps its
+    /// containers running. Another host's agent must not take such an address by reconciling it.
+    func testReconcileDoesNotAdoptAnotherHostsCoolingAddress() throws {
+        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", cooldown: 60, ttl: 10))
+        var changes: [LedgerChange] = []
+        _ = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
+        _ = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: [], now: t0, changes: &changes)
+        let h1 = HostClaim(host: "h1", epoch: 1)
+        let h2 = HostClaim(host: "h2", epoch: 2)
+        let web = try ledger.acquire(network: "blue", owner: "web", claim: h2, wanted: nil, now: t0, changes: &changes)
+        let db = try ledger.acquire(network: "blue", owner: "db", claim: nil, wanted: nil, now: t0, changes: &changes)
+        _ = try ledger.release(network: "blue", owner: "db", address: nil, claim: nil, now: t0, changes: &changes)
+        // h2 goes quiet (a partition); its lease is reclaimed into cooldown while h1 keeps heartbeating.
+        _ = try ledger.heartbeat(host: "h1", epoch: 1, now: t0 + 10_001, changes: &changes)
+        XCTAssertEqual(ledger.reclaim(now: t0 + 10_001, changes: &changes), ["h2"])
+        XCTAssertEqual(try ledger.network("blue").record(web.address)?.state, .cooldown)
+
+        for (address, owner) in [(web.address, "web"), (web.address, "intruder"), (db.address, "db")] {
+            changes = []
+            let outcome = try ledger.reconcile(network: "blue", owner: owner, address: address, ifname: "",
+                                               claim: h1, now: t0 + 10_002, changes: &changes)
+            guard case .taken(let record) = outcome else {
+                return XCTFail("h1 took \(address) (\(owner)), cooling after another holder: \(outcome)")
+            }
+            XCTAssertEqual(record.state, .cooldown)
+            XCTAssertEqual(changes, [])
+        }
+        // h2 itself, back with a new epoch, gets its own container's address again.
+        let back = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: [], now: t0 + 10_003,
+                                   changes: &changes)
+        let outcome = try ledger.reconcile(network: "blue", owner: "web", address: web.address, ifname: "",
+                                           claim: HostClaim(host: "h2", epoch: back.host.epoch), now: t0 + 10_004,
+                                           changes: &changes)
+        guard case .adopted(let lease) = outcome else { return XCTFail("h2 did not get its own address back") }
+        XCTAssertEqual(lease.address, web.address)
+    }
+
     func testHostsLostTogetherLoseExactlyTheirOwnHostBoundLeasesInOnePass() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/22", cooldown: 60, ttl: 30),
                                     makeSpec("green", "10.2.0.0/24", cooldown: 60, ttl: 30))
