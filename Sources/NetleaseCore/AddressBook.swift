@@ -11,6 +11,8 @@
 /// - Cooldown ends enter a FIFO queue, which is in order of their end because every cooldown of a network lasts
 ///   as long. A cooldown restored with an earlier end (an address unreserved during its cooldown, `Ledger.unreserve`)
 ///   goes to a small sorted side list instead of waiting behind later ends.
+/// - The cursor jumps over an excluded range in one step (a binary search of the merged ranges): stepping through
+///   one address at a time, a /8 excluded but for a few addresses cost 16 million steps under the store's lock.
 /// - The cursor skips addresses that already have records. After a restart the first allocation may step over many
 ///   taken addresses once; later ones do not.
 ///
@@ -21,6 +23,8 @@
 /// values.
 public struct AddressBook: Sendable {
     public private(set) var spec: NetworkSpec
+    /// The spec's excluded ranges, merged and sorted, for binary search.
+    private let exclusions: [IPv4Range]
     // Tables are sharded (`ShardedTable`) so that growing one never stalls the store for long.
     private var stored = ShardedTable<UInt32, StoredRecord> { Int($0) }
     private var names = NameTable()
@@ -54,6 +58,7 @@ public struct AddressBook: Sendable {
 
     public init(spec: NetworkSpec, records: [Lease] = []) {
         self.spec = spec
+        exclusions = IPv4Range.merged(spec.excluded)
         counts = PoolCounts(usable: spec.usableCount)
         cursor = UInt64(spec.subnet.firstHost.value)
         for lease in records.sorted(by: { ($0.until, $0.address) < ($1.until, $1.address) }) {
@@ -111,7 +116,18 @@ public struct AddressBook: Sendable {
 
     /// Whether `address` could be leased right now: a host address, not excluded, without a record.
     public func isFree(_ address: IPv4Address) -> Bool {
-        spec.subnet.isHostAddress(address) && !spec.isExcluded(address) && stored[address.value] == nil
+        spec.subnet.isHostAddress(address) && exclusion(containing: address) == nil && stored[address.value] == nil
+    }
+
+    /// The excluded range that holds `address`, if any.
+    private func exclusion(containing address: IPv4Address) -> IPv4Range? {
+        var low = 0
+        var high = exclusions.count
+        while low < high {
+            let middle = (low + high) / 2
+            if exclusions[middle].last < address { low = middle + 1 } else { high = middle }
+        }
+        return low < exclusions.count && exclusions[low].contains(address) ? exclusions[low] : nil
     }
 
     /// Sets or replaces the record of an address, keeping counts, the owner index and the cooldown queue right.
@@ -185,6 +201,10 @@ public struct AddressBook: Sendable {
         let last = UInt64(spec.subnet.lastHost.value)
         while cursor <= last {
             let candidate = IPv4Address(UInt32(cursor))
+            if let range = exclusion(containing: candidate) {
+                cursor = UInt64(range.last.value) + 1
+                continue
+            }
             cursor += 1
             if isFree(candidate) { return candidate }
         }
