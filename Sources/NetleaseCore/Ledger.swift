@@ -182,6 +182,12 @@ public struct Ledger: Sendable {
         changes: inout [LedgerChange]
     ) throws -> JoinResult {
         try Names.checkName(name, field: "host", kind: "host")
+        // Every peer points a tunnel at this address: one no packet can be sent to would send the network's
+        // traffic nowhere, or (broadcast, multicast) to every machine of the underlay.
+        guard underlay.isUnicastDestination else {
+            throw NetleaseError.badRequest(
+                "field 'underlay': \(underlay) is not a unicast address (not in 0.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4)")
+        }
         var named = Set<String>()
         for network in requested {
             try Names.checkName(network, field: "networks", kind: "network")

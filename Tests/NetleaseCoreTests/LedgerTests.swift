@@ -1071,6 +1071,24 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(changes, [])
     }
 
+    /// Every peer points a tunnel at a host's underlay: an unspecified, multicast or broadcast address there
+    /// would send the network's traffic nowhere, or to every machine of the underlay.
+    func testJoinRefusesAnUnderlayThatIsNoUnicastEndpoint() throws {
+        var ledger = try makeLedger(makeSpec())
+        for text in ["0.0.0.0", "0.1.2.3", "224.0.0.1", "239.1.1.1", "240.0.0.1", "255.255.255.255"] {
+            var changes: [LedgerChange] = []
+            assertThrows(.badRequest, "underlay", text) {
+                try ledger.join(host: "h1", underlay: ip(text), networks: [], now: t0, changes: &changes)
+            }
+            XCTAssertEqual(changes, [], text)
+        }
+        var changes: [LedgerChange] = []
+        for (index, text) in ["10.0.0.1", "127.0.0.1", "169.254.1.1", "100.64.0.1"].enumerated() {
+            XCTAssertNoThrow(try ledger.join(host: "h\(index)", underlay: ip(text), networks: [], now: t0,
+                                             changes: &changes), text)
+        }
+    }
+
     func testRefusedJoinChangesNothing() throws {
         // "tiny" has two host addresses; two hosts take them as bridge addresses.
         var ledger = try makeLedger(makeSpec("big", "10.1.0.0/24"), makeSpec("tiny", "10.2.0.0/30"))
