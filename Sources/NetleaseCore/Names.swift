@@ -7,9 +7,9 @@ import Foundation
 ///   "\u{212A}8s" == "K8s" (KELVIN SIGN has a singleton canonical decomposition to "K"). SQLite compares bytes. An
 ///   identifier with two spellings was one key in memory and two in the file: a second owner got the first one's
 ///   address, a network deleted under the other spelling came back after a restart.
-/// - Network and host names and interface names are ASCII from a small grammar: one spelling each, safe in
-///   interface names, file names, command lines and log lines. ASCII strings are equal as Swift strings exactly
-///   when their bytes are.
+/// - Network and host names are ASCII from a small grammar, interface names printable ASCII: one spelling each,
+///   safe in interface names, file names, command lines and log lines. ASCII strings are equal as Swift strings
+///   exactly when their bytes are.
 /// - Free text (owner ids, notes, MAC addresses as reported) may be any printable Unicode, but only in NFC: two NFC
 ///   strings are canonically equivalent exactly when their bytes are equal, so memory and file agree. Nothing is
 ///   normalised on the way in; a client that sends another form gets `bad-request` and can fix its request.
@@ -31,12 +31,16 @@ public enum Names {
         return name.utf8.allSatisfy(isNameByte)
     }
 
-    /// Interface names (bridges, container interfaces): the name grammar in 1–15 bytes (Linux's IFNAMSIZ). Stricter
-    /// than the kernel on purpose: it takes a '%' as a format ("nl%d" becomes "nl0", so the device would never be
-    /// found under its stored name), and a leading '-' reads as an option to `ip` and `ovs-vsctl`.
+    /// Interface names (bridges, container interfaces): Linux's rule in ASCII (1–15 bytes, no space, '/' or ':', not
+    /// "." or ".."), without '%' and without a leading '-'. The kernel takes a '%' as a format ("nl%d" is created as
+    /// "nl0", so the device would never be found under its stored name), and a leading '-' reads as an option to
+    /// the tools. The agent checks existing bridges with this too, so it stays as wide as what worked before.
     public static func isValidInterface(_ name: String) -> Bool {
-        guard let first = name.utf8.first, name.utf8.count <= maxInterfaceBytes, isAlnum(first) else { return false }
-        return name.utf8.allSatisfy(isNameByte)
+        guard let first = name.utf8.first, name.utf8.count <= maxInterfaceBytes, first != UInt8(ascii: "-"),
+              name != ".", name != ".." else { return false }
+        return name.utf8.allSatisfy {
+            $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "%")
+        }
     }
 
     /// Why `text` is not canonical free text, or nil when it is: printable, assigned, in NFC. Length is the caller's.
@@ -75,8 +79,8 @@ public enum Names {
     public static func checkInterface(_ name: String, field: String) throws {
         guard !isValidInterface(name) else { return }
         throw NetleaseError.badRequest(
-            "field '\(field)': '\(excerpt(name))' is not a valid interface name (1-\(maxInterfaceBytes) ASCII "
-                + "letters, digits, '-', '_' or '.', starting with a letter or digit)")
+            "field '\(field)': '\(excerpt(name))' is not a valid interface name (1-\(maxInterfaceBytes) bytes of "
+                + "printable ASCII without space, '/', ':' or '%', not starting with '-', not '.' or '..')")
     }
 
     /// Free text of at most `maxBytes` bytes (at least one unless `allowEmpty`).

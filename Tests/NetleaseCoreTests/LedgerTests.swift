@@ -70,7 +70,8 @@ final class LedgerTests: XCTestCase {
             ("nl0", true), ("nl-blue", true), (String(repeating: "i", count: 15), true),
             (String(repeating: "i", count: 16), false), ("", false), (".", false), ("..", false), ("a/b", false),
             ("a:b", false), ("a b", false), ("a\tb", false), ("\u{E9}th0", false), ("eth0.100", true),
-            ("eth%d", false), ("-eth0", false), (".x", false), ("a@b", false), ("br_0-x.1", true), ("ETH0", true),
+            ("eth%d", false), ("-eth0", false), ("%", false), (".x", true), ("a@b", true), ("br_0-x.1", true),
+            ("ETH0", true), ("br+1", true), ("a\u{7F}", false),
         ]
         for (name, valid) in interfaces {
             XCTAssertEqual(Names.isValidInterface(name), valid, "interface '\(name.debugDescription)'")
