@@ -46,4 +46,11 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.value < rhs.value }
+
+    /// Whether a packet can be addressed to this one host: not in 0.0.0.0/8 ("this network"), 224.0.0.0/4
+    /// (multicast) or 240.0.0.0/4 (reserved, with the broadcast address 255.255.255.255).
+    public var isUnicastDestination: Bool {
+        let first = value >> 24
+        return first != 0 && first < 224
+    }
 }

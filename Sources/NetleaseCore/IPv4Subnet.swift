@@ -29,6 +29,22 @@ public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
         return value
     }
 
+    /// Address space that is not for hosts' unicast addresses (RFC 6890), with what it is for. A container network
+    /// there cannot work: the kernel treats loopback and multicast destinations specially, 0/8 and 240/4 are not
+    /// valid source addresses, and link-local is not routed (and holds 169.254.169.254, cloud metadata services).
+    public static let nonUnicastBlocks: [(block: IPv4Subnet, use: String)] = [
+        (IPv4Subnet(network: IPv4Address(0, 0, 0, 0), prefix: 8)!, "\"this network\""),
+        (IPv4Subnet(network: IPv4Address(127, 0, 0, 0), prefix: 8)!, "loopback"),
+        (IPv4Subnet(network: IPv4Address(169, 254, 0, 0), prefix: 16)!, "link-local"),
+        (IPv4Subnet(network: IPv4Address(224, 0, 0, 0), prefix: 4)!, "multicast"),
+        (IPv4Subnet(network: IPv4Address(240, 0, 0, 0), prefix: 4)!, "reserved, with the broadcast address"),
+    ]
+
+    /// The first non-unicast block this subnet overlaps, if any.
+    public var nonUnicastBlock: (block: IPv4Subnet, use: String)? {
+        Self.nonUnicastBlocks.first { $0.block.overlaps(self) }
+    }
+
     public static func mask(_ prefix: Int) -> UInt32 {
         prefix == 0 ? 0 : UInt32.max << UInt32(32 - prefix)
     }

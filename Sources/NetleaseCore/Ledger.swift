@@ -56,13 +56,15 @@ public struct Ledger: Sendable {
         -> NetworkSpec
     {
         var spec = request
-        guard Names.isValid(spec.name) else {
-            throw NetleaseError.badRequest("network name '\(spec.name)' must be 1-63 letters, digits, '-', '_' or '.'")
-        }
+        try Names.checkName(spec.name, field: "name", kind: "network")
         guard IPv4Subnet.prefixRange.contains(spec.subnet.prefix) else {
             throw NetleaseError.badRequest(
                 "subnet \(spec.subnet) must have a prefix between /\(IPv4Subnet.prefixRange.lowerBound) and /\(IPv4Subnet.prefixRange.upperBound)"
             )
+        }
+        if let (block, use) = spec.subnet.nonUnicastBlock {
+            throw NetleaseError.badRequest(
+                "subnet \(spec.subnet) is not unicast address space: it overlaps \(block) (\(use))")
         }
         if let existing = books[spec.name] {
             throw NetleaseError.conflict("network '\(spec.name)' already exists with subnet \(existing.spec.subnet)")
@@ -72,18 +74,21 @@ public struct Ledger: Sendable {
                 "subnet \(spec.subnet) overlaps network '\(other.spec.name)' (\(other.spec.subnet))")
         }
         if spec.vni == 0 {
-            spec.vni = (books.values.map(\.spec.vni).max() ?? 41) + 1
-        } else if spec.vni > 16_777_215 {
-            throw NetleaseError.badRequest("vni \(spec.vni) is out of range 1-16777215")
+            guard let vni = Self.automaticVNI(used: Set(books.values.map(\.spec.vni))) else {
+                throw NetleaseError.conflict(
+                    "every VNI \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound) is used by a network")
+            }
+            spec.vni = vni
+        } else if !Self.vniRange.contains(spec.vni) {
+            throw NetleaseError.badRequest(
+                "vni \(spec.vni) is out of range \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound)")
         } else if let other = books.values.first(where: { $0.spec.vni == spec.vni }) {
             throw NetleaseError.conflict("vni \(spec.vni) is used by network '\(other.spec.name)'")
         }
         if spec.bridge.isEmpty {
             spec.bridge = String("nl-\(spec.name)".prefix(15))
         }
-        guard Names.isValidInterface(spec.bridge) else {
-            throw NetleaseError.badRequest("bridge name '\(spec.bridge)' is not a valid interface name (1-15 bytes)")
-        }
+        try Names.checkInterface(spec.bridge, field: "bridge")
         if let other = books.values.first(where: { $0.spec.bridge == spec.bridge }) {
             throw NetleaseError.conflict("bridge '\(spec.bridge)' is used by network '\(other.spec.name)'")
         }
@@ -109,13 +114,36 @@ public struct Ledger: Sendable {
         return spec
     }
 
-    /// Deletes a network, refusing while any container holds an address in it. Bridge addresses, reservations and
-    /// cooldowns go with the network.
-    public mutating func deleteNetwork(_ name: String, changes: inout [LedgerChange]) throws {
-        guard let book = books[name] else { throw NetleaseError.unknownNetwork(name) }
+    /// VXLAN network identifiers are 24 bits; VNI 0 in a request means "choose one".
+    public static let vniRange: ClosedRange<UInt32> = 1...16_777_215
+
+    /// The VNI of a network created without one: the first network gets 42, later ones one above the highest in
+    /// use while that fits in 24 bits, then the lowest free one; nil when none is free. Counting up rather than
+    /// filling gaps puts off reusing a deleted network's VNI (only the highest can come back at once): an agent
+    /// that has not yet removed the old network's VXLAN device would bridge the new network into the old one.
+    static func automaticVNI(used: Set<UInt32>, in range: ClosedRange<UInt32> = vniRange) -> UInt32? {
+        guard let highest = used.max() else { return range.contains(42) ? 42 : range.lowerBound }
+        if highest < range.upperBound { return highest + 1 }
+        return range.first { !used.contains($0) }
+    }
+
+    /// Deletes a network, refusing while any container holds an address in it, and while any address is in
+    /// cooldown: the cooldown records go with the network, and a network created again over the same addresses
+    /// could hand one out while its former holder may still use it. Bridge addresses, reservations and conflict
+    /// records go with the network.
+    public mutating func deleteNetwork(_ name: String, now: Millis, changes: inout [LedgerChange]) throws {
+        try checkNetwork(name)
+        let book = books[name]!
         let held = book.leases.filter { $0.state == .active && !$0.isBridge }.count
         guard held == 0 else {
             throw NetleaseError.conflict("network '\(name)' still has \(held) active lease(s); release them first")
+        }
+        let coolingEnds = book.leases.filter { [.cooldown, .reserved].contains($0.state) && $0.until > now }
+            .map(\.until)
+        if let last = coolingEnds.max() {
+            throw NetleaseError.conflict(
+                "network '\(name)' has \(coolingEnds.count) address(es) in cooldown for up to "
+                    + "\((last - now + 999) / 1000)s more; delete it after that")
         }
         books[name] = nil
         changes.append(.deleteNetwork(name))
@@ -129,8 +157,15 @@ public struct Ledger: Sendable {
     }
 
     public func network(_ name: String) throws -> AddressBook {
-        guard let book = books[name] else { throw NetleaseError.unknownNetwork(name) }
-        return book
+        try checkNetwork(name)
+        return books[name]!
+    }
+
+    /// Refuses a network name outside the grammar (`bad-request`) before looking it up (`unknown-network`): only a
+    /// name with one spelling may be looked up in a dictionary that compares canonical equivalence (`Names`).
+    private func checkNetwork(_ name: String, field: String = "network") throws {
+        try Names.checkName(name, field: field, kind: "network")
+        guard books[name] != nil else { throw NetleaseError.unknownNetwork(name) }
     }
 
     // MARK: hosts
@@ -146,8 +181,19 @@ public struct Ledger: Sendable {
         host name: String, underlay: IPv4Address, networks requested: [String], now: Millis,
         changes: inout [LedgerChange]
     ) throws -> JoinResult {
-        guard Names.isValid(name) else {
-            throw NetleaseError.badRequest("host name '\(name)' must be 1-63 letters, digits, '-', '_' or '.'")
+        try Names.checkName(name, field: "host", kind: "host")
+        // Every peer points a tunnel at this address: one no packet can be sent to would send the network's
+        // traffic nowhere, or (broadcast, multicast) to every machine of the underlay.
+        guard underlay.isUnicastDestination else {
+            throw NetleaseError.badRequest(
+                "field 'underlay': \(underlay) is not a unicast address (not in 0.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4)")
+        }
+        var named = Set<String>()
+        for network in requested {
+            try Names.checkName(network, field: "networks", kind: "network")
+            guard named.insert(network).inserted else {
+                throw NetleaseError.badRequest("field 'networks' names '\(network)' twice")
+            }
         }
         let networks = requested.isEmpty ? books.keys.sorted() : requested
         for network in networks where books[network] == nil { throw NetleaseError.unknownNetwork(network) }
@@ -220,6 +266,7 @@ public struct Ledger: Sendable {
 
     /// Removes a host for good: its leases go to cooldown and it must join again to come back.
     public mutating func removeHost(_ name: String, now: Millis, changes: inout [LedgerChange]) throws -> Int {
+        try Names.checkName(name, field: "host", kind: "host")
         guard hosts[name] != nil else { throw NetleaseError.notFound("no host named '\(name)'") }
         let released = releaseAll(ofHosts: [name], includeStatic: false, now: now, changes: &changes)
         hosts[name] = nil
@@ -267,9 +314,7 @@ public struct Ledger: Sendable {
     /// Validates an agent's claim to speak for a host. Returns the host when it exists.
     @discardableResult
     func checkClaim(_ claim: HostClaim) throws -> HostRecord? {
-        guard Names.isValid(claim.host) else {
-            throw NetleaseError.badRequest("host name '\(claim.host)' must be 1-63 letters, digits, '-', '_' or '.'")
-        }
+        try Names.checkName(claim.host, field: "host", kind: "host")
         guard let host = hosts[claim.host] else {
             if claim.epoch != nil { throw NetleaseError.notFound("no host named '\(claim.host)'; join first") }
             return nil
@@ -292,9 +337,13 @@ public struct Ledger: Sendable {
         network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String = "", now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease {
-        guard !owner.hasPrefix("bridge:") else {
-            throw NetleaseError.badRequest("owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
+        try checkNetwork(network)
+        try Names.checkOwner(owner)
+        guard !Lease.isBridgeOwner(owner) else {
+            throw NetleaseError.badRequest(
+                "field 'owner': owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
         }
+        if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
         return try acquireChecked(
             network: network, owner: owner, claim: claim, wanted: wanted, ifname: ifname, now: now, changes: &changes)
     }
@@ -376,7 +425,8 @@ public struct Ledger: Sendable {
         network: String, owner: String?, address: IPv4Address?, claim: HostClaim?, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease? {
-        guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
+        try checkNetwork(network)
+        if let owner { try Names.checkOwner(owner) }
         if let claim { try checkClaim(claim) }
         let lease: Lease?
         if let owner {
@@ -407,7 +457,9 @@ public struct Ledger: Sendable {
     /// Sets an address aside so it is never handed out. Idempotent; refused while someone holds the address.
     public mutating func reserve(network: String, address: IPv4Address, note: String, now: Millis,
                                  changes: inout [LedgerChange]) throws -> Lease {
-        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
+        try checkNetwork(network)
+        try Names.checkText(note, field: "note", maxBytes: Names.maxNoteBytes, allowEmpty: true)
+        let spec = books[network]!.spec
         guard spec.subnet.isHostAddress(address) else {
             throw NetleaseError.badRequest("address \(address) is not a host address of \(spec.subnet)")
         }
@@ -422,6 +474,8 @@ public struct Ledger: Sendable {
                 throw NetleaseError.conflict("address \(address) is \(record.state.rawValue) (owner '\(record.owner)')")
             case .reserved, .cooldown:
                 lease.created = record.state == .reserved ? record.created : now
+                // A cooldown the reservation interrupts is kept in `until`, so that unreserving cannot cut it short.
+                lease.until = record.until > now ? record.until : 0
                 changes.append(.updateLease(lease))
             }
         } else {
@@ -431,20 +485,36 @@ public struct Ledger: Sendable {
         return lease
     }
 
-    public mutating func unreserve(network: String, address: IPv4Address, changes: inout [LedgerChange]) throws {
-        guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
+    /// Deletes a reservation. The address is free at once, unless the reservation interrupted a cooldown that has
+    /// not ended: then it is in cooldown again until that end.
+    public mutating func unreserve(network: String, address: IPv4Address, now: Millis,
+                                   changes: inout [LedgerChange]) throws {
+        try checkNetwork(network)
         guard let record = books[network]!.record(address), record.state == .reserved else {
             throw NetleaseError.notFound("address \(address) is not reserved in '\(network)'")
         }
-        modifyBook(network) { $0.remove(address) }
-        changes.append(.deleteLease(network: network, address: address))
+        guard record.until > now else {
+            modifyBook(network) { $0.remove(address) }
+            changes.append(.deleteLease(network: network, address: address))
+            return
+        }
+        var cooling = record
+        cooling.state = .cooldown
+        cooling.note = ""
+        // The release the cooldown started with: the network's cooldown never changes.
+        cooling.renewed = record.until - Millis(books[network]!.spec.cooldown) * 1000
+        let restored = cooling
+        modifyBook(network) { $0.put(restored) }
+        changes.append(.updateLease(restored))
     }
 
     /// Quarantines an address that answered an ARP probe. When the reporting host's own fresh lease holds it, that
     /// lease becomes the conflict record (its owner must acquire again).
     public mutating func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim,
                                         now: Millis, changes: inout [LedgerChange]) throws -> Lease {
-        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
+        try checkNetwork(network)
+        try Names.checkText(mac, field: "mac", maxBytes: Names.maxMACBytes, allowEmpty: false)
+        let spec = books[network]!.spec
         try checkClaim(claim)
         guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is not a leasable address of \(network)")
@@ -487,14 +557,18 @@ public struct Ledger: Sendable {
     /// Matching records in address order. Cooldown records are listed only when asked for by state. `renewed` of a
     /// host-bound lease is its host's last heartbeat.
     public func leases(_ filter: LeaseFilter) throws -> [Lease] {
-        if let network = filter.network, books[network] == nil { throw NetleaseError.unknownNetwork(network) }
+        if let network = filter.network { try checkNetwork(network) }
+        if let host = filter.host, !host.isEmpty { try Names.checkName(host, field: "host", kind: "host") }
+        if let owner = filter.owner {
+            try Names.checkText(owner, field: "owner", maxBytes: Names.maxOwnerBytes, allowEmpty: true)
+        }
         var result: [Lease] = []
         for name in books.keys.sorted() where filter.network == nil || filter.network == name {
             for var lease in books[name]!.leases {
                 if let state = filter.state { guard lease.state == state else { continue } }
                 else if lease.state == .cooldown { continue }
-                if let host = filter.host, lease.host != host { continue }
-                if let owner = filter.owner, lease.owner != owner { continue }
+                if let host = filter.host, !lease.host.hasSameBytes(as: host) { continue }
+                if let owner = filter.owner, !lease.owner.hasSameBytes(as: owner) { continue }
                 if !lease.isStatic, lease.state == .active, let host = hosts[lease.host] {
                     lease.renewed = max(lease.renewed, host.lastHeartbeat)
                 }
@@ -559,13 +633,16 @@ extension Ledger {
         network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim, now: Millis,
         changes: inout [LedgerChange]
     ) throws -> ReconcileOutcome {
-        guard let spec = books[network]?.spec else { throw NetleaseError.unknownNetwork(network) }
+        try checkNetwork(network)
+        let spec = books[network]!.spec
         guard claim.epoch != nil, try checkClaim(claim) != nil else {
             throw NetleaseError.badRequest("reconcile needs the host's current epoch")
         }
-        guard !owner.isEmpty, owner.utf8.count <= 256, !owner.hasPrefix("bridge:") else {
-            throw NetleaseError.badRequest("owner must be 1-256 bytes and not start with 'bridge:'")
+        try Names.checkOwner(owner)
+        guard !Lease.isBridgeOwner(owner) else {
+            throw NetleaseError.badRequest("field 'owner' must not start with 'bridge:'")
         }
+        if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
         guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is not leasable in \(network) (\(spec.subnet))")
         }
@@ -575,9 +652,13 @@ extension Ledger {
         let existing = books[network]!.record(address)
         if let record = existing {
             switch record.state {
-            case .active where record.owner == owner && record.host == claim.host:
+            case .active where record.owner.hasSameBytes(as: owner) && record.host == claim.host:
                 return .held(record)
             case .active, .reserved, .conflict:
+                return .taken(by: record)
+            case .cooldown where record.host != claim.host:
+                // The cooldown protects a holder on another host (or none), which may still use the address: a
+                // host lost in a partition keeps its containers running.
                 return .taken(by: record)
             case .cooldown:
                 break

@@ -137,7 +137,11 @@ public struct Lease: Sendable, Equatable {
 
     /// Owner id of the lease that holds a host's bridge address.
     public static func bridgeOwner(host: String) -> String { "bridge:\(host)" }
-    public var isBridge: Bool { owner.hasPrefix("bridge:") }
+    public var isBridge: Bool { Self.isBridgeOwner(owner) }
+
+    /// Whether `owner` is in the space reserved for bridge addresses. Compared by bytes: `String.hasPrefix` compares
+    /// characters, and "bridge:" followed by a combining mark does not start with the character ":".
+    public static func isBridgeOwner(_ owner: String) -> Bool { owner.utf8.starts(with: "bridge:".utf8) }
 }
 
 /// Address counts of one network.
@@ -158,25 +162,6 @@ public struct PoolCounts: Sendable, Equatable {
         self.reserved = reserved
         self.conflict = conflict
         self.cooldown = cooldown
-    }
-}
-
-/// Names of networks and hosts: short, safe in interface names, file names and log lines.
-public enum Names {
-    public static func isValid(_ name: String) -> Bool {
-        guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
-        guard isAlnum(first) else { return false }
-        return name.utf8.allSatisfy { isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
-    }
-
-    /// Linux interface names: 1–15 bytes, no '/', no whitespace, not "." or "..".
-    public static func isValidInterface(_ name: String) -> Bool {
-        guard (1...15).contains(name.utf8.count), name != ".", name != ".." else { return false }
-        return name.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") }
-    }
-
-    private static func isAlnum(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
     }
 }
 

@@ -81,7 +81,7 @@ final class SQLiteDatabase {
     }
 
     func scalarText(_ sql: String) throws -> String? {
-        try query(sql) { $0.text(0) }.first
+        try query(sql) { try $0.text(0) }.first
     }
 
     func scalarInt(_ sql: String) throws -> Int64? {
@@ -155,9 +155,24 @@ final class SQLiteStatement {
             let rc: Int32
             switch value {
             case .int(let v): rc = sqlite3_bind_int64(raw, position, v)
-            case .text(let v): rc = sqlite3_bind_text(raw, position, v, -1, transientDestructor)
+            case .text(let v): rc = Self.bindText(raw, position, v)
             }
             guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: database.errorMessage) }
+        }
+    }
+
+    /// Binds `text` with its UTF-8 byte count. A length of -1 would make SQLite stop at the first NUL, so a value
+    /// with an embedded NUL would be stored shorter than the one the ledger holds (invariant 10).
+    private static func bindText(_ statement: OpaquePointer?, _ position: Int32, _ text: String) -> Int32 {
+        var text = text
+        return text.withUTF8 { bytes in
+            // SQLite binds NULL for a null pointer, which NOT NULL columns refuse: "" needs a real (empty) string.
+            guard let base = bytes.baseAddress else {
+                return sqlite3_bind_text(statement, position, "", 0, transientDestructor)
+            }
+            return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                sqlite3_bind_text(statement, position, $0, Int32(bytes.count), transientDestructor)
+            }
         }
     }
 
@@ -176,9 +191,16 @@ final class SQLiteStatement {
 
     func int(_ column: Int32) -> Int64 { sqlite3_column_int64(raw, column) }
 
-    func text(_ column: Int32) -> String {
+    /// The column's text with exactly its stored bytes (`sqlite3_column_bytes`, not up to the first NUL). Text that
+    /// is not valid UTF-8 is an error rather than a repaired string, which would be a key the file does not hold.
+    func text(_ column: Int32) throws -> String {
         guard let pointer = sqlite3_column_text(raw, column) else { return "" }
-        return String(cString: pointer)
+        let count = Int(sqlite3_column_bytes(raw, column))
+        let bytes = UnsafeBufferPointer(start: pointer, count: count)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw SQLiteError(code: SQLITE_MISMATCH, message: "column \(column) holds text that is not valid UTF-8")
+        }
+        return text
     }
 }
 

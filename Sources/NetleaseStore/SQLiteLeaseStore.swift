@@ -103,7 +103,7 @@ public final class SQLiteLeaseStore: LeaseStore {
     }
 
     public func deleteNetwork(_ name: String) async throws {
-        try await perform { ledger, _, changes in try ledger.deleteNetwork(name, changes: &changes) }
+        try await perform { ledger, now, changes in try ledger.deleteNetwork(name, now: now, changes: &changes) }
     }
 
     public func networks() async throws -> [NetworkSummary] {
@@ -164,7 +164,9 @@ public final class SQLiteLeaseStore: LeaseStore {
     }
 
     public func unreserve(network: String, address: IPv4Address) async throws {
-        try await perform { ledger, _, changes in try ledger.unreserve(network: network, address: address, changes: &changes) }
+        try await perform { ledger, now, changes in
+            try ledger.unreserve(network: network, address: address, now: now, changes: &changes)
+        }
     }
 
     public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws

@@ -150,8 +150,8 @@ enum Schema {
         try db.query(
             "SELECT name, subnet, tunnel, vni, bridge, mtu, lease_ttl, cooldown, excluded, created FROM networks"
         ) { row in
-            let name = row.text(0)
-            guard let subnet = IPv4Subnet(row.text(1)), let tunnel = TunnelKind(rawValue: row.text(2)) else {
+            let name = try row.text(0)
+            guard let subnet = try IPv4Subnet(row.text(1)), let tunnel = try TunnelKind(rawValue: row.text(2)) else {
                 throw NetleaseError(.storage, "stored network '\(name)' is unreadable")
             }
             let excluded = try row.text(8).split(separator: ",").map { text -> IPv4Range in
@@ -160,7 +160,7 @@ enum Schema {
                 }
                 return range
             }
-            return NetworkSpec(
+            return try NetworkSpec(
                 name: name, subnet: subnet, tunnel: tunnel, vni: UInt32(truncatingIfNeeded: row.int(3)),
                 bridge: row.text(4), mtu: Int(row.int(5)), leaseTTL: Int(row.int(6)), cooldown: Int(row.int(7)),
                 excluded: excluded, created: row.int(9))
@@ -169,11 +169,11 @@ enum Schema {
 
     static func hosts(_ db: SQLiteDatabase) throws -> [HostRecord] {
         try db.query("SELECT name, underlay, epoch, state, networks, joined, last_heartbeat FROM hosts") { row in
-            let name = row.text(0)
-            guard let underlay = IPv4Address(row.text(1)), let state = HostState(rawValue: row.text(3)) else {
+            let name = try row.text(0)
+            guard let underlay = try IPv4Address(row.text(1)), let state = try HostState(rawValue: row.text(3)) else {
                 throw NetleaseError(.storage, "stored host '\(name)' is unreadable")
             }
-            return HostRecord(
+            return try HostRecord(
                 name: name, underlay: underlay, epoch: row.int(2), state: state,
                 networks: row.text(4).split(separator: ",").map(String.init), joined: row.int(5),
                 lastHeartbeat: row.int(6))
@@ -187,11 +187,11 @@ enum Schema {
             FROM leases ORDER BY network, address
             """
         ) { row in
-            let network = row.text(0)
-            guard let prefix = prefixes[network], let state = LeaseState(rawValue: row.text(2)) else {
+            let network = try row.text(0)
+            guard let prefix = prefixes[network], let state = try LeaseState(rawValue: row.text(2)) else {
                 throw NetleaseError(.storage, "stored lease in '\(network)' is unreadable")
             }
-            return Lease(
+            return try Lease(
                 network: network, address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))), prefix: prefix,
                 state: state, host: row.text(3), owner: row.text(4), ifname: row.text(5), note: row.text(6),
                 mac: row.text(7), isStatic: row.int(8) != 0, created: row.int(9), renewed: row.int(10),

@@ -74,6 +74,67 @@ public struct Fields: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         return value
     }
 
+    // MARK: identifiers: their one canonical byte form, or bad-request naming the field (`Names`)
+
+    /// A required network or host name (`kind` says which, for the message).
+    public func requireName(_ key: String, kind: String) throws -> String {
+        let value = try requireNonEmpty(key)
+        try Names.checkName(value, field: key, kind: kind)
+        return value
+    }
+
+    /// An optional network or host name; present but empty is allowed only with `allowEmpty` (a filter for "none").
+    public func name(_ key: String, kind: String, allowEmpty: Bool = false) throws -> String? {
+        guard let value = self[key] else { return nil }
+        if value.isEmpty && allowEmpty { return value }
+        try Names.checkName(value, field: key, kind: kind)
+        return value
+    }
+
+    /// A list of distinct network names (empty items are ignored, as in every list).
+    public func names(_ key: String, kind: String) throws -> [String] {
+        guard let text = self[key] else { return [] }
+        var seen = Set<String>()
+        var names: [String] = []
+        for item in text.split(separator: ",") {
+            let name = String(item)
+            try Names.checkName(name, field: key, kind: kind)
+            // Names are ASCII, so `String` equality here is byte equality.
+            guard seen.insert(name).inserted else {
+                throw NetleaseError.badRequest("field '\(key)' names '\(name)' twice")
+            }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// A required owner id: 1-256 bytes of printable UTF-8 in NFC.
+    public func requireOwner(_ key: String = "owner") throws -> String {
+        let value = try requireNonEmpty(key)
+        try Names.checkOwner(value, field: key)
+        return value
+    }
+
+    /// An optional owner id; when present it follows the rules of `requireOwner`.
+    public func owner(_ key: String = "owner") throws -> String? {
+        guard self[key] != nil else { return nil }
+        return try requireOwner(key)
+    }
+
+    /// An interface name; absent and empty both mean none ("").
+    public func interfaceName(_ key: String) throws -> String {
+        guard let value = self[key], !value.isEmpty else { return "" }
+        try Names.checkInterface(value, field: key)
+        return value
+    }
+
+    /// Optional free text of at most `maxBytes` bytes, empty allowed: printable UTF-8 in NFC.
+    public func text(_ key: String, maxBytes: Int) throws -> String? {
+        guard let value = self[key] else { return nil }
+        try Names.checkText(value, field: key, maxBytes: maxBytes, allowEmpty: true)
+        return value
+    }
+
     /// Fails on keys outside `allowed`, so a mistyped field is an error instead of being ignored.
     public func only(_ allowed: Set<String>, verb: String) throws {
         for key in keys where !allowed.contains(key) {

@@ -168,40 +168,43 @@ extension Request {
             self = .auth(secret: try f.require("secret"))
         case .networkCreate:
             try only("name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude")
-            self = .networkCreate(try WireCodec.networkSpec(from: f, requireAll: false))
+            let spec = try WireCodec.networkSpec(from: f, requireAll: false)
+            try Names.checkName(spec.name, field: "name", kind: "network")
+            if !spec.bridge.isEmpty { try Names.checkInterface(spec.bridge, field: "bridge") }
+            self = .networkCreate(spec)
         case .networkList:
             try only()
             self = .networkList
         case .networkShow:
             try only("name")
-            self = .networkShow(name: try f.requireNonEmpty("name"))
+            self = .networkShow(name: try f.requireName("name", kind: "network"))
         case .networkDelete:
             try only("name")
-            self = .networkDelete(name: try f.requireNonEmpty("name"))
+            self = .networkDelete(name: try f.requireName("name", kind: "network"))
         case .join:
             try only("host", "underlay", "networks")
             self = .join(
-                host: try f.requireNonEmpty("host"), underlay: try f.requireAddress("underlay"),
-                networks: WireCodec.list(f["networks"]))
+                host: try f.requireName("host", kind: "host"), underlay: try f.requireAddress("underlay"),
+                networks: try f.names("networks", kind: "network"))
         case .heartbeat:
             try only("host", "epoch")
-            self = .heartbeat(host: try f.requireNonEmpty("host"), epoch: try f.requireInt("epoch"))
+            self = .heartbeat(host: try f.requireName("host", kind: "host"), epoch: try f.requireInt("epoch"))
         case .hostList:
             try only()
             self = .hostList
         case .hostRemove:
             try only("host")
-            self = .hostRemove(host: try f.requireNonEmpty("host"))
+            self = .hostRemove(host: try f.requireName("host", kind: "host"))
         case .acquire:
             try only("network", "owner", "host", "epoch", "address", "ifname")
             self = .acquire(AcquireRequest(
-                network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
-                claim: try WireCodec.claim(from: f), address: try f.address("address"), ifname: f["ifname"] ?? ""))
+                network: try f.requireName("network", kind: "network"), owner: try f.requireOwner(),
+                claim: try Self.claim(f), address: try f.address("address"), ifname: try f.interfaceName("ifname")))
         case .release:
             try only("network", "owner", "address", "host", "epoch")
             let request = ReleaseRequest(
-                network: try f.requireNonEmpty("network"), owner: f["owner"], address: try f.address("address"),
-                claim: try WireCodec.claim(from: f))
+                network: try f.requireName("network", kind: "network"), owner: try f.owner(),
+                address: try f.address("address"), claim: try Self.claim(f))
             guard request.owner != nil || request.address != nil else {
                 throw NetleaseError.badRequest("RELEASE needs field 'owner' or 'address'")
             }
@@ -209,19 +212,22 @@ extension Request {
         case .reserve:
             try only("network", "address", "note")
             self = .reserve(
-                network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"),
-                note: f["note"] ?? "")
+                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"),
+                note: try f.text("note", maxBytes: Names.maxNoteBytes) ?? "")
         case .unreserve:
             try only("network", "address")
-            self = .unreserve(network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"))
+            self = .unreserve(
+                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"))
         case .reportConflict:
             try only("network", "address", "mac", "host", "epoch")
-            guard let claim = try WireCodec.claim(from: f), claim.epoch != nil else {
+            guard let claim = try Self.claim(f), claim.epoch != nil else {
                 throw NetleaseError.badRequest("REPORT-CONFLICT needs fields 'host' and 'epoch'")
             }
+            let mac = try f.requireNonEmpty("mac")
+            try Names.checkText(mac, field: "mac", maxBytes: Names.maxMACBytes, allowEmpty: false)
             self = .reportConflict(
-                network: try f.requireNonEmpty("network"), address: try f.requireAddress("address"),
-                mac: try f.requireNonEmpty("mac"), claim: claim)
+                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"),
+                mac: mac, claim: claim)
         case .leaseList:
             try only("network", "host", "state", "owner")
             var state: LeaseState?
@@ -232,15 +238,18 @@ extension Request {
                 }
                 state = parsed
             }
-            self = .leaseList(Ledger.LeaseFilter(network: f["network"], host: f["host"], state: state, owner: f["owner"]))
+            self = .leaseList(Ledger.LeaseFilter(
+                network: try f.name("network", kind: "network"),
+                host: try f.name("host", kind: "host", allowEmpty: true), state: state,
+                owner: try f.text("owner", maxBytes: Names.maxOwnerBytes)))
         case .reconcile:
             try only("network", "owner", "address", "ifname", "host", "epoch")
-            guard let claim = try WireCodec.claim(from: f), claim.epoch != nil else {
+            guard let claim = try Self.claim(f), claim.epoch != nil else {
                 throw NetleaseError.badRequest("RECONCILE needs fields 'host' and 'epoch'")
             }
             self = .reconcile(ReconcileRequest(
-                network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
-                address: try f.requireAddress("address"), ifname: f["ifname"] ?? "", claim: claim))
+                network: try f.requireName("network", kind: "network"), owner: try f.requireOwner(),
+                address: try f.requireAddress("address"), ifname: try f.interfaceName("ifname"), claim: claim))
         case .watch:
             try only()
             self = .watch
@@ -251,6 +260,13 @@ extension Request {
             try only()
             self = .stats
         }
+    }
+
+    /// A host claim whose host name follows the name rules.
+    private static func claim(_ f: Fields) throws -> HostClaim? {
+        guard let claim = try WireCodec.claim(from: f) else { return nil }
+        try Names.checkName(claim.host, field: "host", kind: "host")
+        return claim
     }
 
     /// The request as a line, without terminator.

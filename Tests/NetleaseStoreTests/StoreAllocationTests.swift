@@ -326,10 +326,14 @@ final class StoreAllocationTests: StoreTestCase {
         let stillThere = try await store.networks().map(\.spec.name)
         XCTAssertEqual(stillThere, ["keep", "temp"])
 
-        // Refusal survives restart; after the release (bridge, reservation and cooldown don't count) it goes.
+        // Refusal survives restart; after the release and its cooldown (bridge and reservation don't count) it goes.
         let current = try reopen(store)
         await expectError(.conflict, "delete after restart") { try await current.deleteNetwork("temp") }
         _ = try await current.release(network: "temp", owner: "c1", address: nil, claim: nil)
+        await expectError(.conflict, "delete while the released address cools") {
+            try await current.deleteNetwork("temp")
+        }
+        clock.advance(seconds: Double(NetworkSpec.defaultCooldown))
         try await current.deleteNetwork("temp")
 
         let names = try await current.networks().map(\.spec.name)

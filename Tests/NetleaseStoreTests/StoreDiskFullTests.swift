@@ -65,8 +65,10 @@ final class StoreDiskFullTests: StoreTestCase {
         var accepted = 0
         for index in 0..<400 {
             do {
-                let lease = try await store.acquire(network: "prod", owner: "full-\(index)", claim: nil, address: nil,
-                                                    ifname: String(repeating: "x", count: 200))
+                // A long owner id makes each change take room (interface names are at most 15 bytes).
+                let owner = "full-\(index)-" + String(repeating: "x", count: 200)
+                let lease = try await store.acquire(network: "prod", owner: owner, claim: nil, address: nil,
+                                                    ifname: "eth0")
                 acknowledged[lease.owner] = lease.address
                 accepted += 1
             } catch let error as NetleaseError {

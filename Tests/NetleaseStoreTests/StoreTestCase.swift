@@ -163,7 +163,7 @@ class StoreTestCase: XCTestCase {
             try db.query(
                 "SELECT network, address, state, host, owner, static, until FROM leases ORDER BY network, address"
             ) { row in
-                StoredLease(
+                try StoredLease(
                     network: row.text(0), address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))),
                     state: row.text(2), host: row.text(3), owner: row.text(4), isStatic: row.int(5) != 0,
                     until: row.int(6))
@@ -176,13 +176,13 @@ class StoreTestCase: XCTestCase {
     {
         try withDatabase(at: path, file: file, line: line) { db in
             try db.query("SELECT name, epoch, state FROM hosts ORDER BY name") { row in
-                StoredHost(name: row.text(0), epoch: row.int(1), state: row.text(2))
+                try StoredHost(name: row.text(0), epoch: row.int(1), state: row.text(2))
             }
         }
     }
 
     func storedNetworkNames(at path: String? = nil) throws -> [String] {
-        try withDatabase(at: path) { db in try db.query("SELECT name FROM networks ORDER BY name") { $0.text(0) } }
+        try withDatabase(at: path) { db in try db.query("SELECT name FROM networks ORDER BY name") { try $0.text(0) } }
     }
 
     func withDatabase<T>(
