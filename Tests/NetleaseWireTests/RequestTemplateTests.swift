@@ -10,7 +10,7 @@ final class RequestTemplateTests: XCTestCase {
             ({ .acquire(AcquireRequest(network: "bench", owner: $0)) }, "b-run-3-"),
             ({ .acquire(AcquireRequest(network: "bench", owner: $0, claim: claim)) }, "ba-x-7-"),
             ({ .release(ReleaseRequest(network: "bench", owner: $0)) }, "b-run-3-"),
-            ({ .acquire(AcquireRequest(network: "blue net", owner: $0, ifname: "eth0")) }, "needs escaping 100%-"),
+            ({ .acquire(AcquireRequest(network: "blue", owner: $0, ifname: "eth0")) }, "needs escaping 100%-"),
         ]
         for (make, base) in cases {
             let template = RequestTemplate(make(base))
