@@ -188,14 +188,14 @@ public struct Ledger: Sendable {
             throw NetleaseError.badRequest(
                 "field 'underlay': \(underlay) is not a unicast address (not in 0.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4)")
         }
+        // A network named again counts once, at its first place (as the parser does).
         var named = Set<String>()
+        var distinct: [String] = []
         for network in requested {
             try Names.checkName(network, field: "networks", kind: "network")
-            guard named.insert(network).inserted else {
-                throw NetleaseError.badRequest("field 'networks' names '\(network)' twice")
-            }
+            if named.insert(network).inserted { distinct.append(network) }
         }
-        let networks = requested.isEmpty ? books.keys.sorted() : requested
+        let networks = requested.isEmpty ? books.keys.sorted() : distinct
         for network in networks where books[network] == nil { throw NetleaseError.unknownNetwork(network) }
         if let other = hosts.values.first(where: { $0.name != name && $0.state == .up && $0.underlay == underlay }) {
             throw NetleaseError.conflict("underlay address \(underlay) is already used by host '\(other.name)'")

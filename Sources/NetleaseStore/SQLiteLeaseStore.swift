@@ -75,6 +75,10 @@ public final class SQLiteLeaseStore: LeaseStore {
             try Self.checkIdentity(db, path: path)
             try Self.configureDurability(db, path: path)
             try Self.wrap { try Schema.migrate(db) }
+            for repair in try Self.wrap({ try Schema.repairVNIs(db) }) {
+                logger.warning("network had a VNI outside 1-16777215; given the lowest free one", metadata: [
+                    "network": "\(repair.network)", "from": "\(repair.from)", "to": "\(repair.to)"])
+            }
             let storeID = try Self.wrap { try db.scalarText("SELECT value FROM meta WHERE key = 'store-id'") } ?? ""
             let ledger = try Self.wrap { try Self.load(db, now: clock.now()) }
             self.storeID = storeID

@@ -73,6 +73,31 @@ enum Schema {
         }
     }
 
+    /// Gives every network whose VNI is outside 1…16,777,215 the lowest free one, in one transaction; returns what
+    /// it changed. Automatic VNIs once ran past 24 bits: no VXLAN device accepts such a VNI (the network never worked
+    /// with `vxlan`; `gre` and `ovs-gre` do not use it), and every client refuses the NETWORK records carrying it,
+    /// so NETWORK-LIST failed for everyone.
+    static func repairVNIs(_ db: SQLiteDatabase) throws -> [(network: String, from: Int64, to: UInt32)] {
+        let rows = try db.query("SELECT name, vni FROM networks ORDER BY name") { try ($0.text(0), $0.int(1)) }
+        let valid = Ledger.vniRange
+        let inRange = { (vni: Int64) in Int64(valid.lowerBound) <= vni && vni <= Int64(valid.upperBound) }
+        let bad = rows.filter { !inRange($0.1) }
+        guard !bad.isEmpty else { return [] }
+        var used = Set(rows.filter { inRange($0.1) }.map { UInt32($0.1) })
+        var repaired: [(network: String, from: Int64, to: UInt32)] = []
+        try db.transaction {
+            for (name, vni) in bad {
+                guard let free = valid.first(where: { !used.contains($0) }) else {
+                    throw NetleaseError(.storage, "network '\(name)' has VNI \(vni) and no VNI is free to repair it")
+                }
+                used.insert(free)
+                try db.run("UPDATE networks SET vni = ? WHERE name = ?", [.int(Int64(free)), .text(name)])
+                repaired.append((name, vni, free))
+            }
+        }
+        return repaired
+    }
+
     // MARK: writing
 
     static func bumpGeneration(_ db: SQLiteDatabase) throws {

@@ -91,7 +91,9 @@ public struct Fields: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         return value
     }
 
-    /// A list of distinct network names (empty items are ignored, as in every list).
+    /// A list of names: empty items are ignored, as in every list, and so is a name given again (its first place
+    /// counts). A list of distinct names is its one canonical form; refusing repeats would stop an agent whose
+    /// configuration names a network twice, which used to work.
     public func names(_ key: String, kind: String) throws -> [String] {
         guard let text = self[key] else { return [] }
         var seen = Set<String>()
@@ -100,10 +102,7 @@ public struct Fields: Sendable, Equatable, ExpressibleByDictionaryLiteral {
             let name = String(item)
             try Names.checkName(name, field: key, kind: kind)
             // Names are ASCII, so `String` equality here is byte equality.
-            guard seen.insert(name).inserted else {
-                throw NetleaseError.badRequest("field '\(key)' names '\(name)' twice")
-            }
-            names.append(name)
+            if seen.insert(name).inserted { names.append(name) }
         }
         return names
     }

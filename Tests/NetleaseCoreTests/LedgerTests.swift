@@ -1090,6 +1090,15 @@ final class LedgerTests: XCTestCase {
         }
     }
 
+    func testJoinCountsARepeatedNetworkOnce() throws {
+        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24"), makeSpec("green", "10.2.0.0/24"))
+        var changes: [LedgerChange] = []
+        let result = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: ["green", "blue", "green"],
+                                     now: t0, changes: &changes)
+        XCTAssertEqual(result.host.networks, ["green", "blue"])
+        XCTAssertEqual(result.bridges.map(\.network), ["green", "blue"])
+    }
+
     func testRefusedJoinChangesNothing() throws {
         // "tiny" has two host addresses; two hosts take them as bridge addresses.
         var ledger = try makeLedger(makeSpec("big", "10.1.0.0/24"), makeSpec("tiny", "10.2.0.0/30"))
