@@ -271,7 +271,8 @@ public final class GroupCommitStore: Sendable {
                 for operation in batch { operation.complete(nil) }
             } catch {
                 let failure = journal.storageError(error, doing: "commit")
-                logger.error("commit failed; rebuilding the ledger from the journal", metadata: ["error": "\(error)"])
+                logger.error("commit failed; rebuilding the ledger from the journal",
+                             metadata: ["error": "\(failure)", "cause": "\(failure.cause ?? "")"])
                 let now = clock.now()
                 let reloaded = Result { try journal.load(now: now) }
                 let failed = state.withLock { s -> [PendingOperation] in
@@ -283,9 +284,11 @@ public final class GroupCommitStore: Sendable {
                         s.ledger = snapshot.ledger
                         s.generation = snapshot.generation
                     case .failure(let error):
-                        s.failure = journal.storageError(error, doing: "reload after a failed commit")
+                        let reloadFailure = journal.storageError(error, doing: "reload after a failed commit")
+                        s.failure = reloadFailure
                         s.lastRecovery = .now
-                        logger.critical("cannot reload the ledger; refusing all requests", metadata: ["error": "\(error)"])
+                        logger.critical("cannot reload the ledger; refusing all requests",
+                                        metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"])
                     }
                     return later
                 }
