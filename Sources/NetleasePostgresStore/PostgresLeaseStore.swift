@@ -25,6 +25,7 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     /// The leadership term this store commits under.
     public let term: Int64
     public var storeID: String { core.storeID }
+    public var backend: StoreBackend { .postgres }
 
     /// Statements that take longer fail (their connection is closed).
     public static let defaultTimeout: Duration = .seconds(10)

@@ -21,6 +21,7 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
     public let core: GroupCommitStore
     public let path: String
     public var storeID: String { core.storeID }
+    public var backend: StoreBackend { .sqlite }
 
     /// Most changes committed in one transaction unless told otherwise.
     public static let defaultMaxBatch = GroupCommitStore.defaultMaxBatch
