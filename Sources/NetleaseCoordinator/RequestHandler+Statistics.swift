@@ -26,6 +26,7 @@ extension RequestHandler {
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
         let identity = self.store.identity()
+        f.append("store", self.store.backend.rawValue)
         f.append("store-id", identity.id)
         f.append("store-generation", String(identity.generation))
         f.append("store-operations", String(store.operations))
