@@ -100,7 +100,8 @@ let package = Package(
         .executableTarget(
             name: "netlease",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleaseCoordinator",
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
+                "NetleaseCoordinator",
                 "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
                 logging, lifecycle,
             ]

@@ -4,6 +4,7 @@ import Logging
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
+import NetleasePostgresStore
 import NetleaseStore
 import ServiceLifecycle
 import NetleaseTransport
@@ -34,6 +35,22 @@ extension Netlease {
 
         @Option(help: ArgumentHelp("Data directory for the database and the cluster secret.", valueName: "dir"))
         var data = Coordinator.defaultDataDirectory
+
+        @Option(help: ArgumentHelp(
+            "Where leases are kept: 'sqlite' (DIR/netlease.db) or postgres://USER@HOST:PORT/DATABASE"
+                + "[?sslmode=MODE] (several coordinators on one database).",
+            valueName: "store"))
+        var store = "sqlite"
+
+        @Option(help: ArgumentHelp("File holding the PostgreSQL password (mode 0600); else PGPASSWORD.",
+                                   valueName: "file"))
+        var storePasswordFile: String?
+
+        @Option(help: ArgumentHelp(
+            "Address clients reach this coordinator at, recorded as the leader's (PostgreSQL store; default: "
+                + "--listen).",
+            valueName: "addr:port"))
+        var advertise: String?
 
         @Flag(help: "Accept requests without authentication (logs a warning; for throwaway test clusters only).")
         var insecure = false
@@ -73,6 +90,14 @@ extension Netlease {
 
         func validate() throws {
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+            if store != "sqlite" {
+                do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
+                    throw ValidationError("--store: \(error.message) (or 'sqlite')")
+                }
+            } else if storePasswordFile != nil || advertise != nil {
+                throw ValidationError("--store-password-file and --advertise need --store postgres://…")
+            }
+            if let advertise { _ = try Endpoint(parsing: advertise) }
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
@@ -100,10 +125,8 @@ extension Netlease {
                 } else {
                     secrets = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
                 }
-                let store = try SQLiteLeaseStore(
-                    directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
+                let store = try await openStore(logger: logger)
                 defer { store.close() }
-                logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
                     host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
                     maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
@@ -121,6 +144,23 @@ extension Netlease {
                         logger: logger))
                 try await group.run()
             }
+        }
+
+        /// The SQLite file in --data, or the PostgreSQL database of --store (taking its next leadership term).
+        func openStore(logger: Logger) async throws -> any LeaseStore {
+            let storeLogger = Logger(label: "netlease.store")
+            guard store != "sqlite" else {
+                let sqlite = try SQLiteLeaseStore(directory: data, maxBatch: maxBatch, logger: storeLogger)
+                logger.info("opened lease store", metadata: ["path": "\(sqlite.path)", "store-id": "\(sqlite.storeID)"])
+                return sqlite
+            }
+            let url = try PostgresStoreURL(parsing: store).withPassword(file: storePasswordFile)
+            let postgres = try await PostgresLeaseStore.open(
+                url: url, leader: advertise ?? listen, maxBatch: maxBatch, logger: storeLogger)
+            logger.info("opened lease store", metadata: [
+                "store": "\(url)", "store-id": "\(postgres.storeID)", "term": "\(postgres.term)",
+            ])
+            return postgres
         }
     }
 }
