@@ -39,6 +39,8 @@ public protocol LeaseStore: Sendable {
     func identity() -> StoreIdentity
     /// Where the state is kept.
     var backend: StoreBackend { get }
+    /// Leader or standby, for a coordinator on a shared database; nil for a store of its own.
+    func leadershipStatus() -> LeadershipStatus?
     /// Writes a consistent copy of the whole store to `path` (a new file) while the store keeps serving.
     func backup(to path: String) async throws -> StoreIdentity
     func close()
@@ -77,6 +79,8 @@ public struct StoreStatistics: Sendable, Equatable {
 }
 
 extension LeaseStore {
+    public func leadershipStatus() -> LeadershipStatus? { nil }
+
     public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
         async throws -> Lease
     {
