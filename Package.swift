@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
+        .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -51,6 +53,7 @@ let package = Package(
                 "NetleaseCore", "NetleaseStore", logging, nioCore, nioPosix,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The coordinator: its assembly, connections, one dispatch path, auth, event hub, reclaimer.
