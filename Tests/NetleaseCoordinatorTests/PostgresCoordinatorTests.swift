@@ -3,6 +3,7 @@ import HostNetwork
 import NetleaseClient
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import NetleaseWire
 import XCTest
 
@@ -10,9 +11,11 @@ import XCTest
 import Glibc
 #endif
 
-/// The real `netlease` executable on a PostgreSQL store: `coordinator --store postgres://…`, `migrate`, `stats`.
-final class PostgresCoordinatorTests: XCTestCase {
-    private var server: PostgresTestServer!
+/// Shared by the tests that run the real `netlease` executable on a PostgreSQL store: the test process's
+/// PostgreSQL server (skipped without one, unless NETLEASE_REQUIRE_NETNS=1), databases, data directories and child
+/// coordinators, all removed after each test.
+class PostgresCoordinatorTestCase: XCTestCase {
+    private(set) var server: PostgresTestServer!
     private var databases: [String] = []
     private var directories: [String] = []
     private var children: [ChildCoordinator] = []
@@ -37,36 +40,67 @@ final class PostgresCoordinatorTests: XCTestCase {
         try super.tearDownWithError()
     }
 
-    private func makeDatabase() throws -> String {
+    /// A new database's URL.
+    func makeDatabase() throws -> String {
         let name = try server.makeDatabase(prefix: "c")
         databases.append(name)
         return server.url(database: name)
     }
 
-    private func makeDirectory() -> String {
+    func sql(_ statement: String, in url: String) throws -> String {
+        try server.sql(statement, database: String(url.split(separator: "/").last!))
+    }
+
+    func makeDirectory() -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-pgc-\(UUID().uuidString)").path
         directories.append(path)
         return path
     }
 
-    private func start(_ directory: String, _ arguments: [String] = []) async throws -> ChildCoordinator {
+    func start(_ directory: String, _ arguments: [String] = []) async throws -> ChildCoordinator {
         let child = try await ChildCoordinator.start(directory: directory, extraArguments: arguments)
         children.append(child)
         return child
     }
 
-    /// Runs `netlease ARGUMENTS` to completion: exit status and what it printed (stdout, then stderr).
-    private func netlease(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs `netlease ARGUMENTS` to completion: exit status and what it printed.
+    func netlease(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let output = try ChildProcess.run(
             executable: try ChildCoordinator.binary(), arguments: arguments, timeout: .seconds(60))
         return (output.termination.shellStatus, String(decoding: output.stdout, as: UTF8.self),
                 String(decoding: output.stderr, as: UTF8.self))
     }
 
+    /// STATS of `endpoint` (answered by standbys too), authenticated with `secret`.
+    func stats(_ endpoint: Endpoint, secret: String) async throws -> Fields {
+        try await NetleaseConnection.connect(to: endpoint, secret: secret) { try await $0.stats() }
+    }
+
+    /// Waits until `endpoint` leads and serves; returns how long that took.
+    @discardableResult
+    func waitUntilLeading(_ endpoint: Endpoint, secret: String, within limit: Duration = .seconds(20),
+                          file: StaticString = #filePath, line: UInt = #line) async throws -> Duration {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < limit {
+            if let stats = try? await stats(endpoint, secret: secret), stats["role"] == "leader",
+               stats["serving"] == "1"
+            {
+                return ContinuousClock.now - start
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTFail("\(endpoint) did not lead within \(limit)", file: file, line: line)
+        throw NetleaseError(.unavailable, "\(endpoint) did not lead")
+    }
+}
+
+/// The real `netlease` executable on a PostgreSQL store: `coordinator --store postgres://…`, `migrate`, `stats`.
+final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
     func testCoordinatorOnPostgresServesStatsAndLosesNothingAcknowledgedToKill9() async throws {
         let url = try makeDatabase()
         let directory = makeDirectory()
         let first = try await start(directory, ["--store", url])
+        try await waitUntilLeading(first.endpoint, secret: try first.secret)
         var acknowledged: [String: IPv4Address] = [:]
         try await first.connect { connection in
             _ = try await connection.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
@@ -81,6 +115,8 @@ final class PostgresCoordinatorTests: XCTestCase {
         first.kill9()
 
         let second = try await start(directory, ["--store", url])
+        // The killed leader never resigned: the restarted one takes over after the takeover timeout.
+        try await waitUntilLeading(second.endpoint, secret: try second.secret)
         try await second.connect { connection in
             let leases = try await connection.leases(.init(network: "prod"))
             XCTAssertEqual(Dictionary(uniqueKeysWithValues: leases.map { ($0.owner, $0.address) }), acknowledged)
@@ -136,6 +172,7 @@ final class PostgresCoordinatorTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("no SQLite store"), missing.stderr)
 
         let postgres = try await start(directory, ["--store", url])
+        try await waitUntilLeading(postgres.endpoint, secret: try postgres.secret)
         try await postgres.connect { connection in
             let after = try await connection.leases(.init(network: "prod"))
                 + (try await connection.leases(.init(network: "prod", state: .cooldown)))
@@ -152,6 +189,7 @@ final class PostgresCoordinatorTests: XCTestCase {
         // Nor into a database a coordinator has already used, even an empty one.
         let used = try makeDatabase()
         let user = try await start(makeDirectory(), ["--store", used])
+        try await waitUntilLeading(user.endpoint, secret: try user.secret)
         XCTAssertEqual(user.terminate(), 0)
         let refused = try netlease(["migrate", "--from", directory, "--to", used])
         XCTAssertNotEqual(refused.status, 0)
