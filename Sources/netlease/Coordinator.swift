@@ -23,6 +23,12 @@ extension Netlease {
                 stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
                 handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
                 work inside TLS unchanged.
+
+                With --store postgres://USER@HOST:PORT/DATABASE any number of coordinators share one database: one \
+                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest with \
+                'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
+                coordinator on an empty database creates the secrets in DIR and stores their hashes in the \
+                database; every coordinator authenticates against those.
                 """)
 
         /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
