@@ -119,7 +119,8 @@ let package = Package(
         .testTarget(
             name: "NetleasePostgresStoreTests",
             dependencies: [
-                "NetleasePostgresStore", "NetleaseStore", "NetleaseCore", "NetleaseTesting", "NetleaseStoreTests", logging,
+                "NetleasePostgresStore", "NetleaseStore", "NetleaseCore", "NetleaseTesting", "NetleaseStoreTests",
+                "HostNetwork", logging,
             ]
         ),
         .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
