@@ -71,9 +71,10 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
     public func takeOver(from seen: LeadershipRecord?, leader: String) async throws
         -> (store: any LeaseStore, term: Int64)
     {
+        let takeover = seen.map { PostgresLeaseStore.Takeover.ifUnchanged(term: $0.term, beat: $0.beat) }
         let store = try await PostgresLeaseStore.open(
-            url: url, leader: leader, takeover: seen.map { .ifUnchanged(term: $0.term, beat: $0.beat) } ?? .unconditional,
-            clock: clock, maxBatch: maxBatch, timeout: storeTimeout, logger: Logger(label: "netlease.store"))
+            url: url, leader: leader, takeover: takeover ?? .unconditional, clock: clock, maxBatch: maxBatch,
+            timeout: storeTimeout, logger: Logger(label: "netlease.store"))
         return (store, store.term)
     }
 

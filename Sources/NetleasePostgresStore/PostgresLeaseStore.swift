@@ -70,7 +70,8 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 let journal = PostgresJournal(
                     url: url, configuration: configuration, connection: connection, term: term,
                     storeID: contents.storeID, logger: logger)
-                let snapshot = JournalSnapshot(ledger: contents.ledger(now: clock.now()), generation: contents.generation)
+                let snapshot = JournalSnapshot(
+                    ledger: contents.ledger(now: clock.now()), generation: contents.generation)
                 let core = GroupCommitStore(
                     journal: journal, snapshot: snapshot, clock: clock, maxBatch: maxBatch,
                     label: "netlease.store.writer", logger: logger)
@@ -191,7 +192,8 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     static func migrate(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {
         try connection.transaction {
             try connection.run("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))")
-            let ours = try connection.scalar("SELECT to_regclass('netlease_schema') IS NOT NULL", as: Bool.self) ?? false
+            let ours = try connection.scalar(
+                "SELECT to_regclass('netlease_schema') IS NOT NULL", as: Bool.self) ?? false
             var version = 0
             if ours {
                 version = try connection.scalar("SELECT version FROM netlease_schema", as: Int.self) ?? 0

@@ -85,7 +85,9 @@ public final class GroupCommitStore: Sendable {
 
     public func networks() async throws -> [NetworkSummary] {
         try await perform { ledger, _, _ in
-            ledger.books.keys.sorted().map { NetworkSummary(spec: ledger.books[$0]!.spec, counts: ledger.books[$0]!.counts) }
+            ledger.books.keys.sorted().map {
+                NetworkSummary(spec: ledger.books[$0]!.spec, counts: ledger.books[$0]!.counts)
+            }
         }
     }
 
@@ -124,7 +126,8 @@ public final class GroupCommitStore: Sendable {
                         done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
     {
         submit({ ledger, now, changes in
-            try ledger.release(network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
+            try ledger.release(
+                network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
         }, done: done)
     }
 
@@ -141,14 +144,17 @@ public final class GroupCommitStore: Sendable {
     }
 
     public func unreserve(network: String, address: IPv4Address) async throws {
-        try await perform { ledger, _, changes in try ledger.unreserve(network: network, address: address, changes: &changes) }
+        try await perform { ledger, _, changes in
+            try ledger.unreserve(network: network, address: address, changes: &changes)
+        }
     }
 
     public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
         -> Lease
     {
         try await perform { ledger, now, changes in
-            try ledger.reportConflict(network: network, address: address, mac: mac, claim: claim, now: now, changes: &changes)
+            try ledger.reportConflict(
+                network: network, address: address, mac: mac, claim: claim, now: now, changes: &changes)
         }
     }
 
@@ -287,8 +293,9 @@ public final class GroupCommitStore: Sendable {
                         let reloadFailure = journal.storageError(error, doing: "reload after a failed commit")
                         s.failure = reloadFailure
                         s.lastRecovery = .now
-                        logger.critical("cannot reload the ledger; refusing all requests",
-                                        metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"])
+                        logger.critical(
+                            "cannot reload the ledger; refusing all requests",
+                            metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"])
                     }
                     return later
                 }

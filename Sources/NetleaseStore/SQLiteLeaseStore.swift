@@ -31,7 +31,8 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
     /// SQLite's integrity check, or one held by another process, without changing it.
     /// - Parameter maxBatch: most operations committed in one transaction. 1 turns group commit off (one fsync per
     ///   operation), for comparison in benchmarks.
-    public init(directory: String, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
+    public init(directory: String, clock: LeaseClock = SystemLeaseClock(),
+                maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
                 logger: Logger = Logger(label: "netlease.store")) throws
     {
         let path = (directory as NSString).appendingPathComponent(Self.fileName)

@@ -36,7 +36,10 @@ public struct StoreContents: Sendable, Equatable {
 
     /// "N networks, N hosts, N leases (N active, N reserved, N conflict, N cooldown)".
     public var summary: String {
-        let states = LeaseState.allCases.map { state in "\(leases.filter { $0.state == state }.count) \(state.rawValue)" }
-        return "\(networks.count) networks, \(hosts.count) hosts, \(leases.count) leases (\(states.joined(separator: ", ")))"
+        let states = LeaseState.allCases.map { state in
+            "\(leases.filter { $0.state == state }.count) \(state.rawValue)"
+        }
+        return "\(networks.count) networks, \(hosts.count) hosts, \(leases.count) leases "
+            + "(\(states.joined(separator: ", ")))"
     }
 }

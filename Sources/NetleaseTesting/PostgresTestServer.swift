@@ -96,7 +96,8 @@ public final class PostgresTestServer: Sendable {
                         + "install the Debian package postgresql")
                 }
                 guard chown(directory, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
-                    throw Unavailable(reason: "cannot hand \(directory) to postgres: \(String(cString: strerror(errno)))")
+                    let why = String(cString: strerror(errno))
+                    throw Unavailable(reason: "cannot hand \(directory) to postgres: \(why)")
                 }
             }
             try run(binaries + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "-N",

@@ -144,8 +144,10 @@ extension Netlease {
 
         /// One coordinator, its SQLite file in --data, its secrets beside it.
         private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
-            let secrets = insecure ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
-            let store = try SQLiteLeaseStore(directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
+            let secrets = insecure
+                ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+            let store = try SQLiteLeaseStore(
+                directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
             defer { store.close() }
             logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
             let coordinator = makeCoordinator(

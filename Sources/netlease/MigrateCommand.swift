@@ -18,7 +18,8 @@ extension Netlease {
                 files to the data directory of the first one.
                 """)
 
-        @Option(help: ArgumentHelp("Data directory of the stopped coordinator (holding netlease.db).", valueName: "dir"))
+        @Option(help: ArgumentHelp(
+            "Data directory of the stopped coordinator (holding netlease.db).", valueName: "dir"))
         var from: String
 
         @Option(help: ArgumentHelp("The empty database: postgres://USER@HOST:PORT/DATABASE[?sslmode=…].",

@@ -52,7 +52,8 @@ class PostgresCoordinatorTestCase: XCTestCase {
     }
 
     func makeDirectory() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-pgc-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-pgc-\(UUID().uuidString)").path
         directories.append(path)
         return path
     }

@@ -99,14 +99,14 @@ final class PostgresLeaseStoreTests: XCTestCase {
 
         let columns = "network, address, state, host, owner, ifname, note, mac, static, created, renewed, until"
         XCTAssertThrowsError(try database.sql(
-            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value), 'active', '', 'other', '', '', '', "
-                + "true, 0, 0, 0)"), "a second record for one address")
+            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value), 'active', '', 'other', '', '', "
+                + "'', true, 0, 0, 0)"), "a second record for one address")
         XCTAssertThrowsError(try database.sql(
             "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'active', '', 'web', '', '', "
                 + "'', true, 0, 0, 0)"), "a second active lease of one owner")
         try database.sql(
-            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'cooldown', '', 'web', '', '', "
-                + "'', true, 0, 0, 0)")
+            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'cooldown', '', 'web', '', "
+                + "'', '', true, 0, 0, 0)")
         XCTAssertThrowsError(try database.sql("UPDATE leadership SET term = term - 1"), "a term that shrinks")
         XCTAssertThrowsError(try database.sql("INSERT INTO leadership (id, term, leader, beat) VALUES (2, 9, '', 0)"))
         XCTAssertThrowsError(try database.sql("UPDATE leases SET state = 'gone'"))
@@ -310,8 +310,9 @@ final class PostgresLeaseStoreTests: XCTestCase {
         try await prod(store)
         let joined = try await store.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1), networks: ["prod"])
         for index in 0..<20 {
-            _ = try await store.acquire(network: "prod", owner: "c\(index)",
-                                        claim: HostClaim(host: "h1", epoch: joined.host.epoch), address: nil, ifname: "")
+            _ = try await store.acquire(
+                network: "prod", owner: "c\(index)", claim: HostClaim(host: "h1", epoch: joined.host.epoch),
+                address: nil, ifname: "")
         }
         _ = try await store.release(network: "prod", owner: "c3", address: nil, claim: nil)
         _ = try await store.reserve(network: "prod", address: IPv4Address(172, 30, 200, 1), note: "printer")
