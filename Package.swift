@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
+        .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -44,6 +47,16 @@ let package = Package(
         // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "NetleaseStore", dependencies: ["NetleaseCore", "CSQLite", logging]),
+        // The PostgreSQL store (several coordinators on one database). Imported only by those choosing it.
+        .target(
+            name: "NetleasePostgresStore",
+            dependencies: [
+                "NetleaseCore", "NetleaseStore", logging, nioCore, nioPosix,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The coordinator: its assembly, connections, one dispatch path, auth, event hub, reclaimer.
         .target(
             name: "NetleaseCoordinator",
@@ -91,7 +104,8 @@ let package = Package(
         .executableTarget(
             name: "netlease",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleaseCoordinator",
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
+                "NetleaseCoordinator",
                 "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
                 logging, lifecycle,
             ]
@@ -103,6 +117,13 @@ let package = Package(
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "NetleaseLab", "NetleaseTesting"]),
         .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
+        .testTarget(
+            name: "NetleasePostgresStoreTests",
+            dependencies: [
+                "NetleasePostgresStore", "NetleaseStore", "NetleaseCore", "NetleaseTesting", "NetleaseStoreTests",
+                "HostNetwork", logging,
+            ]
+        ),
         .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
         .testTarget(
             name: "NetleaseBenchTests",

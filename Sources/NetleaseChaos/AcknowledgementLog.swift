@@ -161,8 +161,11 @@ actor AcknowledgementLog {
         count()
     }
 
-    /// A network created earlier in the run, to delete.
-    func someCreatedNetwork() -> String? { networks.sorted().first }
+    /// A network created earlier in the run, to delete; not one whose deletion may already have happened (its
+    /// reply was lost to a kill).
+    func someCreatedNetwork() -> String? {
+        networks.sorted().first { !uncertain.contains(.networkDeleted($0)) }
+    }
 
     /// A number never used before in this run: names, /24 subnets and underlay addresses of what the admin makes
     /// must not collide (subnets of a cluster's networks may not overlap; underlay addresses are per host).

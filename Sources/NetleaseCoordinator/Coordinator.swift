@@ -37,6 +37,11 @@ public struct Coordinator: Service {
             store: store, events: events, interval: configuration.reclaimInterval, logger: reclaimerLogger)
     }
 
+    /// Closes every client connection (a coordinator that stopped leading); new ones are still accepted.
+    public func closeConnections() {
+        server.closeConnections()
+    }
+
     /// Runs until graceful shutdown (or cancellation); the server, the reclaimer and the trimmer stop together.
     /// The inner group follows the caller's graceful shutdown and stops its services in reverse order (trimmer,
     /// reclaimer, then the server, which closes its listener and every connection); if any of them fails, the

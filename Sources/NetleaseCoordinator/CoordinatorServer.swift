@@ -41,6 +41,11 @@ public struct CoordinatorServer: Service {
         self.onListening = onListening
     }
 
+    /// Closes every client connection; new ones are still accepted.
+    public func closeConnections() {
+        server.closeConnections()
+    }
+
     public func run() async throws {
         let handler = self.handler
         let events = self.events

@@ -1,4 +1,5 @@
 import Logging
+import NetleaseCore
 import NetleaseStore
 import ServiceLifecycle
 
@@ -39,6 +40,8 @@ public struct Reclaimer: Service {
                                metadata: ["host": "\(host.name)"])
                 events.publish(.host(host))
             }
+        } catch let error as NetleaseError where error.code == .notLeader {
+            return  // a standby, or a leader whose lease ran out: the leader reclaims
         } catch {
             logger.error("reclaim failed", metadata: ["error": "\(error)"])
         }

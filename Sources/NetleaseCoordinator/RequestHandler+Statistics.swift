@@ -13,9 +13,12 @@ public final class ServerCounters: Sendable {
 
 extension RequestHandler {
     /// STATS: the server's counters, the store's commit figures and the pool totals over every network.
+    /// Also on a standby (PING, AUTH, QUIT and STATS are all it answers): then without the ledger's counts.
     func statistics() async throws -> Fields {
-        let networks = try await store.networks()
-        let hosts = try await store.hosts()
+        let leadership = store.leadershipStatus()
+        let serving = leadership?.serving ?? true
+        let networks = serving ? try await store.networks() : []
+        let hosts = serving ? try await store.hosts() : []
         let store = self.store.statistics()
         var f = Fields()
         f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
@@ -26,12 +29,20 @@ extension RequestHandler {
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
         let identity = self.store.identity()
+        f.append("store", self.store.backend.rawValue)
+        if let leadership {
+            f.append("role", leadership.role.rawValue)
+            f.append("serving", serving ? "1" : "0")
+            f.append("leader", leadership.leader)
+            f.append("term", String(leadership.term))
+        }
         f.append("store-id", identity.id)
         f.append("store-generation", String(identity.generation))
         f.append("store-operations", String(store.operations))
         f.append("store-commits", String(store.commits))
         f.append("store-failed-commits", String(store.failedCommits))
         f.append("store-largest-batch", String(store.largestBatch))
+        guard serving else { return f }
         f.append("networks", String(networks.count))
         f.append("hosts-up", String(hosts.filter { $0.state == .up }.count))
         f.append("hosts-lost", String(hosts.filter { $0.state == .lost }.count))

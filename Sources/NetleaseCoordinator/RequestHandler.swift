@@ -251,6 +251,8 @@ public struct RequestHandler: Sendable {
             }
             return .ok(WireCodec.fields(reconcile: outcome))
         case .watch:
+            // A standby has no events to carry; refused before subscribing.
+            if let leadership = store.leadershipStatus(), !leadership.serving { throw leadership.refusal }
             let subscription = events.subscribe()
             session.watch = subscription
             return .list(header: Fields(), tag: WireCodec.hostTag,

@@ -14,6 +14,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case storage = "storage"
     case overloaded = "overloaded"
     case unavailable = "unavailable"
+    /// This coordinator does not lead (a standby, or a leader that lost its term): the message starts with
+    /// `leader=HOST:PORT` when the leader is known.
+    case notLeader = "not-leader"
     /// `netlease doctor` found failed checks.
     case checkFailed = "check-failed"
     case internalError = "internal"

@@ -37,9 +37,21 @@ public protocol LeaseStore: Sendable {
     func statistics() -> StoreStatistics
     /// Which store this is and how many changing commits it has seen.
     func identity() -> StoreIdentity
+    /// Where the state is kept.
+    var backend: StoreBackend { get }
+    /// Leader or standby, for a coordinator on a shared database; nil for a store of its own.
+    func leadershipStatus() -> LeadershipStatus?
     /// Writes a consistent copy of the whole store to `path` (a new file) while the store keeps serving.
     func backup(to path: String) async throws -> StoreIdentity
     func close()
+}
+
+/// The kinds of store (`STATS` shows it as `store`).
+public enum StoreBackend: String, Sendable, CaseIterable {
+    /// One coordinator, an SQLite file in its data directory.
+    case sqlite
+    /// Several coordinators (one leader) on one PostgreSQL database.
+    case postgres
 }
 
 /// A store's identity: a random id made when the store was created, and its generation (changing commits so far).
@@ -67,6 +79,8 @@ public struct StoreStatistics: Sendable, Equatable {
 }
 
 extension LeaseStore {
+    public func leadershipStatus() -> LeadershipStatus? { nil }
+
     public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
         async throws -> Lease
     {

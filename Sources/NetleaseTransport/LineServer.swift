@@ -72,6 +72,8 @@ public struct LineServer: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     public let counters = ConnectionCounters()
+    /// Connections of `runDirect`, for closing them all.
+    private let open = OpenChannels()
 
     public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger) {
@@ -213,7 +215,7 @@ public struct LineServer: Sendable {
         let counters = self.counters
         let maxConnections = configuration.maxConnections
         let logger = self.logger
-        let open = OpenChannels()
+        let open = self.open
         let initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let count = counters.open.add(1, ordering: .relaxed).newValue
@@ -265,6 +267,13 @@ public struct LineServer: Sendable {
         }
         for channel in open.all() { channel.close(promise: nil) }
         for channel in open.all() { try? await channel.closeFuture.get() }
+    }
+}
+
+extension LineServer {
+    /// Closes every connection `runDirect` has open (the listener keeps accepting new ones).
+    public func closeConnections() {
+        for channel in open.all() { channel.close(promise: nil) }
     }
 }
 

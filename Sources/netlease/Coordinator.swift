@@ -4,7 +4,9 @@ import Logging
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
+import NetleasePostgresStore
 import NetleaseStore
+import NIOCore
 import ServiceLifecycle
 import NetleaseTransport
 
@@ -21,6 +23,12 @@ extension Netlease {
                 stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
                 handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
                 work inside TLS unchanged.
+
+                With --store postgres://USER@HOST:PORT/DATABASE any number of coordinators share one database: one \
+                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest with \
+                'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
+                coordinator on an empty database creates the secrets in DIR and stores their hashes in the \
+                database; every coordinator authenticates against those.
                 """)
 
         /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
@@ -34,6 +42,22 @@ extension Netlease {
 
         @Option(help: ArgumentHelp("Data directory for the database and the cluster secret.", valueName: "dir"))
         var data = Coordinator.defaultDataDirectory
+
+        @Option(help: ArgumentHelp(
+            "Where leases are kept: 'sqlite' (DIR/netlease.db) or postgres://USER@HOST:PORT/DATABASE"
+                + "[?sslmode=MODE] (several coordinators on one database).",
+            valueName: "store"))
+        var store = "sqlite"
+
+        @Option(help: ArgumentHelp("File holding the PostgreSQL password (mode 0600); else PGPASSWORD.",
+                                   valueName: "file"))
+        var storePasswordFile: String?
+
+        @Option(help: ArgumentHelp(
+            "Address clients reach this coordinator at, recorded as the leader's (PostgreSQL store; default: "
+                + "--listen).",
+            valueName: "addr:port"))
+        var advertise: String?
 
         @Flag(help: "Accept requests without authentication (logs a warning; for throwaway test clusters only).")
         var insecure = false
@@ -73,6 +97,21 @@ extension Netlease {
 
         func validate() throws {
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+            if store != "sqlite" {
+                do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
+                    throw ValidationError("--store: \(error.message) (or 'sqlite')")
+                }
+            } else if storePasswordFile != nil || advertise != nil {
+                throw ValidationError("--store-password-file and --advertise need --store postgres://…")
+            }
+            if let advertise { _ = try Endpoint(parsing: advertise) }
+            if store != "sqlite", advertise == nil, let listening = try? Endpoint(parsing: listen),
+               ["0.0.0.0", "::", ""].contains(listening.host)
+            {
+                throw ValidationError(
+                    "--store postgres://… with --listen on every address needs --advertise HOST:PORT: the address "
+                        + "the other coordinators send clients to while this one leads")
+            }
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
@@ -94,33 +133,117 @@ extension Netlease {
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
                     atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                var secrets: (secret: ClusterSecret, reader: ClusterSecret)?
-                if insecure {
-                    logger.warning("--insecure: every client may change state without authentication")
+                if insecure { logger.warning("--insecure: every client may change state without authentication") }
+                if store == "sqlite" {
+                    try await runOnSQLite(endpoint: endpoint, tls: tls, logger: logger)
                 } else {
-                    secrets = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+                    try await runOnPostgres(endpoint: endpoint, tls: tls, logger: logger)
                 }
-                let store = try SQLiteLeaseStore(
-                    directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
-                defer { store.close() }
-                logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
-                let configuration = CoordinatorConfiguration(
-                    host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
-                    maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
-                    lineTimeout: .seconds(lineTimeout), tls: tls)
-                let coordinator = NetleaseCoordinator.Coordinator(
-                    configuration: configuration, store: store, logger: logger
-                ) { address in
-                    let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
-                    // Written unbuffered: scripts wait for this line before they connect.
-                    FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
-                }
-                let group = ServiceGroup(
-                    configuration: .init(
-                        services: [.init(service: coordinator)], gracefulShutdownSignals: [.sigterm, .sigint],
-                        logger: logger))
-                try await group.run()
             }
+        }
+
+        /// One coordinator, its SQLite file in --data, its secrets beside it.
+        private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
+            let secrets = insecure
+                ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+            let store = try SQLiteLeaseStore(
+                directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
+            defer { store.close() }
+            logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
+            let coordinator = makeCoordinator(
+                endpoint: endpoint, tls: tls, secrets: secrets, store: store, logger: logger) { _ in }
+            try await runServices([coordinator], logger: logger)
+        }
+
+        /// One of several coordinators on the database of --store: standby until it takes the leadership. The
+        /// secrets' hashes are in the database; the coordinator that found none stored its own (created in --data
+        /// as with SQLite).
+        private func runOnPostgres(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
+            let url = try PostgresStoreURL(parsing: store).withPassword(file: storePasswordFile)
+            let backend = try await PostgresLeadershipBackend.connect(url: url, maxBatch: maxBatch)
+            let secrets = insecure ? nil : try await sharedSecrets(backend, logger: logger)
+            let gate = LeadershipGate()
+            defer { gate.close() }
+            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+            let coordinator = makeCoordinator(
+                endpoint: endpoint, tls: tls, secrets: secrets, store: gate, logger: logger
+            ) { address in
+                portContinuation.yield(address.port ?? endpoint.port)
+                portContinuation.finish()
+            }
+            let advertised = try advertise.map { try Endpoint(parsing: $0) }
+            let leadership = AfterListening(ports: ports) { port in
+                let address = advertised ?? Endpoint(host: endpoint.host, port: port)
+                logger.info("using the shared store", metadata: ["store": "\(url)", "advertise": "\(address)"])
+                return Leadership(
+                    backend: backend, gate: gate, configuration: LeadershipConfiguration(advertise: "\(address)"),
+                    closeConnections: { coordinator.closeConnections() })
+            }
+            try await runServices([coordinator, leadership], logger: logger)
+        }
+
+        /// The hashes every coordinator on the database authenticates against, stored from this coordinator's
+        /// secret files when the database has none yet.
+        private func sharedSecrets(_ backend: PostgresLeadershipBackend, logger: Logger) async throws
+            -> (secret: ClusterSecret, reader: ClusterSecret?)
+        {
+            var hashes = try await backend.secretHashes()
+            if hashes.isEmpty {
+                let local = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+                let mine = [PostgresLeadershipBackend.adminRole: SecretHash(hashing: local.secret.text),
+                            PostgresLeadershipBackend.readerRole: SecretHash(hashing: local.reader.text)]
+                hashes = try await backend.initialiseSecrets(mine)
+                if hashes == mine {
+                    logger.notice("stored the hashes of this coordinator's secrets in the database",
+                                  metadata: ["give agents and admins": "\(data)/\(ClusterSecret.fileName)"])
+                } else {
+                    logger.warning("another coordinator stored the database's secrets first",
+                                   metadata: ["not authenticating here": "\(data)/\(ClusterSecret.fileName)"])
+                }
+            }
+            guard let admin = hashes[PostgresLeadershipBackend.adminRole] else {
+                throw NetleaseError(.storage, "the database holds no hash of the cluster secret")
+            }
+            let reader = hashes[PostgresLeadershipBackend.readerRole]
+            return (ClusterSecret(verifiedBy: { admin.matches($0) }),
+                    reader.map { hash in ClusterSecret(verifiedBy: { hash.matches($0) }) })
+        }
+
+        private func makeCoordinator(
+            endpoint: Endpoint, tls: TLSSettings?, secrets: (secret: ClusterSecret, reader: ClusterSecret?)?,
+            store: any LeaseStore, logger: Logger, onListening: @escaping @Sendable (SocketAddress) -> Void
+        ) -> NetleaseCoordinator.Coordinator {
+            let configuration = CoordinatorConfiguration(
+                host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
+                maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
+                lineTimeout: .seconds(lineTimeout), tls: tls)
+            return NetleaseCoordinator.Coordinator(configuration: configuration, store: store, logger: logger) {
+                address in
+                onListening(address)
+                let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
+                // Written unbuffered: scripts wait for this line before they connect.
+                FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
+            }
+        }
+
+        private func runServices(_ services: [any Service], logger: Logger) async throws {
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
+            try await group.run()
+        }
+    }
+
+    /// Runs the service `make` builds once the server listens (it needs the bound port).
+    struct AfterListening<Wrapped: Service>: Service {
+        let ports: AsyncStream<Int>
+        let make: @Sendable (Int) -> Wrapped
+
+        func run() async throws {
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { return }
+            try await make(port).run()
         }
     }
 }

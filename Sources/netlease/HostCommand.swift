@@ -51,14 +51,29 @@ extension Netlease {
             try await reportingErrors {
                 let fields = try await client.withConnection { try await $0.stats() }
                 if json {
-                    var object: [String: Int64] = [:]
-                    for (k, v) in fields.pairs { object[k] = Int64(v) ?? 0 }
+                    // Counters as numbers; words (store, store-id) as strings.
+                    var object: [String: StatValue] = [:]
+                    for (k, v) in fields.pairs { object[k] = Int64(v).map(StatValue.number) ?? .text(v) }
                     return try printJSON(object)
                 }
                 var table = TextTable("STAT", "VALUE")
                 for (k, v) in fields.pairs { table.add([k, v]) }
                 print(table.rendered)
             }
+        }
+    }
+}
+
+/// One `stats --json` value: a counter or a word.
+enum StatValue: Encodable {
+    case number(Int64)
+    case text(String)
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .number(let value): try container.encode(value)
+        case .text(let value): try container.encode(value)
         }
     }
 }

@@ -6,11 +6,11 @@ import XCTest
 
 /// Handing out addresses: uniqueness under concurrency, idempotent requests, cooldown, reservations and conflict
 /// quarantine, exhaustion, and deleting networks, each checked against the SQLite file as well as the answers.
-final class StoreAllocationTests: StoreTestCase {
+class StoreAllocationTests: StoreTestCase {
     // MARK: uniqueness
 
     func testConcurrentAcquiresGetDistinctAddressesAndAllAreStored() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         let spec = try await createNetwork(store, "blue", "10.20.0.0/16")
         let tasks = 32
         let perTask = 100
@@ -54,7 +54,7 @@ final class StoreAllocationTests: StoreTestCase {
             XCTAssertEqual(row?.network, "blue")
         }
 
-        let reopened = try openStore()
+        let reopened = try await makeStore()
         let listed = try await reopened.leases(.init(network: "blue"))
         XCTAssertEqual(listed, acquired.sorted { $0.address < $1.address })
         let next = try await acquire(reopened, "blue", "after-restart")
@@ -64,7 +64,7 @@ final class StoreAllocationTests: StoreTestCase {
     // MARK: idempotency
 
     func testSameOwnerGetsTheSameAddressAlsoAfterReopen() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "blue", "10.1.0.0/24")
         let first = try await acquire(store, "blue", "web")
         let second = try await acquire(store, "blue", "web")
@@ -87,7 +87,7 @@ final class StoreAllocationTests: StoreTestCase {
             try await acquire(store, "blue", "web", at: ip("10.1.0.200"))
         }
 
-        let reopened = try reopen(store)
+        let reopened = try await restart(store)
         let afterRestart = try await acquire(reopened, "blue", "web")
         XCTAssertEqual(afterRestart, first)
         let racingAfter = try await acquire(reopened, "blue", "api")
@@ -101,7 +101,7 @@ final class StoreAllocationTests: StoreTestCase {
     }
 
     func testRepeatedReleaseReturnsNilAndChangesNothing() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "blue", "10.1.0.0/24", cooldown: 60)
         let lease = try await acquire(store, "blue", "web")
         _ = try await acquire(store, "blue", "other")
@@ -122,7 +122,7 @@ final class StoreAllocationTests: StoreTestCase {
         let coolingAfter = try await store.leases(.init(state: .cooldown))
         XCTAssertEqual(coolingAfter, cooling, "the cooldown was neither renewed nor ended")
 
-        let reopened = try reopen(store)
+        let reopened = try await restart(store)
         let afterRestart = try await reopened.release(network: "blue", owner: "web", address: nil, claim: nil)
         XCTAssertNil(afterRestart)
         let coolingRestarted = try await reopened.leases(.init(state: .cooldown))
@@ -138,7 +138,7 @@ final class StoreAllocationTests: StoreTestCase {
     // MARK: cooldown
 
     func testReleasedAddressWaitsForItsCooldown() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "tiny", "10.7.0.0/29", cooldown: 30)
         var leases: [Lease] = []
         for index in 1...6 { leases.append(try await acquire(store, "tiny", "c\(index)")) }
@@ -169,14 +169,14 @@ final class StoreAllocationTests: StoreTestCase {
     }
 
     func testCooldownSurvivesRestart() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "tiny", "10.7.0.0/29", cooldown: 30)
         for index in 1...6 { _ = try await acquire(store, "tiny", "c\(index)") }
         let released = try await store.release(network: "tiny", owner: "c1", address: nil, claim: nil)
         let address = try XCTUnwrap(released?.address)
 
         clock.advance(seconds: 20)
-        let restarted = try reopen(store)
+        let restarted = try await restart(store)
         let exhausted = await expectError(.poolExhausted, "cooldown after restart") {
             try await acquire(restarted, "tiny", "x")
         }
@@ -185,7 +185,7 @@ final class StoreAllocationTests: StoreTestCase {
         // Time while the coordinator is down counts for cooldowns: 20 s before + 11 s down > 30 s.
         restarted.close()
         clock.advance(seconds: 11)
-        let later = try openStore()
+        let later = try await makeStore()
         let reused = try await acquire(later, "tiny", "x")
         XCTAssertEqual(reused.address, address)
 
@@ -198,7 +198,7 @@ final class StoreAllocationTests: StoreTestCase {
     // MARK: never handed out
 
     func testReservationsAndQuarantinedAddressesAreNeverHandedOut() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "tiny", "10.7.0.0/29")
         let joined = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["tiny"])
         let claim = HostClaim(host: "h1", epoch: joined.host.epoch)
@@ -239,7 +239,7 @@ final class StoreAllocationTests: StoreTestCase {
         }
 
         // Both kinds survive a restart.
-        let restarted = try reopen(store)
+        let restarted = try await restart(store)
         let reservedAfter = try await restarted.leases(.init(state: .reserved))
         XCTAssertEqual(reservedAfter.map(\.address), [ip("10.7.0.3")])
         let conflictsAfter = try await restarted.leases(.init(state: .conflict))
@@ -264,7 +264,7 @@ final class StoreAllocationTests: StoreTestCase {
     // MARK: exhaustion
 
     func testExhaustionReportsEveryCount() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "tiny", "10.7.0.0/29", cooldown: 60)
         let joined = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["tiny"])
         let claim = HostClaim(host: "h1", epoch: joined.host.epoch)
@@ -293,7 +293,7 @@ final class StoreAllocationTests: StoreTestCase {
     }
 
     func testSmallestNetworkExhaustsAfterItsTwoAddresses() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "pair", "10.8.0.0/30")
         let a = try await acquire(store, "pair", "a")
         let b = try await acquire(store, "pair", "b")
@@ -311,7 +311,7 @@ final class StoreAllocationTests: StoreTestCase {
     // MARK: networks
 
     func testNetworkDeleteIsRefusedWhileContainersHoldLeases() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "temp", "10.50.0.0/24")
         try await createNetwork(store, "keep", "10.51.0.0/24")
         _ = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["temp", "keep"])
@@ -327,7 +327,7 @@ final class StoreAllocationTests: StoreTestCase {
         XCTAssertEqual(stillThere, ["keep", "temp"])
 
         // Refusal survives restart; after the release and its cooldown (bridge and reservation don't count) it goes.
-        let current = try reopen(store)
+        let current = try await restart(store)
         await expectError(.conflict, "delete after restart") { try await current.deleteNetwork("temp") }
         _ = try await current.release(network: "temp", owner: "c1", address: nil, claim: nil)
         await expectError(.conflict, "delete while the released address cools") {
@@ -345,7 +345,7 @@ final class StoreAllocationTests: StoreTestCase {
         XCTAssertEqual(try storedNetworkNames(), ["keep"])
         XCTAssertEqual(Set(try storedLeases().map(\.network)), ["keep"], "the network's records went with it")
 
-        let restarted = try openStore()
+        let restarted = try await makeStore()
         let namesAfter = try await restarted.networks().map(\.spec.name)
         XCTAssertEqual(namesAfter, ["keep"])
         let kept = try await restarted.leases(.init(network: "keep")).map(\.owner)

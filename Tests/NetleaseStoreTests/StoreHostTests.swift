@@ -6,9 +6,9 @@ import XCTest
 
 /// Hosts: epochs fence stale agents, leases are reclaimed only after a whole TTL without heartbeats, and every
 /// host's bridge address is an active lease no container can get.
-final class StoreHostTests: StoreTestCase {
+class StoreHostTests: StoreTestCase {
     func testJoinAndRejoinIncrementTheEpochAndFenceTheOldOne() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         let spec = try await createNetwork(store, "blue", "10.1.0.0/24", leaseTTL: 10)
 
         let first = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["blue"])
@@ -40,7 +40,7 @@ final class StoreHostTests: StoreTestCase {
         }
 
         // The epoch is durable: a restart neither resets nor reuses it.
-        let restarted = try reopen(store)
+        let restarted = try await restart(store)
         await expectError(.staleEpoch, "epoch 1 after restart") { try await restarted.heartbeat(host: "h1", epoch: 1) }
         let third = try await restarted.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["blue"])
         XCTAssertEqual(third.host.epoch, 3)
@@ -49,7 +49,7 @@ final class StoreHostTests: StoreTestCase {
     }
 
     func testLeasesAreReclaimedOnlyAfterAWholeTTLWithoutHeartbeats() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "blue", "10.1.0.0/28", leaseTTL: 10, cooldown: 60)
 
         // An admin pins an address to an owner on h1 before h1 ever joined: a static lease labelled with the host.
@@ -117,7 +117,7 @@ final class StoreHostTests: StoreTestCase {
 
         // The state is durable; then h1 rejoins with a new epoch. It gets its own cooling bridge address back (its
         // containers' gateway, which nobody took), but never a cooling container address.
-        let restarted = try reopen(store)
+        let restarted = try await restart(store)
         let hostsAfter = try await restarted.hosts()
         XCTAssertEqual(hostsAfter, hosts)
         let rejoined = try await restarted.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["blue"])
@@ -148,7 +148,7 @@ final class StoreHostTests: StoreTestCase {
     }
 
     func testBridgeAddressIsNeverHandedToAContainer() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         try await createNetwork(store, "tiny", "10.7.0.0/29")
         let h1 = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["tiny"])
         let h2 = try await store.join(host: "h2", underlay: ip("192.168.0.2"), networks: ["tiny"])
@@ -189,7 +189,7 @@ final class StoreHostTests: StoreTestCase {
         }
 
         // After a restart the bridges are still taken.
-        let restarted = try reopen(store)
+        let restarted = try await restart(store)
         let bridgeLeases = try await restarted.leases(.init(network: "tiny", state: .active))
             .filter(\.isBridge)
         XCTAssertEqual(bridgeLeases, [h1Bridge, h2Bridge])

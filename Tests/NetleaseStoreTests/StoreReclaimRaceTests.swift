@@ -7,9 +7,9 @@ import XCTest
 /// The reclaimer runs concurrently with allocations for the same pool. A live host (heartbeating within its TTL)
 /// never loses a lease; a host that stops heartbeating is fenced: once reclaimed, nothing of it is active and no
 /// allocation for it slips in afterwards.
-final class StoreReclaimRaceTests: StoreTestCase {
+class StoreReclaimRaceTests: StoreTestCase {
     func testReclaimingConcurrentlyWithAcquiresNeverReclaimsALiveLease() async throws {
-        let store = try openStore()
+        let store = try await makeStore()
         _ = try await store.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/20")!, leaseTTL: 3))
         let live = try await store.join(host: "live", underlay: IPv4Address(10, 0, 0, 1), networks: ["prod"])
         let dying = try await store.join(host: "dying", underlay: IPv4Address(10, 0, 0, 2), networks: ["prod"])

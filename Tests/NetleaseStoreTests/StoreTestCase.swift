@@ -7,24 +7,35 @@ import XCTest
 
 /// Shared fixture of the store tests: a fresh data directory on disk per test (removed in tearDown), a manual
 /// clock, helpers to open and reopen the store, and read-back of the rows the store left in its SQLite file.
+///
+/// The contract suites (allocation, hosts, the reclaim race) use only `makeStore`, `reopen` and the `stored…`
+/// read-backs, which go to the test's `backend`: SQLite here, PostgreSQL in subclasses that override
+/// `makeBackend(for:)` (NetleasePostgresStoreTests), so one suite checks both stores.
 class StoreTestCase: XCTestCase {
     /// Data directory of the test: `<tmp>/netlease-store-tests-<uuid>`.
     private(set) var directory: URL!
     private(set) var clock: ManualLeaseClock!
+    /// Where the contract suites' stores keep their state.
+    private(set) var backend: StoreTestBackend!
     /// Every store a test opened; closed in tearDown (closing twice is harmless).
-    private var opened: [SQLiteLeaseStore] = []
+    private var opened: [any LeaseStore] = []
     /// Every directory made by `makeTemporaryDirectory`; removed in tearDown.
     private var temporaryDirectories: [URL] = []
+
+    /// The backend of this suite's stores.
+    class func makeBackend(for test: StoreTestCase) throws -> StoreTestBackend { SQLiteTestBackend(test: test) }
 
     override func setUpWithError() throws {
         try super.setUpWithError()
         directory = makeTemporaryDirectory()
         clock = ManualLeaseClock()
+        backend = try Self.makeBackend(for: self)
     }
 
     override func tearDownWithError() throws {
         for store in opened { store.close() }
         opened.removeAll()
+        try backend?.tearDown()
         for url in temporaryDirectories where FileManager.default.fileExists(atPath: url.path) {
             try FileManager.default.removeItem(at: url)
         }
@@ -56,6 +67,21 @@ class StoreTestCase: XCTestCase {
         return try openStore()
     }
 
+    // MARK: the backend under test
+
+    /// Opens the test's store in its backend: a new store object on the test's durable state each time.
+    func makeStore(clock: LeaseClock? = nil) async throws -> any LeaseStore {
+        let store = try await backend.makeStore(clock: clock ?? self.clock)
+        opened.append(store)
+        return store
+    }
+
+    /// Closes `store` and opens the backend's state again with the test's clock: a coordinator restart.
+    func restart(_ store: any LeaseStore) async throws -> any LeaseStore {
+        store.close()
+        return try await makeStore()
+    }
+
     // MARK: values
 
     func ip(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> IPv4Address {
@@ -73,7 +99,7 @@ class StoreTestCase: XCTestCase {
 
     @discardableResult
     func createNetwork(
-        _ store: SQLiteLeaseStore, _ name: String, _ cidr: String, leaseTTL: Int = NetworkSpec.defaultLeaseTTL,
+        _ store: any LeaseStore, _ name: String, _ cidr: String, leaseTTL: Int = NetworkSpec.defaultLeaseTTL,
         cooldown: Int = NetworkSpec.defaultCooldown
     ) async throws -> NetworkSpec {
         try await store.createNetwork(
@@ -82,7 +108,7 @@ class StoreTestCase: XCTestCase {
 
     /// An admin lease (no host claim): static, never reclaimed with a host.
     func acquire(
-        _ store: SQLiteLeaseStore, _ network: String, _ owner: String, at address: IPv4Address? = nil
+        _ store: any LeaseStore, _ network: String, _ owner: String, at address: IPv4Address? = nil
     ) async throws -> Lease {
         try await store.acquire(network: network, owner: owner, claim: nil, address: address, ifname: "eth0")
     }
@@ -155,11 +181,13 @@ class StoreTestCase: XCTestCase {
         var state: String
     }
 
-    /// Opens the closed store's file with a plain connection of the test's own and reads every lease row.
+    /// Every lease row the backend holds (for SQLite: opens the closed store's file, or the file at `path`, with
+    /// a plain connection of the test's own).
     func storedLeases(at path: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws
         -> [StoredLease]
     {
-        try withDatabase(at: path, file: file, line: line) { db in
+        if path == nil, !(backend is SQLiteTestBackend) { return try backend.storedLeases() }
+        return try withDatabase(at: path, file: file, line: line) { db in
             try db.query(
                 "SELECT network, address, state, host, owner, static, until FROM leases ORDER BY network, address"
             ) { row in
@@ -174,7 +202,8 @@ class StoreTestCase: XCTestCase {
     func storedHosts(at path: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws
         -> [StoredHost]
     {
-        try withDatabase(at: path, file: file, line: line) { db in
+        if path == nil, !(backend is SQLiteTestBackend) { return try backend.storedHosts() }
+        return try withDatabase(at: path, file: file, line: line) { db in
             try db.query("SELECT name, epoch, state FROM hosts ORDER BY name") { row in
                 try StoredHost(name: row.text(0), epoch: row.int(1), state: row.text(2))
             }
@@ -182,7 +211,10 @@ class StoreTestCase: XCTestCase {
     }
 
     func storedNetworkNames(at path: String? = nil) throws -> [String] {
-        try withDatabase(at: path) { db in try db.query("SELECT name FROM networks ORDER BY name") { try $0.text(0) } }
+        if path == nil, !(backend is SQLiteTestBackend) { return try backend.storedNetworkNames() }
+        return try withDatabase(at: path) { db in
+            try db.query("SELECT name FROM networks ORDER BY name") { try $0.text(0) }
+        }
     }
 
     func withDatabase<T>(
@@ -231,4 +263,33 @@ class StoreTestCase: XCTestCase {
             line: line)
         return text
     }
+}
+
+/// Where a contract suite's stores keep their state, and how the test reads it back behind the store's back.
+protocol StoreTestBackend: AnyObject {
+    /// A new store object on the test's durable state (the same state every call).
+    func makeStore(clock: LeaseClock) async throws -> any LeaseStore
+    /// Every lease row, ordered by network and address.
+    func storedLeases() throws -> [StoreTestCase.StoredLease]
+    /// Every host row, ordered by name.
+    func storedHosts() throws -> [StoreTestCase.StoredHost]
+    func storedNetworkNames() throws -> [String]
+    /// Removes the state (after every store was closed).
+    func tearDown() throws
+}
+
+/// The SQLite store in the test's data directory; read-backs open its file directly.
+final class SQLiteTestBackend: StoreTestBackend {
+    private unowned let test: StoreTestCase
+
+    init(test: StoreTestCase) { self.test = test }
+
+    func makeStore(clock: LeaseClock) async throws -> any LeaseStore {
+        try SQLiteLeaseStore(directory: test.directory.path, clock: clock)
+    }
+
+    func storedLeases() throws -> [StoreTestCase.StoredLease] { try test.storedLeases() }
+    func storedHosts() throws -> [StoreTestCase.StoredHost] { try test.storedHosts() }
+    func storedNetworkNames() throws -> [String] { try test.storedNetworkNames() }
+    func tearDown() throws {}
 }

@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NetleaseCore
+import PostgresNIO
+import Synchronization
+
+/// One PostgreSQL connection driven synchronously, for the store's writer thread and for opening a store.
+///
+/// Design notes:
+/// - Callers are plain threads (a dispatch queue), never Swift's cooperative pool: they block on PostgresNIO's
+///   futures, and the connect (async only in PostgresNIO) runs as a task the caller waits for. Blocking a
+///   cooperative thread this way could starve the very task it waits for, so `PostgresLeaseStore.open` hops to a
+///   dispatch thread first.
+/// - Every statement has a deadline (`timeout`): past it the connection is closed, which fails the statement, so a
+///   database that stops answering fails the caller instead of hanging it.
+final class BlockingPostgresConnection {
+    let connection: PostgresConnection
+    let timeout: TimeAmount
+    private let logger: Logger
+
+    var isClosed: Bool { connection.isClosed }
+
+    private init(connection: PostgresConnection, timeout: TimeAmount, logger: Logger) {
+        self.connection = connection
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Connects and authenticates; blocks the calling (non-cooperative) thread.
+    static func connect(_ configuration: PostgresConnection.Configuration, timeout: TimeAmount, logger: Logger)
+        throws -> BlockingPostgresConnection
+    {
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
+        let promise = eventLoop.makePromise(of: PostgresConnection.self)
+        let id = Int.random(in: 1...Int.max)
+        promise.completeWithTask {
+            try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger)
+        }
+        return BlockingPostgresConnection(connection: try promise.futureResult.wait(), timeout: timeout, logger: logger)
+    }
+
+    /// Runs one statement and waits for all its rows.
+    @discardableResult
+    func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        let connection = self.connection
+        let timedOut = Flag()
+        let deadline = connection.eventLoop.scheduleTask(in: timeout) {
+            timedOut.value.store(true, ordering: .relaxed)
+            let closing: EventLoopFuture<Void> = connection.close()
+            _ = closing
+        }
+        defer { deadline.cancel() }
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch {
+            if timedOut.value.load(ordering: .relaxed) {
+                throw NetleaseError(
+                    .storage, "the database did not answer within \(timeout.nanoseconds / 1_000_000_000) s; "
+                        + "connection closed", cause: "\(String(reflecting: error))")
+            }
+            throw error
+        }
+    }
+
+    /// The first column of the first row, decoded.
+    func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type) throws -> T? {
+        try run(query).rows.first?.decode(T.self)
+    }
+
+    /// `begin` (e.g. `BEGIN`), `body`, `COMMIT`; `ROLLBACK` when `body` throws. Returns after COMMIT came back.
+    func transaction<T>(_ begin: String = "BEGIN", _ body: () throws -> T) throws -> T {
+        try run(PostgresQuery(unsafeSQL: begin))
+        let value: T
+        do {
+            value = try body()
+        } catch {
+            _ = try? run("ROLLBACK")
+            throw error
+        }
+        try run("COMMIT")
+        return value
+    }
+
+    func close() {
+        _ = try? connection.close().wait()
+    }
+}
+
+private final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+}

@@ -1,0 +1,396 @@
+import Dispatch
+import Foundation
+import Logging
+import NetleaseCore
+import Synchronization
+
+/// The backend-independent lease store: the ledger in memory, its changes journaled by a `LedgerJournal` (an SQLite
+/// file, a PostgreSQL database) with group commit.
+///
+/// Design notes:
+/// - Every operation runs against the in-memory `Ledger` under one lock, in arrival order, and appends the row
+///   changes it made. Those changes join the pending batch; a single writer commits whole batches in one
+///   transaction (group commit) and only then completes each operation. So an acknowledgement always follows the
+///   durable commit containing its change, and concurrent requests share one fsync (or one round trip).
+/// - Reads wait for the batch in flight too, so nobody sees state that might still be rolled back.
+/// - The journal's unique keys are the last guard: if the ledger ever produced a duplicate, the commit fails, the
+///   whole batch is refused with `storage` and the ledger is rebuilt from the journal.
+/// - When even the rebuild fails (the disk or the database is gone), every request is refused with that error, and
+///   the first request after at least a second tries the rebuild again: a database that comes back is used again
+///   without a restart, and nothing is answered from a ledger that may hold unacknowledged changes.
+/// - The hot path (`submit`) takes the lock once and allocates only the pending entry; the journal is touched only
+///   by the writer, once per batch.
+public final class GroupCommitStore: Sendable {
+    struct PendingOperation {
+        var changes: [LedgerChange]
+        var complete: @Sendable (NetleaseError?) -> Void
+    }
+
+    private struct State: ~Copyable {
+        var ledger: Ledger
+        var pending: [PendingOperation] = []
+        var writing = false
+        var statistics = StoreStatistics()
+        var failure: NetleaseError?
+        var recovering = false
+        var lastRecovery: ContinuousClock.Instant?
+        var generation: Int64
+    }
+
+    private let state: Mutex<State>
+    private let clock: LeaseClock
+    private let logger: Logger
+    private let writerQueue: DispatchQueue
+    /// Touched only on `writerQueue` after init. nonisolated(unsafe): confined to that queue by construction.
+    nonisolated(unsafe) private let journal: any LedgerJournal
+    public let storeID: String
+    /// Most operations committed in one transaction.
+    public let maxBatch: Int
+
+    /// Most changes committed in one transaction unless told otherwise.
+    public static let defaultMaxBatch = 4096
+
+    /// Takes over `journal` (already opened and loaded into `snapshot` by the caller).
+    /// - Parameter maxBatch: most operations committed in one transaction; 1 turns group commit off.
+    public init(journal: any LedgerJournal, snapshot: JournalSnapshot, clock: LeaseClock, maxBatch: Int,
+                label: String, logger: Logger)
+    {
+        self.journal = journal
+        self.clock = clock
+        self.logger = logger
+        self.maxBatch = max(1, maxBatch)
+        storeID = journal.storeID
+        writerQueue = DispatchQueue(label: label)
+        state = Mutex(State(ledger: snapshot.ledger, generation: snapshot.generation))
+    }
+
+    /// Runs `body` with the journal on the writer queue, between commits.
+    public func withJournal<T>(_ body: (any LedgerJournal) throws -> T) rethrows -> T {
+        try writerQueue.sync { try body(journal) }
+    }
+
+    public func close() {
+        writerQueue.sync { journal.close() }
+    }
+
+    // MARK: LeaseStore
+
+    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
+        try await perform { ledger, now, changes in try ledger.createNetwork(spec, now: now, changes: &changes) }
+    }
+
+    public func deleteNetwork(_ name: String) async throws {
+        try await perform { ledger, now, changes in try ledger.deleteNetwork(name, now: now, changes: &changes) }
+    }
+
+    public func networks() async throws -> [NetworkSummary] {
+        try await perform { ledger, _, _ in
+            ledger.books.keys.sorted().map {
+                NetworkSummary(spec: ledger.books[$0]!.spec, counts: ledger.books[$0]!.counts)
+            }
+        }
+    }
+
+    public func network(_ name: String) async throws -> NetworkSummary {
+        try await perform { ledger, _, _ in
+            let book = try ledger.network(name)
+            return NetworkSummary(spec: book.spec, counts: book.counts)
+        }
+    }
+
+    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
+        try await perform { ledger, now, changes in
+            try ledger.join(host: host, underlay: underlay, networks: networks, now: now, changes: &changes)
+        }
+    }
+
+    public func hosts() async throws -> [HostRecord] {
+        try await perform { ledger, _, _ in ledger.hosts.values.sorted { $0.name < $1.name } }
+    }
+
+    public func removeHost(_ name: String) async throws -> Int {
+        try await perform { ledger, now, changes in try ledger.removeHost(name, now: now, changes: &changes) }
+    }
+
+    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
+                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
+    {
+        submit({ ledger, now, changes in
+            try ledger.acquire(
+                network: network, owner: owner, claim: claim, wanted: address, ifname: ifname, now: now,
+                changes: &changes)
+        }, done: done)
+    }
+
+    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
+                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
+    {
+        submit({ ledger, now, changes in
+            try ledger.release(
+                network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
+        }, done: done)
+    }
+
+    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
+        submit({ ledger, now, changes in
+            try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
+        }, done: done)
+    }
+
+    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
+        try await perform { ledger, now, changes in
+            try ledger.reserve(network: network, address: address, note: note, now: now, changes: &changes)
+        }
+    }
+
+    public func unreserve(network: String, address: IPv4Address) async throws {
+        try await perform { ledger, now, changes in
+            try ledger.unreserve(network: network, address: address, now: now, changes: &changes)
+        }
+    }
+
+    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+        -> Lease
+    {
+        try await perform { ledger, now, changes in
+            try ledger.reportConflict(
+                network: network, address: address, mac: mac, claim: claim, now: now, changes: &changes)
+        }
+    }
+
+    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] {
+        try await perform { ledger, _, _ in try ledger.leases(filter) }
+    }
+
+    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+        async throws -> ReconcileOutcome
+    {
+        try await perform { ledger, now, changes in
+            try ledger.reconcile(
+                network: network, owner: owner, address: address, ifname: ifname, claim: claim, now: now,
+                changes: &changes)
+        }
+    }
+
+    public func reclaim() async throws -> [String] {
+        try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
+    }
+
+    public func statistics() -> StoreStatistics {
+        state.withLock { $0.statistics }
+    }
+
+    public func identity() -> StoreIdentity {
+        StoreIdentity(id: storeID, generation: state.withLock { $0.generation })
+    }
+
+    /// Writes a consistent copy (an SQLite store file) to `path`, queued behind any commit in progress: the copy
+    /// holds exactly the commits acknowledged before it.
+    public func backup(to path: String) async throws -> StoreIdentity {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw NetleaseError(.conflict, "\(path) exists; a backup never overwrites a file")
+        }
+        let id = storeID
+        return try await withCheckedThrowingContinuation { continuation in
+            writerQueue.async {
+                do {
+                    let generation = try self.journal.backup(to: path)
+                    continuation.resume(returning: StoreIdentity(id: id, generation: generation))
+                } catch {
+                    try? FileManager.default.removeItem(atPath: path)
+                    continuation.resume(throwing: self.journal.storageError(error, doing: "back up to \(path)"))
+                }
+            }
+        }
+    }
+
+    // MARK: group commit
+
+    /// Runs `body` on the ledger in arrival order, then completes after the batch holding its changes is durable.
+    /// Changes made before `body` throws are valid on their own (the ledger guarantees it) and are committed too.
+    public func perform<T: Sendable>(
+        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            submit(body) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Applies `body` to the ledger now, on the caller's thread and in call order with every other operation, and
+    /// calls `done` once its changes are durable: from the writer's queue after the commit holding them, or at once
+    /// (on the caller's thread, before `submit` returns) when nothing uncommitted is ahead of it and it changed
+    /// nothing. So callers that submit in order are completed in that order. `done` must not block.
+    public func submit<T: Sendable>(
+        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T,
+        done: @escaping @Sendable (Result<T, Error>) -> Void
+    ) {
+        let now = clock.now()
+        let immediate = state.withLock { s -> Result<T, Error>? in
+            if let failure = s.failure {
+                scheduleRecovery(&s)
+                return .failure(failure)
+            }
+            var changes: [LedgerChange] = []
+            let result = Result<T, Error> { try body(&s.ledger, now, &changes) }
+            s.statistics.operations += 1
+            if changes.isEmpty && s.pending.isEmpty && !s.writing {
+                return result  // nothing uncommitted is visible: answer now
+            }
+            s.pending.append(PendingOperation(changes: changes) { error in
+                if let error { done(.failure(error)) } else { done(result) }
+            })
+            if !s.writing {
+                s.writing = true
+                writerQueue.async { self.drain() }
+            }
+            return nil
+        }
+        if let immediate { done(immediate) }
+    }
+
+    /// Commits pending batches until none is left. Runs on `writerQueue` only.
+    private func drain() {
+        while true {
+            let batch = state.withLock { s -> [PendingOperation]? in
+                guard !s.pending.isEmpty else {
+                    s.writing = false
+                    return nil
+                }
+                let take = min(s.pending.count, maxBatch)
+                let batch = Array(s.pending.prefix(take))
+                s.pending.removeFirst(take)
+                return batch
+            }
+            guard let batch else { return }
+            // Reads queued behind a commit need no transaction of their own.
+            guard batch.contains(where: { !$0.changes.isEmpty }) else {
+                for operation in batch { operation.complete(nil) }
+                continue
+            }
+            do {
+                let generation = try journal.commit(JournalBatch(operations: batch))
+                state.withLock { s in
+                    s.generation = generation
+                    s.statistics.commits += 1
+                    s.statistics.largestBatch = max(s.statistics.largestBatch, batch.count)
+                }
+                for operation in batch { operation.complete(nil) }
+            } catch {
+                let failure = journal.storageError(error, doing: "commit")
+                logger.error("commit failed; rebuilding the ledger from the journal",
+                             metadata: ["error": "\(failure)", "cause": "\(failure.cause ?? "")"])
+                let now = clock.now()
+                let reloaded = Result { try journal.load(now: now) }
+                let failed = state.withLock { s -> [PendingOperation] in
+                    s.statistics.failedCommits += 1
+                    let later = s.pending
+                    s.pending = []
+                    switch reloaded {
+                    case .success(let snapshot):
+                        s.ledger = snapshot.ledger
+                        s.generation = snapshot.generation
+                    case .failure(let error):
+                        let reloadFailure = journal.storageError(error, doing: "reload after a failed commit")
+                        s.failure = reloadFailure
+                        s.lastRecovery = .now
+                        logger.critical(
+                            "cannot reload the ledger; refusing all requests",
+                            metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"])
+                    }
+                    return later
+                }
+                for operation in batch + failed { operation.complete(failure) }
+            }
+        }
+    }
+
+    /// After a failed reload: at most once a second, a request starts another attempt on the writer queue.
+    private func scheduleRecovery(_ s: inout State) {
+        guard !s.recovering else { return }
+        let now = ContinuousClock.now
+        if let last = s.lastRecovery, now - last < .seconds(1) { return }
+        s.recovering = true
+        s.lastRecovery = now
+        writerQueue.async { self.recover() }
+    }
+
+    private func recover() {
+        let reloaded = Result { try journal.load(now: clock.now()) }
+        state.withLock { s in
+            s.recovering = false
+            switch reloaded {
+            case .success(let snapshot):
+                s.ledger = snapshot.ledger
+                s.generation = snapshot.generation
+                s.failure = nil
+                logger.notice("ledger rebuilt from the journal; serving again")
+            case .failure(let error):
+                s.failure = journal.storageError(error, doing: "reload after a failed commit")
+            }
+        }
+    }
+}
+
+/// A `LeaseStore` whose every verb is its `GroupCommitStore`'s: backends declare the core and add only what is
+/// theirs (opening, settings).
+public protocol GroupCommitBacked: LeaseStore {
+    var core: GroupCommitStore { get }
+}
+
+extension GroupCommitBacked {
+    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec { try await core.createNetwork(spec) }
+    public func deleteNetwork(_ name: String) async throws { try await core.deleteNetwork(name) }
+    public func networks() async throws -> [NetworkSummary] { try await core.networks() }
+    public func network(_ name: String) async throws -> NetworkSummary { try await core.network(name) }
+
+    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
+        try await core.join(host: host, underlay: underlay, networks: networks)
+    }
+
+    public func hosts() async throws -> [HostRecord] { try await core.hosts() }
+    public func removeHost(_ name: String) async throws -> Int { try await core.removeHost(name) }
+
+    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
+        try await core.reserve(network: network, address: address, note: note)
+    }
+
+    public func unreserve(network: String, address: IPv4Address) async throws {
+        try await core.unreserve(network: network, address: address)
+    }
+
+    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+        -> Lease
+    {
+        try await core.reportConflict(network: network, address: address, mac: mac, claim: claim)
+    }
+
+    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] { try await core.leases(filter) }
+
+    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+        async throws -> ReconcileOutcome
+    {
+        try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
+    }
+
+    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
+                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
+    {
+        core.acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname, done: done)
+    }
+
+    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
+                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
+    {
+        core.release(network: network, owner: owner, address: address, claim: claim, done: done)
+    }
+
+    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
+        core.heartbeat(host: host, epoch: epoch, done: done)
+    }
+
+    public func reclaim() async throws -> [String] { try await core.reclaim() }
+    public func statistics() -> StoreStatistics { core.statistics() }
+    public func identity() -> StoreIdentity { core.identity() }
+    public func backup(to path: String) async throws -> StoreIdentity { try await core.backup(to: path) }
+    public func close() { core.close() }
+}
