@@ -40,6 +40,7 @@ public final class SQLiteLeaseStore: LeaseStore {
     private let state: Mutex<State>
     private let clock: LeaseClock
     private let logger: Logger
+    private let commitObserver: (any CommitObserver)?
     private let writerQueue = DispatchQueue(label: "netlease.store.writer")
     /// Touched only on `writerQueue` after init. nonisolated(unsafe): confined to that queue by construction.
     nonisolated(unsafe) private let database: SQLiteDatabase
@@ -54,12 +55,14 @@ public final class SQLiteLeaseStore: LeaseStore {
     public static let defaultMaxBatch = 4096
     public let maxBatch: Int
 
+    /// - Parameter commitObserver: told about each durable commit (the coordinator's metrics).
     public init(directory: String, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
-                logger: Logger = Logger(label: "netlease.store")) throws
+                commitObserver: (any CommitObserver)? = nil, logger: Logger = Logger(label: "netlease.store")) throws
     {
         self.maxBatch = max(1, maxBatch)
         self.clock = clock
         self.logger = logger
+        self.commitObserver = commitObserver
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         self.path = path
         do {
@@ -281,6 +284,7 @@ public final class SQLiteLeaseStore: LeaseStore {
                 for operation in batch { operation.complete(nil) }
                 continue
             }
+            let began = ContinuousClock.now
             do {
                 try database.transaction {
                     for operation in batch {
@@ -288,11 +292,13 @@ public final class SQLiteLeaseStore: LeaseStore {
                     }
                     try Schema.bumpGeneration(database)
                 }
+                let duration = ContinuousClock.now - began
                 state.withLock { s in
                     s.generation += 1
                     s.statistics.commits += 1
                     s.statistics.largestBatch = max(s.statistics.largestBatch, batch.count)
                 }
+                commitObserver?.committed(operations: batch.count, duration: duration)
                 for operation in batch { operation.complete(nil) }
             } catch {
                 let failure = Self.storageError(error, doing: "commit")
