@@ -8,6 +8,7 @@ let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -39,6 +41,9 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // What every daemon's metrics share: the /metrics, /healthz and /readyz routes, scrape-time gauges,
+        // lock-free histograms for hot paths. Each coordinator and agent owns its registry (no global bootstrap).
+        .target(name: "NetleaseMetrics", dependencies: ["NetleaseTransport", nioCore, logging, prometheus]),
         // The protocol client: NetleaseConnection and its verbs.
         .target(name: "NetleaseClient", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", nioCore]),
         // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
@@ -71,7 +76,7 @@ let package = Package(
             name: "NetleaseTesting",
             dependencies: [
                 "NetleaseCore", "NetleaseStore", "NetleaseCoordinator", "NetleaseTransport", "NetleaseClient",
-                "HostNetwork", logging, nioCore, lifecycle,
+                "HostNetwork", logging, nioCore, nioPosix, nioHTTP1, lifecycle,
             ]
         ),
         // The load generator over the real protocol.
@@ -117,6 +122,10 @@ let package = Package(
                 "NetleaseTransport", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
                 logging, lifecycle,
             ]
+        ),
+        .testTarget(
+            name: "NetleaseMetricsTests",
+            dependencies: ["NetleaseMetrics", "NetleaseTransport", "NetleaseTesting", prometheus, logging, lifecycle]
         ),
         .testTarget(
             name: "NetleaseClientTests",
