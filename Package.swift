@@ -53,8 +53,8 @@ let package = Package(
         .target(
             name: "NetleaseCoordinator",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseTransport", nioCore, nioPosix, logging,
-                lifecycle,
+                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseTransport", "NetleaseMetrics", nioCore,
+                nioPosix, logging, lifecycle, prometheus,
             ]
         ),
         // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets, child processes) behind protocols.
