@@ -71,7 +71,11 @@ extension Netlease {
             "Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
+        @Option(help: metricsOptionHelp)
+        var metrics: String?
+
         func validate() throws {
+            if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
@@ -100,8 +104,10 @@ extension Netlease {
                 } else {
                     secrets = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
                 }
+                let coordinatorMetrics = CoordinatorMetrics()
                 let store = try SQLiteLeaseStore(
-                    directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
+                    directory: data, maxBatch: maxBatch, commitObserver: coordinatorMetrics,
+                    logger: Logger(label: "netlease.store"))
                 defer { store.close() }
                 logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
                 let configuration = CoordinatorConfiguration(
@@ -109,16 +115,22 @@ extension Netlease {
                     maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
                     lineTimeout: .seconds(lineTimeout), tls: tls)
                 let coordinator = NetleaseCoordinator.Coordinator(
-                    configuration: configuration, store: store, logger: logger
+                    configuration: configuration, store: store, metrics: coordinatorMetrics, logger: logger
                 ) { address in
                     let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                     // Written unbuffered: scripts wait for this line before they connect.
                     FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
                 }
+                // The metrics endpoint first, so it stops last: /readyz answers 503 while the coordinator drains.
+                let metricsServer = try metrics.map { text in
+                    coordinator.metricsServer(address: try metricsAddress(text)) { address in
+                        logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
+                    }
+                }
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: coordinator)], gracefulShutdownSignals: [.sigterm, .sigint],
-                        logger: logger))
+                        services: (metricsServer.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)],
+                        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }
