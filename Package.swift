@@ -63,8 +63,8 @@ let package = Package(
         .target(
             name: "NetleaseAgent",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", nioCore,
-                logging, lifecycle,
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseMetrics",
+                nioCore, logging, lifecycle, prometheus,
             ]
         ),
         // CNI types and logic, called by the netlease-cni executable.
