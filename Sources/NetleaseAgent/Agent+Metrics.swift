@@ -28,8 +28,8 @@ extension Agent {
         return Readiness(unmet: unmet)
     }
 
-    /// Counts a hand-out to a local consumer (ACQUIRE and ATTACH on the local API; Docker's address requests) by
-    /// result, with its duration.
+    /// Counts a hand-out to a local consumer by result, with its duration: ACQUIRE and ATTACH on the local API, and
+    /// whatever else hands out addresses for a runtime (a Docker IPAM request belongs here too).
     func countingAttach<T>(_ body: () async throws -> T) async throws -> T {
         let began = ContinuousClock.now
         do {

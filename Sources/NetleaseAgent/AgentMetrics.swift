@@ -19,8 +19,7 @@ public final class AgentMetrics: Sendable {
     static var attaches: MetricNameDescriptor {
         MetricNameDescriptor(
             metricName: "netlease_agent_attaches", unitName: "total",
-            helpText: "Addresses asked for by local consumers (ACQUIRE, ATTACH, Docker), by result: ok or the "
-                + "error code.")
+            helpText: "Addresses asked for by local consumers (ACQUIRE, ATTACH), by result: ok or the error code.")
     }
 
     private let attachDuration: DurationHistogram
