@@ -8,6 +8,7 @@ let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -42,6 +44,9 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // What every daemon's metrics share: the /metrics, /healthz and /readyz routes, scrape-time gauges,
+        // lock-free histograms for hot paths. Each coordinator and agent owns its registry (no global bootstrap).
+        .target(name: "NetleaseMetrics", dependencies: ["NetleaseTransport", nioCore, logging, prometheus]),
         // The protocol client: NetleaseConnection and its verbs.
         .target(name: "NetleaseClient", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", nioCore]),
         // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
@@ -61,8 +66,8 @@ let package = Package(
         .target(
             name: "NetleaseCoordinator",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseTransport", nioCore, nioPosix, logging,
-                lifecycle,
+                "NetleaseCore", "NetleaseWire", "NetleaseStore", "NetleaseTransport", "NetleaseMetrics", nioCore,
+                nioPosix, logging, lifecycle, prometheus,
             ]
         ),
         // Every OS side effect (ip, bridge, ovs-vsctl, raw ARP sockets, child processes) behind protocols.
@@ -71,8 +76,8 @@ let package = Package(
         .target(
             name: "NetleaseAgent",
             dependencies: [
-                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", nioCore,
-                logging, lifecycle,
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseMetrics",
+                nioCore, logging, lifecycle, prometheus,
             ]
         ),
         // CNI types and logic, called by the netlease-cni executable.
@@ -84,7 +89,7 @@ let package = Package(
             name: "NetleaseTesting",
             dependencies: [
                 "NetleaseCore", "NetleaseStore", "NetleaseCoordinator", "NetleaseTransport", "NetleaseClient",
-                "HostNetwork", logging, nioCore, lifecycle,
+                "HostNetwork", logging, nioCore, nioPosix, nioHTTP1, lifecycle,
             ]
         ),
         // The load generator over the real protocol.
@@ -138,6 +143,10 @@ let package = Package(
                 "NetleaseTransport", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
                 logging, lifecycle,
             ]
+        ),
+        .testTarget(
+            name: "NetleaseMetricsTests",
+            dependencies: ["NetleaseMetrics", "NetleaseTransport", "NetleaseTesting", prometheus, logging, lifecycle]
         ),
         .testTarget(
             name: "NetleaseClientTests",

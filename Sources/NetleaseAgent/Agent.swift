@@ -21,6 +21,8 @@ public final class Agent: Service, Sendable {
     let hostNetwork: any HostNetworking
     let prober: any ARPProber
     let logger: Logger
+    /// This agent's metrics; `metricsServer` serves them.
+    public let metrics: AgentMetrics
     let files = LocalFileSystem()
     let leases: LocalLeaseFile
     let storeMarkFile: StoreMarkFile
@@ -41,12 +43,17 @@ public final class Agent: Service, Sendable {
         /// The last session ended because the coordinator declared this host lost (or fenced it): then readopted
         /// leases are expected, not a sign of lost coordinator data.
         var fenced = false
+        /// The local API socket listens (readiness).
+        var localAPIOpen = false
     }
 
-    /// - Parameter onReady: called with the socket path once the local API listens (after the first full setup).
+    /// - Parameters:
+    ///   - metrics: where this agent counts (every ARP probe of `prober` included).
+    ///   - onReady: called with the socket path once the local API listens (after the first full setup).
     public init(
         configuration: AgentConfiguration, hostNetwork: any HostNetworking, prober: any ARPProber,
-        logger: Logger = Logger(label: "netlease.agent"), onReady: @escaping @Sendable (String) -> Void = { _ in }
+        metrics: AgentMetrics = AgentMetrics(), logger: Logger = Logger(label: "netlease.agent"),
+        onReady: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         guard !configuration.coordinators.isEmpty else { throw NetleaseError.badRequest("no coordinator address") }
         guard !configuration.networks.isEmpty else { throw NetleaseError.badRequest("no network to serve") }
@@ -55,7 +62,8 @@ public final class Agent: Service, Sendable {
         }
         self.configuration = configuration
         self.hostNetwork = hostNetwork
-        self.prober = prober
+        self.prober = CountingARPProber(base: prober, metrics: metrics)
+        self.metrics = metrics
         self.logger = logger
         self.readyHandler = onReady
         leases = try LocalLeaseFile(directory: configuration.stateDirectory, files: files)
@@ -98,7 +106,11 @@ public final class Agent: Service, Sendable {
         let server = LocalAPIServer(
             socketPath: configuration.socketPath, socketGroup: configuration.socketGroup, files: files,
             logger: logger)
-        try await server.run(handler: LocalAPIHandler(agent: self), onReady: readyHandler)
+        defer { state.withLock { $0.localAPIOpen = false } }
+        try await server.run(handler: LocalAPIHandler(agent: self)) { path in
+            self.state.withLock { $0.localAPIOpen = true }
+            self.readyHandler(path)
+        }
     }
 
     /// Removes what the agent built: the containers it plumbed itself, then each network's tunnels and bridge.

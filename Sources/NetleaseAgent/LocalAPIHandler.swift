@@ -39,12 +39,16 @@ struct LocalAPIHandler: Sendable {
         case .quit:
             return .ok(["bye": "1"])
         case .acquire(let network, let owner, let ifname):
-            return .ok(fields(try await agent.acquire(network: network, owner: owner, ifname: ifname)))
+            return .ok(fields(try await agent.countingAttach {
+                try await agent.acquire(network: network, owner: owner, ifname: ifname)
+            }))
         case .release(let network, let owner):
             try await agent.release(network: network, owner: owner)
             return .ok(["released": owner])
         case .attach(let network, let owner, let netns, let ifname):
-            return .ok(fields(try await agent.attach(network: network, owner: owner, netns: netns, ifname: ifname)))
+            return .ok(fields(try await agent.countingAttach {
+                try await agent.attach(network: network, owner: owner, netns: netns, ifname: ifname)
+            }))
         case .detach(let network, let owner):
             try await agent.detach(network: network, owner: owner)
             return .ok(["detached": owner])

@@ -13,28 +13,40 @@ public struct Coordinator: Service {
     public let configuration: CoordinatorConfiguration
     public let store: any LeaseStore
     public let events: EventHub
+    /// This coordinator's metrics; `metricsServer` serves them.
+    public let metrics: CoordinatorMetrics
     let server: CoordinatorServer
     let reclaimer: Reclaimer
     let logger: Logger
+    /// Accepting connections: set once listening, cleared when a graceful shutdown begins (readiness).
+    let serving = ServingFlag()
 
     /// - Parameters:
+    ///   - metrics: where this coordinator counts; give the store the same object as its `CommitObserver`.
     ///   - onListening: called once the server accepts connections, with the bound address (port 0 resolved).
     public init(
         configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
-        logger: Logger = Logger(label: "netlease.coordinator"),
+        metrics: CoordinatorMetrics = CoordinatorMetrics(), logger: Logger = Logger(label: "netlease.coordinator"),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.store = store
         self.events = events
+        self.metrics = metrics
         self.logger = logger
+        let serving = self.serving
         server = CoordinatorServer(
-            configuration: configuration, store: store, events: events, logger: logger, onListening: onListening)
+            configuration: configuration, store: store, events: events, metrics: metrics, logger: logger
+        ) { address in
+            serving.set(true)
+            onListening(address)
+        }
         // Its own label, at the coordinator's level: a quiet coordinator (tests) has a quiet reclaimer.
         var reclaimerLogger = Logger(label: "netlease.reclaimer")
         reclaimerLogger.logLevel = logger.logLevel
         reclaimer = Reclaimer(
-            store: store, events: events, interval: configuration.reclaimInterval, logger: reclaimerLogger)
+            store: store, events: events, interval: configuration.reclaimInterval, metrics: metrics,
+            logger: reclaimerLogger)
     }
 
     /// Closes every client connection (a coordinator that stopped leading); new ones are still accepted.
@@ -51,7 +63,13 @@ public struct Coordinator: Service {
             configuration: .init(
                 services: [.init(service: server), .init(service: reclaimer), .init(service: MemoryTrimmer())],
                 logger: logger))
-        try await group.run()
+        let serving = self.serving
+        try await withGracefulShutdownHandler {
+            try await group.run()
+        } onGracefulShutdown: {
+            serving.set(false)
+        }
+        serving.set(false)
     }
 
     /// Loads the cluster secret and the reader secret from `directory`, creating each (random, mode 0600) when

@@ -21,7 +21,7 @@ public struct CoordinatorServer: Service {
     public init(
         configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "netlease.coordinator"),
+        metrics: CoordinatorMetrics = CoordinatorMetrics(), logger: Logger = Logger(label: "netlease.coordinator"),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
@@ -35,7 +35,7 @@ public struct CoordinatorServer: Service {
             group: group, logger: logger)
         handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,
                                  counters: ServerCounters(connections: server.counters), events: events,
-                                 maxAuthFailures: configuration.maxAuthFailures, logger: logger)
+                                 maxAuthFailures: configuration.maxAuthFailures, metrics: metrics, logger: logger)
         self.events = events
         self.logger = logger
         self.onListening = onListening

@@ -8,14 +8,16 @@ public struct Reclaimer: Service {
     let store: any LeaseStore
     let events: EventHub
     let interval: Duration
+    let metrics: CoordinatorMetrics?
     let logger: Logger
 
     public init(store: any LeaseStore, events: EventHub = EventHub(),
                 interval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
-                logger: Logger = Logger(label: "netlease.reclaimer")) {
+                metrics: CoordinatorMetrics? = nil, logger: Logger = Logger(label: "netlease.reclaimer")) {
         self.store = store
         self.events = events
         self.interval = interval
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -34,6 +36,7 @@ public struct Reclaimer: Service {
         do {
             let lost = try await store.reclaim()
             guard !lost.isEmpty else { return }
+            metrics?.hostsReclaimed(lost.count)
             let hosts = try await store.hosts()
             for host in hosts where lost.contains(host.name) {
                 logger.warning("host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",

@@ -13,19 +13,20 @@ public final class ServerCounters: Sendable {
 
 extension RequestHandler {
     /// STATS: the server's counters, the store's commit figures and the pool totals over every network.
-    /// Also on a standby (PING, AUTH, QUIT and STATS are all it answers): then without the ledger's counts.
+    /// Also on a standby (PING, AUTH, QUIT and STATS are all it answers): then without the ledger's counts. The
+    /// pool, host and connection figures come from `snapshot()`, as the metrics' gauges do.
     func statistics() async throws -> Fields {
         let leadership = store.leadershipStatus()
         let serving = leadership?.serving ?? true
-        let networks = serving ? try await store.networks() : []
-        let hosts = serving ? try await store.hosts() : []
+        let snapshot = try await snapshot()
+        let (networks, hosts) = (snapshot.networks, snapshot.hosts)
         let store = self.store.statistics()
         var f = Fields()
         f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
-        f.append("connections", String(counters.connections.open.load(ordering: .relaxed)))
+        f.append("connections", String(snapshot.connections))
         f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))
         f.append("connections-refused", String(counters.connections.refused.load(ordering: .relaxed)))
-        f.append("watchers", String(events.watcherCount))
+        f.append("watchers", String(snapshot.watchers))
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
         let identity = self.store.identity()

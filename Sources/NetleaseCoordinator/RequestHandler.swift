@@ -23,12 +23,14 @@ public struct RequestHandler: Sendable {
     let events: EventHub
     let maxAuthFailures: Int
     let started: ContinuousClock.Instant
+    let metrics: CoordinatorMetrics
     let logger: Logger
 
     public init(store: any LeaseStore, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
                 counters: ServerCounters = ServerCounters(),
                 events: EventHub = EventHub(),
                 maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
+                metrics: CoordinatorMetrics = CoordinatorMetrics(),
                 logger: Logger = Logger(label: "netlease.coordinator")) {
         self.store = store
         self.secret = secret
@@ -37,6 +39,7 @@ public struct RequestHandler: Sendable {
         self.events = events
         self.maxAuthFailures = maxAuthFailures
         self.started = .now
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -88,37 +91,55 @@ public struct RequestHandler: Sendable {
         -> Started
     {
         counters.requests.add(1, ordering: .relaxed)
+        let begun = ContinuousClock.now
+        let metrics = self.metrics
         let request: Request
         do {
             request = try Request(line: text)
+        } catch {
+            metrics.requestEnded(Self.verb(in: text), error: error, since: begun)
+            return .reply(failed(error))
+        }
+        do {
             try checkAccess(request, session: session)
         } catch {
+            metrics.requestEnded(request.verb, error: error, since: begun)
             return .reply(failed(error))
         }
         switch request {
         case .ping:
+            metrics.requestEnded(.ping, error: nil, since: begun)
             return .reply(.ok(["pong": "1"]))
         case .quit:
             session.closeRequested = true
+            metrics.requestEnded(.quit, error: nil, since: begun)
             return .reply(.ok(["bye": "1"]))
         case .auth(let candidate):
             do {
-                return .reply(try authenticate(candidate, session: &session))
+                let reply = try authenticate(candidate, session: &session)
+                metrics.requestEnded(.auth, error: nil, since: begun)
+                return .reply(reply)
             } catch {
+                metrics.requestEnded(.auth, error: error, since: begun)
                 return .reply(failed(error))
             }
         case .acquire(let r):
             store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
+                metrics.requestEnded(.acquire, error: $0.failure, since: begun)
                 done(.acquired($0))
             }
             return .pending
         case .release(let r):
             store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
+                metrics.requestEnded(.release, error: $0.failure, since: begun)
                 done(.released($0))
             }
             return .pending
         case .heartbeat(let host, let epoch):
-            store.heartbeat(host: host, epoch: epoch) { done(.heartbeat($0)) }
+            store.heartbeat(host: host, epoch: epoch) {
+                metrics.requestEnded(.heartbeat, error: $0.failure, since: begun)
+                done(.heartbeat($0))
+            }
             return .pending
         case .networkCreate(let spec): return .barrier(.networkCreate(spec))
         case .networkList: return .barrier(.networkList)
@@ -153,9 +174,13 @@ public struct RequestHandler: Sendable {
     /// The reply to a barrier `start` handed back (counted and access-checked there already). WATCH sets
     /// `session.watch`.
     public func respond(to barrier: Barrier, session: inout Session) async -> Reply {
+        let begun = ContinuousClock.now
         do {
-            return try await perform(barrier, session: &session)
+            let reply = try await perform(barrier, session: &session)
+            metrics.requestEnded(barrier.verb, error: nil, since: begun)
+            return reply
         } catch {
+            metrics.requestEnded(barrier.verb, error: error, since: begun)
             return failed(error)
         }
     }
@@ -228,6 +253,7 @@ public struct RequestHandler: Sendable {
             return .ok(["address": address.description])
         case .reportConflict(let network, let address, let mac, let claim):
             let lease = try await store.reportConflict(network: network, address: address, mac: mac, claim: claim)
+            metrics.conflictReported()
             logger.warning("address quarantined after an ARP answer",
                            metadata: ["network": "\(network)", "address": "\(address)", "mac": "\(mac)",
                                       "host": "\(claim.host)"])

@@ -43,6 +43,7 @@ public final class GroupCommitStore: Sendable {
     private let writerQueue: DispatchQueue
     /// Touched only on `writerQueue` after init. nonisolated(unsafe): confined to that queue by construction.
     nonisolated(unsafe) private let journal: any LedgerJournal
+    private let commitObserver: (any CommitObserver)?
     public let storeID: String
     /// Most operations committed in one transaction.
     public let maxBatch: Int
@@ -52,10 +53,12 @@ public final class GroupCommitStore: Sendable {
 
     /// Takes over `journal` (already opened and loaded into `snapshot` by the caller).
     /// - Parameter maxBatch: most operations committed in one transaction; 1 turns group commit off.
+    /// - Parameter commitObserver: told about each durable commit (the coordinator's metrics).
     public init(journal: any LedgerJournal, snapshot: JournalSnapshot, clock: LeaseClock, maxBatch: Int,
-                label: String, logger: Logger)
+                label: String, commitObserver: (any CommitObserver)? = nil, logger: Logger)
     {
         self.journal = journal
+        self.commitObserver = commitObserver
         self.clock = clock
         self.logger = logger
         self.maxBatch = max(1, maxBatch)
@@ -267,13 +270,16 @@ public final class GroupCommitStore: Sendable {
                 for operation in batch { operation.complete(nil) }
                 continue
             }
+            let began = ContinuousClock.now
             do {
                 let generation = try journal.commit(JournalBatch(operations: batch))
+                let duration = ContinuousClock.now - began
                 state.withLock { s in
                     s.generation = generation
                     s.statistics.commits += 1
                     s.statistics.largestBatch = max(s.statistics.largestBatch, batch.count)
                 }
+                commitObserver?.committed(operations: batch.count, duration: duration)
                 for operation in batch { operation.complete(nil) }
             } catch {
                 let failure = journal.storageError(error, doing: "commit")

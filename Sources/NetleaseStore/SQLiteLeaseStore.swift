@@ -31,8 +31,9 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
     /// SQLite's integrity check, or one held by another process, without changing it.
     /// - Parameter maxBatch: most operations committed in one transaction. 1 turns group commit off (one fsync per
     ///   operation), for comparison in benchmarks.
+    /// - Parameter commitObserver: told about each durable commit (the coordinator's metrics).
     public init(directory: String, clock: LeaseClock = SystemLeaseClock(),
-                maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
+                maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch, commitObserver: (any CommitObserver)? = nil,
                 logger: Logger = Logger(label: "netlease.store")) throws
     {
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
@@ -59,7 +60,7 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
             let snapshot = try Self.wrap { try journal.load(now: clock.now()) }
             core = GroupCommitStore(
                 journal: journal, snapshot: snapshot, clock: clock, maxBatch: maxBatch, label: "netlease.store.writer",
-                logger: logger)
+                commitObserver: commitObserver, logger: logger)
         } catch {
             db.close()
             throw error

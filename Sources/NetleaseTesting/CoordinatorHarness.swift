@@ -17,7 +17,11 @@ public final class CoordinatorHarness: @unchecked Sendable {
     public let secret: ClusterSecret?
     public let readerSecret = ClusterSecret("reader-secret")
     public let events = EventHub()
+    /// The coordinator's metrics; the store reports its commits to them.
+    public let metrics = CoordinatorMetrics()
     public private(set) var endpoint = Endpoint(host: "127.0.0.1", port: 0)
+    /// The port of `/metrics`, `/healthz` and `/readyz` on 127.0.0.1 when started with `metrics: true`.
+    public private(set) var metricsPort: Int?
     private var group: ServiceGroup?
     private var runTask: Task<Void, Error>?
 
@@ -26,7 +30,7 @@ public final class CoordinatorHarness: @unchecked Sendable {
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-test-\(UUID().uuidString)")
         self.secret = secret
-        store = try SQLiteLeaseStore(directory: self.directory.path, clock: clock)
+        store = try SQLiteLeaseStore(directory: self.directory.path, clock: clock, commitObserver: metrics)
     }
 
     public static func start(
@@ -35,32 +39,50 @@ public final class CoordinatorHarness: @unchecked Sendable {
         idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
         lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
         reclaimInterval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
-        directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil
+        directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil, metrics: Bool = false
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
         try await harness.run(
             CoordinatorConfiguration(
                 host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : harness.readerSecret,
                 maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout,
-                reclaimInterval: reclaimInterval, tls: tls))
+                reclaimInterval: reclaimInterval, tls: tls),
+            metrics: metrics)
         return harness
     }
 
     /// `configuration.tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`).
-    private func run(_ configuration: CoordinatorConfiguration) async throws {
+    /// `metrics`: also serve the metrics endpoint on 127.0.0.1, port 0.
+    private func run(_ configuration: CoordinatorConfiguration, metrics serveMetrics: Bool) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let coordinator = Coordinator(configuration: configuration, store: store, events: events, logger: logger) {
-            address in
+        let (metricsPorts, metricsContinuation) = AsyncStream.makeStream(of: Int.self)
+        let coordinator = Coordinator(
+            configuration: configuration, store: store, events: events, metrics: metrics, logger: logger
+        ) { address in
             continuation.yield(address.port ?? 0)
             continuation.finish()
         }
-        let group = ServiceGroup(services: [coordinator], logger: logger)
+        var services: [any Service] = []
+        if serveMetrics {
+            // Listed first, so it stops last, as operators run it.
+            services.append(coordinator.metricsServer(address: .tcp(host: "127.0.0.1", port: 0)) { address in
+                metricsContinuation.yield(address.port ?? 0)
+                metricsContinuation.finish()
+            })
+        } else {
+            metricsContinuation.finish()
+        }
+        services.append(coordinator)
+        let group = ServiceGroup(services: services, logger: logger)
         self.group = group
         let runTask = Task {
-            // A coordinator that stops before it listens (e.g. the port is taken) ends the wait below.
-            defer { continuation.finish() }
+            // A coordinator that stops before it listens (e.g. the port is taken) ends the waits below.
+            defer {
+                continuation.finish()
+                metricsContinuation.finish()
+            }
             try await group.run()
         }
         self.runTask = runTask
@@ -70,6 +92,12 @@ public final class CoordinatorHarness: @unchecked Sendable {
             throw NetleaseError(.unavailable, "the coordinator stopped before it listened")
         }
         endpoint = Endpoint(host: "127.0.0.1", port: port)
+        var metricsIterator = metricsPorts.makeAsyncIterator()
+        metricsPort = await metricsIterator.next()
+        if serveMetrics && metricsPort == nil {
+            try await runTask.value
+            throw NetleaseError(.unavailable, "the coordinator's metrics endpoint stopped before it listened")
+        }
     }
 
     public func stop(removeFiles: Bool = true) async {

@@ -33,7 +33,7 @@ public struct HTTPServer: Service {
         public var idleTimeout: Duration
         /// Once a request's head arrived, its body must be complete within this time.
         public var requestTimeout: Duration
-        /// Connections served at once; more get 503 and are closed.
+        /// Connections served at once; more get 503 to their first request and are closed.
         public var maxConnections: Int
 
         public init(
@@ -133,6 +133,10 @@ public struct HTTPServer: Service {
         do {
             try await channel.executeThenClose { inbound, outbound in
                 if open > configuration.maxConnections {
+                    // Answered once its first request arrived (an HTTP client reads no response it did not ask
+                    // for), within the idle timeout like any request; then closed.
+                    var events = inbound.makeAsyncIterator()
+                    guard try await events.next() != nil else { return }
                     let refusal = HTTPServerResponse.text(.serviceUnavailable, "too many connections; retry later\n")
                     try await write(refusal, version: .http1_1, keepAlive: false, to: outbound)
                     return

@@ -50,9 +50,11 @@ extension Netlease {
         @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
+        @Option(help: metricsOptionHelp) var metrics: String?
 
         func validate() throws {
             guard !network.isEmpty else { throw ValidationError("give at least one --network") }
+            if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         }
@@ -81,8 +83,14 @@ extension Netlease {
                 ) { path in
                     FileHandle.standardOutput.write(Data("netlease agent ready on \(path)\n".utf8))
                 }
+                let metricsServer = try metrics.map { text in
+                    agent.metricsServer(address: try metricsAddress(text)) { address in
+                        logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
+                    }
+                }
                 let group = ServiceGroup(configuration: .init(
-                    services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: (metricsServer.map { [.init(service: $0)] } ?? []) + [.init(service: agent)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }

@@ -95,7 +95,11 @@ extension Netlease {
             "Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
+        @Option(help: metricsOptionHelp)
+        var metrics: String?
+
         func validate() throws {
+            if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
             if store != "sqlite" {
                 do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
@@ -146,13 +150,14 @@ extension Netlease {
         private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
             let secrets = insecure
                 ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+            let metrics = CoordinatorMetrics()
             let store = try SQLiteLeaseStore(
-                directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
+                directory: data, maxBatch: maxBatch, commitObserver: metrics, logger: Logger(label: "netlease.store"))
             defer { store.close() }
             logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
             let coordinator = makeCoordinator(
-                endpoint: endpoint, tls: tls, secrets: secrets, store: store, logger: logger) { _ in }
-            try await runServices([coordinator], logger: logger)
+                endpoint: endpoint, tls: tls, secrets: secrets, store: store, metrics: metrics, logger: logger) { _ in }
+            try await runServices(try metricsServices(coordinator, logger: logger) + [coordinator], logger: logger)
         }
 
         /// One of several coordinators on the database of --store: standby until it takes the leadership. The
@@ -166,7 +171,8 @@ extension Netlease {
             defer { gate.close() }
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
             let coordinator = makeCoordinator(
-                endpoint: endpoint, tls: tls, secrets: secrets, store: gate, logger: logger
+                endpoint: endpoint, tls: tls, secrets: secrets, store: gate, metrics: CoordinatorMetrics(),
+                logger: logger
             ) { address in
                 portContinuation.yield(address.port ?? endpoint.port)
                 portContinuation.finish()
@@ -179,7 +185,8 @@ extension Netlease {
                     backend: backend, gate: gate, configuration: LeadershipConfiguration(advertise: "\(address)"),
                     closeConnections: { coordinator.closeConnections() })
             }
-            try await runServices([coordinator, leadership], logger: logger)
+            try await runServices(
+                try metricsServices(coordinator, logger: logger) + [coordinator, leadership], logger: logger)
         }
 
         /// The hashes every coordinator on the database authenticates against, stored from this coordinator's
@@ -211,19 +218,34 @@ extension Netlease {
 
         private func makeCoordinator(
             endpoint: Endpoint, tls: TLSSettings?, secrets: (secret: ClusterSecret, reader: ClusterSecret?)?,
-            store: any LeaseStore, logger: Logger, onListening: @escaping @Sendable (SocketAddress) -> Void
+            store: any LeaseStore, metrics: CoordinatorMetrics, logger: Logger,
+            onListening: @escaping @Sendable (SocketAddress) -> Void
         ) -> NetleaseCoordinator.Coordinator {
             let configuration = CoordinatorConfiguration(
                 host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
                 maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
                 lineTimeout: .seconds(lineTimeout), tls: tls)
-            return NetleaseCoordinator.Coordinator(configuration: configuration, store: store, logger: logger) {
-                address in
+            return NetleaseCoordinator.Coordinator(
+                configuration: configuration, store: store, metrics: metrics, logger: logger
+            ) { address in
                 onListening(address)
                 let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                 // Written unbuffered: scripts wait for this line before they connect.
                 FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
             }
+        }
+
+        /// The metrics endpoint of --metrics, if given. Listed first, so it stops last: /readyz answers 503 while
+        /// the coordinator drains.
+        private func metricsServices(_ coordinator: NetleaseCoordinator.Coordinator, logger: Logger) throws
+            -> [any Service]
+        {
+            guard let metrics else { return [] }
+            return [
+                coordinator.metricsServer(address: try metricsAddress(metrics)) { address in
+                    logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
+                }
+            ]
         }
 
         private func runServices(_ services: [any Service], logger: Logger) async throws {

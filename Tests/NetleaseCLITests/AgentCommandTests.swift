@@ -21,6 +21,7 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(command.logLevel, "info")
         XCTAssertNil(command.tlsCert)
         XCTAssertNil(command.tlsServerName)
+        XCTAssertNil(command.metrics)
     }
 
     func testEveryOption() throws {
@@ -28,7 +29,7 @@ final class AgentCommandTests: XCTestCase {
             "--network", "red", "--coordinator", "10.0.0.9:7420,10.0.0.10:7420", "--secret-file", "/etc/s",
             "--socket", "/tmp/a.sock", "--socket-group", "docker", "--state-dir", "/tmp/state", "--teardown",
             "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-server-name", "coord",
-            "--log-level", "notice",
+            "--log-level", "notice", "--metrics", "0.0.0.0:9421",
         ], as: Netlease.AgentCommand.self)
         XCTAssertEqual(command.network, ["blue", "red"])
         XCTAssertEqual(command.coordinator, "10.0.0.9:7420,10.0.0.10:7420")
@@ -42,6 +43,7 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(command.tlsCa, "ca.pem")
         XCTAssertEqual(command.tlsServerName, "coord")
         XCTAssertEqual(command.logLevel, "notice")
+        XCTAssertEqual(command.metrics, "0.0.0.0:9421")
     }
 
     func testMissingAndBadValuesAreRefused() {
@@ -56,6 +58,7 @@ final class AgentCommandTests: XCTestCase {
                       "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key")
         assertRefused(Self.required + ["--tls-server-name", "coord"],
                       "a TLS server name needs --tls-cert, --tls-key and --tls-ca")
+        assertRefused(Self.required + ["--metrics", "localhost"], "--metrics needs ADDR:PORT, e.g. 127.0.0.1:9420")
     }
 
     func testAttachDetachAndDoctor() throws {

@@ -18,6 +18,7 @@ final class CoordinatorCommandTests: XCTestCase {
         XCTAssertNil(command.tlsKey)
         XCTAssertNil(command.tlsCa)
         XCTAssertEqual(command.logLevel, "info")
+        XCTAssertNil(command.metrics)
     }
 
     func testEveryOption() throws {
@@ -25,6 +26,7 @@ final class CoordinatorCommandTests: XCTestCase {
             "coordinator", "--listen", "127.0.0.1:0", "--data", "/var/lib/netlease", "--insecure",
             "--max-connections", "10", "--idle-timeout", "5", "--line-timeout", "2", "--max-batch", "1",
             "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--log-level", "debug",
+            "--metrics", "127.0.0.1:9420",
         ], as: Netlease.Coordinator.self)
         XCTAssertEqual(command.listen, "127.0.0.1:0")
         XCTAssertEqual(command.data, "/var/lib/netlease")
@@ -37,6 +39,7 @@ final class CoordinatorCommandTests: XCTestCase {
         XCTAssertEqual(command.tlsKey, "k.pem")
         XCTAssertEqual(command.tlsCa, "ca.pem")
         XCTAssertEqual(command.logLevel, "debug")
+        XCTAssertEqual(command.metrics, "127.0.0.1:9420")
     }
 
     func testBadValuesAreRefused() {
@@ -46,6 +49,9 @@ final class CoordinatorCommandTests: XCTestCase {
         assertRefused(["coordinator", "--line-timeout", "0"], "--line-timeout must be positive")
         assertRefused(["coordinator", "--log-level", "nope"], "unknown --log-level 'nope'")
         assertRefused(["coordinator", "--max-batch", "many"], "The value 'many' is invalid for '--max-batch <n>'")
+        assertRefused(["coordinator", "--metrics", "127.0.0.1"], "--metrics needs ADDR:PORT, e.g. 127.0.0.1:9420")
+        assertRefused(["coordinator", "--metrics", "127.0.0.1:99999"],
+                      "--metrics: '99999' in '127.0.0.1:99999' is not a port (0-65535)")
     }
 
     func testTLSNeedsAllThreeFiles() {

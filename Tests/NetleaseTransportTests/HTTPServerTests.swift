@@ -47,14 +47,16 @@ final class HTTPServerTests: XCTestCase {
     /// Starts a server and returns its bound address.
     private func start(
         _ address: HTTPServer.Address = .tcp(host: "127.0.0.1", port: 0), routes: HTTPRoutes = routes(),
-        maxBodyBytes: Int = 1024, idleTimeout: Duration = .seconds(30), requestTimeout: Duration = .seconds(10)
+        maxBodyBytes: Int = 1024, idleTimeout: Duration = .seconds(30), requestTimeout: Duration = .seconds(10),
+        maxConnections: Int = 16
     ) async throws -> SocketAddress {
         var logger = Logger(label: "test.http")
         logger.logLevel = .critical
         let (bound, sink) = AsyncStream.makeStream(of: SocketAddress.self)
         let server = HTTPServer(
             configuration: .init(
-                address: address, maxBodyBytes: maxBodyBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout),
+                address: address, maxBodyBytes: maxBodyBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
+                maxConnections: maxConnections),
             routes: routes, logger: logger
         ) { address in
             sink.yield(address)
@@ -178,6 +180,22 @@ final class HTTPServerTests: XCTestCase {
             }
         }
         XCTAssertEqual(bodies, ["hello 1\n", "hello 2\n", "hello 3\n"])
+    }
+
+    func testAConnectionOverTheCapGets503AndTheOthersAreServed() async throws {
+        let address = try await start(maxConnections: 1)
+        let (refused, served) = try await within("two connections against a cap of one") {
+            try await HTTPTestClient.connect(to: address) { first in
+                _ = try await first.request(.GET, "/hello?first")
+                let refused = try await HTTPTestClient.connect(to: address) { second in
+                    (try await second.request(.GET, "/hello?second"), try await second.closedByServer())
+                }
+                return (refused, try await first.request(.GET, "/hello?again"))
+            }
+        }
+        XCTAssertEqual(refused.0.status, .serviceUnavailable)
+        XCTAssertTrue(refused.1, "the refused connection is closed")
+        XCTAssertEqual(served.body, "hello again\n", "the connection within the cap keeps working")
     }
 
     func testServesOnAUnixSocket() async throws {

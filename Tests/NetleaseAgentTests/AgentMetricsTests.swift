@@ -1,0 +1,188 @@
+import Foundation
+import HostNetwork
+import Logging
+import NetleaseAgent
+import NetleaseClient
+import NetleaseCore
+import NetleaseTesting
+import NetleaseWire
+import ServiceLifecycle
+import XCTest
+
+/// The agent's /metrics, /healthz and /readyz, served beside an agent on the recording host network.
+final class AgentMetricsTests: XCTestCase {
+    var coordinator: CoordinatorHarness!
+    var harness: AgentHarness?
+    private var endpoint: ServiceGroup?
+    private var endpointRun: Task<Void, Error>?
+
+    override func setUp() async throws {
+        coordinator = try await withDeadline("the coordinator's start") { try await CoordinatorHarness.start() }
+        let coordinator = try XCTUnwrap(self.coordinator)
+        _ = try await withDeadline("creating the network") {
+            try await coordinator.connect { c in
+                try await c.createNetwork(
+                    NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77, cooldown: 0))
+            }
+        }
+    }
+
+    override func tearDown() async throws {
+        await endpoint?.triggerGracefulShutdown()
+        if let endpointRun { _ = try? await withDeadline("the endpoint's stop") { try await endpointRun.value } }
+        if let harness {
+            await harness.stop()
+            harness.removeFiles()
+        }
+        if let coordinator { try await withDeadline("the coordinator's stop") { await coordinator.stop() } }
+    }
+
+    /// Serves `agent`'s endpoint on 127.0.0.1, port 0; returns the port.
+    private func serveMetrics(of agent: Agent) async throws -> Int {
+        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
+        let server = agent.metricsServer(address: .tcp(host: "127.0.0.1", port: 0)) { address in
+            sink.yield(address.port ?? 0)
+            sink.finish()
+        }
+        var logger = Logger(label: "test.agent.metrics")
+        logger.logLevel = .critical
+        let group = ServiceGroup(services: [server], logger: logger)
+        endpoint = group
+        endpointRun = Task {
+            defer { sink.finish() }
+            try await group.run()
+        }
+        return try await withDeadline("the metrics endpoint's start") {
+            for await port in ports { return port }
+            throw NetleaseError(.unavailable, "the metrics endpoint stopped before it listened")
+        }
+    }
+
+    private func get(_ path: String, port: Int) async throws -> HTTPProbe.Response {
+        try await withDeadline("GET \(path)") { try await HTTPProbe.get(path, port: port) }
+    }
+
+    func testReadyzIs503UntilTheNetworkIsVerifiedAndTheLocalAPIOpensThen200() async throws {
+        let harness = try AgentHarness(coordinator: coordinator)
+        self.harness = harness
+        harness.network.recorder.setVerifyFailures([VerifyFailure(check: .bridgeUp, detail: "bridge is down")])
+        let port = try await serveMetrics(of: harness.agent)
+
+        let beforeStart = try await get("/readyz", port: port)
+        XCTAssertEqual(beforeStart.status, 503)
+        XCTAssertTrue(beforeStart.body.contains("not ready: network(s) prod not verified"), beforeStart.body)
+        XCTAssertTrue(beforeStart.body.contains("not ready: local API \(harness.socketPath) not open"),
+                      beforeStart.body)
+        let health = try await get("/healthz", port: port)
+        XCTAssertEqual(health.status, 200, "alive before it is ready")
+
+        harness.start()
+        try await harness.network.nextCall("a failed verification") { call -> Void? in
+            if case .verify = call { return () }
+            return nil
+        }
+        let failing = try await get("/readyz", port: port)
+        XCTAssertEqual(failing.status, 503, "the network fails verification: \(failing.body)")
+        XCTAssertTrue(failing.body.contains("prod not verified"), failing.body)
+
+        harness.network.recorder.setVerifyFailures([])
+        _ = try await harness.waitUntilReady()
+        let ready = try await get("/readyz", port: port)
+        XCTAssertEqual(ready.status, 200, ready.body)
+        XCTAssertEqual(ready.body, "ready\n")
+    }
+
+    func testHandoutsProbesPeersAndTheSessionAreCountedAndTheScrapePassesPromtool() async throws {
+        let harness = try AgentHarness(coordinator: coordinator)
+        self.harness = harness
+        let port = try await serveMetrics(of: harness.agent)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        let initial = try await harness.network.nextCall("the first network setup") { call in
+            if case .ensureNetwork(let config) = call { return config.peers }
+            return nil
+        }
+        XCTAssertEqual(initial, [:])
+
+        // The bridge took the first address; the next one answers ARP, so the hand-out probes twice.
+        harness.prober.setAnswer("02:aa:bb:cc:dd:01", for: IPv4Address(172, 30, 0, 2))
+        _ = try await harness.local {
+            try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0"))
+        }
+        let refused = try await harness.local { connection -> NetleaseError? in
+            do {
+                _ = try await connection.send(LocalRequest.acquire(network: "nowhere", owner: "c2", ifname: "eth0"))
+                return nil
+            } catch let error as NetleaseError {
+                return error
+            }
+        }
+        XCTAssertEqual(refused?.code, .unknownNetwork)
+        let coordinator = try XCTUnwrap(self.coordinator)
+        _ = try await withDeadline("h2 joins") {
+            try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
+        }
+        let joined = try await harness.network.nextCall("the mesh update for h2") { call in
+            if case .ensureNetwork(let config) = call, !config.peers.isEmpty { return config.peers }
+            return nil
+        }
+        XCTAssertEqual(joined, ["h2": IPv4Address(10, 9, 0, 2)])
+
+        // The agent records the new peers once the mesh update verified; the scrape may come just before that.
+        var metrics = try MetricsText(try await get("/metrics", port: port).body)
+        for _ in 0..<100 where metrics["netlease_agent_peers", ["network": "prod"]] != 1 {
+            try await Task.sleep(for: .milliseconds(50))
+            metrics = try MetricsText(try await get("/metrics", port: port).body)
+        }
+        XCTAssertEqual(metrics["netlease_agent_peers", ["network": "prod"]], 1)
+        XCTAssertEqual(metrics["netlease_agent_coordinator_connected"], 1)
+        XCTAssertEqual(metrics["netlease_agent_attaches_total", ["result": "ok"]], 1)
+        XCTAssertEqual(metrics["netlease_agent_attaches_total", ["result": "unknown-network"]], 1)
+        XCTAssertEqual(metrics["netlease_agent_attach_duration_seconds_count"], 2)
+        XCTAssertEqual(metrics["netlease_agent_arp_probes_total", ["result": "answered"]], 1)
+        XCTAssertEqual(metrics["netlease_agent_arp_probes_total", ["result": "free"]], 1)
+        XCTAssertEqual(metrics["netlease_agent_arp_probes_total", ["result": "error"]], 0)
+
+        let promtool = try requirePromtool()
+        let text = try await get("/metrics", port: port).body
+        XCTAssertNil(try PrometheusTools.checkMetrics(text, promtool: promtool), text)
+    }
+}
+
+/// A scrape's samples: name, labels, value.
+struct MetricsText {
+    private var samples: [(name: String, labels: [String: String], value: Double)] = []
+
+    init(_ text: String) throws {
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                throw NetleaseError.badRequest("not a sample line: \(line)")
+            }
+            let series = line[..<space]
+            var labels: [String: String] = [:]
+            var name = series
+            if let brace = series.firstIndex(of: "{") {
+                name = series[..<brace]
+                for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)]
+                    .split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
+                }
+            }
+            samples.append((String(name), labels, value))
+        }
+    }
+
+    /// The value of the series with exactly these labels, or nil.
+    subscript(name: String, labels: [String: String] = [:]) -> Double? {
+        samples.first { $0.name == name && $0.labels == labels }?.value
+    }
+}
+
+/// The path of promtool; skips the test without it, or fails it when NETLEASE_REQUIRE_NETNS=1.
+func requirePromtool(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    if let path = PrometheusTools.find("promtool") { return path }
+    let message = "promtool not found: install the Debian package '\(PrometheusTools.package)'"
+    if PrometheusTools.required { XCTFail("NETLEASE_REQUIRE_NETNS=1 but \(message)", file: file, line: line) }
+    throw XCTSkip(message)
+}
