@@ -1,3 +1,4 @@
+import NetleaseCore
 import NetleaseTransport
 import NetleaseWire
 import Synchronization
@@ -18,6 +19,7 @@ extension RequestHandler {
         let hosts = try await store.hosts()
         let store = self.store.statistics()
         var f = Fields()
+        f.append("version", NetleaseVersion.current)
         f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
         f.append("connections", String(counters.connections.open.load(ordering: .relaxed)))
         f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))

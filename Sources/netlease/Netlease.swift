@@ -1,4 +1,5 @@
 import ArgumentParser
+import NetleaseCore
 
 @main
 struct Netlease: AsyncParsableCommand {
@@ -21,8 +22,4 @@ struct Netlease: AsyncParsableCommand {
             HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, Backup.self, Demo.self, Bench.self,
         ]
     )
-}
-
-enum NetleaseVersion {
-    static let current = "0.1.0"
 }
