@@ -50,11 +50,7 @@ extension Netlease {
         func run() async throws {
             try await reportingErrors {
                 let fields = try await client.withConnection { try await $0.stats() }
-                if json {
-                    var object: [String: Int64] = [:]
-                    for (k, v) in fields.pairs { object[k] = Int64(v) ?? 0 }
-                    return try printJSON(object)
-                }
+                if json { return try printJSON(StatsJSON(fields.pairs)) }
                 var table = TextTable("STAT", "VALUE")
                 for (k, v) in fields.pairs { table.add([k, v]) }
                 print(table.rendered)
