@@ -111,7 +111,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent {
                     try await $0.send(LocalRequest.attach(network: network, owner: owner, netns: netns, ifname: ifname))
                 }
@@ -132,11 +132,12 @@ extension Netlease {
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Owner id given to attach.") var owner: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 _ = try await agent.withAgent { try await $0.send(LocalRequest.detach(network: network, owner: owner)) }
-                print("detached \(owner)")
+                if json { try printJSON(["network": network, "detached": owner]) } else { print("detached \(owner)") }
             }
         }
     }
@@ -149,7 +150,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent { try await $0.send(LocalRequest.doctor) }
                 let checks = try reply.records.map(DoctorCheck.init(fields:))
                 if json {

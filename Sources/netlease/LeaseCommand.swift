@@ -22,7 +22,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 var filter = Ledger.LeaseFilter(network: network, host: host, owner: owner)
                 if let state {
                     guard let parsed = LeaseState(rawValue: state) else {
@@ -68,7 +68,7 @@ extension Netlease.LeaseCommand {
         @Flag(help: "Print the lease as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let wanted = try address.map { try parseAddress($0, field: "--address") }
                 let request = AcquireRequest(network: network, owner: owner, claim: host.map { HostClaim(host: $0) },
                                              address: wanted)
@@ -94,7 +94,7 @@ extension Netlease.LeaseCommand {
         }
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let wanted = try address.map { try parseAddress($0, field: "--address") }
                 let released = try await client.withConnection {
                     try await $0.release(ReleaseRequest(network: network, owner: owner, address: wanted))
@@ -118,7 +118,7 @@ extension Netlease.LeaseCommand {
         @Flag(help: "Print the reservation as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let target = try parseAddress(address, field: "--address")
                 let lease = try await client.withConnection {
                     try await $0.reserve(network: network, address: target, note: note)
@@ -133,12 +133,17 @@ extension Netlease.LeaseCommand {
         @OptionGroup var client: ClientOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Reserved address.") var address: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let target = try parseAddress(address, field: "--address")
                 try await client.withConnection { try await $0.unreserve(network: network, address: target) }
-                print("unreserved \(target)")
+                if json {
+                    try printJSON(["network": network, "unreserved": target.description])
+                } else {
+                    print("unreserved \(target)")
+                }
             }
         }
     }

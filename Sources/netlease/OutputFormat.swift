@@ -153,6 +153,20 @@ struct StatsJSON: Encodable {
     }
 }
 
+/// `host remove --json`.
+struct HostRemovalJSON: Encodable {
+    var removed: String
+    var released: Int
+}
+
+/// `backup --json`.
+struct BackupJSON: Encodable {
+    var store: String
+    var generation: Int64
+    var bytes: Int
+    var file: String
+}
+
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
