@@ -50,6 +50,10 @@ extension Netlease {
         @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
+        @Option(help: ArgumentHelp(
+            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+            valueName: "format"))
+        var logFormat: LogFormat?
 
         func validate() throws {
             guard !network.isEmpty else { throw ValidationError("give at least one --network") }
@@ -59,12 +63,14 @@ extension Netlease {
 
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
-            LogSetup.bootstrap(level)
+            let format = logFormat ?? LogFormat.detected()
+            LogSetup.bootstrap(level, format: format)
             let logger = Logger(label: "netlease.agent")
-            try await reportingErrors {
+            try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoints = try Endpoint.list(coordinator)
                 let underlayAddress = try parseAddress(underlay, field: "--underlay")
                 let secret = try secretFile.map { try ClusterSecret.load(at: $0, checkPermissions: true).text }
+                if let secret { StandardErrorSink.shared.redact(secret) }
                 let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
                 // Checked now, not at the first connect: a bad file would otherwise only show as retries.
                 try tls?.validate(asServer: false)

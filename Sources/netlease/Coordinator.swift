@@ -71,6 +71,11 @@ extension Netlease {
             "Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
+        @Option(help: ArgumentHelp(
+            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+            valueName: "format"))
+        var logFormat: LogFormat?
+
         func validate() throws {
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
@@ -85,9 +90,10 @@ extension Netlease {
         func run() async throws {
             MemoryTrimmer.limitArenas(to: 2)
             let level = Logger.Level(rawValue: logLevel) ?? .info
-            LogSetup.bootstrap(level)
+            let format = logFormat ?? LogFormat.detected()
+            LogSetup.bootstrap(level, format: format)
             let logger = Logger(label: "netlease.coordinator")
-            try await reportingErrors {
+            try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
                 let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
@@ -98,7 +104,10 @@ extension Netlease {
                 if insecure {
                     logger.warning("--insecure: every client may change state without authentication")
                 } else {
-                    secrets = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+                    let loaded = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+                    StandardErrorSink.shared.redact(loaded.secret.text)
+                    StandardErrorSink.shared.redact(loaded.reader.text)
+                    secrets = loaded
                 }
                 let store = try SQLiteLeaseStore(
                     directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))

@@ -18,17 +18,40 @@ enum ErrorReport {
         var error: Details
     }
 
-    /// The line written to stderr for a failure with `code` and `message`.
-    static func line(code: String, message: String, json: Bool) -> String {
-        guard json else { return "error: \(code): \(message)\n" }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(Body(error: .init(code: code, message: message)))) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+    /// How the line looks: for people, for scripts (`--json`), or for the journal (a daemon whose log format is
+    /// `journal`: the `<3>` prefix files it as an error, so `journalctl -p err` shows why it did not start).
+    enum Style: Sendable {
+        case text, json, journal
+
+        init(json: Bool) { self = json ? .json : .text }
+
+        /// A daemon reports a failed start in its log format.
+        init(_ format: LogFormat) {
+            switch format {
+            case .text: self = .text
+            case .json: self = .json
+            case .journal: self = .journal
+            }
+        }
     }
 
-    static func write(code: String, message: String, json: Bool) {
-        FileHandle.standardError.write(Data(line(code: code, message: message, json: json).utf8))
+    /// The line written to stderr for a failure with `code` and `message`.
+    static func line(code: String, message: String, style: Style) -> String {
+        switch style {
+        case .text:
+            return "error: \(code): \(message)\n"
+        case .journal:
+            return "<\(LogLine.syslogPriority(.error))>error: \(code): \(LogLine.singleLine(message))\n"
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = (try? encoder.encode(Body(error: .init(code: code, message: message)))) ?? Data()
+            return String(decoding: data, as: UTF8.self) + "\n"
+        }
+    }
+
+    static func write(code: String, message: String, style: Style) {
+        FileHandle.standardError.write(Data(line(code: code, message: message, style: style).utf8))
     }
 
     /// Whether `arguments` (argv without the program name) ask for JSON: `--json` before any `--`. Used only when
@@ -44,15 +67,19 @@ enum ErrorReport {
 
 /// Runs a command body and turns failures into exit status 1 and one line on stderr (see `ErrorReport`).
 func reportingErrors(json: Bool = false, _ body: () async throws -> Void) async throws {
+    try await reportingErrors(style: ErrorReport.Style(json: json), body)
+}
+
+func reportingErrors(style: ErrorReport.Style, _ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as NetleaseError {
-        ErrorReport.write(code: error.code.rawValue, message: error.message, json: json)
+        ErrorReport.write(code: error.code.rawValue, message: error.message, style: style)
         throw ExitCode(1)
     } catch let error as ExitCode {
         throw error
     } catch {
-        ErrorReport.write(code: ErrorCode.internalError.rawValue, message: "\(error)", json: json)
+        ErrorReport.write(code: ErrorCode.internalError.rawValue, message: "\(error)", style: style)
         throw ExitCode(1)
     }
 }

@@ -40,7 +40,7 @@ struct Netlease: AsyncParsableCommand {
             if !status.isSuccess, !(error is ExitCode),
                 ErrorReport.jsonRequested(CommandLine.arguments.dropFirst())
             {
-                ErrorReport.write(code: ErrorReport.usageCode, message: message(for: error), json: true)
+                ErrorReport.write(code: ErrorReport.usageCode, message: message(for: error), style: .json)
                 exit(withError: ExitCode(status.rawValue))
             }
             exit(withError: error)
