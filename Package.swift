@@ -112,7 +112,11 @@ let package = Package(
         ),
         .testTarget(
             name: "NetleaseTransportTests",
-            dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                // SystemdNotifyTests: a recording notify socket, the notify service in a real ServiceGroup.
+                "NetleaseTesting", lifecycle, logging,
+            ]
         ),
         .testTarget(
             name: "NetleaseClientTests",
