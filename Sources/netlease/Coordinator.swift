@@ -93,6 +93,8 @@ extension Netlease {
             let format = logFormat ?? LogFormat.detected()
             LogSetup.bootstrap(level, format: format)
             let logger = Logger(label: "netlease.coordinator")
+            // Under systemd (Type=notify): READY=1 once connections are accepted, STOPPING=1, watchdog pings.
+            let notifier = SystemdNotifier()
             try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
                 let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
@@ -109,6 +111,7 @@ extension Netlease {
                     StandardErrorSink.shared.redact(loaded.reader.text)
                     secrets = loaded
                 }
+                notifier?.status("opening the lease store in \(data)")
                 let store = try SQLiteLeaseStore(
                     directory: data, maxBatch: maxBatch, logger: Logger(label: "netlease.store"))
                 defer { store.close() }
@@ -123,11 +126,15 @@ extension Netlease {
                     let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                     // Written unbuffered: scripts wait for this line before they connect.
                     FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
+                    notifier?.ready(status: "serving on \(shown)")
                 }
+                // The notify service goes last: the group stops services in reverse order, so STOPPING=1 is sent
+                // first.
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: coordinator)]
+                if let notifier { services.append(.init(service: SystemdNotifyService(notifier: notifier))) }
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: coordinator)], gracefulShutdownSignals: [.sigterm, .sigint],
-                        logger: logger))
+                        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }
