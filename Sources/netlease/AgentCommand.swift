@@ -80,15 +80,21 @@ extension Netlease {
                     coordinators: endpoints, secret: secret, host: host, underlay: underlayAddress, networks: network,
                     socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
                     tls: tls)
+                // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
+                let notifier = SystemdNotifier()
                 let agent = try Agent(
                     configuration: configuration,
                     hostNetwork: LinuxHostNetwork(runner: ProcessCommandRunner()),
-                    prober: PacketSocketARPProber(), logger: logger
+                    prober: PacketSocketARPProber(), logger: logger, notifier: notifier
                 ) { path in
                     FileHandle.standardOutput.write(Data("netlease agent ready on \(path)\n".utf8))
                 }
+                // The notify service goes last: the group stops services in reverse order, so STOPPING=1 is sent
+                // first.
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: agent)]
+                if let notifier { services.append(.init(service: SystemdNotifyService(notifier: notifier))) }
                 let group = ServiceGroup(configuration: .init(
-                    services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }
