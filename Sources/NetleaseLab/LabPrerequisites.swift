@@ -77,8 +77,9 @@ public struct LabPrerequisites: Sendable {
             do {
                 _ = try await runner.run(["ip", "-n", namespace] + device.argv)
             } catch {
-                problems.append("the kernel cannot make \(device.what) (\(Self.said(error))): modprobe \(device.module) "
-                    + "(kernel option CONFIG_\(device.module.uppercased())); in a container, load it on the host")
+                problems.append(
+                    "the kernel cannot make \(device.what) (\(Self.said(error))): modprobe \(device.module) "
+                        + "(kernel option CONFIG_\(device.module.uppercased())); in a container, load it on the host")
             }
         }
         do {

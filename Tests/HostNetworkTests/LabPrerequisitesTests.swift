@@ -58,8 +58,8 @@ final class LabPrerequisitesTests: XCTestCase {
 
     func testNoNamespacesStopsTheKernelChecks() async {
         let (problems, commands) = await check { runner in
-            runner.on(["ip", "netns", "add", "nlcheckt"],
-                      reply: .failure(status: 1, stderr: "mount --make-shared /run/netns failed: Operation not permitted"))
+            let said = "mount --make-shared /run/netns failed: Operation not permitted"
+            runner.on(["ip", "netns", "add", "nlcheckt"], reply: .failure(status: 1, stderr: said))
         }
         XCTAssertEqual(problems, [
             "network namespaces cannot be created (mount --make-shared /run/netns failed: Operation not permitted): "

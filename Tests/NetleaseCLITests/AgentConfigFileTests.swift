@@ -71,7 +71,8 @@ final class AgentConfigFileTests: XCTestCase {
     }
 
     func testAnEmptySecretFileMeansNone() throws {
-        let path = try write("NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\nNETLEASE_NETWORKS=p\nNETLEASE_SECRET_FILE=\n")
+        let path = try write(
+            "NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\nNETLEASE_NETWORKS=p\nNETLEASE_SECRET_FILE=\n")
         XCTAssertNil(try parse(["agent", "--config", path], as: Netlease.AgentCommand.self).settings().secretFile)
     }
 
@@ -79,9 +80,11 @@ final class AgentConfigFileTests: XCTestCase {
         let misspelt = try write("NETLEASE_HOST=h\nNETLEASE_NETWORK=prod\n")
         assertRefused(["agent", "--config", misspelt], "--config \(misspelt) line 2: unknown key 'NETLEASE_NETWORK'")
         let noEquals = try write("NETLEASE_HOST h\n")
-        assertRefused(["agent", "--config", noEquals], "--config \(noEquals) line 1: 'NETLEASE_HOST h' is not KEY=value")
+        assertRefused(["agent", "--config", noEquals],
+                      "--config \(noEquals) line 1: 'NETLEASE_HOST h' is not KEY=value")
         let incomplete = try write("NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\n")
-        assertRefused(["agent", "--config", incomplete], "give at least one --network (or NETLEASE_NETWORKS in --config)")
+        assertRefused(["agent", "--config", incomplete],
+                      "give at least one --network (or NETLEASE_NETWORKS in --config)")
         assertRefused(["agent", "--config", directory + "/absent"], "--config \(directory)/absent cannot be read")
     }
 }

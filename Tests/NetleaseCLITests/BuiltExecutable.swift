@@ -61,8 +61,8 @@ enum BuiltExecutable {
         }
         if output.timedOut { throw NetleaseError(.unavailable, "\(name) \(arguments) did not finish in \(timeout)") }
         return ExecutableRun(
-            stdout: String(decoding: output.stdout, as: UTF8.self), stderr: String(decoding: output.stderr, as: UTF8.self),
-            status: output.termination.shellStatus)
+            stdout: String(decoding: output.stdout, as: UTF8.self),
+            stderr: String(decoding: output.stderr, as: UTF8.self), status: output.termination.shellStatus)
     }
 }
 

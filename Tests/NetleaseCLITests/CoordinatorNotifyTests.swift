@@ -30,7 +30,8 @@ final class CoordinatorNotifyTests: XCTestCase {
         // Milestones before READY, READY once.
         let messages = socket.messages
         let readyIndex = try XCTUnwrap(messages.firstIndex { $0.has("READY=1") })
-        XCTAssertTrue(messages[..<readyIndex].contains { $0.value(of: "STATUS")?.hasPrefix("opening the lease store") == true })
+        let before = messages[..<readyIndex].compactMap { $0.value(of: "STATUS") }
+        XCTAssertTrue(before.contains { $0.hasPrefix("opening the lease store") }, "\(before)")
         XCTAssertEqual(messages.filter { $0.has("READY=1") }.count, 1)
 
         // WATCHDOG_USEC=400000: a ping every 200 ms.

@@ -24,7 +24,8 @@ final class LogLineTests: XCTestCase {
 
     func testJournalHasThePriorityPrefixAndNoTime() {
         XCTAssertEqual(line().rendered(.journal),
-                       #"<4>netlease.agent: coordinator session ended epoch=7 error="unavailable: refused" network=prod"#)
+                       #"<4>netlease.agent: coordinator session ended epoch=7 error="unavailable: refused" "#
+                           + "network=prod")
         let priorities = Logger.Level.allCases.map { line($0).rendered(.journal).prefix(3) }
         XCTAssertEqual(priorities, ["<7>", "<7>", "<6>", "<5>", "<4>", "<3>", "<2>"])
     }
@@ -52,7 +53,8 @@ final class LogLineTests: XCTestCase {
         for format in LogFormat.allCases {
             XCTAssertFalse(hostile.rendered(format).contains("\n"), "\(format)")
         }
-        XCTAssertEqual(hostile.rendered(.journal), #"<3>netlease.agent: two\nlines detail="a\nb \"quoted\" c=d" empty="""#)
+        XCTAssertEqual(hostile.rendered(.journal),
+                       #"<3>netlease.agent: two\nlines detail="a\nb \"quoted\" c=d" empty="""#)
         let object = try JSONSerialization.jsonObject(with: Data(hostile.rendered(.json).utf8)) as? [String: String]
         XCTAssertEqual(object?["detail"], "a\nb \"quoted\" c=d")
         XCTAssertEqual(object?["message"], "two\nlines")
