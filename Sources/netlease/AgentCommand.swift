@@ -23,8 +23,12 @@ extension Netlease {
 
                 --config FILE reads the coordinators, host, underlay, networks and secret file from FILE, in the \
                 KEY=value form of /etc/netlease/agent.env (NETLEASE_COORDINATORS, NETLEASE_HOST, NETLEASE_UNDERLAY, \
-                NETLEASE_NETWORKS separated by spaces, NETLEASE_SECRET_FILE: default /etc/netlease/cluster-secret, \
-                empty for none). Options given on the command line win over the file.
+                NETLEASE_NETWORKS separated by spaces or commas, NETLEASE_SECRET_FILE: default \
+                /etc/netlease/cluster-secret, empty for none). Options given on the command line win over the file.
+
+                Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once the socket is \
+                open, a status line at each step, STOPPING=1 when it stops, and WATCHDOG=1 every half \
+                $WATCHDOG_USEC while it is healthy.
                 """)
 
         static let defaultCoordinator = AgentConfiguration.defaultCoordinators.map(\.description)
