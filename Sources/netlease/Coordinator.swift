@@ -21,6 +21,10 @@ extension Netlease {
                 stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
                 handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
                 work inside TLS unchanged.
+
+                Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once it accepts \
+                connections with its store open, STOPPING=1 when it stops, and WATCHDOG=1 every half \
+                $WATCHDOG_USEC while it is healthy.
                 """)
 
         /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
