@@ -49,11 +49,11 @@ final class StandardErrorSink: LogSink {
     }
 
     func write(line: String) {
-        var bytes = Array((redacted(line) + "\n").utf8)
+        let bytes = Array((redacted(line) + "\n").utf8)
         writing.withLock { _ in
             var offset = 0
             while offset < bytes.count {
-                let count = bytes.withUnsafeMutableBytes { buffer in
+                let count = bytes.withUnsafeBytes { buffer in
                     Glibc.write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
                 }
                 if count < 0 && errno == EINTR { continue }
@@ -61,7 +61,6 @@ final class StandardErrorSink: LogSink {
                 offset += count
             }
         }
-        bytes.removeAll()
     }
 }
 
