@@ -141,7 +141,8 @@ let package = Package(
             name: "NetleaseTransportTests",
             dependencies: [
                 "NetleaseTransport", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
-                logging, lifecycle,
+                // SystemdNotifyTests: a recording notify socket, the notify service in a real ServiceGroup.
+                "NetleaseTesting", logging, lifecycle,
             ]
         ),
         .testTarget(
@@ -174,7 +175,14 @@ let package = Package(
             ]
         ),
         // The command line: argv parsed by the executable's own command types; defaults and every validate() error.
-        .testTarget(name: "NetleaseCLITests", dependencies: ["netlease", "NetleaseBench", argumentParser]),
+        // Where output matters, the built executable runs as a child process against an in-process coordinator.
+        .testTarget(
+            name: "NetleaseCLITests",
+            dependencies: [
+                "netlease", "NetleaseBench", argumentParser, "NetleaseCore", "NetleaseTesting", "NetleaseStore",
+                "HostNetwork",
+            ]
+        ),
         // Root only: hosts and containers as network namespaces, driving the real executables.
         .testTarget(
             name: "MultiHostTests",

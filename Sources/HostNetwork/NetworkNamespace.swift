@@ -1,3 +1,5 @@
+import Glibc
+
 /// A network namespace to put a container's interface into.
 public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     /// A namespace created with `ip netns add NAME`, i.e. the file /var/run/netns/NAME.
@@ -37,6 +39,32 @@ public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
             guard path.hasPrefix("/"), !path.contains("\0") else {
                 throw HostNetworkError(.invalidConfiguration, "'\(path)' is not an absolute namespace path")
             }
+        }
+    }
+}
+
+extension NetworkNamespace {
+    private typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
+    private static let cloneNewNet: Int32 = 0x4000_0000
+
+    /// Moves the calling thread into this namespace with setns(2). Only for a dedicated, short-lived thread that
+    /// ends with the work it does there: namespace membership is per thread, and Swift's cooperative threads are
+    /// shared, so they must never change namespace. setns is looked up with dlsym because Glibc's Swift module does
+    /// not export it; it needs CAP_SYS_ADMIN.
+    func enterOnThisThread() throws {
+        guard let symbol = dlsym(nil, "setns") else {
+            throw HostNetworkError(.socket, "this C library has no setns()")
+        }
+        let setns = unsafeBitCast(symbol, to: SetnsFunction.self)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw HostNetworkError(.socket, "open \(path): \(String(cString: strerror(code))) (errno \(code))")
+        }
+        defer { close(fd) }
+        guard setns(fd, Self.cloneNewNet) == 0 else {
+            let code = errno
+            throw HostNetworkError(.socket, "setns \(self): \(String(cString: strerror(code))) (errno \(code))")
         }
     }
 }

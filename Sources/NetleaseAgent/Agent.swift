@@ -1,6 +1,7 @@
 import HostNetwork
 import Logging
 import NetleaseCore
+import NetleaseTransport
 import ServiceLifecycle
 import Synchronization
 
@@ -27,6 +28,8 @@ public final class Agent: Service, Sendable {
     let leases: LocalLeaseFile
     let storeMarkFile: StoreMarkFile
     let state = Mutex(Runtime())
+    /// systemd's notify socket, when started as a `Type=notify` service: READY=1 and status lines.
+    let notifier: SystemdNotifier?
     private let readyHandler: @Sendable (String) -> Void
 
     /// What the parts share: the live session, the peers last heard of, and what the last reconnect found.
@@ -49,10 +52,12 @@ public final class Agent: Service, Sendable {
 
     /// - Parameters:
     ///   - metrics: where this agent counts (every ARP probe of `prober` included).
+    ///   - notifier: gets `READY=1` when `onReady` is called, and a status line at each step of a session.
     ///   - onReady: called with the socket path once the local API listens (after the first full setup).
     public init(
         configuration: AgentConfiguration, hostNetwork: any HostNetworking, prober: any ARPProber,
         metrics: AgentMetrics = AgentMetrics(), logger: Logger = Logger(label: "netlease.agent"),
+        notifier: SystemdNotifier? = nil,
         onReady: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         guard !configuration.coordinators.isEmpty else { throw NetleaseError.badRequest("no coordinator address") }
@@ -65,6 +70,7 @@ public final class Agent: Service, Sendable {
         self.prober = CountingARPProber(base: prober, metrics: metrics)
         self.metrics = metrics
         self.logger = logger
+        self.notifier = notifier
         self.readyHandler = onReady
         leases = try LocalLeaseFile(directory: configuration.stateDirectory, files: files)
         storeMarkFile = StoreMarkFile(directory: configuration.stateDirectory, files: files)
@@ -84,12 +90,15 @@ public final class Agent: Service, Sendable {
                 coordinators: configuration.coordinators, delay: configuration.reconnectDelay)
             while !Task.isCancelled {
                 let endpoint = rotation.current
+                notifier?.status("connecting to coordinator \(endpoint)")
                 do {
                     try await session(with: endpoint) {
                         rotation.connected()
                         if !apiStarted {
                             apiStarted = true
                             group.addTask { try await self.serveLocalAPI() }
+                        } else {
+                            notifier?.status(servingStatus)
                         }
                     }
                 } catch {
@@ -107,10 +116,17 @@ public final class Agent: Service, Sendable {
             socketPath: configuration.socketPath, socketGroup: configuration.socketGroup, files: files,
             logger: logger)
         defer { state.withLock { $0.localAPIOpen = false } }
-        try await server.run(handler: LocalAPIHandler(agent: self)) { path in
-            self.state.withLock { $0.localAPIOpen = true }
-            self.readyHandler(path)
+        try await server.run(handler: LocalAPIHandler(agent: self)) { [self] path in
+            state.withLock { $0.localAPIOpen = true }
+            // The same moment as readiness: every network verified, the local API open.
+            notifier?.ready(status: servingStatus)
+            readyHandler(path)
         }
+    }
+
+    /// What `systemctl status` shows while the agent serves.
+    private var servingStatus: String {
+        "serving \(configuration.networks.joined(separator: ", ")) on \(configuration.socketPath)"
     }
 
     /// Removes what the agent built: the containers it plumbed itself, then each network's tunnels and bridge.

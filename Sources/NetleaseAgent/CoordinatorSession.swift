@@ -23,6 +23,7 @@ extension Agent {
                 host: configuration.host, underlay: configuration.underlay, networks: configuration.networks)
             let claim = HostClaim(host: configuration.host, epoch: join.epoch)
             logger.info("joined the cluster", metadata: ["coordinator": "\(endpoint)", "epoch": "\(join.epoch)"])
+            notifier?.status("joined \(endpoint) as epoch \(join.epoch); building and verifying the networks")
             noteStore(StoreMark(id: join.store, generation: join.generation))
             var specs: [String: NetworkSpec] = [:]
             for name in configuration.networks { specs[name] = try await control.network(name).spec }
@@ -62,6 +63,7 @@ extension Agent {
         }
         logger.warning(
             "coordinator session ended", metadata: ["coordinator": "\(endpoint)", "error": "\(text)"])
+        notifier?.status("no coordinator session (\(text)); retrying")
     }
 
     /// Heartbeats until one fails. A heartbeat that gets no answer in time ends the session: the coordinator or the

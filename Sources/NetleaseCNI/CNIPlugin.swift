@@ -15,10 +15,28 @@ import NetleaseWire
 public enum CNIPlugin {
     public static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 
-    /// What the plugin prints on stdout and the exit status the runtime sees.
+    /// What the plugin prints on stdout (and, for people, on stderr) and the exit status the runtime sees.
     public struct Outcome: Sendable, Equatable {
         public var stdout: Data
         public var exitStatus: Int32
+        public var stderr = Data()
+    }
+
+    /// The answer to a person rather than a runtime, or nil when this is a CNI call (then stdin is the network
+    /// configuration and `run` answers). `--version` prints the plugin's own release on stdout. Without
+    /// `CNI_COMMAND` it prints, like the reference plugins, what it is and the CNI versions it speaks on stderr and
+    /// exits 0; the `VERSION` command's result stays exactly the spec's object, which has no field for a release.
+    public static func informational(arguments: [String], environment: [String: String]) -> Outcome? {
+        if arguments.dropFirst().contains("--version") {
+            return Outcome(stdout: Data("netlease-cni \(NetleaseVersion.current)\n".utf8), exitStatus: 0)
+        }
+        guard (environment["CNI_COMMAND"] ?? "").isEmpty else { return nil }
+        let text = """
+            CNI netlease-cni plugin \(NetleaseVersion.current): IPAM from the local netlease agent
+            CNI protocol versions supported: \(supportedVersions.joined(separator: ", "))
+
+            """
+        return Outcome(stdout: Data(), exitStatus: 0, stderr: Data(text.utf8))
     }
 
     /// Runs one CNI command: `environment` holds the `CNI_*` variables, `input` is the network configuration read

@@ -1,3 +1,4 @@
+import NetleaseCore
 import NetleaseTransport
 import NetleaseWire
 import Synchronization
@@ -22,6 +23,7 @@ extension RequestHandler {
         let (networks, hosts) = (snapshot.networks, snapshot.hosts)
         let store = self.store.statistics()
         var f = Fields()
+        f.append("version", NetleaseVersion.current)
         f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
         f.append("connections", String(snapshot.connections))
         f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))

@@ -11,25 +11,55 @@ public struct LabDemo: Sendable {
     public var keep: Bool
     /// The `netlease` executable the lab runs as coordinator, agents and admin CLI.
     public var binary: String
+    /// Print the lease and host tables on stdout (off when the caller prints the report as JSON instead).
+    public var tables: Bool
     /// Where progress lines go.
     public var say: @Sendable (String) -> Void
 
-    public init(hosts: Int, containers: Int, keep: Bool, binary: String, say: @escaping @Sendable (String) -> Void) {
+    /// What the demo built and found, for `netlease demo --json`.
+    public struct Report: Sendable, Encodable {
+        public struct Container: Sendable, Encodable {
+            public var host: String
+            public var namespace: String
+            public var address: String
+        }
+
+        public var hosts: [String] = []
+        public var containers: [Container] = []
+        public var pings = 0
+        public var failedPings = 0
+        public var kept = false
+
+        enum CodingKeys: String, CodingKey {
+            case hosts, containers, pings, kept
+            case failedPings = "failed_pings"
+        }
+    }
+
+    public init(hosts: Int, containers: Int, keep: Bool, binary: String, tables: Bool = true,
+                say: @escaping @Sendable (String) -> Void) {
         self.hosts = hosts
         self.containers = containers
         self.keep = keep
         self.binary = binary
+        self.tables = tables
         self.say = say
     }
 
-    /// Runs the demo; throws `unavailable` when it cannot run here or when a ping failed.
-    public func run() async throws {
-        if let problem = await NamespaceLab.capabilityProblem() {
-            throw NetleaseError(.unavailable, "the demo \(problem); run it as root: sudo netlease demo")
+    /// Runs the demo; throws `unavailable` when it cannot run here (naming every missing piece) or when a ping
+    /// failed.
+    @discardableResult
+    public func run() async throws -> Report {
+        let problems = await LabPrerequisites().problems()
+        guard problems.isEmpty else {
+            throw NetleaseError(
+                .unavailable, "the demo cannot run here:\n  - " + problems.joined(separator: "\n  - "))
         }
+        say("checked: root, iproute2, util-linux; the kernel makes namespaces, veth pairs, bridges, VXLAN; raw ICMP")
         let lab = try NamespaceLab()
         let cluster = LabCluster(lab: lab, binary: binary)
         var failed = 0
+        var report = Report()
         do {
             say("underlay 10.x in namespace \(lab.underlayNamespace); coordinator on \(cluster.coordinatorAddress)")
             try await cluster.startCoordinator()
@@ -39,6 +69,7 @@ public struct LabDemo: Sendable {
                 try await lab.addHost(index)
                 let started = ContinuousClock.now
                 try await cluster.startAgent(index, createHost: false)
+                report.hosts.append("host\(index)")
                 say("host\(index): namespace and underlay made in \(Self.milliseconds(started - created)) ms; "
                     + "agent started, ready (bridge + mesh verified) in "
                     + "\(Self.milliseconds(ContinuousClock.now - started)) ms")
@@ -51,6 +82,8 @@ public struct LabDemo: Sendable {
                     let started = ContinuousClock.now
                     let address = try await cluster.attachContainer(host: index, number, createNamespace: false)
                     addresses.append((namespace, address))
+                    report.containers.append(.init(host: "host\(index)", namespace: namespace,
+                                                   address: address.description))
                     say("host\(index): container \(number) -> \(address) "
                         + "(attach: \(Self.milliseconds(ContinuousClock.now - started)) ms)")
                 }
@@ -60,14 +93,17 @@ public struct LabDemo: Sendable {
                 var row: [String] = []
                 for (to, address) in addresses where to != from {
                     let ok = await lab.ping(from: from, to: address)
+                    report.pings += 1
                     if !ok { failed += 1 }
                     row.append("\(address) \(ok ? "ok" : "FAIL")")
                 }
                 say("  from \(fromAddress): " + row.joined(separator: ", "))
             }
-            let leases = try await cluster.admin(["leases", "--network", cluster.network])
-            FileHandle.standardOutput.write(Data(leases.utf8))
-            FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
+            if tables {
+                let leases = try await cluster.admin(["leases", "--network", cluster.network])
+                FileHandle.standardOutput.write(Data(leases.utf8))
+                FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
+            }
         } catch {
             if !keep { await cluster.destroy() }
             throw error
@@ -82,6 +118,9 @@ public struct LabDemo: Sendable {
         }
         if failed > 0 { throw NetleaseError(.unavailable, "\(failed) ping(s) failed") }
         say("all containers reach each other across hosts, each with its own cluster-unique address")
+        report.failedPings = failed
+        report.kept = keep
+        return report
     }
 
     static func milliseconds(_ duration: Duration) -> Int {

@@ -44,15 +44,10 @@ extension NamespaceLab {
         NetnsCommandRunner(namespace: namespace, environment: environment, base: runner)
     }
 
-    /// Pings until one echo is answered or `timeout` passes. The first packets over a fresh tunnel may be lost while
-    /// the path is learned (ARP through the mesh, an OVS next-hop lookup), so one lost echo proves nothing.
+    /// Sends echo requests from `namespace` until one is answered or `timeout` passes. The first packets over a
+    /// fresh tunnel may be lost while the path is learned (ARP through the mesh, an OVS next-hop lookup), so one lost
+    /// echo proves nothing; `ICMPEcho` repeats its request until the deadline.
     public func ping(from namespace: String, to address: IPv4Address, within timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        repeat {
-            if await ping(from: namespace, to: address) { return true }
-            // An unreachable route fails at once: pause a little instead of spinning on new processes.
-            try? await Task.sleep(for: .milliseconds(20))
-        } while ContinuousClock.now < deadline
-        return false
+        (try? await ICMPEcho(namespace: .named(namespace)).answers(address, within: timeout)) ?? false
     }
 }

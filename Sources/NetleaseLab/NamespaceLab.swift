@@ -113,9 +113,10 @@ public final class NamespaceLab: @unchecked Sendable {
         return try await runner.run(["ip", "netns", "exec", namespace] + env + argv)
     }
 
-    /// One ICMP echo from `namespace` to `address`, waiting at most a second.
+    /// Whether `address` answers ICMP echo sent from `namespace` within a second (native raw-socket echo, so the lab
+    /// needs no `ping` executable). False also when no echo can be sent at all (not root).
     public func ping(from namespace: String, to address: IPv4Address) async -> Bool {
-        (try? await run(namespace, ["ping", "-c", "1", "-W", "1", "-q", address.description])) != nil
+        await ping(from: namespace, to: address, within: .seconds(1))
     }
 
     /// Starts `argv` inside `namespace`; its stdout is read line by line, stderr goes to a file in the lab.

@@ -84,3 +84,12 @@ public struct ClusterSecret: Sendable {
         return difference == 0
     }
 }
+
+/// A secret describes itself without its bytes. ServiceLifecycle logs the description of every service at debug
+/// level — the coordinator's configuration, secrets included — and errors and test failures print values too; the
+/// default description of a struct would show the bytes as decimal numbers there.
+extension ClusterSecret: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "ClusterSecret(redacted)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}

@@ -20,10 +20,28 @@ extension Netlease {
                 and verified. The agent keeps the mesh current as hosts join and leave and renews this host's \
                 leases with heartbeats. On SIGTERM it stops and leaves the host network and containers working, \
                 unless --teardown is given. Needs root (it changes links and opens raw sockets).
+
+                --config FILE reads the coordinators, host, underlay, networks and secret file from FILE, in the \
+                KEY=value form of /etc/netlease/agent.env (NETLEASE_COORDINATORS, NETLEASE_HOST, NETLEASE_UNDERLAY, \
+                NETLEASE_NETWORKS separated by spaces or commas, NETLEASE_SECRET_FILE: default \
+                /etc/netlease/cluster-secret, empty for none). Options given on the command line win over the file.
+
+                Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once the socket is \
+                open, a status line at each step, STOPPING=1 when it stops, and WATCHDOG=1 every half \
+                $WATCHDOG_USEC while it is healthy.
                 """)
 
-        @Option(help: ArgumentHelp("Coordinator addresses, comma-separated, tried in turn.", valueName: "addr:port,…"))
-        var coordinator = AgentConfiguration.defaultCoordinators.map(\.description).joined(separator: ",")
+        static let defaultCoordinator = AgentConfiguration.defaultCoordinators.map(\.description)
+            .joined(separator: ",")
+
+        @Option(help: ArgumentHelp(
+            "Settings file (KEY=value lines, as /etc/netlease/agent.env); see the discussion above.",
+            valueName: "file"))
+        var config: String?
+        @Option(help: ArgumentHelp(
+            "Coordinator addresses, comma-separated, tried in turn (default \(AgentCommand.defaultCoordinator)).",
+            valueName: "addr:port,…"))
+        var coordinator: String?
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
         @Option(help: ArgumentHelp(
             "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
@@ -38,10 +56,14 @@ extension Netlease {
                 + "(default: any certificate the CA signed is accepted).",
             valueName: "name"))
         var tlsServerName: String?
-        @Option(help: "This host's name in the cluster.") var host: String
-        @Option(help: ArgumentHelp("This host's underlay address: the tunnel endpoint peers send to.", valueName: "ip"))
-        var underlay: String
-        @Option(help: ArgumentHelp("A network this host serves (repeatable).", valueName: "name")) var network: [String]
+        @Option(help: "This host's name in the cluster (required, here or in --config).") var host: String?
+        @Option(help: ArgumentHelp(
+            "This host's underlay address: the tunnel endpoint peers send to (required, here or in --config).",
+            valueName: "ip"))
+        var underlay: String?
+        @Option(help: ArgumentHelp(
+            "A network this host serves (repeatable; at least one, here or in --config).", valueName: "name"))
+        var network: [String] = []
         @Option(help: ArgumentHelp("Local API socket.", valueName: "path"))
         var socket = AgentConfiguration.defaultSocketPath
         @Option(help: ArgumentHelp("Group allowed to use the socket (mode 0660).", valueName: "group")) var socketGroup: String?
@@ -52,8 +74,41 @@ extension Netlease {
         var logLevel = "info"
         @Option(help: metricsOptionHelp) var metrics: String?
 
+        @Option(help: ArgumentHelp(
+            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+            valueName: "format"))
+        var logFormat: LogFormat?
+
+        /// What the agent runs with: the command line over the settings file over the defaults.
+        struct Settings: Equatable {
+            var coordinators: String
+            var secretFile: String?
+            var host: String
+            var underlay: String
+            var networks: [String]
+        }
+
+        func settings() throws -> Settings {
+            let file = try config.map(AgentConfigFile.load) ?? AgentConfigFile()
+            func missing(_ option: String, _ key: String) -> ValidationError {
+                ValidationError("give \(option)" + (config == nil ? "" : " (or \(key) in --config)"))
+            }
+            guard let host = host ?? file.host, !host.isEmpty else { throw missing("--host", "NETLEASE_HOST") }
+            guard let underlay = underlay ?? file.underlay, !underlay.isEmpty else {
+                throw missing("--underlay", "NETLEASE_UNDERLAY")
+            }
+            let networks = network.isEmpty ? file.networks ?? [] : network
+            guard !networks.isEmpty else { throw missing("at least one --network", "NETLEASE_NETWORKS") }
+            // A settings file that names no secret file means the standard one; empty means none.
+            let fileSecret = config == nil ? nil : (file.secretFile ?? AgentConfigFile.defaultSecretFile)
+            let secret = secretFile ?? fileSecret.flatMap { $0.isEmpty ? nil : $0 }
+            return Settings(
+                coordinators: coordinator ?? file.coordinators ?? Self.defaultCoordinator, secretFile: secret,
+                host: host, underlay: underlay, networks: networks)
+        }
+
         func validate() throws {
-            guard !network.isEmpty else { throw ValidationError("give at least one --network") }
+            _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -61,25 +116,33 @@ extension Netlease {
 
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
-            LogSetup.bootstrap(level)
+            let format = logFormat ?? LogFormat.detected()
+            LogSetup.bootstrap(level, format: format)
             let logger = Logger(label: "netlease.agent")
-            try await reportingErrors {
-                let endpoints = try Endpoint.list(coordinator)
-                let underlayAddress = try parseAddress(underlay, field: "--underlay")
-                let secret = try secretFile.map { try ClusterSecret.load(at: $0, checkPermissions: true).text }
+            try await reportingErrors(style: ErrorReport.Style(format)) {
+                let settings = try settings()
+                let endpoints = try Endpoint.list(settings.coordinators)
+                let underlayAddress = try parseAddress(settings.underlay, field: "--underlay")
+                let secret = try settings.secretFile.map {
+                    try ClusterSecret.load(at: $0, checkPermissions: true).text
+                }
+                if let secret { StandardErrorSink.shared.redact(secret) }
                 let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
                 // Checked now, not at the first connect: a bad file would otherwise only show as retries.
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
                     atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 let configuration = AgentConfiguration(
-                    coordinators: endpoints, secret: secret, host: host, underlay: underlayAddress, networks: network,
+                    coordinators: endpoints, secret: secret, host: settings.host, underlay: underlayAddress,
+                    networks: settings.networks,
                     socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
                     tls: tls)
+                // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
+                let notifier = SystemdNotifier()
                 let agent = try Agent(
                     configuration: configuration,
                     hostNetwork: LinuxHostNetwork(runner: ProcessCommandRunner()),
-                    prober: PacketSocketARPProber(), logger: logger
+                    prober: PacketSocketARPProber(), logger: logger, notifier: notifier
                 ) { path in
                     FileHandle.standardOutput.write(Data("netlease agent ready on \(path)\n".utf8))
                 }
@@ -88,9 +151,15 @@ extension Netlease {
                         logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
                     }
                 }
+                // The metrics endpoint first, so it stops last; the notify service last, so it stops first: the
+                // group stops services in reverse order, so STOPPING=1 is sent first.
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] = metricsServer.map {
+                    [.init(service: $0)]
+                } ?? []
+                services.append(.init(service: agent))
+                if let notifier { services.append(.init(service: SystemdNotifyService(notifier: notifier))) }
                 let group = ServiceGroup(configuration: .init(
-                    services: (metricsServer.map { [.init(service: $0)] } ?? []) + [.init(service: agent)],
-                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }
@@ -119,7 +188,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent {
                     try await $0.send(LocalRequest.attach(network: network, owner: owner, netns: netns, ifname: ifname))
                 }
@@ -140,11 +209,12 @@ extension Netlease {
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Owner id given to attach.") var owner: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 _ = try await agent.withAgent { try await $0.send(LocalRequest.detach(network: network, owner: owner)) }
-                print("detached \(owner)")
+                if json { try printJSON(["network": network, "detached": owner]) } else { print("detached \(owner)") }
             }
         }
     }
@@ -157,7 +227,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent { try await $0.send(LocalRequest.doctor) }
                 let checks = try reply.records.map(DoctorCheck.init(fields:))
                 if json {

@@ -15,9 +15,10 @@ extension Netlease {
                 """)
         @OptionGroup var client: ClientOptions
         @Option(help: ArgumentHelp("File to write; must not exist.", valueName: "file")) var out: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 guard !FileManager.default.fileExists(atPath: out) else {
                     throw NetleaseError.badRequest("\(out) exists; a backup never overwrites a file")
                 }
@@ -26,8 +27,13 @@ extension Netlease {
                                                      attributes: [.posixPermissions: 0o600]) else {
                     throw NetleaseError(.storage, "cannot write \(out)")
                 }
-                print("backup of store \(backup.store) at generation \(backup.generation): "
-                    + "\(backup.data.count) bytes -> \(out)")
+                if json {
+                    try printJSON(BackupJSON(
+                        store: backup.store, generation: backup.generation, bytes: backup.data.count, file: out))
+                } else {
+                    print("backup of store \(backup.store) at generation \(backup.generation): "
+                        + "\(backup.data.count) bytes -> \(out)")
+                }
             }
         }
     }

@@ -108,7 +108,7 @@ extension Netlease {
         }
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let endpoint = try client.endpoint()
                 guard BenchOptions.isLoopback(endpoint.host) else {
                     throw NetleaseError.badRequest(

@@ -107,21 +107,6 @@ func tlsSettings(
     return TLSSettings(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName)
 }
 
-/// Runs a command body and turns failures into `error: <code>: <message>` on stderr and exit status 1.
-func reportingErrors(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as NetleaseError {
-        FileHandle.standardError.write(Data("error: \(error.code.rawValue): \(error.message)\n".utf8))
-        throw ExitCode(1)
-    } catch let error as ExitCode {
-        throw error
-    } catch {
-        FileHandle.standardError.write(Data("error: internal: \(error)\n".utf8))
-        throw ExitCode(1)
-    }
-}
-
 func parseAddress(_ text: String, field: String) throws -> IPv4Address {
     guard let address = IPv4Address(text) else {
         throw NetleaseError.badRequest("\(field) '\(text)' is not an IPv4 address")

@@ -29,6 +29,9 @@ extension Netlease {
                 'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
                 coordinator on an empty database creates the secrets in DIR and stores their hashes in the \
                 database; every coordinator authenticates against those.
+                Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once it accepts \
+                connections with its store open, STOPPING=1 when it stops, and WATCHDOG=1 every half \
+                $WATCHDOG_USEC while it is healthy.
                 """)
 
         /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
@@ -98,6 +101,11 @@ extension Netlease {
         @Option(help: metricsOptionHelp)
         var metrics: String?
 
+        @Option(help: ArgumentHelp(
+            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+            valueName: "format"))
+        var logFormat: LogFormat?
+
         func validate() throws {
             if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
@@ -128,9 +136,12 @@ extension Netlease {
         func run() async throws {
             MemoryTrimmer.limitArenas(to: 2)
             let level = Logger.Level(rawValue: logLevel) ?? .info
-            LogSetup.bootstrap(level)
+            let format = logFormat ?? LogFormat.detected()
+            LogSetup.bootstrap(level, format: format)
             let logger = Logger(label: "netlease.coordinator")
-            try await reportingErrors {
+            // Under systemd (Type=notify): READY=1 once connections are accepted, STOPPING=1, watchdog pings.
+            let notifier = SystemdNotifier()
+            try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
                 let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
@@ -139,31 +150,42 @@ extension Netlease {
                     atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 if insecure { logger.warning("--insecure: every client may change state without authentication") }
                 if store == "sqlite" {
-                    try await runOnSQLite(endpoint: endpoint, tls: tls, logger: logger)
+                    try await runOnSQLite(endpoint: endpoint, tls: tls, notifier: notifier, logger: logger)
                 } else {
-                    try await runOnPostgres(endpoint: endpoint, tls: tls, logger: logger)
+                    try await runOnPostgres(endpoint: endpoint, tls: tls, notifier: notifier, logger: logger)
                 }
             }
         }
 
         /// One coordinator, its SQLite file in --data, its secrets beside it.
-        private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
+        private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, notifier: SystemdNotifier?, logger: Logger)
+            async throws
+        {
             let secrets = insecure
                 ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+            if let secrets {
+                StandardErrorSink.shared.redact(secrets.secret.text)
+                StandardErrorSink.shared.redact(secrets.reader.text)
+            }
+            notifier?.status("opening the lease store in \(data)")
             let metrics = CoordinatorMetrics()
             let store = try SQLiteLeaseStore(
                 directory: data, maxBatch: maxBatch, commitObserver: metrics, logger: Logger(label: "netlease.store"))
             defer { store.close() }
             logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
             let coordinator = makeCoordinator(
-                endpoint: endpoint, tls: tls, secrets: secrets, store: store, metrics: metrics, logger: logger) { _ in }
-            try await runServices(try metricsServices(coordinator, logger: logger) + [coordinator], logger: logger)
+                endpoint: endpoint, tls: tls, secrets: secrets, store: store, metrics: metrics, notifier: notifier,
+                logger: logger) { _ in }
+            try await runServices(
+                try metricsServices(coordinator, logger: logger) + [coordinator], notifier: notifier, logger: logger)
         }
 
         /// One of several coordinators on the database of --store: standby until it takes the leadership. The
         /// secrets' hashes are in the database; the coordinator that found none stored its own (created in --data
         /// as with SQLite).
-        private func runOnPostgres(endpoint: Endpoint, tls: TLSSettings?, logger: Logger) async throws {
+        private func runOnPostgres(
+            endpoint: Endpoint, tls: TLSSettings?, notifier: SystemdNotifier?, logger: Logger
+        ) async throws {
             let url = try PostgresStoreURL(parsing: store).withPassword(file: storePasswordFile)
             let backend = try await PostgresLeadershipBackend.connect(url: url, maxBatch: maxBatch)
             let secrets = insecure ? nil : try await sharedSecrets(backend, logger: logger)
@@ -172,7 +194,7 @@ extension Netlease {
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
             let coordinator = makeCoordinator(
                 endpoint: endpoint, tls: tls, secrets: secrets, store: gate, metrics: CoordinatorMetrics(),
-                logger: logger
+                notifier: notifier, logger: logger
             ) { address in
                 portContinuation.yield(address.port ?? endpoint.port)
                 portContinuation.finish()
@@ -186,7 +208,8 @@ extension Netlease {
                     closeConnections: { coordinator.closeConnections() })
             }
             try await runServices(
-                try metricsServices(coordinator, logger: logger) + [coordinator, leadership], logger: logger)
+                try metricsServices(coordinator, logger: logger) + [coordinator, leadership], notifier: notifier,
+                logger: logger)
         }
 
         /// The hashes every coordinator on the database authenticates against, stored from this coordinator's
@@ -197,6 +220,8 @@ extension Netlease {
             var hashes = try await backend.secretHashes()
             if hashes.isEmpty {
                 let local = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
+                StandardErrorSink.shared.redact(local.secret.text)
+                StandardErrorSink.shared.redact(local.reader.text)
                 let mine = [PostgresLeadershipBackend.adminRole: SecretHash(hashing: local.secret.text),
                             PostgresLeadershipBackend.readerRole: SecretHash(hashing: local.reader.text)]
                 hashes = try await backend.initialiseSecrets(mine)
@@ -218,7 +243,7 @@ extension Netlease {
 
         private func makeCoordinator(
             endpoint: Endpoint, tls: TLSSettings?, secrets: (secret: ClusterSecret, reader: ClusterSecret?)?,
-            store: any LeaseStore, metrics: CoordinatorMetrics, logger: Logger,
+            store: any LeaseStore, metrics: CoordinatorMetrics, notifier: SystemdNotifier?, logger: Logger,
             onListening: @escaping @Sendable (SocketAddress) -> Void
         ) -> NetleaseCoordinator.Coordinator {
             let configuration = CoordinatorConfiguration(
@@ -232,6 +257,7 @@ extension Netlease {
                 let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
                 // Written unbuffered: scripts wait for this line before they connect.
                 FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
+                notifier?.ready(status: "serving on \(shown)")
             }
         }
 
@@ -248,11 +274,13 @@ extension Netlease {
             ]
         }
 
-        private func runServices(_ services: [any Service], logger: Logger) async throws {
+        /// Runs `services` until SIGTERM/SIGINT. The notify service goes last: the group stops services in reverse
+        /// order, so STOPPING=1 is sent first.
+        private func runServices(_ services: [any Service], notifier: SystemdNotifier?, logger: Logger) async throws {
+            var all: [ServiceGroupConfiguration.ServiceConfiguration] = services.map { .init(service: $0) }
+            if let notifier { all.append(.init(service: SystemdNotifyService(notifier: notifier))) }
             let group = ServiceGroup(
-                configuration: .init(
-                    services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger))
+                configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

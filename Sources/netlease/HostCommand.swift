@@ -10,7 +10,7 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let hosts = try await client.withConnection { try await $0.hosts() }
                 if json { return try printJSON(hosts.map(HostJSON.init)) }
                 var table = TextTable("NAME", "UNDERLAY", "STATE", "EPOCH", "NETWORKS", "LAST HEARTBEAT")
@@ -32,11 +32,16 @@ extension Netlease {
                 abstract: "Remove a host for good: its leases go to cooldown; it must join again to come back.")
             @OptionGroup var client: ClientOptions
             @Argument(help: "Host name.") var name: String
+            @Flag(help: "Print the result as JSON.") var json = false
 
             func run() async throws {
-                try await reportingErrors {
+                try await reportingErrors(json: json) {
                     let released = try await client.withConnection { try await $0.removeHost(name) }
-                    print("removed host \(name); \(released) lease(s) moved to cooldown")
+                    if json {
+                        try printJSON(HostRemovalJSON(removed: name, released: released))
+                    } else {
+                        print("removed host \(name); \(released) lease(s) moved to cooldown")
+                    }
                 }
             }
         }
@@ -48,14 +53,9 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let fields = try await client.withConnection { try await $0.stats() }
-                if json {
-                    // Counters as numbers; words (store, store-id) as strings.
-                    var object: [String: StatValue] = [:]
-                    for (k, v) in fields.pairs { object[k] = Int64(v).map(StatValue.number) ?? .text(v) }
-                    return try printJSON(object)
-                }
+                if json { return try printJSON(StatsJSON(fields.pairs)) }
                 var table = TextTable("STAT", "VALUE")
                 for (k, v) in fields.pairs { table.add([k, v]) }
                 print(table.rendered)

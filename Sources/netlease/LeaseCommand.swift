@@ -19,10 +19,20 @@ extension Netlease {
         @Option(help: "Only leases of this host.") var host: String?
         @Option(help: "Only this state: active, reserved, conflict or cooldown.") var state: String?
         @Option(help: "Only this owner.") var owner: String?
+        @Option(help: ArgumentHelp(
+            "Only the records of this address (in the network whose subnet holds it).",
+            valueName: "ip"))
+        var address: String?
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            if let address, IPv4Address(address) == nil {
+                throw ValidationError("--address '\(address)' is not an IPv4 address")
+            }
+        }
+
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 var filter = Ledger.LeaseFilter(network: network, host: host, owner: owner)
                 if let state {
                     guard let parsed = LeaseState(rawValue: state) else {
@@ -31,7 +41,11 @@ extension Netlease {
                     }
                     filter.state = parsed
                 }
-                let leases = try await client.withConnection { try await $0.leases(filter) }
+                let wanted = address.flatMap(IPv4Address.init)
+                let leases = try await client.withConnection { connection in
+                    guard let wanted else { return try await connection.leases(filter) }
+                    return try await Self.leases(of: wanted, filter, on: connection)
+                }
                 if json { return try printJSON(leases.map(LeaseJSON.init)) }
                 var table = TextTable("NETWORK", "ADDRESS", "STATE", "HOST", "OWNER", "IFNAME", "RENEWED", "DETAIL")
                 for l in leases {
@@ -46,6 +60,20 @@ extension Netlease {
                 }
                 print(table.rendered)
             }
+        }
+
+        /// The records of one address. LEASE-LIST has no address filter; subnets never overlap, so the listing is
+        /// narrowed to the one network whose subnet holds the address (or --network) and filtered here.
+        static func leases(of address: IPv4Address, _ filter: Ledger.LeaseFilter, on connection: NetleaseConnection)
+            async throws -> [Lease]
+        {
+            var narrowed = filter
+            if filter.network == nil {
+                let networks = try await connection.networks()
+                guard let holder = networks.first(where: { $0.spec.subnet.contains(address) }) else { return [] }
+                narrowed.network = holder.spec.name
+            }
+            return try await connection.leases(narrowed).filter { $0.address == address }
         }
     }
 }
@@ -68,7 +96,7 @@ extension Netlease.LeaseCommand {
         @Flag(help: "Print the lease as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let wanted = try address.map { try parseAddress($0, field: "--address") }
                 let request = AcquireRequest(network: network, owner: owner, claim: host.map { HostClaim(host: $0) },
                                              address: wanted)
@@ -94,7 +122,7 @@ extension Netlease.LeaseCommand {
         }
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let wanted = try address.map { try parseAddress($0, field: "--address") }
                 let released = try await client.withConnection {
                     try await $0.release(ReleaseRequest(network: network, owner: owner, address: wanted))
@@ -118,7 +146,7 @@ extension Netlease.LeaseCommand {
         @Flag(help: "Print the reservation as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let target = try parseAddress(address, field: "--address")
                 let lease = try await client.withConnection {
                     try await $0.reserve(network: network, address: target, note: note)
@@ -133,12 +161,17 @@ extension Netlease.LeaseCommand {
         @OptionGroup var client: ClientOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Reserved address.") var address: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let target = try parseAddress(address, field: "--address")
                 try await client.withConnection { try await $0.unreserve(network: network, address: target) }
-                print("unreserved \(target)")
+                if json {
+                    try printJSON(["network": network, "unreserved": target.description])
+                } else {
+                    print("unreserved \(target)")
+                }
             }
         }
     }

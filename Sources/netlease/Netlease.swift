@@ -1,4 +1,5 @@
 import ArgumentParser
+import NetleaseCore
 
 @main
 struct Netlease: AsyncParsableCommand {
@@ -13,7 +14,8 @@ struct Netlease: AsyncParsableCommand {
             Admin commands find the coordinator with --coordinator or NETLEASE_COORDINATOR (default \
             127.0.0.1:7420) and authenticate with the secret file given by --secret-file or NETLEASE_SECRET_FILE \
             (default ./netlease-data/cluster-secret when it exists). Failures exit non-zero and print \
-            'error: <code>: <message>' on stderr.
+            'error: <code>: <message>' on stderr; with --json, '{"error":{"code":…,"message":…}}' instead (a \
+            refused command line has code 'usage' and exit status 64).
             """,
         version: NetleaseVersion.current,
         subcommands: [
@@ -22,8 +24,27 @@ struct Netlease: AsyncParsableCommand {
             Bench.self,
         ]
     )
-}
 
-enum NetleaseVersion {
-    static let current = "0.1.0"
+    /// ArgumentParser's own entry point, except that with `--json` a refused command line is reported as JSON on
+    /// stderr like every other failure. Help and `--version` are not failures and print as usual.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let status = exitCode(for: error)
+            // An ExitCode from a command's run has been reported already (`reportingErrors`).
+            if !status.isSuccess, !(error is ExitCode),
+                ErrorReport.jsonRequested(CommandLine.arguments.dropFirst())
+            {
+                ErrorReport.write(code: ErrorReport.usageCode, message: message(for: error), style: .json)
+                exit(withError: ExitCode(status.rawValue))
+            }
+            exit(withError: error)
+        }
+    }
 }

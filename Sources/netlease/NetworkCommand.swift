@@ -57,7 +57,7 @@ extension Netlease.NetworkCommand {
         }
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let (subnet, tunnel, excluded) = try parsed()
                 let spec = NetworkSpec(
                     name: name, subnet: subnet, tunnel: tunnel, vni: vni ?? 0, bridge: bridge ?? "", mtu: mtu ?? 0,
@@ -80,7 +80,7 @@ extension Netlease.NetworkCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let networks = try await client.withConnection { try await $0.networks() }
                 if json { return try printJSON(networks.map(NetworkJSON.init)) }
                 var table = TextTable("NAME", "SUBNET", "TUNNEL", "VNI", "BRIDGE", "ACTIVE", "RESERVED", "CONFLICT",
@@ -102,7 +102,7 @@ extension Netlease.NetworkCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 let n = try await client.withConnection { try await $0.network(name) }
                 if json { return try printJSON(NetworkJSON(n)) }
                 let s = n.spec
@@ -128,11 +128,12 @@ extension Netlease.NetworkCommand {
             abstract: "Delete a network (refused while containers hold addresses in it).")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Network name.") var name: String
+        @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
-            try await reportingErrors {
+            try await reportingErrors(json: json) {
                 try await client.withConnection { try await $0.deleteNetwork(name) }
-                print("deleted network \(name)")
+                if json { try printJSON(["deleted": name]) } else { print("deleted network \(name)") }
             }
         }
     }

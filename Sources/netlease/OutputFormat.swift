@@ -116,6 +116,57 @@ struct HostJSON: Encodable {
     }
 }
 
+/// `STATS` as one JSON object: counters as numbers, identifiers as strings. Which fields are identifiers is said here,
+/// not guessed from the value: a store id made only of digits stays a string. A field this CLI does not know yet
+/// (a newer coordinator) is a number when it reads as one, else a string — never dropped, never turned into 0.
+struct StatsJSON: Encodable {
+    /// Fields whose values are names or ids, not counts.
+    static let textFields: Set<String> = ["store-id", "version"]
+
+    enum Value: Encodable, Equatable {
+        case number(Int64)
+        case text(String)
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .number(let number): try container.encode(number)
+            case .text(let text): try container.encode(text)
+            }
+        }
+    }
+
+    var values: [String: Value] = [:]
+
+    init(_ pairs: [(key: String, value: String)]) {
+        for (key, text) in pairs {
+            if !Self.textFields.contains(key), let number = Int64(text) {
+                values[key] = .number(number)
+            } else {
+                values[key] = .text(text)
+            }
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try values.encode(to: encoder)
+    }
+}
+
+/// `host remove --json`.
+struct HostRemovalJSON: Encodable {
+    var removed: String
+    var released: Int
+}
+
+/// `backup --json`.
+struct BackupJSON: Encodable {
+    var store: String
+    var generation: Int64
+    var bytes: Int
+    var file: String
+}
+
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -5,6 +5,7 @@ import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import ServiceLifecycle
 import Synchronization
 import XCTest
@@ -73,14 +74,19 @@ final class AgentHarness: @unchecked Sendable {
     let directory: URL
     let agent: Agent
     let ready: AsyncStream<String>
+    let notifier: SystemdNotifier?
     private var group: ServiceGroup?
     private var task: Task<Void, Error>?
 
     var socketPath: String { agent.configuration.socketPath }
 
+    /// - Parameter notifier: systemd's notify socket as the agent sees it; the harness then also runs the notify
+    ///   service (watchdog, STOPPING=1) beside the agent, as the executable does.
     init(coordinator: CoordinatorHarness, host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
-         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100)) throws {
+         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100),
+         notifier: SystemdNotifier? = nil) throws {
         self.coordinator = coordinator
+        self.notifier = notifier
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -93,13 +99,15 @@ final class AgentHarness: @unchecked Sendable {
             networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)))
-        agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger) { path in
+        agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger,
+                          notifier: notifier) { path in
             readySink.yield(path)
         }
     }
 
     func start() {
-        let group = ServiceGroup(services: [agent], logger: Logger(label: "test.agent.group"))
+        let services: [any Service] = [agent] + (notifier.map { [SystemdNotifyService(notifier: $0)] } ?? [])
+        let group = ServiceGroup(services: services, logger: Logger(label: "test.agent.group"))
         self.group = group
         task = Task { try await group.run() }
     }
