@@ -53,6 +53,14 @@ public struct DockerIPAMPlugin: Sendable {
     public static let localAddressSpace = "netlease-local"
     public static let globalAddressSpace = "netlease-global"
 
+    /// The `docker network create` line that puts a Docker network on netlease network `name`: Docker's bridge driver
+    /// adopts the agent's bridge (its address is the gateway) and asks this driver for every address.
+    public static func createNetworkCommand(network name: String, subnet: IPv4Subnet, bridge: String) -> String {
+        "docker network create --driver bridge --ipam-driver netlease "
+            + "--ipam-opt \(DockerPluginAPI.networkOption)=\(name) --subnet \(subnet) "
+            + "-o com.docker.network.bridge.name=\(bridge) \(name)"
+    }
+
     /// An HTTP status and a JSON body.
     public struct Reply: Sendable, Equatable {
         public var status: Int

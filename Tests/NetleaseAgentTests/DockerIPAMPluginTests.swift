@@ -290,3 +290,13 @@ final class DockerIPAMPluginTests: XCTestCase {
         }
     }
 }
+
+final class DockerNetworkCommandLineTests: XCTestCase {
+    func testTheCreateLineNamesDriverNetworkSubnetAndBridge() {
+        XCTAssertEqual(
+            DockerIPAMPlugin.createNetworkCommand(
+                network: "demo", subnet: IPv4Subnet("172.30.0.0/16")!, bridge: "nl-demo"),
+            "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
+                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo")
+    }
+}
