@@ -59,7 +59,7 @@ let package = Package(
             name: "NetleaseAgent",
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", nioCore,
-                logging, lifecycle,
+                nioHTTP1, logging, lifecycle,
             ]
         ),
         // CNI types and logic, called by the netlease-cni executable.

@@ -48,6 +48,11 @@ extension Netlease {
         @Option(help: ArgumentHelp("Where the agent records what it handed out.", valueName: "dir"))
         var stateDir = AgentConfiguration.defaultStateDirectory
         @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
+        @Option(help: ArgumentHelp(
+            "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
+                + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
+            valueName: "path"))
+        var dockerPlugin: String?
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
@@ -70,10 +75,14 @@ extension Netlease {
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
                     atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                if let dockerPlugin {
+                    try FileManager.default.createDirectory(
+                        atPath: (dockerPlugin as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                }
                 let configuration = AgentConfiguration(
                     coordinators: endpoints, secret: secret, host: host, underlay: underlayAddress, networks: network,
                     socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
-                    tls: tls)
+                    tls: tls, dockerPluginSocket: dockerPlugin)
                 let agent = try Agent(
                     configuration: configuration,
                     hostNetwork: LinuxHostNetwork(runner: ProcessCommandRunner()),

@@ -11,6 +11,14 @@ final class DockerNetworkCommandTests: XCTestCase {
         XCTAssertEqual(command.client.coordinator, "10.0.0.9:7420")
     }
 
+    func testTheAgentServesTheDockerPluginOnlyWhenGivenASocket() throws {
+        let plain = try parse(AgentCommandTests.required, as: Netlease.AgentCommand.self)
+        XCTAssertNil(plain.dockerPlugin)
+        let serving = try parse(AgentCommandTests.required + ["--docker-plugin", "/run/docker/plugins/netlease.sock"],
+                                as: Netlease.AgentCommand.self)
+        XCTAssertEqual(serving.dockerPlugin, "/run/docker/plugins/netlease.sock")
+    }
+
     func testDockerNetworkNeedsANetwork() {
         assertRefused(["docker-network"], "Missing expected argument '<name>'")
     }
