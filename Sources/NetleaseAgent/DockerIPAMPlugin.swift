@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NetleaseCore
+import Synchronization
 
 /// What Docker's IPAM driver needs of the agent. `Agent` is the real one; tests hand in a fake.
 public protocol DockerIPAMBackend: Sendable {
@@ -15,6 +16,8 @@ public protocol DockerIPAMBackend: Sendable {
     func dockerRelease(network: String, owner: String) async throws
     /// The owner this host handed `address` to, from the agent's own record of its leases.
     func localOwner(network: String, address: IPv4Address) -> String?
+    /// Records a release the coordinator cannot take now; the agent finishes it once it can.
+    func deferRelease(network: String, owner: String, address: IPv4Address) throws
 }
 
 /// One netlease network as Docker sees it on this host.
@@ -42,6 +45,8 @@ public struct DockerNetworkFacts: Sendable, Equatable {
 /// - A container address is leased for owner `docker/<MAC>` (Docker sends the endpoint's MAC because the driver
 ///   requires it), so a retried request gets the same address. `ReleaseAddress` carries only the address: the agent's
 ///   own lease record names the owner.
+/// - Docker never repeats a failed `ReleaseAddress`, so one that cannot reach the coordinator (agent not ready,
+///   session lost) is deferred — recorded by the agent and finished later — and answered as done.
 /// - On a restart Docker replays its pools, gateways and live endpoints' addresses (`RequiresRequestReplay`) with no
 ///   MAC: an address this host already leased to a Docker endpoint is confirmed for that owner without a probe (the
 ///   container itself would answer it); one it does not know is refused rather than leased blind.
@@ -69,12 +74,25 @@ public struct DockerIPAMPlugin: Sendable {
         public var text: String { String(decoding: body, as: UTF8.self) }
     }
 
+    /// How long a lease may take (the coordinator, up to `maxProbeAttempts` ARP probes) before Docker is answered
+    /// with an error: Docker's plugin client waits without limit, and with it `docker run`.
+    public static let defaultAcquireTimeout: Duration = .seconds(20)
+    /// How long a release may take before it is deferred.
+    public static let defaultReleaseTimeout: Duration = .seconds(5)
+
     let backend: any DockerIPAMBackend
     let logger: Logger
+    let acquireTimeout: Duration
+    let releaseTimeout: Duration
 
-    public init(backend: any DockerIPAMBackend, logger: Logger = Logger(label: "netlease.docker")) {
+    public init(
+        backend: any DockerIPAMBackend, logger: Logger = Logger(label: "netlease.docker"),
+        acquireTimeout: Duration = defaultAcquireTimeout, releaseTimeout: Duration = defaultReleaseTimeout
+    ) {
         self.backend = backend
         self.logger = logger
+        self.acquireTimeout = acquireTimeout
+        self.releaseTimeout = releaseTimeout
     }
 
     /// Answers one plugin call: `method` and `path` of the HTTP request, its body.
@@ -178,7 +196,10 @@ public struct DockerIPAMPlugin: Sendable {
             return .init(address: "\(facts.gateway)/\(facts.subnet.prefix)", data: [:])
         }
         let owner = try owner(options: options, wanted: wanted, network: name)
-        let leased = try await backend.dockerAcquire(network: name, owner: owner, address: wanted)
+        let backend = self.backend
+        let leased = try await Self.within(acquireTimeout, "leasing an address") {
+            try await backend.dockerAcquire(network: name, owner: owner, address: wanted)
+        }
         logger.info("address leased to a Docker endpoint", metadata: [
             "network": "\(name)", "owner": "\(owner)", "address": "\(leased)",
         ])
@@ -187,12 +208,24 @@ public struct DockerIPAMPlugin: Sendable {
 
     func releaseAddress(_ request: DockerPluginAPI.ReleaseAddressRequest) async throws {
         let name = try network(ofPool: request.poolID)
-        let facts = try backend.dockerNetwork(name)
-        guard let address = try address(request.address, in: facts, name: name) else {
-            throw NetleaseError.badRequest("ReleaseAddress needs an Address")
+        // Not ready is no reason to refuse here: the release is deferred below.
+        var facts: DockerNetworkFacts?
+        do {
+            facts = try backend.dockerNetwork(name)
+        } catch let error as NetleaseError where error.code == .unavailable {
+            facts = nil
         }
-        // The gateway is the bridge's, never leased: Docker releases it when the Docker network is removed.
-        if address == facts.gateway { return }
+        let text = request.address ?? ""
+        guard let address = IPv4Address(text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text)
+        else {
+            throw NetleaseError.badRequest(
+                text.isEmpty ? "ReleaseAddress needs an Address" : "'\(text)' is not an IPv4 address")
+        }
+        if let facts {
+            _ = try self.address(text, in: facts, name: name)
+            // The gateway is the bridge's, never leased: Docker releases it when the Docker network is removed.
+            if address == facts.gateway { return }
+        }
         guard let owner = backend.localOwner(network: name, address: address) else {
             // Released before (Docker repeats releases after failures) or never leased here: nothing to do.
             logger.debug("Docker released an address this host does not hold", metadata: ["address": "\(address)"])
@@ -202,10 +235,32 @@ public struct DockerIPAMPlugin: Sendable {
             throw NetleaseError.conflict(
                 "\(address) was not leased to a Docker endpoint (its owner is '\(owner)'); not released")
         }
-        try await backend.dockerRelease(network: name, owner: owner)
+        do {
+            guard facts != nil else { throw NetleaseError(.unavailable, "the agent is not ready") }
+            let backend = self.backend
+            try await Self.within(releaseTimeout, "releasing \(address)") {
+                try await backend.dockerRelease(network: name, owner: owner)
+            }
+        } catch where Self.isWorthRetrying(error) {
+            try backend.deferRelease(network: name, owner: owner, address: address)
+            logger.warning("coordinator out of reach; the address Docker released is released later", metadata: [
+                "network": "\(name)", "owner": "\(owner)", "address": "\(address)", "error": "\(error)",
+            ])
+            return
+        }
         logger.info("address released by Docker", metadata: [
             "network": "\(name)", "owner": "\(owner)", "address": "\(address)",
         ])
+    }
+
+    /// Whether a failed release may succeed when repeated later: anything but a refusal the coordinator would
+    /// repeat (a release is idempotent, so repeating one that did happen is harmless).
+    public static func isWorthRetrying(_ error: any Error) -> Bool {
+        guard let error = error as? NetleaseError else { return true }
+        switch error.code {
+        case .badRequest, .forbidden, .unknownNetwork, .authRequired, .authFailed: return false
+        default: return true
+        }
     }
 
     /// Who a container address is leased for. With a MAC, the endpoint's; without one, only a replay of an address
@@ -260,6 +315,27 @@ public struct DockerIPAMPlugin: Sendable {
         return address
     }
 
+    /// Runs `work` but answers `unavailable` after `timeout`. The work is cancelled then and left to finish on its
+    /// own: a coordinator call that is stuck (a link gone silent before the agent's heartbeat notices) must not hold
+    /// Docker, whose plugin client waits without limit.
+    static func within<T: Sendable>(
+        _ timeout: Duration, _ what: String, _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let race = DeadlineRace<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            race.arm(continuation)
+            race.add(Task {
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                let message = "\(what) took longer than \(timeout): the coordinator does not answer; retry shortly"
+                race.finish(.failure(NetleaseError(.unavailable, message)))
+            })
+            race.add(Task {
+                do { race.finish(.success(try await work())) } catch { race.finish(.failure(error)) }
+            })
+        }
+    }
+
     /// Lower-case, colon-separated, six octets: one spelling per endpoint, so one owner per endpoint.
     public static func canonicalMAC(_ text: String) -> String? {
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false)
@@ -284,6 +360,7 @@ public struct DockerIPAMPlugin: Sendable {
     static func status(of code: ErrorCode) -> Int {
         switch code {
         case .badRequest: 400
+        case .forbidden: 403
         case .notFound, .unknownNetwork: 404
         case .conflict: 409
         case .unavailable, .overloaded: 503
@@ -304,5 +381,39 @@ public struct DockerIPAMPlugin: Sendable {
         let body = (try? encoder.encode(DockerPluginAPI.ErrorResponse(err: "netlease: " + message)))
             ?? Data(#"{"Err":"netlease: internal error"}"#.utf8)
         return Reply(status: status, body: Array(body))
+    }
+}
+
+/// The first of a piece of work and its deadline to finish answers the caller; the other is cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        var done = false
+    }
+
+    private let state = Mutex(State())
+
+    func arm(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
+
+    func add(_ task: Task<Void, Never>) {
+        let late = state.withLock { s -> Bool in
+            s.tasks.append(task)
+            return s.done
+        }
+        if late { task.cancel() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, tasks) = state.withLock { s -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+            defer {
+                s.continuation = nil
+                s.done = true
+            }
+            return (s.done ? nil : s.continuation, s.tasks)
+        }
+        guard let continuation else { return }
+        continuation.resume(with: result)
+        for task in tasks { task.cancel() }
     }
 }

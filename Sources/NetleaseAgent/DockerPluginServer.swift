@@ -42,10 +42,17 @@ struct DockerPluginServer: Sendable {
 }
 
 extension Agent {
-    /// Serves Docker's IPAM plugin API for this agent until cancelled.
+    /// Serves Docker's IPAM plugin API for this agent until cancelled, and finishes the releases Docker asked for
+    /// while the coordinator was out of reach.
     func serveDockerPlugin(at path: String) async throws {
+        let backend = DockerAgentBackend(
+            agent: self, backlog: try DockerReleaseBacklog(directory: configuration.stateDirectory, files: files))
         let server = DockerPluginServer(
-            socketPath: path, plugin: DockerIPAMPlugin(backend: self, logger: logger), logger: logger)
-        try await server.run()
+            socketPath: path, plugin: DockerIPAMPlugin(backend: backend, logger: logger), logger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await backend.runBacklog() }
+            try await server.run()
+            group.cancelAll()
+        }
     }
 }

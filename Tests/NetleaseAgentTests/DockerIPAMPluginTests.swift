@@ -12,11 +12,20 @@ private final class FakeDockerBackend: DockerIPAMBackend, @unchecked Sendable {
     private var ready: Bool
     private var owners: [IPv4Address: String] = [:]
     private var next: UInt32 = 10
+    private var releaseError: NetleaseError?
+    private var hanging = false
     private(set) var calls: [String] = []
 
     init(ready: Bool = true) { self.ready = ready }
 
     func setReady(_ value: Bool) { lock.withLock { ready = value } }
+    func failReleases(with error: NetleaseError?) { lock.withLock { releaseError = error } }
+    /// Every acquire and release waits for a minute (until cancelled), as on a link gone silent.
+    func hang(_ value: Bool) { lock.withLock { hanging = value } }
+
+    private func waitIfHanging() async throws {
+        if lock.withLock({ hanging }) { try await Task.sleep(for: .seconds(60)) }
+    }
     func setOwner(_ owner: String, of address: IPv4Address) { lock.withLock { owners[address] = owner } }
     var recorded: [String] { lock.withLock { calls } }
 
@@ -27,7 +36,8 @@ private final class FakeDockerBackend: DockerIPAMBackend, @unchecked Sendable {
     }
 
     func dockerAcquire(network: String, owner: String, address: IPv4Address?) async throws -> IPv4Address {
-        try lock.withLock {
+        try await waitIfHanging()
+        return try lock.withLock {
             calls.append("acquire \(network) \(owner) \(address?.description ?? "-")")
             if let held = owners.first(where: { $0.value == owner })?.key {
                 if let address, address != held { throw NetleaseError.conflict("owner holds \(held)") }
@@ -42,9 +52,18 @@ private final class FakeDockerBackend: DockerIPAMBackend, @unchecked Sendable {
     }
 
     func dockerRelease(network: String, owner: String) async throws {
-        lock.withLock {
+        try await waitIfHanging()
+        try lock.withLock {
             calls.append("release \(network) \(owner)")
+            if let releaseError { throw releaseError }
             owners = owners.filter { $0.value != owner }
+        }
+    }
+
+    func deferRelease(network: String, owner: String, address: IPv4Address) throws {
+        lock.withLock {
+            calls.append("defer \(network) \(owner) \(address)")
+            owners[address] = nil
         }
     }
 
@@ -103,7 +122,6 @@ final class DockerIPAMPluginTests: XCTestCase {
             ("/IpamDriver.ReleasePool", #"{"PoolID":"netlease/demo"}"#),
             ("/IpamDriver.RequestAddress",
              #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#),
-            ("/IpamDriver.ReleaseAddress", #"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#),
         ]
         for (path, body) in table {
             let reply = await call(plugin, path, body)
@@ -268,6 +286,72 @@ final class DockerIPAMPluginTests: XCTestCase {
             "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
         ])
         XCTAssertEqual(backend.localOwner(network: "demo", address: IPv4Address(172, 30, 0, 98)), "cni-container-7")
+    }
+
+    /// Docker never repeats a failed ReleaseAddress: one the coordinator cannot take now is deferred, not refused.
+    func testAReleaseThatCannotReachTheCoordinatorIsDeferred() async throws {
+        let backend = FakeDockerBackend(ready: false)
+        backend.setOwner("docker/02:42:ac:1e:00:05", of: IPv4Address(172, 30, 0, 10))
+        backend.setOwner("docker/02:42:ac:1e:00:06", of: IPv4Address(172, 30, 0, 11))
+        let plugin = makePlugin(backend)
+        let table: [(ready: Bool, error: NetleaseError?, body: String, status: Int)] = [
+            // Not ready: deferred.
+            (false, nil, #"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#, 200),
+            // Not ready, an address this host never leased: nothing to do.
+            (false, nil, #"{"PoolID":"netlease/demo","Address":"172.30.0.77"}"#, 200),
+            (false, nil, #"{"PoolID":"netlease/demo","Address":"nope"}"#, 400),
+            // Ready, but the session is lost mid-call: deferred.
+            (true, NetleaseError(.unavailable, "not connected"),
+             #"{"PoolID":"netlease/demo","Address":"172.30.0.11"}"#, 200),
+        ]
+        for row in table {
+            backend.setReady(row.ready)
+            backend.failReleases(with: row.error)
+            let reply = await call(plugin, "/IpamDriver.ReleaseAddress", row.body)
+            XCTAssertEqual(reply.status, row.status, "\(row.body): \(reply.text)")
+        }
+        XCTAssertEqual(backend.recorded, [
+            "defer demo docker/02:42:ac:1e:00:05 172.30.0.10",
+            "release demo docker/02:42:ac:1e:00:06", "defer demo docker/02:42:ac:1e:00:06 172.30.0.11",
+        ])
+        // A refusal that repeating cannot change is reported, not deferred.
+        backend.setOwner("docker/02:42:ac:1e:00:07", of: IPv4Address(172, 30, 0, 12))
+        backend.failReleases(with: NetleaseError(.forbidden, "not your lease"))
+        let refused = await call(
+            plugin, "/IpamDriver.ReleaseAddress", #"{"PoolID":"netlease/demo","Address":"172.30.0.12"}"#)
+        XCTAssertEqual(refused.status, 403, refused.text)
+        XCTAssertEqual(try error(refused), "netlease: not your lease")
+        XCTAssertTrue(DockerIPAMPlugin.isWorthRetrying(NetleaseError(.unavailable, "x")))
+        XCTAssertTrue(DockerIPAMPlugin.isWorthRetrying(CancellationError()))
+        XCTAssertFalse(DockerIPAMPlugin.isWorthRetrying(NetleaseError(.forbidden, "x")))
+    }
+
+    /// Docker's plugin client waits without limit: a coordinator that does not answer must not hold `docker run`.
+    func testACallTheCoordinatorDoesNotAnswerEndsAtItsDeadline() async throws {
+        let backend = FakeDockerBackend()
+        backend.setOwner("docker/02:42:ac:1e:00:05", of: IPv4Address(172, 30, 0, 10))
+        backend.hang(true)
+        var logger = Logger(label: "test.docker")
+        logger.logLevel = .error
+        let plugin = DockerIPAMPlugin(
+            backend: backend, logger: logger, acquireTimeout: .milliseconds(200), releaseTimeout: .milliseconds(200))
+        let clock = ContinuousClock()
+        var started = clock.now
+        let acquire = await call(plugin, "/IpamDriver.RequestAddress",
+                                 #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:06"}}"#)
+        let acquireTook = clock.now - started
+        XCTAssertEqual(acquire.status, 503)
+        XCTAssertEqual(try error(acquire),
+                       "netlease: leasing an address took longer than 0.2 seconds: the coordinator does not answer; "
+                        + "retry shortly")
+        started = clock.now
+        let release = await call(plugin, "/IpamDriver.ReleaseAddress",
+                                 #"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#)
+        let releaseTook = clock.now - started
+        XCTAssertEqual(release.status, 200, release.text)
+        XCTAssertLessThan(acquireTook, Duration.seconds(5))
+        XCTAssertLessThan(releaseTook, Duration.seconds(5))
+        XCTAssertEqual(backend.recorded, ["defer demo docker/02:42:ac:1e:00:05 172.30.0.10"])
     }
 
     func testUnknownCallsAndMethodsAreRefusedWithAnErrBody() async throws {
