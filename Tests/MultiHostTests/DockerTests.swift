@@ -123,6 +123,19 @@ final class DockerTests: LabTestCase {
                 as? String)
     }
 
+    /// Waits up to a minute for `address` to be released (in cooldown).
+    private func waitForCooldown(_ address: IPv4Address, file: StaticString = #filePath, line: UInt = #line)
+        async throws
+    {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while clock.now < deadline {
+            if try await leases(state: "cooldown")[address.description] != nil { return }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        XCTFail("\(address) was never released", file: file, line: line)
+    }
+
     func testTwoHostsOfTwentyContainersUniqueReachableReleasedAndKeptAcrossADockerdRestart() async throws {
         let started = ContinuousClock.now
         try await cluster.startCoordinator()
@@ -188,15 +201,19 @@ final class DockerTests: LabTestCase {
         try await second.docker(["rm", "-f", "h2-c19"])
         XCTAssertLessThan(clock.now - removing, Duration.seconds(15), "docker rm -f waited for the coordinator")
         try await lab.setUnderlay(host: 2, up: true)
-        let deadline = clock.now + .seconds(60)
-        var released = false
-        while !released && clock.now < deadline {
-            released = try await leases(state: "cooldown")[cutOff.address.description] != nil
-            if !released { try await Task.sleep(for: .milliseconds(500)) }
-        }
-        XCTAssertTrue(released, "the release Docker made while host2 was cut off was never finished")
+        try await waitForCooldown(cutOff.address)
         let agentLog = cluster.agent(2)?.log ?? ""
         XCTAssertTrue(agentLog.contains("is released later"), "the release was not deferred:\n\(agentLog)")
+
+        // Removed while host2's agent restarts: Docker's plugin client retries the connection for a while, the new
+        // agent's plugin socket answers before its networks are ready, and the release is finished once they are.
+        let duringRestart = try XCTUnwrap(containers["h2-c18"])
+        XCTAssertEqual(cluster.stopAgent(2), 0, "agent 2 did not stop cleanly")
+        async let removal = second.docker(["rm", "-f", "h2-c18"])
+        try await Task.sleep(for: .milliseconds(500))
+        try await cluster.startAgent(2, createHost: false, extraArguments: ["--docker-plugin", pluginSocket(2)])
+        _ = try await removal
+        try await waitForCooldown(duringRestart.address)
 
         // A restarted dockerd (live restore) replays its pools and addresses: nothing is released or moved.
         await first.stop()
@@ -216,7 +233,7 @@ final class DockerTests: LabTestCase {
         XCTAssertFalse(addresses.contains(fresh.0), "the new container got an address in use: \(fresh.0)")
         XCTAssertNotEqual(fresh.0, squatted)
         let activeAfter = try await leases(state: "active")
-        XCTAssertEqual(activeAfter.count, 39, "38 containers kept and one new: \(activeAfter.keys.sorted())")
+        XCTAssertEqual(activeAfter.count, 38, "37 containers kept and one new: \(activeAfter.keys.sorted())")
         XCTAssertEqual(activeAfter[fresh.0.description]?["owner"] as? String, "docker/\(fresh.1)")
         let failed = try await unreachable(from: "h1-new", on: first, [containers["h2-c1"]!.address])
         XCTAssertEqual(failed, [], "the container started after the restart cannot reach host2")
