@@ -273,4 +273,58 @@ final class DockerTests: LabTestCase {
         let active = try await leases(state: "active")
         XCTAssertEqual(active[container.0.description]?["owner"] as? String, "docker/\(container.1)")
     }
+    /// Not a test but a measurement, run with NETLEASE_DOCKER_TIMING=1: what the plugin adds to `docker run`, against
+    /// Docker's built-in IPAM on the same daemon, and the plugin's own RequestAddress with and without an ARP probe.
+    func testTimeTheDriverAddsToDockerRun() async throws {
+        guard ProcessInfo.processInfo.environment["NETLEASE_DOCKER_TIMING"] == "1" else {
+            throw XCTSkip("a measurement: set NETLEASE_DOCKER_TIMING=1 to run it")
+        }
+        try await cluster.startCoordinator()
+        let docker = try await startDockerHost(1)
+        try await docker.docker(try await createLine())
+        try await docker.docker(["network", "create", "--driver", "bridge", "--subnet", "10.77.0.0/24", "plain"])
+        let clock = ContinuousClock()
+        func timedRun(_ network: String, _ name: String) async throws -> Duration {
+            let started = clock.now
+            try await docker.docker(["run", "-d", "--network", network, "--name", name, LabDocker.image,
+                                     "sleep", "3600"])
+            return clock.now - started
+        }
+        _ = try await timedRun("demo", "warm-n")
+        _ = try await timedRun("plain", "warm-p")
+        var withDriver: [Duration] = []
+        var builtIn: [Duration] = []
+        for round in 1...20 {
+            withDriver.append(try await timedRun("demo", "n\(round)"))
+            builtIn.append(try await timedRun("plain", "p\(round)"))
+        }
+        // The plugin alone, through its socket: a new endpoint (leased and ARP-probed) and the same one again
+        // (answered from the agent's record, no probe).
+        func timedCall(_ mac: String) async throws -> Duration {
+            let body = #"{"PoolID":"netlease/demo","Address":"","Options":{"#
+                + #""com.docker.network.endpoint.macaddress":"\#(mac)"}}"#
+            let started = clock.now
+            let reply = try await ProcessCommandRunner().run([
+                "curl", "-sS", "--unix-socket", pluginSocket(1), "-d", body, "http://plugin/IpamDriver.RequestAddress",
+            ])
+            XCTAssertTrue(reply.stdout.contains("\"Address\":\"172.30."), reply.stdout)
+            return clock.now - started
+        }
+        var probed: [Duration] = []
+        var repeated: [Duration] = []
+        for round in 1...20 {
+            let mac = String(format: "02:42:ee:00:00:%02x", round)
+            probed.append(try await timedCall(mac))
+            repeated.append(try await timedCall(mac))
+        }
+        func median(_ values: [Duration]) -> Duration { values.sorted()[values.count / 2] }
+        func ms(_ value: Duration) -> String { String(format: "%.0f ms", Double(value.components.attoseconds) / 1e15
+                                                      + Double(value.components.seconds) * 1000) }
+        print("""
+            docker run -d, median of 20: netlease driver \(ms(median(withDriver))), built-in IPAM \
+            \(ms(median(builtIn))), added \(ms(median(withDriver) - median(builtIn)))
+            plugin RequestAddress over its socket (curl), median of 20: new endpoint (ARP probe) \
+            \(ms(median(probed))), same endpoint again (no probe) \(ms(median(repeated)))
+            """)
+    }
 }
