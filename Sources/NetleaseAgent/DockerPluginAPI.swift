@@ -23,6 +23,8 @@ public enum DockerPluginAPI {
     public struct ActivateResponse: Codable, Equatable, Sendable {
         public var implements: [String]
         enum CodingKeys: String, CodingKey { case implements = "Implements" }
+
+        public init(implements: [String]) { self.implements = implements }
     }
 
     public struct CapabilitiesResponse: Codable, Equatable, Sendable {
@@ -32,6 +34,11 @@ public enum DockerPluginAPI {
             case requiresMACAddress = "RequiresMACAddress"
             case requiresRequestReplay = "RequiresRequestReplay"
         }
+
+        public init(requiresMACAddress: Bool, requiresRequestReplay: Bool) {
+            self.requiresMACAddress = requiresMACAddress
+            self.requiresRequestReplay = requiresRequestReplay
+        }
     }
 
     public struct AddressSpacesResponse: Codable, Equatable, Sendable {
@@ -40,6 +47,11 @@ public enum DockerPluginAPI {
         enum CodingKeys: String, CodingKey {
             case local = "LocalDefaultAddressSpace"
             case global = "GlobalDefaultAddressSpace"
+        }
+
+        public init(local: String, global: String) {
+            self.local = local
+            self.global = global
         }
     }
 
@@ -68,6 +80,12 @@ public enum DockerPluginAPI {
         public var pool: String
         public var data: [String: String]
         enum CodingKeys: String, CodingKey { case poolID = "PoolID", pool = "Pool", data = "Data" }
+
+        public init(poolID: String, pool: String, data: [String: String]) {
+            self.poolID = poolID
+            self.pool = pool
+            self.data = data
+        }
     }
 
     public struct ReleasePoolRequest: Codable, Equatable, Sendable {
@@ -96,6 +114,11 @@ public enum DockerPluginAPI {
         public var address: String
         public var data: [String: String]
         enum CodingKeys: String, CodingKey { case address = "Address", data = "Data" }
+
+        public init(address: String, data: [String: String]) {
+            self.address = address
+            self.data = data
+        }
     }
 
     public struct ReleaseAddressRequest: Codable, Equatable, Sendable {
@@ -113,8 +136,12 @@ public enum DockerPluginAPI {
     public struct ErrorResponse: Codable, Equatable, Sendable {
         public var err: String
         enum CodingKeys: String, CodingKey { case err = "Err" }
+
+        public init(err: String) { self.err = err }
     }
 
     /// The body of calls that succeed with nothing to say (ReleasePool, ReleaseAddress).
-    public struct EmptyResponse: Codable, Equatable, Sendable {}
+    public struct EmptyResponse: Codable, Equatable, Sendable {
+        public init() {}
+    }
 }

@@ -354,6 +354,54 @@ final class DockerIPAMPluginTests: XCTestCase {
         XCTAssertEqual(backend.recorded, ["defer demo docker/02:42:ac:1e:00:05 172.30.0.10"])
     }
 
+    /// A whole Docker network's life through the Codable message types: what is encoded is what Docker's Go structs
+    /// carry, and every answer decodes into the type Docker reads it as.
+    func testANetworkLifeThroughTheMessageTypes() async throws {
+        let backend = FakeDockerBackend()
+        let plugin = makePlugin(backend)
+        func send<Request: Encodable, Response: Decodable>(
+            _ path: String, _ request: Request, as: Response.Type
+        ) async throws -> Response {
+            let body = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+            let reply = await call(plugin, path, body)
+            XCTAssertEqual(reply.status, 200, "\(path): \(reply.text)")
+            return try JSONDecoder().decode(Response.self, from: Data(reply.body))
+        }
+        let activate = try await send("/Plugin.Activate", [String: String](), as: DockerPluginAPI.ActivateResponse.self)
+        XCTAssertEqual(activate.implements, ["IpamDriver"])
+        let capabilities = try await send(
+            "/IpamDriver.GetCapabilities", [String: String](), as: DockerPluginAPI.CapabilitiesResponse.self)
+        XCTAssertEqual(capabilities, .init(requiresMACAddress: true, requiresRequestReplay: true))
+        let spaces = try await send(
+            "/IpamDriver.GetDefaultAddressSpaces", [String: String](), as: DockerPluginAPI.AddressSpacesResponse.self)
+        let pool = try await send("/IpamDriver.RequestPool", DockerPluginAPI.RequestPoolRequest(
+            addressSpace: spaces.local, pool: "172.30.0.0/16", subPool: "", options: ["network": "demo"], v6: false),
+            as: DockerPluginAPI.RequestPoolResponse.self)
+        XCTAssertEqual(pool, .init(poolID: "netlease/demo", pool: "172.30.0.0/16", data: [:]))
+        let gateway = try await send("/IpamDriver.RequestAddress", DockerPluginAPI.RequestAddressRequest(
+            poolID: pool.poolID, address: "",
+            options: [DockerPluginAPI.addressTypeOption: DockerPluginAPI.gatewayAddressType]),
+            as: DockerPluginAPI.RequestAddressResponse.self)
+        XCTAssertEqual(gateway, .init(address: "172.30.0.1/16", data: [:]))
+        let endpoint = try await send("/IpamDriver.RequestAddress", DockerPluginAPI.RequestAddressRequest(
+            poolID: pool.poolID, address: "", options: [DockerPluginAPI.macAddressOption: "02:42:ac:1e:00:05"]),
+            as: DockerPluginAPI.RequestAddressResponse.self)
+        XCTAssertEqual(endpoint, .init(address: "172.30.0.10/16", data: [:]))
+        for address in ["172.30.0.10", "172.30.0.1"] {
+            _ = try await send("/IpamDriver.ReleaseAddress", DockerPluginAPI.ReleaseAddressRequest(
+                poolID: pool.poolID, address: address), as: DockerPluginAPI.EmptyResponse.self)
+        }
+        _ = try await send("/IpamDriver.ReleasePool", DockerPluginAPI.ReleasePoolRequest(poolID: pool.poolID),
+                           as: DockerPluginAPI.EmptyResponse.self)
+        XCTAssertEqual(backend.recorded, [
+            "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
+        ])
+        let refused = await call(plugin, "/IpamDriver.RequestPool", "{}")
+        let error = try JSONDecoder().decode(DockerPluginAPI.ErrorResponse.self, from: Data(refused.body))
+        XCTAssertTrue(
+            error.err.hasPrefix("netlease: name the netlease network with --ipam-opt network=NAME"), error.err)
+    }
+
     func testUnknownCallsAndMethodsAreRefusedWithAnErrBody() async throws {
         let plugin = makePlugin(FakeDockerBackend())
         let notFound = await call(plugin, "/NetworkDriver.CreateNetwork", "{}")
