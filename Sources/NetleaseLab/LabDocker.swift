@@ -18,6 +18,8 @@ import Glibc
 ///   mounts under its exec root, and a restarted dockerd in a fresh mount namespace would not find them — it would
 ///   declare the live containers' endpoints stale and release their addresses. (On a real host there is one mount
 ///   namespace and none of this arises.)
+/// - dockerd creates /run/docker/plugins whatever its exec root, and a private mount namespace does not keep that
+///   off the host's /run: when this lab's daemon made it, the lab removes it again (only while it is empty).
 /// - With `--live-restore` containers outlive their daemon, so removal goes through the daemon first (`docker rm
 ///   -f`, which also releases their addresses through the plugin while the agent still runs); a last sweep kills
 ///   whatever is left of this daemon's containers by their cgroup, and its shims by their command line, which names
@@ -34,6 +36,9 @@ public final class LabDocker: @unchecked Sendable {
     private var starts = 0
     /// Twenty `docker run`s at once on two cores can take longer than the lab's usual command timeout.
     private let runner = ProcessCommandRunner(timeout: .seconds(180))
+    /// /run/docker did not exist before this daemon: the lab takes away what dockerd leaves there.
+    private let madeRunDocker: Bool
+    static let runDirectory = "/run/docker"
 
     public static let daemonPath = "/usr/sbin/dockerd"
     /// Debian's client; the `docker` first on PATH may be a client without an engine of another version.
@@ -68,6 +73,7 @@ public final class LabDocker: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
         try Data("unix://\(pluginSocket)\n".utf8).write(
             to: URL(fileURLWithPath: (plugins as NSString).appendingPathComponent("netlease.spec")))
+        madeRunDocker = !FileManager.default.fileExists(atPath: Self.runDirectory)
         lab.onDestroy { [self] in sweep() }
     }
 
@@ -193,6 +199,11 @@ public final class LabDocker: @unchecked Sendable {
         daemon?.stop(grace: .seconds(5))
         for pid in leftoverProcesses() { kill(pid, SIGKILL) }
         holder?.stop(grace: .seconds(1))
+        if madeRunDocker {
+            // rmdir(2), not a recursive removal: anything another daemon put there stays.
+            rmdir(Self.runDirectory + "/plugins")
+            rmdir(Self.runDirectory)
+        }
     }
 
     /// Processes this daemon left: its containers' (by the container ids in their cgroup) and its containerd and
