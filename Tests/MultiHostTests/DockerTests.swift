@@ -10,7 +10,7 @@ final class DockerTests: LabTestCase {
     private var dockers: [Int: LabDocker] = [:]
 
     override func setUp() async throws {
-        try await super.setUp()
+        // Before the lab exists: a test that stops here leaves nothing to remove.
         if let problem = LabDocker.capabilityProblem() {
             if LabRequirement.isRequired {
                 XCTFail("NETLEASE_REQUIRE_NETNS=1 but the Docker tests cannot run: \(problem)")
@@ -18,6 +18,7 @@ final class DockerTests: LabTestCase {
             }
             throw XCTSkip("Docker tests skipped: \(problem) (Debian packages docker.io and busybox-static)")
         }
+        try await super.setUp()
     }
 
     override func tearDown() async throws {
