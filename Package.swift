@@ -77,7 +77,7 @@ let package = Package(
             name: "NetleaseAgent",
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseMetrics",
-                nioCore, logging, lifecycle, prometheus,
+                nioCore, nioHTTP1, logging, lifecycle, prometheus,
             ]
         ),
         // CNI types and logic, called by the netlease-cni executable.

@@ -85,6 +85,10 @@ public final class Agent: Service, Sendable {
     /// Connects, serves, reconnects — until cancelled. The local API starts after the first full setup.
     private func runSessions() async throws {
         try await withThrowingDiscardingTaskGroup { group in
+            if let path = configuration.dockerPluginSocket {
+                // Open at once: until the networks are ready Docker gets a clear refusal, not a missing plugin.
+                group.addTask { try await self.serveDockerPlugin(at: path) }
+            }
             var apiStarted = false
             var rotation = CoordinatorRotation(
                 coordinators: configuration.coordinators, delay: configuration.reconnectDelay)

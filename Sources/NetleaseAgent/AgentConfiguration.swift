@@ -29,6 +29,9 @@ public struct AgentConfiguration: Sendable {
     public var reconnectDelay: ClosedRange<Duration>
     /// Addresses tried per request when probes keep finding them in use.
     public var maxProbeAttempts: Int
+    /// Where Docker's remote IPAM plugin API is served (HTTP on a unix socket); nil: not served. It opens at start,
+    /// before the networks are ready, so that Docker gets a clear error instead of a missing plugin meanwhile.
+    public var dockerPluginSocket: String?
 
     /// A coordinator on this host at the default port.
     public static let defaultCoordinators = [Endpoint(host: "127.0.0.1", port: Endpoint.defaultPort)]
@@ -48,7 +51,7 @@ public struct AgentConfiguration: Sendable {
         networks: [String], socketPath: String = defaultSocketPath, socketGroup: String? = nil,
         stateDirectory: String = defaultStateDirectory, teardownOnStop: Bool = false,
         heartbeatInterval: Duration? = nil, reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
-        maxProbeAttempts: Int = defaultMaxProbeAttempts, tls: TLSSettings? = nil
+        maxProbeAttempts: Int = defaultMaxProbeAttempts, tls: TLSSettings? = nil, dockerPluginSocket: String? = nil
     ) {
         self.coordinators = coordinators
         self.secret = secret
@@ -63,5 +66,6 @@ public struct AgentConfiguration: Sendable {
         self.reconnectDelay = reconnectDelay
         self.maxProbeAttempts = maxProbeAttempts
         self.tls = tls
+        self.dockerPluginSocket = dockerPluginSocket
     }
 }

@@ -17,10 +17,13 @@ extension Agent {
 
     /// Probe-then-lease: every address is ARP-probed on the bridge before it is handed out. An address that answers
     /// is reported (quarantined with the MAC seen) and another is leased. A repeated request for an owner this host
-    /// already served returns the same address without probing (the container itself would answer).
-    public func acquire(network: String, owner: String, ifname: String, netns: String? = nil) async throws -> Handout {
+    /// already served returns the same address without probing (the container itself would answer). `address` asks
+    /// for that one address (refused when it is not free).
+    public func acquire(network: String, owner: String, ifname: String, netns: String? = nil,
+                        address: IPv4Address? = nil) async throws -> Handout {
         let (session, context) = try currentSession(for: network)
-        let request = AcquireRequest(network: network, owner: owner, claim: session.claim, ifname: ifname)
+        let request = AcquireRequest(
+            network: network, owner: owner, claim: session.claim, address: address, ifname: ifname)
         let known = leases.lease(network: network, owner: owner)
         for attempt in 1...max(1, configuration.maxProbeAttempts) {
             let lease = try await session.connection.acquire(request)

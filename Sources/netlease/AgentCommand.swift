@@ -70,6 +70,11 @@ extension Netlease {
         @Option(help: ArgumentHelp("Where the agent records what it handed out.", valueName: "dir"))
         var stateDir = AgentConfiguration.defaultStateDirectory
         @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
+        @Option(help: ArgumentHelp(
+            "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
+                + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
+            valueName: "path"))
+        var dockerPlugin: String?
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
         @Option(help: metricsOptionHelp) var metrics: String?
@@ -132,11 +137,15 @@ extension Netlease {
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
                     atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                if let dockerPlugin {
+                    try FileManager.default.createDirectory(
+                        atPath: (dockerPlugin as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                }
                 let configuration = AgentConfiguration(
                     coordinators: endpoints, secret: secret, host: settings.host, underlay: underlayAddress,
                     networks: settings.networks,
                     socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
-                    tls: tls)
+                    tls: tls, dockerPluginSocket: dockerPlugin)
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()
                 let agent = try Agent(
