@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "NetleaseLab", "NetleaseTesting"]),
-        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
+        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting", "NetleaseLab"]),
         .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
         .testTarget(
             name: "NetleaseBenchTests",
@@ -125,7 +125,7 @@ let package = Package(
             name: "NetleaseCoordinatorTests",
             dependencies: [
                 "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTransport",
-                "NetleaseTesting", "NetleaseChaos",
+                "NetleaseTesting", "NetleaseChaos", "NetleaseLab",
                 // The crash tests run the real executable as a child process (HostNetwork's ChildProcess).
                 "netlease", "HostNetwork",
                 // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.

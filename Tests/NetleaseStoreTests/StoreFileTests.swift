@@ -34,7 +34,8 @@ final class StoreFileTests: StoreTestCase {
         try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
         let copyPath = copy.appendingPathComponent("copy.db").path
         try FileManager.default.copyItem(atPath: databasePath, toPath: copyPath)
-        XCTAssertEqual(try sqlite3([copyPath, "PRAGMA journal_mode;"]), "wal")
+        let mode = try sqlite3([copyPath, "PRAGMA journal_mode;"])
+        XCTAssertEqual(mode, "wal")
     }
 
     func testSecondStoreOnSameDirectoryIsRefused() async throws {
@@ -269,7 +270,8 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertTrue(error?.message.contains("another application") == true, "\(String(describing: error))")
         XCTAssertEqual(try fileBytes(databasePath), original, "the refused file must be left as it was")
         XCTAssertEqual(try directoryListing(directory), listing)
-        XCTAssertEqual(try sqlite3([databasePath, "PRAGMA journal_mode;"]), "delete")
+        let mode = try sqlite3([databasePath, "PRAGMA journal_mode;"])
+        XCTAssertEqual(mode, "delete")
     }
 
     func testRefusesADatabaseOfAnotherApplicationInWALModeWithoutChangingIt() throws {
@@ -286,7 +288,8 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertTrue(error?.message.contains("another application") == true, "\(String(describing: error))")
         XCTAssertEqual(try fileBytes(databasePath), original, "the refused file must be left as it was")
         XCTAssertEqual(try directoryListing(directory), listing)
-        XCTAssertEqual(try sqlite3([databasePath, "SELECT count(*) FROM photos;"]), "2")
+        let photos = try sqlite3([databasePath, "SELECT count(*) FROM photos;"])
+        XCTAssertEqual(photos, "2")
     }
 
     func testRefusesAStoreWithANewerSchemaWithoutChangingIt() async throws {
