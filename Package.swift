@@ -140,7 +140,14 @@ let package = Package(
             ]
         ),
         // The command line: argv parsed by the executable's own command types; defaults and every validate() error.
-        .testTarget(name: "NetleaseCLITests", dependencies: ["netlease", "NetleaseBench", argumentParser]),
+        // Also the built executables as processes against a child coordinator: exit codes, stderr, secret files.
+        .testTarget(
+            name: "NetleaseCLITests",
+            dependencies: [
+                "netlease", "NetleaseBench", argumentParser, "NetleaseTesting", "NetleaseLab", "HostNetwork",
+                "NetleaseClient", "NetleaseCore", "NetleaseTransport",
+            ]
+        ),
         // Root only: hosts and containers as network namespaces, driving the real executables.
         .testTarget(
             name: "MultiHostTests",
