@@ -102,7 +102,9 @@ let package = Package(
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "NetleaseLab", "NetleaseTesting"]),
         .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting", "NetleaseLab"]),
-        .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
+        // Also the netlease-cni executable, run as a CNI runtime runs it.
+        .testTarget(
+            name: "NetleaseCNITests", dependencies: ["NetleaseCNI", "netlease-cni", "NetleaseTesting", "NetleaseLab"]),
         .testTarget(
             name: "NetleaseBenchTests",
             dependencies: [
