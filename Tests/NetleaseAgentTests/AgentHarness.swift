@@ -5,6 +5,7 @@ import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import ServiceLifecycle
 import Synchronization
 import XCTest
@@ -78,8 +79,10 @@ final class AgentHarness: @unchecked Sendable {
 
     var socketPath: String { agent.configuration.socketPath }
 
+    /// `via`: where the agent connects instead of the coordinator's own endpoint (a `TCPRelay` in front of it).
     init(coordinator: CoordinatorHarness, host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
-         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100)) throws {
+         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100),
+         via: Endpoint? = nil) throws {
         self.coordinator = coordinator
         self.directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
@@ -89,7 +92,7 @@ final class AgentHarness: @unchecked Sendable {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         let configuration = AgentConfiguration(
-            coordinators: [coordinator.endpoint], secret: coordinator.secret?.text, host: host, underlay: underlay,
+            coordinators: [via ?? coordinator.endpoint], secret: coordinator.secret?.text, host: host, underlay: underlay,
             networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)))

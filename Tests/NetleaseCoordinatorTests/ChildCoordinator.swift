@@ -65,6 +65,7 @@ final class ChildCoordinator: @unchecked Sendable {
         else {
             process.stop(grace: .seconds(5))
             let log = (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? ""
+            try? FileManager.default.removeItem(atPath: stderrFile)
             throw NetleaseError(.unavailable, "coordinator did not start: \(line ?? "no output")\n\(log)")
         }
         return ChildCoordinator(
