@@ -117,9 +117,10 @@ final class HostileClientTests: XCTestCase {
 
     func testBinaryGarbageGetsErrorsAndChangesNothing() async throws {
         try await start()
-        var generator = SystemRandomNumberGenerator()
+        let seed = ReplayableRandom(test: "binary garbage").seed
         let port = harness.endpoint.port
         let garbage = Task.detached { () -> [String] in
+            var generator = ReplayableRandom(seed: seed)
             let raw = try RawLineClient(port: port)
             _ = try raw.readLine()
             var bytes: [UInt8] = []

@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseCore
+import NetleaseTesting
 import XCTest
 
 @testable import NetleaseStore
@@ -243,7 +244,7 @@ final class StoreFileTests: StoreTestCase {
 
     func testRefusesAFileOfRandomBytesWithoutChangingIt() throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var generator = SystemRandomNumberGenerator()
+        var generator = ReplayableRandom(test: "random file")
         var bytes = (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[0] = 0xFF  // never "SQLite format 3"
         let original = Data(bytes)
