@@ -59,7 +59,8 @@ public struct LabDemo: Sendable {
             for (from, fromAddress) in addresses {
                 var row: [String] = []
                 for (to, address) in addresses where to != from {
-                    let ok = await lab.ping(from: from, to: address)
+                    // A first echo over a fresh path may be lost while ARP resolves: retry for a few seconds.
+                    let ok = await lab.ping(from: from, to: address, within: .seconds(5))
                     if !ok { failed += 1 }
                     row.append("\(address) \(ok ? "ok" : "FAIL")")
                 }

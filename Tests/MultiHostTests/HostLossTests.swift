@@ -136,7 +136,7 @@ final class HostLossTests: LabTestCase {
         let reclaimed = try await leases(host: "host1")
         XCTAssertEqual(reclaimed, [:], "a lost host's leases were not reclaimed")
         // Its containers keep working among themselves meanwhile.
-        let localPing = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: second)
+        let localPing = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: second, within: .seconds(10))
         XCTAssertTrue(localPing, "containers on the cut-off host lost local connectivity")
         // Once the cooldown is over an admin gives the first container's address to someone else.
         let taken = await eventually {
@@ -259,7 +259,7 @@ final class ClockSkewTests: LabTestCase {
         // The agents really ran with the skew: their own log lines carry the shifted dates.
         let skewedYear = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2 * 86_400)).prefix(10)
         XCTAssertTrue(cluster.agent(1)?.log.contains(String(skewedYear)) ?? false, "the shim did not skew agent 1")
-        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: behind)
+        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: behind, within: .seconds(10))
         XCTAssertTrue(reachable)
     }
 }
