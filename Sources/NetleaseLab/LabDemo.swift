@@ -70,10 +70,11 @@ public struct LabDemo: Sendable {
             FileHandle.standardOutput.write(Data(leases.utf8))
             FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
         } catch {
-            if !keep { await cluster.destroy() }
+            if keep { lab.keep() } else { await cluster.destroy() }
             throw error
         }
         if keep {
+            lab.keep()
             say("kept: namespaces \(lab.createdNamespaces.joined(separator: " ")); files in \(lab.directory)")
             say("remove with: for n in \(lab.createdNamespaces.joined(separator: " ")); do ip netns del $n; done; "
                 + "pkill -f \(lab.directory)")

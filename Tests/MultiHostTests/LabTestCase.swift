@@ -20,6 +20,8 @@ class LabTestCase: XCTestCase {
             }
             throw XCTSkip("namespace tests skipped: \(problem)")
         }
+        // Leftovers of a crashed run go first (once per test process; never another live run's labs).
+        LabSweeper.report(await LabSweeper.sweepOnce())
         // The binary first: a lab made before a failure here would leave its directory behind.
         let binary = try Self.binary()
         cluster = LabCluster(lab: try NamespaceLab(), binary: binary)
