@@ -49,8 +49,8 @@ public enum KernelSupport: Sendable, Equatable {
                 if let modprobe, modprobe.found {
                     return .expected("/proc/config.gz has \(option)=m and modprobe -n finds \(name)")
                 }
-                return .absent(
-                    "/proc/config.gz has \(option)=m but the module is not installed: \(modprobe?.detail ?? "no modprobe")")
+                let detail = modprobe?.detail ?? "no modprobe"
+                return .absent("/proc/config.gz has \(option)=m but the module is not installed: \(detail)")
             default:
                 return .absent("/proc/config.gz does not set \(option) (no /sys/module/\(name) either)")
             }

@@ -38,9 +38,9 @@ public final class NamespaceLab: @unchecked Sendable {
         var reservation = LabRegistry.Reservation.taken
         for _ in 0..<64 where reservation == .taken {
             id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
-            reservation = LabRegistry.reserve(
-                id: id,
-                labDirectory: directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)"))
+            let labDirectory = directory
+                ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)")
+            reservation = LabRegistry.reserve(id: id, labDirectory: labDirectory)
         }
         guard reservation != .taken else { throw NetleaseError(.unavailable, "no free lab id in the lab registry") }
         registered = reservation == .reserved

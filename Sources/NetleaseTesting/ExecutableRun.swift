@@ -43,7 +43,8 @@ public struct ExecutableRun: Sendable {
             throw HostNetworkError(.commandFailed, "\(executable) \(arguments) did not finish within \(timeout)")
         }
         return ExecutableRun(
-            stdout: String(decoding: output.stdout, as: UTF8.self), stderr: String(decoding: output.stderr, as: UTF8.self),
+            stdout: String(decoding: output.stdout, as: UTF8.self),
+            stderr: String(decoding: output.stderr, as: UTF8.self),
             status: output.termination.shellStatus)
     }
 }

@@ -102,7 +102,7 @@ public final class TCPRelay: @unchecked Sendable {
     private func pump(_ a: Int32, _ b: Int32) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         loop: while true {
-            var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
+            var fds = [a, b].map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if poll(&fds, 2, -1) < 0 {
                 if errno == EINTR { continue }
                 break

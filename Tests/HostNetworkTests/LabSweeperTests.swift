@@ -49,7 +49,8 @@ final class LabSweeperTests: NamespaceTestCase {
     func testRemovesOnlyLabsWhoseOwnerEnded() async throws {
         // An owner that has ended: a child started and reaped.
         let ended = try ChildProcess(executable: "/bin/sleep", arguments: ["30"])
-        let endedOwner = LabRegistry.Owner(pid: ended.pid, startTime: try XCTUnwrap(LabRegistry.startTime(of: ended.pid)))
+        let endedStart = try XCTUnwrap(LabRegistry.startTime(of: ended.pid))
+        let endedOwner = LabRegistry.Owner(pid: ended.pid, startTime: endedStart)
         ended.signal(SIGKILL)
         _ = ended.wait()
         XCTAssertFalse(endedOwner.isAlive)

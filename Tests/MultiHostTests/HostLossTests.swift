@@ -105,9 +105,10 @@ final class HostLossTests: LabTestCase {
         XCTAssertEqual(states, ["up"], "host1 was declared lost within its TTL")
         if let from = instant(lastBeat), let to = instant(returned) {
             let gap = to.timeIntervalSince(from)
-            print("host1 unheard for \(String(format: "%.1f", gap)) s (heartbeat period \(heartbeatPeriod) s, TTL \(ttl) s)")
+            let shown = String(format: "%.1f", gap)
+            print("host1 unheard for \(shown) s (heartbeat period \(heartbeatPeriod) s, TTL \(ttl) s)")
             XCTAssertGreaterThan(gap, heartbeatPeriod, "the coordinator missed no heartbeat")
-            XCTAssertLessThan(gap, ttl, "the agent came back after its TTL: the test proved nothing about a short outage")
+            XCTAssertLessThan(gap, ttl, "the agent came back after its TTL: nothing proved about a short outage")
         } else {
             XCTFail("unreadable heartbeat times: \(lastBeat ?? "none"), \(returned ?? "none")")
         }

@@ -92,8 +92,8 @@ final class AgentHarness: @unchecked Sendable {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         let configuration = AgentConfiguration(
-            coordinators: [via ?? coordinator.endpoint], secret: coordinator.secret?.text, host: host, underlay: underlay,
-            networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
+            coordinators: [via ?? coordinator.endpoint], secret: coordinator.secret?.text, host: host,
+            underlay: underlay, networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)))
         agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger) { path in

@@ -92,7 +92,8 @@ final class CommandLineContractTests: XCTestCase {
              "Error: Missing expected argument '--network <name> ...'"),
             (["network", "list", "--tls-cert", "c.pem"] + coordinator,
              "Error: TLS needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and --tls-ca "
-                + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), --tls-ca (or NETLEASE_TLS_CA)"),
+                + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), "
+                + "--tls-ca (or NETLEASE_TLS_CA)"),
         ]
         for (arguments, message) in cases {
             let run = try netlease(arguments)
