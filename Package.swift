@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "NetleaseCoreTests", dependencies: ["NetleaseCore"]),
         .testTarget(name: "NetleaseWireTests", dependencies: ["NetleaseWire"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "NetleaseLab", "NetleaseTesting"]),
-        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
+        .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting", "NetleaseLab"]),
         .testTarget(
             name: "NetleasePostgresStoreTests",
             dependencies: [
@@ -129,7 +129,9 @@ let package = Package(
                 "HostNetwork", logging,
             ]
         ),
-        .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
+        // Also the netlease-cni executable, run as a CNI runtime runs it.
+        .testTarget(
+            name: "NetleaseCNITests", dependencies: ["NetleaseCNI", "netlease-cni", "NetleaseTesting", "NetleaseLab"]),
         .testTarget(
             name: "NetleaseBenchTests",
             dependencies: [
@@ -160,7 +162,7 @@ let package = Package(
             name: "NetleaseCoordinatorTests",
             dependencies: [
                 "NetleaseCoordinator", "NetleaseClient", "NetleaseStore", "NetleaseWire", "NetleaseTransport",
-                "NetleaseTesting", "NetleaseChaos",
+                "NetleaseTesting", "NetleaseChaos", "NetleaseLab",
                 // The crash tests run the real executable as a child process (HostNetwork's ChildProcess).
                 "netlease", "HostNetwork",
                 // The TLS tests speak raw TLS to the coordinator, e.g. a client presenting no certificate.
@@ -175,12 +177,13 @@ let package = Package(
             ]
         ),
         // The command line: argv parsed by the executable's own command types; defaults and every validate() error.
-        // Where output matters, the built executable runs as a child process against an in-process coordinator.
+        // Where output matters, the built executables run as child processes against a coordinator: exit codes,
+        // stderr, secret files.
         .testTarget(
             name: "NetleaseCLITests",
             dependencies: [
                 "netlease", "NetleaseBench", argumentParser, "NetleaseCore", "NetleaseTesting", "NetleaseStore",
-                "HostNetwork",
+                "HostNetwork", "NetleaseLab", "NetleaseClient", "NetleaseTransport",
             ]
         ),
         // Root only: hosts and containers as network namespaces, driving the real executables.

@@ -92,7 +92,8 @@ public struct LabDemo: Sendable {
             for (from, fromAddress) in addresses {
                 var row: [String] = []
                 for (to, address) in addresses where to != from {
-                    let ok = await lab.ping(from: from, to: address)
+                    // A first echo over a fresh path may be lost while ARP resolves: retry for a few seconds.
+                    let ok = await lab.ping(from: from, to: address, within: .seconds(5))
                     report.pings += 1
                     if !ok { failed += 1 }
                     row.append("\(address) \(ok ? "ok" : "FAIL")")
@@ -105,10 +106,11 @@ public struct LabDemo: Sendable {
                 FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
             }
         } catch {
-            if !keep { await cluster.destroy() }
+            if keep { lab.keep() } else { await cluster.destroy() }
             throw error
         }
         if keep {
+            lab.keep()
             say("kept: namespaces \(lab.createdNamespaces.joined(separator: " ")); files in \(lab.directory)")
             say("remove with: for n in \(lab.createdNamespaces.joined(separator: " ")); do ip netns del $n; done; "
                 + "pkill -f \(lab.directory)")

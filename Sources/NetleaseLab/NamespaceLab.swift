@@ -12,8 +12,10 @@ import Glibc
 /// tests.
 ///
 /// Design notes:
-/// - Every name carries a random lab id, so parallel or leftover labs never collide, and `destroy()` removes exactly
-///   what this lab created: its processes first, then its namespaces (deleting a namespace deletes the links in it).
+/// - Every name carries a random lab id, reserved in `LabRegistry` (with this process as its owner), so parallel labs
+///   never collide, and `destroy()` removes exactly what this lab created: its processes first, then its namespaces
+///   (deleting a namespace deletes the links in it). What a crashed run left behind, `LabSweeper` removes once its
+///   owner is gone.
 /// - Addresses live only inside the lab's namespaces: the underlay is 10.<a>.<b>.0/24 with the host index as last
 ///   octet; the root namespace gets no address and no route.
 /// - Waiting is event-driven: a started process is awaited on the line it prints when ready, with a deadline.
@@ -28,9 +30,20 @@ public final class NamespaceLab: @unchecked Sendable {
     private var namespaces: [String] = []
     private var processes: [LabProcess] = []
     private var cleanups: [@Sendable () -> Void] = []
+    /// Whether `LabRegistry` records this lab (false where there is no registry: nothing then sweeps it).
+    private let registered: Bool
 
     public init(runner: any CommandRunner = ProcessCommandRunner(), directory: String? = nil) throws {
-        let id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
+        var id = ""
+        var reservation = LabRegistry.Reservation.taken
+        for _ in 0..<64 where reservation == .taken {
+            id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
+            let labDirectory = directory
+                ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)")
+            reservation = LabRegistry.reserve(id: id, labDirectory: labDirectory)
+        }
+        guard reservation != .taken else { throw NetleaseError(.unavailable, "no free lab id in the lab registry") }
+        registered = reservation == .reserved
         self.id = id
         underlayNamespace = "nl\(id)-ul"
         let second = UInt8.random(in: 200...250)
@@ -38,13 +51,20 @@ public final class NamespaceLab: @unchecked Sendable {
         underlaySubnet = IPv4Subnet(network: IPv4Address(10, second, third, 0), prefix: 24)!
         self.runner = runner
         self.directory = directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)")
-        try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+        } catch {
+            if registered { LabRegistry.release(id: id) }
+            throw error
+        }
     }
 
     /// Whether this process can build labs: root, `ip netns` working.
     public static func capabilityProblem(runner: any CommandRunner = ProcessCommandRunner()) async -> String? {
         guard geteuid() == 0 else { return "needs root (network namespaces, veth pairs, bridges)" }
-        let probe = "nlprobe\(UInt16.random(in: 0x1000...0xFFFF))"
+        // Named after this process, so a sweeper can tell a probe left by a crash from one still in use.
+        let owner = LabRegistry.Owner.current
+        let probe = "\(LabSweeper.probePrefix)\(owner.pid)-\(owner.startTime)-\(UInt16.random(in: 0...UInt16.max))"
         do {
             _ = try await runner.run(["ip", "netns", "add", probe])
             _ = try await runner.run(["ip", "netns", "del", probe])
@@ -144,13 +164,23 @@ public final class NamespaceLab: @unchecked Sendable {
             }
         }
         for cleanup in cleanups.reversed() { cleanup() }
-        for namespace in namespaces.reversed() { _ = try? await runner.run(["ip", "netns", "del", namespace]) }
+        var remaining: [String] = []
+        for namespace in namespaces.reversed() where (try? await runner.run(["ip", "netns", "del", namespace])) == nil {
+            remaining.append(namespace)
+        }
         lock.withLock {
             self.processes = []
-            self.namespaces = []
+            self.namespaces = remaining
             self.cleanups = []
         }
+        // A namespace that could not be deleted keeps the record, so a later sweep retries once this process ends.
+        if registered && remaining.isEmpty { LabRegistry.release(id: id) }
         if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// Leaves the lab running after this process ends (`netlease demo --keep`): no sweeper removes it.
+    public func keep() {
+        if registered { LabRegistry.markKept(id: id) }
     }
 
     /// The namespaces this lab made and `destroy()` has not deleted yet.

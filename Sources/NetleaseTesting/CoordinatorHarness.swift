@@ -42,12 +42,19 @@ public final class CoordinatorHarness: @unchecked Sendable {
         directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil, metrics: Bool = false
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
-        try await harness.run(
-            CoordinatorConfiguration(
-                host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : harness.readerSecret,
-                maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout,
-                reclaimInterval: reclaimInterval, tls: tls),
-            metrics: metrics)
+        do {
+            try await harness.run(
+                CoordinatorConfiguration(
+                    host: "127.0.0.1", port: port, secret: secret,
+                    readerSecret: secret == nil ? nil : harness.readerSecret, maxConnections: maxConnections,
+                    idleTimeout: idleTimeout, lineTimeout: lineTimeout, reclaimInterval: reclaimInterval, tls: tls),
+                metrics: metrics)
+        } catch {
+            // A failed start leaves nothing behind: the store is closed and a directory made here is removed (one
+            // the caller handed in stays theirs).
+            await harness.stop(removeFiles: directory == nil)
+            throw error
+        }
         return harness
     }
 

@@ -67,12 +67,15 @@ struct ClientOptions: ParsableArguments {
         return try Endpoint(parsing: text)
     }
 
+    /// The secret from --secret-file, NETLEASE_SECRET_FILE, or the default file when this user can read it. A file
+    /// that group or others can read is refused, wherever it was found, as the coordinator and the agent refuse
+    /// theirs: the admin secret in a world-readable file is no secret.
     func secret() throws -> String? {
         if let path = secretFile ?? ProcessInfo.processInfo.environment["NETLEASE_SECRET_FILE"] {
-            return try ClusterSecret.load(at: path, checkPermissions: false).text
+            return try ClusterSecret.load(at: path, checkPermissions: true).text
         }
         if FileManager.default.isReadableFile(atPath: Self.defaultSecretFile) {
-            return try ClusterSecret.load(at: Self.defaultSecretFile, checkPermissions: false).text
+            return try ClusterSecret.load(at: Self.defaultSecretFile, checkPermissions: true).text
         }
         return nil
     }

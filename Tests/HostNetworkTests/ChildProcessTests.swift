@@ -1,5 +1,6 @@
 import Foundation
 import HostNetwork
+import NetleaseTesting
 import XCTest
 
 #if canImport(Glibc)
@@ -144,7 +145,9 @@ final class ChildProcessTests: XCTestCase {
     /// its own output and status, and no descriptor is left behind.
     func testConcurrentRunsWithManyOpenDescriptors() async throws {
         // Over a thousand where the limit allows, leaving room for the runs' own pipes.
-        let count = max(0, min(1_200, OpenFileLimit.raise(to: 4_096) - 1_000))
+        let change = OpenFileLimitChange(raisingTo: 4_096)
+        addTeardownBlock { XCTAssertTrue(change.restore(), "the descriptor limit could not be restored") }
+        let count = max(0, min(1_200, change.current - 1_000))
         let held = (0..<count).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
         defer { for fd in held where fd >= 0 { close(fd) } }
         XCTAssertFalse(held.contains(-1), "could not open \(count) descriptors")

@@ -15,6 +15,7 @@ class NamespaceTestCase: XCTestCase {
         if let problem = await NamespaceLab.capabilityProblem() {
             try unavailable("root network tests cannot run: \(problem)", requiredBy: LabRequirement.requiringVariable())
         }
+        LabSweeper.report(await LabSweeper.sweepOnce())
         lab = try NamespaceLab()
     }
 

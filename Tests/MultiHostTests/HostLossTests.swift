@@ -29,26 +29,98 @@ final class HostLossTests: LabTestCase {
         return result
     }
 
+    /// When each active lease of `host` was created, by owner.
+    private func created(host: String) async throws -> [String: String] {
+        var result: [String: String] = [:]
+        for lease in try await cluster.leasesJSON() where lease["host"] as? String == host {
+            if let owner = lease["owner"] as? String { result[owner] = lease["created"] as? String ?? "" }
+        }
+        return result
+    }
+
+    /// The coordinator's last heartbeat of `host` (its own clock, ISO 8601), and the host's state.
+    private func heartbeat(of host: String) async throws -> (stamp: String?, state: String?) {
+        let record = try await hosts()[host]
+        return (record?["heartbeat"] as? String, record?["state"] as? String)
+    }
+
+    private func instant(_ stamp: String?) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return stamp.flatMap { formatter.date(from: $0) ?? ISO8601DateFormatter().date(from: $0) }
+    }
+
+    /// Invariant 7, the short side: a host that misses heartbeats for less than its TTL keeps every lease.
+    ///
+    /// The timing, chosen so that the test proves something on a slow 2-core machine:
+    /// - TTL 40 s, so the agent's derived heartbeat period is 13.3 s (TTL / 3, jittered to 0.8–1.0 of it).
+    /// - The outage starts right after a heartbeat the coordinator recorded and lasts 22 s: longer than a heartbeat
+    ///   period (at least one is missed, which the test checks: the recorded heartbeat does not move during the
+    ///   outage), and longer than half the TTL plus the reclaimer's 1 s tick, so a coordinator that reclaims early
+    ///   (after half the TTL, say) declares the host lost during the outage, which fails the test.
+    /// - Back within the TTL with room to spare: after the link returns the agent is back once its pending heartbeat
+    ///   times out (one period) or its reconnect backoff (at most 10 s) ends: 22 + 10 + ~2 s < 40 s.
     func testAHostCutOffForLessThanItsTTLKeepsEveryLease() async throws {
-        try await cluster.startCoordinator(extraNetworkArguments: ["--lease-ttl", "15"])
+        let ttl = 40.0
+        let heartbeatPeriod = ttl / 3
+        let outage = Duration.seconds(22)
+        try await cluster.startCoordinator(extraNetworkArguments: ["--lease-ttl", "\(Int(ttl))"])
         for host in 1...2 { try await cluster.startAgent(host) }
         let local = try await cluster.attachContainer(host: 1, 1)
         let remote = try await cluster.attachContainer(host: 2, 1)
         let before = try await leases(host: "host1")
+        let createdBefore = try await created(host: "host1")
 
+        // Wait for a fresh heartbeat, then cut host1 off at once.
+        let previous = try await heartbeat(of: "host1").stamp
+        var lastBeat: String?
+        let fresh = try await eventually(.seconds(Int64(heartbeatPeriod * 2))) {
+            lastBeat = try await self.heartbeat(of: "host1").stamp
+            return lastBeat != previous
+        }
+        XCTAssertTrue(fresh, "no heartbeat of host1 within two periods")
         try await lab.setUnderlay(host: 1, up: false)
-        try await Task.sleep(for: .seconds(3))  // the outage itself, well inside the 15 s TTL
+        let cut = ContinuousClock.now
+
+        // During the outage: no heartbeat gets through, and the host is never declared lost.
+        var states: Set<String> = []
+        while ContinuousClock.now < cut + outage {
+            let seen = try await heartbeat(of: "host1")
+            states.insert(seen.state ?? "missing")
+            XCTAssertEqual(seen.stamp, lastBeat, "a heartbeat got through the outage: the link was not cut")
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        XCTAssertGreaterThan(ContinuousClock.now - cut, .seconds(heartbeatPeriod), "the outage missed no heartbeat")
         try await lab.setUnderlay(host: 1, up: true)
 
-        let reachable = await eventually {
-            await self.lab.ping(from: self.cluster.containerNamespace(host: 1, 1), to: remote)
+        // Back: the agent heartbeats again; the host stayed up all along.
+        var returned: String?
+        let back = try await eventually(.seconds(Int64(ttl))) {
+            let seen = try await self.heartbeat(of: "host1")
+            states.insert(seen.state ?? "missing")
+            returned = seen.stamp
+            return seen.stamp != lastBeat && seen.state == "up"
         }
+        XCTAssertTrue(back, "host1 never heartbeat again after its link returned")
+        XCTAssertEqual(states, ["up"], "host1 was declared lost within its TTL")
+        if let from = instant(lastBeat), let to = instant(returned) {
+            let gap = to.timeIntervalSince(from)
+            let shown = String(format: "%.1f", gap)
+            print("host1 unheard for \(shown) s (heartbeat period \(heartbeatPeriod) s, TTL \(ttl) s)")
+            XCTAssertGreaterThan(gap, heartbeatPeriod, "the coordinator missed no heartbeat")
+            XCTAssertLessThan(gap, ttl, "the agent came back after its TTL: nothing proved about a short outage")
+        } else {
+            XCTFail("unreadable heartbeat times: \(lastBeat ?? "none"), \(returned ?? "none")")
+        }
+
+        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: remote, within: .seconds(30))
         XCTAssertTrue(reachable, "connectivity did not come back after the link did")
-        let up = try await eventually { (try await self.hosts()["host1"]?["state"] as? String) == "up" }
-        XCTAssertTrue(up)
         let after = try await leases(host: "host1")
         XCTAssertEqual(after, before, "a host back within its TTL lost leases")
         XCTAssertEqual(after["h1-c1"], local.description)
+        // The very same records: a lease reclaimed and recorded again by the agent's reconcile would be new.
+        let createdAfter = try await created(host: "host1")
+        XCTAssertEqual(createdAfter, createdBefore, "host1's leases were recorded anew")
     }
 
     func testAHostBackAfterItsTTLIsFencedRejoinsAndReportsEveryDisagreement() async throws {
@@ -65,7 +137,7 @@ final class HostLossTests: LabTestCase {
         let reclaimed = try await leases(host: "host1")
         XCTAssertEqual(reclaimed, [:], "a lost host's leases were not reclaimed")
         // Its containers keep working among themselves meanwhile.
-        let localPing = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: second)
+        let localPing = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: second, within: .seconds(10))
         XCTAssertTrue(localPing, "containers on the cut-off host lost local connectivity")
         // Once the cooldown is over an admin gives the first container's address to someone else.
         let taken = await eventually {
@@ -188,7 +260,7 @@ final class ClockSkewTests: LabTestCase {
         // The agents really ran with the skew: their own log lines carry the shifted dates.
         let skewedYear = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2 * 86_400)).prefix(10)
         XCTAssertTrue(cluster.agent(1)?.log.contains(String(skewedYear)) ?? false, "the shim did not skew agent 1")
-        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: behind)
+        let reachable = await lab.ping(from: cluster.containerNamespace(host: 1, 1), to: behind, within: .seconds(10))
         XCTAssertTrue(reachable)
     }
 }

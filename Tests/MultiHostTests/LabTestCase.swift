@@ -20,6 +20,8 @@ class LabTestCase: XCTestCase {
             }
             throw XCTSkip("namespace tests skipped: \(problem)")
         }
+        // Leftovers of a crashed run go first (once per test process; never another live run's labs).
+        LabSweeper.report(await LabSweeper.sweepOnce())
         // The binary first: a lab made before a failure here would leave its directory behind.
         let binary = try Self.binary()
         cluster = LabCluster(lab: try NamespaceLab(), binary: binary)
@@ -43,10 +45,15 @@ class LabTestCase: XCTestCase {
 
     static func binary() throws -> String { try Executables.path() }
 
-    /// Pings every target from `source`; returns the targets that did not answer.
-    func unreachable(from source: String, _ targets: [IPv4Address]) async -> [IPv4Address] {
+    /// Pings every target from `source` until it answers or `timeout` passes (a first echo over a fresh path may be
+    /// lost while ARP resolves); returns the targets that never answered.
+    func unreachable(from source: String, _ targets: [IPv4Address], timeout: Duration = .seconds(10)) async
+        -> [IPv4Address]
+    {
         var failed: [IPv4Address] = []
-        for target in targets where !(await lab.ping(from: source, to: target)) { failed.append(target) }
+        for target in targets where !(await lab.ping(from: source, to: target, within: timeout)) {
+            failed.append(target)
+        }
         return failed
     }
 

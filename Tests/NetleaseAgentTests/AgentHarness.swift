@@ -82,9 +82,11 @@ final class AgentHarness: @unchecked Sendable {
 
     /// - Parameter notifier: systemd's notify socket as the agent sees it; the harness then also runs the notify
     ///   service (watchdog, STOPPING=1) beside the agent, as the executable does.
+    /// - Parameter via: where the agent connects instead of the coordinator's own endpoint (a `TCPRelay` in front
+    ///   of it).
     init(coordinator: CoordinatorHarness, host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
          networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100),
-         notifier: SystemdNotifier? = nil) throws {
+         notifier: SystemdNotifier? = nil, via: Endpoint? = nil) throws {
         self.coordinator = coordinator
         self.notifier = notifier
         self.directory = directory ?? FileManager.default.temporaryDirectory
@@ -95,8 +97,8 @@ final class AgentHarness: @unchecked Sendable {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         let configuration = AgentConfiguration(
-            coordinators: [coordinator.endpoint], secret: coordinator.secret?.text, host: host, underlay: underlay,
-            networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
+            coordinators: [via ?? coordinator.endpoint], secret: coordinator.secret?.text, host: host,
+            underlay: underlay, networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)))
         agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger,

@@ -4,6 +4,7 @@ import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import NetleaseWire
 import XCTest
 
@@ -50,8 +51,9 @@ final class AgentTests: XCTestCase {
     }
 
     private func makeAgent(host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
-                           directory: URL? = nil) throws -> AgentHarness {
-        let harness = try AgentHarness(coordinator: coordinator, host: host, underlay: underlay, directory: directory)
+                           directory: URL? = nil, via: Endpoint? = nil) throws -> AgentHarness {
+        let harness = try AgentHarness(coordinator: coordinator, host: host, underlay: underlay, directory: directory,
+                                       via: via)
         harnesses.append(harness)
         return harness
     }
@@ -220,7 +222,11 @@ final class AgentTests: XCTestCase {
     }
 
     func testACoordinatorRestoredFromAnOlderBackupIsDetectedAndReconciled() async throws {
-        let harness = try makeAgent()
+        // The agent keeps one address while the coordinator behind it is replaced (a fresh port 0: rebinding the
+        // old port would race other processes for it).
+        let relay = try TCPRelay(to: coordinator.endpoint)
+        defer { relay.close() }
+        let harness = try makeAgent(via: relay.endpoint)
         harness.start()
         _ = try await harness.waitUntilReady()
         let web = try await harness.local {
@@ -233,8 +239,7 @@ final class AgentTests: XCTestCase {
         }
         let apiAddress = try WireCodec.lease(from: api.fields).address
 
-        // The coordinator is lost and brought back from the backup, on the same address.
-        let port = coordinator.endpoint.port
+        // The coordinator is lost and brought back from the backup, on the same address (the relay's).
         let lost = try XCTUnwrap(coordinator)
         try await withDeadline("the coordinator's stop") { await lost.stop() }
         let restored = FileManager.default.temporaryDirectory
@@ -243,8 +248,9 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(
             atPath: restored.appendingPathComponent("netlease.db").path, contents: backup.data))
         coordinator = try await withDeadline("the restored coordinator's start") {
-            try await CoordinatorHarness.start(directory: restored, port: port)
+            try await CoordinatorHarness.start(directory: restored)
         }
+        relay.retarget(to: coordinator.endpoint)
         let before = try await admin("listing api's lease") {
             try await $0.leases(.init(network: "prod", owner: "api"))
         }

@@ -4,12 +4,7 @@ import NetleaseCore
 import NetleaseTesting
 import XCTest
 
-/// What one run of a built executable printed and how it ended.
-struct ExecutableRun: Sendable {
-    var stdout: String
-    var stderr: String
-    var status: Int32
-
+extension ExecutableRun {
     /// stdout parsed as JSON.
     func stdoutJSON() throws -> Any {
         try JSONSerialization.jsonObject(with: Data(stdout.utf8), options: [.fragmentsAllowed])

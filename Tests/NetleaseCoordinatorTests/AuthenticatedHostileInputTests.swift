@@ -42,9 +42,7 @@ final class AuthenticatedHostileInputTests: XCTestCase {
     func testCorpusAndSeededMutationsAfterAuthChangeNothingWhenRefused() throws {
         let corpus = try Self.corpusLines()
         XCTAssertGreaterThan(corpus.count, 50, "the fuzz corpus was not found at \(Self.fuzzDirectory.path)")
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("hostile input: seed \(seed)")
-        var generator = SplitMixGenerator(seed: seed)
+        var generator = ReplayableRandom(test: "hostile input")
         var lines = corpus
         for _ in 0..<2_000 {
             var line = corpus.randomElement(using: &generator)!
@@ -144,20 +142,5 @@ final class AuthenticatedHostileInputTests: XCTestCase {
             }
         }
         return lines
-    }
-}
-
-/// Seeded randomness for the test (the seed is printed), so a failure can be replayed.
-struct SplitMixGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -68,6 +68,12 @@ final class CoordinatorAssemblyTests: XCTestCase {
     func testHarnessReportsACoordinatorThatCannotListen() async throws {
         harness = try await CoordinatorHarness.start()
         let port = harness.endpoint.port
+        func harnessDirectories() throws -> Set<String> {
+            Set(try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+                .filter { $0.hasPrefix("netlease-test-") })
+        }
+        let before = try harnessDirectories()
+        defer { XCTAssertEqual(try? harnessDirectories(), before, "a failed start left its data directory behind") }
         do {
             let second = try await withDeadline(.seconds(10), "starting on a taken port") {
                 try await CoordinatorHarness.start(port: port)

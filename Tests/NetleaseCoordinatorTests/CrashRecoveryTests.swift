@@ -3,6 +3,7 @@ import NetleaseChaos
 import NetleaseClient
 import NetleaseCore
 import NetleaseWire
+import NetleaseTesting
 import XCTest
 
 final class CrashRecoveryTests: XCTestCase {
@@ -21,9 +22,10 @@ final class CrashRecoveryTests: XCTestCase {
     /// no address acknowledged to two owners, reservations, quarantines, network changes and host removals in place,
     /// no host behind its acknowledged epoch, no unexpected error reply.
     func testChaosShortFormLosesNothingAcknowledged() async throws {
-        // Printed first, so a failure (or a hang) in CI can be replayed with `netlease-chaos --seed`.
-        let seed = UInt64.random(in: 0...UInt64.max)
-        print("chaos short form: seed \(seed) (replay: netlease-chaos --cycles 4 --seed \(seed))")
+        // Printed first, so a failure (or a hang) in CI can be replayed with `netlease-chaos --seed`, or this test
+        // with NETLEASE_TEST_SEED.
+        let seed = ReplayableRandom(test: "chaos short form").seed
+        print("chaos short form: replay also with netlease-chaos --cycles 4 --seed \(seed)")
         let run = ChaosRun(options: .init(
             binary: try ChildCoordinator.binary(), directory: directory, cycles: 4, clients: 8,
             acknowledgementsPerCycle: 100...400, seed: seed, progressDeadline: .seconds(30)))

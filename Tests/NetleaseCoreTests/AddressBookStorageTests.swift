@@ -37,7 +37,7 @@ final class AddressBookStorageTests: XCTestCase {
     func testShardedTableCountsAndListsExactlyWhatADictionaryWould() {
         var table = ShardedTable<UInt32, Int> { Int($0) }
         var shadow: [UInt32: Int] = [:]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 0x7AB1E)  // fixed: a failure repeats on every run
         for step in 0..<5_000 {
             let key = UInt32.random(in: 0..<700, using: &rng)
             switch step % 4 {

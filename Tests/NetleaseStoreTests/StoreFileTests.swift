@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseCore
+import NetleaseTesting
 import XCTest
 
 @testable import NetleaseStore
@@ -34,7 +35,8 @@ final class StoreFileTests: StoreTestCase {
         try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
         let copyPath = copy.appendingPathComponent("copy.db").path
         try FileManager.default.copyItem(atPath: databasePath, toPath: copyPath)
-        XCTAssertEqual(try sqlite3([copyPath, "PRAGMA journal_mode;"]), "wal")
+        let mode = try sqlite3([copyPath, "PRAGMA journal_mode;"])
+        XCTAssertEqual(mode, "wal")
     }
 
     func testSecondStoreOnSameDirectoryIsRefused() async throws {
@@ -242,7 +244,7 @@ final class StoreFileTests: StoreTestCase {
 
     func testRefusesAFileOfRandomBytesWithoutChangingIt() throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var generator = SystemRandomNumberGenerator()
+        var generator = ReplayableRandom(test: "random file")
         var bytes = (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[0] = 0xFF  // never "SQLite format 3"
         let original = Data(bytes)
@@ -269,7 +271,8 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertTrue(error?.message.contains("another application") == true, "\(String(describing: error))")
         XCTAssertEqual(try fileBytes(databasePath), original, "the refused file must be left as it was")
         XCTAssertEqual(try directoryListing(directory), listing)
-        XCTAssertEqual(try sqlite3([databasePath, "PRAGMA journal_mode;"]), "delete")
+        let mode = try sqlite3([databasePath, "PRAGMA journal_mode;"])
+        XCTAssertEqual(mode, "delete")
     }
 
     func testRefusesADatabaseOfAnotherApplicationInWALModeWithoutChangingIt() throws {
@@ -286,7 +289,8 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertTrue(error?.message.contains("another application") == true, "\(String(describing: error))")
         XCTAssertEqual(try fileBytes(databasePath), original, "the refused file must be left as it was")
         XCTAssertEqual(try directoryListing(directory), listing)
-        XCTAssertEqual(try sqlite3([databasePath, "SELECT count(*) FROM photos;"]), "2")
+        let photos = try sqlite3([databasePath, "SELECT count(*) FROM photos;"])
+        XCTAssertEqual(photos, "2")
     }
 
     func testRefusesAStoreWithANewerSchemaWithoutChangingIt() async throws {
