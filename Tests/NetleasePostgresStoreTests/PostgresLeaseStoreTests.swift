@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NetleaseCore
 import NetleaseStore
 import NetleaseTesting
@@ -273,6 +274,32 @@ final class PostgresLeaseStoreTests: XCTestCase {
 
     // MARK: the connection
 
+    /// A coordinator stalled inside a transaction (stopped, starved) holds the leadership row's lock; the server
+    /// ends such a transaction after a few seconds, so another coordinator can take over instead of waiting for
+    /// ever. Here a connection with the store's settings locks the row like a batch does and goes quiet.
+    func testATransactionLeftIdleDoesNotBlockATakeoverForLong() async throws {
+        let store = try await open()
+        try await prod(store)
+        let url = try database.url
+        let stalled = try await PostgresLeaseStore.onPlainThread {
+            let connection = try BlockingPostgresConnection.connect(
+                try PostgresLeaseStore.connectionConfiguration(url), timeout: .seconds(30),
+                logger: Logger(label: "test"))
+            try connection.run("BEGIN")
+            try connection.run("SELECT term FROM leadership WHERE id = 1 FOR SHARE")
+            return UncheckedBox(connection)
+        }
+        defer { stalled.value.close() }
+        let started = ContinuousClock.now
+        let next = try await open()
+        let waited = ContinuousClock.now - started
+        XCTAssertEqual(next.term, store.term + 1)
+        XCTAssertGreaterThanOrEqual(waited, .seconds(2), "the takeover did not wait for the lock at all")
+        XCTAssertLessThan(waited, .seconds(8), "the stalled transaction held the takeover for \(waited)")
+        XCTAssertTrue(stalled.value.isClosed || (try? stalled.value.run("SELECT 1")) == nil,
+                      "the stalled session survived")
+    }
+
     func testALostConnectionFailsOnlyTheBatchInFlightAndTheStoreReconnects() async throws {
         let store = try await open()
         try await prod(store)
@@ -336,4 +363,10 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let hosts = try await copy.hosts()
         XCTAssertEqual(hosts.map(\.epoch), [joined.host.epoch])
     }
+}
+
+/// Hands a non-Sendable value out of a plain-thread closure; the test uses it from one task at a time.
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
