@@ -330,6 +330,35 @@ final class PostgresLeaseStoreTests: XCTestCase {
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: stored.map { ($0.owner, $0.address) }), acknowledged)
     }
 
+    /// The database is unreachable for a while (here: connections refused): requests fail with `storage`, nothing
+    /// is answered from a ledger that may hold unacknowledged changes, and once the database is back the store
+    /// rebuilds its ledger and serves again without a restart.
+    func testTheStoreServesAgainOnceTheDatabaseIsBack() async throws {
+        let store = try await open()
+        try await prod(store)
+        let kept = try await store.acquire(network: "prod", owner: "kept", claim: nil, address: nil, ifname: "")
+        try database.server.sql("ALTER DATABASE \(database.name) ALLOW_CONNECTIONS false")
+        try database.server.sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'")
+        await expectError(.storage, "an acquire while the database is away") {
+            try await store.acquire(network: "prod", owner: "lost", claim: nil, address: nil, ifname: "")
+        }
+        await expectError(.storage, "a listing while the ledger cannot be rebuilt") { try await store.leases(.init()) }
+
+        try database.server.sql("ALTER DATABASE \(database.name) ALLOW_CONNECTIONS true")
+        var served: [Lease]?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while served == nil && ContinuousClock.now < deadline {
+            served = try? await store.leases(.init(network: "prod"))
+            if served == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        XCTAssertEqual(served?.map(\.owner), ["kept"], "the store did not serve again")
+        XCTAssertEqual(served?.first?.address, kept.address)
+        _ = try await store.acquire(network: "prod", owner: "after", claim: nil, address: nil, ifname: "")
+        XCTAssertGreaterThanOrEqual(store.statistics().failedCommits, 1)
+    }
+
     // MARK: backup
 
     func testBackupIsAnSQLiteStoreWithTheSameIdentityAndRows() async throws {
