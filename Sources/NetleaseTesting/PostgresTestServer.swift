@@ -210,7 +210,7 @@ public final class PostgresTestServer: Sendable {
     }
 
     /// A loopback TCP port nobody listens on right now.
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Unavailable(reason: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
