@@ -42,27 +42,37 @@ final class BlockingPostgresConnection {
         return BlockingPostgresConnection(connection: try promise.futureResult.wait(), timeout: timeout, logger: logger)
     }
 
-    /// Runs one statement and waits for all its rows.
+    /// Runs one statement and waits for all its rows, at most `timeout`: then the connection is closed and the
+    /// statement fails. A closed connection fails at once.
+    ///
+    /// The wait is on a promise of our own, completed by whichever comes first — the statement's result or the
+    /// deadline — because PostgresNIO never completes a statement written to a connection that was just closed.
     @discardableResult
     func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
         let connection = self.connection
-        let timedOut = Flag()
-        let deadline = connection.eventLoop.scheduleTask(in: timeout) {
-            timedOut.value.store(true, ordering: .relaxed)
+        guard !connection.isClosed else {
+            throw NetleaseError(.storage, "the database connection is closed")
+        }
+        let eventLoop = connection.eventLoop
+        let seconds = timeout.nanoseconds / 1_000_000_000
+        let outcome = eventLoop.makePromise(of: PostgresQueryResult.self)
+        // Both completions run on `eventLoop`; `settled` makes sure only the first counts.
+        let settled = Flag()
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            guard !settled.value.exchange(true, ordering: .relaxed) else { return }
+            outcome.fail(NetleaseError(
+                .storage, "the database did not answer within \(seconds) s; "
+                    + "connection closed"))
             let closing: EventLoopFuture<Void> = connection.close()
             _ = closing
         }
-        defer { deadline.cancel() }
-        do {
-            return try connection.query(query, logger: logger).wait()
-        } catch {
-            if timedOut.value.load(ordering: .relaxed) {
-                throw NetleaseError(
-                    .storage, "the database did not answer within \(timeout.nanoseconds / 1_000_000_000) s; "
-                        + "connection closed", cause: "\(String(reflecting: error))")
-            }
-            throw error
+        let result: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
+        result.whenComplete { completion in
+            guard !settled.value.exchange(true, ordering: .relaxed) else { return }
+            deadline.cancel()
+            outcome.completeWith(completion)
         }
+        return try outcome.futureResult.wait()
     }
 
     /// The first column of the first row, decoded.
@@ -77,7 +87,7 @@ final class BlockingPostgresConnection {
         do {
             value = try body()
         } catch {
-            _ = try? run("ROLLBACK")
+            if !isClosed { _ = try? run("ROLLBACK") }
             throw error
         }
         try run("COMMIT")

@@ -160,9 +160,18 @@ public final class PostgresLeaseStore: GroupCommitBacked {
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
             tls: tls)
         configuration.options.connectTimeout = .seconds(10)
-        configuration.options.additionalStartupParameters = [("application_name", "netlease")]
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "netlease"),
+            // A coordinator stalled inside a transaction (stopped, starved) would hold the leadership row's lock
+            // and keep a standby from taking over; the server ends such a transaction (and its session) instead.
+            // A live coordinator never idles inside one: a batch is BEGIN, one call, COMMIT, back to back.
+            ("idle_in_transaction_session_timeout", String(idleInTransactionTimeout.components.seconds * 1000)),
+        ]
         return configuration
     }
+
+    /// How long the server lets a session of ours sit idle inside a transaction before ending it.
+    static let idleInTransactionTimeout: Duration = .seconds(3)
 
     /// Refuses a server on which a returned COMMIT could still be lost.
     static func checkDurability(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {

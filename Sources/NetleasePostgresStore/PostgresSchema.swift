@@ -170,9 +170,6 @@ enum PostgresSchema {
 
     static let commitSQL =
         "SELECT netlease_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-
-    /// Tables of ours, to tell a netlease database from another application's.
-    static let tables = ["netlease_schema", "store_state", "leadership", "secrets", "networks", "hosts", "leases"]
 }
 
 /// One batch's changes as the parallel arrays `netlease_commit` takes: a kind per change, and per kind a fixed

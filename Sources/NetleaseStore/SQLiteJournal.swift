@@ -6,6 +6,8 @@ import NetleaseCore
 final class SQLiteJournal: LedgerJournal {
     let database: SQLiteDatabase
     let storeID: String
+    /// The file's generation, read at every load and counted up by every commit (no extra read per commit).
+    private var generation: Int64 = 0
 
     init(database: SQLiteDatabase, storeID: String) {
         self.database = database
@@ -19,7 +21,8 @@ final class SQLiteJournal: LedgerJournal {
         let ledger = Ledger(
             networks: networks, hosts: try Schema.hosts(database),
             leases: try Schema.leases(database, prefixes: prefixes), lastEpoch: lastEpoch, now: now)
-        return JournalSnapshot(ledger: ledger, generation: try Schema.generation(database))
+        generation = try Schema.generation(database)
+        return JournalSnapshot(ledger: ledger, generation: generation)
     }
 
     func commit(_ batch: JournalBatch) throws -> Int64 {
@@ -27,7 +30,8 @@ final class SQLiteJournal: LedgerJournal {
             try batch.forEachChange { try Schema.write($0, to: database) }
             try Schema.bumpGeneration(database)
         }
-        return try Schema.generation(database)
+        generation += 1
+        return generation
     }
 
     func backup(to path: String) throws -> Int64 {

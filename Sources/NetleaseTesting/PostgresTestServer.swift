@@ -79,8 +79,13 @@ public final class PostgresTestServer: Sendable {
             + "install the Debian package postgresql")
     }
 
+    /// The server's self-signed certificate (for `localhost` and 127.0.0.1) when started with `tls`.
+    public var certificateFile: String { directory + "/server.crt" }
+
     /// Starts a new server of its own (most tests want `shared()`); `stop()` removes it.
-    public static func start() throws -> PostgresTestServer {
+    /// - Parameter tls: TLS with a self-signed certificate (`certificateFile`), and TCP connections without TLS
+    ///   refused (the unix socket stays open to `sql`).
+    public static func start(tls: Bool = false) throws -> PostgresTestServer {
         let binaries = try binaryDirectory()
         removeStaleServers(binaries: binaries)
         let runAsPostgres = geteuid() == 0
@@ -102,6 +107,14 @@ public final class PostgresTestServer: Sendable {
             }
             try run(binaries + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "-N",
                                           "-E", "UTF8", "--locale=C"], asPostgres: runAsPostgres)
+            var tlsOptions = ""
+            if tls {
+                try makeCertificate(in: directory, asPostgres: runAsPostgres)
+                try Data("local all all trust\nhostssl all all 127.0.0.1/32 trust\n".utf8)
+                    .write(to: URL(fileURLWithPath: directory + "/data/pg_hba.conf"))
+                tlsOptions = " -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
+                    + " -c ssl_key_file=\(directory)/server.key"
+            }
             var lastError: Error?
             // A free port can be taken between finding it and the server binding it: try a few.
             for _ in 0..<3 {
@@ -111,7 +124,7 @@ public final class PostgresTestServer: Sendable {
                         binaries + "/pg_ctl",
                         ["-D", directory + "/data", "-w", "-t", "60", "-l", directory + "/server.log", "-o",
                          "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                            + "-c shared_buffers=16MB", "start"],
+                            + "-c shared_buffers=16MB" + tlsOptions, "start"],
                         asPostgres: runAsPostgres)
                     return PostgresTestServer(
                         directory: directory, port: port, binaries: binaries, runAsPostgres: runAsPostgres)
@@ -209,8 +222,20 @@ public final class PostgresTestServer: Sendable {
         return stdout
     }
 
+    /// A self-signed certificate and key (readable by the server only) in `directory`.
+    static func makeCertificate(in directory: String, asPostgres: Bool) throws {
+        try run("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/server.key", "-out",
+            directory + "/server.crt", "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ], asPostgres: asPostgres)
+        guard chmod(directory + "/server.key", 0o600) == 0 else {
+            throw Unavailable(reason: "cannot protect the test server's key: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// A loopback TCP port nobody listens on right now.
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Unavailable(reason: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -8,7 +8,8 @@ import NetleaseTransport
 /// Where the coordinator is and how to authenticate: shared by every admin command.
 struct ClientOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Coordinator address HOST:PORT (env NETLEASE_COORDINATOR; default \(ClientOptions.defaultCoordinator)).",
+        "Coordinator address HOST:PORT, or several separated by commas: the one that leads is used (env "
+            + "NETLEASE_COORDINATOR; default \(ClientOptions.defaultCoordinator)).",
         valueName: "addr"))
     var coordinator: String?
 
@@ -62,9 +63,15 @@ struct ClientOptions: ParsableArguments {
             ))
     }
 
+    /// The first coordinator address given.
     func endpoint() throws -> Endpoint {
+        try endpoints()[0]
+    }
+
+    /// Every coordinator address given (several coordinators on one database).
+    func endpoints() throws -> [Endpoint] {
         let text = coordinator ?? ProcessInfo.processInfo.environment["NETLEASE_COORDINATOR"] ?? Self.defaultCoordinator
-        return try Endpoint(parsing: text)
+        return try Endpoint.list(text)
     }
 
     /// The secret from --secret-file, NETLEASE_SECRET_FILE, or the default file when this user can read it. A file
@@ -80,12 +87,13 @@ struct ClientOptions: ParsableArguments {
         return nil
     }
 
-    /// Connects (over TLS when configured), authenticates when a secret is known, runs `body`.
+    /// Connects (over TLS when configured) to the coordinator that leads, authenticates when a secret is known,
+    /// runs `body`.
     func withConnection<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
-        let endpoint = try endpoint()
+        let endpoints = try endpoints()
         let secret = try secret()
         let tls = try tls()
-        return try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls, body)
+        return try await NetleaseConnection.connectToLeader(among: endpoints, secret: secret, tls: tls, body)
     }
 }
 

@@ -236,6 +236,11 @@ extension Netlease {
             guard let admin = hashes[PostgresLeadershipBackend.adminRole] else {
                 throw NetleaseError(.storage, "the database holds no hash of the cluster secret")
             }
+            let localPath = (data as NSString).appendingPathComponent(ClusterSecret.fileName)
+            if let local = try? ClusterSecret.load(at: localPath, checkPermissions: false), !admin.matches(local.text) {
+                logger.warning("this data directory's cluster secret is not the database's",
+                               metadata: ["path": "\(localPath)"])
+            }
             let reader = hashes[PostgresLeadershipBackend.readerRole]
             return (ClusterSecret(verifiedBy: { admin.matches($0) }),
                     reader.map { hash in ClusterSecret(verifiedBy: { hash.matches($0) }) })

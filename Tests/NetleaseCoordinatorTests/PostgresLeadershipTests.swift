@@ -1,6 +1,7 @@
 import Foundation
 import NetleaseClient
 import NetleaseCore
+import NetleaseTesting
 import NetleaseTransport
 import NetleaseWire
 import XCTest
@@ -76,6 +77,33 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         try await NetleaseConnection.connect(to: leader.endpoint, secret: secret) { connection in
             _ = try await connection.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!))
         }
+    }
+
+    /// The CLI given several coordinators (or a standby) finds the leader: it follows `not-leader leader=…` and
+    /// skips addresses that do not answer.
+    func testTheCLIFindsTheLeaderAmongItsAddresses() async throws {
+        let url = try makeDatabase()
+        let leaderDirectory = makeDirectory()
+        let leader = try await start(leaderDirectory, ["--store", url])
+        let secret = try leader.secret
+        try await waitUntilLeading(leader.endpoint, secret: secret)
+        let standby = try await start(makeDirectory(), ["--store", url])
+        let secretFile = leaderDirectory + "/cluster-secret"
+        let created = try netlease(["network", "create", "prod", "--subnet", "172.30.0.0/24", "--coordinator",
+                                    "\(standby.endpoint)", "--secret-file", secretFile])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        let unreachable = "127.0.0.1:\(try PostgresTestServer.freeLoopbackPort())"
+        for list in ["\(standby.endpoint),\(leader.endpoint)", "\(unreachable),\(standby.endpoint)"] {
+            let shown = try netlease(["network", "show", "prod", "--coordinator", list, "--secret-file", secretFile])
+            XCTAssertEqual(shown.status, 0, "\(list): \(shown.stderr)")
+            XCTAssertTrue(shown.stdout.contains("172.30.0.0/24"), "\(list): \(shown.stdout)")
+        }
+        // STATS is answered where it is asked: a standby shows itself.
+        let stats = try netlease(["stats", "--json", "--coordinator", "\(standby.endpoint)", "--secret-file",
+                                  secretFile])
+        let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(object?["role"] as? String, "standby", stats.stdout)
+        XCTAssertEqual(object?["leader"] as? String, "\(leader.endpoint)", stats.stdout)
     }
 
     /// The leader is killed with SIGKILL while a client acquires through the list of both coordinators: the standby

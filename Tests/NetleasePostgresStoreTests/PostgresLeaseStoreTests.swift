@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NetleaseCore
 import NetleaseStore
 import NetleaseTesting
@@ -273,6 +274,32 @@ final class PostgresLeaseStoreTests: XCTestCase {
 
     // MARK: the connection
 
+    /// A coordinator stalled inside a transaction (stopped, starved) holds the leadership row's lock; the server
+    /// ends such a transaction after a few seconds, so another coordinator can take over instead of waiting for
+    /// ever. Here a connection with the store's settings locks the row like a batch does and goes quiet.
+    func testATransactionLeftIdleDoesNotBlockATakeoverForLong() async throws {
+        let store = try await open()
+        try await prod(store)
+        let url = try database.url
+        let stalled = try await PostgresLeaseStore.onPlainThread {
+            let connection = try BlockingPostgresConnection.connect(
+                try PostgresLeaseStore.connectionConfiguration(url), timeout: .seconds(30),
+                logger: Logger(label: "test"))
+            try connection.run("BEGIN")
+            try connection.run("SELECT term FROM leadership WHERE id = 1 FOR SHARE")
+            return UncheckedBox(connection)
+        }
+        defer { stalled.value.close() }
+        let started = ContinuousClock.now
+        let next = try await open()
+        let waited = ContinuousClock.now - started
+        XCTAssertEqual(next.term, store.term + 1)
+        XCTAssertGreaterThanOrEqual(waited, .seconds(2), "the takeover did not wait for the lock at all")
+        XCTAssertLessThan(waited, .seconds(8), "the stalled transaction held the takeover for \(waited)")
+        XCTAssertTrue(stalled.value.isClosed || (try? stalled.value.run("SELECT 1")) == nil,
+                      "the stalled session survived")
+    }
+
     func testALostConnectionFailsOnlyTheBatchInFlightAndTheStoreReconnects() async throws {
         let store = try await open()
         try await prod(store)
@@ -301,6 +328,35 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let reopened = try await open()
         let stored = try await reopened.leases(.init(network: "prod"))
         XCTAssertEqual(Dictionary(uniqueKeysWithValues: stored.map { ($0.owner, $0.address) }), acknowledged)
+    }
+
+    /// The database is unreachable for a while (here: connections refused): requests fail with `storage`, nothing
+    /// is answered from a ledger that may hold unacknowledged changes, and once the database is back the store
+    /// rebuilds its ledger and serves again without a restart.
+    func testTheStoreServesAgainOnceTheDatabaseIsBack() async throws {
+        let store = try await open()
+        try await prod(store)
+        let kept = try await store.acquire(network: "prod", owner: "kept", claim: nil, address: nil, ifname: "")
+        try database.server.sql("ALTER DATABASE \(database.name) ALLOW_CONNECTIONS false")
+        try database.server.sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'")
+        await expectError(.storage, "an acquire while the database is away") {
+            try await store.acquire(network: "prod", owner: "lost", claim: nil, address: nil, ifname: "")
+        }
+        await expectError(.storage, "a listing while the ledger cannot be rebuilt") { try await store.leases(.init()) }
+
+        try database.server.sql("ALTER DATABASE \(database.name) ALLOW_CONNECTIONS true")
+        var served: [Lease]?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while served == nil && ContinuousClock.now < deadline {
+            served = try? await store.leases(.init(network: "prod"))
+            if served == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        XCTAssertEqual(served?.map(\.owner), ["kept"], "the store did not serve again")
+        XCTAssertEqual(served?.first?.address, kept.address)
+        _ = try await store.acquire(network: "prod", owner: "after", claim: nil, address: nil, ifname: "")
+        XCTAssertGreaterThanOrEqual(store.statistics().failedCommits, 1)
     }
 
     // MARK: backup
@@ -336,4 +392,10 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let hosts = try await copy.hosts()
         XCTAssertEqual(hosts.map(\.epoch), [joined.host.epoch])
     }
+}
+
+/// Hands a non-Sendable value out of a plain-thread closure; the test uses it from one task at a time.
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -1,0 +1,50 @@
+import NIOCore
+import NIOPosix
+import NetleaseCore
+import NetleaseTransport
+
+extension NetleaseConnection {
+    /// Connects to the coordinator of `endpoints` that leads (several coordinators on one database) and runs
+    /// `body` there. Tries them in order; a standby's `not-leader leader=HOST:PORT` sends it to that address next,
+    /// a coordinator that cannot be reached to the next in the list.
+    ///
+    /// `body` is run again only when nothing of it can have taken effect: after `not-leader` (a coordinator that
+    /// does not lead changes nothing), or when the connection failed before `body` began. A connection lost while
+    /// `body` runs is thrown, as with `connect`.
+    public static func connectToLeader<T: Sendable>(
+        among endpoints: [Endpoint], secret: String? = nil, tls: TLSSettings? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        guard var next = endpoints.first else { throw NetleaseError.badRequest("no coordinator address given") }
+        var lastError: Error?
+        // Each address once, plus a hint or two: a takeover in progress may send a client round once more.
+        for attempt in 0..<(endpoints.count + 2) {
+            var began = false
+            do {
+                return try await connect(to: next, secret: secret, tls: tls, group: group) { connection in
+                    began = true
+                    return try await body(connection)
+                }
+            } catch let error as NetleaseError
+                where error.code == .notLeader || (error.code == .unavailable && !began)
+            {
+                lastError = error
+                if error.code == .notLeader, let hint = leader(in: error.message), hint != next {
+                    next = hint
+                } else {
+                    let index = endpoints.firstIndex(of: next).map { $0 + 1 } ?? attempt + 1
+                    next = endpoints[index % endpoints.count]
+                }
+            }
+        }
+        throw lastError ?? NetleaseError(.unavailable, "no coordinator answered")
+    }
+
+    /// The leader's address a `not-leader` message names (`leader=HOST:PORT …`), if any.
+    public static func leader(in message: String) -> Endpoint? {
+        guard message.hasPrefix("leader=") else { return nil }
+        let value = message.dropFirst("leader=".count).prefix { $0 != " " }
+        return value.isEmpty ? nil : try? Endpoint(parsing: String(value))
+    }
+}
