@@ -104,8 +104,22 @@ let package = Package(
         .testTarget(name: "NetleaseStoreTests", dependencies: ["NetleaseStore", "NetleaseTesting"]),
         .testTarget(name: "NetleaseCNITests", dependencies: ["NetleaseCNI"]),
         .testTarget(
+            name: "NetleaseBenchTests",
+            dependencies: [
+                "NetleaseBench", "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient",
+                "NetleaseTesting", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "NetleaseTransportTests",
             dependencies: ["NetleaseTransport", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "NetleaseClientTests",
+            dependencies: [
+                "NetleaseClient", "NetleaseTransport", "NetleaseTesting", "NetleaseCore", "NetleaseWire", nioCore,
+                nioPosix,
+            ]
         ),
         .testTarget(
             name: "NetleaseCoordinatorTests",
@@ -125,6 +139,8 @@ let package = Package(
                 "NetleaseTesting", "NetleaseWire", "NetleaseTransport", logging, lifecycle,
             ]
         ),
+        // The command line: argv parsed by the executable's own command types; defaults and every validate() error.
+        .testTarget(name: "NetleaseCLITests", dependencies: ["netlease", "NetleaseBench", argumentParser]),
         // Root only: hosts and containers as network namespaces, driving the real executables.
         .testTarget(
             name: "MultiHostTests",

@@ -2,7 +2,7 @@ import NetleaseClient
 import NetleaseCore
 import NetleaseTransport
 
-/// Everything an agent is told at start.
+/// Everything an agent is told at start. Each default is declared here once; the CLI shows and uses these.
 public struct AgentConfiguration: Sendable {
     /// Coordinators to try, in order, round robin.
     public var coordinators: [Endpoint]
@@ -19,23 +19,36 @@ public struct AgentConfiguration: Sendable {
     public var socketPath: String
     /// Group that may use the socket (mode 0660); nil keeps root's group.
     public var socketGroup: String?
-    /// Where the agent records what it handed out (leases.json).
+    /// Where the agent records what it handed out (leases.json) and the coordinator store it last saw.
     public var stateDirectory: String
     /// Remove what the agent built (containers' veths, tunnels, bridges) when it stops.
     public var teardownOnStop: Bool
-    /// Heartbeat period; nil: a third of the shortest lease TTL, between 1 and 30 seconds.
+    /// Heartbeat period; nil: a third of the shortest lease TTL, within `derivedHeartbeatRange`.
     public var heartbeatInterval: Duration?
     /// First and largest pause between reconnect attempts (exponential, with jitter).
     public var reconnectDelay: ClosedRange<Duration>
     /// Addresses tried per request when probes keep finding them in use.
     public var maxProbeAttempts: Int
 
+    /// A coordinator on this host at the default port.
+    public static let defaultCoordinators = [Endpoint(host: "127.0.0.1", port: Endpoint.defaultPort)]
+    public static let defaultSocketPath = "/run/netlease/agent.sock"
+    public static let defaultStateDirectory = "/var/lib/netlease-agent"
+    public static let defaultReconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10))
+    public static let defaultMaxProbeAttempts = 8
+
+    /// A derived heartbeat period stays within this range, whatever the lease TTLs.
+    public static let derivedHeartbeatRange: ClosedRange<Duration> = .seconds(1)...(.seconds(30))
+    /// A heartbeat may take at least this long to be answered before the session is given up, even when the period
+    /// is shorter (tests beat every 100 ms).
+    static let minimumHeartbeatTimeout: Duration = .seconds(2)
+
     public init(
-        coordinators: [Endpoint], secret: String?, host: String, underlay: IPv4Address, networks: [String],
-        socketPath: String, socketGroup: String? = nil, stateDirectory: String, teardownOnStop: Bool = false,
-        heartbeatInterval: Duration? = nil,
-        reconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10)), maxProbeAttempts: Int = 8,
-        tls: TLSSettings? = nil
+        coordinators: [Endpoint] = defaultCoordinators, secret: String?, host: String, underlay: IPv4Address,
+        networks: [String], socketPath: String = defaultSocketPath, socketGroup: String? = nil,
+        stateDirectory: String = defaultStateDirectory, teardownOnStop: Bool = false,
+        heartbeatInterval: Duration? = nil, reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
+        maxProbeAttempts: Int = defaultMaxProbeAttempts, tls: TLSSettings? = nil
     ) {
         self.coordinators = coordinators
         self.secret = secret

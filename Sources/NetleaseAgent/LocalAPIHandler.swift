@@ -4,7 +4,7 @@ import NetleaseWire
 import NetleaseTransport
 
 /// Speaks the local API on one connection of the agent's unix socket.
-struct LocalAPIHandler {
+struct LocalAPIHandler: Sendable {
     let agent: Agent
 
     func serve(_ connection: LineConnection) async throws {

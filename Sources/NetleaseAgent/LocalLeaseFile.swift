@@ -25,60 +25,60 @@ public struct LocalLease: Codable, Sendable, Equatable {
     var key: String { "\(network)/\(owner)" }
 }
 
-/// `leases.json` in the state directory, rewritten atomically (temporary file, fsync, rename) on every change.
+/// `leases.json` in the state directory, replaced atomically on every change (see `LocalFileSystem`).
 final class LocalLeaseFile: @unchecked Sendable {
     // @unchecked: `leases` is only touched under `lock`.
     private let lock = NSLock()
     private var leases: [String: LocalLease]
+    private let files: LocalFileSystem
     let path: String
 
-    init(directory: String) throws {
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    init(directory: String, files: LocalFileSystem) throws {
+        self.files = files
+        try files.createDirectory(directory, mode: 0o700)
         path = (directory as NSString).appendingPathComponent("leases.json")
-        if let data = FileManager.default.contents(atPath: path), !data.isEmpty {
+        if let data = files.contents(of: path), !data.isEmpty {
             do {
                 let list = try JSONDecoder().decode([LocalLease].self, from: data)
                 leases = Dictionary(list.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
             } catch {
-                throw NetleaseError(.storage, "cannot read \(path): \(error); move it away to start with no local leases")
+                throw NetleaseError(
+                    .storage, "cannot read \(path): \(error); move it away to start with no local leases")
             }
         } else {
             leases = [:]
         }
     }
 
-    var all: [LocalLease] { lock.withLock { leases.values.sorted { ($0.network, $0.owner) < ($1.network, $1.owner) } } }
+    var all: [LocalLease] {
+        lock.withLock { leases.values.sorted { ($0.network, $0.owner) < ($1.network, $1.owner) } }
+    }
 
     func lease(network: String, owner: String) -> LocalLease? { lock.withLock { leases["\(network)/\(owner)"] } }
 
+    /// Records a lease; when the file cannot be written, neither memory nor disk changes.
     func put(_ lease: LocalLease) throws {
         try lock.withLock {
-            leases[lease.key] = lease
-            try save()
+            var updated = leases
+            updated[lease.key] = lease
+            try save(updated)
+            leases = updated
         }
     }
 
+    /// Forgets a lease; when the file cannot be written, neither memory nor disk changes.
     func remove(network: String, owner: String) throws {
         try lock.withLock {
-            guard leases.removeValue(forKey: "\(network)/\(owner)") != nil else { return }
-            try save()
+            var updated = leases
+            guard updated.removeValue(forKey: "\(network)/\(owner)") != nil else { return }
+            try save(updated)
+            leases = updated
         }
     }
 
-    private func save() throws {
+    private func save(_ leases: [String: LocalLease]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(leases.values.sorted { $0.key < $1.key })
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
-        else { throw NetleaseError(.storage, "cannot write \(temporary)") }
-        if let handle = FileHandle(forUpdatingAtPath: temporary) {
-            try? handle.synchronize()
-            try? handle.close()
-        }
-        guard rename(temporary, path) == 0 else {
-            throw NetleaseError(.storage, "cannot replace \(path): \(String(cString: strerror(errno)))")
-        }
+        try files.writeAtomically(encoder.encode(leases.values.sorted { $0.key < $1.key }), to: path, mode: 0o600)
     }
 }

@@ -93,10 +93,10 @@ extension NetleaseConnection {
         try await send(.leaseList(filter)).records.map(WireCodec.lease)
     }
 
-    /// States a lease this host actually uses; the answer says whether the coordinator agrees.
-    public func reconcile(_ request: ReconcileRequest) async throws -> (status: String, lease: Lease) {
-        let fields = try await send(.reconcile(request)).fields
-        return (fields["status"] ?? "", try WireCodec.lease(from: fields))
+    /// States a lease this host actually uses; the answer says whether the coordinator agrees. A reply without a
+    /// known `status` throws `bad-request`.
+    public func reconcile(_ request: ReconcileRequest) async throws -> ReconcileOutcome {
+        try WireCodec.reconcileOutcome(from: try await send(.reconcile(request)).fields)
     }
 
     public func stats() async throws -> Fields {
@@ -105,7 +105,8 @@ extension NetleaseConnection {
 
     static func summary(_ fields: Fields) throws -> NetworkSummary {
         let spec = try WireCodec.networkSpec(from: fields, requireAll: true)
-        return NetworkSummary(spec: spec, counts: try WireCodec.counts(from: fields) ?? PoolCounts(usable: spec.usableCount))
+        let counts = try WireCodec.counts(from: fields) ?? PoolCounts(usable: spec.usableCount)
+        return NetworkSummary(spec: spec, counts: counts)
     }
 }
 

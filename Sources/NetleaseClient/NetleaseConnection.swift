@@ -32,15 +32,25 @@ public final class NetleaseConnection: Sendable {
         self.greeting = greeting
     }
 
+    /// How long `connect` waits for the TCP connection unless told otherwise.
+    public static let defaultConnectTimeout: Duration = .seconds(5)
+    /// How long `connect` waits for the greeting once connected (with TLS: the handshake and the greeting) unless
+    /// told otherwise. Generous: a busy coordinator greets within milliseconds.
+    public static let defaultGreetingTimeout: Duration = .seconds(10)
+
     /// Connects over TCP, reads the greeting, authenticates when a secret is given, runs `body`, and closes.
     ///
     /// With `tls`, the connection is a TLS stream first: this side presents its certificate and verifies the
     /// coordinator's against the CA; the protocol (greeting, AUTH, requests) then runs inside it unchanged. Bad TLS
     /// files throw `bad-request`; a refused handshake throws `unavailable`.
+    ///
+    /// A connection not established within `connectTimeout`, or not greeted within `greetingTimeout` after that,
+    /// throws `unavailable`.
     public static func connect<T: Sendable>(
         to endpoint: Endpoint, secret: String? = nil, tls: TLSSettings? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: TimeAmount = .seconds(5),
+        connectTimeout: Duration = NetleaseConnection.defaultConnectTimeout,
+        greetingTimeout: Duration = NetleaseConnection.defaultGreetingTimeout,
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>>
@@ -60,18 +70,23 @@ public final class NetleaseConnection: Sendable {
         let channel: NIOAsyncChannel<LineFrame, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: group)
-                .connectTimeout(connectTimeout)
+                .connectTimeout(TimeAmount(connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")
         }
-        return try await run(channel, endpoint: endpoint, secret: secret, body)
+        // The likeliest reason for silence from a coordinator: it requires TLS and waits for a handshake.
+        let hint = tls == nil ? " (a coordinator that requires TLS greets only TLS clients)" : ""
+        return try await run(
+            channel, endpoint: endpoint, secret: secret, greetingTimeout: greetingTimeout, lateHint: hint, body)
     }
 
-    /// Connects to a unix socket (an agent's local API), reads the greeting, runs `body`, and closes.
+    /// Connects to a unix socket (an agent's local API), reads the greeting, runs `body`, and closes. A server not
+    /// greeting within `greetingTimeout` throws `unavailable`.
     public static func connect<T: Sendable>(
         socketPath: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        greetingTimeout: Duration = NetleaseConnection.defaultGreetingTimeout,
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let channel: NIOAsyncChannel<LineFrame, ByteBuffer>
@@ -81,7 +96,9 @@ public final class NetleaseConnection: Sendable {
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to the agent at \(socketPath): \(error)")
         }
-        return try await run(channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, body)
+        return try await run(
+            channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, greetingTimeout: greetingTimeout,
+            lateHint: "", body)
     }
 
     @Sendable private static func initializeChannel(_ channel: any Channel)
@@ -98,8 +115,12 @@ public final class NetleaseConnection: Sendable {
 
     private static func run<T: Sendable>(
         _ channel: NIOAsyncChannel<LineFrame, ByteBuffer>, endpoint: Endpoint, secret: String?,
-        _ body: (NetleaseConnection) async throws -> T
+        greetingTimeout: Duration, lateHint: String, _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
+        let deadline = GreetingDeadline.arm(channel.channel, timeout: greetingTimeout)
+        let late = NetleaseError(
+            .unavailable,
+            "\(endpoint) accepted the connection but sent no greeting within \(greetingTimeout)\(lateHint)")
         return try await channel.executeThenClose { inbound, outbound in
             let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
             let waiters = ReplyWaiters(outgoing: outgoingContinuation)
@@ -109,9 +130,11 @@ public final class NetleaseConnection: Sendable {
                 do {
                     head = try await lines.next()
                 } catch {
+                    guard deadline.settle() else { throw late }
                     // Under TLS this is where a refused handshake surfaces (bad or missing certificate on either side).
                     throw NetleaseError(.unavailable, "connection to \(endpoint) failed before the greeting: \(error)")
                 }
+                guard deadline.settle() else { throw late }
                 guard case .line(let first)? = head else {
                     throw NetleaseError(.unavailable, "\(endpoint) closed the connection before greeting")
                 }
@@ -166,7 +189,9 @@ public final class NetleaseConnection: Sendable {
     }
 
     /// Runs `body`; if it has not finished within `timeout`, aborts the connection so that it fails promptly.
-    public func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: () async throws -> T) async throws -> T {
+    public func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: () async throws -> T) async throws
+        -> T
+    {
         let watchdog = Task { [self] in
             try await Task.sleep(for: timeout)
             abort("\(what): no answer from \(endpoint) within \(timeout)")

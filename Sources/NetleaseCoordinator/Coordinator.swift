@@ -30,10 +30,17 @@ public struct Coordinator: Service {
         self.logger = logger
         server = CoordinatorServer(
             configuration: configuration, store: store, events: events, logger: logger, onListening: onListening)
-        reclaimer = Reclaimer(store: store, events: events, interval: configuration.reclaimInterval)
+        // Its own label, at the coordinator's level: a quiet coordinator (tests) has a quiet reclaimer.
+        var reclaimerLogger = Logger(label: "netlease.reclaimer")
+        reclaimerLogger.logLevel = logger.logLevel
+        reclaimer = Reclaimer(
+            store: store, events: events, interval: configuration.reclaimInterval, logger: reclaimerLogger)
     }
 
     /// Runs until graceful shutdown (or cancellation); the server, the reclaimer and the trimmer stop together.
+    /// The inner group follows the caller's graceful shutdown and stops its services in reverse order (trimmer,
+    /// reclaimer, then the server, which closes its listener and every connection); if any of them fails, the
+    /// others are cancelled and the error is rethrown.
     public func run() async throws {
         let group = ServiceGroup(
             configuration: .init(

@@ -1,9 +1,11 @@
 import NetleaseCore
 import NetleaseTransport
 
-/// Everything a coordinator is told at start. Each default is declared here once; the CLI shows these.
+/// Everything a coordinator is told at start. Each default is declared once: the coordinator's own here, the
+/// transport's limits (connections, idle and line timeouts) in `LineServer.Configuration`, the port in `Endpoint`.
+/// The CLI and the test harness take theirs from `defaults`.
 public struct CoordinatorConfiguration: Sendable {
-    public static let defaultPort = 7420
+    public static let defaultPort = Endpoint.defaultPort
 
     public var host: String
     public var port: Int
@@ -28,8 +30,9 @@ public struct CoordinatorConfiguration: Sendable {
 
     public init(
         host: String = "0.0.0.0", port: Int = CoordinatorConfiguration.defaultPort, secret: ClusterSecret?,
-        readerSecret: ClusterSecret? = nil, maxConnections: Int = 4096, idleTimeout: Duration = .seconds(600),
-        lineTimeout: Duration = .seconds(30), reclaimInterval: Duration = .seconds(1),
+        readerSecret: ClusterSecret? = nil, maxConnections: Int = LineServer.Configuration.defaultMaxConnections,
+        idleTimeout: Duration = LineServer.Configuration.defaultIdleTimeout,
+        lineTimeout: Duration = LineServer.Configuration.defaultLineTimeout, reclaimInterval: Duration = .seconds(1),
         keepaliveInterval: Duration = .seconds(20), maxAuthFailures: Int = 3, tls: TLSSettings? = nil
     ) {
         self.host = host

@@ -177,7 +177,8 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         let text: String
         switch frame {
         case .tooLong:
-            let error = NetleaseError.badRequest("line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
+            let error = NetleaseError.badRequest(
+                "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
             logger.notice("closed a connection that sent an oversized line",
                           metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
             closing = true
@@ -208,13 +209,13 @@ final class CoordinatorConnection: ChannelDuplexHandler {
             if session.closeRequested { closing = true }
         case .pending:
             break
-        case .needsTask(let request):
+        case .barrier(let request):
             barrier = true
             let handler = self.handler
             let session = self.session
             Task {
                 var session = session
-                let reply = await handler.respond(toStarted: request, session: &session)
+                let reply = await handler.respond(to: request, session: &session)
                 let outcome = session
                 loop.execute { bound.value.finishBarrier(sequence, reply: reply, session: outcome) }
             }

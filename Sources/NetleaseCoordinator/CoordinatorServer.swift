@@ -29,8 +29,8 @@ public struct CoordinatorServer: Service {
             configuration: .init(
                 address: .tcp(host: configuration.host, port: configuration.port),
                 maxConnections: configuration.maxConnections,
-                idleTimeout: TimeAmount(configuration.idleTimeout),
-                lineTimeout: TimeAmount(configuration.lineTimeout),
+                idleTimeout: configuration.idleTimeout,
+                lineTimeout: configuration.lineTimeout,
                 tls: configuration.tls),
             group: group, logger: logger)
         handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,

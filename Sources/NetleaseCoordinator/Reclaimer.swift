@@ -9,7 +9,8 @@ public struct Reclaimer: Service {
     let interval: Duration
     let logger: Logger
 
-    public init(store: any LeaseStore, events: EventHub = EventHub(), interval: Duration = .seconds(1),
+    public init(store: any LeaseStore, events: EventHub = EventHub(),
+                interval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
                 logger: Logger = Logger(label: "netlease.reclaimer")) {
         self.store = store
         self.events = events

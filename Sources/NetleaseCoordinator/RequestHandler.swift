@@ -1,35 +1,20 @@
-import Foundation
 import Logging
 import NetleaseCore
 import NetleaseStore
-import NetleaseWire
-import Synchronization
 import NetleaseTransport
+import NetleaseWire
 
-/// What one connection knows about itself.
-public struct Session: Sendable {
-    public var authenticated: Bool
-    /// Authenticated with the read-only secret: changes are refused.
-    public var readOnly = false
-    public var authFailures = 0
-    public var closeRequested = false
-    /// Set by WATCH: from now on the connection carries these events.
-    public var watch: EventHub.Subscription?
-
-    public init(authenticated: Bool) { self.authenticated = authenticated }
-}
-
-/// Request counters shared by all connections.
-public final class ServerCounters: Sendable {
-    let requests = Atomic<Int>(0)
-    let errors = Atomic<Int>(0)
-    let connections: ConnectionCounters
-
-    public init(connections: ConnectionCounters = ConnectionCounters()) { self.connections = connections }
-}
-
-/// Turns one request line into one reply. Knows the protocol rules (auth, which verbs need it); the store knows
-/// the lease rules.
+/// Turns one request line into one reply: the one place that decides what each verb does. Knows the protocol rules
+/// (auth, which verbs need it, which are pipelined); the store knows the lease rules.
+///
+/// Every request enters through `start`, which parses it, checks the session's access once, and sorts it into one
+/// of three kinds:
+/// - immediate (PING, QUIT, AUTH): answered at once, nothing else involved;
+/// - pipelined (ACQUIRE, RELEASE, HEARTBEAT): handed to the store without suspension, answered through `done`;
+/// - barrier (every other verb): returned as a `Barrier` for `respond(to:session:)`, which the connection runs in a
+///   task with nothing else of that connection in between.
+///
+/// Session and AUTH rules are in Session.swift; STATS and BACKUP in their own files.
 public struct RequestHandler: Sendable {
     let store: any LeaseStore
     let secret: ClusterSecret?
@@ -42,7 +27,8 @@ public struct RequestHandler: Sendable {
 
     public init(store: any LeaseStore, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
                 counters: ServerCounters = ServerCounters(),
-                events: EventHub = EventHub(), maxAuthFailures: Int = 3,
+                events: EventHub = EventHub(),
+                maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
                 logger: Logger = Logger(label: "netlease.coordinator")) {
         self.store = store
         self.secret = secret
@@ -60,9 +46,29 @@ public struct RequestHandler: Sendable {
         case reply(Reply)
         /// Handed to the store; `done` gets the reply once the change is durable.
         case pending
-        /// Needs `respond(to:session:)` (listings, joins, watches, admin verbs): run it with nothing else of this
-        /// connection in between.
-        case needsTask(Request)
+        /// A barrier verb: run `respond(to:session:)` with nothing else of this connection in between.
+        case barrier(Barrier)
+    }
+
+    /// The verbs that are barriers (docs/PROTOCOL.md): listings, joins, admin changes, RECONCILE, WATCH. Each may
+    /// suspend, so it runs after every request before it was applied and before any after it is read, and sees
+    /// exactly the state its position in the stream implies. Only `start` makes one, after the access check.
+    public enum Barrier: Sendable {
+        case networkCreate(NetworkSpec)
+        case networkList
+        case networkShow(name: String)
+        case networkDelete(name: String)
+        case join(host: String, underlay: IPv4Address, networks: [String])
+        case hostList
+        case hostRemove(host: String)
+        case reserve(network: String, address: IPv4Address, note: String)
+        case unreserve(network: String, address: IPv4Address)
+        case reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim)
+        case leaseList(Ledger.LeaseFilter)
+        case reconcile(ReconcileRequest)
+        case watch
+        case backup
+        case stats
     }
 
     /// What the store did with a request `start` handed to it; `reply(to:)` makes the reply line. Kept apart so
@@ -73,10 +79,11 @@ public struct RequestHandler: Sendable {
         case heartbeat(Result<HostRecord, Error>)
     }
 
-    /// The connection's hot path, without suspension: parses `text` and either answers at once, or hands the
-    /// request to the store (acquire, release, heartbeat), which applies it now — in the order `start` is called —
-    /// and calls `done` after the commit that holds it. `done` runs on the store's thread or, for a store with
-    /// nothing pending, on the caller's thread before `start` returns; it must not block.
+    /// The connection's hot path, without suspension: parses `text`, checks access, and either answers at once,
+    /// hands the request to the store (acquire, release, heartbeat), which applies it now — in the order `start` is
+    /// called — and calls `done` after the commit that holds it, or returns it as a barrier. `done` runs on the
+    /// store's thread or, for a store with nothing pending, on the caller's thread before `start` returns; it must
+    /// not block.
     public func start(_ text: Substring, session: inout Session, done: @escaping @Sendable (Outcome) -> Void)
         -> Started
     {
@@ -89,9 +96,14 @@ public struct RequestHandler: Sendable {
             return .reply(failed(error))
         }
         switch request {
-        case .ping, .quit, .auth:
+        case .ping:
+            return .reply(.ok(["pong": "1"]))
+        case .quit:
+            session.closeRequested = true
+            return .reply(.ok(["bye": "1"]))
+        case .auth(let candidate):
             do {
-                return .reply(try answer(request, session: &session))
+                return .reply(try authenticate(candidate, session: &session))
             } catch {
                 return .reply(failed(error))
             }
@@ -101,13 +113,31 @@ public struct RequestHandler: Sendable {
             }
             return .pending
         case .release(let r):
-            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) { done(.released($0)) }
+            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
+                done(.released($0))
+            }
             return .pending
         case .heartbeat(let host, let epoch):
             store.heartbeat(host: host, epoch: epoch) { done(.heartbeat($0)) }
             return .pending
-        default:
-            return .needsTask(request)
+        case .networkCreate(let spec): return .barrier(.networkCreate(spec))
+        case .networkList: return .barrier(.networkList)
+        case .networkShow(let name): return .barrier(.networkShow(name: name))
+        case .networkDelete(let name): return .barrier(.networkDelete(name: name))
+        case .join(let host, let underlay, let networks):
+            return .barrier(.join(host: host, underlay: underlay, networks: networks))
+        case .hostList: return .barrier(.hostList)
+        case .hostRemove(let host): return .barrier(.hostRemove(host: host))
+        case .reserve(let network, let address, let note):
+            return .barrier(.reserve(network: network, address: address, note: note))
+        case .unreserve(let network, let address): return .barrier(.unreserve(network: network, address: address))
+        case .reportConflict(let network, let address, let mac, let claim):
+            return .barrier(.reportConflict(network: network, address: address, mac: mac, claim: claim))
+        case .leaseList(let filter): return .barrier(.leaseList(filter))
+        case .reconcile(let r): return .barrier(.reconcile(r))
+        case .watch: return .barrier(.watch)
+        case .backup: return .barrier(.backup)
+        case .stats: return .barrier(.stats)
         }
     }
 
@@ -120,10 +150,11 @@ public struct RequestHandler: Sendable {
         }
     }
 
-    /// The reply to a request `start` handed back as `needsTask` (counted there already).
-    public func respond(toStarted request: Request, session: inout Session) async -> Reply {
+    /// The reply to a barrier `start` handed back (counted and access-checked there already). WATCH sets
+    /// `session.watch`.
+    public func respond(to barrier: Barrier, session: inout Session) async -> Reply {
         do {
-            return try await respond(to: request, session: &session)
+            return try await perform(barrier, session: &session)
         } catch {
             return failed(error)
         }
@@ -155,27 +186,8 @@ public struct RequestHandler: Sendable {
         .ok(["epoch": String(record.epoch), "generation": String(store.identity().generation)])
     }
 
-    func checkAccess(_ request: Request, session: Session) throws {
-        if !session.authenticated && !request.allowedBeforeAuth {
-            throw NetleaseError(.authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
-        }
-        if session.readOnly && request.needsAdmin {
-            throw NetleaseError(.forbidden, "\(request.verb.rawValue) needs admin credentials; these are read-only")
-        }
-    }
-
-    func respond(to request: Request, session: inout Session) async throws -> Reply {
-        try checkAccess(request, session: session)
-        switch request {
-        case .ping, .quit, .auth:
-            return try answer(request, session: &session)
-        case .acquire(let r):
-            return .ok(WireCodec.fields(lease: try await store.acquire(
-                network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname)))
-        case .release(let r):
-            return Self.released(try await store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim))
-        case .heartbeat(let host, let epoch):
-            return Self.heartbeatReply(try await store.heartbeat(host: host, epoch: epoch), store: store)
+    private func perform(_ barrier: Barrier, session: inout Session) async throws -> Reply {
+        switch barrier {
         case .networkCreate(let spec):
             let created = try await store.createNetwork(spec)
             logger.info("network created", metadata: ["network": "\(created.name)", "subnet": "\(created.subnet)"])
@@ -202,7 +214,8 @@ public struct RequestHandler: Sendable {
                                   "generation": String(identity.generation)], tag: WireCodec.leaseTag,
                          records: result.bridges.map(WireCodec.fields(lease:)))
         case .hostList:
-            return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
+            return .list(header: Fields(), tag: WireCodec.hostTag,
+                         records: try await store.hosts().map(WireCodec.fields(host:)))
         case .hostRemove(let host):
             let released = try await store.removeHost(host)
             logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
@@ -216,7 +229,8 @@ public struct RequestHandler: Sendable {
         case .reportConflict(let network, let address, let mac, let claim):
             let lease = try await store.reportConflict(network: network, address: address, mac: mac, claim: claim)
             logger.warning("address quarantined after an ARP answer",
-                           metadata: ["network": "\(network)", "address": "\(address)", "mac": "\(mac)", "host": "\(claim.host)"])
+                           metadata: ["network": "\(network)", "address": "\(address)", "mac": "\(mac)",
+                                      "host": "\(claim.host)"])
             return .ok(WireCodec.fields(lease: lease))
         case .leaseList(let filter):
             return .list(header: Fields(), tag: WireCodec.leaseTag,
@@ -224,117 +238,27 @@ public struct RequestHandler: Sendable {
         case .reconcile(let r):
             let outcome = try await store.reconcile(
                 network: r.network, owner: r.owner, address: r.address, ifname: r.ifname, claim: r.claim)
-            var fields: Fields
             switch outcome {
-            case .held(let lease):
-                fields = WireCodec.fields(lease: lease)
-                fields["status"] = "held"
-            case .adopted(let lease):
-                fields = WireCodec.fields(lease: lease)
-                fields["status"] = "adopted"
+            case .held, .moved:
+                break
+            case .adopted:
                 logger.notice("re-recorded a lease an agent still uses",
                               metadata: ["network": "\(r.network)", "address": "\(r.address)", "owner": "\(r.owner)"])
             case .taken(let holder):
-                fields = WireCodec.fields(lease: holder)
-                fields["status"] = "taken"
                 logger.warning("an agent uses an address held by someone else",
                                metadata: ["network": "\(r.network)", "address": "\(r.address)", "claimant": "\(r.owner)",
                                           "host": "\(r.claim.host)", "holder": "\(holder.owner)"])
-            case .moved(let current):
-                fields = WireCodec.fields(lease: current)
-                fields["status"] = "moved"
             }
-            return .ok(fields)
+            return .ok(WireCodec.fields(reconcile: outcome))
         case .watch:
             let subscription = events.subscribe()
             session.watch = subscription
-            return .list(header: Fields(), tag: WireCodec.hostTag, records: try await store.hosts().map(WireCodec.fields(host:)))
+            return .list(header: Fields(), tag: WireCodec.hostTag,
+                         records: try await store.hosts().map(WireCodec.fields(host:)))
         case .backup:
             return try await backup()
         case .stats:
             return .ok(try await statistics())
         }
-    }
-
-    /// PING, QUIT, AUTH: no store involved.
-    func answer(_ request: Request, session: inout Session) throws -> Reply {
-        switch request {
-        case .ping:
-            return .ok(["pong": "1"])
-        case .quit:
-            session.closeRequested = true
-            return .ok(["bye": "1"])
-        case .auth(let candidate):
-            guard let secret else {
-                session.authenticated = true
-                return .ok(["role": "admin"])
-            }
-            if !secret.matches(candidate), let readerSecret, readerSecret.matches(candidate) {
-                session.authenticated = true
-                session.readOnly = true
-                return .ok(["role": "reader"])
-            }
-            guard secret.matches(candidate) else {
-                session.authFailures += 1
-                if session.authFailures >= maxAuthFailures { session.closeRequested = true }
-                logger.warning("authentication failed", metadata: ["failures": "\(session.authFailures)"])
-                throw NetleaseError(.authFailed, "wrong secret")
-            }
-            session.authenticated = true
-            session.readOnly = false
-            return .ok(["role": "admin"])
-        default:
-            preconditionFailure("answer(_:session:) handles PING, QUIT and AUTH only")
-        }
-    }
-
-    /// A consistent copy of the store, sent as base64 `DATA` records.
-    func backup() async throws -> Reply {
-        let path = (NSTemporaryDirectory() as NSString)
-            .appendingPathComponent("netlease-backup-\(UInt64.random(in: 0...UInt64.max)).db")
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let identity = try await store.backup(to: path)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw NetleaseError(.storage, "cannot read the backup just written")
-        }
-        var records: [Fields] = []
-        var offset = 0
-        while offset < data.count {
-            let end = min(offset + WireCodec.backupChunkBytes, data.count)
-            records.append(["b64": data[offset..<end].base64EncodedString()])
-            offset = end
-        }
-        logger.info("backup taken", metadata: ["bytes": "\(data.count)", "generation": "\(identity.generation)"])
-        return .list(header: ["bytes": String(data.count), "store": identity.id,
-                              "generation": String(identity.generation)], tag: WireCodec.dataTag, records: records)
-    }
-
-    func statistics() async throws -> Fields {
-        let networks = try await store.networks()
-        let hosts = try await store.hosts()
-        let store = self.store.statistics()
-        var f = Fields()
-        f.append("uptime-seconds", String((ContinuousClock.now - started).components.seconds))
-        f.append("connections", String(counters.connections.open.load(ordering: .relaxed)))
-        f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))
-        f.append("connections-refused", String(counters.connections.refused.load(ordering: .relaxed)))
-        f.append("watchers", String(events.watcherCount))
-        f.append("requests", String(counters.requests.load(ordering: .relaxed)))
-        f.append("errors", String(counters.errors.load(ordering: .relaxed)))
-        let identity = self.store.identity()
-        f.append("store-id", identity.id)
-        f.append("store-generation", String(identity.generation))
-        f.append("store-operations", String(store.operations))
-        f.append("store-commits", String(store.commits))
-        f.append("store-failed-commits", String(store.failedCommits))
-        f.append("store-largest-batch", String(store.largestBatch))
-        f.append("networks", String(networks.count))
-        f.append("hosts-up", String(hosts.filter { $0.state == .up }.count))
-        f.append("hosts-lost", String(hosts.filter { $0.state == .lost }.count))
-        f.append("leases-active", String(networks.reduce(0) { $0 + $1.counts.active }))
-        f.append("leases-reserved", String(networks.reduce(0) { $0 + $1.counts.reserved }))
-        f.append("leases-conflict", String(networks.reduce(0) { $0 + $1.counts.conflict }))
-        f.append("leases-cooldown", String(networks.reduce(0) { $0 + $1.counts.cooldown }))
-        return f
     }
 }

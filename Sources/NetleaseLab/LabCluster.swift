@@ -27,8 +27,12 @@ public final class LabCluster: @unchecked Sendable {
 
     var dataDirectory: String { (lab.directory as NSString).appendingPathComponent("coordinator") }
     public var secretFile: String { (dataDirectory as NSString).appendingPathComponent("cluster-secret") }
-    public func socket(host index: Int) -> String { (lab.directory as NSString).appendingPathComponent("h\(index).sock") }
-    func stateDirectory(host index: Int) -> String { (lab.directory as NSString).appendingPathComponent("h\(index)-state") }
+    public func socket(host index: Int) -> String {
+        (lab.directory as NSString).appendingPathComponent("h\(index).sock")
+    }
+    func stateDirectory(host index: Int) -> String {
+        (lab.directory as NSString).appendingPathComponent("h\(index)-state")
+    }
     public func hostName(_ index: Int) -> String { "host\(index)" }
 
     /// Underlay, coordinator, network definition.

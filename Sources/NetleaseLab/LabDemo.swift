@@ -65,7 +65,8 @@ public struct LabDemo: Sendable {
                 }
                 say("  from \(fromAddress): " + row.joined(separator: ", "))
             }
-            FileHandle.standardOutput.write(Data(try await cluster.admin(["leases", "--network", cluster.network]).utf8))
+            let leases = try await cluster.admin(["leases", "--network", cluster.network])
+            FileHandle.standardOutput.write(Data(leases.utf8))
             FileHandle.standardOutput.write(Data(try await cluster.admin(["hosts"]).utf8))
         } catch {
             if !keep { await cluster.destroy() }

@@ -33,6 +33,9 @@ public struct LabOpenVSwitch: Sendable {
         let missing = tools.filter { (try? runner.resolve($0)) == nil }
         if !missing.isEmpty { return "Open vSwitch is not installed (missing \(missing.joined(separator: ", ")))" }
         if !FileManager.default.fileExists(atPath: schema) { return "Open vSwitch schema \(schema) is missing" }
+        if (try? runner.resolve("ethtool")) == nil {
+            return "ethtool is not installed (moveUnderlay switches off checksum offload with it)"
+        }
         return nil
     }
 
@@ -74,10 +77,11 @@ public struct LabOpenVSwitch: Sendable {
     private func startDaemon(_ argv: [String], name: String) throws {
         let closeInherited = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; "#
             + #"exec "$@""#
-        try shell(["bash", "-c", closeInherited, name] + environmentWords + ["ip", "netns", "exec", namespace] + argv + [
-            "--pidfile=\(directory)/\(name).pid", "--detach", "--no-chdir", "--log-file=\(directory)/\(name).log",
-            "--unixctl=\(directory)/\(name).ctl",
-        ])
+        try shell(["bash", "-c", closeInherited, name] + environmentWords + ["ip", "netns", "exec", namespace] + argv
+            + [
+                "--pidfile=\(directory)/\(name).pid", "--detach", "--no-chdir",
+                "--log-file=\(directory)/\(name).log", "--unixctl=\(directory)/\(name).ctl",
+            ])
     }
 
     func stop() {
@@ -107,8 +111,8 @@ public struct LabOpenVSwitch: Sendable {
         guard let status = child.wait(until: .now + .seconds(60))?.shellStatus else {
             child.signalGroup(SIGKILL)
             child.wait()
-            throw HostNetworkError(.commandFailed, "`\(ShellQuote.join(argv))` did not finish within 60 s and was killed",
-                                   command: argv)
+            throw HostNetworkError(
+                .commandFailed, "`\(ShellQuote.join(argv))` did not finish within 60 s and was killed", command: argv)
         }
         let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""

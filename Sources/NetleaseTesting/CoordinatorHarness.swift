@@ -34,22 +34,22 @@ public final class CoordinatorHarness: @unchecked Sendable {
         maxConnections: Int = CoordinatorConfiguration.defaults.maxConnections,
         idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
         lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
+        reclaimInterval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
         directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
-        try await harness.run(maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout,
-                              port: port, tls: tls)
+        try await harness.run(
+            CoordinatorConfiguration(
+                host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : harness.readerSecret,
+                maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout,
+                reclaimInterval: reclaimInterval, tls: tls))
         return harness
     }
 
-    /// `tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`); nil: plaintext.
-    private func run(maxConnections: Int, idleTimeout: Duration, lineTimeout: Duration, port: Int,
-                     tls: TLSSettings?) async throws {
+    /// `configuration.tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`).
+    private func run(_ configuration: CoordinatorConfiguration) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
-        let configuration = CoordinatorConfiguration(
-            host: "127.0.0.1", port: port, secret: secret, readerSecret: secret == nil ? nil : readerSecret,
-            maxConnections: maxConnections, idleTimeout: idleTimeout, lineTimeout: lineTimeout, tls: tls)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let coordinator = Coordinator(configuration: configuration, store: store, events: events, logger: logger) {
             address in
@@ -58,9 +58,17 @@ public final class CoordinatorHarness: @unchecked Sendable {
         }
         let group = ServiceGroup(services: [coordinator], logger: logger)
         self.group = group
-        runTask = Task { try await group.run() }
+        let runTask = Task {
+            // A coordinator that stops before it listens (e.g. the port is taken) ends the wait below.
+            defer { continuation.finish() }
+            try await group.run()
+        }
+        self.runTask = runTask
         var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw NetleaseError(.unavailable, "server did not start") }
+        guard let port = await iterator.next() else {
+            try await runTask.value  // throws why it stopped
+            throw NetleaseError(.unavailable, "the coordinator stopped before it listened")
+        }
         endpoint = Endpoint(host: "127.0.0.1", port: port)
     }
 

@@ -33,22 +33,32 @@ public struct LineServer: Sendable {
         }
     }
 
+    /// What a line server is told at start. Times are `Duration`s; they become NIO `TimeAmount`s only where the
+    /// channel handlers are made.
     public struct Configuration: Sendable {
+        /// Connections served at once; more get the `overloaded` line and are closed.
+        public static let defaultMaxConnections = 4096
+        public static let defaultIdleTimeout: Duration = .seconds(600)
+        public static let defaultLineTimeout: Duration = .seconds(30)
+
         public var address: Address
         public var maxConnections: Int
         /// Close a connection that sends nothing for this long (handlers may lift it, e.g. for event streams).
-        public var idleTimeout: TimeAmount
+        public var idleTimeout: Duration
         /// Close a connection whose started line is not finished within this time: a client trickling bytes
         /// (slowloris) cannot hold a connection slot longer than this.
-        public var lineTimeout: TimeAmount
+        public var lineTimeout: Duration
         public var maxLineBytes: Int
         /// TLS with client certificates on a TCP listener; nil: plaintext. A TLS handshake must finish within
         /// `lineTimeout`, like a started line.
         public var tls: TLSSettings?
 
-        public init(address: Address, maxConnections: Int = 4096, idleTimeout: TimeAmount = .seconds(600),
-                    lineTimeout: TimeAmount = .seconds(30), maxLineBytes: Int = WireLimits.maxLineBytes,
-                    tls: TLSSettings? = nil) {
+        public init(
+            address: Address, maxConnections: Int = Configuration.defaultMaxConnections,
+            idleTimeout: Duration = Configuration.defaultIdleTimeout,
+            lineTimeout: Duration = Configuration.defaultLineTimeout, maxLineBytes: Int = WireLimits.maxLineBytes,
+            tls: TLSSettings? = nil
+        ) {
             self.address = address
             self.maxConnections = maxConnections
             self.idleTimeout = idleTimeout
@@ -129,7 +139,8 @@ public struct LineServer: Sendable {
                                     try await handler(connection)
                                 }
                             } catch {
-                                logger.debug("connection ended with an error", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                                logger.debug("connection ended with an error",
+                                             metadata: ["peer": "\(peer)", "error": "\(error)"])
                             }
                         }
                     }
@@ -156,25 +167,29 @@ public struct LineServer: Sendable {
             // Small receive buffers that grow with the traffic: most of a coordinator's connections are idle agents
             // and watchers, and each channel keeps up to `maxMessagesPerRead` buffers for reuse.
             .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 16384))
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 16384))
             // A client may send its requests and shut down its write side: it still gets every reply.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
     }
 
     /// TLS (when configured), idle timeout, line deadline and framing, on the channel's event loop. Returns the
     /// TLS handshake's outcome, or nil without TLS.
-    private func addFramingHandlers(to channel: any Channel, tlsContext: NIOSSLContext?) throws -> EventLoopFuture<Void>? {
+    private func addFramingHandlers(to channel: any Channel, tlsContext: NIOSSLContext?) throws
+        -> EventLoopFuture<Void>?
+    {
         let sync = channel.pipeline.syncOperations
         var handshake: EventLoopFuture<Void>?
         if let tlsContext {
             // Closest to the socket: every handler after it sees only decrypted bytes.
             try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
             let promise = channel.eventLoop.makePromise(of: Void.self)
-            try sync.addHandler(TLSHandshakeGate(timeout: configuration.lineTimeout, promise: promise))
+            try sync.addHandler(TLSHandshakeGate(timeout: TimeAmount(configuration.lineTimeout), promise: promise))
             handshake = promise.futureResult
         }
-        try sync.addHandler(LineFramer(maxLength: configuration.maxLineBytes, idleTimeout: configuration.idleTimeout,
-                                       lineTimeout: configuration.lineTimeout))
+        try sync.addHandler(
+            LineFramer(maxLength: configuration.maxLineBytes, idleTimeout: TimeAmount(configuration.idleTimeout),
+                       lineTimeout: TimeAmount(configuration.lineTimeout)))
         return handshake
     }
 
@@ -309,8 +324,10 @@ public final class LineConnection {
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     public let peer: String
 
-    init(lines: NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-         peer: String) {
+    init(
+        lines: NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, peer: String
+    ) {
         self.lines = lines
         self.outbound = outbound
         self.peer = peer

@@ -8,10 +8,13 @@ struct ChaosCommand: AsyncParsableCommand {
         commandName: "netlease-chaos",
         abstract: "Kill -9 and restart a real coordinator under load; check that nothing acknowledged is lost.",
         discussion: """
-            Clients acquire, release and renew against `netlease coordinator` (on 127.0.0.1) while it is SIGKILLed \
-            after a random number of acknowledgements and restarted on the same data directory. After every restart \
-            the acknowledged state is checked. Prints 'cycles=… acked=… lost=0 duplicates=0 …' and exits non-zero \
-            if anything acknowledged was lost, duplicated or came back.
+            Clients acquire, release and renew, and an admin reserves addresses, reports conflicts, creates and \
+            deletes networks and removes hosts, against `netlease coordinator` (on 127.0.0.1) while it is SIGKILLed \
+            after a random number of acknowledgements and restarted on the same data directory. While it runs, no \
+            address may be acknowledged to two owners at once and no error reply may be one a correct coordinator \
+            would not send; after every restart the acknowledged state is checked. Prints \
+            'seed=… cycles=… acked=… lost=0 duplicates=0 …' and exits non-zero if anything acknowledged was lost, \
+            duplicated or came back; the same --seed repeats the run's random choices.
             """)
 
     @Option(help: "Kill/restart cycles.") var cycles = 100

@@ -23,7 +23,7 @@ extension Netlease {
                 """)
 
         @Option(help: ArgumentHelp("Coordinator addresses, comma-separated, tried in turn.", valueName: "addr:port,…"))
-        var coordinator: String = "127.0.0.1:7420"
+        var coordinator = AgentConfiguration.defaultCoordinators.map(\.description).joined(separator: ",")
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
         @Option(help: ArgumentHelp(
             "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
@@ -42,10 +42,11 @@ extension Netlease {
         @Option(help: ArgumentHelp("This host's underlay address: the tunnel endpoint peers send to.", valueName: "ip"))
         var underlay: String
         @Option(help: ArgumentHelp("A network this host serves (repeatable).", valueName: "name")) var network: [String]
-        @Option(help: ArgumentHelp("Local API socket.", valueName: "path")) var socket = "/run/netlease/agent.sock"
+        @Option(help: ArgumentHelp("Local API socket.", valueName: "path"))
+        var socket = AgentConfiguration.defaultSocketPath
         @Option(help: ArgumentHelp("Group allowed to use the socket (mode 0660).", valueName: "group")) var socketGroup: String?
         @Option(help: ArgumentHelp("Where the agent records what it handed out.", valueName: "dir"))
-        var stateDir = "/var/lib/netlease-agent"
+        var stateDir = AgentConfiguration.defaultStateDirectory
         @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
@@ -90,7 +91,7 @@ extension Netlease {
     /// Options of the commands that talk to the local agent.
     struct AgentSocketOptions: ParsableArguments {
         @Option(help: ArgumentHelp("The agent's local API socket.", valueName: "path"))
-        var socket = "/run/netlease/agent.sock"
+        var socket = AgentConfiguration.defaultSocketPath
 
         func withAgent<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
             try await NetleaseConnection.connect(socketPath: socket, body)

@@ -26,7 +26,8 @@ extension Netlease {
                                                      attributes: [.posixPermissions: 0o600]) else {
                     throw NetleaseError(.storage, "cannot write \(out)")
                 }
-                print("backup of store \(backup.store) at generation \(backup.generation): \(backup.data.count) bytes -> \(out)")
+                print("backup of store \(backup.store) at generation \(backup.generation): "
+                    + "\(backup.data.count) bytes -> \(out)")
             }
         }
     }

@@ -33,20 +33,28 @@ extension Netlease {
 
         @Option(help: "Connections (load mode).") var connections = BenchOptions.defaults.connections
         @Option(help: "Requests in flight per connection (closed loop).") var pipeline = BenchOptions.defaults.pipeline
-        @Option(help: ArgumentHelp("Measured time in seconds.", valueName: "seconds")) var duration: Double = BenchOptions.defaults.duration
-        @Option(help: ArgumentHelp("Offered acquires/s over all connections (open loop); 0 = flat out.", valueName: "r"))
+        @Option(help: ArgumentHelp("Measured time in seconds.", valueName: "seconds"))
+        var duration: Double = BenchOptions.defaults.duration
+        @Option(help: ArgumentHelp(
+            "Offered acquires/s over all connections (open loop); 0 = flat out.", valueName: "r"))
         var rate: Double = BenchOptions.defaults.rate
         @Option(help: "Network to use; created when missing.") var network = BenchOptions.defaults.network
         @Option(help: "Subnet for a network the bench creates (cooldown 0).") var subnet = BenchOptions.defaults.subnet
         @Option(help: ArgumentHelp("Fill the pool to this percentage before measuring.", valueName: "percent"))
         var prefill: Double = BenchOptions.defaults.prefill
-        @Flag(help: "Release every acknowledged lease at once (measures releases/s too).") var release = BenchOptions.defaults.release
-        @Option(help: "Client: lean (NIO handler, default) or standard (NetleaseConnection).") var clientKind = BenchOptions.defaults.clientKind
+        @Flag(help: "Release every acknowledged lease at once (measures releases/s too).")
+        var release = BenchOptions.defaults.release
+        @Option(help: "Client: lean (NIO handler, default) or standard (NetleaseConnection).")
+        var clientKind = BenchOptions.defaults.clientKind
         @Option(help: "Event-loop threads of the lean client.") var threads = BenchOptions.defaults.threads
-        @Flag(help: "Keep the leases (and a created network) at the end instead of releasing them.") var keep = BenchOptions.defaults.keep
-        @Option(help: "Agents mode: this many hosts JOIN (plus as many WATCH connections).") var agents = BenchOptions.defaults.agents
-        @Option(help: "Agents mode: host-bound leases each agent acquires.") var agentLeases = BenchOptions.defaults.agentLeases
-        @Option(help: ArgumentHelp("Agents mode: heartbeat interval.", valueName: "seconds")) var heartbeat: Double = BenchOptions.defaults.heartbeat
+        @Flag(help: "Keep the leases (and a created network) at the end instead of releasing them.")
+        var keep = BenchOptions.defaults.keep
+        @Option(help: "Agents mode: this many hosts JOIN (plus as many WATCH connections).")
+        var agents = BenchOptions.defaults.agents
+        @Option(help: "Agents mode: host-bound leases each agent acquires.")
+        var agentLeases = BenchOptions.defaults.agentLeases
+        @Option(help: ArgumentHelp("Agents mode: heartbeat interval.", valueName: "seconds"))
+        var heartbeat: Double = BenchOptions.defaults.heartbeat
         @Option(help: ArgumentHelp(
             "Agent start mode: join this many peer hosts, then time an agent (in this process, recording host network) "
                 + "from start to ready.", valueName: "peers"))
@@ -102,7 +110,7 @@ extension Netlease {
         func run() async throws {
             try await reportingErrors {
                 let endpoint = try client.endpoint()
-                guard BenchSupport.isLoopback(endpoint.host) else {
+                guard BenchOptions.isLoopback(endpoint.host) else {
                     throw NetleaseError.badRequest(
                         "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)")
                 }

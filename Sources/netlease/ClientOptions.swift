@@ -8,11 +8,13 @@ import NetleaseTransport
 /// Where the coordinator is and how to authenticate: shared by every admin command.
 struct ClientOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Coordinator address HOST:PORT (env NETLEASE_COORDINATOR; default 127.0.0.1:7420).", valueName: "addr"))
+        "Coordinator address HOST:PORT (env NETLEASE_COORDINATOR; default \(ClientOptions.defaultCoordinator)).",
+        valueName: "addr"))
     var coordinator: String?
 
     @Option(help: ArgumentHelp(
-        "File holding the cluster secret (env NETLEASE_SECRET_FILE; default ./netlease-data/cluster-secret if present).",
+        "File holding the cluster secret (env NETLEASE_SECRET_FILE; default \(ClientOptions.defaultSecretFile) "
+            + "if present).",
         valueName: "path"))
     var secretFile: String?
 
@@ -36,7 +38,11 @@ struct ClientOptions: ParsableArguments {
         valueName: "name"))
     var tlsServerName: String?
 
-    static let defaultSecretFile = "netlease-data/cluster-secret"
+    /// A coordinator on this machine, on the default port.
+    static let defaultCoordinator = Endpoint(host: "127.0.0.1", port: CoordinatorConfiguration.defaultPort).description
+    /// The cluster secret a coordinator started here with its default data directory created.
+    static let defaultSecretFile = (Netlease.Coordinator.defaultDataDirectory as NSString)
+        .appendingPathComponent(ClusterSecret.fileName)
 
     func validate() throws {
         _ = try tls()
@@ -57,7 +63,7 @@ struct ClientOptions: ParsableArguments {
     }
 
     func endpoint() throws -> Endpoint {
-        let text = coordinator ?? ProcessInfo.processInfo.environment["NETLEASE_COORDINATOR"] ?? "127.0.0.1:7420"
+        let text = coordinator ?? ProcessInfo.processInfo.environment["NETLEASE_COORDINATOR"] ?? Self.defaultCoordinator
         return try Endpoint(parsing: text)
     }
 

@@ -23,11 +23,17 @@ extension Netlease {
                 work inside TLS unchanged.
                 """)
 
+        /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
+        /// cluster secret there too.
+        static let defaultDataDirectory = "./netlease-data"
+
         @Option(help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "addr:port"))
-        var listen = "0.0.0.0:7420"
+        var listen = Endpoint(
+            host: CoordinatorConfiguration.defaults.host, port: CoordinatorConfiguration.defaults.port
+        ).description
 
         @Option(help: ArgumentHelp("Data directory for the database and the cluster secret.", valueName: "dir"))
-        var data = "./netlease-data"
+        var data = Coordinator.defaultDataDirectory
 
         @Flag(help: "Accept requests without authentication (logs a warning; for throwaway test clusters only).")
         var insecure = false
@@ -61,7 +67,8 @@ extension Netlease {
             valueName: "file"))
         var tlsCa: String?
 
-        @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+        @Option(help: ArgumentHelp(
+            "Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
         var logLevel = "info"
 
         func validate() throws {
@@ -70,7 +77,9 @@ extension Netlease {
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
             guard lineTimeout > 0 else { throw ValidationError("--line-timeout must be positive") }
-            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("unknown --log-level '\(logLevel)'")
+            }
         }
 
         func run() async throws {

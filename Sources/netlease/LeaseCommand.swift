@@ -26,7 +26,8 @@ extension Netlease {
                 var filter = Ledger.LeaseFilter(network: network, host: host, owner: owner)
                 if let state {
                     guard let parsed = LeaseState(rawValue: state) else {
-                        throw NetleaseError.badRequest("--state '\(state)' must be active, reserved, conflict or cooldown")
+                        throw NetleaseError.badRequest(
+                            "--state '\(state)' must be active, reserved, conflict or cooldown")
                     }
                     filter.state = parsed
                 }
@@ -40,7 +41,8 @@ extension Netlease {
                     if !l.note.isEmpty { detail.append("note=\(l.note)") }
                     if l.state == .cooldown { detail.append("until=\(TimeFormat.iso(l.until))") }
                     table.add([l.network, "\(l.address)/\(l.prefix)", l.state.rawValue, dash(l.host), dash(l.owner),
-                               dash(l.ifname), TimeFormat.iso(l.renewed), detail.isEmpty ? "-" : detail.joined(separator: " ")])
+                               dash(l.ifname), TimeFormat.iso(l.renewed),
+                               detail.isEmpty ? "-" : detail.joined(separator: " ")])
                 }
                 print(table.rendered)
             }
@@ -86,7 +88,9 @@ extension Netlease.LeaseCommand {
         @Flag(help: "Print the released lease as JSON (null when nothing was held).") var json = false
 
         func validate() throws {
-            guard (owner == nil) != (address == nil) else { throw ValidationError("give exactly one of --owner or --address") }
+            guard (owner == nil) != (address == nil) else {
+                throw ValidationError("give exactly one of --owner or --address")
+            }
         }
 
         func run() async throws {

@@ -24,36 +24,51 @@ extension Netlease.NetworkCommand {
         @Option(help: ArgumentHelp("Bridge interface name on every host (default nl-NAME).", valueName: "ifname"))
         var bridge: String?
         @Option(help: "MTU of the bridge and containers (default: underlay MTU minus tunnel overhead).") var mtu: Int?
-        @Option(help: ArgumentHelp("Seconds without heartbeat before a host's leases are reclaimed.", valueName: "seconds"))
+        @Option(help: ArgumentHelp(
+            "Seconds without heartbeat before a host's leases are reclaimed.", valueName: "seconds"))
         var leaseTtl: Int = NetworkSpec.defaultLeaseTTL
         @Option(help: ArgumentHelp("Seconds a released address rests before reuse.", valueName: "seconds"))
         var cooldown: Int = NetworkSpec.defaultCooldown
-        @Option(help: ArgumentHelp("Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).", valueName: "range"))
+        @Option(help: ArgumentHelp(
+            "Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).", valueName: "range"))
         var exclude: [String] = []
         @Flag(help: "Print the created network as JSON.") var json = false
 
+        /// --subnet, --tunnel and --exclude as typed values. Checked in `validate()`: a value that cannot mean
+        /// anything is a usage error, like every other bad option, and never reaches the coordinator.
+        func parsed() throws -> (subnet: IPv4Subnet, tunnel: TunnelKind, excluded: [IPv4Range]) {
+            guard let parsedSubnet = IPv4Subnet(subnet) else {
+                throw ValidationError("--subnet '\(subnet)' is not a CIDR with host bits zero (like 172.30.0.0/16)")
+            }
+            guard let parsedTunnel = TunnelKind(rawValue: tunnel) else {
+                throw ValidationError("--tunnel '\(tunnel)' must be vxlan, gre or ovs-gre")
+            }
+            let excluded = try exclude.map { text -> IPv4Range in
+                guard let range = IPv4Range(text) else {
+                    throw ValidationError("--exclude '\(text)' is not an address, A-B range or CIDR")
+                }
+                return range
+            }
+            return (parsedSubnet, parsedTunnel, excluded)
+        }
+
+        func validate() throws {
+            _ = try parsed()
+        }
+
         func run() async throws {
             try await reportingErrors {
-                guard let subnet = IPv4Subnet(subnet) else {
-                    throw NetleaseError.badRequest("--subnet '\(self.subnet)' is not a CIDR with host bits zero (like 172.30.0.0/16)")
-                }
-                guard let tunnel = TunnelKind(rawValue: tunnel) else {
-                    throw NetleaseError.badRequest("--tunnel '\(self.tunnel)' must be vxlan, gre or ovs-gre")
-                }
-                let excluded = try exclude.map { text -> IPv4Range in
-                    guard let range = IPv4Range(text) else {
-                        throw NetleaseError.badRequest("--exclude '\(text)' is not an address, A-B range or CIDR")
-                    }
-                    return range
-                }
+                let (subnet, tunnel, excluded) = try parsed()
                 let spec = NetworkSpec(
                     name: name, subnet: subnet, tunnel: tunnel, vni: vni ?? 0, bridge: bridge ?? "", mtu: mtu ?? 0,
                     leaseTTL: leaseTtl, cooldown: cooldown, excluded: excluded)
                 let created = try await client.withConnection { try await $0.createNetwork(spec) }
                 if json {
-                    try printJSON(NetworkJSON(NetworkSummary(spec: created, counts: PoolCounts(usable: created.usableCount))))
+                    let counts = PoolCounts(usable: created.usableCount)
+                    try printJSON(NetworkJSON(NetworkSummary(spec: created, counts: counts)))
                 } else {
-                    print("created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) vni=\(created.vni) bridge=\(created.bridge)")
+                    print("created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) "
+                        + "vni=\(created.vni) bridge=\(created.bridge)")
                 }
             }
         }

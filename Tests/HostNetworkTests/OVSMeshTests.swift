@@ -7,9 +7,11 @@ import NetleaseTesting
 final class OVSMeshTests: XCTestCase {
     static let observe = ["ip", "-d", "-j", "addr", "show"]
     static let vsctl = ["ovs-vsctl", "--timeout=10"]
-    static let ovs = InterfaceNames.ovsBridge(bridge: "nl0")
-    static let near = InterfaceNames.ovsLinkBridgeSide(bridge: "nl0")
-    static let far = InterfaceNames.ovsLinkSwitchSide(bridge: "nl0")
+    // The names for Linux bridge nl0 as operators see them in `ovs-vsctl show` and `ip link`. Literals: they must
+    // not change between releases, or a new agent would no longer find what an old one created.
+    static let ovs = "nlo-21580c19"
+    static let near = "nlvl-21580c19"
+    static let far = "nlvo-21580c19"
     static let findGRE = vsctl + ["--format=json", "--columns=name,options", "find", "interface", "type=gre"]
 
     private var runner: RecordingCommandRunner!
@@ -163,8 +165,15 @@ final class OVSMeshTests: XCTestCase {
     func testLongPeerNamesGetHashedPortNames() {
         XCTAssertEqual(InterfaceNames.ovsGREPort(peer: "host2"), "gre-host2")
         let long = InterfaceNames.ovsGREPort(peer: "rack7-compute-node-0042")
+        XCTAssertEqual(long, "gre-326f932d57e")
         XCTAssertEqual(long.utf8.count, 15)
-        XCTAssertTrue(long.hasPrefix("gre-"))
         XCTAssertTrue(Names.isValidInterface(long))
+    }
+
+    func testBridgeAndLinkNamesAreThePinnedOnes() {
+        XCTAssertEqual(InterfaceNames.ovsBridge(bridge: "nl0"), Self.ovs)
+        XCTAssertEqual(InterfaceNames.ovsLinkBridgeSide(bridge: "nl0"), Self.near)
+        XCTAssertEqual(InterfaceNames.ovsLinkSwitchSide(bridge: "nl0"), Self.far)
+        XCTAssertEqual(Self.config().ovsBridge, Self.ovs)
     }
 }

@@ -3,18 +3,12 @@ import NetleaseCore
 import XCTest
 import NetleaseLab
 
-/// `LinuxHostNetwork` on the real kernel. Each "host" is a fresh network namespace; the real implementation runs
-/// inside it through `NetnsCommandRunner` (`ip netns exec NS …`). Addresses are 10.77.0.0/24 (underlay) and
-/// 172.30.0.0/24 (overlay), reachable only inside the test's namespaces.
-final class RootHostNetworkTests: XCTestCase {
-    private var bed: NetnsTestbed!
-
-    override func setUpWithError() throws {
-        bed = try NetnsTestbed.make(for: self)
-    }
-
+/// `LinuxHostNetwork` on the real kernel. Each "host" is a fresh network namespace of a `NamespaceLab`; the real
+/// implementation runs inside it through `NetnsCommandRunner` (`ip netns exec NS …`). Addresses are 10.77.0.0/24
+/// (underlay) and 172.30.0.0/24 (overlay), reachable only inside the test's namespaces.
+final class RootHostNetworkTests: NamespaceTestCase {
     private func host(_ namespace: String) -> LinuxHostNetwork {
-        LinuxHostNetwork(runner: NetnsCommandRunner(namespace: namespace, base: ProcessCommandRunner()))
+        LinuxHostNetwork(runner: lab.commandRunner(in: namespace))
     }
 
     private func config(_ tunnel: TunnelKind = .vxlan, bridgeAddress: String, underlay: String,
@@ -24,16 +18,16 @@ final class RootHostNetworkTests: XCTestCase {
             vni: 4242, underlay: IPv4Address(underlay)!, peers: peers.mapValues { IPv4Address($0)! })
     }
 
-    private func fdbDestinations(_ namespace: String, _ device: String) throws -> Set<String> {
-        let command = ["ip", "netns", "exec", namespace, "bridge", "-j", "fdb", "show", "dev", device]
-        let entries = try TestShell.json(command) as? [[String: Any]] ?? []
+    private func fdbDestinations(_ namespace: String, _ device: String) async throws -> Set<String> {
+        let text = try await lab.run(namespace, ["bridge", "-j", "fdb", "show", "dev", device]).stdout
+        let entries = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] ?? []
         return Set(entries.filter { $0["mac"] as? String == "00:00:00:00:00:00" }.compactMap { $0["dst"] as? String })
     }
 
     func testBridgeAndVXLANMeshAreCreatedOnceAndFollowThePeers() async throws {
-        let h1 = try bed.namespace("h1")
-        let h2 = try bed.namespace("h2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let h1 = try await lab.addNamespace(role: "h1")
+        let h2 = try await lab.addNamespace(role: "h2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         let network = host(h1)
         var config = config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1",
                             peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"])
@@ -41,12 +35,12 @@ final class RootHostNetworkTests: XCTestCase {
         let report = try await network.ensureNetwork(config)
         XCTAssertEqual(report.mtu, 1450)
 
-        let links = try bed.links(h1)
+        let links = try await lab.links(in: h1)
         let bridge = try XCTUnwrap(links["nlt0"])
         XCTAssertEqual((bridge["linkinfo"] as? [String: Any])?["info_kind"] as? String, "bridge")
         XCTAssertEqual(bridge["mtu"] as? Int, 1450)
         XCTAssertTrue((bridge["flags"] as? [String] ?? []).contains("UP"))
-        let addresses = try TestShell.run(["ip", "-n", h1, "-4", "-o", "addr", "show", "dev", "nlt0"])
+        let addresses = try await lab.run(h1, ["ip", "-4", "-o", "addr", "show", "dev", "nlt0"]).stdout
         XCTAssertTrue(addresses.contains("172.30.0.1/24"), addresses)
 
         let vxlan = try XCTUnwrap(links["nlvx-4242"])
@@ -60,7 +54,8 @@ final class RootHostNetworkTests: XCTestCase {
         XCTAssertEqual(vxlan["master"] as? String, "nlt0")
         XCTAssertEqual(vxlan["mtu"] as? Int, 1450)
         XCTAssertTrue((vxlan["flags"] as? [String] ?? []).contains("UP"))
-        XCTAssertEqual(try fdbDestinations(h1, "nlvx-4242"), ["10.77.0.2", "10.77.0.3"])
+        let destinations = try await fdbDestinations(h1, "nlvx-4242")
+        XCTAssertEqual(destinations, ["10.77.0.2", "10.77.0.3"])
 
         // Second call: nothing differs, nothing changes.
         let again = try await network.ensureNetwork(config)
@@ -73,10 +68,11 @@ final class RootHostNetworkTests: XCTestCase {
         config.peers["h2"] = IPv4Address(10, 77, 0, 22)
         let moved = try await network.ensureNetwork(config)
         XCTAssertEqual(moved.changes.count, 3, moved.changes.joined(separator: "\n"))
-        XCTAssertEqual(try fdbDestinations(h1, "nlvx-4242"), ["10.77.0.22"])
+        let movedDestinations = try await fdbDestinations(h1, "nlvx-4242")
+        XCTAssertEqual(movedDestinations, ["10.77.0.22"])
 
         // Drift made by hand is found by verify and fixed by ensure.
-        try TestShell.run(["ip", "-n", h1, "link", "set", "nlvx-4242", "nomaster"])
+        try await lab.run(h1, ["ip", "link", "set", "nlvx-4242", "nomaster"])
         let drift = try await network.verify(config)
         XCTAssertEqual(drift.map(\.check), [.tunnelMaster])
         _ = try await network.ensureNetwork(config)
@@ -84,18 +80,18 @@ final class RootHostNetworkTests: XCTestCase {
         XCTAssertEqual(fixed, [])
 
         try await network.teardown(network: "t")
-        let after = try bed.links(h1)
+        let after = try await lab.links(in: h1)
         XCTAssertNil(after["nlt0"])
         XCTAssertNil(after["nlvx-4242"])
         XCTAssertNotNil(after["u0"], "teardown removes only what it created")
     }
 
     func testContainersReachTheirGatewayAndEachOtherAcrossVXLAN() async throws {
-        let h1 = try bed.namespace("h1")
-        let h2 = try bed.namespace("h2")
-        let c1 = try bed.namespace("c1")
-        let c2 = try bed.namespace("c2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let h1 = try await lab.addNamespace(role: "h1")
+        let h2 = try await lab.addNamespace(role: "h2")
+        let c1 = try await lab.addNamespace(role: "c1")
+        let c2 = try await lab.addNamespace(role: "c2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         let network1 = host(h1)
         let network2 = host(h2)
         _ = try await network1.ensureNetwork(
@@ -117,39 +113,42 @@ final class RootHostNetworkTests: XCTestCase {
         let again = try await network1.attach(first)
         XCTAssertEqual(again.changes, [], "attaching the same container twice changes nothing")
 
-        let inside = try bed.links(c1)
+        let inside = try await lab.links(in: c1)
         let eth0 = try XCTUnwrap(inside["eth0"])
         XCTAssertEqual(eth0["mtu"] as? Int, 1450)
-        XCTAssertTrue(try TestShell.run(["ip", "-n", c1, "-4", "-o", "addr", "show", "dev", "eth0"])
-            .contains("172.30.0.11/24"))
-        XCTAssertTrue(try TestShell.run(["ip", "-n", c1, "route", "show", "default"])
-            .contains("default via 172.30.0.1 dev eth0"))
-        XCTAssertEqual(try bed.links(h1)[attached.hostInterface]?["master"] as? String, "nlt0")
-        XCTAssertNotNil(try bed.links(c2)["net0"])
+        let containerAddresses = try await lab.run(c1, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+        XCTAssertTrue(containerAddresses.contains("172.30.0.11/24"))
+        let routes = try await lab.run(c1, ["ip", "route", "show", "default"]).stdout
+        XCTAssertTrue(routes.contains("default via 172.30.0.1 dev eth0"))
+        let hostLinks = try await lab.links(in: h1)
+        XCTAssertEqual(hostLinks[attached.hostInterface]?["master"] as? String, "nlt0")
+        let secondLinks = try await lab.links(in: c2)
+        XCTAssertNotNil(secondLinks["net0"])
 
-        XCTAssertTrue(TestShell.eventually {
-            TestShell.succeeds(["ip", "netns", "exec", c1, "ping", "-c1", "-W1", "172.30.0.1"])
-        }, "container 1 cannot ping its gateway")
-        XCTAssertTrue(TestShell.eventually {
-            TestShell.succeeds(["ip", "netns", "exec", c1, "ping", "-c1", "-W1", "172.30.0.12"])
-        }, "container 1 cannot reach container 2 across the VXLAN tunnel")
+        let gateway = await lab.ping(from: c1, to: IPv4Address(172, 30, 0, 1), within: .seconds(10))
+        XCTAssertTrue(gateway, "container 1 cannot ping its gateway")
+        let across = await lab.ping(from: c1, to: IPv4Address(172, 30, 0, 12), within: .seconds(10))
+        XCTAssertTrue(across, "container 1 cannot reach container 2 across the VXLAN tunnel")
 
         try await network1.detach(network: "t", owner: "ctr-one")
-        XCTAssertNil(try bed.links(c1)["eth0"])
-        XCTAssertNil(try bed.links(h1)[attached.hostInterface])
+        let insideAfter = try await lab.links(in: c1)
+        XCTAssertNil(insideAfter["eth0"])
+        let hostAfter = try await lab.links(in: h1)
+        XCTAssertNil(hostAfter[attached.hostInterface])
         try await network1.detach(network: "t", owner: "ctr-one")
     }
 
     func testGretapEitherWorksOrFailsNamingTheMissingKernelSupport() async throws {
-        let h1 = try bed.namespace("h1")
-        let h2 = try bed.namespace("h2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let h1 = try await lab.addNamespace(role: "h1")
+        let h2 = try await lab.addNamespace(role: "h2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         let network = host(h1)
         let config = config(.gre, bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: ["h2": "10.77.0.2"])
         do {
             _ = try await network.ensureNetwork(config)
-            let device = InterfaceNames.gretap(bridge: "nlt0", peer: "h2")
-            let link = try XCTUnwrap(try bed.links(h1)[device], "gretap device missing")
+            let device = "nlg647d6e0f9c3f"  // gretap towards h2 on bridge nlt0
+            let links = try await lab.links(in: h1)
+            let link = try XCTUnwrap(links[device], "gretap device missing")
             XCTAssertEqual(link["master"] as? String, "nlt0")
             let failures = try await network.verify(config)
             XCTAssertEqual(failures, [])
@@ -158,27 +157,30 @@ final class RootHostNetworkTests: XCTestCase {
             XCTAssertTrue(error.message.contains("ip_gre"), error.message)
         }
         try await network.teardown(network: "t")
-        XCTAssertNil(try bed.links(h1)["nlt0"])
+        let after = try await lab.links(in: h1)
+        XCTAssertNil(after["nlt0"])
     }
 
     func testARPProbeFindsTheHolderAndNothingForAFreeAddress() async throws {
-        let h1 = try bed.namespace("h1")
-        let other = try bed.namespace("other")
-        let h2 = try bed.namespace("h2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let h1 = try await lab.addNamespace(role: "h1")
+        let other = try await lab.addNamespace(role: "other")
+        let h2 = try await lab.addNamespace(role: "h2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         _ = try await host(h1).ensureNetwork(
             config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: [:]))
         // A device nobody leased: configured by hand in another namespace, plugged into the bridge.
-        try TestShell.run(["ip", "-n", h1, "link", "add", "fx", "type", "veth", "peer", "name", "fy",
-                           "netns", "/var/run/netns/" + other])
-        try TestShell.run(["ip", "-n", h1, "link", "set", "fx", "master", "nlt0", "up"])
-        try TestShell.run(["ip", "-n", other, "addr", "add", "172.30.0.50/24", "dev", "fy"])
-        try TestShell.run(["ip", "-n", other, "link", "set", "fy", "up"])
-        let holderMAC = try XCTUnwrap(try bed.links(other)["fy"]?["address"] as? String)
-        XCTAssertTrue(TestShell.eventually {
-            (try? self.bed.links(h1)["fx"]?["operstate"] as? String) == "UP"
-                && (try? self.bed.links(other)["fy"]?["operstate"] as? String) == "UP"
-        }, "veth never came up")
+        try await lab.run(h1, ["ip", "link", "add", "fx", "type", "veth", "peer", "name", "fy", "netns", other])
+        try await lab.run(h1, ["ip", "link", "set", "fx", "master", "nlt0", "up"])
+        try await lab.run(other, ["ip", "addr", "add", "172.30.0.50/24", "dev", "fy"])
+        try await lab.run(other, ["ip", "link", "set", "fy", "up"])
+        let otherLinks = try await lab.links(in: other)
+        let holderMAC = try XCTUnwrap(otherLinks["fy"]?["address"] as? String)
+        let up = await eventually {
+            let near = try? await self.lab.links(in: h1)["fx"]?["operstate"] as? String
+            let far = try? await self.lab.links(in: other)["fy"]?["operstate"] as? String
+            return near == "UP" && far == "UP"
+        }
+        XCTAssertTrue(up, "veth never came up")
 
         // The socket must live in h1: the prober opens it on its own thread after setns(2) into h1.
         let prober = PacketSocketARPProber(namespace: .named(h1))

@@ -3,31 +3,26 @@ import NetleaseCore
 import XCTest
 import NetleaseLab
 
-/// The `ovs-gre` layout on the real kernel with a private, userspace-datapath Open vSwitch inside the namespace.
-final class RootOpenVSwitchTests: XCTestCase {
-    private var bed: NetnsTestbed!
-
-    override func setUpWithError() throws {
-        bed = try NetnsTestbed.make(for: self)
-    }
-
+/// The `ovs-gre` layout on the real kernel with a private, userspace-datapath Open vSwitch inside the namespace
+/// (`LabOpenVSwitch`: no system OVS is needed or touched, and no kernel module).
+final class RootOpenVSwitchTests: NamespaceTestCase {
     func testOVSBridgeWithOneGREPortPerPeerFollowsThePeers() async throws {
-        let h1 = try bed.namespace("h1")
-        let h2 = try bed.namespace("h2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
-        let ovs = try PrivateOpenVSwitch.start(in: h1, bed: bed)
-        let network = LinuxHostNetwork(runner: NetnsCommandRunner(
-            namespace: h1, environment: ovs.environment, base: ProcessCommandRunner()))
+        let h1 = try await lab.addNamespace(role: "h1")
+        let h2 = try await lab.addNamespace(role: "h2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let ovs = try await startOpenVSwitch(in: h1)
+        let network = LinuxHostNetwork(runner: lab.commandRunner(in: h1, environment: ovs.environment))
         var config = config(underlay: "10.77.0.1", bridgeAddress: "172.30.0.1",
                             peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"])
         // With the underlay address on a plain NIC, verify says why GRE cannot work.
         let plain = try await network.verify(config)
         XCTAssertTrue(plain.contains { $0.check == .underlay && $0.detail.contains("not on an OVS bridge") },
                       "\(plain)")
-        try ovs.moveUnderlayToPhysicalBridge(namespace: h1, nic: "u0", cidr: "10.77.0.1/24")
-        let switchName = config.ovsBridge
-        let switchSide = InterfaceNames.ovsLinkSwitchSide(bridge: "nlt0")
-        let bridgeSide = InterfaceNames.ovsLinkBridgeSide(bridge: "nlt0")
+        try ovs.moveUnderlay(nic: "u0", cidr: "10.77.0.1/24")
+        // What operators see for Linux bridge nlt0: the OVS bridge and both ends of the veth between the two.
+        let switchName = "nlo-347a9bba"
+        let switchSide = "nlvo-347a9bba"
+        let bridgeSide = "nlvl-347a9bba"
 
         let report = try await network.ensureNetwork(config)
         XCTAssertEqual(report.mtu, 1462)
@@ -35,7 +30,7 @@ final class RootOpenVSwitchTests: XCTestCase {
         XCTAssertEqual(Set(try ovs.vsctl(["list-ports", switchName]).lines), [switchSide, "gre-h2", "gre-h3"])
         XCTAssertEqual(try ovs.vsctl(["get", "interface", "gre-h2", "type"]).trimmed, "gre")
         XCTAssertEqual(try ovs.vsctl(["get", "interface", "gre-h2", "options:remote_ip"]).trimmed, "\"10.77.0.2\"")
-        let links = try bed.links(h1)
+        let links = try await lab.links(in: h1)
         XCTAssertEqual(links[bridgeSide]?["master"] as? String, "nlt0")
         XCTAssertTrue((links[bridgeSide]?["flags"] as? [String] ?? []).contains("UP"))
         XCTAssertTrue((links[switchSide]?["flags"] as? [String] ?? []).contains("UP"))
@@ -54,7 +49,7 @@ final class RootOpenVSwitchTests: XCTestCase {
 
         try await network.teardown(network: "t")
         XCTAssertFalse(try ovs.vsctl(["list-br"]).lines.contains(switchName))
-        let after = try bed.links(h1)
+        let after = try await lab.links(in: h1)
         XCTAssertNil(after["nlt0"])
         XCTAssertNil(after[bridgeSide])
         XCTAssertNil(after[switchSide])
@@ -70,17 +65,16 @@ final class RootOpenVSwitchTests: XCTestCase {
     /// Two hosts, each with its own userspace OVS and the underlay on `br-phy`; netlease builds the rest and
     /// containers on different hosts reach each other through OVS's GRE ports.
     func testContainersReachEachOtherThroughUserspaceGRE() async throws {
-        let h1 = try bed.namespace("h1")
-        let h2 = try bed.namespace("h2")
-        let c1 = try bed.namespace("c1")
-        let c2 = try bed.namespace("c2")
-        try bed.wire(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
+        let h1 = try await lab.addNamespace(role: "h1")
+        let h2 = try await lab.addNamespace(role: "h2")
+        let c1 = try await lab.addNamespace(role: "c1")
+        let c2 = try await lab.addNamespace(role: "c2")
+        try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         var networks: [LinuxHostNetwork] = []
         for (index, namespace) in [h1, h2].enumerated() {
-            let ovs = try PrivateOpenVSwitch.start(in: namespace, bed: bed)
-            try ovs.moveUnderlayToPhysicalBridge(namespace: namespace, nic: "u0", cidr: "10.77.0.\(index + 1)/24")
-            let network = LinuxHostNetwork(runner: NetnsCommandRunner(
-                namespace: namespace, environment: ovs.environment, base: ProcessCommandRunner()))
+            let ovs = try await startOpenVSwitch(in: namespace)
+            try ovs.moveUnderlay(nic: "u0", cidr: "10.77.0.\(index + 1)/24")
+            let network = LinuxHostNetwork(runner: lab.commandRunner(in: namespace, environment: ovs.environment))
             let config = config(underlay: "10.77.0.\(index + 1)", bridgeAddress: "172.30.0.\(index + 1)",
                                 peers: ["h1": "10.77.0.1", "h2": "10.77.0.2"])
             _ = try await network.ensureNetwork(config)
@@ -95,9 +89,8 @@ final class RootOpenVSwitchTests: XCTestCase {
                 gateway: IPv4Address(172, 30, 0, UInt8(1 + index)), bridge: "nlt0"))
         }
         // The first packets may be lost while OVS resolves the tunnel's next hop; poll with a deadline.
-        XCTAssertTrue(TestShell.eventually(timeout: .seconds(20)) {
-            TestShell.succeeds(["ip", "netns", "exec", c1, "ping", "-c1", "-W1", "172.30.0.12"])
-        }, "no traffic through the OVS GRE ports")
+        let reached = await lab.ping(from: c1, to: IPv4Address(172, 30, 0, 12), within: .seconds(20))
+        XCTAssertTrue(reached, "no traffic through the OVS GRE ports")
     }
 }
 

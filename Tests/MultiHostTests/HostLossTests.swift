@@ -1,16 +1,11 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseLab
 import XCTest
 
 /// Hosts cut off from the coordinator (their underlay link down), and agents whose wall clock is wrong.
 final class HostLossTests: LabTestCase {
-    private func hosts() async throws -> [String: [String: Any]] {
-        let text = try await cluster.admin(["hosts", "--json"])
-        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
-        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in (entry["name"] as? String).map { ($0, entry) } })
-    }
-
     /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
     private func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows
         -> Bool
@@ -45,7 +40,9 @@ final class HostLossTests: LabTestCase {
         try await Task.sleep(for: .seconds(3))  // the outage itself, well inside the 15 s TTL
         try await lab.setUnderlay(host: 1, up: true)
 
-        let reachable = await eventually { await self.lab.ping(from: self.cluster.containerNamespace(host: 1, 1), to: remote) }
+        let reachable = await eventually {
+            await self.lab.ping(from: self.cluster.containerNamespace(host: 1, 1), to: remote)
+        }
         XCTAssertTrue(reachable, "connectivity did not come back after the link did")
         let up = try await eventually { (try await self.hosts()["host1"]?["state"] as? String) == "up" }
         XCTAssertTrue(up)
@@ -131,7 +128,11 @@ final class ClockSkewTests: LabTestCase {
           if (rc == 0 && tv) { tv->tv_sec = ts.tv_sec; tv->tv_usec = ts.tv_nsec / 1000; }
           return rc;
         }
-        time_t time(time_t *t) { struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts); if (t) *t = ts.tv_sec; return ts.tv_sec; }
+        time_t time(time_t *t) {
+          struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+          if (t) *t = ts.tv_sec;
+          return ts.tv_sec;
+        }
         """
 
     private func buildShim() async throws -> String {
@@ -141,18 +142,12 @@ final class ClockSkewTests: LabTestCase {
         do {
             _ = try await ProcessCommandRunner().run(["cc", "-shared", "-fPIC", "-O2", "-o", library, source, "-ldl"])
         } catch {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 XCTFail("cannot build the clock-skew shim (needs a C compiler): \(error)")
             }
             throw XCTSkip("cannot build the clock-skew shim: \(error)")
         }
         return library
-    }
-
-    private func hosts() async throws -> [String: [String: Any]] {
-        let text = try await cluster.admin(["hosts", "--json"])
-        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
-        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in (entry["name"] as? String).map { ($0, entry) } })
     }
 
     func testAgentsWithSkewedWallClocksChangeNothing() async throws {

@@ -14,22 +14,28 @@ class LabTestCase: XCTestCase {
 
     override func setUp() async throws {
         if let problem = await NamespaceLab.capabilityProblem() {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 XCTFail("NETLEASE_REQUIRE_NETNS=1 but the namespace tests cannot run: \(problem)")
                 throw NetleaseError(.unavailable, problem)
             }
             throw XCTSkip("namespace tests skipped: \(problem)")
         }
-        cluster = LabCluster(lab: try NamespaceLab(), binary: try Self.binary())
+        // The binary first: a lab made before a failure here would leave its directory behind.
+        let binary = try Self.binary()
+        cluster = LabCluster(lab: try NamespaceLab(), binary: binary)
     }
 
     override func tearDown() async throws {
         if let cluster {
             let leftover = cluster.lab.createdNamespaces
+            let processes = cluster.lab.startedProcesses
             await cluster.destroy()
             for namespace in leftover {
                 XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/\(namespace)"),
                                "namespace \(namespace) was not removed")
+            }
+            for process in processes where process.isRunning {
+                XCTFail("process \(process.name) (pid \(process.pid)) survived the lab")
             }
         }
         cluster = nil
@@ -47,8 +53,19 @@ class LabTestCase: XCTestCase {
     func leaseAddresses(state: String = "active") async throws -> [String: String] {
         var byOwner: [String: String] = [:]
         for lease in try await cluster.leasesJSON(["--state", state]) {
-            if let owner = lease["owner"] as? String, let address = lease["address"] as? String { byOwner[owner] = address }
+            if let owner = lease["owner"] as? String, let address = lease["address"] as? String {
+                byOwner[owner] = address
+            }
         }
         return byOwner
+    }
+
+    /// `netlease hosts --json` by host name.
+    func hosts() async throws -> [String: [String: Any]] {
+        let text = try await cluster.admin(["hosts", "--json"])
+        let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
+        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in
+            (entry["name"] as? String).map { ($0, entry) }
+        })
     }
 }

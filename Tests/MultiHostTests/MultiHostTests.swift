@@ -1,6 +1,7 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseLab
 import XCTest
 
 final class MultiHostTests: LabTestCase {
@@ -49,7 +50,8 @@ final class MultiHostTests: LabTestCase {
         XCTAssertEqual(Set(results.map(\.address)).count, 60, "an address was handed out twice")
         let leased = try await leaseAddresses()
         for result in results {
-            XCTAssertEqual(leased[result.owner], result.address.description, "coordinator disagrees for \(result.owner)")
+            XCTAssertEqual(leased[result.owner], result.address.description,
+                           "coordinator disagrees for \(result.owner)")
         }
         // One pinger per host reaches every container on the other hosts.
         for host in 1...3 {
@@ -138,16 +140,19 @@ final class CNIPluginTests: LabTestCase {
     func testDebianBridgePluginWithNetleaseIPAM() async throws {
         let bridgePlugin = "/usr/lib/cni/bridge"
         guard FileManager.default.isExecutableFile(atPath: bridgePlugin) else {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+            if LabRequirement.isRequired {
                 return XCTFail("\(bridgePlugin) missing: install containernetworking-plugins")
             }
             throw XCTSkip("\(bridgePlugin) missing: install containernetworking-plugins")
         }
         let pluginDirectory = lab.directory + "/cni-bin"
         try FileManager.default.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
-        let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent().appendingPathComponent("netlease-cni").path
-        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
-        try FileManager.default.createSymbolicLink(atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
+        let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent()
+            .appendingPathComponent("netlease-cni").path
+        try FileManager.default.createSymbolicLink(
+            atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
+        try FileManager.default.createSymbolicLink(
+            atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
 
         try await cluster.startCoordinator()
         for host in 1...2 { try await cluster.startAgent(host) }

@@ -48,6 +48,20 @@ final class ObservedHostNetwork: HostNetworking {
         defer { sink.yield(.reachable(address)) }
         return await recorder.reachable(address)
     }
+
+    /// Waits for the next call that `match` maps to a value, skipping the others; fails the test after `timeout`.
+    func nextCall<T: Sendable>(
+        _ what: String, timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line,
+        _ match: @escaping @Sendable (RecordingHostNetwork.Call) -> T?
+    ) async throws -> T {
+        let calls = self.calls
+        return try await withDeadline(what, timeout: timeout, file: file, line: line) {
+            for await call in calls {
+                if let value = match(call) { return value }
+            }
+            throw DeadlineExceeded(what: "\(what) (the call stream ended)", timeout: timeout)
+        }
+    }
 }
 
 /// An agent with the recording host network and a scripted prober, against a real coordinator on loopback.
@@ -90,21 +104,36 @@ final class AgentHarness: @unchecked Sendable {
         task = Task { try await group.run() }
     }
 
-    func waitUntilReady() async -> String? {
-        var iterator = ready.makeAsyncIterator()
-        return await iterator.next()
+    /// The socket path, once the local API listens; fails the test when that takes longer than `timeout`.
+    func waitUntilReady(
+        timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> String {
+        let ready = self.ready
+        return try await withDeadline("the agent's local API", timeout: timeout, file: file, line: line) {
+            for await path in ready { return path }
+            throw NetleaseError(.unavailable, "the agent stopped before it was ready")
+        }
     }
 
-    func stop() async {
+    /// Stops the agent gracefully; fails the test when it does not stop in time.
+    func stop(file: StaticString = #filePath, line: UInt = #line) async {
         await group?.triggerGracefulShutdown()
-        _ = try? await task?.value
+        guard let task else { return }
+        _ = try? await withDeadline("the agent's graceful stop", file: file, line: line) { try await task.value }
     }
 
     func removeFiles() {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func local<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
-        try await NetleaseConnection.connect(socketPath: socketPath, body)
+    /// Talks to the agent's local API; fails the test when the exchange takes longer than `timeout`.
+    func local<T: Sendable>(
+        timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line,
+        _ body: @escaping @Sendable (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        let path = socketPath
+        return try await withDeadline("a local API exchange", timeout: timeout, file: file, line: line) {
+            try await NetleaseConnection.connect(socketPath: path, body)
+        }
     }
 }

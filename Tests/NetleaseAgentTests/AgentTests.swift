@@ -12,8 +12,8 @@ final class AgentTests: XCTestCase {
     var harnesses: [AgentHarness] = []
 
     override func setUp() async throws {
-        coordinator = try await CoordinatorHarness.start()
-        try await coordinator.connect { c in
+        coordinator = try await withDeadline("the coordinator's start") { try await CoordinatorHarness.start() }
+        try await admin("creating the network") { c in
             _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77,
                                                       cooldown: 0))
         }
@@ -25,7 +25,28 @@ final class AgentTests: XCTestCase {
             harness.removeFiles()
         }
         harnesses = []
-        await coordinator?.stop()
+        if let coordinator {
+            try await withDeadline("the coordinator's stop") { await coordinator.stop() }
+        }
+    }
+
+    /// One exchange with the coordinator on an admin connection; fails the test when it takes too long.
+    private func admin<T: Sendable>(
+        _ what: String, file: StaticString = #filePath, line: UInt = #line,
+        _ body: @escaping @Sendable (NetleaseConnection) async throws -> T
+    ) async throws -> T {
+        let coordinator = try XCTUnwrap(self.coordinator)
+        return try await withDeadline(what, file: file, line: line) { try await coordinator.connect(body) }
+    }
+
+    /// The peers of the next network setup the agent makes.
+    private func nextEnsuredPeers(_ harness: AgentHarness, file: StaticString = #filePath, line: UInt = #line)
+        async throws -> [String: IPv4Address]
+    {
+        try await harness.network.nextCall("a network setup", file: file, line: line) { call in
+            if case .ensureNetwork(let config) = call { return config.peers }
+            return nil
+        }
     }
 
     private func makeAgent(host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
@@ -39,78 +60,79 @@ final class AgentTests: XCTestCase {
         let harness = try makeAgent()
         harness.network.recorder.setVerifyFailures([VerifyFailure(check: .bridgeUp, detail: "bridge is down")])
         harness.start()
-        var calls = harness.network.calls.makeAsyncIterator()
-        var verifies = 0
-        while verifies < 3, let call = await calls.next() {
-            if case .verify = call {
-                verifies += 1
-                XCTAssertFalse(FileManager.default.fileExists(atPath: harness.socketPath),
-                               "local API socket exists while the network fails verification")
+        // The agent keeps retrying the network setup, and the socket stays closed meanwhile.
+        for attempt in 1...3 {
+            try await harness.network.nextCall("verification \(attempt)") { call -> Void? in
+                if case .verify = call { return () }
+                return nil
             }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: harness.socketPath),
+                           "local API socket exists while the network fails verification")
         }
-        XCTAssertEqual(verifies, 3, "the agent should keep retrying the network setup")
         harness.network.recorder.setVerifyFailures([])
-        let path = await harness.waitUntilReady()
+        let path = try await harness.waitUntilReady()
         XCTAssertEqual(path, harness.socketPath)
         XCTAssertTrue(FileManager.default.fileExists(atPath: harness.socketPath))
         // Every setup attempt configured before it verified, and nothing else touched the host.
         let recorded = harness.network.recorder.calls
-        guard case .ensureNetwork(let config)? = recorded.first else { return XCTFail("first call was not ensureNetwork") }
+        guard case .ensureNetwork(let config)? = recorded.first else {
+            return XCTFail("first call was not ensureNetwork")
+        }
         XCTAssertEqual(config.bridge, "nl-prod")
         XCTAssertEqual(config.vni, 77)
         XCTAssertEqual(config.underlay, IPv4Address(10, 9, 0, 1))
         XCTAssertEqual(config.peers, [:])
-        let bridges = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "bridge:h1")) }
+        let bridges = try await admin("listing bridges") {
+            try await $0.leases(.init(network: "prod", owner: "bridge:h1"))
+        }
         XCTAssertEqual(bridges.map(\.address), [config.bridgeAddress])
     }
 
     func testMeshFollowsHostsJoiningMovingAndLeaving() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
-        var calls = harness.network.calls.makeAsyncIterator()
+        _ = try await harness.waitUntilReady()
 
-        func nextEnsuredPeers() async -> [String: IPv4Address]? {
-            while let call = await calls.next() {
-                if case .ensureNetwork(let config) = call { return config.peers }
-            }
-            return nil
-        }
-
-        let initial = await nextEnsuredPeers()
+        let initial = try await nextEnsuredPeers(harness)
         XCTAssertEqual(initial, [:], "the first setup had no peers")
-        _ = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
-        let joined = await nextEnsuredPeers()
+        _ = try await admin("h2 joins") { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
+        let joined = try await nextEnsuredPeers(harness)
         XCTAssertEqual(joined, ["h2": IPv4Address(10, 9, 0, 2)])
-        _ = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 22)) }
-        let moved = await nextEnsuredPeers()
+        _ = try await admin("h2 moves") { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 22)) }
+        let moved = try await nextEnsuredPeers(harness)
         XCTAssertEqual(moved, ["h2": IPv4Address(10, 9, 0, 22)])
-        _ = try await coordinator.connect { try await $0.removeHost("h2") }
-        let left = await nextEnsuredPeers()
+        _ = try await admin("h2 is removed") { try await $0.removeHost("h2") }
+        let left = try await nextEnsuredPeers(harness)
         XCTAssertEqual(left, [:])
     }
 
     func testProbeThenLeaseQuarantinesAnAnsweringAddressAndHandsOutAnother() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
+        _ = try await harness.waitUntilReady()
         // The bridge took the first address; the next two answer ARP.
         let busy1 = IPv4Address(172, 30, 0, 2)
         let busy2 = IPv4Address(172, 30, 0, 3)
         harness.prober.setAnswer("02:aa:bb:cc:dd:01", for: busy1)
         harness.prober.setAnswer("02:aa:bb:cc:dd:02", for: busy2)
-        let reply = try await harness.local { try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0")) }
+        let reply = try await harness.local {
+            try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0"))
+        }
         let lease = try WireCodec.lease(from: reply.fields)
         XCTAssertEqual(lease.address, IPv4Address(172, 30, 0, 4))
         XCTAssertEqual(harness.prober.probes.map(\.address), [busy1, busy2, lease.address])
         XCTAssertEqual(Set(harness.prober.probes.map(\.interface)), ["nl-prod"])
-        let conflicts = try await coordinator.connect { try await $0.leases(.init(network: "prod", state: .conflict)) }
+        let conflicts = try await admin("listing conflicts") {
+            try await $0.leases(.init(network: "prod", state: .conflict))
+        }
         XCTAssertEqual(conflicts.map(\.address), [busy1, busy2])
         XCTAssertEqual(conflicts.map(\.mac), ["02:aa:bb:cc:dd:01", "02:aa:bb:cc:dd:02"])
         XCTAssertEqual(reply.fields["gateway"], "172.30.0.1")
 
         // A repeat for the same owner returns the same address without probing its own container.
-        let again = try await harness.local { try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0")) }
+        let again = try await harness.local {
+            try await $0.send(LocalRequest.acquire(network: "prod", owner: "c1", ifname: "eth0"))
+        }
         XCTAssertEqual(try WireCodec.lease(from: again.fields).address, lease.address)
         XCTAssertEqual(harness.prober.probes.count, 3)
     }
@@ -118,12 +140,14 @@ final class AgentTests: XCTestCase {
     func testAttachPlumbsTheContainerAndDetachReleases() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
+        _ = try await harness.waitUntilReady()
         let reply = try await harness.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         }
         let lease = try WireCodec.lease(from: reply.fields)
-        guard case .attach(let attachment)? = harness.network.recorder.calls.last else { return XCTFail("no attach call") }
+        guard case .attach(let attachment)? = harness.network.recorder.calls.last else {
+            return XCTFail("no attach call")
+        }
         XCTAssertEqual(attachment.namespace, .named("ctr-web"))
         XCTAssertEqual(attachment.address, lease.address)
         XCTAssertEqual(attachment.gateway, IPv4Address(172, 30, 0, 1))
@@ -132,15 +156,16 @@ final class AgentTests: XCTestCase {
 
         _ = try await harness.local { try await $0.send(LocalRequest.detach(network: "prod", owner: "web")) }
         XCTAssertEqual(harness.network.recorder.calls.last, .detach(network: "prod", owner: "web"))
-        let held = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "web")) }
+        let held = try await admin("listing web's lease") { try await $0.leases(.init(network: "prod", owner: "web")) }
         XCTAssertEqual(held, [])
     }
 
     func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
         let first = try makeAgent(directory: directory)
         first.start()
-        _ = await first.waitUntilReady()
+        _ = try await first.waitUntilReady()
         let reply = try await first.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         }
@@ -148,13 +173,13 @@ final class AgentTests: XCTestCase {
         await first.stop()
 
         // While the agent is down an admin frees the address and someone else takes it.
-        try await coordinator.connect { c in
+        try await admin("freeing and taking the address") { c in
             _ = try await c.release(ReleaseRequest(network: "prod", address: address))
             _ = try await c.acquire(AcquireRequest(network: "prod", owner: "squatter", address: address))
         }
         let second = try makeAgent(directory: directory)
         second.start()
-        _ = await second.waitUntilReady()
+        _ = try await second.waitUntilReady()
         let doctor = try await second.local { try await $0.send(LocalRequest.doctor) }
         let checks = try doctor.records.map(DoctorCheck.init(fields:))
         let reconcile = checks.first { $0.name == "reconcile" }
@@ -162,37 +187,46 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(reconcile?.detail.contains("squatter") ?? false, reconcile?.detail ?? "")
         XCTAssertEqual(checks.first { $0.name == "coordinator" }?.ok, true)
         XCTAssertEqual(checks.first { $0.name == "prod/host-network" }?.ok, true)
-        let holder = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "squatter")) }
+        let holder = try await admin("listing the squatter's lease") {
+            try await $0.leases(.init(network: "prod", owner: "squatter"))
+        }
         XCTAssertEqual(holder.map(\.address), [address], "reconcile must not take the address back")
     }
 
     func testAgentRejoinsWithANewEpochWhenFenced() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
-        try await coordinator.connect { watcher in
-            let (hosts, events) = try await watcher.watch()
-            let before = try XCTUnwrap(hosts.first { $0.name == "h1" }).epoch
-            // Someone else joins as h1: the running agent's epoch is now stale and its next heartbeat is refused.
-            let usurper = try await coordinator.connect {
-                try await $0.join(host: "h1", underlay: IPv4Address(10, 9, 0, 1))
+        _ = try await harness.waitUntilReady()
+        let coordinator = try XCTUnwrap(self.coordinator)
+        let epochs = try await withDeadline("the agent's rejoin") {
+            try await coordinator.connect { watcher -> (before: Int64, usurper: Int64, rejoined: Int64)? in
+                let (hosts, events) = try await watcher.watch()
+                let before = try XCTUnwrap(hosts.first { $0.name == "h1" }).epoch
+                // Someone else joins as h1: the running agent's epoch is now stale and its next heartbeat is refused.
+                let usurper = try await coordinator.connect {
+                    try await $0.join(host: "h1", underlay: IPv4Address(10, 9, 0, 1))
+                }
+                for await event in events {
+                    if case .host(let host) = event, host.name == "h1", host.epoch > usurper.epoch {
+                        return (before, usurper.epoch, host.epoch)
+                    }
+                }
+                return nil
             }
-            XCTAssertEqual(usurper.epoch, before + 1)
-            for await event in events {
-                if case .host(let host) = event, host.name == "h1", host.epoch > usurper.epoch { return }
-            }
-            XCTFail("the agent did not rejoin")
         }
+        let seen = try XCTUnwrap(epochs, "the event stream ended before the agent rejoined")
+        XCTAssertEqual(seen.usurper, seen.before + 1)
+        XCTAssertGreaterThan(seen.rejoined, seen.usurper)
     }
 
     func testACoordinatorRestoredFromAnOlderBackupIsDetectedAndReconciled() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
+        _ = try await harness.waitUntilReady()
         let web = try await harness.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         }
-        let backup = try await coordinator.connect { try await $0.backup() }
+        let backup = try await admin("taking a backup") { try await $0.backup() }
         XCTAssertFalse(backup.data.isEmpty)
         let api = try await harness.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "api", netns: "ctr-api", ifname: "eth0"))
@@ -201,12 +235,19 @@ final class AgentTests: XCTestCase {
 
         // The coordinator is lost and brought back from the backup, on the same address.
         let port = coordinator.endpoint.port
-        await coordinator.stop()
-        let restored = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-restore-\(UUID().uuidString)")
+        let lost = try XCTUnwrap(coordinator)
+        try await withDeadline("the coordinator's stop") { await lost.stop() }
+        let restored = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-restore-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: restored, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: restored.appendingPathComponent("netlease.db").path, contents: backup.data)
-        coordinator = try await CoordinatorHarness.start(directory: restored, port: port)
-        let before = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "api")) }
+        XCTAssertTrue(FileManager.default.createFile(
+            atPath: restored.appendingPathComponent("netlease.db").path, contents: backup.data))
+        coordinator = try await withDeadline("the restored coordinator's start") {
+            try await CoordinatorHarness.start(directory: restored, port: port)
+        }
+        let before = try await admin("listing api's lease") {
+            try await $0.leases(.init(network: "prod", owner: "api"))
+        }
         XCTAssertEqual(before, [], "the backup predates the 'api' lease")
 
         var checks: [DoctorCheck] = []
@@ -216,25 +257,28 @@ final class AgentTests: XCTestCase {
             checks = (try? reply?.records.map(DoctorCheck.init(fields:))) ?? []
             if checks.first(where: { $0.name == "store" })?.ok == false,
                checks.first(where: { $0.name == "leases" })?.ok == true { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
         let store = checks.first { $0.name == "store" }
         XCTAssertEqual(store?.ok, false)
         XCTAssertTrue(store?.detail.contains("older backup") ?? false, store?.detail ?? "no store check")
         XCTAssertEqual(checks.first { $0.name == "leases" }?.ok, true)
-        let after = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "api")) }
+        let after = try await admin("listing api's lease") { try await $0.leases(.init(network: "prod", owner: "api")) }
         XCTAssertEqual(after.map(\.address), [apiAddress], "the agent's lease was not reconciled back")
-        let webLease = try await coordinator.connect { try await $0.leases(.init(network: "prod", owner: "web")) }
+        let webLease = try await admin("listing web's lease") {
+            try await $0.leases(.init(network: "prod", owner: "web"))
+        }
         XCTAssertEqual(webLease.map(\.address), [try WireCodec.lease(from: web.fields).address])
     }
 
     func testDoctorPingsEveryPeersBridgeAddressAndNamesTheSilentOnes() async throws {
         let harness = try makeAgent()
         harness.start()
-        _ = await harness.waitUntilReady()
-        var calls = harness.network.calls.makeAsyncIterator()
-        let peer = try await coordinator.connect { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
-        while let call = await calls.next() {
-            if case .ensureNetwork(let config) = call, config.peers["h2"] != nil { break }
+        _ = try await harness.waitUntilReady()
+        let peer = try await admin("h2 joins") { try await $0.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2)) }
+        try await harness.network.nextCall("the mesh to h2") { call -> Void? in
+            if case .ensureNetwork(let config) = call, config.peers["h2"] != nil { return () }
+            return nil
         }
         func doctor() async throws -> [DoctorCheck] {
             try await harness.local { try await $0.send(LocalRequest.doctor) }.records.map(DoctorCheck.init(fields:))

@@ -62,6 +62,13 @@ final class RawLineClient: @unchecked Sendable {
         return group
     }
 
+    /// Waits until a reply byte can be read (without reading it); false after `seconds`.
+    func waitUntilReadable(seconds: Int32 = 10) -> Bool {
+        if !buffer.isEmpty { return true }
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&ready, 1, seconds * 1000) == 1
+    }
+
     /// The next line without its LF, or nil at end of stream.
     func readLine() throws -> String? {
         while true {

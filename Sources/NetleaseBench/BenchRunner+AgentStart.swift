@@ -28,13 +28,15 @@ extension BenchRunner {
         do {
             let samples = try await measureAgentStart(peers: peers, runs: runs, joined: joined)
             let sorted = samples.sorted()
-            let report = AgentStartReport(peers: peers, milliseconds: samples, medianMilliseconds: sorted[sorted.count / 2])
+            let report = AgentStartReport(
+                peers: peers, milliseconds: samples, medianMilliseconds: sorted[sorted.count / 2])
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print(String(format: "agent start -> ready with %d peer(s): median %.1f ms, runs %@ (recording host network)",
+                print(String(format: "agent start -> ready with %d peer(s): median %.1f ms, runs %@ "
+                                 + "(recording host network)",
                              peers, report.medianMilliseconds,
                              samples.map { String(format: "%.1f", $0) }.joined(separator: " ")))
             }

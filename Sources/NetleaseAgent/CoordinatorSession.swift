@@ -1,0 +1,154 @@
+import Logging
+import NetleaseClient
+import NetleaseCore
+import NetleaseTransport
+import NetleaseWire
+
+extension Agent {
+    /// The live session with the coordinator, present only while connected and the host network is verified.
+    struct Session: Sendable {
+        var connection: NetleaseConnection
+        var epoch: Int64
+        var networks: [String: NetworkContext]
+        var claim: HostClaim
+    }
+
+    /// One connection's life: join, build, verify, reconcile, then heartbeat and follow events until something fails.
+    /// `onReady` runs once the session serves (networks verified, leases reconciled).
+    func session(with endpoint: Endpoint, onReady: () -> Void) async throws {
+        let secret = configuration.secret
+        let tls = configuration.tls
+        try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { control in
+            let join = try await control.join(
+                host: configuration.host, underlay: configuration.underlay, networks: configuration.networks)
+            let claim = HostClaim(host: configuration.host, epoch: join.epoch)
+            logger.info("joined the cluster", metadata: ["coordinator": "\(endpoint)", "epoch": "\(join.epoch)"])
+            noteStore(StoreMark(id: join.store, generation: join.generation))
+            var specs: [String: NetworkSpec] = [:]
+            for name in configuration.networks { specs[name] = try await control.network(name).spec }
+            // Host events come on a second connection: after WATCH the coordinator reads nothing more from it.
+            try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { watcher in
+                let (hosts, events) = try await watcher.watch()
+                let directory = PeerDirectory(me: configuration.host, hosts: hosts)
+                let networks = try await buildNetworks(bridges: join.bridges, specs: specs, directory: directory)
+                state.withLock {
+                    $0.session = Session(connection: control, epoch: join.epoch, networks: networks, claim: claim)
+                    $0.directory = directory
+                    $0.lastError = nil
+                }
+                await reconcileLocalLeases(control, claim: claim)
+                onReady()
+                let interval = heartbeatInterval(specs.values)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await self.heartbeat(control, epoch: join.epoch, store: join.store, every: interval)
+                    }
+                    group.addTask { try await self.follow(events, from: directory) }
+                    defer { group.cancelAll() }
+                    try await group.next()
+                }
+            }
+        }
+    }
+
+    /// Records why a session ended; a `stale-epoch` means the coordinator declared this host lost or another agent
+    /// joined as it, so leases re-adopted at the next reconnect are expected.
+    func sessionEnded(with error: any Error, at endpoint: Endpoint) {
+        let text = (error as? NetleaseError)?.description ?? "\(error)"
+        let fenced = (error as? NetleaseError)?.code == .staleEpoch
+        state.withLock {
+            $0.lastError = text
+            if fenced { $0.fenced = true }
+        }
+        logger.warning(
+            "coordinator session ended", metadata: ["coordinator": "\(endpoint)", "error": "\(text)"])
+    }
+
+    /// Heartbeats until one fails. A heartbeat that gets no answer in time ends the session: the coordinator or the
+    /// path to it is gone, so the agent reconnects (and finds out whether it was fenced).
+    private func heartbeat(_ control: NetleaseConnection, epoch: Int64, store: String, every interval: Duration)
+        async throws
+    {
+        let timeout = max(interval, AgentConfiguration.minimumHeartbeatTimeout)
+        while true {
+            try await Task.sleep(for: interval * Double.random(in: 0.8...1.0))
+            let beat = try await control.within(timeout, "heartbeat") {
+                try await control.heartbeat(host: self.configuration.host, epoch: epoch)
+            }
+            noteStore(StoreMark(id: store, generation: beat.generation))
+        }
+    }
+
+    /// Applies host events to the peer directory and brings the mesh along. The stream ends only when the watching
+    /// connection does, which ends the session.
+    private func follow(_ events: AsyncStream<Event>, from directory: PeerDirectory) async throws {
+        var directory = directory
+        for await event in events {
+            guard directory.apply(event) else { continue }
+            try await updateMesh(directory)
+        }
+        throw NetleaseError(.unavailable, "the coordinator's event stream ended")
+    }
+
+    /// The configured period, or a third of the shortest lease TTL of the served networks within
+    /// `AgentConfiguration.derivedHeartbeatRange`.
+    func heartbeatInterval(_ specs: some Sequence<NetworkSpec>) -> Duration {
+        if let fixed = configuration.heartbeatInterval { return fixed }
+        let ttl = specs.map(\.leaseTTL).min() ?? NetworkSpec.defaultLeaseTTL
+        let range = AgentConfiguration.derivedHeartbeatRange
+        return min(max(.seconds(ttl) / 3, range.lowerBound), range.upperBound)
+    }
+
+    /// Compares the coordinator's store with the one seen before. A lower generation of the same store means the
+    /// coordinator was restored from an older backup; a different id means its store was replaced. Either way the
+    /// agent does not trust it blindly: it reconciles every lease it uses (as after any reconnect) and reports it.
+    func noteStore(_ mark: StoreMark) {
+        let previous = state.withLock { $0.store } ?? storeMarkFile.load()
+        let warning = previous.flatMap { mark.change(since: $0) }
+        if let warning {
+            logger.error("coordinator store changed under this agent", metadata: ["detail": "\(warning)"])
+        }
+        state.withLock {
+            $0.store = mark
+            if warning != nil { $0.storeWarning = warning }
+        }
+        if previous != mark {
+            do { try storeMarkFile.save(mark) } catch {
+                logger.warning("cannot record the coordinator's store", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Which coordinator to try next and how long to wait first: round robin over the list, exponential backoff with
+/// jitter while attempts keep failing, back to the shortest pause after a session that got ready.
+struct CoordinatorRotation {
+    let coordinators: [Endpoint]
+    let delay: ClosedRange<Duration>
+    private var index = 0
+    private var failures = 0
+
+    init(coordinators: [Endpoint], delay: ClosedRange<Duration>) {
+        precondition(!coordinators.isEmpty, "the agent checks for coordinators at init")
+        self.coordinators = coordinators
+        self.delay = delay
+    }
+
+    var current: Endpoint { coordinators[index % coordinators.count] }
+
+    /// The session got ready: the next pause starts from the shortest again.
+    mutating func connected() { failures = 0 }
+
+    /// Moves to the next coordinator; returns the pause before trying it.
+    mutating func next() -> Duration {
+        failures += 1
+        index += 1
+        return Self.delay(after: failures, in: delay)
+    }
+
+    static func delay(after failures: Int, in range: ClosedRange<Duration>) -> Duration {
+        let exponent = min(max(failures - 1, 0), 16)
+        let base = min(range.lowerBound * (1 << exponent), range.upperBound)
+        return base * Double.random(in: 0.5...1.0)
+    }
+}

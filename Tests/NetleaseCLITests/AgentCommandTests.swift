@@ -1,0 +1,90 @@
+import ArgumentParser
+import XCTest
+
+@testable import netlease
+
+/// `netlease agent` and the commands that talk to a local agent (`attach`, `detach`, `doctor`).
+final class AgentCommandTests: XCTestCase {
+    static let required = ["agent", "--host", "host1", "--underlay", "10.0.0.1", "--network", "blue"]
+
+    func testDefaults() throws {
+        let command = try parse(Self.required, as: Netlease.AgentCommand.self)
+        XCTAssertEqual(command.host, "host1")
+        XCTAssertEqual(command.underlay, "10.0.0.1")
+        XCTAssertEqual(command.network, ["blue"])
+        XCTAssertEqual(command.coordinator, "127.0.0.1:7420")
+        XCTAssertNil(command.secretFile)
+        XCTAssertEqual(command.socket, "/run/netlease/agent.sock")
+        XCTAssertNil(command.socketGroup)
+        XCTAssertEqual(command.stateDir, "/var/lib/netlease-agent")
+        XCTAssertFalse(command.teardown)
+        XCTAssertEqual(command.logLevel, "info")
+        XCTAssertNil(command.tlsCert)
+        XCTAssertNil(command.tlsServerName)
+    }
+
+    func testEveryOption() throws {
+        let command = try parse(Self.required + [
+            "--network", "red", "--coordinator", "10.0.0.9:7420,10.0.0.10:7420", "--secret-file", "/etc/s",
+            "--socket", "/tmp/a.sock", "--socket-group", "docker", "--state-dir", "/tmp/state", "--teardown",
+            "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-server-name", "coord",
+            "--log-level", "notice",
+        ], as: Netlease.AgentCommand.self)
+        XCTAssertEqual(command.network, ["blue", "red"])
+        XCTAssertEqual(command.coordinator, "10.0.0.9:7420,10.0.0.10:7420")
+        XCTAssertEqual(command.secretFile, "/etc/s")
+        XCTAssertEqual(command.socket, "/tmp/a.sock")
+        XCTAssertEqual(command.socketGroup, "docker")
+        XCTAssertEqual(command.stateDir, "/tmp/state")
+        XCTAssertTrue(command.teardown)
+        XCTAssertEqual(command.tlsCert, "c.pem")
+        XCTAssertEqual(command.tlsKey, "k.pem")
+        XCTAssertEqual(command.tlsCa, "ca.pem")
+        XCTAssertEqual(command.tlsServerName, "coord")
+        XCTAssertEqual(command.logLevel, "notice")
+    }
+
+    func testMissingAndBadValuesAreRefused() {
+        assertRefused(["agent", "--underlay", "10.0.0.1", "--network", "blue"],
+                      "Missing expected argument '--host <host>'")
+        assertRefused(["agent", "--host", "host1", "--network", "blue"],
+                      "Missing expected argument '--underlay <ip>'")
+        assertRefused(["agent", "--host", "host1", "--underlay", "10.0.0.1"],
+                      "Missing expected argument '--network <name> ...'")
+        assertRefused(Self.required + ["--log-level", "nope"], "unknown --log-level 'nope'")
+        assertRefused(Self.required + ["--tls-cert", "c.pem", "--tls-ca", "ca.pem"],
+                      "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key")
+        assertRefused(Self.required + ["--tls-server-name", "coord"],
+                      "a TLS server name needs --tls-cert, --tls-key and --tls-ca")
+    }
+
+    func testAttachDetachAndDoctor() throws {
+        let attach = try parse(["attach", "--network", "blue", "--netns", "ctr1", "--owner", "c-1"],
+                               as: Netlease.Attach.self)
+        XCTAssertEqual(attach.network, "blue")
+        XCTAssertEqual(attach.netns, "ctr1")
+        XCTAssertEqual(attach.owner, "c-1")
+        XCTAssertEqual(attach.ifname, "eth0")
+        XCTAssertEqual(attach.agent.socket, "/run/netlease/agent.sock")
+        XCTAssertFalse(attach.json)
+
+        let named = try parse([
+            "attach", "--network", "blue", "--netns", "/proc/42/ns/net", "--owner", "c-1", "--ifname", "net1",
+            "--socket", "/tmp/a.sock", "--json",
+        ], as: Netlease.Attach.self)
+        XCTAssertEqual(named.netns, "/proc/42/ns/net")
+        XCTAssertEqual(named.ifname, "net1")
+        XCTAssertEqual(named.agent.socket, "/tmp/a.sock")
+        XCTAssertTrue(named.json)
+        assertRefused(["attach", "--network", "blue", "--owner", "c-1"],
+                      "Missing expected argument '--netns <name|path>'")
+
+        let detach = try parse(["detach", "--network", "blue", "--owner", "c-1"], as: Netlease.Detach.self)
+        XCTAssertEqual(detach.network, "blue")
+        XCTAssertEqual(detach.owner, "c-1")
+
+        let doctor = try parse(["doctor", "--socket", "/tmp/a.sock", "--json"], as: Netlease.Doctor.self)
+        XCTAssertEqual(doctor.agent.socket, "/tmp/a.sock")
+        XCTAssertTrue(doctor.json)
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import NetleaseClient
+import NetleaseCore
+import NetleaseTesting
+import NetleaseTransport
+import NetleaseWire
+import XCTest
+
+/// The client against peers that misbehave, and its verbs against a real coordinator.
+final class NetleaseConnectionTests: XCTestCase {
+    private var servers: [ScriptedServer] = []
+    private var harness: CoordinatorHarness?
+
+    override func tearDown() async throws {
+        for server in servers { await server.stop() }
+        servers = []
+        await harness?.stop()
+        harness = nil
+    }
+
+    private func scripted(greeting: String?, answer: ScriptedServer.Answer = .silence) async throws -> Endpoint {
+        let server = try await ScriptedServer.tcp(greeting: greeting, answer: answer)
+        servers.append(server)
+        return Endpoint(host: "127.0.0.1", port: server.port)
+    }
+
+    /// Asserts that `body` throws a `NetleaseError` with `code` whose message contains `text`.
+    private func assertFails(
+        _ code: ErrorCode, containing text: String, file: StaticString = #filePath, line: UInt = #line,
+        _ body: () async throws -> Void
+    ) async {
+        do {
+            try await body()
+            XCTFail("expected \(code.rawValue)", file: file, line: line)
+        } catch let error as NetleaseError {
+            XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+            XCTAssertTrue(error.message.contains(text), error.message, file: file, line: line)
+        } catch {
+            XCTFail("expected a NetleaseError, got \(error)", file: file, line: line)
+        }
+    }
+
+    // MARK: misbehaving peers
+
+    func testConnectFailsWhenTheServerAcceptsButNeverGreets() async throws {
+        let endpoint = try await scripted(greeting: nil)
+        let started = ContinuousClock.now
+        await assertFails(.unavailable, containing: "no greeting within") {
+            try await withDeadline(.seconds(10), "connect to a silent server") {
+                try await NetleaseConnection.connect(to: endpoint, greetingTimeout: .milliseconds(300)) {
+                    try await $0.ping()
+                }
+            }
+        }
+        let waited = ContinuousClock.now - started
+        // A plaintext client is told the likeliest cause: the coordinator wants TLS.
+        await assertFails(.unavailable, containing: "requires TLS") {
+            try await NetleaseConnection.connect(to: endpoint, greetingTimeout: .milliseconds(50)) { _ in }
+        }
+        XCTAssertGreaterThanOrEqual(waited, .milliseconds(300), "gave up before the greeting timeout")
+        XCTAssertLessThan(waited, .seconds(5), "the greeting timeout did not bound the wait")
+    }
+
+    func testConnectOverUnixSocketFailsWhenTheServerNeverGreets() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("nl-\(UUID().uuidString).sock").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        servers.append(try await ScriptedServer.unix(path: path, greeting: nil))
+        await assertFails(.unavailable, containing: "no greeting within") {
+            try await withDeadline(.seconds(10), "connect to a silent socket") {
+                try await NetleaseConnection.connect(socketPath: path, greetingTimeout: .milliseconds(200)) {
+                    try await $0.ping()
+                }
+            }
+        }
+    }
+
+    func testDefaultGreetingTimeoutIsBoundedAndLongerThanAConnect() {
+        XCTAssertGreaterThan(NetleaseConnection.defaultGreetingTimeout, .zero)
+        XCTAssertLessThanOrEqual(NetleaseConnection.defaultGreetingTimeout, .seconds(30))
+        XCTAssertGreaterThanOrEqual(NetleaseConnection.defaultGreetingTimeout, NetleaseConnection.defaultConnectTimeout)
+    }
+
+    func testPendingRequestFailsWhenTheServerClosesBeforeAnswering() async throws {
+        let endpoint = try await scripted(greeting: Greeting(authRequired: false).line, answer: .writeThenClose(""))
+        await assertFails(.unavailable, containing: "closed the connection") {
+            try await withDeadline(.seconds(10), "a request to a server that closes") {
+                try await NetleaseConnection.connect(to: endpoint) { connection in
+                    try await connection.ping()
+                }
+            }
+        }
+    }
+
+    func testPendingRequestFailsWhenTheServerClosesInTheMiddleOfARecordList() async throws {
+        let partial = "OK count=3\nNETWORK name=a subnet=10.0.0.0/24\n"
+        let endpoint = try await scripted(
+            greeting: Greeting(authRequired: false).line, answer: .writeThenClose(partial))
+        await assertFails(.unavailable, containing: "mid-reply") {
+            try await withDeadline(.seconds(10), "a listing cut short") {
+                try await NetleaseConnection.connect(to: endpoint) { connection in
+                    _ = try await connection.send(Request.networkList)
+                }
+            }
+        }
+    }
+
+    func testEveryPipelinedRequestFailsWhenTheServerCloses() async throws {
+        let endpoint = try await scripted(greeting: Greeting(authRequired: false).line, answer: .writeThenClose(""))
+        try await withDeadline(.seconds(10), "pipelined requests to a server that closes") {
+            try await NetleaseConnection.connect(to: endpoint) { connection in
+                let failures = await withTaskGroup(of: ErrorCode?.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            do {
+                                try await connection.ping()
+                                return nil
+                            } catch {
+                                return (error as? NetleaseError)?.code
+                            }
+                        }
+                    }
+                    var codes: [ErrorCode?] = []
+                    for await code in group { codes.append(code) }
+                    return codes
+                }
+                XCTAssertEqual(failures, Array(repeating: .unavailable, count: 8))
+            }
+        }
+    }
+
+    // MARK: verbs against a real coordinator
+
+    func testAcquireIsIdempotentReleaseFreesAndListShowsWhatIsHeld() async throws {
+        let harness = try await CoordinatorHarness.start()
+        self.harness = harness
+        try await harness.connect { c in
+            _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!))
+            let first = try await c.acquire(AcquireRequest(network: "prod", owner: "web"))
+            let again = try await c.acquire(AcquireRequest(network: "prod", owner: "web"))
+            XCTAssertEqual(again.address, first.address, "the same owner must get the same address")
+            let other = try await c.acquire(AcquireRequest(network: "prod", owner: "db"))
+            XCTAssertNotEqual(other.address, first.address)
+
+            let listed = try await c.leases(.init(network: "prod", state: .active))
+            XCTAssertEqual(Set(listed.map(\.owner)), ["web", "db"])
+            XCTAssertEqual(listed.first { $0.owner == "web" }?.address, first.address)
+
+            let released = try await c.release(ReleaseRequest(network: "prod", owner: "web"))
+            XCTAssertEqual(released?.address, first.address)
+            let releasedAgain = try await c.release(ReleaseRequest(network: "prod", owner: "web"))
+            XCTAssertNil(releasedAgain, "a repeated release matches nothing and harms nothing")
+            let remaining = try await c.leases(.init(network: "prod", state: .active))
+            XCTAssertEqual(remaining.map(\.owner), ["db"])
+        }
+    }
+
+    func testUnauthenticatedClientIsToldToAuthenticate() async throws {
+        let harness = try await CoordinatorHarness.start()
+        self.harness = harness
+        await assertFails(.authRequired, containing: "AUTH") {
+            try await harness.connect(authenticated: false) { c in
+                XCTAssertTrue(c.greeting.authRequired)
+                _ = try await c.leases()
+            }
+        }
+    }
+}
