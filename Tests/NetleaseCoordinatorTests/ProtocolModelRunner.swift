@@ -303,17 +303,36 @@ final class ModelRunner {
 enum ModelShrinker {
     /// Delta debugging: drop chunks of operations, then single ones, replaying each candidate on a fresh
     /// coordinator and keeping it when it still fails; pipelines are also tried as plain requests and with fewer
-    /// requests. Returns the smallest failing sequence found within `budget` replays.
+    /// requests, and requests without each optional field. Returns the smallest failing sequence found within
+    /// `budget` replays.
     static func shrink(_ ops: [ModelOp], dataRoot: URL, budget: Int) -> (ops: [ModelOp], replays: Int) {
         var replays = 0
         func fails(_ candidate: [ModelOp]) -> Bool {
             guard replays < budget else { return false }
             replays += 1
-            return ModelRunner(dataRoot: dataRoot).run(candidate) != nil
+            let failure = ModelRunner(dataRoot: dataRoot).run(candidate)
+            if ProcessInfo.processInfo.environment["MODEL_TRACE"] == "1" {
+                let outcome = failure.map { "fails: \($0.message.prefix(100))" } ?? "passes"
+                print("shrink: \(candidate.count) operations: \(outcome)")
+            }
+            return failure != nil
         }
         var current = ops
+        while true {
+            current = removeOperations(current, fails)
+            let (flattened, pipelinesChanged) = simplifyPipelines(current, fails)
+            let (simpler, fieldsChanged) = dropOptionalFields(flattened, fails)
+            current = simpler
+            if !(pipelinesChanged || fieldsChanged) || replays >= budget { break }
+        }
+        return (current, replays)
+    }
+
+    /// Removes chunks of operations, halving the chunk size down to single operations, while the rest still fails.
+    private static func removeOperations(_ ops: [ModelOp], _ fails: ([ModelOp]) -> Bool) -> [ModelOp] {
+        var current = ops
         var granularity = 2
-        while current.count >= 2 && replays < budget {
+        while current.count >= 2 {
             let chunk = (current.count + granularity - 1) / granularity
             var reduced = false
             var start = 0
@@ -333,33 +352,72 @@ enum ModelShrinker {
                 granularity = min(current.count, granularity * 2)
             }
         }
-        // Pipelines: as separate requests, then without each of their requests.
+        return current
+    }
+
+    /// Each pipeline as separate requests, else without each of its requests in turn. Whether anything changed.
+    private static func simplifyPipelines(_ ops: [ModelOp], _ fails: ([ModelOp]) -> Bool) -> ([ModelOp], Bool) {
+        var current = ops
+        var changed = false
         var index = 0
-        while index < current.count && replays < budget {
-            if case .pipeline(let connection, let requests) = current[index] {
+        while index < current.count {
+            guard case .pipeline(let connection, let requests) = current[index] else {
+                index += 1
+                continue
+            }
+            var candidate = current
+            candidate.replaceSubrange(index...index, with: requests.map { .request(connection: connection, $0) })
+            if fails(candidate) {
+                current = candidate
+                changed = true
+                continue
+            }
+            var remaining = requests
+            var position = 0
+            while position < remaining.count && remaining.count > 1 {
+                var fewer = remaining
+                fewer.remove(at: position)
                 var candidate = current
-                candidate.replaceSubrange(index...index, with: requests.map { .request(connection: connection, $0) })
+                candidate[index] = .pipeline(connection: connection, fewer)
                 if fails(candidate) {
                     current = candidate
-                    continue
-                }
-                var remaining = requests
-                var position = 0
-                while position < remaining.count && remaining.count > 1 && replays < budget {
-                    var fewer = remaining
-                    fewer.remove(at: position)
-                    var candidate = current
-                    candidate[index] = .pipeline(connection: connection, fewer)
-                    if fails(candidate) {
-                        current = candidate
-                        remaining = fewer
-                    } else {
-                        position += 1
-                    }
+                    remaining = fewer
+                    changed = true
+                } else {
+                    position += 1
                 }
             }
             index += 1
         }
-        return (current, replays)
+        return (current, changed)
+    }
+
+    /// Each request without each of its optional fields in turn. Whether anything changed.
+    private static func dropOptionalFields(_ ops: [ModelOp], _ fails: ([ModelOp]) -> Bool) -> ([ModelOp], Bool) {
+        var current = ops
+        var changed = false
+        for index in current.indices {
+            guard case .request(let connection, var template) = current[index] else { continue }
+            let required = Set(ProtocolModel.verbs[template.verb]?.required ?? [])
+            var position = 0
+            while position < template.fields.count {
+                guard !required.contains(template.fields[position].key) else {
+                    position += 1
+                    continue
+                }
+                var fewer = template
+                fewer.fields.remove(at: position)
+                var candidate = current
+                candidate[index] = .request(connection: connection, fewer)
+                if fails(candidate) {
+                    current = candidate
+                    template = fewer
+                    changed = true
+                } else {
+                    position += 1
+                }
+            }
+        }
+        return (current, changed)
     }
 }
