@@ -232,10 +232,10 @@ final class ModelRunner {
 
     // MARK: after every step
 
-    /// The observable invariants of DESIGN.md, then every listing against the model.
+    /// The observable invariants of DESIGN.md, then every listing and the STATS counts against the model.
     private func checkState() throws {
         let replies = try connection(0).exchange([
-            "LEASE-LIST", "LEASE-LIST state=cooldown", "HOST-LIST", "NETWORK-LIST",
+            "LEASE-LIST", "LEASE-LIST state=cooldown", "HOST-LIST", "NETWORK-LIST", "STATS",
         ])
         requests += replies.count
         for reply in replies where !reply.isOK { throw ModelFailure("a listing failed: \(reply.head.raw)") }
@@ -295,6 +295,7 @@ final class ModelRunner {
                                    model.listing(state: "cooldown"))
         try model.compareHosts(hosts)
         try model.compareNetworks(networks)
+        try model.compareStats(replies[4])
     }
 }
 
