@@ -320,6 +320,9 @@ final class ProtocolModel {
     /// A restarted coordinator: downtime is never held against hosts that were up.
     func restarted() {
         for (name, host) in hosts where host.up { hosts[name]!.heartbeat = max(host.heartbeat, now) }
+        touched = [:]
+        allocated = [:]
+        noteTouched()
     }
 
     @discardableResult
@@ -646,9 +649,7 @@ final class ProtocolModel {
                     + "addresses; DESIGN.md says its own back)", default: 0] += 1
                 if observed["created"] == String(existing.created) { record.created = existing.created }
             } else {
-                guard net.isLeasable(address) else {
-                    throw ModelFailure("JOIN gave \(IPText.text(address)) in \(network), which is never handed out")
-                }
+                try checkHandedOut(address, in: net, what: "JOIN for the bridge of \(host)")
             }
             records[network]![address] = record
             try Self.same("JOIN bridge record", Self.leaseText(observed: observed),
@@ -727,7 +728,7 @@ final class ProtocolModel {
             if let wanted, wanted != address {
                 throw ModelFailure("ACQUIRE address=\(IPText.text(wanted)) got \(IPText.text(address))")
             }
-            try checkHandedOut(address, in: net, what: "ACQUIRE for '\(owner)'")
+            try checkHandedOut(address, in: net, what: "ACQUIRE for '\(owner)'", chosen: wanted == nil)
             let record = MRecord(state: "active", host: claimHost ?? "", owner: owner, ifname: ifname,
                                  isStatic: !hostBound, created: now, renewed: now)
             records[net.name]![address] = record
@@ -738,7 +739,13 @@ final class ProtocolModel {
 
     /// An address the coordinator chose must be free: leasable and without any record (§4 invariant "never
     /// handed out": reserved, quarantined, cooling, held, bridge, excluded, network and broadcast addresses).
-    private func checkHandedOut(_ address: UInt32, in net: MNetwork, what: String) throws {
+    ///
+    /// `chosen`: the coordinator picked the address. Allocation order (§5 "Lease lifetime"): addresses never handed
+    /// out since the coordinator started come first, in ascending order. The contract and the design differ on
+    /// addresses that only had a reservation or a quarantine meanwhile, so the model checks what both readings
+    /// imply: while some address has had no record at all since the start, the pick is not above the lowest such
+    /// address and is not one the coordinator itself picked before.
+    private func checkHandedOut(_ address: UInt32, in net: MNetwork, what: String, chosen: Bool = true) throws {
         guard net.isLeasable(address) else {
             throw ModelFailure("\(what) handed out \(IPText.text(address)), which \(net.name) never hands out")
         }
@@ -746,6 +753,28 @@ final class ProtocolModel {
             throw ModelFailure("\(what) handed out \(IPText.text(address)) in \(net.name), which is \(record.state) "
                 + "(owner '\(record.owner)', host '\(record.host)')")
         }
+        guard chosen else { return }
+        let touched = touched[net.name] ?? []
+        if let lowest = net.subnet.hosts.first(where: {
+            net.isLeasable($0) && records[net.name]![$0] == nil && !touched.contains($0)
+        }), address > lowest || allocated[net.name, default: []].contains(address) {
+            throw ModelFailure("\(what) handed out \(IPText.text(address)) in \(net.name) while \(IPText.text(lowest)) "
+                + "was never handed out since the coordinator started (allocation order)")
+        }
+        allocated[net.name, default: []].insert(address)
+    }
+
+    /// Addresses the coordinator picked itself (ACQUIRE without address, bridge addresses) since it started.
+    private var allocated: [String: Set<UInt32>] = [:]
+
+    /// Every address that has had a record since the coordinator started (at a restart: the ones with a record).
+    private var touched: [String: Set<UInt32>] = [:]
+
+    /// Records the addresses that have a record now as touched; called after every step that changed state.
+    func noteTouched() {
+        for (network, book) in records { touched[network, default: []].formUnion(book.keys) }
+        for network in touched.keys where records[network] == nil { touched[network] = nil }
+        for network in allocated.keys where records[network] == nil { allocated[network] = nil }
     }
 
     private func release(_ f: [String: String], _ e: inout Expectation) {

@@ -128,6 +128,7 @@ final class ModelRunner {
             transcript.append("\(number)  clock +\(seconds) s, then one reclaim pass")
             clock.advance(seconds: Double(seconds))
             model.advance(milliseconds: Int64(seconds) * 1000)
+            model.noteTouched()
             let store = harness!.store
             _ = try runBlocking { try await store.reclaim() }
         case .restart:
@@ -160,6 +161,7 @@ final class ModelRunner {
                 throw ModelFailure("\(request.verb): expected ERR \(codes), got \(reply.head.raw.prefix(300))")
             }
             try accept(reply)
+            model.noteTouched()
             return
         }
         let matching = expectation.refusals.filter { $0.code == reply.code }
@@ -314,7 +316,7 @@ enum ModelShrinker {
             let failure = ModelRunner(dataRoot: dataRoot).run(candidate)
             if ProcessInfo.processInfo.environment["MODEL_TRACE"] == "1" {
                 let outcome = failure.map { "fails: \($0.message.prefix(100))" } ?? "passes"
-                print("shrink: \(candidate.count) operations: \(outcome)")
+                say("shrink: \(candidate.count) operations: \(outcome)")
             }
             return failure != nil
         }

@@ -18,7 +18,7 @@ final class ProtocolModelTests: XCTestCase {
     func testRandomSequencesAgreeWithTheModel() throws {
         let configuration = ModelCheckConfiguration(environment: ProcessInfo.processInfo.environment)
         let report = ModelChecker(configuration).run()
-        print(report.summary)
+        say(report.summary)
         if let failure = report.failure { XCTFail(failure) }
     }
 }
@@ -65,7 +65,7 @@ final class ModelChecker {
 
     func run() -> Report {
         let c = configuration
-        print("protocol model check: seed=\(c.seed) sequences=\(c.sequences) length=\(c.length) "
+        say("protocol model check: seed=\(c.seed) sequences=\(c.sequences) length=\(c.length) "
             + "data=\(c.dataRoot.path)")
         let started = Date()
         var operations = 0
@@ -86,11 +86,11 @@ final class ModelChecker {
             requests += runner.requests
             for (key, count) in runner.model.deviations { deviations[key, default: 0] += count }
             for (key, count) in runner.outcomes { outcomes[key, default: 0] += count }
-            if c.trace { print("sequence \(index + 1) (seed \(seed)):\n" + runner.transcript.joined(separator: "\n")) }
+            if c.trace { say("sequence \(index + 1) (seed \(seed)):\n" + runner.transcript.joined(separator: "\n")) }
             if Date().timeIntervalSince(lastProgress) > 30 {
                 lastProgress = Date()
                 let seconds = lastProgress.timeIntervalSince(started)
-                print("protocol model check: \(index + 1)/\(c.sequences) sequences, \(operations) operations in "
+                say("protocol model check: \(index + 1)/\(c.sequences) sequences, \(operations) operations in "
                     + "\(Int(seconds)) s (\(Int(Double(operations) / seconds)) operations/s)")
             }
         }
@@ -126,4 +126,9 @@ final class ModelChecker {
         }
         return text
     }
+}
+
+/// Writes a line to standard output at once (print is buffered when the output is a pipe, as under swift test).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
