@@ -49,11 +49,16 @@ enum ModelOp {
     case restart
     /// A malformed line on a fresh admin connection.
     case garbage(Int)
+    /// Pipelines sent on several admin connections at once, before any reply is read. Their requests commute
+    /// (ACQUIRE and RELEASE, each batch in its own network), so the outcome does not depend on how the coordinator
+    /// interleaves them; they share its group commits.
+    case concurrent([(connection: Int, requests: [ModelRequestTemplate])])
 
     var requestCount: Int {
         switch self {
         case .request: 1
         case .pipeline(_, let requests): requests.count
+        case .concurrent(let batches): batches.reduce(0) { $0 + $1.requests.count }
         case .advance, .restart, .garbage: 0
         }
     }
@@ -264,6 +269,12 @@ struct ModelGenerator {
         case 85..<95: return .garbage(int(0...(ModelPools.garbage.count - 1)))
         case 95..<145:
             return .pipeline(connection: int(0...2), (0..<int(2...6)).map { _ in request(listings: false) })
+        case 145..<175:
+            let networks = ["blue", "red", "Blue", "green"].shuffled(using: &rng)
+            let connections = [0, 1, 2].shuffled(using: &rng)
+            return .concurrent((0..<2).map { index in
+                (connections[index], (0..<int(2...5)).map { _ in commuting(in: networks[index]) })
+            })
         default:
             let connection = pick([(0, 30), (1, 28), (2, 28), (3, 7), (4, 7)])
             var template = request(listings: true)
@@ -369,8 +380,15 @@ struct ModelGenerator {
         ])
     }
 
-    private mutating func acquire() -> ModelRequestTemplate {
-        let network = network()
+    /// A request of the pipelined kind confined to `network`: ACQUIRE or RELEASE. (Not HEARTBEAT: its reply
+    /// carries the store generation, which the model may only compare in the order the coordinator answered.)
+    private mutating func commuting(in network: String) -> ModelRequestTemplate {
+        hostile = chance(15)
+        return chance(55) ? acquire(in: network) : release(in: network)
+    }
+
+    private mutating func acquire(in chosen: String? = nil) -> ModelRequestTemplate {
+        let network = chosen ?? network()
         var fields: [(key: String, value: ModelValue)] = [("network", .text(network)), ("owner", .text(owner()))]
         if chance(65) { claim(&fields) }
         if chance(25) { fields.append(("address", address(network, recordPercent: 30))) }
@@ -380,8 +398,8 @@ struct ModelGenerator {
         return ModelRequestTemplate(verb: "ACQUIRE", fields: fields)
     }
 
-    private mutating func release() -> ModelRequestTemplate {
-        let network = network()
+    private mutating func release(in chosen: String? = nil) -> ModelRequestTemplate {
+        let network = chosen ?? network()
         var fields: [(key: String, value: ModelValue)] = [("network", .text(network))]
         switch pick([(0, 50), (1, 30), (2, 15)] + (hostile ? [(3, 5)] : [])) {
         case 0: fields.append(("owner", .text(owner())))

@@ -124,6 +124,22 @@ final class ModelRunner {
                 transcript.append("       -> \(Self.summary(reply))")
                 try judge(reply, model.expect(request, role: Self.roles[index]), request)
             }
+        case .concurrent(let batches):
+            let resolved = batches.map { (connection: $0.connection, requests: $0.requests.map(resolve)) }
+            transcript.append("\(number)  at once:")
+            for batch in resolved {
+                transcript.append("         [\(Self.connectionNames[batch.connection])] pipelined:")
+                for request in batch.requests { transcript.append("           \(request.line)") }
+            }
+            for batch in resolved { try connection(batch.connection).send(batch.requests.map(\.line)) }
+            let replies = try resolved.map { try connection($0.connection).replies(to: $0.requests.map(\.line)) }
+            for (batch, batchReplies) in zip(resolved, replies) {
+                requests += batch.requests.count
+                for (request, reply) in zip(batch.requests, batchReplies) {
+                    transcript.append("       -> [\(Self.connectionNames[batch.connection])] \(Self.summary(reply))")
+                    try judge(reply, model.expect(request, role: .admin), request)
+                }
+            }
         case .advance(let seconds):
             transcript.append("\(number)  clock +\(seconds) s, then one reclaim pass")
             clock.advance(seconds: Double(seconds))
@@ -358,12 +374,22 @@ enum ModelShrinker {
         return current
     }
 
-    /// Each pipeline as separate requests, else without each of its requests in turn. Whether anything changed.
+    /// Concurrent pipelines one after the other; each pipeline as separate requests, else without each of its
+    /// requests in turn. Whether anything changed.
     private static func simplifyPipelines(_ ops: [ModelOp], _ fails: ([ModelOp]) -> Bool) -> ([ModelOp], Bool) {
         var current = ops
         var changed = false
         var index = 0
         while index < current.count {
+            if case .concurrent(let batches) = current[index] {
+                var candidate = current
+                candidate.replaceSubrange(index...index, with: batches.map { .pipeline(connection: $0.0, $0.1) })
+                if fails(candidate) {
+                    current = candidate
+                    changed = true
+                    continue
+                }
+            }
             guard case .pipeline(let connection, let requests) = current[index] else {
                 index += 1
                 continue

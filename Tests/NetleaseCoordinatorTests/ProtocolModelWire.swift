@@ -135,9 +135,14 @@ final class ModelConnection {
 
     /// Sends every line at once (pipelined), then reads one reply per line, in order.
     func exchange(_ lines: [String]) throws -> [WireReply] {
-        try client.send(lines.map { $0 + "\n" }.joined())
-        return try lines.map { try readReply(after: $0) }
+        try send(lines)
+        return try replies(to: lines)
     }
+
+    func send(_ lines: [String]) throws { try client.send(lines.map { $0 + "\n" }.joined()) }
+
+    /// One reply per line sent, in order.
+    func replies(to lines: [String]) throws -> [WireReply] { try lines.map { try readReply(after: $0) } }
 
     /// Sends raw bytes and reads one reply.
     func exchangeRaw(_ bytes: [UInt8]) throws -> WireReply {
