@@ -9,6 +9,15 @@ import Foundation
 // refusal must name) and, when the request may succeed, a closure that checks the reply and applies it. Where the
 // contract leaves a choice to the coordinator (which free address, which epoch number), the closure takes the
 // coordinator's choice from the reply and checks it is allowed.
+//
+// Scope. Predicted exactly, field by field (timestamps included, the clock being the model's): the replies of
+// NETWORK-CREATE/SHOW/LIST/DELETE, JOIN (but which new bridge address), HEARTBEAT, HOST-LIST, HOST-REMOVE, ACQUIRE
+// (but which address), RELEASE, RESERVE, UNRESERVE, REPORT-CONFLICT, RECONCILE (status and record), LEASE-LIST
+// with any filters, STATS' record counts, PING; and every record after every step. Checked as allowed, not
+// predicted: the address ACQUIRE and JOIN pick (leasable, without any record, allocation order as far as contract
+// and design agree), the epoch JOIN gives (above every epoch issued before), the store generation (never goes
+// back). Where the contract allows several refusals the model accepts any of them; an identifier refusal must
+// name its field. Not modelled: AUTH failures, QUIT, WATCH, BACKUP, the other STATS counters, time-outs.
 
 /// A disagreement between the coordinator and the model, with what was expected.
 struct ModelFailure: Error, CustomStringConvertible {
@@ -204,6 +213,8 @@ struct Expectation {
     var maySucceed: Bool { accept != nil && refusals.allSatisfy(\.soft) }
 
     mutating func refuse(_ code: String, field: String? = nil, soft: Bool = false, deviation: String? = nil) {
+        // Strict: a known deviation is not tolerated; the model expects what docs/PROTOCOL.md says.
+        if deviation != nil && ProtocolModel.strict { return }
         refusals.append(Refusal(code: code, field: field, soft: soft, deviation: deviation))
     }
 
@@ -236,6 +247,9 @@ final class ProtocolModel {
     var deviations: [String: Int] = [:]
 
     init(now: Int64) { self.now = now }
+
+    /// MODEL_STRICT=1: the known deviations from docs/PROTOCOL.md are failures, not tolerated.
+    static let strict = ProcessInfo.processInfo.environment["MODEL_STRICT"] == "1"
 
     static let defaultTTL: Int64 = 120
 
@@ -588,7 +602,7 @@ final class ProtocolModel {
                 let revivable = (records[network] ?? [:]).values.contains {
                     $0.state == "cooldown" && $0.owner == bridgeOwner
                 }
-                e.refuse("pool-exhausted", soft: revivable)
+                e.refuse("pool-exhausted", soft: revivable && !Self.strict)
             }
         }
         e.accept = { [self] reply in try acceptJoin(reply, host: host, underlay: underlay, explicit: explicit) }
@@ -645,8 +659,12 @@ final class ProtocolModel {
                         "JOIN gave \(IPText.text(address)) in \(network) as bridge address of \(host), but it is "
                             + "\(existing.state) (owner '\(existing.owner)')")
                 }
-                deviations["JOIN hands a returning host its own cooling bridge address (PROTOCOL.md JOIN says new "
-                    + "addresses; DESIGN.md says its own back)", default: 0] += 1
+                let deviation = "JOIN hands a returning host its own cooling bridge address (PROTOCOL.md JOIN says "
+                    + "new addresses; DESIGN.md says its own back)"
+                if Self.strict {
+                    throw ModelFailure("\(deviation): \(IPText.text(address)) in \(network) for \(host)")
+                }
+                deviations[deviation, default: 0] += 1
                 if observed["created"] == String(existing.created) { record.created = existing.created }
             } else {
                 try checkHandedOut(address, in: net, what: "JOIN for the bridge of \(host)")

@@ -13,6 +13,7 @@ import XCTest
 ///   MODEL_OPS        total operations instead of MODEL_SEQUENCES (sequences = MODEL_OPS / MODEL_LENGTH)
 ///   MODEL_SHRINK     replay budget for shrinking (default 400)
 ///   MODEL_TRACE=1    print every sequence as sent and answered
+///   MODEL_STRICT=1   fail on the known differences between the code and docs/PROTOCOL.md instead of counting them
 ///   MODEL_DATA_DIR   where coordinators keep their files (default /dev/shm when writable, else the temp dir)
 final class ProtocolModelTests: XCTestCase {
     func testRandomSequencesAgreeWithTheModel() throws {
