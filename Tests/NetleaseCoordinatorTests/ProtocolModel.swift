@@ -581,10 +581,12 @@ final class ProtocolModel {
         var listed: [String] = []
         if let text = f["networks"] {
             for item in text.split(separator: ",").map(String.init) {
-                if !IdentifierRules.isName(item) || listed.contains(item) {
+                if !IdentifierRules.isName(item) {
                     e.bad("networks")
                     continue
                 }
+                // A network named twice counts once, at its first place (PROTOCOL.md, JOIN).
+                if listed.contains(item) { continue }
                 listed.append(item)
                 if networks[item] == nil { e.refuse("unknown-network") }
             }
@@ -938,6 +940,10 @@ final class ProtocolModel {
             } else if let record = records[net.name]![wanted], record.state != "cooldown" {
                 let held = record.state == "active" && record.owner == owner && record.host == claimHost
                 (status, shown) = (held ? "held" : "taken", (wanted, record))
+            } else if let record = records[net.name]![wanted], record.host != claimHost {
+                // An address cooling after another host's holder is not adopted: that holder (a lost, partitioned
+                // host) may still use it (PROTOCOL.md, RECONCILE).
+                (status, shown) = ("taken", (wanted, record))
             } else {
                 let record = MRecord(state: "active", host: claimHost, owner: owner, ifname: ifname, isStatic: false,
                                      created: now, renewed: now)
