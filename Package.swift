@@ -103,7 +103,9 @@ let package = Package(
         // The fault harness: SIGKILL a real coordinator under load, restart, check every acknowledgement.
         .target(
             name: "NetleaseChaos",
-            dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseLab"]
+            dependencies: [
+                "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseClient", "HostNetwork", "NetleaseLab",
+            ]
         ),
         // Executables: parse options, call a library.
         .executableTarget(
@@ -131,7 +133,9 @@ let package = Package(
         ),
         // Also the netlease-cni executable, run as a CNI runtime runs it.
         .testTarget(
-            name: "NetleaseCNITests", dependencies: ["NetleaseCNI", "netlease-cni", "NetleaseTesting", "NetleaseLab"]),
+            name: "NetleaseCNITests",
+            dependencies: ["NetleaseCNI", "netlease-cni", "NetleaseTesting", "NetleaseLab"]
+        ),
         .testTarget(
             name: "NetleaseBenchTests",
             dependencies: [

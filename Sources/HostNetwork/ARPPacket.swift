@@ -44,8 +44,12 @@ enum ARPPacket {
             f[18] == 6, f[19] == 4
         else { return nil }
         return Message(
-            operation: get16(f, 20), senderMAC: Array(f[22..<28]), senderIP: IPv4Address(get32(f, 28)),
-            targetMAC: Array(f[32..<38]), targetIP: IPv4Address(get32(f, 38)))
+            operation: get16(f, 20),
+            senderMAC: Array(f[22..<28]),
+            senderIP: IPv4Address(get32(f, 28)),
+            targetMAC: Array(f[32..<38]),
+            targetIP: IPv4Address(get32(f, 38))
+        )
     }
 
     /// The MAC that claims `candidate` in `frame`, or nil. Any ARP request or reply whose sender IP is the

@@ -65,8 +65,12 @@ public final class ChildProcess: @unchecked Sendable {
     /// - Parameter environment: the child's environment; nil passes this process's environment.
     /// - Throws: `HostNetworkError` `.toolNotFound` when the executable cannot be started (the errno says why).
     public init(
-        executable: String, arguments: [String], environment: [String: String]? = nil,
-        stdin: Stream = .null, stdout: Stream = .null, stderr: Stream = .null
+        executable: String,
+        arguments: [String],
+        environment: [String: String]? = nil,
+        stdin: Stream = .null,
+        stdout: Stream = .null,
+        stderr: Stream = .null
     ) throws {
         var parentEnds: [Int32] = [-1, -1, -1]
         // Descriptors this call opened for the child (never the parent's own 0/1/2 of an inherited stream).
@@ -104,7 +108,9 @@ public final class ChildProcess: @unchecked Sendable {
                 let code = errno
                 closeAll()
                 throw HostNetworkError(
-                    .commandFailed, "cannot open the child's stream \(index): \(String(cString: strerror(code)))")
+                    .commandFailed,
+                    "cannot open the child's stream \(index): \(String(cString: strerror(code)))"
+                )
             }
         }
 
@@ -119,9 +125,11 @@ public final class ChildProcess: @unchecked Sendable {
         guard let closeFrom = Self.addCloseFrom else {
             closeAll()
             throw HostNetworkError(
-                .toolNotFound, "cannot start '\(executable)': this C library lacks "
+                .toolNotFound,
+                "cannot start '\(executable)': this C library lacks "
                     + "posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later is needed)",
-                command: [executable] + arguments)
+                command: [executable] + arguments
+            )
         }
         _ = closeFrom(&actions, 3)  // fails only with EINVAL (a negative start) or ENOMEM
 
@@ -136,7 +144,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawnattr_setsigdefault(&attributes, &everySignal)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
+        )
 
         let argv = ([executable] + arguments).map { strdup($0) }
         let environmentLines =
@@ -148,17 +158,23 @@ public final class ChildProcess: @unchecked Sendable {
         let result = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
             (environmentLines + [nil]).withUnsafeBufferPointer { environmentBuffer in
                 posix_spawn(
-                    &child, executable, &actions, &attributes,
+                    &child,
+                    executable,
+                    &actions,
+                    &attributes,
                     UnsafeMutablePointer(mutating: argvBuffer.baseAddress!),
-                    UnsafeMutablePointer(mutating: environmentBuffer.baseAddress!))
+                    UnsafeMutablePointer(mutating: environmentBuffer.baseAddress!)
+                )
             }
         }
         for fd in childEnds where fd >= 0 { close(fd) }
         guard result == 0 else {
             for fd in parentEnds where fd >= 0 { close(fd) }
             throw HostNetworkError(
-                .toolNotFound, "cannot start '\(executable)': \(String(cString: strerror(result)))",
-                command: [executable] + arguments)
+                .toolNotFound,
+                "cannot start '\(executable)': \(String(cString: strerror(result)))",
+                command: [executable] + arguments
+            )
         }
         pid = child
         stdinDescriptor = parentEnds[0]
@@ -292,10 +308,18 @@ extension ChildProcess {
     /// so neither pipe can fill and stall the child). After `timeout` the child's process group is killed. Blocks
     /// the calling thread.
     public static func run(
-        executable: String, arguments: [String], environment: [String: String]? = nil, timeout: Duration? = nil
+        executable: String,
+        arguments: [String],
+        environment: [String: String]? = nil,
+        timeout: Duration? = nil
     ) throws -> Output {
         let child = try ChildProcess(
-            executable: executable, arguments: arguments, environment: environment, stdout: .pipe, stderr: .pipe)
+            executable: executable,
+            arguments: arguments,
+            environment: environment,
+            stdout: .pipe,
+            stderr: .pipe
+        )
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var stdout: [UInt8] = []
         var stderr: [UInt8] = []
@@ -314,7 +338,11 @@ extension ChildProcess {
                 drainDeadline = ContinuousClock.now + .seconds(1)
             }
             var descriptors = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Self.milliseconds(until: drainDeadline ?? deadline))
+            let ready = poll(
+                &descriptors,
+                nfds_t(descriptors.count),
+                Self.milliseconds(until: drainDeadline ?? deadline)
+            )
             if ready < 0 {
                 if errno == EINTR { continue }
                 break

@@ -17,8 +17,15 @@ public struct ContainerAttachment: Sendable, Equatable {
     public var mtu: Int
 
     public init(
-        network: String, owner: String, namespace: NetworkNamespace, ifname: String = "eth0", address: IPv4Address,
-        prefix: Int, gateway: IPv4Address, bridge: String, mtu: Int = 0
+        network: String,
+        owner: String,
+        namespace: NetworkNamespace,
+        ifname: String = "eth0",
+        address: IPv4Address,
+        prefix: Int,
+        gateway: IPv4Address,
+        bridge: String,
+        mtu: Int = 0
     ) {
         self.network = network
         self.owner = owner

@@ -29,9 +29,17 @@ public struct HostNetworkConfig: Sendable, Equatable {
     public static let vniRange: ClosedRange<UInt32> = 1...0xFF_FFFF
 
     public init(
-        network: String, bridge: String, bridgeAddress: IPv4Address, prefix: Int, tunnel: TunnelKind = .vxlan,
-        vni: UInt32 = 0, mtu: Int = 0, underlay: IPv4Address, underlayMTU: Int? = nil,
-        peers: [String: IPv4Address] = [:], ovsBridge: String? = nil
+        network: String,
+        bridge: String,
+        bridgeAddress: IPv4Address,
+        prefix: Int,
+        tunnel: TunnelKind = .vxlan,
+        vni: UInt32 = 0,
+        mtu: Int = 0,
+        underlay: IPv4Address,
+        underlayMTU: Int? = nil,
+        peers: [String: IPv4Address] = [:],
+        ovsBridge: String? = nil
     ) {
         self.network = network
         self.bridge = bridge
@@ -49,13 +57,24 @@ public struct HostNetworkConfig: Sendable, Equatable {
     /// The configuration of `spec` on one host. An empty bridge name in the spec becomes
     /// `InterfaceNames.bridge(network:)`.
     public init(
-        spec: NetworkSpec, bridgeAddress: IPv4Address, underlay: IPv4Address, peers: [String: IPv4Address],
+        spec: NetworkSpec,
+        bridgeAddress: IPv4Address,
+        underlay: IPv4Address,
+        peers: [String: IPv4Address],
         underlayMTU: Int? = nil
     ) {
         self.init(
-            network: spec.name, bridge: spec.bridge.isEmpty ? InterfaceNames.bridge(network: spec.name) : spec.bridge,
-            bridgeAddress: bridgeAddress, prefix: spec.subnet.prefix, tunnel: spec.tunnel, vni: spec.vni,
-            mtu: spec.mtu, underlay: underlay, underlayMTU: underlayMTU, peers: peers)
+            network: spec.name,
+            bridge: spec.bridge.isEmpty ? InterfaceNames.bridge(network: spec.name) : spec.bridge,
+            bridgeAddress: bridgeAddress,
+            prefix: spec.subnet.prefix,
+            tunnel: spec.tunnel,
+            vni: spec.vni,
+            mtu: spec.mtu,
+            underlay: underlay,
+            underlayMTU: underlayMTU,
+            peers: peers
+        )
     }
 
     /// The bridge MTU: `mtu` when set, otherwise the underlay MTU minus the tunnel's overhead.

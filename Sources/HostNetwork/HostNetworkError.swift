@@ -44,8 +44,12 @@ public struct HostNetworkError: Error, Sendable, Equatable, CustomStringConverti
         let trimmed = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         let said = trimmed.isEmpty ? "(no output on stderr)" : trimmed
         return HostNetworkError(
-            .commandFailed, "`\(ShellQuote.join(argv))` exited with status \(status): \(said)",
-            command: argv, status: status, stderr: trimmed)
+            .commandFailed,
+            "`\(ShellQuote.join(argv))` exited with status \(status): \(said)",
+            command: argv,
+            status: status,
+            stderr: trimmed
+        )
     }
 
     /// The command line of the failed command, quoted for a shell.

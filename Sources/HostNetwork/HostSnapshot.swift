@@ -32,7 +32,10 @@ struct HostSnapshot: Sendable, Equatable {
         if trimmed.isEmpty { return [] }
         guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [[String: Any]] else {
             throw HostNetworkError(
-                .unexpectedOutput, "`\(ShellQuote.join(command))` did not print a JSON array", command: command)
+                .unexpectedOutput,
+                "`\(ShellQuote.join(command))` did not print a JSON array",
+                command: command
+            )
         }
         var result: Set<IPv4Address> = []
         for entry in array where entry["mac"] as? String == zeroMAC {
@@ -62,7 +65,10 @@ struct OVSSnapshot: Sendable, Equatable {
             let rows = object["data"] as? [[Any]]
         else {
             throw HostNetworkError(
-                .unexpectedOutput, "`\(ShellQuote.join(command))` did not print OVS JSON", command: command)
+                .unexpectedOutput,
+                "`\(ShellQuote.join(command))` did not print OVS JSON",
+                command: command
+            )
         }
         var result: [String: IPv4Address] = [:]
         for row in rows {

@@ -33,10 +33,12 @@ public struct ICMPEcho: Sendable {
         let interval = self.interval
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    try namespace?.enterOnThisThread()
-                    return try Self.echoBlocking(address, timeout: timeout, interval: interval)
-                })
+                continuation.resume(
+                    with: Result {
+                        try namespace?.enterOnThisThread()
+                        return try Self.echoBlocking(address, timeout: timeout, interval: interval)
+                    }
+                )
             }
             thread.name = "netlease-icmp-echo"
             thread.start()
@@ -50,8 +52,11 @@ public struct ICMPEcho: Sendable {
 
     /// An echo request: type 8, code 0, checksum, identifier, sequence, then `payload`.
     static func request(identifier: UInt16, sequence: UInt16, payload: [UInt8]) -> [UInt8] {
-        var packet: [UInt8] = [echoRequest, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xFF),
-                               UInt8(sequence >> 8), UInt8(sequence & 0xFF)] + payload
+        var packet: [UInt8] =
+            [
+                echoRequest, 0, 0, 0, UInt8(identifier >> 8), UInt8(identifier & 0xFF),
+                UInt8(sequence >> 8), UInt8(sequence & 0xFF),
+            ] + payload
         let sum = checksum(packet)
         packet[2] = UInt8(sum >> 8)
         packet[3] = UInt8(sum & 0xFF)
@@ -79,7 +84,8 @@ public struct ICMPEcho: Sendable {
         let headerLength = Int(bytes[0] & 0x0F) * 4
         guard headerLength >= 20, bytes.count >= headerLength + 8, bytes[9] == 1 else { return false }
         let sender = IPv4Address(
-            UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15]))
+            UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15])
+        )
         let icmp = bytes[headerLength...]
         let start = icmp.startIndex
         return sender == source && icmp[start] == echoReply && icmp[start + 1] == 0
@@ -98,7 +104,9 @@ public struct ICMPEcho: Sendable {
             let code = errno
             let hint = code == EPERM || code == EACCES ? " (needs CAP_NET_RAW: run as root)" : ""
             throw HostNetworkError(
-                .socket, "socket(AF_INET, SOCK_RAW, ICMP): \(String(cString: strerror(code)))\(hint)")
+                .socket,
+                "socket(AF_INET, SOCK_RAW, ICMP): \(String(cString: strerror(code)))\(hint)"
+            )
         }
         defer { close(fd) }
         // Every ICMP type but echo reply is filtered out by the kernel.
@@ -149,7 +157,10 @@ public struct ICMPEcho: Sendable {
     }
 
     /// Whole milliseconds from `now` to `instant`, rounded up so poll() never wakes early and spins.
-    private static func milliseconds(until instant: ContinuousClock.Instant, from now: ContinuousClock.Instant)
+    private static func milliseconds(
+        until instant: ContinuousClock.Instant,
+        from now: ContinuousClock.Instant
+    )
         -> Int32
     {
         guard instant > now else { return 0 }

@@ -23,7 +23,8 @@ extension LinuxHostNetwork {
             throw HostNetworkError(
                 .invalidConfiguration,
                 "bridge \(attachment.bridge) of network '\(attachment.network)' does not exist; "
-                    + "ensure the network first")
+                    + "ensure the network first"
+            )
         }
         let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
         let name = attachment.hostInterface
@@ -32,7 +33,9 @@ extension LinuxHostNetwork {
         if let veth = host[name] {
             guard veth.kind == "veth" else {
                 throw HostNetworkError(
-                    .conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
+                    .conflict,
+                    "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth"
+                )
             }
             let inside = HostSnapshot(
                 links: try await observeLinks(attachment.namespace.enterPrefix + Self.listLinks)
@@ -43,13 +46,19 @@ extension LinuxHostNetwork {
                 paired = true
                 let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
                 let routes = try ObservedRoute.parseList(
-                    try await runner.run(routesCommand).stdout, command: routesCommand)
+                    try await runner.run(routesCommand).stdout,
+                    command: routesCommand
+                )
                 steps = Self.containerFixes(attachment, mtu: mtu, host: veth, inside: peer, routes: routes)
             } else {
                 steps.append(
                     PlannedStep(
-                        .containerLink, "\(name) does not lead to \(attachment.ifname) in \(attachment.namespace)",
-                        ["ip", "link", "del", name], removes: .link(name)))
+                        .containerLink,
+                        "\(name) does not lead to \(attachment.ifname) in \(attachment.namespace)",
+                        ["ip", "link", "del", name],
+                        removes: .link(name)
+                    )
+                )
             }
         }
         if !paired {
@@ -57,7 +66,11 @@ extension LinuxHostNetwork {
         }
         for step in steps { try await apply(step, network: attachment.network) }
         return AttachedContainer(
-            hostInterface: name, containerInterface: attachment.ifname, mtu: mtu, changes: steps.map(\.problem))
+            hostInterface: name,
+            containerInterface: attachment.ifname,
+            mtu: mtu,
+            changes: steps.map(\.problem)
+        )
     }
 
     public func detach(network: String, owner: String) async throws {
@@ -71,12 +84,19 @@ extension LinuxHostNetwork {
         }
         guard veth.kind == "veth" else {
             throw HostNetworkError(
-                .conflict, "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth")
+                .conflict,
+                "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth"
+            )
         }
         try await apply(
             PlannedStep(
-                .containerLink, "container \(owner) detached", ["ip", "link", "del", name], removes: .link(name)),
-            network: network)
+                .containerLink,
+                "container \(owner) detached",
+                ["ip", "link", "del", name],
+                removes: .link(name)
+            ),
+            network: network
+        )
     }
 
     static func containerCreation(_ attachment: ContainerAttachment, mtu: Int) -> [PlannedStep] {
@@ -86,25 +106,39 @@ extension LinuxHostNetwork {
         let cidr = "\(attachment.address)/\(attachment.prefix)"
         return [
             PlannedStep(
-                .containerLink, "no veth pair \(name)/\(ifname) for \(attachment.owner)",
+                .containerLink,
+                "no veth pair \(name)/\(ifname) for \(attachment.owner)",
                 [
                     "ip", "link", "add", name, "mtu", "\(mtu)", "type", "veth", "peer", "name", ifname, "mtu", "\(mtu)",
                     "netns", attachment.namespace.path,
-                ], creates: .link(name)),
-            PlannedStep(.containerLink, "\(name) is not on \(attachment.bridge)",
-                        ["ip", "link", "set", "dev", name, "master", attachment.bridge]),
+                ],
+                creates: .link(name)
+            ),
+            PlannedStep(
+                .containerLink,
+                "\(name) is not on \(attachment.bridge)",
+                ["ip", "link", "set", "dev", name, "master", attachment.bridge]
+            ),
             PlannedStep(.containerLink, "\(name) is down", ["ip", "link", "set", "dev", name, "up"]),
             PlannedStep(
-                .containerAddress, "\(ifname) lacks \(cidr)", inside + ["ip", "addr", "add", cidr, "dev", ifname]),
+                .containerAddress,
+                "\(ifname) lacks \(cidr)",
+                inside + ["ip", "addr", "add", cidr, "dev", ifname]
+            ),
             PlannedStep(.containerLink, "\(ifname) is down", inside + ["ip", "link", "set", "dev", ifname, "up"]),
             PlannedStep(
-                .containerRoute, "no default route via \(attachment.gateway)",
-                inside + ["ip", "route", "replace", "default", "via", "\(attachment.gateway)", "dev", ifname]),
+                .containerRoute,
+                "no default route via \(attachment.gateway)",
+                inside + ["ip", "route", "replace", "default", "via", "\(attachment.gateway)", "dev", ifname]
+            ),
         ]
     }
 
     static func containerFixes(
-        _ attachment: ContainerAttachment, mtu: Int, host: ObservedLink, inside peer: ObservedLink,
+        _ attachment: ContainerAttachment,
+        mtu: Int,
+        host: ObservedLink,
+        inside peer: ObservedLink,
         routes: [ObservedRoute]
     ) -> [PlannedStep] {
         let name = attachment.hostInterface
@@ -113,33 +147,63 @@ extension LinuxHostNetwork {
         let wanted = InterfaceAddress(address: attachment.address, prefix: attachment.prefix)
         var steps: [PlannedStep] = []
         if host.mtu != mtu {
-            steps.append(PlannedStep(.containerLink, "\(name) has MTU \(host.mtu), not \(mtu)",
-                                     ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]))
+            steps.append(
+                PlannedStep(
+                    .containerLink,
+                    "\(name) has MTU \(host.mtu), not \(mtu)",
+                    ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]
+                )
+            )
         }
         if host.master != attachment.bridge {
-            steps.append(PlannedStep(.containerLink, "\(name) is not on \(attachment.bridge)",
-                                     ["ip", "link", "set", "dev", name, "master", attachment.bridge]))
+            steps.append(
+                PlannedStep(
+                    .containerLink,
+                    "\(name) is not on \(attachment.bridge)",
+                    ["ip", "link", "set", "dev", name, "master", attachment.bridge]
+                )
+            )
         }
         if !host.isUp {
             steps.append(PlannedStep(.containerLink, "\(name) is down", ["ip", "link", "set", "dev", name, "up"]))
         }
         if peer.mtu != mtu {
-            steps.append(PlannedStep(.containerLink, "\(ifname) has MTU \(peer.mtu), not \(mtu)",
-                                     inside + ["ip", "link", "set", "dev", ifname, "mtu", "\(mtu)"]))
+            steps.append(
+                PlannedStep(
+                    .containerLink,
+                    "\(ifname) has MTU \(peer.mtu), not \(mtu)",
+                    inside + ["ip", "link", "set", "dev", ifname, "mtu", "\(mtu)"]
+                )
+            )
         }
         if !peer.has(wanted) {
             // The interface is ours (it is the peer of our veth): an address it has besides the leased one is a
             // leftover of an earlier lease and would answer ARP for someone else's address.
             for other in peer.addresses where other != wanted {
-                steps.append(PlannedStep(.containerAddress, "\(ifname) has stale address \(other)",
-                                         inside + ["ip", "addr", "del", "\(other)", "dev", ifname]))
+                steps.append(
+                    PlannedStep(
+                        .containerAddress,
+                        "\(ifname) has stale address \(other)",
+                        inside + ["ip", "addr", "del", "\(other)", "dev", ifname]
+                    )
+                )
             }
-            steps.append(PlannedStep(.containerAddress, "\(ifname) lacks \(wanted)",
-                                     inside + ["ip", "addr", "add", "\(wanted)", "dev", ifname]))
+            steps.append(
+                PlannedStep(
+                    .containerAddress,
+                    "\(ifname) lacks \(wanted)",
+                    inside + ["ip", "addr", "add", "\(wanted)", "dev", ifname]
+                )
+            )
         }
         if !peer.isUp {
-            steps.append(PlannedStep(.containerLink, "\(ifname) is down",
-                                     inside + ["ip", "link", "set", "dev", ifname, "up"]))
+            steps.append(
+                PlannedStep(
+                    .containerLink,
+                    "\(ifname) is down",
+                    inside + ["ip", "link", "set", "dev", ifname, "up"]
+                )
+            )
         }
         let hasRoute = routes.contains {
             $0.destination == "default" && $0.gateway == attachment.gateway && $0.device == ifname
@@ -147,8 +211,11 @@ extension LinuxHostNetwork {
         if !hasRoute {
             steps.append(
                 PlannedStep(
-                    .containerRoute, "no default route via \(attachment.gateway) dev \(ifname)",
-                    inside + ["ip", "route", "replace", "default", "via", "\(attachment.gateway)", "dev", ifname]))
+                    .containerRoute,
+                    "no default route via \(attachment.gateway) dev \(ifname)",
+                    inside + ["ip", "route", "replace", "default", "via", "\(attachment.gateway)", "dev", ifname]
+                )
+            )
         }
         return steps
     }

@@ -46,7 +46,8 @@ public actor LinuxHostNetwork: HostNetworking {
         if !blocking.isEmpty {
             throw HostNetworkError(
                 .conflict,
-                "network '\(config.network)': \(blocking.map(\.problem).joined(separator: "; ")); not changing it")
+                "network '\(config.network)': \(blocking.map(\.problem).joined(separator: "; ")); not changing it"
+            )
         }
         var changes: [String] = []
         for step in steps where step.argv != nil {
@@ -55,7 +56,9 @@ public actor LinuxHostNetwork: HostNetworking {
         }
         for step in steps where step.argv == nil {
             logger.warning(
-                "host network problem", metadata: ["network": "\(config.network)", "problem": "\(step.problem)"])
+                "host network problem",
+                metadata: ["network": "\(config.network)", "problem": "\(step.problem)"]
+            )
         }
         return NetworkReport(bridge: config.bridge, mtu: planner.mtu, changes: changes)
     }
@@ -78,14 +81,18 @@ public actor LinuxHostNetwork: HostNetworking {
         let resources = created[network] ?? []
         guard !resources.isEmpty else { return }
         let links = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
-        let createdLinks = Set(resources.compactMap { resource -> String? in
-            if case .link(let name) = resource { return name }
-            return nil
-        })
-        let createdSwitches = Set(resources.compactMap { resource -> String? in
-            if case .ovsBridge(let name) = resource { return name }
-            return nil
-        })
+        let createdLinks = Set(
+            resources.compactMap { resource -> String? in
+                if case .link(let name) = resource { return name }
+                return nil
+            }
+        )
+        let createdSwitches = Set(
+            resources.compactMap { resource -> String? in
+                if case .ovsBridge(let name) = resource { return name }
+                return nil
+            }
+        )
         // Order: OVS ports, OVS bridges, forwarding entries and addresses on links we keep, then links newest first
         // (container veths and tunnels before the bridge). Removals subsumed by a removal that follows are skipped.
         var plan: [(CreatedResource, [String])] = []
@@ -103,7 +110,8 @@ public actor LinuxHostNetwork: HostNetworking {
             switch resource {
             case .fdb(let device, let destination) where !createdLinks.contains(device) && links[device] != nil:
                 plan.append(
-                    (resource, ["bridge", "fdb", "del", HostSnapshot.zeroMAC, "dev", device, "dst", "\(destination)"]))
+                    (resource, ["bridge", "fdb", "del", HostSnapshot.zeroMAC, "dev", device, "dst", "\(destination)"])
+                )
             case .address(let link, let cidr) where !createdLinks.contains(link) && links[link] != nil:
                 plan.append((resource, ["ip", "addr", "del", cidr, "dev", link]))
             default:
@@ -151,7 +159,9 @@ public actor LinuxHostNetwork: HostNetworking {
             if snapshot.links[device]?.kind == "vxlan" {
                 let argv = ["bridge", "-j", "fdb", "show", "dev", device]
                 snapshot.fdbDestinations = try HostSnapshot.parseFDBDestinations(
-                    try await runner.run(argv).stdout, command: argv)
+                    try await runner.run(argv).stdout,
+                    command: argv
+                )
             }
         case .gre:
             break
@@ -191,7 +201,9 @@ public actor LinuxHostNetwork: HostNetworking {
     func apply(_ step: PlannedStep, network: String) async throws {
         guard let argv = step.argv else { return }
         logger.info(
-            "changing host network", metadata: ["network": "\(network)", "problem": "\(step.problem)"])
+            "changing host network",
+            metadata: ["network": "\(network)", "problem": "\(step.problem)"]
+        )
         do {
             _ = try await runner.run(argv)
         } catch let error as HostNetworkError where Self.isMissingGretap(argv, error) {
@@ -200,7 +212,10 @@ public actor LinuxHostNetwork: HostNetworking {
                 "this kernel cannot create gretap devices: it lacks GRE support (module ip_gre, CONFIG_NET_IPGRE); "
                     + "use tunnel kind vxlan, or ovs-gre with a userspace OVS bridge. `\(ShellQuote.join(argv))` "
                     + "said: \(error.stderr)",
-                command: argv, status: error.status, stderr: error.stderr)
+                command: argv,
+                status: error.status,
+                stderr: error.stderr
+            )
         }
         if let removed = step.removes { created[network]?.removeAll { $0 == removed } }
         if let added = step.creates, created[network]?.contains(added) != true {

@@ -30,7 +30,8 @@ struct NetworkPlanner {
         var steps: [PlannedStep] = []
         if snapshot.link(holding: config.underlay) == nil {
             steps.append(
-                PlannedStep(.underlay, "no interface holds the underlay address \(config.underlay)", nil))
+                PlannedStep(.underlay, "no interface holds the underlay address \(config.underlay)", nil)
+            )
         }
         planBridge(&steps)
         if steps.contains(where: \.blocking) { return steps }
@@ -53,11 +54,19 @@ struct NetworkPlanner {
             // whenever one is added or removed (measured on 6.18: removing the VXLAN port raised it to 1500).
             steps.append(
                 PlannedStep(
-                    .bridgePresent, "bridge \(name) is missing", ["ip", "link", "add", name, "type", "bridge"],
-                    creates: .link(name)))
+                    .bridgePresent,
+                    "bridge \(name) is missing",
+                    ["ip", "link", "add", name, "type", "bridge"],
+                    creates: .link(name)
+                )
+            )
             steps.append(
                 PlannedStep(
-                    .bridgeMTU, "bridge \(name) has no MTU set", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]))
+                    .bridgeMTU,
+                    "bridge \(name) has no MTU set",
+                    ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]
+                )
+            )
             steps.append(addAddress(wanted, to: name, created: true))
             steps.append(PlannedStep(.bridgeUp, "bridge \(name) is down", ["ip", "link", "set", "dev", name, "up"]))
             return
@@ -65,8 +74,12 @@ struct NetworkPlanner {
         guard bridge.kind == "bridge" else {
             steps.append(
                 PlannedStep(
-                    .bridgePresent, "link \(name) exists but is \(bridge.kind ?? "a plain device"), not a bridge",
-                    nil, blocking: true))
+                    .bridgePresent,
+                    "link \(name) exists but is \(bridge.kind ?? "a plain device"), not a bridge",
+                    nil,
+                    blocking: true
+                )
+            )
             return
         }
         if bridge.mtu != mtu {
@@ -76,21 +89,28 @@ struct NetworkPlanner {
             for other in bridge.addresses where other.address == wanted.address {
                 steps.append(
                     PlannedStep(
-                        .bridgeAddress, "bridge \(name) has \(other), not \(wanted)",
-                        ["ip", "addr", "del", "\(other)", "dev", name]))
+                        .bridgeAddress,
+                        "bridge \(name) has \(other), not \(wanted)",
+                        ["ip", "addr", "del", "\(other)", "dev", name]
+                    )
+                )
             }
             steps.append(addAddress(wanted, to: name, created: false))
         }
         // A bridge address this host held before (e.g. before it was declared lost and rejoined) is stale: the
         // coordinator may hand it to a container. Only addresses inside this network's subnet are touched.
         let mask = IPv4Subnet.mask(config.prefix)
-        for other in bridge.addresses where other.address != wanted.address
+        for other in bridge.addresses
+        where other.address != wanted.address
             && other.address.value & mask == wanted.address.value & mask
         {
             steps.append(
                 PlannedStep(
-                    .bridgeAddress, "bridge \(name) still has the stale address \(other)",
-                    ["ip", "addr", "del", "\(other)", "dev", name]))
+                    .bridgeAddress,
+                    "bridge \(name) still has the stale address \(other)",
+                    ["ip", "addr", "del", "\(other)", "dev", name]
+                )
+            )
         }
         if !bridge.isUp {
             steps.append(PlannedStep(.bridgeUp, "bridge \(name) is down", ["ip", "link", "set", "dev", name, "up"]))
@@ -99,22 +119,29 @@ struct NetworkPlanner {
 
     private func addAddress(_ address: InterfaceAddress, to link: String, created: Bool) -> PlannedStep {
         PlannedStep(
-            .bridgeAddress, "bridge \(link) lacks address \(address)",
+            .bridgeAddress,
+            "bridge \(link) lacks address \(address)",
             ["ip", "addr", "add", "\(address)", "dev", link],
-            creates: created ? nil : .address(link: link, cidr: "\(address)"))
+            creates: created ? nil : .address(link: link, cidr: "\(address)")
+        )
     }
 
     // MARK: shared link fixes
 
     private func setMTU(_ name: String, from current: Int, check: VerifyCheck) -> PlannedStep {
         PlannedStep(
-            check, "\(name) has MTU \(current), not \(mtu)", ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"])
+            check,
+            "\(name) has MTU \(current), not \(mtu)",
+            ["ip", "link", "set", "dev", name, "mtu", "\(mtu)"]
+        )
     }
 
     private func setMaster(_ name: String, current: String?) -> PlannedStep {
         PlannedStep(
-            .tunnelMaster, "\(name) is on \(current.map { "bridge \($0)" } ?? "no bridge"), not \(config.bridge)",
-            ["ip", "link", "set", "dev", name, "master", config.bridge])
+            .tunnelMaster,
+            "\(name) is on \(current.map { "bridge \($0)" } ?? "no bridge"), not \(config.bridge)",
+            ["ip", "link", "set", "dev", name, "master", config.bridge]
+        )
     }
 
     private func setUp(_ name: String, check: VerifyCheck = .tunnelUp) -> PlannedStep {
@@ -130,7 +157,11 @@ struct NetworkPlanner {
 
     private func wrongKind(_ name: String, _ link: ObservedLink, expected: String, check: VerifyCheck) -> PlannedStep {
         PlannedStep(
-            check, "link \(name) exists but is \(link.kind ?? "a plain device"), not \(expected)", nil, blocking: true)
+            check,
+            "link \(name) exists but is \(link.kind ?? "a plain device"), not \(expected)",
+            nil,
+            blocking: true
+        )
     }
 
     // MARK: vxlan
@@ -152,8 +183,12 @@ struct NetworkPlanner {
             if !wrong.isEmpty {
                 steps.append(
                     PlannedStep(
-                        .tunnelDevice, "\(name) has \(wrong.joined(separator: ", ")); recreating it",
-                        ["ip", "link", "del", name], removes: .link(name)))
+                        .tunnelDevice,
+                        "\(name) has \(wrong.joined(separator: ", ")); recreating it",
+                        ["ip", "link", "del", name],
+                        removes: .link(name)
+                    )
+                )
                 device = nil
                 observed = []
             }
@@ -161,28 +196,38 @@ struct NetworkPlanner {
         if device == nil {
             steps.append(
                 PlannedStep(
-                    .tunnelDevice, "VXLAN device \(name) is missing",
+                    .tunnelDevice,
+                    "VXLAN device \(name) is missing",
                     [
                         "ip", "link", "add", name, "mtu", "\(mtu)", "type", "vxlan", "id", "\(config.vni)",
                         "dstport", "\(Self.vxlanPort)", "local", "\(config.underlay)", "nolearning",
-                    ], creates: .link(name)))
+                    ],
+                    creates: .link(name)
+                )
+            )
         }
         attachToBridge(name, device, &steps)
         let mesh = MeshPlan(peers: config.peers, local: config.underlay, observedDestinations: observed)
         for endpoint in mesh.remove {
             steps.append(
                 PlannedStep(
-                    .tunnelFDB, "\(name) forwards to \(endpoint.underlay), which is no peer",
+                    .tunnelFDB,
+                    "\(name) forwards to \(endpoint.underlay), which is no peer",
                     ["bridge", "fdb", "del", HostSnapshot.zeroMAC, "dev", name, "dst", "\(endpoint.underlay)"],
-                    removes: .fdb(device: name, destination: endpoint.underlay)))
+                    removes: .fdb(device: name, destination: endpoint.underlay)
+                )
+            )
         }
         for endpoint in mesh.add {
             let hosts = config.peers.filter { $0.value == endpoint.underlay }.keys.sorted().joined(separator: ",")
             steps.append(
                 PlannedStep(
-                    .tunnelFDB, "\(name) has no forwarding entry for peer \(hosts) at \(endpoint.underlay)",
+                    .tunnelFDB,
+                    "\(name) has no forwarding entry for peer \(hosts) at \(endpoint.underlay)",
                     ["bridge", "fdb", "append", HostSnapshot.zeroMAC, "dev", name, "dst", "\(endpoint.underlay)"],
-                    creates: .fdb(device: name, destination: endpoint.underlay)))
+                    creates: .fdb(device: name, destination: endpoint.underlay)
+                )
+            )
         }
     }
 
@@ -212,8 +257,12 @@ struct NetworkPlanner {
             let who = names[endpoint.key].map { "peer \($0)" } ?? "no peer"
             steps.append(
                 PlannedStep(
-                    .tunnelPeers, "gretap \(endpoint.key) leads to \(endpoint.underlay), \(who) is not there",
-                    ["ip", "link", "del", endpoint.key], removes: .link(endpoint.key)))
+                    .tunnelPeers,
+                    "gretap \(endpoint.key) leads to \(endpoint.underlay), \(who) is not there",
+                    ["ip", "link", "del", endpoint.key],
+                    removes: .link(endpoint.key)
+                )
+            )
         }
         let added = Set(mesh.add.map(\.key))
         for endpoint in mesh.add {
@@ -226,7 +275,10 @@ struct NetworkPlanner {
                 PlannedStep(
                     .tunnelPeers,
                     "no gretap device to peer \(names[endpoint.key] ?? endpoint.key) at \(endpoint.underlay)",
-                    argv, creates: .link(endpoint.key)))
+                    argv,
+                    creates: .link(endpoint.key)
+                )
+            )
             attachToBridge(endpoint.key, nil, &steps)
         }
         for name in names.keys.sorted() where !added.contains(name) {
@@ -252,21 +304,30 @@ struct NetworkPlanner {
                     "underlay address \(config.underlay) is on \(holder.name), not on an OVS bridge: the userspace "
                         + "datapath sends GRE only from an address on an OVS bridge (add \(holder.name) to one, e.g. "
                         + "br-phy, and move the address there)",
-                    nil))
+                    nil
+                )
+            )
         }
         if !ovs.bridgeExists {
             steps.append(
                 PlannedStep(
-                    .ovsBridge, "OVS bridge \(switchName) is missing",
+                    .ovsBridge,
+                    "OVS bridge \(switchName) is missing",
                     vsctl + [
                         "--may-exist", "add-br", switchName, "--", "set", "bridge", switchName,
                         "datapath_type=netdev",
-                    ], creates: .ovsBridge(switchName)))
+                    ],
+                    creates: .ovsBridge(switchName)
+                )
+            )
         } else if ovs.datapathType != "netdev" {
             steps.append(
                 PlannedStep(
-                    .ovsBridge, "OVS bridge \(switchName) has datapath_type '\(ovs.datapathType)', not netdev",
-                    vsctl + ["set", "bridge", switchName, "datapath_type=netdev"]))
+                    .ovsBridge,
+                    "OVS bridge \(switchName) has datapath_type '\(ovs.datapathType)', not netdev",
+                    vsctl + ["set", "bridge", switchName, "datapath_type=netdev"]
+                )
+            )
         }
         planOVSLink(ovs, &steps)
         if steps.contains(where: \.blocking) { return }
@@ -278,19 +339,26 @@ struct NetworkPlanner {
         for endpoint in mesh.remove {
             steps.append(
                 PlannedStep(
-                    .tunnelPeers, "OVS port \(endpoint.key) leads to \(endpoint.underlay), which is no current peer",
+                    .tunnelPeers,
+                    "OVS port \(endpoint.key) leads to \(endpoint.underlay), which is no current peer",
                     vsctl + ["--if-exists", "del-port", switchName, endpoint.key],
-                    removes: .ovsPort(bridge: switchName, port: endpoint.key)))
+                    removes: .ovsPort(bridge: switchName, port: endpoint.key)
+                )
+            )
         }
         for endpoint in mesh.add {
             let port = endpoint.key
             steps.append(
                 PlannedStep(
-                    .tunnelPeers, "no OVS GRE port \(port) to \(endpoint.underlay)",
+                    .tunnelPeers,
+                    "no OVS GRE port \(port) to \(endpoint.underlay)",
                     vsctl + [
                         "--may-exist", "add-port", switchName, port, "--", "set", "interface", port, "type=gre",
                         "options:remote_ip=\(endpoint.underlay)",
-                    ], creates: .ovsPort(bridge: switchName, port: port)))
+                    ],
+                    creates: .ovsPort(bridge: switchName, port: port)
+                )
+            )
         }
     }
 
@@ -312,15 +380,24 @@ struct NetworkPlanner {
             for (name, link) in [(bridgeSide, near), (switchSide, far)] where link != nil {
                 steps.append(
                     PlannedStep(
-                        .ovsLink, "\(name) is not paired with its veth peer", ["ip", "link", "del", name],
-                        removes: .link(name)))
+                        .ovsLink,
+                        "\(name) is not paired with its veth peer",
+                        ["ip", "link", "del", name],
+                        removes: .link(name)
+                    )
+                )
             }
             steps.append(
                 PlannedStep(
-                    .ovsLink, "veth pair \(bridgeSide)/\(switchSide) between the bridges is missing",
-                    ["ip", "link", "add", bridgeSide, "mtu", "\(mtu)", "type", "veth", "peer", "name", switchSide,
-                     "mtu", "\(mtu)"],
-                    creates: .link(bridgeSide)))
+                    .ovsLink,
+                    "veth pair \(bridgeSide)/\(switchSide) between the bridges is missing",
+                    [
+                        "ip", "link", "add", bridgeSide, "mtu", "\(mtu)", "type", "veth", "peer", "name", switchSide,
+                        "mtu", "\(mtu)",
+                    ],
+                    creates: .link(bridgeSide)
+                )
+            )
             near = nil
             far = nil
         }
@@ -337,9 +414,12 @@ struct NetworkPlanner {
         if !ovs.ports.contains(switchSide) {
             steps.append(
                 PlannedStep(
-                    .ovsLink, "\(switchSide) is not a port of OVS bridge \(config.ovsBridge)",
+                    .ovsLink,
+                    "\(switchSide) is not a port of OVS bridge \(config.ovsBridge)",
                     Self.ovsVsctl + ["--may-exist", "add-port", config.ovsBridge, switchSide],
-                    creates: .ovsPort(bridge: config.ovsBridge, port: switchSide)))
+                    creates: .ovsPort(bridge: config.ovsBridge, port: switchSide)
+                )
+            )
         }
     }
 }

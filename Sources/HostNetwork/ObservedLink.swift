@@ -33,8 +33,15 @@ struct ObservedLink: Sendable, Equatable {
     var learning: Bool?
 
     init(
-        index: Int, name: String, kind: String? = nil, isUp: Bool = false, mtu: Int = 1500, master: String? = nil,
-        mac: String? = nil, peerIndex: Int? = nil, addresses: [InterfaceAddress] = []
+        index: Int,
+        name: String,
+        kind: String? = nil,
+        isUp: Bool = false,
+        mtu: Int = 1500,
+        master: String? = nil,
+        mac: String? = nil,
+        peerIndex: Int? = nil,
+        addresses: [InterfaceAddress] = []
     ) {
         self.index = index
         self.name = name
@@ -54,7 +61,10 @@ struct ObservedLink: Sendable, Equatable {
         if trimmed.isEmpty { return [] }
         guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [Any] else {
             throw HostNetworkError(
-                .unexpectedOutput, "`\(ShellQuote.join(command))` did not print a JSON array", command: command)
+                .unexpectedOutput,
+                "`\(ShellQuote.join(command))` did not print a JSON array",
+                command: command
+            )
         }
         return array.compactMap { element in
             guard let object = element as? [String: Any] else { return nil }
@@ -105,13 +115,17 @@ struct ObservedRoute: Sendable, Equatable {
         if trimmed.isEmpty { return [] }
         guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [[String: Any]] else {
             throw HostNetworkError(
-                .unexpectedOutput, "`\(ShellQuote.join(command))` did not print a JSON array", command: command)
+                .unexpectedOutput,
+                "`\(ShellQuote.join(command))` did not print a JSON array",
+                command: command
+            )
         }
         return array.map { object in
             ObservedRoute(
                 destination: object["dst"] as? String ?? "",
                 gateway: (object["gateway"] as? String).flatMap(IPv4Address.init),
-                device: object["dev"] as? String)
+                device: object["dev"] as? String
+            )
         }
     }
 }

@@ -40,10 +40,12 @@ public struct PacketSocketARPProber: ARPProber {
         let namespace = self.namespace
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String?, any Error>) in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    if let namespace { try Self.enter(namespace) }
-                    return try Self.probeBlocking(address, interface: interface, options: options)
-                })
+                continuation.resume(
+                    with: Result {
+                        if let namespace { try Self.enter(namespace) }
+                        return try Self.probeBlocking(address, interface: interface, options: options)
+                    }
+                )
             }
             thread.name = "netlease-arp-probe"
             thread.start()
@@ -70,7 +72,11 @@ public struct PacketSocketARPProber: ARPProber {
         guard setns(fd, cloneNewNet) == 0 else { throw socketError("setns \(namespace)") }
     }
 
-    private static func probeBlocking(_ candidate: IPv4Address, interface: String, options: ARPProbeOptions) throws
+    private static func probeBlocking(
+        _ candidate: IPv4Address,
+        interface: String,
+        options: ARPProbeOptions
+    ) throws
         -> String?
     {
         let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
@@ -130,8 +136,13 @@ public struct PacketSocketARPProber: ARPProber {
                 let count = buffer.withUnsafeMutableBytes { raw in
                     from.withUnsafeMutableBytes { fromRaw in
                         recvfrom(
-                            fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT),
-                            fromRaw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &fromLength)
+                            fd,
+                            raw.baseAddress,
+                            raw.count,
+                            Int32(MSG_DONTWAIT),
+                            fromRaw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                            &fromLength
+                        )
                     }
                 }
                 if count < 0 {
@@ -147,7 +158,10 @@ public struct PacketSocketARPProber: ARPProber {
     }
 
     /// Whole milliseconds from `now` to `instant`, rounded up so poll() never wakes early and spins.
-    private static func milliseconds(until instant: ContinuousClock.Instant, from now: ContinuousClock.Instant)
+    private static func milliseconds(
+        until instant: ContinuousClock.Instant,
+        from now: ContinuousClock.Instant
+    )
         -> Int32
     {
         guard instant > now else { return 0 }

@@ -14,8 +14,12 @@ struct PlannedStep: Sendable, Equatable {
     var removes: CreatedResource?
 
     init(
-        _ check: VerifyCheck, _ problem: String, _ argv: [String]?, blocking: Bool = false,
-        creates: CreatedResource? = nil, removes: CreatedResource? = nil
+        _ check: VerifyCheck,
+        _ problem: String,
+        _ argv: [String]?,
+        blocking: Bool = false,
+        creates: CreatedResource? = nil,
+        removes: CreatedResource? = nil
     ) {
         self.check = check
         self.problem = problem

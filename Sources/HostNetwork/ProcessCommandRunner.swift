@@ -60,8 +60,10 @@ public struct ProcessCommandRunner: CommandRunner {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw HostNetworkError(
-            .toolNotFound, "'\(tool)' was not found in \(searchPath.joined(separator: ":")); is it installed?",
-            command: [tool])
+            .toolNotFound,
+            "'\(tool)' was not found in \(searchPath.joined(separator: ":")); is it installed?",
+            command: [tool]
+        )
     }
 
     public func run(_ argv: [String]) async throws -> CommandResult {
@@ -75,9 +77,15 @@ public struct ProcessCommandRunner: CommandRunner {
         let output = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<ChildProcess.Output, any Error>) in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    try ChildProcess.run(executable: executable, arguments: Array(argv.dropFirst()), timeout: timeout)
-                })
+                continuation.resume(
+                    with: Result {
+                        try ChildProcess.run(
+                            executable: executable,
+                            arguments: Array(argv.dropFirst()),
+                            timeout: timeout
+                        )
+                    }
+                )
             }
             thread.name = "netlease-command"
             thread.start()
@@ -85,7 +93,8 @@ public struct ProcessCommandRunner: CommandRunner {
         let result = CommandResult(
             stdout: String(decoding: output.stdout, as: UTF8.self),
             stderr: String(decoding: output.stderr, as: UTF8.self),
-            status: output.termination.shellStatus)
+            status: output.termination.shellStatus
+        )
         logger.debug("exit", metadata: ["command": "\(line)", "status": "\(result.status)"])
         if output.timedOut {
             var error = HostNetworkError.commandFailed(argv, status: result.status, stderr: result.stderr)

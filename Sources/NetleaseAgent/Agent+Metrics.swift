@@ -7,11 +7,16 @@ extension Agent {
     /// The agent's operations endpoint on `address`: `/metrics`, `/healthz`, `/readyz`. A service to run beside the
     /// agent (it answers from the start: `/readyz` says what the agent still waits for).
     public func metricsServer(
-        address: HTTPServer.Address, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        address: HTTPServer.Address,
+        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> HTTPServer {
         MetricsEndpoint.server(
-            address: address, logger: logger, onListening: onListening,
-            metrics: { self.metricsExposition() }, readiness: { self.readiness() })
+            address: address,
+            logger: logger,
+            onListening: onListening,
+            metrics: { self.metricsExposition() },
+            readiness: { self.readiness() }
+        )
     }
 
     /// Ready: every served network configured and verified in a live coordinator session, and the local API open.

@@ -55,8 +55,11 @@ public final class Agent: Service, Sendable {
     ///   - notifier: gets `READY=1` when `onReady` is called, and a status line at each step of a session.
     ///   - onReady: called with the socket path once the local API listens (after the first full setup).
     public init(
-        configuration: AgentConfiguration, hostNetwork: any HostNetworking, prober: any ARPProber,
-        metrics: AgentMetrics = AgentMetrics(), logger: Logger = Logger(label: "netlease.agent"),
+        configuration: AgentConfiguration,
+        hostNetwork: any HostNetworking,
+        prober: any ARPProber,
+        metrics: AgentMetrics = AgentMetrics(),
+        logger: Logger = Logger(label: "netlease.agent"),
         notifier: SystemdNotifier? = nil,
         onReady: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
@@ -91,7 +94,9 @@ public final class Agent: Service, Sendable {
             }
             var apiStarted = false
             var rotation = CoordinatorRotation(
-                coordinators: configuration.coordinators, delay: configuration.reconnectDelay)
+                coordinators: configuration.coordinators,
+                delay: configuration.reconnectDelay
+            )
             while !Task.isCancelled {
                 let endpoint = rotation.current
                 notifier?.status("connecting to coordinator \(endpoint)")
@@ -117,8 +122,11 @@ public final class Agent: Service, Sendable {
 
     private func serveLocalAPI() async throws {
         let server = LocalAPIServer(
-            socketPath: configuration.socketPath, socketGroup: configuration.socketGroup, files: files,
-            logger: logger)
+            socketPath: configuration.socketPath,
+            socketGroup: configuration.socketGroup,
+            files: files,
+            logger: logger
+        )
         defer { state.withLock { $0.localAPIOpen = false } }
         try await server.run(handler: LocalAPIHandler(agent: self)) { [self] path in
             state.withLock { $0.localAPIOpen = true }

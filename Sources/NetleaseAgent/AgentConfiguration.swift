@@ -47,11 +47,20 @@ public struct AgentConfiguration: Sendable {
     static let minimumHeartbeatTimeout: Duration = .seconds(2)
 
     public init(
-        coordinators: [Endpoint] = defaultCoordinators, secret: String?, host: String, underlay: IPv4Address,
-        networks: [String], socketPath: String = defaultSocketPath, socketGroup: String? = nil,
-        stateDirectory: String = defaultStateDirectory, teardownOnStop: Bool = false,
-        heartbeatInterval: Duration? = nil, reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
-        maxProbeAttempts: Int = defaultMaxProbeAttempts, tls: TLSSettings? = nil, dockerPluginSocket: String? = nil
+        coordinators: [Endpoint] = defaultCoordinators,
+        secret: String?,
+        host: String,
+        underlay: IPv4Address,
+        networks: [String],
+        socketPath: String = defaultSocketPath,
+        socketGroup: String? = nil,
+        stateDirectory: String = defaultStateDirectory,
+        teardownOnStop: Bool = false,
+        heartbeatInterval: Duration? = nil,
+        reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
+        maxProbeAttempts: Int = defaultMaxProbeAttempts,
+        tls: TLSSettings? = nil,
+        dockerPluginSocket: String? = nil
     ) {
         self.coordinators = coordinators
         self.secret = secret

@@ -18,8 +18,10 @@ public final class AgentMetrics: Sendable {
     /// Computed: swift-prometheus's descriptor is not `Sendable`, so it cannot be a stored static.
     static var attaches: MetricNameDescriptor {
         MetricNameDescriptor(
-            metricName: "netlease_agent_attaches", unitName: "total",
-            helpText: "Addresses asked for by local consumers (ACQUIRE, ATTACH), by result: ok or the error code.")
+            metricName: "netlease_agent_attaches",
+            unitName: "total",
+            helpText: "Addresses asked for by local consumers (ACQUIRE, ATTACH), by result: ok or the error code."
+        )
     }
 
     private let attachDuration: DurationHistogram
@@ -31,15 +33,23 @@ public final class AgentMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         attachDuration = registry.makeDurationHistogram(
-            descriptor: .init(metricName: "netlease_agent_attach_duration", unitName: "seconds",
-                              helpText: "Time to hand out an address: coordinator lease, ARP probes, plumbing."),
-            buckets: Self.attachDurationBuckets)
+            descriptor: .init(
+                metricName: "netlease_agent_attach_duration",
+                unitName: "seconds",
+                helpText: "Time to hand out an address: coordinator lease, ARP probes, plumbing."
+            ),
+            buckets: Self.attachDurationBuckets
+        )
         var probes: [ARPProbeResult: Counter] = [:]
         for result in ARPProbeResult.allCases {
             probes[result] = registry.makeCounter(
-                descriptor: .init(metricName: "netlease_agent_arp_probes", unitName: "total",
-                                  helpText: "ARP probes before a hand-out, by result: free, answered (in use), error."),
-                labels: [("result", result.rawValue)])
+                descriptor: .init(
+                    metricName: "netlease_agent_arp_probes",
+                    unitName: "total",
+                    helpText: "ARP probes before a hand-out, by result: free, answered (in use), error."
+                ),
+                labels: [("result", result.rawValue)]
+            )
         }
         self.probes = probes
         gauges = ScrapedGauges(registry: registry)
@@ -60,13 +70,20 @@ public final class AgentMetrics: Sendable {
     func exposition(peers: [(network: String, count: Int)], connected: Bool) -> String {
         scraping.withLock { _ in
             var samples = peers.map {
-                GaugeSample("netlease_agent_peers", help: "Other up hosts this host's tunnel mesh reaches, by network.",
-                            labels: [("network", $0.network)], value: Double($0.count))
+                GaugeSample(
+                    "netlease_agent_peers",
+                    help: "Other up hosts this host's tunnel mesh reaches, by network.",
+                    labels: [("network", $0.network)],
+                    value: Double($0.count)
+                )
             }
-            samples.append(GaugeSample(
-                "netlease_agent_coordinator_connected",
-                help: "1 while the agent holds a live coordinator session (joined, networks verified), else 0.",
-                value: connected ? 1 : 0))
+            samples.append(
+                GaugeSample(
+                    "netlease_agent_coordinator_connected",
+                    help: "1 while the agent holds a live coordinator session (joined, networks verified), else 0.",
+                    value: connected ? 1 : 0
+                )
+            )
             gauges.update(samples)
             return registry.emitToString()
         }

@@ -20,7 +20,10 @@ extension Agent {
         let tls = configuration.tls
         try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { control in
             let join = try await control.join(
-                host: configuration.host, underlay: configuration.underlay, networks: configuration.networks)
+                host: configuration.host,
+                underlay: configuration.underlay,
+                networks: configuration.networks
+            )
             let claim = HostClaim(host: configuration.host, epoch: join.epoch)
             logger.info("joined the cluster", metadata: ["coordinator": "\(endpoint)", "epoch": "\(join.epoch)"])
             notifier?.status("joined \(endpoint) as epoch \(join.epoch); building and verifying the networks")
@@ -62,13 +65,20 @@ extension Agent {
             if fenced { $0.fenced = true }
         }
         logger.warning(
-            "coordinator session ended", metadata: ["coordinator": "\(endpoint)", "error": "\(text)"])
+            "coordinator session ended",
+            metadata: ["coordinator": "\(endpoint)", "error": "\(text)"]
+        )
         notifier?.status("no coordinator session (\(text)); retrying")
     }
 
     /// Heartbeats until one fails. A heartbeat that gets no answer in time ends the session: the coordinator or the
     /// path to it is gone, so the agent reconnects (and finds out whether it was fenced).
-    private func heartbeat(_ control: NetleaseConnection, epoch: Int64, store: String, every interval: Duration)
+    private func heartbeat(
+        _ control: NetleaseConnection,
+        epoch: Int64,
+        store: String,
+        every interval: Duration
+    )
         async throws
     {
         let timeout = max(interval, AgentConfiguration.minimumHeartbeatTimeout)

@@ -19,7 +19,8 @@ struct DockerAgentBackend: DockerIPAMBackend {
         let (session, lastError) = agent.state.withLock { ($0.session, $0.lastError) }
         guard let context = session?.networks[name] else {
             // Until then Docker would lease nothing that the mesh can carry (invariant 5): say so, and why.
-            var message = "the netlease agent on this host is not ready: network '\(name)' is not yet built and "
+            var message =
+                "the netlease agent on this host is not ready: network '\(name)' is not yet built and "
                 + "verified, or there is no coordinator session; retry in a few seconds"
             if let lastError { message += " (last error: \(lastError))" }
             throw NetleaseError(.unavailable, message)
@@ -59,17 +60,26 @@ struct DockerAgentBackend: DockerIPAMBackend {
             do {
                 try await agent.release(network: entry.network, owner: entry.owner)
                 try backlog.remove(entry)
-                agent.logger.notice("deferred Docker release done", metadata: [
-                    "network": "\(entry.network)", "owner": "\(entry.owner)", "address": "\(entry.address)",
-                ])
-            } catch where DockerIPAMPlugin.isWorthRetrying(error) {
-                agent.logger.debug("deferred Docker release still waits", metadata: [
-                    "owner": "\(entry.owner)", "error": "\(error)",
-                ])
+                agent.logger.notice(
+                    "deferred Docker release done",
+                    metadata: [
+                        "network": "\(entry.network)", "owner": "\(entry.owner)", "address": "\(entry.address)",
+                    ]
+                )
+            } catch  where DockerIPAMPlugin.isWorthRetrying(error) {
+                agent.logger.debug(
+                    "deferred Docker release still waits",
+                    metadata: [
+                        "owner": "\(entry.owner)", "error": "\(error)",
+                    ]
+                )
             } catch {
-                agent.logger.error("deferred Docker release refused; dropping it", metadata: [
-                    "network": "\(entry.network)", "owner": "\(entry.owner)", "error": "\(error)",
-                ])
+                agent.logger.error(
+                    "deferred Docker release refused; dropping it",
+                    metadata: [
+                        "network": "\(entry.network)", "owner": "\(entry.owner)", "error": "\(error)",
+                    ]
+                )
                 try? backlog.remove(entry)
             }
         }

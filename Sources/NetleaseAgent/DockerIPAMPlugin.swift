@@ -86,8 +86,10 @@ public struct DockerIPAMPlugin: Sendable {
     let releaseTimeout: Duration
 
     public init(
-        backend: any DockerIPAMBackend, logger: Logger = Logger(label: "netlease.docker"),
-        acquireTimeout: Duration = defaultAcquireTimeout, releaseTimeout: Duration = defaultReleaseTimeout
+        backend: any DockerIPAMBackend,
+        logger: Logger = Logger(label: "netlease.docker"),
+        acquireTimeout: Duration = defaultAcquireTimeout,
+        releaseTimeout: Duration = defaultReleaseTimeout
     ) {
         self.backend = backend
         self.logger = logger
@@ -105,11 +107,19 @@ public struct DockerIPAMPlugin: Sendable {
             case "/Plugin.Activate":
                 return success(DockerPluginAPI.ActivateResponse(implements: ["IpamDriver"]))
             case "/IpamDriver.GetCapabilities":
-                return success(DockerPluginAPI.CapabilitiesResponse(
-                    requiresMACAddress: true, requiresRequestReplay: true))
+                return success(
+                    DockerPluginAPI.CapabilitiesResponse(
+                        requiresMACAddress: true,
+                        requiresRequestReplay: true
+                    )
+                )
             case "/IpamDriver.GetDefaultAddressSpaces":
-                return success(DockerPluginAPI.AddressSpacesResponse(
-                    local: Self.localAddressSpace, global: Self.globalAddressSpace))
+                return success(
+                    DockerPluginAPI.AddressSpacesResponse(
+                        local: Self.localAddressSpace,
+                        global: Self.globalAddressSpace
+                    )
+                )
             case "/IpamDriver.RequestPool":
                 return success(try requestPool(decode(body, as: DockerPluginAPI.RequestPoolRequest.self)))
             case "/IpamDriver.ReleasePool":
@@ -140,35 +150,41 @@ public struct DockerIPAMPlugin: Sendable {
     func requestPool(_ request: DockerPluginAPI.RequestPoolRequest) throws -> DockerPluginAPI.RequestPoolResponse {
         if request.v6 == true {
             throw NetleaseError.badRequest(
-                "netlease leases IPv4 addresses only; create the Docker network without --ipv6")
+                "netlease leases IPv4 addresses only; create the Docker network without --ipv6"
+            )
         }
         let served = backend.servedNetworks.joined(separator: ", ")
         guard let name = request.options?[DockerPluginAPI.networkOption], !name.isEmpty else {
             throw NetleaseError.badRequest(
                 "name the netlease network with --ipam-opt network=NAME (this agent serves: \(served)); "
-                    + "'netlease docker-network NAME' prints the whole 'docker network create' line")
+                    + "'netlease docker-network NAME' prints the whole 'docker network create' line"
+            )
         }
         guard backend.servedNetworks.contains(name) else {
             throw NetleaseError(
                 .unknownNetwork,
                 "this host's netlease agent does not serve network '\(name)' (it serves: \(served)); "
-                    + "start the agent with --network \(name), or name a network it serves")
+                    + "start the agent with --network \(name), or name a network it serves"
+            )
         }
         let facts = try backend.dockerNetwork(name)
         let pool = request.pool ?? ""
         guard !pool.isEmpty else {
             throw NetleaseError.badRequest(
-                "give the subnet of netlease network '\(name)': --subnet \(facts.subnet)")
+                "give the subnet of netlease network '\(name)': --subnet \(facts.subnet)"
+            )
         }
         guard IPv4Subnet(pool) == facts.subnet else {
             throw NetleaseError.badRequest(
                 "netlease network '\(name)' is \(facts.subnet), not \(pool): create the Docker network with "
-                    + "--subnet \(facts.subnet)")
+                    + "--subnet \(facts.subnet)"
+            )
         }
         guard (request.subPool ?? "").isEmpty else {
             throw NetleaseError.badRequest(
                 "--ip-range is not supported: netlease hands out addresses from the whole of \(facts.subnet) "
-                    + "across hosts; use 'netlease network create --exclude' to keep addresses out")
+                    + "across hosts; use 'netlease network create --exclude' to keep addresses out"
+            )
         }
         logger.info("Docker network uses netlease network", metadata: ["network": "\(name)", "subnet": "\(pool)"])
         return .init(poolID: Self.poolPrefix + name, pool: facts.subnet.description, data: [:])
@@ -180,7 +196,9 @@ public struct DockerIPAMPlugin: Sendable {
 
     // MARK: - Addresses
 
-    func requestAddress(_ request: DockerPluginAPI.RequestAddressRequest) async throws
+    func requestAddress(
+        _ request: DockerPluginAPI.RequestAddressRequest
+    ) async throws
         -> DockerPluginAPI.RequestAddressResponse
     {
         let name = try network(ofPool: request.poolID)
@@ -191,7 +209,8 @@ public struct DockerIPAMPlugin: Sendable {
             if let wanted, wanted != facts.gateway {
                 throw NetleaseError.badRequest(
                     "the gateway of netlease network '\(name)' on this host is its bridge address \(facts.gateway), "
-                        + "not \(wanted); create the Docker network without --gateway")
+                        + "not \(wanted); create the Docker network without --gateway"
+                )
             }
             return .init(address: "\(facts.gateway)/\(facts.subnet.prefix)", data: [:])
         }
@@ -200,9 +219,12 @@ public struct DockerIPAMPlugin: Sendable {
         let leased = try await Self.within(acquireTimeout, "leasing an address") {
             try await backend.dockerAcquire(network: name, owner: owner, address: wanted)
         }
-        logger.info("address leased to a Docker endpoint", metadata: [
-            "network": "\(name)", "owner": "\(owner)", "address": "\(leased)",
-        ])
+        logger.info(
+            "address leased to a Docker endpoint",
+            metadata: [
+                "network": "\(name)", "owner": "\(owner)", "address": "\(leased)",
+            ]
+        )
         return .init(address: "\(leased)/\(facts.subnet.prefix)", data: [:])
     }
 
@@ -219,7 +241,8 @@ public struct DockerIPAMPlugin: Sendable {
         guard let address = IPv4Address(text.split(separator: "/", maxSplits: 1).first.map(String.init) ?? text)
         else {
             throw NetleaseError.badRequest(
-                text.isEmpty ? "ReleaseAddress needs an Address" : "'\(text)' is not an IPv4 address")
+                text.isEmpty ? "ReleaseAddress needs an Address" : "'\(text)' is not an IPv4 address"
+            )
         }
         if let facts {
             _ = try self.address(text, in: facts, name: name)
@@ -233,7 +256,8 @@ public struct DockerIPAMPlugin: Sendable {
         }
         guard owner.hasPrefix(Self.ownerPrefix) else {
             throw NetleaseError.conflict(
-                "\(address) was not leased to a Docker endpoint (its owner is '\(owner)'); not released")
+                "\(address) was not leased to a Docker endpoint (its owner is '\(owner)'); not released"
+            )
         }
         do {
             guard facts != nil else { throw NetleaseError(.unavailable, "the agent is not ready") }
@@ -241,16 +265,22 @@ public struct DockerIPAMPlugin: Sendable {
             try await Self.within(releaseTimeout, "releasing \(address)") {
                 try await backend.dockerRelease(network: name, owner: owner)
             }
-        } catch where Self.isWorthRetrying(error) {
+        } catch  where Self.isWorthRetrying(error) {
             try backend.deferRelease(network: name, owner: owner, address: address)
-            logger.warning("coordinator out of reach; the address Docker released is released later", metadata: [
-                "network": "\(name)", "owner": "\(owner)", "address": "\(address)", "error": "\(error)",
-            ])
+            logger.warning(
+                "coordinator out of reach; the address Docker released is released later",
+                metadata: [
+                    "network": "\(name)", "owner": "\(owner)", "address": "\(address)", "error": "\(error)",
+                ]
+            )
             return
         }
-        logger.info("address released by Docker", metadata: [
-            "network": "\(name)", "owner": "\(owner)", "address": "\(address)",
-        ])
+        logger.info(
+            "address released by Docker",
+            metadata: [
+                "network": "\(name)", "owner": "\(owner)", "address": "\(address)",
+            ]
+        )
     }
 
     /// Whether a failed release may succeed when repeated later: anything but a refusal the coordinator would
@@ -275,15 +305,17 @@ public struct DockerIPAMPlugin: Sendable {
         guard let wanted else {
             throw NetleaseError.badRequest(
                 "Docker sent no endpoint MAC address (\(DockerPluginAPI.macAddressOption)), which netlease needs to "
-                    + "name the lease's owner: restart dockerd so that it reads the plugin's capabilities again")
+                    + "name the lease's owner: restart dockerd so that it reads the plugin's capabilities again"
+            )
         }
         guard let owner = backend.localOwner(network: network, address: wanted),
-              owner.hasPrefix(Self.ownerPrefix)
+            owner.hasPrefix(Self.ownerPrefix)
         else {
             throw NetleaseError.conflict(
                 "\(wanted) is not leased to a Docker endpoint on this host, and Docker sent no endpoint MAC address "
                     + "to lease it for (a replayed address this agent has no record of); "
-                    + "run 'netlease leases --json' to see who holds it")
+                    + "run 'netlease leases --json' to see who holds it"
+            )
         }
         return owner
     }
@@ -292,12 +324,15 @@ public struct DockerIPAMPlugin: Sendable {
         guard let poolID, poolID.hasPrefix(Self.poolPrefix), poolID.count > Self.poolPrefix.count else {
             throw NetleaseError.notFound(
                 "unknown pool '\(poolID ?? "")': netlease pools are named \(Self.poolPrefix)NETWORK; was the Docker "
-                    + "network created with --ipam-driver netlease?")
+                    + "network created with --ipam-driver netlease?"
+            )
         }
         let name = String(poolID.dropFirst(Self.poolPrefix.count))
         guard backend.servedNetworks.contains(name) else {
             throw NetleaseError(
-                .unknownNetwork, "pool '\(poolID)': this host's netlease agent does not serve network '\(name)'")
+                .unknownNetwork,
+                "pool '\(poolID)': this host's netlease agent does not serve network '\(name)'"
+            )
         }
         return name
     }
@@ -319,20 +354,26 @@ public struct DockerIPAMPlugin: Sendable {
     /// own: a coordinator call that is stuck (a link gone silent before the agent's heartbeat notices) must not hold
     /// Docker, whose plugin client waits without limit.
     static func within<T: Sendable>(
-        _ timeout: Duration, _ what: String, _ work: @escaping @Sendable () async throws -> T
+        _ timeout: Duration,
+        _ what: String,
+        _ work: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let race = DeadlineRace<T>()
         return try await withCheckedThrowingContinuation { continuation in
             race.arm(continuation)
-            race.add(Task {
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                let message = "\(what) took longer than \(timeout): the coordinator does not answer; retry shortly"
-                race.finish(.failure(NetleaseError(.unavailable, message)))
-            })
-            race.add(Task {
-                do { race.finish(.success(try await work())) } catch { race.finish(.failure(error)) }
-            })
+            race.add(
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    let message = "\(what) took longer than \(timeout): the coordinator does not answer; retry shortly"
+                    race.finish(.failure(NetleaseError(.unavailable, message)))
+                }
+            )
+            race.add(
+                Task {
+                    do { race.finish(.success(try await work())) } catch { race.finish(.failure(error)) }
+                }
+            )
         }
     }
 
@@ -340,7 +381,7 @@ public struct DockerIPAMPlugin: Sendable {
     public static func canonicalMAC(_ text: String) -> String? {
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 6,
-              parts.allSatisfy({ $0.count == 2 && $0.allSatisfy { $0.isHexDigit && $0.isASCII } })
+            parts.allSatisfy({ $0.count == 2 && $0.allSatisfy { $0.isHexDigit && $0.isASCII } })
         else { return nil }
         return parts.joined(separator: ":")
     }
@@ -351,7 +392,9 @@ public struct DockerIPAMPlugin: Sendable {
         } catch {
             let type = String(describing: T.self)
             let name = type.hasSuffix("Request") ? String(type.dropLast("Request".count)) : type
-            let shown = body.count > 200 ? String(decoding: body.prefix(200), as: UTF8.self) + "…"
+            let shown =
+                body.count > 200
+                ? String(decoding: body.prefix(200), as: UTF8.self) + "…"
                 : String(decoding: body, as: UTF8.self)
             throw NetleaseError.badRequest("the body of \(name) is not the JSON object Docker sends: '\(shown)'")
         }
@@ -378,7 +421,8 @@ public struct DockerIPAMPlugin: Sendable {
     private func failure(_ status: Int, _ message: String) -> Reply {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = (try? encoder.encode(DockerPluginAPI.ErrorResponse(err: "netlease: " + message)))
+        let body =
+            (try? encoder.encode(DockerPluginAPI.ErrorResponse(err: "netlease: " + message)))
             ?? Data(#"{"Err":"netlease: internal error"}"#.utf8)
         return Reply(status: status, body: Array(body))
     }

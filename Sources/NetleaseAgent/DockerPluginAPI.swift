@@ -62,11 +62,20 @@ public enum DockerPluginAPI {
         public var options: [String: String]?
         public var v6: Bool?
         enum CodingKeys: String, CodingKey {
-            case addressSpace = "AddressSpace", pool = "Pool", subPool = "SubPool", options = "Options", v6 = "V6"
+            case addressSpace = "AddressSpace"
+            case pool = "Pool"
+            case subPool = "SubPool"
+            case options = "Options"
+            case v6 = "V6"
         }
 
-        public init(addressSpace: String? = nil, pool: String? = nil, subPool: String? = nil,
-                    options: [String: String]? = nil, v6: Bool? = nil) {
+        public init(
+            addressSpace: String? = nil,
+            pool: String? = nil,
+            subPool: String? = nil,
+            options: [String: String]? = nil,
+            v6: Bool? = nil
+        ) {
             self.addressSpace = addressSpace
             self.pool = pool
             self.subPool = subPool
@@ -79,7 +88,11 @@ public enum DockerPluginAPI {
         public var poolID: String
         public var pool: String
         public var data: [String: String]
-        enum CodingKeys: String, CodingKey { case poolID = "PoolID", pool = "Pool", data = "Data" }
+        enum CodingKeys: String, CodingKey {
+            case poolID = "PoolID"
+            case pool = "Pool"
+            case data = "Data"
+        }
 
         public init(poolID: String, pool: String, data: [String: String]) {
             self.poolID = poolID
@@ -100,7 +113,11 @@ public enum DockerPluginAPI {
         /// Empty or absent: any address; otherwise the one wanted (A.B.C.D).
         public var address: String?
         public var options: [String: String]?
-        enum CodingKeys: String, CodingKey { case poolID = "PoolID", address = "Address", options = "Options" }
+        enum CodingKeys: String, CodingKey {
+            case poolID = "PoolID"
+            case address = "Address"
+            case options = "Options"
+        }
 
         public init(poolID: String?, address: String? = nil, options: [String: String]? = nil) {
             self.poolID = poolID
@@ -113,7 +130,10 @@ public enum DockerPluginAPI {
         /// CIDR form, A.B.C.D/prefix.
         public var address: String
         public var data: [String: String]
-        enum CodingKeys: String, CodingKey { case address = "Address", data = "Data" }
+        enum CodingKeys: String, CodingKey {
+            case address = "Address"
+            case data = "Data"
+        }
 
         public init(address: String, data: [String: String]) {
             self.address = address
@@ -124,7 +144,10 @@ public enum DockerPluginAPI {
     public struct ReleaseAddressRequest: Codable, Equatable, Sendable {
         public var poolID: String?
         public var address: String?
-        enum CodingKeys: String, CodingKey { case poolID = "PoolID", address = "Address" }
+        enum CodingKeys: String, CodingKey {
+            case poolID = "PoolID"
+            case address = "Address"
+        }
 
         public init(poolID: String?, address: String?) {
             self.poolID = poolID

@@ -23,20 +23,27 @@ struct DockerPluginServer: Sendable {
         for path in Self.paths {
             routes.add(.POST, path) { request in
                 let reply = await plugin.handle(
-                    method: request.method.rawValue, path: String(request.path), body: Array(buffer: request.body))
+                    method: request.method.rawValue,
+                    path: String(request.path),
+                    body: Array(buffer: request.body)
+                )
                 return HTTPServerResponse(
                     status: HTTPResponseStatus(statusCode: reply.status),
                     headers: HTTPHeaders([("Content-Type", DockerPluginAPI.contentType)]),
-                    body: ByteBuffer(bytes: reply.body))
+                    body: ByteBuffer(bytes: reply.body)
+                )
             }
         }
         let logger = self.logger
         let socketPath = self.socketPath
         let server = HTTPServer(
-            configuration: .init(address: .unix(path: socketPath)), routes: routes, logger: logger,
+            configuration: .init(address: .unix(path: socketPath)),
+            routes: routes,
+            logger: logger,
             onListening: { _ in
                 logger.notice("Docker IPAM plugin API listening", metadata: ["socket": "\(socketPath)"])
-            })
+            }
+        )
         try await server.run()
     }
 }
@@ -46,9 +53,14 @@ extension Agent {
     /// while the coordinator was out of reach.
     func serveDockerPlugin(at path: String) async throws {
         let backend = DockerAgentBackend(
-            agent: self, backlog: try DockerReleaseBacklog(directory: configuration.stateDirectory, files: files))
+            agent: self,
+            backlog: try DockerReleaseBacklog(directory: configuration.stateDirectory, files: files)
+        )
         let server = DockerPluginServer(
-            socketPath: path, plugin: DockerIPAMPlugin(backend: backend, logger: logger), logger: logger)
+            socketPath: path,
+            plugin: DockerIPAMPlugin(backend: backend, logger: logger),
+            logger: logger
+        )
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await backend.runBacklog() }
             try await server.run()

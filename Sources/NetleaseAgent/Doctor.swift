@@ -15,9 +15,13 @@ extension Agent {
         }
         var checks: [DoctorCheck] = []
         checks.append(DoctorCheck(name: "coordinator", ok: true, detail: "connected, epoch \(session.epoch)"))
-        checks.append(DoctorCheck(
-            name: "store", ok: storeWarning == nil,
-            detail: storeWarning ?? "store \(store?.id ?? "?") at generation \(store?.generation ?? 0) when joined"))
+        checks.append(
+            DoctorCheck(
+                name: "store",
+                ok: storeWarning == nil,
+                detail: storeWarning ?? "store \(store?.id ?? "?") at generation \(store?.generation ?? 0) when joined"
+            )
+        )
         for name in configuration.networks {
             guard let context = session.networks[name] else { continue }
             var config = context.config
@@ -26,17 +30,25 @@ extension Agent {
             checks.append(await peerBridgesCheck(name, peers: Set(config.peers.keys), connection: session.connection))
         }
         checks.append(await leasesCheck(session.connection))
-        checks.append(DoctorCheck(
-            name: "reconcile", ok: disagreements.isEmpty,
-            detail: disagreements.isEmpty
-                ? "no disagreement at the last reconnect"
-                    + (readopted > 0 ? "; \(readopted) lease(s) the coordinator had lost were recorded again" : "")
-                : disagreements.joined(separator: "; ")))
+        checks.append(
+            DoctorCheck(
+                name: "reconcile",
+                ok: disagreements.isEmpty,
+                detail: disagreements.isEmpty
+                    ? "no disagreement at the last reconnect"
+                        + (readopted > 0 ? "; \(readopted) lease(s) the coordinator had lost were recorded again" : "")
+                    : disagreements.joined(separator: "; ")
+            )
+        )
         return checks
     }
 
     /// Bridge and mesh as built, verified against the live peer list: one passing check, or one per failure.
-    private func hostNetworkChecks(_ name: String, context: NetworkContext, config: HostNetworkConfig) async
+    private func hostNetworkChecks(
+        _ name: String,
+        context: NetworkContext,
+        config: HostNetworkConfig
+    ) async
         -> [DoctorCheck]
     {
         let failures: [VerifyFailure]
@@ -48,14 +60,22 @@ extension Agent {
         guard failures.isEmpty else {
             return failures.map { DoctorCheck(name: "\(name)/\($0.check.rawValue)", ok: false, detail: $0.detail) }
         }
-        return [DoctorCheck(
-            name: "\(name)/host-network", ok: true,
-            detail: "bridge \(config.bridge) up with \(context.bridgeAddress)/\(context.spec.subnet.prefix), "
-                + "mtu \(context.mtu); \(context.spec.tunnel.rawValue) mesh matches \(config.peers.count) peer(s)")]
+        return [
+            DoctorCheck(
+                name: "\(name)/host-network",
+                ok: true,
+                detail: "bridge \(config.bridge) up with \(context.bridgeAddress)/\(context.spec.subnet.prefix), "
+                    + "mtu \(context.mtu); \(context.spec.tunnel.rawValue) mesh matches \(config.peers.count) peer(s)"
+            )
+        ]
     }
 
     /// Each up peer's bridge address must answer a ping across the tunnel.
-    private func peerBridgesCheck(_ name: String, peers: Set<String>, connection: NetleaseConnection) async
+    private func peerBridgesCheck(
+        _ name: String,
+        peers: Set<String>,
+        connection: NetleaseConnection
+    ) async
         -> DoctorCheck
     {
         do {
@@ -66,10 +86,12 @@ extension Agent {
                 if await !hostNetwork.reachable(bridge.address) { silent.append("\(bridge.host) (\(bridge.address))") }
             }
             return DoctorCheck(
-                name: "\(name)/peer-bridges", ok: silent.isEmpty,
+                name: "\(name)/peer-bridges",
+                ok: silent.isEmpty,
                 detail: silent.isEmpty
                     ? "\(bridges.count) peer bridge address(es) answer ping"
-                    : "no answer from " + silent.joined(separator: ", "))
+                    : "no answer from " + silent.joined(separator: ", ")
+            )
         } catch {
             return DoctorCheck(name: "\(name)/peer-bridges", ok: false, detail: "cannot list peers: \(error)")
         }
@@ -86,14 +108,17 @@ extension Agent {
                 if match?.address.description != lease.address {
                     mismatches.append(
                         "\(lease.network) '\(lease.owner)' uses \(lease.address) here, coordinator: "
-                            + (match.map { "\($0.address)" } ?? "no lease"))
+                            + (match.map { "\($0.address)" } ?? "no lease")
+                    )
                 }
             }
             return DoctorCheck(
-                name: "leases", ok: mismatches.isEmpty,
+                name: "leases",
+                ok: mismatches.isEmpty,
                 detail: mismatches.isEmpty
                     ? "\(local.count) local lease(s) agree with the coordinator"
-                    : mismatches.joined(separator: "; "))
+                    : mismatches.joined(separator: "; ")
+            )
         } catch {
             return DoctorCheck(name: "leases", ok: false, detail: "cannot list leases: \(error)")
         }

@@ -13,8 +13,15 @@ extension Agent {
         for local in leases.all {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
-                let outcome = try await control.reconcile(ReconcileRequest(
-                    network: local.network, owner: local.owner, address: address, ifname: local.ifname, claim: claim))
+                let outcome = try await control.reconcile(
+                    ReconcileRequest(
+                        network: local.network,
+                        owner: local.owner,
+                        address: address,
+                        ifname: local.ifname,
+                        claim: claim
+                    )
+                )
                 switch outcome {
                 case .held:
                     continue
@@ -22,15 +29,18 @@ extension Agent {
                     adopted += 1
                     logger.notice(
                         "coordinator re-recorded a lease this host still uses",
-                        metadata: ["network": "\(local.network)", "address": "\(address)", "owner": "\(local.owner)"])
+                        metadata: ["network": "\(local.network)", "address": "\(address)", "owner": "\(local.owner)"]
+                    )
                 case .taken(let holder):
                     disagreements.append(
                         "\(local.network) \(address): used here by '\(local.owner)' but held by '\(holder.owner)' "
-                            + "on host '\(dash(holder.host))' (\(holder.state.rawValue))")
+                            + "on host '\(dash(holder.host))' (\(holder.state.rawValue))"
+                    )
                 case .moved(let current):
                     disagreements.append(
                         "\(local.network) '\(local.owner)': uses \(address) here but the coordinator gave it "
-                            + "\(current.address)")
+                            + "\(current.address)"
+                    )
                 }
             } catch {
                 disagreements.append("\(local.network) \(address): reconcile failed: \(error)")

@@ -1,7 +1,7 @@
 import NetleaseClient
 import NetleaseCore
-import NetleaseWire
 import NetleaseTransport
+import NetleaseWire
 
 /// Speaks the local API on one connection of the agent's unix socket.
 struct LocalAPIHandler: Sendable {
@@ -39,26 +39,40 @@ struct LocalAPIHandler: Sendable {
         case .quit:
             return .ok(["bye": "1"])
         case .acquire(let network, let owner, let ifname):
-            return .ok(fields(try await agent.countingAttach {
-                try await agent.acquire(network: network, owner: owner, ifname: ifname)
-            }))
+            return .ok(
+                fields(
+                    try await agent.countingAttach {
+                        try await agent.acquire(network: network, owner: owner, ifname: ifname)
+                    }
+                )
+            )
         case .release(let network, let owner):
             try await agent.release(network: network, owner: owner)
             return .ok(["released": owner])
         case .attach(let network, let owner, let netns, let ifname):
-            return .ok(fields(try await agent.countingAttach {
-                try await agent.attach(network: network, owner: owner, netns: netns, ifname: ifname)
-            }))
+            return .ok(
+                fields(
+                    try await agent.countingAttach {
+                        try await agent.attach(network: network, owner: owner, netns: netns, ifname: ifname)
+                    }
+                )
+            )
         case .detach(let network, let owner):
             try await agent.detach(network: network, owner: owner)
             return .ok(["detached": owner])
         case .leaseList(let network):
-            return .list(header: Fields(), tag: WireCodec.leaseTag,
-                         records: try await agent.hostLeases(network: network).map(WireCodec.fields(lease:)))
+            return .list(
+                header: Fields(),
+                tag: WireCodec.leaseTag,
+                records: try await agent.hostLeases(network: network).map(WireCodec.fields(lease:))
+            )
         case .doctor:
             let checks = await agent.doctor()
-            return .list(header: ["failed": String(checks.filter { !$0.ok }.count)], tag: DoctorCheck.tag,
-                         records: checks.map(\.fields))
+            return .list(
+                header: ["failed": String(checks.filter { !$0.ok }.count)],
+                tag: DoctorCheck.tag,
+                records: checks.map(\.fields)
+            )
         }
     }
 

@@ -18,16 +18,23 @@ struct LocalAPIServer: Sendable {
     /// Serves until cancelled; `onReady` gets the socket path once it listens with its mode and group set.
     func run(handler: LocalAPIHandler, onReady: @escaping @Sendable (String) -> Void) async throws {
         let server = LineServer(
-            configuration: .init(address: .unix(path: socketPath), maxConnections: Self.maxConnections,
-                                 idleTimeout: Self.idleTimeout),
-            logger: logger)
-        try await server.run(onListening: { _ in
-            openToGroup()
-            logger.info("local API ready", metadata: ["socket": "\(socketPath)"])
-            onReady(socketPath)
-        }, handler: { connection in
-            try await handler.serve(connection)
-        })
+            configuration: .init(
+                address: .unix(path: socketPath),
+                maxConnections: Self.maxConnections,
+                idleTimeout: Self.idleTimeout
+            ),
+            logger: logger
+        )
+        try await server.run(
+            onListening: { _ in
+                openToGroup()
+                logger.info("local API ready", metadata: ["socket": "\(socketPath)"])
+                onReady(socketPath)
+            },
+            handler: { connection in
+                try await handler.serve(connection)
+            }
+        )
     }
 
     /// A socket that cannot be opened to its group still serves root; the log says why others are refused.

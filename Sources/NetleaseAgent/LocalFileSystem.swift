@@ -19,7 +19,10 @@ struct LocalFileSystem: Sendable {
     func createDirectory(_ path: String, mode: mode_t) throws {
         do {
             try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
+                atPath: path,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: Int(mode)]
+            )
         } catch {
             throw NetleaseError(.storage, "cannot create directory \(path): \(error)")
         }

@@ -43,7 +43,9 @@ final class LocalLeaseFile: @unchecked Sendable {
                 leases = Dictionary(list.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
             } catch {
                 throw NetleaseError(
-                    .storage, "cannot read \(path): \(error); move it away to start with no local leases")
+                    .storage,
+                    "cannot read \(path): \(error); move it away to start with no local leases"
+                )
             }
         } else {
             leases = [:]

@@ -19,11 +19,21 @@ extension Agent {
     /// is reported (quarantined with the MAC seen) and another is leased. A repeated request for an owner this host
     /// already served returns the same address without probing (the container itself would answer). `address` asks
     /// for that one address (refused when it is not free).
-    public func acquire(network: String, owner: String, ifname: String, netns: String? = nil,
-                        address: IPv4Address? = nil) async throws -> Handout {
+    public func acquire(
+        network: String,
+        owner: String,
+        ifname: String,
+        netns: String? = nil,
+        address: IPv4Address? = nil
+    ) async throws -> Handout {
         let (session, context) = try currentSession(for: network)
         let request = AcquireRequest(
-            network: network, owner: owner, claim: session.claim, address: address, ifname: ifname)
+            network: network,
+            owner: owner,
+            claim: session.claim,
+            address: address,
+            ifname: ifname
+        )
         let known = leases.lease(network: network, owner: owner)
         for attempt in 1...max(1, configuration.maxProbeAttempts) {
             let lease = try await session.connection.acquire(request)
@@ -31,21 +41,38 @@ extension Agent {
                 return handout(lease, context)
             }
             if let mac = try await prober.probe(lease.address, on: context.config.bridge) {
-                logger.warning("address answered an ARP probe; quarantining it and leasing another", metadata: [
-                    "network": "\(network)", "address": "\(lease.address)", "mac": "\(mac)", "attempt": "\(attempt)",
-                ])
+                logger.warning(
+                    "address answered an ARP probe; quarantining it and leasing another",
+                    metadata: [
+                        "network": "\(network)", "address": "\(lease.address)", "mac": "\(mac)",
+                        "attempt": "\(attempt)",
+                    ]
+                )
                 _ = try await session.connection.reportConflict(
-                    network: network, address: lease.address, mac: mac, claim: session.claim)
+                    network: network,
+                    address: lease.address,
+                    mac: mac,
+                    claim: session.claim
+                )
                 continue
             }
-            try leases.put(LocalLease(network: network, owner: owner, address: lease.address, prefix: lease.prefix,
-                                      ifname: ifname, netns: netns))
+            try leases.put(
+                LocalLease(
+                    network: network,
+                    owner: owner,
+                    address: lease.address,
+                    prefix: lease.prefix,
+                    ifname: ifname,
+                    netns: netns
+                )
+            )
             return handout(lease, context)
         }
         throw NetleaseError(
             .conflict,
             "\(configuration.maxProbeAttempts) addresses in a row answered ARP probes on \(context.config.bridge); "
-                + "something on the bridge uses addresses outside netlease (see 'netlease leases --state conflict')")
+                + "something on the bridge uses addresses outside netlease (see 'netlease leases --state conflict')"
+        )
     }
 
     /// Releases an owner's lease (idempotent).
@@ -61,14 +88,26 @@ extension Agent {
         let namespace: NetworkNamespace = netns.contains("/") ? .path(netns) : .named(netns)
         let handout = try await acquire(network: network, owner: owner, ifname: ifname, netns: netns)
         do {
-            let attached = try await hostNetwork.attach(ContainerAttachment(
-                network: network, owner: owner, namespace: namespace, ifname: ifname, address: handout.lease.address,
-                prefix: handout.lease.prefix, gateway: context.bridgeAddress, bridge: context.config.bridge,
-                mtu: context.mtu))
-            logger.info("container attached", metadata: [
-                "network": "\(network)", "owner": "\(owner)", "address": "\(handout.lease.address)",
-                "veth": "\(attached.hostInterface)", "netns": "\(netns)",
-            ])
+            let attached = try await hostNetwork.attach(
+                ContainerAttachment(
+                    network: network,
+                    owner: owner,
+                    namespace: namespace,
+                    ifname: ifname,
+                    address: handout.lease.address,
+                    prefix: handout.lease.prefix,
+                    gateway: context.bridgeAddress,
+                    bridge: context.config.bridge,
+                    mtu: context.mtu
+                )
+            )
+            logger.info(
+                "container attached",
+                metadata: [
+                    "network": "\(network)", "owner": "\(owner)", "address": "\(handout.lease.address)",
+                    "veth": "\(attached.hostInterface)", "netns": "\(netns)",
+                ]
+            )
             return Handout(lease: handout.lease, gateway: handout.gateway, mtu: attached.mtu, bridge: handout.bridge)
         } catch {
             logger.error("plumbing failed; releasing the lease", metadata: ["owner": "\(owner)", "error": "\(error)"])
@@ -96,7 +135,9 @@ extension Agent {
     }
 
     private static let disconnected = NetleaseError(
-        .unavailable, "the agent is not connected to a coordinator right now; retry shortly")
+        .unavailable,
+        "the agent is not connected to a coordinator right now; retry shortly"
+    )
 
     private func currentSession(for network: String) throws -> (Session, NetworkContext) {
         guard let session = state.withLock({ $0.session }) else { throw Self.disconnected }

@@ -19,7 +19,11 @@ struct MeshFollower: Sendable {
     let logger: Logger
 
     /// Builds (or repairs) one network on this host and verifies it. Throws when verification fails.
-    func configure(spec: NetworkSpec, bridgeAddress: IPv4Address, peers: [String: IPv4Address]) async throws
+    func configure(
+        spec: NetworkSpec,
+        bridgeAddress: IPv4Address,
+        peers: [String: IPv4Address]
+    ) async throws
         -> NetworkContext
     {
         let config = HostNetworkConfig(spec: spec, bridgeAddress: bridgeAddress, underlay: underlay, peers: peers)
@@ -30,18 +34,26 @@ struct MeshFollower: Sendable {
         let failures = try await hostNetwork.verify(config)
         guard failures.isEmpty else {
             throw NetleaseError(
-                .unavailable, "network '\(spec.name)' failed verification: "
-                    + failures.map(\.description).joined(separator: "; "))
+                .unavailable,
+                "network '\(spec.name)' failed verification: "
+                    + failures.map(\.description).joined(separator: "; ")
+            )
         }
-        logger.info("network ready", metadata: [
-            "network": "\(spec.name)", "bridge": "\(config.bridge)",
-            "address": "\(bridgeAddress)/\(spec.subnet.prefix)", "peers": "\(peers.count)", "mtu": "\(report.mtu)",
-        ])
+        logger.info(
+            "network ready",
+            metadata: [
+                "network": "\(spec.name)", "bridge": "\(config.bridge)",
+                "address": "\(bridgeAddress)/\(spec.subnet.prefix)", "peers": "\(peers.count)", "mtu": "\(report.mtu)",
+            ]
+        )
         return NetworkContext(spec: spec, bridgeAddress: bridgeAddress, config: config, mtu: report.mtu)
     }
 
     /// Reconfigures the networks whose peers in `directory` differ from the ones applied; returns all networks.
-    func follow(_ networks: [String: NetworkContext], to directory: PeerDirectory) async throws
+    func follow(
+        _ networks: [String: NetworkContext],
+        to directory: PeerDirectory
+    ) async throws
         -> [String: NetworkContext]
     {
         var updated = networks
@@ -61,7 +73,11 @@ extension Agent {
     }
 
     /// Builds every served network with the bridge address the coordinator gave this host at join.
-    func buildNetworks(bridges: [Lease], specs: [String: NetworkSpec], directory: PeerDirectory) async throws
+    func buildNetworks(
+        bridges: [Lease],
+        specs: [String: NetworkSpec],
+        directory: PeerDirectory
+    ) async throws
         -> [String: NetworkContext]
     {
         var networks: [String: NetworkContext] = [:]
@@ -70,7 +86,10 @@ extension Agent {
                 throw NetleaseError(.internalError, "the coordinator gave no bridge address for '\(name)'")
             }
             networks[name] = try await mesh.configure(
-                spec: spec, bridgeAddress: bridge.address, peers: directory.peers(of: name))
+                spec: spec,
+                bridgeAddress: bridge.address,
+                peers: directory.peers(of: name)
+            )
         }
         return networks
     }

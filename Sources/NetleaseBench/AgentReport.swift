@@ -33,22 +33,33 @@ struct AgentReport: Encodable {
 
     func text() -> String {
         var lines: [String] = []
-        lines.append("bench agents: \(agents) hosts joined \(network) \(subnet), "
-                     + "\(leasesEach) host-bound lease(s) each, heartbeat every \(heartbeatSeconds) s, "
-                     + "\(agents) WATCH connections, held \(holdSeconds) s")
-        lines.append(String(format: "agents up (join + leases) in %.2f s; watchers up in %.2f s", bringUpSeconds,
-                            watchersUpSeconds))
+        lines.append(
+            "bench agents: \(agents) hosts joined \(network) \(subnet), "
+                + "\(leasesEach) host-bound lease(s) each, heartbeat every \(heartbeatSeconds) s, "
+                + "\(agents) WATCH connections, held \(holdSeconds) s"
+        )
+        lines.append(
+            String(
+                format: "agents up (join + leases) in %.2f s; watchers up in %.2f s",
+                bringUpSeconds,
+                watchersUpSeconds
+            )
+        )
         lines.append("  join      " + join.text)
         if acquire.count > 0 { lines.append("  acquire   " + acquire.text) }
         lines.append("  heartbeat " + heartbeat.text + " (steady state, after every agent and watcher was up)")
         lines.append("events received by watchers: \(eventsReceived)")
-        lines.append("coordinator STATS: connections=\(connectionsAtCoordinator) watchers=\(watchersAtCoordinator) "
-                     + "hosts-up=\(hostsUp) leases-active=\(leasesActive)")
+        lines.append(
+            "coordinator STATS: connections=\(connectionsAtCoordinator) watchers=\(watchersAtCoordinator) "
+                + "hosts-up=\(hostsUp) leases-active=\(leasesActive)"
+        )
         func kib(_ v: Int?) -> String {
             v.map { "\($0) KiB (" + String(format: "%.1f MiB)", Double($0) / 1024) } ?? "n/a"
         }
-        lines.append("coordinator VmRSS: before \(kib(rssBeforeKiB)), steady \(kib(rssSteadyKiB)), max sampled "
-                     + "\(kib(rssMaxKiB)); VmHWM \(kib(hwmKiB))")
+        lines.append(
+            "coordinator VmRSS: before \(kib(rssBeforeKiB)), steady \(kib(rssSteadyKiB)), max sampled "
+                + "\(kib(rssMaxKiB)); VmHWM \(kib(hwmKiB))"
+        )
         lines.append("errors: " + BenchReport.errorsText(errors))
         return lines.joined(separator: "\n")
     }

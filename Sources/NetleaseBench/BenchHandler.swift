@@ -71,8 +71,13 @@ final class BenchHandler: ChannelInboundHandler {
     private var acquiredByAgent = 0
     private var watchTimer: Scheduled<Void>?
 
-    init(index: Int, role: Role, secret: String?, ready: EventLoopPromise<Void>,
-         done: EventLoopPromise<ConnectionResult>) {
+    init(
+        index: Int,
+        role: Role,
+        secret: String?,
+        ready: EventLoopPromise<Void>,
+        done: EventLoopPromise<ConnectionResult>
+    ) {
         self.index = index
         self.role = role
         self.secret = secret
@@ -127,7 +132,8 @@ final class BenchHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if phase != .finished {
             if !pending.isEmpty { result.errors["connection-lost", default: 0] += pending.count }
-            if case .watcher = role {} else if !stopped {
+            if case .watcher = role {
+            } else if !stopped {
                 result.errors["connection-closed-by-coordinator", default: 0] += 1
             }
             finish(close: false)
@@ -278,8 +284,12 @@ final class BenchHandler: ChannelInboundHandler {
         watchTimer?.cancel()
         if !readySignalled {
             readySignalled = true
-            ready.fail(NetleaseError(
-                .unavailable, "bench connection \(index) ended before it was ready: \(result.errors)"))
+            ready.fail(
+                NetleaseError(
+                    .unavailable,
+                    "bench connection \(index) ended before it was ready: \(result.errors)"
+                )
+            )
         }
         if close { context?.close(promise: nil) }
         done.succeed(result)
@@ -376,8 +386,13 @@ final class BenchHandler: ChannelInboundHandler {
             signalReady()
         case .agent(let a):
             phase = .running
-            write(.join(
-                host: a.plan.host(a.number), underlay: AgentPlan.underlay(a.number), networks: [a.plan.network]))
+            write(
+                .join(
+                    host: a.plan.host(a.number),
+                    underlay: AgentPlan.underlay(a.number),
+                    networks: [a.plan.network]
+                )
+            )
             pending.append(Pending(kind: .join, seq: 0, t: BenchClock.nowNs()))
             flushNow()
         case .watcher:
@@ -457,7 +472,8 @@ final class BenchHandler: ChannelInboundHandler {
         let host = a.plan.host(a.number)
         let claim = HostClaim(host: host, epoch: epoch)
         acquireTemplate = RequestTemplate(
-            .acquire(AcquireRequest(network: a.plan.network, owner: a.plan.ownerBase(a.number), claim: claim)))
+            .acquire(AcquireRequest(network: a.plan.network, owner: a.plan.ownerBase(a.number), claim: claim))
+        )
         heartbeatLine = Array((Request.heartbeat(host: host, epoch: epoch).rendered + "\n").utf8)
         if a.plan.leasesEach == 0 {
             agentReady(a)

@@ -78,12 +78,18 @@ struct BenchReport: Encodable {
     func text() -> String {
         var lines: [String] = []
         let loop = offeredRate > 0 ? String(format: "open loop, offered %.0f/s", offeredRate) : "closed loop"
-        lines.append("bench \(mode), \(client) client, \(connections) connections x \(pipeline) in flight, \(loop), "
-                     + "\(threads) client thread(s)")
-        lines.append("network \(network) \(subnet); prefill \(prefillPercent)% (\(prefilled) leases added"
-                     + String(format: " in %.2f s)", prefillSeconds))
-        lines.append(String(format: "window %.3f s", window)
-                     + (budgetExhausted ? " (ended early: the pool's free addresses were used up)" : ""))
+        lines.append(
+            "bench \(mode), \(client) client, \(connections) connections x \(pipeline) in flight, \(loop), "
+                + "\(threads) client thread(s)"
+        )
+        lines.append(
+            "network \(network) \(subnet); prefill \(prefillPercent)% (\(prefilled) leases added"
+                + String(format: " in %.2f s)", prefillSeconds)
+        )
+        lines.append(
+            String(format: "window %.3f s", window)
+                + (budgetExhausted ? " (ended early: the pool's free addresses were used up)" : "")
+        )
         lines.append("acquires: \(acquires)  = " + String(format: "%.0f/s", acquiresPerSecond))
         lines.append("  latency " + acquireLatencyMs.text)
         if let sendLagMs { lines.append("  (of which the client's own send lag: " + sendLagMs.text + ")") }
@@ -93,22 +99,33 @@ struct BenchReport: Encodable {
         }
         lines.append("errors: " + Self.errorsText(errors))
         let factor = storeCommits > 0 ? Double(storeOperations) / Double(storeCommits) : 0
-        lines.append("store: \(storeOperations) operations in \(storeCommits) commits ("
-                     + String(format: "%.1f", factor) + " per commit; largest batch so far \(largestBatch))")
+        lines.append(
+            "store: \(storeOperations) operations in \(storeCommits) commits ("
+                + String(format: "%.1f", factor) + " per commit; largest batch so far \(largestBatch))"
+        )
         let coordinatorCPU = coordinatorCPUSeconds.map {
             String(format: ", coordinator %.2f s (%.1f us/op)", $0, coordinatorCPUMicrosPerOperation ?? 0)
         }
-        lines.append(String(format: "CPU in the measured phase: bench %.2f s (%.1f us/op)", clientCPUSeconds,
-                            clientCPUMicrosPerOperation) + (coordinatorCPU ?? ""))
+        lines.append(
+            String(
+                format: "CPU in the measured phase: bench %.2f s (%.1f us/op)",
+                clientCPUSeconds,
+                clientCPUMicrosPerOperation
+            ) + (coordinatorCPU ?? "")
+        )
         if let coordinatorRSS {
-            lines.append("coordinator memory: VmRSS max \(coordinatorRSS.maxRSS) KiB, last \(coordinatorRSS.lastRSS) "
-                         + "KiB, VmHWM \(coordinatorRSS.hwm) KiB")
+            lines.append(
+                "coordinator memory: VmRSS max \(coordinatorRSS.maxRSS) KiB, last \(coordinatorRSS.lastRSS) "
+                    + "KiB, VmHWM \(coordinatorRSS.hwm) KiB"
+            )
         }
-        lines.append(verification.ok
-            ? "verified: \(verification.acknowledgedHeld) acknowledged lease(s) present with their addresses, "
-                + "all unique (LEASE-LIST of \(verification.listed) records, "
-                + String(format: "%.1f s)", verification.seconds)
-            : "VERIFICATION FAILED: " + verification.problems.joined(separator: "; "))
+        lines.append(
+            verification.ok
+                ? "verified: \(verification.acknowledgedHeld) acknowledged lease(s) present with their addresses, "
+                    + "all unique (LEASE-LIST of \(verification.listed) records, "
+                    + String(format: "%.1f s)", verification.seconds)
+                : "VERIFICATION FAILED: " + verification.problems.joined(separator: "; ")
+        )
         return lines.joined(separator: "\n")
     }
 

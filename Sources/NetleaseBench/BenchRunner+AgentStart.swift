@@ -4,8 +4,8 @@ import Logging
 import NetleaseAgent
 import NetleaseClient
 import NetleaseCore
-import ServiceLifecycle
 import NetleaseTesting
+import ServiceLifecycle
 
 // `netlease bench --agent-start-peers P`: how long an agent takes from start to ready when P peers are already in
 // the cluster, without namespaces. P hosts JOIN the network over the protocol (they exist only at the
@@ -29,16 +29,24 @@ extension BenchRunner {
             let samples = try await measureAgentStart(peers: peers, runs: runs, joined: joined)
             let sorted = samples.sorted()
             let report = AgentStartReport(
-                peers: peers, milliseconds: samples, medianMilliseconds: sorted[sorted.count / 2])
+                peers: peers,
+                milliseconds: samples,
+                medianMilliseconds: sorted[sorted.count / 2]
+            )
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print(String(format: "agent start -> ready with %d peer(s): median %.1f ms, runs %@ "
-                                 + "(recording host network)",
-                             peers, report.medianMilliseconds,
-                             samples.map { String(format: "%.1f", $0) }.joined(separator: " ")))
+                print(
+                    String(
+                        format: "agent start -> ready with %d peer(s): median %.1f ms, runs %@ "
+                            + "(recording host network)",
+                        peers,
+                        report.medianMilliseconds,
+                        samples.map { String(format: "%.1f", $0) }.joined(separator: " ")
+                    )
+                )
             }
         } catch {
             await removeJoined(joined, deleteNetwork: createdNetwork)
@@ -89,13 +97,22 @@ extension BenchRunner {
         var logger = Logger(label: "bench.agent")
         logger.logLevel = .error
         let configuration = AgentConfiguration(
-            coordinators: [endpoint], secret: secret, host: host, underlay: underlay, networks: [network],
+            coordinators: [endpoint],
+            secret: secret,
+            host: host,
+            underlay: underlay,
+            networks: [network],
             socketPath: (directory as NSString).appendingPathComponent("agent.sock"),
-            stateDirectory: (directory as NSString).appendingPathComponent("state"))
+            stateDirectory: (directory as NSString).appendingPathComponent("state")
+        )
         let (ready, readySink) = AsyncStream.makeStream(of: Void.self)
         let started = ContinuousClock.now
-        let agent = try Agent(configuration: configuration, hostNetwork: RecordingHostNetwork(),
-                              prober: ScriptedARPProber(), logger: logger) { _ in readySink.yield() }
+        let agent = try Agent(
+            configuration: configuration,
+            hostNetwork: RecordingHostNetwork(),
+            prober: ScriptedARPProber(),
+            logger: logger
+        ) { _ in readySink.yield() }
         let group = ServiceGroup(services: [agent], logger: logger)
         let running = Task { try await group.run() }
         var iterator = ready.makeAsyncIterator()

@@ -11,7 +11,8 @@ extension BenchRunner {
         guard Int(before.counts.free) >= needed else {
             throw NetleaseError.badRequest(
                 "network \(network) has \(before.counts.free) free addresses; \(agents) agents with \(agentLeases) "
-                    + "lease(s) each need \(needed) (use --subnet with a larger network, e.g. 10.0.0.0/15)")
+                    + "lease(s) each need \(needed) (use --subnet with a larger network, e.g. 10.0.0.0/15)"
+            )
         }
         let engine = LeanEngine(threads: threads)
         defer { engine.shutdown() }
@@ -19,14 +20,26 @@ extension BenchRunner {
         rss.start()
         let rssBefore = rss.snapshot()
         let plan = AgentPlan(
-            endpoint: endpoint, secret: secret, network: network, hostPrefix: "ba-\(runID)", agents: agents,
-            leasesEach: agentLeases, heartbeatNs: UInt64(heartbeat * 1e9), holdSeconds: duration)
+            endpoint: endpoint,
+            secret: secret,
+            network: network,
+            hostPrefix: "ba-\(runID)",
+            agents: agents,
+            leasesEach: agentLeases,
+            heartbeatNs: UInt64(heartbeat * 1e9),
+            holdSeconds: duration
+        )
         let result = try await engine.runAgents(plan, onSteady: { rss.snapshot() })
         let samples = rss.stop()
         let stats = try await admin { try await $0.stats() }
         var report = AgentReport(
-            agents: agents, leasesEach: agentLeases, heartbeatSeconds: heartbeat, holdSeconds: duration,
-            network: network, subnet: before.spec.subnet.description)
+            agents: agents,
+            leasesEach: agentLeases,
+            heartbeatSeconds: heartbeat,
+            holdSeconds: duration,
+            network: network,
+            subnet: before.spec.subnet.description
+        )
         report.bringUpSeconds = result.bringUpSeconds
         report.watchersUpSeconds = result.watchersUpSeconds
         report.join = LatencySummary(nanoseconds: result.joinLatencies)

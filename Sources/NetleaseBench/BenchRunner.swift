@@ -99,8 +99,10 @@ public struct BenchRunner: Sendable {
 
     func storeCounters() async throws -> (operations: Int64, commits: Int64, largest: Int64) {
         let stats = try await admin { try await $0.stats() }
-        return (try stats.int("store-operations") ?? 0, try stats.int("store-commits") ?? 0,
-                try stats.int("store-largest-batch") ?? 0)
+        return (
+            try stats.int("store-operations") ?? 0, try stats.int("store-commits") ?? 0,
+            try stats.int("store-largest-batch") ?? 0
+        )
     }
 
     /// Releases the given owners (pipelined on a few connections), quietly.
@@ -121,7 +123,11 @@ public struct BenchRunner: Sendable {
     }
 
     /// Releases `owners` on one connection, 32 in flight at a time; a failed release is not retried.
-    private static func release(_ owners: [String], network: String, on connection: NetleaseConnection)
+    private static func release(
+        _ owners: [String],
+        network: String,
+        on connection: NetleaseConnection
+    )
         async throws
     {
         var index = 0

@@ -11,7 +11,9 @@ struct LatencySummary: Sendable, Encodable {
     var mean: Double
 
     enum CodingKeys: String, CodingKey {
-        case count, p50, p90, p99, p999 = "p99_9", max, mean
+        case count, p50, p90, p99
+        case p999 = "p99_9"
+        case max, mean
     }
 
     /// Milliseconds, from nanosecond samples (sorted here).

@@ -18,7 +18,12 @@ final class LeanEngine: Sendable {
         var done: EventLoopFuture<ConnectionResult>
     }
 
-    private func connect(_ endpoint: Endpoint, secret: String?, index: Int, role: BenchHandler.Role)
+    private func connect(
+        _ endpoint: Endpoint,
+        secret: String?,
+        index: Int,
+        role: BenchHandler.Role
+    )
         async throws -> Connection
     {
         let loop = group.next()
@@ -30,21 +35,28 @@ final class LeanEngine: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        BenchHandler(index: index, role: role, secret: secret, ready: ready, done: done))
+                        BenchHandler(index: index, role: role, secret: secret, ready: ready, done: done)
+                    )
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port).get()
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(
-                try channel.pipeline.syncOperations.handler(type: BenchHandler.self), eventLoop: channel.eventLoop)
+                try channel.pipeline.syncOperations.handler(type: BenchHandler.self),
+                eventLoop: channel.eventLoop
+            )
         }.get()
         return Connection(handler: handler, ready: ready.futureResult, done: done.futureResult)
     }
 
     /// Connects `count` handlers in waves of 64, each wave ready (authenticated, joined, watching: whatever its
     /// role needs) before the next starts, so the coordinator's accept backlog is never the bottleneck.
-    private func connectInWaves(_ count: Int, endpoint: Endpoint, secret: String?,
-                                role: (Int) -> BenchHandler.Role) async throws -> [Connection] {
+    private func connectInWaves(
+        _ count: Int,
+        endpoint: Endpoint,
+        secret: String?,
+        role: (Int) -> BenchHandler.Role
+    ) async throws -> [Connection] {
         var connections: [Connection] = []
         var index = 0
         while index < count {
@@ -62,8 +74,14 @@ final class LeanEngine: Sendable {
         let shared = RunShared(budget: plan.budget)
         var connections: [Connection] = []
         for index in 0..<plan.connections {
-            connections.append(try await connect(
-                plan.endpoint, secret: plan.secret, index: index, role: .load(LoadRole(plan: plan, shared: shared))))
+            connections.append(
+                try await connect(
+                    plan.endpoint,
+                    secret: plan.secret,
+                    index: index,
+                    role: .load(LoadRole(plan: plan, shared: shared))
+                )
+            )
         }
         for connection in connections { try await connection.ready.get() }
         let startNs = BenchClock.nowNs() + 2_000_000
@@ -75,8 +93,11 @@ final class LeanEngine: Sendable {
         var results: [ConnectionResult] = []
         for connection in connections { results.append(try await connection.done.get()) }
         return LoadOutcome(
-            results, exhaustedAt: shared.exhaustedAtNs.load(ordering: .relaxed), startNs: startNs,
-            deadlineNs: deadlineNs)
+            results,
+            exhaustedAt: shared.exhaustedAtNs.load(ordering: .relaxed),
+            startNs: startNs,
+            deadlineNs: deadlineNs
+        )
     }
 
     struct AgentsOutcome: Sendable {
@@ -112,8 +133,10 @@ final class LeanEngine: Sendable {
             let bound = connection.handler
             bound.eventLoop.execute { bound.value.stop() }
         }
-        var outcome = AgentsOutcome(bringUpSeconds: Double(agentsUp - started) / 1e9,
-                                    watchersUpSeconds: Double(watchersUp - agentsUp) / 1e9)
+        var outcome = AgentsOutcome(
+            bringUpSeconds: Double(agentsUp - started) / 1e9,
+            watchersUpSeconds: Double(watchersUp - agentsUp) / 1e9
+        )
         outcome.steadyRSS = steady
         for agent in agents {
             let r = try await agent.done.get()

@@ -26,8 +26,14 @@ struct StandardClientLoad: Sendable {
             for index in 0..<plan.connections {
                 group.addTask {
                     try await NetleaseConnection.connect(to: plan.endpoint, secret: plan.secret) { connection in
-                        try await runConnection(connection, index: index, shared: shared, startNs: startNs,
-                                                deadlineNs: deadlineNs, intervalNs: intervalNs)
+                        try await runConnection(
+                            connection,
+                            index: index,
+                            shared: shared,
+                            startNs: startNs,
+                            deadlineNs: deadlineNs,
+                            intervalNs: intervalNs
+                        )
                     }
                 }
             }
@@ -36,8 +42,11 @@ struct StandardClientLoad: Sendable {
             return all.sorted { $0.index < $1.index }
         }
         return LoadOutcome(
-            results, exhaustedAt: shared.exhaustedAtNs.load(ordering: .relaxed), startNs: startNs,
-            deadlineNs: deadlineNs)
+            results,
+            exhaustedAt: shared.exhaustedAtNs.load(ordering: .relaxed),
+            startNs: startNs,
+            deadlineNs: deadlineNs
+        )
     }
 
     private func one(_ connection: NetleaseConnection, seq: Int32, index: Int, intended: UInt64) async -> Sample {
@@ -66,8 +75,14 @@ struct StandardClientLoad: Sendable {
         return sample
     }
 
-    private func runConnection(_ connection: NetleaseConnection, index: Int, shared: RunShared, startNs: UInt64,
-                               deadlineNs: UInt64, intervalNs: UInt64) async throws -> ConnectionResult {
+    private func runConnection(
+        _ connection: NetleaseConnection,
+        index: Int,
+        shared: RunShared,
+        startNs: UInt64,
+        deadlineNs: UInt64,
+        intervalNs: UInt64
+    ) async throws -> ConnectionResult {
         func sleep(until ns: UInt64) async throws {
             let now = BenchClock.nowNs()
             if ns > now { try await Task.sleep(nanoseconds: ns - now) }

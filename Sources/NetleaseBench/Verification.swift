@@ -54,7 +54,12 @@ struct Verification: Sendable, Encodable {
             if leftovers > 0 { problems.append("\(leftovers) released lease(s) still active") }
         }
         if problems.count > Self.maxProblems { problems = Array(problems.prefix(Self.maxProblems)) + ["…"] }
-        self.init(ok: problems.isEmpty, acknowledgedHeld: expected.count, listed: leases.count, seconds: 0,
-                  problems: problems)
+        self.init(
+            ok: problems.isEmpty,
+            acknowledgedHeld: expected.count,
+            listed: leases.count,
+            seconds: 0,
+            problems: problems
+        )
     }
 }

@@ -8,7 +8,8 @@ public struct CNIConfig: Sendable, Equatable {
 
     public init(data: Data) throws {
         guard !data.isEmpty,
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
             throw CNIError(code: 7, message: "network configuration on stdin is not a JSON object")
         }
         cniVersion = object["cniVersion"] as? String ?? "1.0.0"

@@ -46,14 +46,19 @@ public enum CNIPlugin {
         do {
             let command = environment["CNI_COMMAND"] ?? ""
             if command == "VERSION" {
-                return Outcome(stdout: try render(["cniVersion": "1.0.0", "supportedVersions": supportedVersions]),
-                               exitStatus: 0)
+                return Outcome(
+                    stdout: try render(["cniVersion": "1.0.0", "supportedVersions": supportedVersions]),
+                    exitStatus: 0
+                )
             }
             let config = try CNIConfig(data: input)
             version = config.cniVersion
             guard supportedVersions.contains(version) else {
-                throw CNIError(code: 1, message: "incompatible CNI version \(version)",
-                               details: "supported: \(supportedVersions.joined(separator: ", "))")
+                throw CNIError(
+                    code: 1,
+                    message: "incompatible CNI version \(version)",
+                    details: "supported: \(supportedVersions.joined(separator: ", "))"
+                )
             }
             let containerID = try require(environment, "CNI_CONTAINERID")
             let ifname = try require(environment, "CNI_IFNAME")
@@ -65,10 +70,13 @@ public enum CNIPlugin {
                 let gateway = reply.fields["gateway"] ?? ""
                 var ip: [String: Any] = ["address": "\(lease.address)/\(lease.prefix)", "gateway": gateway]
                 if version.hasPrefix("0.") { ip["version"] = "4" }
-                return Outcome(stdout: try render([
-                    "cniVersion": version, "ips": [ip],
-                    "routes": [["dst": "0.0.0.0/0", "gw": gateway]], "dns": [String: Any](),
-                ]), exitStatus: 0)
+                return Outcome(
+                    stdout: try render([
+                        "cniVersion": version, "ips": [ip],
+                        "routes": [["dst": "0.0.0.0/0", "gw": gateway]], "dns": [String: Any](),
+                    ]),
+                    exitStatus: 0
+                )
             case "DEL":
                 // Releasing nothing is success (DEL must be idempotent); an unreachable agent is an error (code 11)
                 // so the runtime retries instead of leaking the lease.
@@ -76,7 +84,8 @@ public enum CNIPlugin {
                 return Outcome(stdout: Data(), exitStatus: 0)
             case "CHECK":
                 let reply = try await ask(config, .leaseList(network: config.network))
-                guard try reply.records.map(WireCodec.lease).contains(where: { $0.owner == owner && $0.state == .active })
+                guard
+                    try reply.records.map(WireCodec.lease).contains(where: { $0.owner == owner && $0.state == .active })
                 else { throw CNIError(code: 999, message: "no active lease for \(owner) in \(config.network)") }
                 return Outcome(stdout: Data(), exitStatus: 0)
             default:

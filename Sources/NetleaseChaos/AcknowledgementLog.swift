@@ -51,9 +51,16 @@ actor AcknowledgementLog {
     /// What must hold now. Whatever an uncertain change touched is left out of the expectations.
     func snapshot() -> Snapshot {
         var snapshot = Snapshot(
-            held: held, released: released, releasing: releasing, epochs: epochs, reserved: reserved,
-            quarantined: quarantined, networks: networks, deletedNetworks: deletedNetworks,
-            removedHosts: removedHosts)
+            held: held,
+            released: released,
+            releasing: releasing,
+            epochs: epochs,
+            reserved: reserved,
+            quarantined: quarantined,
+            networks: networks,
+            deletedNetworks: deletedNetworks,
+            removedHosts: removedHosts
+        )
         for change in uncertain {
             switch change {
             case .reserve(let address): snapshot.reserved.remove(address)
@@ -139,12 +146,16 @@ actor AcknowledgementLog {
         uncertain.remove(change)
         switch change {
         case .reserve(let address):
-            if let holder = holders[address] { problem("reservation of \(address) acknowledged while \(holder) holds it") }
+            if let holder = holders[address] {
+                problem("reservation of \(address) acknowledged while \(holder) holds it")
+            }
             reserved.insert(address)
         case .conflict(let address):
             // A reserved address stays reserved (the report is answered with the reservation).
             if !reserved.contains(address) {
-                if let holder = holders[address] { problem("conflict at \(address) acknowledged while \(holder) holds it") }
+                if let holder = holders[address] {
+                    problem("conflict at \(address) acknowledged while \(holder) holds it")
+                }
                 quarantined.insert(address)
             }
         case .networkCreated(let name):

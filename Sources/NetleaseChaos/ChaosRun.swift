@@ -31,8 +31,12 @@ public struct ChaosRun: Sendable {
         public var progressDeadline: Duration
 
         public init(
-            binary: String, directory: String, cycles: Int, clients: Int = 8,
-            acknowledgementsPerCycle: ClosedRange<Int> = 50...600, seed: UInt64 = .random(in: 0...UInt64.max),
+            binary: String,
+            directory: String,
+            cycles: Int,
+            clients: Int = 8,
+            acknowledgementsPerCycle: ClosedRange<Int> = 50...600,
+            seed: UInt64 = .random(in: 0...UInt64.max),
             progressDeadline: Duration = .seconds(60)
         ) {
             self.binary = binary
@@ -104,7 +108,12 @@ public struct ChaosRun: Sendable {
                     }
                     group.addTask {
                         await Self.administer(
-                            cycle: cycle, seed: adminSeed, endpoint: endpoint, secret: secret, log: log)
+                            cycle: cycle,
+                            seed: adminSeed,
+                            endpoint: endpoint,
+                            secret: secret,
+                            log: log
+                        )
                     }
                 }
                 await log.workersEnded()
@@ -115,7 +124,8 @@ public struct ChaosRun: Sendable {
             await workers.value
             if !reached {
                 summary.problems.append(
-                    "cycle \(cycle): fewer than \(wanted) acknowledgements within \(options.progressDeadline)")
+                    "cycle \(cycle): fewer than \(wanted) acknowledgements within \(options.progressDeadline)"
+                )
             }
             coordinator = try await Coordinator.start(binary: options.binary, data: data, directory: options.directory)
             let found = try await verify(coordinator, log)
@@ -139,7 +149,9 @@ public struct ChaosRun: Sendable {
     /// Runs `body`, recording how it failed: a dropped connection (the kill) is expected; an error reply is
     /// expected only when `expected` says so, and is a finding otherwise.
     static func attempt(
-        _ what: String, log: AcknowledgementLog, expected: (NetleaseError) -> Bool = { _ in false },
+        _ what: String,
+        log: AcknowledgementLog,
+        expected: (NetleaseError) -> Bool = { _ in false },
         _ body: () async throws -> Void
     ) async -> Bool {
         do {
@@ -164,7 +176,10 @@ public struct ChaosRun: Sendable {
                 var epoch = await log.epoch(of: host)
                 if epoch == nil {
                     let joined = try await connection.join(
-                        host: host, underlay: IPv4Address(10, 77, 0, UInt8(client + 1)), networks: [network])
+                        host: host,
+                        underlay: IPv4Address(10, 77, 0, UInt8(client + 1)),
+                        networks: [network]
+                    )
                     await log.joined(host, epoch: joined.epoch)
                     epoch = joined.epoch
                 }
@@ -172,7 +187,8 @@ public struct ChaosRun: Sendable {
                 for index in 0..<1_000_000 {
                     let owner = "c\(cycle)-w\(client)-\(index)"
                     let lease = try await connection.acquire(
-                        AcquireRequest(network: network, owner: owner, claim: claim))
+                        AcquireRequest(network: network, owner: owner, claim: claim)
+                    )
                     await log.acquired(owner, lease.address)
                     if index % 3 == 2 {
                         let previous = "c\(cycle)-w\(client)-\(index - 1)"
@@ -191,7 +207,13 @@ public struct ChaosRun: Sendable {
 
     /// The admin: in random order, reserves an address, quarantines one as a conflict, creates a network, deletes
     /// one it created, and removes a host it joined (with a lease) — until its connection drops.
-    static func administer(cycle: Int, seed: UInt64, endpoint: Endpoint, secret: String, log: AcknowledgementLog)
+    static func administer(
+        cycle: Int,
+        seed: UInt64,
+        endpoint: Endpoint,
+        secret: String,
+        log: AcknowledgementLog
+    )
         async
     {
         var generator = SplitMix(seed: seed)
@@ -208,13 +230,19 @@ public struct ChaosRun: Sendable {
                     // The top /20 of the subnet: the allocator hands out low addresses first, so these are
                     // rarely held; when one is, the refusal (`conflict`) is the correct answer.
                     let address = IPv4Address(
-                        subnet.network.value | UInt32(0xF000 + Int.random(in: 0..<0x0FFE, using: &generator)))
+                        subnet.network.value | UInt32(0xF000 + Int.random(in: 0..<0x0FFE, using: &generator))
+                    )
                     switch Int.random(in: 0..<5, using: &generator) {
                     case 0:
                         await log.pending(.reserve(address))
-                        if await attempt("reserve \(address)", log: log, expected: refused, {
-                            _ = try await c.reserve(network: network, address: address, note: "chaos")
-                        }) {
+                        if await attempt(
+                            "reserve \(address)",
+                            log: log,
+                            expected: refused,
+                            {
+                                _ = try await c.reserve(network: network, address: address, note: "chaos")
+                            }
+                        ) {
                             await log.acknowledged(.reserve(address))
                         } else {
                             await log.settled(.reserve(address))
@@ -223,11 +251,19 @@ public struct ChaosRun: Sendable {
                         let claim = HostClaim(host: reporter, epoch: epoch)
                         await log.pending(.conflict(address))
                         var state: LeaseState?
-                        if await attempt("report-conflict \(address)", log: log, expected: refused, {
-                            state = try await c.reportConflict(
-                                network: network, address: address, mac: "02:00:00:00:00:01", claim: claim
-                            ).state
-                        }), state == .conflict || state == .reserved {
+                        if await attempt(
+                            "report-conflict \(address)",
+                            log: log,
+                            expected: refused,
+                            {
+                                state = try await c.reportConflict(
+                                    network: network,
+                                    address: address,
+                                    mac: "02:00:00:00:00:01",
+                                    claim: claim
+                                ).state
+                            }
+                        ), state == .conflict || state == .reserved {
                             await log.acknowledged(.conflict(address))
                         } else {
                             await log.settled(.conflict(address))
@@ -235,7 +271,9 @@ public struct ChaosRun: Sendable {
                     case 2:
                         let (name, index) = await log.nextNetwork()
                         let subnet = IPv4Subnet(
-                            network: IPv4Address(10, UInt8(100 + index / 256 % 100), UInt8(index % 256), 0), prefix: 24)!
+                            network: IPv4Address(10, UInt8(100 + index / 256 % 100), UInt8(index % 256), 0),
+                            prefix: 24
+                        )!
                         await log.pending(.networkCreated(name))
                         _ = try await c.createNetwork(NetworkSpec(name: name, subnet: subnet))
                         await log.acknowledged(.networkCreated(name))
@@ -252,8 +290,12 @@ public struct ChaosRun: Sendable {
                         await log.joined(host, epoch: joined.epoch)
                         let owner = "x\(cycle)-\(step)"
                         let lease = try await c.acquire(
-                            AcquireRequest(network: network, owner: owner,
-                                           claim: HostClaim(host: host, epoch: joined.epoch)))
+                            AcquireRequest(
+                                network: network,
+                                owner: owner,
+                                claim: HostClaim(host: host, epoch: joined.epoch)
+                            )
+                        )
                         await log.acquired(owner, lease.address)
                         await log.pending(.hostRemoved(host, owner: owner))
                         _ = try await c.removeHost(host)
@@ -302,11 +344,15 @@ public struct ChaosRun: Sendable {
         }
         for address in snapshot.reserved where byAddress[address]?.first?.state != .reserved {
             findings.lost += 1
-            findings.problem("acknowledged reservation of \(address) is \(byAddress[address]?.first?.state.rawValue ?? "gone")")
+            findings.problem(
+                "acknowledged reservation of \(address) is \(byAddress[address]?.first?.state.rawValue ?? "gone")"
+            )
         }
         for address in snapshot.quarantined where byAddress[address]?.first?.state != .conflict {
             findings.lost += 1
-            findings.problem("acknowledged conflict at \(address) is \(byAddress[address]?.first?.state.rawValue ?? "gone")")
+            findings.problem(
+                "acknowledged conflict at \(address) is \(byAddress[address]?.first?.state.rawValue ?? "gone")"
+            )
         }
         let names = Set(networks.map(\.spec.name))
         for name in snapshot.networks where !names.contains(name) {
@@ -333,7 +379,9 @@ public struct ChaosRun: Sendable {
         static func start(binary: String, data: String, directory: String) async throws -> Coordinator {
             let process = try LabProcess(
                 argv: [binary, "coordinator", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "error"],
-                name: "coordinator", logPath: (directory as NSString).appendingPathComponent("coordinator.log"))
+                name: "coordinator",
+                logPath: (directory as NSString).appendingPathComponent("coordinator.log")
+            )
             guard let line = await process.line(containing: "listening on 127.0.0.1:"),
                 let port = Int(line.split(separator: ":").last ?? "")
             else {
@@ -341,7 +389,8 @@ public struct ChaosRun: Sendable {
                 throw NetleaseError(.unavailable, "coordinator did not start: \(process.log)")
             }
             let secret = try String(
-                contentsOfFile: (data as NSString).appendingPathComponent("cluster-secret"), encoding: .utf8
+                contentsOfFile: (data as NSString).appendingPathComponent("cluster-secret"),
+                encoding: .utf8
             ).trimmingCharacters(in: .whitespacesAndNewlines)
             return Coordinator(process: process, endpoint: Endpoint(host: "127.0.0.1", port: port), secret: secret)
         }

@@ -12,7 +12,9 @@ extension NetleaseConnection {
     /// does not lead changes nothing), or when the connection failed before `body` began. A connection lost while
     /// `body` runs is thrown, as with `connect`.
     public static func connectToLeader<T: Sendable>(
-        among endpoints: [Endpoint], secret: String? = nil, tls: TLSSettings? = nil,
+        among endpoints: [Endpoint],
+        secret: String? = nil,
+        tls: TLSSettings? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {

@@ -27,8 +27,11 @@ extension NetleaseConnection {
     public func join(host: String, underlay: IPv4Address, networks: [String] = []) async throws -> JoinReply {
         let reply = try await send(.join(host: host, underlay: underlay, networks: networks))
         return JoinReply(
-            epoch: try reply.fields.requireInt("epoch"), bridges: try reply.records.map(WireCodec.lease),
-            store: reply.fields["store"] ?? "", generation: try reply.fields.int("generation") ?? 0)
+            epoch: try reply.fields.requireInt("epoch"),
+            bridges: try reply.records.map(WireCodec.lease),
+            store: reply.fields["store"] ?? "",
+            generation: try reply.fields.int("generation") ?? 0
+        )
     }
 
     /// A consistent copy of the coordinator's store (an SQLite file), with the store's identity.
@@ -82,11 +85,17 @@ extension NetleaseConnection {
         try await send(.unreserve(network: network, address: address))
     }
 
-    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+    public func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim
+    ) async throws
         -> Lease
     {
         try WireCodec.lease(
-            from: try await send(.reportConflict(network: network, address: address, mac: mac, claim: claim)).fields)
+            from: try await send(.reportConflict(network: network, address: address, mac: mac, claim: claim)).fields
+        )
     }
 
     public func leases(_ filter: Ledger.LeaseFilter = .init()) async throws -> [Lease] {

@@ -1,10 +1,10 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
-import Synchronization
 import NetleaseCore
-import NetleaseWire
 import NetleaseTransport
+import NetleaseWire
+import Synchronization
 
 /// The result of one request: the `OK` line's fields and any records that followed it.
 public struct ReplyData: Sendable, Equatable {
@@ -47,7 +47,9 @@ public final class NetleaseConnection: Sendable {
     /// A connection not established within `connectTimeout`, or not greeted within `greetingTimeout` after that,
     /// throws `unavailable`.
     public static func connect<T: Sendable>(
-        to endpoint: Endpoint, secret: String? = nil, tls: TLSSettings? = nil,
+        to endpoint: Endpoint,
+        secret: String? = nil,
+        tls: TLSSettings? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         connectTimeout: Duration = NetleaseConnection.defaultConnectTimeout,
         greetingTimeout: Duration = NetleaseConnection.defaultGreetingTimeout,
@@ -60,7 +62,8 @@ public final class NetleaseConnection: Sendable {
             initializer = { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        NIOSSLClientHandler(context: context, serverHostname: serverName))
+                        NIOSSLClientHandler(context: context, serverHostname: serverName)
+                    )
                     return try wrapChannel(channel)
                 }
             }
@@ -79,13 +82,20 @@ public final class NetleaseConnection: Sendable {
         // The likeliest reason for silence from a coordinator: it requires TLS and waits for a handshake.
         let hint = tls == nil ? " (a coordinator that requires TLS greets only TLS clients)" : ""
         return try await run(
-            channel, endpoint: endpoint, secret: secret, greetingTimeout: greetingTimeout, lateHint: hint, body)
+            channel,
+            endpoint: endpoint,
+            secret: secret,
+            greetingTimeout: greetingTimeout,
+            lateHint: hint,
+            body
+        )
     }
 
     /// Connects to a unix socket (an agent's local API), reads the greeting, runs `body`, and closes. A server not
     /// greeting within `greetingTimeout` throws `unavailable`.
     public static func connect<T: Sendable>(
-        socketPath: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        socketPath: String,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         greetingTimeout: Duration = NetleaseConnection.defaultGreetingTimeout,
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
@@ -97,11 +107,18 @@ public final class NetleaseConnection: Sendable {
             throw NetleaseError(.unavailable, "cannot connect to the agent at \(socketPath): \(error)")
         }
         return try await run(
-            channel, endpoint: Endpoint(host: socketPath, port: 0), secret: nil, greetingTimeout: greetingTimeout,
-            lateHint: "", body)
+            channel,
+            endpoint: Endpoint(host: socketPath, port: 0),
+            secret: nil,
+            greetingTimeout: greetingTimeout,
+            lateHint: "",
+            body
+        )
     }
 
-    @Sendable private static func initializeChannel(_ channel: any Channel)
+    @Sendable private static func initializeChannel(
+        _ channel: any Channel
+    )
         -> EventLoopFuture<NIOAsyncChannel<LineFrame, ByteBuffer>>
     {
         channel.eventLoop.makeCompletedFuture { try wrapChannel(channel) }
@@ -114,13 +131,18 @@ public final class NetleaseConnection: Sendable {
     }
 
     private static func run<T: Sendable>(
-        _ channel: NIOAsyncChannel<LineFrame, ByteBuffer>, endpoint: Endpoint, secret: String?,
-        greetingTimeout: Duration, lateHint: String, _ body: (NetleaseConnection) async throws -> T
+        _ channel: NIOAsyncChannel<LineFrame, ByteBuffer>,
+        endpoint: Endpoint,
+        secret: String?,
+        greetingTimeout: Duration,
+        lateHint: String,
+        _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let deadline = GreetingDeadline.arm(channel.channel, timeout: greetingTimeout)
         let late = NetleaseError(
             .unavailable,
-            "\(endpoint) accepted the connection but sent no greeting within \(greetingTimeout)\(lateHint)")
+            "\(endpoint) accepted the connection but sent no greeting within \(greetingTimeout)\(lateHint)"
+        )
         return try await channel.executeThenClose { inbound, outbound in
             let (outgoing, outgoingContinuation) = AsyncStream.makeStream(of: String.self)
             let waiters = ReplyWaiters(outgoing: outgoingContinuation)
@@ -189,7 +211,11 @@ public final class NetleaseConnection: Sendable {
     }
 
     /// Runs `body`; if it has not finished within `timeout`, aborts the connection so that it fails promptly.
-    public func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: () async throws -> T) async throws
+    public func within<T: Sendable>(
+        _ timeout: Duration,
+        _ what: String,
+        _ body: () async throws -> T
+    ) async throws
         -> T
     {
         let watchdog = Task { [self] in

@@ -9,14 +9,18 @@ extension Coordinator {
     /// beside the coordinator; list it before the coordinator in a `ServiceGroup` so that it stops last and
     /// `/readyz` answers 503 while the coordinator drains.
     public func metricsServer(
-        address: HTTPServer.Address, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        address: HTTPServer.Address,
+        onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) -> HTTPServer {
         let handler = server.handler
         let metrics = self.metrics
         return MetricsEndpoint.server(
-            address: address, logger: logger, onListening: onListening,
+            address: address,
+            logger: logger,
+            onListening: onListening,
             metrics: { metrics.exposition(try await handler.snapshot()) },
-            readiness: { await self.readiness() })
+            readiness: { await self.readiness() }
+        )
     }
 
     /// Ready: accepting connections, and the store answers a read (a store that failed to reload after a failed

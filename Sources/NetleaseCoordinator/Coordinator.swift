@@ -25,8 +25,11 @@ public struct Coordinator: Service {
     ///   - metrics: where this coordinator counts; give the store the same object as its `CommitObserver`.
     ///   - onListening: called once the server accepts connections, with the bound address (port 0 resolved).
     public init(
-        configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
-        metrics: CoordinatorMetrics = CoordinatorMetrics(), logger: Logger = Logger(label: "netlease.coordinator"),
+        configuration: CoordinatorConfiguration,
+        store: any LeaseStore,
+        events: EventHub = EventHub(),
+        metrics: CoordinatorMetrics = CoordinatorMetrics(),
+        logger: Logger = Logger(label: "netlease.coordinator"),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
@@ -36,7 +39,11 @@ public struct Coordinator: Service {
         self.logger = logger
         let serving = self.serving
         server = CoordinatorServer(
-            configuration: configuration, store: store, events: events, metrics: metrics, logger: logger
+            configuration: configuration,
+            store: store,
+            events: events,
+            metrics: metrics,
+            logger: logger
         ) { address in
             serving.set(true)
             onListening(address)
@@ -45,8 +52,12 @@ public struct Coordinator: Service {
         var reclaimerLogger = Logger(label: "netlease.reclaimer")
         reclaimerLogger.logLevel = logger.logLevel
         reclaimer = Reclaimer(
-            store: store, events: events, interval: configuration.reclaimInterval, metrics: metrics,
-            logger: reclaimerLogger)
+            store: store,
+            events: events,
+            interval: configuration.reclaimInterval,
+            metrics: metrics,
+            logger: reclaimerLogger
+        )
     }
 
     /// Closes every client connection (a coordinator that stopped leading); new ones are still accepted.
@@ -62,7 +73,9 @@ public struct Coordinator: Service {
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server), .init(service: reclaimer), .init(service: MemoryTrimmer())],
-                logger: logger))
+                logger: logger
+            )
+        )
         let serving = self.serving
         try await withGracefulShutdownHandler {
             try await group.run()
@@ -74,7 +87,10 @@ public struct Coordinator: Service {
 
     /// Loads the cluster secret and the reader secret from `directory`, creating each (random, mode 0600) when
     /// missing. Files readable by group or others are refused.
-    public static func loadOrCreateSecrets(in directory: String, logger: Logger) throws
+    public static func loadOrCreateSecrets(
+        in directory: String,
+        logger: Logger
+    ) throws
         -> (secret: ClusterSecret, reader: ClusterSecret)
     {
         let path = (directory as NSString).appendingPathComponent(ClusterSecret.fileName)

@@ -29,11 +29,17 @@ public struct CoordinatorConfiguration: Sendable {
     public var tls: TLSSettings?
 
     public init(
-        host: String = "0.0.0.0", port: Int = CoordinatorConfiguration.defaultPort, secret: ClusterSecret?,
-        readerSecret: ClusterSecret? = nil, maxConnections: Int = LineServer.Configuration.defaultMaxConnections,
+        host: String = "0.0.0.0",
+        port: Int = CoordinatorConfiguration.defaultPort,
+        secret: ClusterSecret?,
+        readerSecret: ClusterSecret? = nil,
+        maxConnections: Int = LineServer.Configuration.defaultMaxConnections,
         idleTimeout: Duration = LineServer.Configuration.defaultIdleTimeout,
-        lineTimeout: Duration = LineServer.Configuration.defaultLineTimeout, reclaimInterval: Duration = .seconds(1),
-        keepaliveInterval: Duration = .seconds(20), maxAuthFailures: Int = 3, tls: TLSSettings? = nil
+        lineTimeout: Duration = LineServer.Configuration.defaultLineTimeout,
+        reclaimInterval: Duration = .seconds(1),
+        keepaliveInterval: Duration = .seconds(20),
+        maxAuthFailures: Int = 3,
+        tls: TLSSettings? = nil
     ) {
         self.host = host
         self.port = port

@@ -1,9 +1,9 @@
 import Logging
 import NIOCore
 import NetleaseCore
+import NetleaseTransport
 import NetleaseWire
 import Synchronization
-import NetleaseTransport
 
 /// Serves one coordinator connection on its event loop: greeting, then one reply per request line, in order.
 ///
@@ -59,9 +59,14 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     /// Replies from the store's thread, handed to the event loop in batches.
     private let mailbox = Mailbox()
 
-    init(handler: RequestHandler, events: EventHub, keepaliveInterval: TimeAmount, authRequired: Bool,
-         handshake: EventLoopFuture<Void>?, logger: Logger)
-    {
+    init(
+        handler: RequestHandler,
+        events: EventHub,
+        keepaliveInterval: TimeAmount,
+        authRequired: Bool,
+        handshake: EventLoopFuture<Void>?,
+        logger: Logger
+    ) {
         self.handler = handler
         self.events = events
         self.keepaliveInterval = keepaliveInterval
@@ -178,9 +183,12 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         switch frame {
         case .tooLong:
             let error = NetleaseError.badRequest(
-                "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection")
-            logger.notice("closed a connection that sent an oversized line",
-                          metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                "line longer than \(WireLimits.maxLineBytes) bytes; closing the connection"
+            )
+            logger.notice(
+                "closed a connection that sent an oversized line",
+                metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"]
+            )
             closing = true
             slots.append(.error(error))
             nextSequence += 1

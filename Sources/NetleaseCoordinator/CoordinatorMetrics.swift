@@ -59,20 +59,36 @@ public final class CoordinatorMetrics: CommitObserver, Sendable {
         // Per commit, on the store's single writer thread: swift-prometheus's locked histograms (≈ 80 ns CPU an
         // observation, see AtomicHistogram) are noise beside a commit's transaction and fsync.
         commitBatchSize = registry.makeValueHistogram(
-            descriptor: .init(metricName: "netlease_commit_batch_size", unitName: "",
-                              helpText: "Operations per durable commit (group commit)."),
-            buckets: Self.commitBatchBuckets)
+            descriptor: .init(
+                metricName: "netlease_commit_batch_size",
+                unitName: "",
+                helpText: "Operations per durable commit (group commit)."
+            ),
+            buckets: Self.commitBatchBuckets
+        )
         commitDuration = registry.makeDurationHistogram(
-            descriptor: .init(metricName: "netlease_commit_duration", unitName: "seconds",
-                              helpText: "Time of one durable commit: its writes and the fsync."),
-            buckets: Self.commitDurationBuckets)
-        reclaims = registry.makeCounter(descriptor: .init(
-            metricName: "netlease_reclaims", unitName: "total",
-            helpText: "Hosts declared lost after missing heartbeats for their lease TTL; their leases went to "
-                + "cooldown."))
-        conflicts = registry.makeCounter(descriptor: .init(
-            metricName: "netlease_conflicts", unitName: "total",
-            helpText: "Addresses quarantined after an agent's ARP probe found them in use."))
+            descriptor: .init(
+                metricName: "netlease_commit_duration",
+                unitName: "seconds",
+                helpText: "Time of one durable commit: its writes and the fsync."
+            ),
+            buckets: Self.commitDurationBuckets
+        )
+        reclaims = registry.makeCounter(
+            descriptor: .init(
+                metricName: "netlease_reclaims",
+                unitName: "total",
+                helpText: "Hosts declared lost after missing heartbeats for their lease TTL; their leases went to "
+                    + "cooldown."
+            )
+        )
+        conflicts = registry.makeCounter(
+            descriptor: .init(
+                metricName: "netlease_conflicts",
+                unitName: "total",
+                helpText: "Addresses quarantined after an agent's ARP probe found them in use."
+            )
+        )
         gauges = ScrapedGauges(registry: registry)
     }
 
@@ -95,10 +111,16 @@ public final class CoordinatorMetrics: CommitObserver, Sendable {
     private func requestCounter(verb: Int, result: Int) -> Counter {
         let cell = requestCounters[verb * Self.resultLabels.count + result]
         if let counter = cell.counter.load() { return counter }
-        return cell.counter.storeIfNil(registry.makeCounter(
-            descriptor: .init(metricName: "netlease_requests", unitName: "total",
-                              helpText: "Requests answered, by verb and result (ok or the error code)."),
-            labels: [("verb", Self.verbLabels[verb]), ("result", Self.resultLabels[result])]))
+        return cell.counter.storeIfNil(
+            registry.makeCounter(
+                descriptor: .init(
+                    metricName: "netlease_requests",
+                    unitName: "total",
+                    helpText: "Requests answered, by verb and result (ok or the error code)."
+                ),
+                labels: [("verb", Self.verbLabels[verb]), ("result", Self.resultLabels[result])]
+            )
+        )
     }
 
     public func committed(operations: Int, duration: Duration) {
@@ -122,8 +144,11 @@ public final class CoordinatorMetrics: CommitObserver, Sendable {
             PrometheusText.appendHistogram(
                 "netlease_request_duration_seconds",
                 help: "Time from reading a request to its reply being ready (after its commit), by verb.",
-                bounds: requestDurations[0].bounds, scale: 1e9,
-                series: zip(Self.verbLabels, requestDurations).map { ([("verb", $0)], $1.snapshot()) }, to: &text)
+                bounds: requestDurations[0].bounds,
+                scale: 1e9,
+                series: zip(Self.verbLabels, requestDurations).map { ([("verb", $0)], $1.snapshot()) },
+                to: &text
+            )
             return text
         }
     }
@@ -135,34 +160,62 @@ public final class CoordinatorMetrics: CommitObserver, Sendable {
         for summary in snapshot.networks {
             let name = summary.spec.name
             let c = summary.counts
-            for (state, count) in [("active", c.active), ("reserved", c.reserved), ("conflict", c.conflict),
-                                   ("cooldown", c.cooldown)] {
-                samples.append(GaugeSample(
-                    "netlease_leases", help: leasesHelp, labels: [("network", name), ("state", state)],
-                    value: Double(count)))
+            for (state, count) in [
+                ("active", c.active), ("reserved", c.reserved), ("conflict", c.conflict),
+                ("cooldown", c.cooldown),
+            ] {
+                samples.append(
+                    GaugeSample(
+                        "netlease_leases",
+                        help: leasesHelp,
+                        labels: [("network", name), ("state", state)],
+                        value: Double(count)
+                    )
+                )
             }
-            for (kind, count) in [("free", Double(c.free)), ("leased", Double(c.active)),
-                                  ("reserved", Double(c.reserved)), ("cooldown", Double(c.cooldown)),
-                                  ("conflict", Double(c.conflict))] {
-                samples.append(GaugeSample(
-                    "netlease_pool_addresses", help: poolHelp, labels: [("network", name), ("kind", kind)],
-                    value: count))
+            for (kind, count) in [
+                ("free", Double(c.free)), ("leased", Double(c.active)),
+                ("reserved", Double(c.reserved)), ("cooldown", Double(c.cooldown)),
+                ("conflict", Double(c.conflict)),
+            ] {
+                samples.append(
+                    GaugeSample(
+                        "netlease_pool_addresses",
+                        help: poolHelp,
+                        labels: [("network", name), ("kind", kind)],
+                        value: count
+                    )
+                )
             }
         }
         for state in HostState.allCases {
-            samples.append(GaugeSample(
-                "netlease_hosts", help: "Hosts known to the coordinator, by state (up, lost).",
-                labels: [("state", state.rawValue)],
-                value: Double(snapshot.hosts.filter { $0.state == state }.count)))
+            samples.append(
+                GaugeSample(
+                    "netlease_hosts",
+                    help: "Hosts known to the coordinator, by state (up, lost).",
+                    labels: [("state", state.rawValue)],
+                    value: Double(snapshot.hosts.filter { $0.state == state }.count)
+                )
+            )
         }
         let connectionsHelp =
             "Open line connections by kind: request (clients, agents' control) and watch (event streams)."
-        samples.append(GaugeSample(
-            "netlease_connections", help: connectionsHelp, labels: [("kind", "request")],
-            value: Double(max(0, snapshot.connections - snapshot.watchers))))
-        samples.append(GaugeSample(
-            "netlease_connections", help: connectionsHelp, labels: [("kind", "watch")],
-            value: Double(snapshot.watchers)))
+        samples.append(
+            GaugeSample(
+                "netlease_connections",
+                help: connectionsHelp,
+                labels: [("kind", "request")],
+                value: Double(max(0, snapshot.connections - snapshot.watchers))
+            )
+        )
+        samples.append(
+            GaugeSample(
+                "netlease_connections",
+                help: connectionsHelp,
+                labels: [("kind", "watch")],
+                value: Double(snapshot.watchers)
+            )
+        )
         return samples
     }
 }

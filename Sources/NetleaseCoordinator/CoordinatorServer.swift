@@ -19,9 +19,12 @@ public struct CoordinatorServer: Service {
     public let events: EventHub
 
     public init(
-        configuration: CoordinatorConfiguration, store: any LeaseStore, events: EventHub = EventHub(),
+        configuration: CoordinatorConfiguration,
+        store: any LeaseStore,
+        events: EventHub = EventHub(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        metrics: CoordinatorMetrics = CoordinatorMetrics(), logger: Logger = Logger(label: "netlease.coordinator"),
+        metrics: CoordinatorMetrics = CoordinatorMetrics(),
+        logger: Logger = Logger(label: "netlease.coordinator"),
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
@@ -31,11 +34,21 @@ public struct CoordinatorServer: Service {
                 maxConnections: configuration.maxConnections,
                 idleTimeout: configuration.idleTimeout,
                 lineTimeout: configuration.lineTimeout,
-                tls: configuration.tls),
-            group: group, logger: logger)
-        handler = RequestHandler(store: store, secret: configuration.secret, readerSecret: configuration.readerSecret,
-                                 counters: ServerCounters(connections: server.counters), events: events,
-                                 maxAuthFailures: configuration.maxAuthFailures, metrics: metrics, logger: logger)
+                tls: configuration.tls
+            ),
+            group: group,
+            logger: logger
+        )
+        handler = RequestHandler(
+            store: store,
+            secret: configuration.secret,
+            readerSecret: configuration.readerSecret,
+            counters: ServerCounters(connections: server.counters),
+            events: events,
+            maxAuthFailures: configuration.maxAuthFailures,
+            metrics: metrics,
+            logger: logger
+        )
         self.events = events
         self.logger = logger
         self.onListening = onListening
@@ -52,17 +65,29 @@ public struct CoordinatorServer: Service {
         let keepalive = TimeAmount(configuration.keepaliveInterval)
         let authRequired = configuration.secret != nil
         let logger = self.logger
-        try await server.runDirect(onListening: { address in
-            if let address { onListening(address) }
-            logger.info("coordinator listening", metadata: [
-                "address": "\(address.map { "\($0)" } ?? "?")",
-                "auth": "\(configuration.secret == nil ? "disabled" : "required")",
-                "tls": "\(configuration.tls == nil ? "off" : "client certificates required")",
-            ])
-        }, makeHandler: { connection in
-            CoordinatorConnection(handler: handler, events: events, keepaliveInterval: keepalive,
-                                  authRequired: authRequired, handshake: connection.handshake, logger: logger)
-        })
+        try await server.runDirect(
+            onListening: { address in
+                if let address { onListening(address) }
+                logger.info(
+                    "coordinator listening",
+                    metadata: [
+                        "address": "\(address.map { "\($0)" } ?? "?")",
+                        "auth": "\(configuration.secret == nil ? "disabled" : "required")",
+                        "tls": "\(configuration.tls == nil ? "off" : "client certificates required")",
+                    ]
+                )
+            },
+            makeHandler: { connection in
+                CoordinatorConnection(
+                    handler: handler,
+                    events: events,
+                    keepaliveInterval: keepalive,
+                    authRequired: authRequired,
+                    handshake: connection.handshake,
+                    logger: logger
+                )
+            }
+        )
         logger.info("coordinator stopped")
     }
 }

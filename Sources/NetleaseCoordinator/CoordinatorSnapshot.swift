@@ -26,7 +26,10 @@ extension RequestHandler {
         let networks = serving ? try await store.networks() : []
         let hosts = serving ? try await store.hosts() : []
         return CoordinatorSnapshot(
-            networks: networks, hosts: hosts, connections: counters.connections.open.load(ordering: .relaxed),
-            watchers: events.watcherCount)
+            networks: networks,
+            hosts: hosts,
+            connections: counters.connections.open.load(ordering: .relaxed),
+            watchers: events.watcherCount
+        )
     }
 }

@@ -16,8 +16,12 @@ public struct LeadershipConfiguration: Sendable {
     /// How long a standby waits, after it last saw the record change, before it takes over.
     public var takeoverTimeout: Duration
 
-    public init(advertise: String, renewInterval: Duration = .milliseconds(500), leaderLease: Duration = .seconds(2),
-                takeoverTimeout: Duration = .seconds(3)) {
+    public init(
+        advertise: String,
+        renewInterval: Duration = .milliseconds(500),
+        leaderLease: Duration = .seconds(2),
+        takeoverTimeout: Duration = .seconds(3)
+    ) {
         self.advertise = advertise
         self.renewInterval = renewInterval
         self.leaderLease = leaderLease
@@ -58,10 +62,13 @@ public struct Leadership: Service {
     /// Closes every client connection (the server's).
     let closeConnections: @Sendable () -> Void
 
-    public init(backend: any LeadershipBackend, gate: LeadershipGate, configuration: LeadershipConfiguration,
-                logger: Logger = Logger(label: "netlease.leadership"),
-                closeConnections: @escaping @Sendable () -> Void)
-    {
+    public init(
+        backend: any LeadershipBackend,
+        gate: LeadershipGate,
+        configuration: LeadershipConfiguration,
+        logger: Logger = Logger(label: "netlease.leadership"),
+        closeConnections: @escaping @Sendable () -> Void
+    ) {
         self.backend = backend
         self.gate = gate
         self.configuration = configuration
@@ -78,8 +85,10 @@ public struct Leadership: Service {
                 try await backend.resign(term: term)
                 logger.notice("resigned leadership", metadata: ["term": "\(term)"])
             } catch {
-                logger.warning("could not resign leadership; a standby takes over after its timeout",
-                               metadata: ["error": "\(error)"])
+                logger.warning(
+                    "could not resign leadership; a standby takes over after its timeout",
+                    metadata: ["error": "\(error)"]
+                )
             }
         }
         await backend.close()
@@ -98,8 +107,10 @@ public struct Leadership: Service {
                         if lapsed { logger.notice("leadership renewed again; serving", metadata: ["term": "\(term)"]) }
                         lapsed = false
                     } else {
-                        logger.warning("deposed: another coordinator took the database; standing by",
-                                       metadata: ["term": "\(term)"])
+                        logger.warning(
+                            "deposed: another coordinator took the database; standing by",
+                            metadata: ["term": "\(term)"]
+                        )
                         if let store = gate.follow(leader: "", term: term) { closeInBackground(store) }
                         closeConnections()
                         seen = nil
@@ -111,8 +122,10 @@ public struct Leadership: Service {
                 }
                 if gate.leadershipStatus()?.serving == false && !lapsed {
                     lapsed = true
-                    logger.warning("leadership lease ran out without a renewal; answering nothing",
-                                   metadata: ["term": "\(term)"])
+                    logger.warning(
+                        "leadership lease ran out without a renewal; answering nothing",
+                        metadata: ["term": "\(term)"]
+                    )
                     closeConnections()
                 }
             } else {
@@ -129,11 +142,19 @@ public struct Leadership: Service {
                         let start = ContinuousClock.now
                         let taken = try await backend.takeOver(from: record, leader: configuration.advertise)
                         term = taken.term
-                        gate.lead(taken.store, term: taken.term, leader: configuration.advertise,
-                                  until: start + configuration.leaderLease)
-                        logger.notice("leading", metadata: [
-                            "term": "\(taken.term)", "previous": "\(record)", "advertise": "\(configuration.advertise)",
-                        ])
+                        gate.lead(
+                            taken.store,
+                            term: taken.term,
+                            leader: configuration.advertise,
+                            until: start + configuration.leaderLease
+                        )
+                        logger.notice(
+                            "leading",
+                            metadata: [
+                                "term": "\(taken.term)", "previous": "\(record)",
+                                "advertise": "\(configuration.advertise)",
+                            ]
+                        )
                         continue  // renew at once: loading may have used much of the first lease
                     }
                 } catch let error as NetleaseError where error.code == .notLeader {

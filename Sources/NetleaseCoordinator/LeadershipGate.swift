@@ -27,9 +27,14 @@ public final class LeadershipGate: LeaseStore {
     private let state: Mutex<State>
 
     public init() {
-        state = Mutex(State(
-            store: nil, status: LeadershipStatus(role: .standby, serving: false, leader: "", term: 0),
-            leaseEnd: .now, identity: StoreIdentity(id: "", generation: 0)))
+        state = Mutex(
+            State(
+                store: nil,
+                status: LeadershipStatus(role: .standby, serving: false, leader: "", term: 0),
+                leaseEnd: .now,
+                identity: StoreIdentity(id: "", generation: 0)
+            )
+        )
     }
 
     // MARK: driven by Leadership
@@ -124,7 +129,12 @@ public final class LeadershipGate: LeaseStore {
         try await current().unreserve(network: network, address: address)
     }
 
-    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+    public func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim
+    ) async throws
         -> Lease
     {
         try await current().reportConflict(network: network, address: address, mac: mac, claim: claim)
@@ -132,26 +142,47 @@ public final class LeadershipGate: LeaseStore {
 
     public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] { try await current().leases(filter) }
 
-    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+    public func reconcile(
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim
+    )
         async throws -> ReconcileOutcome
     {
         try await current().reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
     }
 
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
-                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
-    {
+    public func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String,
+        done: @escaping @Sendable (Result<Lease, Error>) -> Void
+    ) {
         do {
-            try current().acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname,
-                                  done: done)
+            try current().acquire(
+                network: network,
+                owner: owner,
+                claim: claim,
+                address: address,
+                ifname: ifname,
+                done: done
+            )
         } catch {
             done(.failure(error))
         }
     }
 
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
-                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
-    {
+    public func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
+    ) {
         do {
             try current().release(network: network, owner: owner, address: address, claim: claim, done: done)
         } catch {

@@ -1,7 +1,8 @@
+import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ServiceLifecycle
 
 /// Keeps the coordinator's heap small: hands freed memory back to the system on a fixed interval, and (called
 /// once at start) limits the allocator to two arenas.

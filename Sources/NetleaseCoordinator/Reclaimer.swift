@@ -11,9 +11,13 @@ public struct Reclaimer: Service {
     let metrics: CoordinatorMetrics?
     let logger: Logger
 
-    public init(store: any LeaseStore, events: EventHub = EventHub(),
-                interval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
-                metrics: CoordinatorMetrics? = nil, logger: Logger = Logger(label: "netlease.reclaimer")) {
+    public init(
+        store: any LeaseStore,
+        events: EventHub = EventHub(),
+        interval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
+        metrics: CoordinatorMetrics? = nil,
+        logger: Logger = Logger(label: "netlease.reclaimer")
+    ) {
         self.store = store
         self.events = events
         self.interval = interval
@@ -39,8 +43,10 @@ public struct Reclaimer: Service {
             metrics?.hostsReclaimed(lost.count)
             let hosts = try await store.hosts()
             for host in hosts where lost.contains(host.name) {
-                logger.warning("host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
-                               metadata: ["host": "\(host.name)"])
+                logger.warning(
+                    "host missed heartbeats for its lease TTL: marked lost, leases moved to cooldown",
+                    metadata: ["host": "\(host.name)"]
+                )
                 events.publish(.host(host))
             }
         } catch let error as NetleaseError where error.code == .notLeader {

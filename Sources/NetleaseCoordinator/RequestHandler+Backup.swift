@@ -21,7 +21,13 @@ extension RequestHandler {
             offset = end
         }
         logger.info("backup taken", metadata: ["bytes": "\(data.count)", "generation": "\(identity.generation)"])
-        return .list(header: ["bytes": String(data.count), "store": identity.id,
-                              "generation": String(identity.generation)], tag: WireCodec.dataTag, records: records)
+        return .list(
+            header: [
+                "bytes": String(data.count), "store": identity.id,
+                "generation": String(identity.generation),
+            ],
+            tag: WireCodec.dataTag,
+            records: records
+        )
     }
 }

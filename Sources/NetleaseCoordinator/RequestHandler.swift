@@ -26,12 +26,16 @@ public struct RequestHandler: Sendable {
     let metrics: CoordinatorMetrics
     let logger: Logger
 
-    public init(store: any LeaseStore, secret: ClusterSecret?, readerSecret: ClusterSecret? = nil,
-                counters: ServerCounters = ServerCounters(),
-                events: EventHub = EventHub(),
-                maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
-                metrics: CoordinatorMetrics = CoordinatorMetrics(),
-                logger: Logger = Logger(label: "netlease.coordinator")) {
+    public init(
+        store: any LeaseStore,
+        secret: ClusterSecret?,
+        readerSecret: ClusterSecret? = nil,
+        counters: ServerCounters = ServerCounters(),
+        events: EventHub = EventHub(),
+        maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
+        metrics: CoordinatorMetrics = CoordinatorMetrics(),
+        logger: Logger = Logger(label: "netlease.coordinator")
+    ) {
         self.store = store
         self.secret = secret
         self.readerSecret = readerSecret
@@ -87,7 +91,11 @@ public struct RequestHandler: Sendable {
     /// called — and calls `done` after the commit that holds it, or returns it as a barrier. `done` runs on the
     /// store's thread or, for a store with nothing pending, on the caller's thread before `start` returns; it must
     /// not block.
-    public func start(_ text: Substring, session: inout Session, done: @escaping @Sendable (Outcome) -> Void)
+    public func start(
+        _ text: Substring,
+        session: inout Session,
+        done: @escaping @Sendable (Outcome) -> Void
+    )
         -> Started
     {
         counters.requests.add(1, ordering: .relaxed)
@@ -220,8 +228,11 @@ public struct RequestHandler: Sendable {
             return .ok(WireCodec.fields(network: created))
         case .networkList:
             let summaries = try await store.networks()
-            return .list(header: Fields(), tag: WireCodec.networkTag,
-                         records: summaries.map { WireCodec.fields(network: $0.spec, counts: $0.counts) })
+            return .list(
+                header: Fields(),
+                tag: WireCodec.networkTag,
+                records: summaries.map { WireCodec.fields(network: $0.spec, counts: $0.counts) }
+            )
         case .networkShow(let name):
             let summary = try await store.network(name)
             return .ok(WireCodec.fields(network: summary.spec, counts: summary.counts))
@@ -235,12 +246,20 @@ public struct RequestHandler: Sendable {
             logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
             events.publish(.host(result.host))
             let identity = store.identity()
-            return .list(header: ["host": host, "epoch": String(result.host.epoch), "store": identity.id,
-                                  "generation": String(identity.generation)], tag: WireCodec.leaseTag,
-                         records: result.bridges.map(WireCodec.fields(lease:)))
+            return .list(
+                header: [
+                    "host": host, "epoch": String(result.host.epoch), "store": identity.id,
+                    "generation": String(identity.generation),
+                ],
+                tag: WireCodec.leaseTag,
+                records: result.bridges.map(WireCodec.fields(lease:))
+            )
         case .hostList:
-            return .list(header: Fields(), tag: WireCodec.hostTag,
-                         records: try await store.hosts().map(WireCodec.fields(host:)))
+            return .list(
+                header: Fields(),
+                tag: WireCodec.hostTag,
+                records: try await store.hosts().map(WireCodec.fields(host:))
+            )
         case .hostRemove(let host):
             let released = try await store.removeHost(host)
             logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
@@ -254,26 +273,44 @@ public struct RequestHandler: Sendable {
         case .reportConflict(let network, let address, let mac, let claim):
             let lease = try await store.reportConflict(network: network, address: address, mac: mac, claim: claim)
             metrics.conflictReported()
-            logger.warning("address quarantined after an ARP answer",
-                           metadata: ["network": "\(network)", "address": "\(address)", "mac": "\(mac)",
-                                      "host": "\(claim.host)"])
+            logger.warning(
+                "address quarantined after an ARP answer",
+                metadata: [
+                    "network": "\(network)", "address": "\(address)", "mac": "\(mac)",
+                    "host": "\(claim.host)",
+                ]
+            )
             return .ok(WireCodec.fields(lease: lease))
         case .leaseList(let filter):
-            return .list(header: Fields(), tag: WireCodec.leaseTag,
-                         records: try await store.leases(filter).map(WireCodec.fields(lease:)))
+            return .list(
+                header: Fields(),
+                tag: WireCodec.leaseTag,
+                records: try await store.leases(filter).map(WireCodec.fields(lease:))
+            )
         case .reconcile(let r):
             let outcome = try await store.reconcile(
-                network: r.network, owner: r.owner, address: r.address, ifname: r.ifname, claim: r.claim)
+                network: r.network,
+                owner: r.owner,
+                address: r.address,
+                ifname: r.ifname,
+                claim: r.claim
+            )
             switch outcome {
             case .held, .moved:
                 break
             case .adopted:
-                logger.notice("re-recorded a lease an agent still uses",
-                              metadata: ["network": "\(r.network)", "address": "\(r.address)", "owner": "\(r.owner)"])
+                logger.notice(
+                    "re-recorded a lease an agent still uses",
+                    metadata: ["network": "\(r.network)", "address": "\(r.address)", "owner": "\(r.owner)"]
+                )
             case .taken(let holder):
-                logger.warning("an agent uses an address held by someone else",
-                               metadata: ["network": "\(r.network)", "address": "\(r.address)", "claimant": "\(r.owner)",
-                                          "host": "\(r.claim.host)", "holder": "\(holder.owner)"])
+                logger.warning(
+                    "an agent uses an address held by someone else",
+                    metadata: [
+                        "network": "\(r.network)", "address": "\(r.address)", "claimant": "\(r.owner)",
+                        "host": "\(r.claim.host)", "holder": "\(holder.owner)",
+                    ]
+                )
             }
             return .ok(WireCodec.fields(reconcile: outcome))
         case .watch:
@@ -281,8 +318,11 @@ public struct RequestHandler: Sendable {
             if let leadership = store.leadershipStatus(), !leadership.serving { throw leadership.refusal }
             let subscription = events.subscribe()
             session.watch = subscription
-            return .list(header: Fields(), tag: WireCodec.hostTag,
-                         records: try await store.hosts().map(WireCodec.fields(host:)))
+            return .list(
+                header: Fields(),
+                tag: WireCodec.hostTag,
+                records: try await store.hosts().map(WireCodec.fields(host:))
+            )
         case .backup:
             return try await backup()
         case .stats:

@@ -19,7 +19,9 @@ extension RequestHandler {
     func checkAccess(_ request: Request, session: Session) throws {
         if !session.authenticated && !request.allowedBeforeAuth {
             throw NetleaseError(
-                .authRequired, "\(request.verb.rawValue) needs an authenticated connection; send AUTH first")
+                .authRequired,
+                "\(request.verb.rawValue) needs an authenticated connection; send AUTH first"
+            )
         }
         if session.readOnly && request.needsAdmin {
             throw NetleaseError(.forbidden, "\(request.verb.rawValue) needs admin credentials; these are read-only")

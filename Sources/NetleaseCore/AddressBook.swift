@@ -255,7 +255,8 @@ public struct StoredRecord: Sendable, Equatable {
         host = names.id(lease.host)!
         let ifnameID = ifnames.id(lease.ifname, limit: Int(Self.ifnameInExtra)).map { UInt16($0) }
         ifname = ifnameID ?? Self.ifnameInExtra
-        extra = lease.note.isEmpty && lease.mac.isEmpty && ifnameID != nil
+        extra =
+            lease.note.isEmpty && lease.mac.isEmpty && ifnameID != nil
             ? nil : Extra(note: lease.note, mac: lease.mac, ifname: ifnameID == nil ? lease.ifname : nil)
         created = lease.created
         renewed = lease.renewed
@@ -266,9 +267,21 @@ public struct StoredRecord: Sendable, Equatable {
 
     func lease(network: String, address: UInt32, prefix: Int, names: NameTable, ifnames: NameTable) -> Lease {
         let ifname = ifname == Self.ifnameInExtra ? extra?.ifname ?? "" : ifnames[UInt32(ifname)]
-        return Lease(network: network, address: IPv4Address(address), prefix: prefix, state: state, host: names[host],
-              owner: owner, ifname: ifname, note: extra?.note ?? "", mac: extra?.mac ?? "", isStatic: isStatic, created: created,
-              renewed: renewed, until: until)
+        return Lease(
+            network: network,
+            address: IPv4Address(address),
+            prefix: prefix,
+            state: state,
+            host: names[host],
+            owner: owner,
+            ifname: ifname,
+            note: extra?.note ?? "",
+            mac: extra?.mac ?? "",
+            isStatic: isStatic,
+            created: created,
+            renewed: renewed,
+            until: until
+        )
     }
 }
 

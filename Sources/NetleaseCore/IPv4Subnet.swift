@@ -19,13 +19,15 @@ public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv4Address(parts[0]),
-              let prefix = IPv4Subnet.parsePrefix(parts[1]) else { return nil }
+            let prefix = IPv4Subnet.parsePrefix(parts[1])
+        else { return nil }
         self.init(network: address, prefix: prefix)
     }
 
     static func parsePrefix(_ text: some StringProtocol) -> Int? {
         guard !text.isEmpty, text.count <= 2, text.allSatisfy({ $0.isASCII && $0.isNumber }),
-              !(text.count == 2 && text.first == "0"), let value = Int(text), value <= 32 else { return nil }
+            !(text.count == 2 && text.first == "0"), let value = Int(text), value <= 32
+        else { return nil }
         return value
     }
 

@@ -52,7 +52,11 @@ public struct Ledger: Sendable {
 
     // MARK: networks
 
-    public mutating func createNetwork(_ request: NetworkSpec, now: Millis, changes: inout [LedgerChange]) throws
+    public mutating func createNetwork(
+        _ request: NetworkSpec,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) throws
         -> NetworkSpec
     {
         var spec = request
@@ -64,24 +68,28 @@ public struct Ledger: Sendable {
         }
         if let (block, use) = spec.subnet.nonUnicastBlock {
             throw NetleaseError.badRequest(
-                "subnet \(spec.subnet) is not unicast address space: it overlaps \(block) (\(use))")
+                "subnet \(spec.subnet) is not unicast address space: it overlaps \(block) (\(use))"
+            )
         }
         if let existing = books[spec.name] {
             throw NetleaseError.conflict("network '\(spec.name)' already exists with subnet \(existing.spec.subnet)")
         }
         if let other = books.values.first(where: { $0.spec.subnet.overlaps(spec.subnet) }) {
             throw NetleaseError.conflict(
-                "subnet \(spec.subnet) overlaps network '\(other.spec.name)' (\(other.spec.subnet))")
+                "subnet \(spec.subnet) overlaps network '\(other.spec.name)' (\(other.spec.subnet))"
+            )
         }
         if spec.vni == 0 {
             guard let vni = Self.automaticVNI(used: Set(books.values.map(\.spec.vni))) else {
                 throw NetleaseError.conflict(
-                    "every VNI \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound) is used by a network")
+                    "every VNI \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound) is used by a network"
+                )
             }
             spec.vni = vni
         } else if !Self.vniRange.contains(spec.vni) {
             throw NetleaseError.badRequest(
-                "vni \(spec.vni) is out of range \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound)")
+                "vni \(spec.vni) is out of range \(Self.vniRange.lowerBound)-\(Self.vniRange.upperBound)"
+            )
         } else if let other = books.values.first(where: { $0.spec.vni == spec.vni }) {
             throw NetleaseError.conflict("vni \(spec.vni) is used by network '\(other.spec.name)'")
         }
@@ -143,7 +151,8 @@ public struct Ledger: Sendable {
         if let last = coolingEnds.max() {
             throw NetleaseError.conflict(
                 "network '\(name)' has \(coolingEnds.count) address(es) in cooldown for up to "
-                    + "\((last - now + 999) / 1000)s more; delete it after that")
+                    + "\((last - now + 999) / 1000)s more; delete it after that"
+            )
         }
         books[name] = nil
         changes.append(.deleteNetwork(name))
@@ -178,7 +187,10 @@ public struct Ledger: Sendable {
     /// A host (re)joins: new epoch, state up, one bridge address per network it serves. A host that returns while
     /// still up (within its TTL) keeps every lease; agents holding the previous epoch are fenced off.
     public mutating func join(
-        host name: String, underlay: IPv4Address, networks requested: [String], now: Millis,
+        host name: String,
+        underlay: IPv4Address,
+        networks requested: [String],
+        now: Millis,
         changes: inout [LedgerChange]
     ) throws -> JoinResult {
         try Names.checkName(name, field: "host", kind: "host")
@@ -186,7 +198,8 @@ public struct Ledger: Sendable {
         // traffic nowhere, or (broadcast, multicast) to every machine of the underlay.
         guard underlay.isUnicastDestination else {
             throw NetleaseError.badRequest(
-                "field 'underlay': \(underlay) is not a unicast address (not in 0.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4)")
+                "field 'underlay': \(underlay) is not a unicast address (not in 0.0.0.0/8, 224.0.0.0/4 or 240.0.0.0/4)"
+            )
         }
         // A network named again counts once, at its first place (as the parser does).
         var named = Set<String>()
@@ -208,8 +221,17 @@ public struct Ledger: Sendable {
                 throw Ledger.exhausted(book)
             }
         }
-        var host = hosts[name] ?? HostRecord(
-            name: name, underlay: underlay, epoch: 0, state: .up, networks: [], joined: now, lastHeartbeat: now)
+        var host =
+            hosts[name]
+            ?? HostRecord(
+                name: name,
+                underlay: underlay,
+                epoch: 0,
+                state: .up,
+                networks: [],
+                joined: now,
+                lastHeartbeat: now
+            )
         let dropped = host.networks.filter { !networks.contains($0) }
         lastEpoch = max(lastEpoch, host.epoch) + 1
         host.epoch = lastEpoch
@@ -232,7 +254,7 @@ public struct Ledger: Sendable {
             // it meanwhile: its containers still use it as their gateway.
             let owner = Lease.bridgeOwner(host: name)
             if books[network]!.activeLease(owner: owner) == nil,
-               let previous = books[network]!.coolingLease(owner: owner)
+                let previous = books[network]!.coolingLease(owner: owner)
             {
                 var revived = previous
                 revived.state = .active
@@ -245,15 +267,26 @@ public struct Ledger: Sendable {
                 changes.append(.updateLease(revived))
             }
             let lease = try acquireChecked(
-                network: network, owner: Lease.bridgeOwner(host: name), claim: HostClaim(host: name, epoch: host.epoch),
-                wanted: nil, ifname: books[network]!.spec.bridge, now: now, changes: &changes)
+                network: network,
+                owner: Lease.bridgeOwner(host: name),
+                claim: HostClaim(host: name, epoch: host.epoch),
+                wanted: nil,
+                ifname: books[network]!.spec.bridge,
+                now: now,
+                changes: &changes
+            )
             bridges.append(lease)
         }
         return JoinResult(host: host, bridges: bridges)
     }
 
     /// Renews every lease of a host.
-    public mutating func heartbeat(host name: String, epoch: Int64, now: Millis, changes: inout [LedgerChange]) throws
+    public mutating func heartbeat(
+        host name: String,
+        epoch: Int64,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) throws
         -> HostRecord
     {
         var host = try checkClaim(HostClaim(host: name, epoch: epoch))!
@@ -299,8 +332,12 @@ public struct Ledger: Sendable {
 
     /// Moves every active lease of `names` to cooldown (static ones only with `includeStatic`). One pass over each
     /// network's records, comparing numbers (`AddressBook.activeAddresses`).
-    private mutating func releaseAll(ofHosts names: Set<String>, includeStatic: Bool, now: Millis,
-                                     changes: inout [LedgerChange]) -> Int {
+    private mutating func releaseAll(
+        ofHosts names: Set<String>,
+        includeStatic: Bool,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) -> Int {
         var released = 0
         for network in books.keys.sorted() {
             for address in books[network]!.activeAddresses(heldBy: names, includeStatic: includeStatic) {
@@ -324,7 +361,10 @@ public struct Ledger: Sendable {
                 throw NetleaseError(.staleEpoch, "host '\(claim.host)' was declared lost; join again")
             }
             guard epoch == host.epoch else {
-                throw NetleaseError(.staleEpoch, "epoch \(epoch) of host '\(claim.host)' is stale (current \(host.epoch)); join again")
+                throw NetleaseError(
+                    .staleEpoch,
+                    "epoch \(epoch) of host '\(claim.host)' is stale (current \(host.epoch)); join again"
+                )
             }
         }
         return host
@@ -334,22 +374,40 @@ public struct Ledger: Sendable {
 
     /// Leases an address to `owner`. Idempotent: the same (network, owner) gets its existing lease back.
     public mutating func acquire(
-        network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String = "", now: Millis,
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        wanted: IPv4Address?,
+        ifname: String = "",
+        now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease {
         try checkNetwork(network)
         try Names.checkOwner(owner)
         guard !Lease.isBridgeOwner(owner) else {
             throw NetleaseError.badRequest(
-                "field 'owner': owner ids starting with 'bridge:' are reserved for hosts' bridge addresses")
+                "field 'owner': owner ids starting with 'bridge:' are reserved for hosts' bridge addresses"
+            )
         }
         if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
         return try acquireChecked(
-            network: network, owner: owner, claim: claim, wanted: wanted, ifname: ifname, now: now, changes: &changes)
+            network: network,
+            owner: owner,
+            claim: claim,
+            wanted: wanted,
+            ifname: ifname,
+            now: now,
+            changes: &changes
+        )
     }
 
     private mutating func acquireChecked(
-        network: String, owner: String, claim: HostClaim?, wanted: IPv4Address?, ifname: String, now: Millis,
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        wanted: IPv4Address?,
+        ifname: String,
+        now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease {
         guard books[network] != nil else { throw NetleaseError.unknownNetwork(network) }
@@ -366,7 +424,8 @@ public struct Ledger: Sendable {
             }
             if let claim, existing.host != claim.host {
                 throw NetleaseError.conflict(
-                    "owner '\(owner)' already holds \(existing.address) in '\(network)' on host '\(existing.host)'")
+                    "owner '\(owner)' already holds \(existing.address) in '\(network)' on host '\(existing.host)'"
+                )
             }
             return existing
         }
@@ -376,8 +435,17 @@ public struct Ledger: Sendable {
         let lease = try modifyBook(network) { book -> Lease in
             guard let address = wanted ?? book.nextFree() else { throw Ledger.exhausted(book) }
             let lease = Lease(
-                network: network, address: address, prefix: prefix, state: .active, host: claim?.host ?? "",
-                owner: owner, ifname: ifname, isStatic: !hostBound, created: now, renewed: now)
+                network: network,
+                address: address,
+                prefix: prefix,
+                state: .active,
+                host: claim?.host ?? "",
+                owner: owner,
+                ifname: ifname,
+                isStatic: !hostBound,
+                created: now,
+                renewed: now
+            )
             book.put(lease)
             return lease
         }
@@ -422,7 +490,11 @@ public struct Ledger: Sendable {
     /// Releases by owner or by address. Idempotent: releasing what is not held returns nil and changes nothing.
     /// Hosts' bridge addresses are not released this way: they go with `removeHost`.
     public mutating func release(
-        network: String, owner: String?, address: IPv4Address?, claim: HostClaim?, now: Millis,
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        now: Millis,
         changes: inout [LedgerChange]
     ) throws -> Lease? {
         try checkNetwork(network)
@@ -446,7 +518,8 @@ public struct Ledger: Sendable {
         guard let lease else { return nil }
         if lease.isBridge && lease.state == .active {
             throw NetleaseError.conflict(
-                "\(lease.address) is the bridge address of host '\(lease.host)'; remove the host to free it")
+                "\(lease.address) is the bridge address of host '\(lease.host)'; remove the host to free it"
+            )
         }
         if let claim, lease.host != claim.host {
             throw NetleaseError.conflict("lease \(lease.address) belongs to host '\(lease.host)', not '\(claim.host)'")
@@ -455,8 +528,13 @@ public struct Ledger: Sendable {
     }
 
     /// Sets an address aside so it is never handed out. Idempotent; refused while someone holds the address.
-    public mutating func reserve(network: String, address: IPv4Address, note: String, now: Millis,
-                                 changes: inout [LedgerChange]) throws -> Lease {
+    public mutating func reserve(
+        network: String,
+        address: IPv4Address,
+        note: String,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> Lease {
         try checkNetwork(network)
         try Names.checkText(note, field: "note", maxBytes: Names.maxNoteBytes, allowEmpty: true)
         let spec = books[network]!.spec
@@ -464,10 +542,19 @@ public struct Ledger: Sendable {
             throw NetleaseError.badRequest("address \(address) is not a host address of \(spec.subnet)")
         }
         guard !spec.isExcluded(address) else {
-            throw NetleaseError.badRequest("address \(address) is excluded from \(network) already; it is never handed out")
+            throw NetleaseError.badRequest(
+                "address \(address) is excluded from \(network) already; it is never handed out"
+            )
         }
-        var lease = Lease(network: network, address: address, prefix: spec.subnet.prefix, state: .reserved,
-                          note: note, created: now, renewed: now)
+        var lease = Lease(
+            network: network,
+            address: address,
+            prefix: spec.subnet.prefix,
+            state: .reserved,
+            note: note,
+            created: now,
+            renewed: now
+        )
         if let record = books[network]!.record(address) {
             switch record.state {
             case .active, .conflict:
@@ -487,8 +574,12 @@ public struct Ledger: Sendable {
 
     /// Deletes a reservation. The address is free at once, unless the reservation interrupted a cooldown that has
     /// not ended: then it is in cooldown again until that end.
-    public mutating func unreserve(network: String, address: IPv4Address, now: Millis,
-                                   changes: inout [LedgerChange]) throws {
+    public mutating func unreserve(
+        network: String,
+        address: IPv4Address,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) throws {
         try checkNetwork(network)
         guard let record = books[network]!.record(address), record.state == .reserved else {
             throw NetleaseError.notFound("address \(address) is not reserved in '\(network)'")
@@ -510,8 +601,14 @@ public struct Ledger: Sendable {
 
     /// Quarantines an address that answered an ARP probe. When the reporting host's own fresh lease holds it, that
     /// lease becomes the conflict record (its owner must acquire again).
-    public mutating func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim,
-                                        now: Millis, changes: inout [LedgerChange]) throws -> Lease {
+    public mutating func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim,
+        now: Millis,
+        changes: inout [LedgerChange]
+    ) throws -> Lease {
         try checkNetwork(network)
         try Names.checkText(mac, field: "mac", maxBytes: Names.maxMACBytes, allowEmpty: false)
         let spec = books[network]!.spec
@@ -519,12 +616,22 @@ public struct Ledger: Sendable {
         guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is not a leasable address of \(network)")
         }
-        var lease = Lease(network: network, address: address, prefix: spec.subnet.prefix, state: .conflict,
-                          host: claim.host, mac: mac, created: now, renewed: now)
+        var lease = Lease(
+            network: network,
+            address: address,
+            prefix: spec.subnet.prefix,
+            state: .conflict,
+            host: claim.host,
+            mac: mac,
+            created: now,
+            renewed: now
+        )
         if let record = books[network]!.record(address) {
             switch record.state {
             case .active where record.host != claim.host || record.isBridge:
-                throw NetleaseError.conflict("address \(address) is held by '\(record.owner)' on host '\(record.host)'; not quarantined")
+                throw NetleaseError.conflict(
+                    "address \(address) is held by '\(record.owner)' on host '\(record.host)'; not quarantined"
+                )
             case .reserved:
                 return record
             case .active, .conflict, .cooldown:
@@ -565,8 +672,11 @@ public struct Ledger: Sendable {
         var result: [Lease] = []
         for name in books.keys.sorted() where filter.network == nil || filter.network == name {
             for var lease in books[name]!.leases {
-                if let state = filter.state { guard lease.state == state else { continue } }
-                else if lease.state == .cooldown { continue }
+                if let state = filter.state {
+                    guard lease.state == state else { continue }
+                } else if lease.state == .cooldown {
+                    continue
+                }
                 if let host = filter.host, !lease.host.hasSameBytes(as: host) { continue }
                 if let owner = filter.owner, !lease.owner.hasSameBytes(as: owner) { continue }
                 if !lease.isStatic, lease.state == .active, let host = hosts[lease.host] {
@@ -630,7 +740,12 @@ extension Ledger {
     /// An agent reports a lease it actually uses (after a reconnect or a coordinator restore). Never overwrites or
     /// frees anyone else's record: disagreements are answered, not resolved silently.
     public mutating func reconcile(
-        network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim, now: Millis,
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim,
+        now: Millis,
         changes: inout [LedgerChange]
     ) throws -> ReconcileOutcome {
         try checkNetwork(network)
@@ -665,8 +780,17 @@ extension Ledger {
             }
         }
         let lease = Lease(
-            network: network, address: address, prefix: spec.subnet.prefix, state: .active, host: claim.host,
-            owner: owner, ifname: ifname, isStatic: false, created: now, renewed: now)
+            network: network,
+            address: address,
+            prefix: spec.subnet.prefix,
+            state: .active,
+            host: claim.host,
+            owner: owner,
+            ifname: ifname,
+            isStatic: false,
+            created: now,
+            renewed: now
+        )
         changes.append(existing == nil ? .insertLease(lease) : .updateLease(lease))
         modifyBook(network) { $0.put(lease) }
         return .adopted(lease)

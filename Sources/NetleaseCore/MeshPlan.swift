@@ -36,7 +36,10 @@ public struct MeshPlan<Key: Hashable & Comparable & Sendable>: Equatable, Sendab
     /// Plans a mesh with one tunnel (device or port) per peer, named by `key(peer host)`. Peers at `local` (this
     /// host itself) are left out.
     public init(
-        peers: [String: IPv4Address], local: IPv4Address?, observed: [Key: IPv4Address], key: (String) -> Key
+        peers: [String: IPv4Address],
+        local: IPv4Address?,
+        observed: [Key: IPv4Address],
+        key: (String) -> Key
     ) {
         var desired: [Key: IPv4Address] = [:]
         for (host, underlay) in peers where underlay != local {

@@ -26,8 +26,15 @@ public struct NetworkSpec: Sendable, Equatable {
     public static let defaultCooldown = 60
 
     public init(
-        name: String, subnet: IPv4Subnet, tunnel: TunnelKind = .vxlan, vni: UInt32 = 0, bridge: String = "",
-        mtu: Int = 0, leaseTTL: Int = defaultLeaseTTL, cooldown: Int = defaultCooldown, excluded: [IPv4Range] = [],
+        name: String,
+        subnet: IPv4Subnet,
+        tunnel: TunnelKind = .vxlan,
+        vni: UInt32 = 0,
+        bridge: String = "",
+        mtu: Int = 0,
+        leaseTTL: Int = defaultLeaseTTL,
+        cooldown: Int = defaultCooldown,
+        excluded: [IPv4Range] = [],
         created: Millis = 0
     ) {
         self.name = name
@@ -73,7 +80,12 @@ public struct HostRecord: Sendable, Equatable {
     public var lastHeartbeat: Millis
 
     public init(
-        name: String, underlay: IPv4Address, epoch: Int64, state: HostState, networks: [String], joined: Millis,
+        name: String,
+        underlay: IPv4Address,
+        epoch: Int64,
+        state: HostState,
+        networks: [String],
+        joined: Millis,
         lastHeartbeat: Millis
     ) {
         self.name = name
@@ -116,9 +128,19 @@ public struct Lease: Sendable, Equatable {
     public var until: Millis
 
     public init(
-        network: String, address: IPv4Address, prefix: Int, state: LeaseState, host: String = "",
-        owner: String = "", ifname: String = "", note: String = "", mac: String = "", isStatic: Bool = true,
-        created: Millis, renewed: Millis, until: Millis = 0
+        network: String,
+        address: IPv4Address,
+        prefix: Int,
+        state: LeaseState,
+        host: String = "",
+        owner: String = "",
+        ifname: String = "",
+        note: String = "",
+        mac: String = "",
+        isStatic: Bool = true,
+        created: Millis,
+        renewed: Millis,
+        until: Millis = 0
     ) {
         self.network = network
         self.address = address

@@ -37,7 +37,8 @@ public enum Names {
     /// the tools. The agent checks existing bridges with this too, so it stays as wide as what worked before.
     public static func isValidInterface(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= maxInterfaceBytes, first != UInt8(ascii: "-"),
-              name != ".", name != ".." else { return false }
+            name != ".", name != ".."
+        else { return false }
         return name.utf8.allSatisfy {
             $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "%")
         }
@@ -73,14 +74,16 @@ public enum Names {
         guard !isValid(name) else { return }
         throw NetleaseError.badRequest(
             "field '\(field)' must be a \(kind) name of 1-\(maxNameBytes) ASCII letters, digits, '-', '_' or '.', "
-                + "starting with a letter or digit; got '\(excerpt(name))'")
+                + "starting with a letter or digit; got '\(excerpt(name))'"
+        )
     }
 
     public static func checkInterface(_ name: String, field: String) throws {
         guard !isValidInterface(name) else { return }
         throw NetleaseError.badRequest(
             "field '\(field)': '\(excerpt(name))' is not a valid interface name (1-\(maxInterfaceBytes) bytes of "
-                + "printable ASCII without space, '/', ':' or '%', not starting with '-', not '.' or '..')")
+                + "printable ASCII without space, '/', ':' or '%', not starting with '-', not '.' or '..')"
+        )
     }
 
     /// Free text of at most `maxBytes` bytes (at least one unless `allowEmpty`).
@@ -97,7 +100,8 @@ public enum Names {
         guard let problem else { return }
         throw NetleaseError.badRequest(
             "field '\(field)' must be \(allowEmpty ? 0 : 1)-\(maxBytes) bytes of printable UTF-8 in Unicode NFC; "
-                + problem)
+                + problem
+        )
     }
 
     /// An owner id: 1–256 bytes of free text.

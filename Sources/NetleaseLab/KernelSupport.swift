@@ -66,9 +66,9 @@ public enum KernelSupport: Sendable, Equatable {
     private static func runningConfiguration() -> String? {
         let path = "/proc/config.gz"
         guard FileManager.default.isReadableFile(atPath: path),
-              let gzip = try? ProcessCommandRunner().resolve("gzip"),
-              let output = try? ChildProcess.run(executable: gzip, arguments: ["-dc", path], timeout: .seconds(10)),
-              output.termination == .exited(0)
+            let gzip = try? ProcessCommandRunner().resolve("gzip"),
+            let output = try? ChildProcess.run(executable: gzip, arguments: ["-dc", path], timeout: .seconds(10)),
+            output.termination == .exited(0)
         else { return nil }
         return String(decoding: output.stdout, as: UTF8.self)
     }
@@ -76,7 +76,7 @@ public enum KernelSupport: Sendable, Equatable {
     /// `modprobe -n <name>` (a dry run: nothing is loaded); nil when modprobe is not installed.
     private static func modprobeDryRun(_ name: String) -> (found: Bool, detail: String)? {
         guard let modprobe = try? ProcessCommandRunner().resolve("modprobe"),
-              let output = try? ChildProcess.run(executable: modprobe, arguments: ["-n", name], timeout: .seconds(10))
+            let output = try? ChildProcess.run(executable: modprobe, arguments: ["-n", name], timeout: .seconds(10))
         else { return nil }
         let text = String(decoding: output.stderr + output.stdout, as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)

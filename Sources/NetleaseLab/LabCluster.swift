@@ -1,5 +1,5 @@
-import HostNetwork
 import Foundation
+import HostNetwork
 import NetleaseCore
 
 /// A running netlease cluster inside a `NamespaceLab`: a coordinator in the underlay namespace, one agent per host
@@ -16,8 +16,12 @@ public final class LabCluster: @unchecked Sendable {
     private let lock = NSLock()
     private var agents: [Int: LabProcess] = [:]
 
-    public init(lab: NamespaceLab, binary: String, network: String = "demo",
-                subnet: IPv4Subnet = IPv4Subnet("172.30.0.0/16")!) {
+    public init(
+        lab: NamespaceLab,
+        binary: String,
+        network: String = "demo",
+        subnet: IPv4Subnet = IPv4Subnet("172.30.0.0/16")!
+    ) {
         self.lab = lab
         self.binary = binary
         self.network = network
@@ -41,35 +45,48 @@ public final class LabCluster: @unchecked Sendable {
         let process = try lab.spawn(
             lab.underlayNamespace,
             [binary, "coordinator", "--listen", coordinatorAddress, "--data", dataDirectory, "--log-level", "notice"],
-            name: "coordinator")
+            name: "coordinator"
+        )
         coordinator = process
         guard await process.line(containing: "listening on") != nil else {
             throw NetleaseError(.unavailable, "coordinator did not start:\n\(process.log)")
         }
-        try await admin(["network", "create", network, "--subnet", subnet.description, "--tunnel", tunnel.rawValue]
-            + extraNetworkArguments)
+        try await admin(
+            ["network", "create", network, "--subnet", subnet.description, "--tunnel", tunnel.rawValue]
+                + extraNetworkArguments
+        )
     }
 
     /// Runs an admin command of the CLI against the lab's coordinator; returns its stdout.
     @discardableResult
     public func admin(_ arguments: [String]) async throws -> String {
-        try await lab.run(lab.underlayNamespace, [binary] + arguments + [
-            "--coordinator", coordinatorAddress, "--secret-file", secretFile,
-        ]).stdout
+        try await lab.run(
+            lab.underlayNamespace,
+            [binary] + arguments + [
+                "--coordinator", coordinatorAddress, "--secret-file", secretFile,
+            ]
+        ).stdout
     }
 
     /// Creates host `index` (if needed) and starts its agent; returns once its local API is ready.
     @discardableResult
-    public func startAgent(_ index: Int, createHost: Bool = true, extraArguments: [String] = [],
-                           wrapper: [String] = []) async throws -> LabProcess
-    {
+    public func startAgent(
+        _ index: Int,
+        createHost: Bool = true,
+        extraArguments: [String] = [],
+        wrapper: [String] = []
+    ) async throws -> LabProcess {
         if createHost { try await lab.addHost(index) }
-        let process = try lab.spawn(lab.hostNamespace(index), wrapper + [
-            binary, "agent", "--coordinator", coordinatorAddress, "--secret-file", secretFile,
-            "--host", hostName(index), "--underlay", lab.underlayAddress(host: index).description,
-            "--network", network, "--socket", socket(host: index), "--state-dir", stateDirectory(host: index),
-            "--log-level", "notice",
-        ] + extraArguments, name: "agent-h\(index)-\(UInt16.random(in: 0...UInt16.max))")
+        let process = try lab.spawn(
+            lab.hostNamespace(index),
+            wrapper + [
+                binary, "agent", "--coordinator", coordinatorAddress, "--secret-file", secretFile,
+                "--host", hostName(index), "--underlay", lab.underlayAddress(host: index).description,
+                "--network", network, "--socket", socket(host: index), "--state-dir", stateDirectory(host: index),
+                "--log-level", "notice",
+            ] + extraArguments,
+            name: "agent-h\(index)-\(UInt16.random(in: 0...UInt16.max))"
+        )
         lock.withLock { agents[index] = process }
         guard await process.line(containing: "ready on") != nil else {
             throw NetleaseError(.unavailable, "agent on host \(index) did not become ready:\n\(process.log)")
@@ -90,15 +107,22 @@ public final class LabCluster: @unchecked Sendable {
     public func containerNamespace(host index: Int, _ number: Int) -> String { "nl\(lab.id)-h\(index)c\(number)" }
 
     /// Creates a container namespace and attaches it through the host's agent; returns its address.
-    public func attachContainer(host index: Int, _ number: Int, createNamespace: Bool = true) async throws
+    public func attachContainer(
+        host index: Int,
+        _ number: Int,
+        createNamespace: Bool = true
+    ) async throws
         -> IPv4Address
     {
         let namespace = containerNamespace(host: index, number)
         if createNamespace { try await lab.addNamespace(namespace) }
-        let output = try await lab.run(lab.hostNamespace(index), [
-            binary, "attach", "--socket", socket(host: index), "--network", network, "--netns", namespace,
-            "--owner", "h\(index)-c\(number)",
-        ]).stdout
+        let output = try await lab.run(
+            lab.hostNamespace(index),
+            [
+                binary, "attach", "--socket", socket(host: index), "--network", network, "--netns", namespace,
+                "--owner", "h\(index)-c\(number)",
+            ]
+        ).stdout
         let text = output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let address = IPv4Address(text.split(separator: "/").first ?? "") else {
             throw NetleaseError(.internalError, "attach printed '\(text)'")

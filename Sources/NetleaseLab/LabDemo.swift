@@ -36,8 +36,14 @@ public struct LabDemo: Sendable {
         }
     }
 
-    public init(hosts: Int, containers: Int, keep: Bool, binary: String, tables: Bool = true,
-                say: @escaping @Sendable (String) -> Void) {
+    public init(
+        hosts: Int,
+        containers: Int,
+        keep: Bool,
+        binary: String,
+        tables: Bool = true,
+        say: @escaping @Sendable (String) -> Void
+    ) {
         self.hosts = hosts
         self.containers = containers
         self.keep = keep
@@ -53,7 +59,9 @@ public struct LabDemo: Sendable {
         let problems = await LabPrerequisites().problems()
         guard problems.isEmpty else {
             throw NetleaseError(
-                .unavailable, "the demo cannot run here:\n  - " + problems.joined(separator: "\n  - "))
+                .unavailable,
+                "the demo cannot run here:\n  - " + problems.joined(separator: "\n  - ")
+            )
         }
         say("checked: root, iproute2, util-linux; the kernel makes namespaces, veth pairs, bridges, VXLAN; raw ICMP")
         let lab = try NamespaceLab()
@@ -70,9 +78,11 @@ public struct LabDemo: Sendable {
                 let started = ContinuousClock.now
                 try await cluster.startAgent(index, createHost: false)
                 report.hosts.append("host\(index)")
-                say("host\(index): namespace and underlay made in \(Self.milliseconds(started - created)) ms; "
-                    + "agent started, ready (bridge + mesh verified) in "
-                    + "\(Self.milliseconds(ContinuousClock.now - started)) ms")
+                say(
+                    "host\(index): namespace and underlay made in \(Self.milliseconds(started - created)) ms; "
+                        + "agent started, ready (bridge + mesh verified) in "
+                        + "\(Self.milliseconds(ContinuousClock.now - started)) ms"
+                )
             }
             var addresses: [(String, IPv4Address)] = []
             for index in 1...hosts {
@@ -82,10 +92,17 @@ public struct LabDemo: Sendable {
                     let started = ContinuousClock.now
                     let address = try await cluster.attachContainer(host: index, number, createNamespace: false)
                     addresses.append((namespace, address))
-                    report.containers.append(.init(host: "host\(index)", namespace: namespace,
-                                                   address: address.description))
-                    say("host\(index): container \(number) -> \(address) "
-                        + "(attach: \(Self.milliseconds(ContinuousClock.now - started)) ms)")
+                    report.containers.append(
+                        .init(
+                            host: "host\(index)",
+                            namespace: namespace,
+                            address: address.description
+                        )
+                    )
+                    say(
+                        "host\(index): container \(number) -> \(address) "
+                            + "(attach: \(Self.milliseconds(ContinuousClock.now - started)) ms)"
+                    )
                 }
             }
             say("pinging every container from every other (\(addresses.count * (addresses.count - 1)) pings)")
@@ -112,8 +129,10 @@ public struct LabDemo: Sendable {
         if keep {
             lab.keep()
             say("kept: namespaces \(lab.createdNamespaces.joined(separator: " ")); files in \(lab.directory)")
-            say("remove with: for n in \(lab.createdNamespaces.joined(separator: " ")); do ip netns del $n; done; "
-                + "pkill -f \(lab.directory)")
+            say(
+                "remove with: for n in \(lab.createdNamespaces.joined(separator: " ")); do ip netns del $n; done; "
+                    + "pkill -f \(lab.directory)"
+            )
         } else {
             await cluster.destroy()
             say("removed every namespace and process of the demo")

@@ -72,7 +72,8 @@ public final class LabDocker: @unchecked Sendable {
         let plugins = (directory as NSString).appendingPathComponent("etc/plugins")
         try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
         try Data("unix://\(pluginSocket)\n".utf8).write(
-            to: URL(fileURLWithPath: (plugins as NSString).appendingPathComponent("netlease.spec")))
+            to: URL(fileURLWithPath: (plugins as NSString).appendingPathComponent("netlease.spec"))
+        )
         madeRunDocker = !FileManager.default.fileExists(atPath: Self.runDirectory)
         lab.onDestroy { [self] in sweep() }
     }
@@ -86,12 +87,16 @@ public final class LabDocker: @unchecked Sendable {
             starts += 1
             return starts
         }
-        let process = try LabProcess(argv: [
-            "nsenter", "--mount=/proc/\(holder.pid)/ns/mnt", "--net=/run/netns/\(lab.hostNamespace(host))",
-            Self.daemonPath, "--storage-driver=vfs", "--iptables=false", "--ip-masq=false", "--bridge=none",
-            "--live-restore", "--data-root", path("data"), "--exec-root", path("exec"), "-H", "unix://\(socket)",
-            "--pidfile", path("dockerd.pid"),
-        ], name: "dockerd-h\(host)-\(count)", logPath: path("dockerd-\(count).log"))
+        let process = try LabProcess(
+            argv: [
+                "nsenter", "--mount=/proc/\(holder.pid)/ns/mnt", "--net=/run/netns/\(lab.hostNamespace(host))",
+                Self.daemonPath, "--storage-driver=vfs", "--iptables=false", "--ip-masq=false", "--bridge=none",
+                "--live-restore", "--data-root", path("data"), "--exec-root", path("exec"), "-H", "unix://\(socket)",
+                "--pidfile", path("dockerd.pid"),
+            ],
+            name: "dockerd-h\(host)-\(count)",
+            logPath: path("dockerd-\(count).log")
+        )
         lock.withLock { daemon = process }
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
@@ -104,7 +109,12 @@ public final class LabDocker: @unchecked Sendable {
 
     /// Stops dockerd with SIGTERM (containers keep running: `--live-restore`).
     public func stop() async {
-        guard let process = lock.withLock({ () -> LabProcess? in defer { daemon = nil }; return daemon }) else {
+        guard
+            let process = lock.withLock({ () -> LabProcess? in
+                defer { daemon = nil }
+                return daemon
+            })
+        else {
             return
         }
         await Self.blocking { process.stop(grace: .seconds(20)) }
@@ -114,11 +124,15 @@ public final class LabDocker: @unchecked Sendable {
     private func mountNamespaceHolder() async throws -> LabProcess {
         if let holder = lock.withLock({ holder }) { return holder }
         let etc = path("etc")
-        let process = try LabProcess(argv: [
-            "nsenter", "--net=/run/netns/\(lab.hostNamespace(host))", "unshare", "--mount", "--propagation",
-            "private", "sh", "-c",
-            "mount --bind \(ShellQuote.quote(etc)) /etc/docker && echo held && exec sleep infinity",
-        ], name: "docker-mounts-h\(host)", logPath: path("mounts.log"))
+        let process = try LabProcess(
+            argv: [
+                "nsenter", "--net=/run/netns/\(lab.hostNamespace(host))", "unshare", "--mount", "--propagation",
+                "private", "sh", "-c",
+                "mount --bind \(ShellQuote.quote(etc)) /etc/docker && echo held && exec sleep infinity",
+            ],
+            name: "docker-mounts-h\(host)",
+            logPath: path("mounts.log")
+        )
         lock.withLock { holder = process }
         guard await process.line(containing: "held", timeout: .seconds(10)) != nil else {
             throw NetleaseError(.unavailable, "cannot make a mount namespace for dockerd:\n\(process.log)")
@@ -137,8 +151,11 @@ public final class LabDocker: @unchecked Sendable {
         do {
             return try await docker(arguments)
         } catch let error as HostNetworkError {
-            return CommandResult(stdout: "", stderr: error.stderr.isEmpty ? error.message : error.stderr,
-                                 status: error.status ?? 1)
+            return CommandResult(
+                stdout: "",
+                stderr: error.stderr.isEmpty ? error.message : error.stderr,
+                status: error.status ?? 1
+            )
         } catch {
             return CommandResult(stdout: "", stderr: "\(error)", status: 1)
         }
@@ -158,14 +175,20 @@ public final class LabDocker: @unchecked Sendable {
         let bin = (root as NSString).appendingPathComponent("bin")
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         try FileManager.default.copyItem(
-            atPath: busyboxPath, toPath: (bin as NSString).appendingPathComponent("busybox"))
+            atPath: busyboxPath,
+            toPath: (bin as NSString).appendingPathComponent("busybox")
+        )
         for applet in ["sh", "ip", "ping", "sleep", "cat", "arping"] {
             try FileManager.default.createSymbolicLink(
-                atPath: (bin as NSString).appendingPathComponent(applet), withDestinationPath: "busybox")
+                atPath: (bin as NSString).appendingPathComponent(applet),
+                withDestinationPath: "busybox"
+            )
         }
         let result = try ChildProcess.run(
-            executable: try ProcessCommandRunner().resolve("tar"), arguments: ["-C", root, "-cf", archive, "."],
-            timeout: .seconds(30))
+            executable: try ProcessCommandRunner().resolve("tar"),
+            arguments: ["-C", root, "-cf", archive, "."],
+            timeout: .seconds(30)
+        )
         guard result.termination.shellStatus == 0 else {
             throw NetleaseError(.internalError, "tar failed: \(String(decoding: result.stderr, as: UTF8.self))")
         }
@@ -178,8 +201,9 @@ public final class LabDocker: @unchecked Sendable {
         if lock.withLock({ daemon }) != nil {
             let ids = (try? await docker(["ps", "-aq"]).stdout.split(separator: "\n").map(String.init)) ?? []
             if !ids.isEmpty { _ = try? await docker(["rm", "-f"] + ids) }
-            let networks = (try? await docker(["network", "ls", "-q", "--filter", "driver=bridge"]).stdout
-                .split(separator: "\n").map(String.init)) ?? []
+            let networks =
+                (try? await docker(["network", "ls", "-q", "--filter", "driver=bridge"]).stdout
+                    .split(separator: "\n").map(String.init)) ?? []
             for network in networks { _ = try? await docker(["network", "rm", network]) }
         }
         await stop()
@@ -218,7 +242,7 @@ public final class LabDocker: @unchecked Sendable {
             // The trailing slash keeps host 1's directory from matching host 10's.
             if String(decoding: cmdline, as: UTF8.self).contains(directory + "/") { return true }
             guard !containers.isEmpty,
-                  let cgroup = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
+                let cgroup = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
             else { return false }
             return containers.contains { cgroup.contains($0) }
         }

@@ -1,5 +1,5 @@
-import HostNetwork
 import Foundation
+import HostNetwork
 
 #if canImport(Glibc)
 import Glibc
@@ -46,8 +46,10 @@ public struct LabOpenVSwitch: Sendable {
         let ovs = LabOpenVSwitch(namespace: namespace, directory: directory)
         try ovs.shell(["ovsdb-tool", "create", directory + "/conf.db", schema])
         lab.onDestroy { ovs.stop() }
-        try ovs.startDaemon(["ovsdb-server", directory + "/conf.db", "--remote=punix:" + directory + "/db.sock"],
-                            name: "ovsdb-server")
+        try ovs.startDaemon(
+            ["ovsdb-server", directory + "/conf.db", "--remote=punix:" + directory + "/db.sock"],
+            name: "ovsdb-server"
+        )
         try ovs.shell(ovs.environmentWords + ["ovs-vsctl", "--no-wait", "init"])
         try ovs.startDaemon(["ovs-vswitchd", "unix:" + directory + "/db.sock"], name: "ovs-vswitchd")
         return ovs
@@ -75,20 +77,24 @@ public struct LabOpenVSwitch: Sendable {
     }
 
     private func startDaemon(_ argv: [String], name: String) throws {
-        let closeInherited = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; "#
+        let closeInherited =
+            #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; "#
             + #"exec "$@""#
-        try shell(["bash", "-c", closeInherited, name] + environmentWords + ["ip", "netns", "exec", namespace] + argv
-            + [
-                "--pidfile=\(directory)/\(name).pid", "--detach", "--no-chdir",
-                "--log-file=\(directory)/\(name).log", "--unixctl=\(directory)/\(name).ctl",
-            ])
+        try shell(
+            ["bash", "-c", closeInherited, name] + environmentWords + ["ip", "netns", "exec", namespace] + argv
+                + [
+                    "--pidfile=\(directory)/\(name).pid", "--detach", "--no-chdir",
+                    "--log-file=\(directory)/\(name).log", "--unixctl=\(directory)/\(name).ctl",
+                ]
+        )
     }
 
     func stop() {
         for name in ["ovs-vswitchd", "ovsdb-server"] {
             _ = try? shell(["ovs-appctl", "-t", "\(directory)/\(name).ctl", "exit"])
             guard let text = try? String(contentsOfFile: "\(directory)/\(name).pid", encoding: .utf8),
-                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            else { continue }
             let deadline = ContinuousClock.now + .seconds(5)
             while kill(pid, 0) == 0 && ContinuousClock.now < deadline { usleep(20_000) }
             if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
@@ -106,13 +112,20 @@ public struct LabOpenVSwitch: Sendable {
             try? FileManager.default.removeItem(atPath: base + ".err")
         }
         let child = try ChildProcess(
-            executable: "/usr/bin/env", arguments: argv, environment: variables,
-            stdout: .file(base + ".out", append: false), stderr: .file(base + ".err", append: false))
+            executable: "/usr/bin/env",
+            arguments: argv,
+            environment: variables,
+            stdout: .file(base + ".out", append: false),
+            stderr: .file(base + ".err", append: false)
+        )
         guard let status = child.wait(until: .now + .seconds(60))?.shellStatus else {
             child.signalGroup(SIGKILL)
             child.wait()
             throw HostNetworkError(
-                .commandFailed, "`\(ShellQuote.join(argv))` did not finish within 60 s and was killed", command: argv)
+                .commandFailed,
+                "`\(ShellQuote.join(argv))` did not finish within 60 s and was killed",
+                command: argv
+            )
         }
         let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""

@@ -32,7 +32,8 @@ public struct LabPrerequisites: Sendable {
     ]
 
     public init(
-        runner: any CommandRunner = ProcessCommandRunner(), isRoot: Bool = geteuid() == 0,
+        runner: any CommandRunner = ProcessCommandRunner(),
+        isRoot: Bool = geteuid() == 0,
         findTool: @escaping @Sendable (String) -> String? = LabPrerequisites.onPath,
         echoProblem: @escaping @Sendable (NetworkNamespace) async -> String? = LabPrerequisites.loopbackEchoProblem,
         probeNamespace: String = "nlcheck\(String(UInt32.random(in: 0x1000_0000...0xFFFF_FFFF), radix: 16))"
@@ -48,8 +49,10 @@ public struct LabPrerequisites: Sendable {
     public func problems() async -> [String] {
         var problems: [String] = []
         if !isRoot {
-            problems.append("root is needed (CAP_NET_ADMIN for links, CAP_SYS_ADMIN for namespaces, CAP_NET_RAW for "
-                + "ARP and ICMP): run sudo netlease demo")
+            problems.append(
+                "root is needed (CAP_NET_ADMIN for links, CAP_SYS_ADMIN for namespaces, CAP_NET_RAW for "
+                    + "ARP and ICMP): run sudo netlease demo"
+            )
         }
         for (tool, package) in Self.tools where findTool(tool) == nil {
             problems.append("`\(tool)` is not installed: apt-get install \(package)")
@@ -64,8 +67,10 @@ public struct LabPrerequisites: Sendable {
         do {
             _ = try await runner.run(["ip", "netns", "add", namespace])
         } catch {
-            return ["network namespaces cannot be created (\(Self.said(error))): the kernel needs CONFIG_NET_NS, "
-                + "and a container needs CAP_SYS_ADMIN"]
+            return [
+                "network namespaces cannot be created (\(Self.said(error))): the kernel needs CONFIG_NET_NS, "
+                    + "and a container needs CAP_SYS_ADMIN"
+            ]
         }
         var problems: [String] = []
         let devices: [(what: String, argv: [String], module: String)] = [
@@ -79,7 +84,8 @@ public struct LabPrerequisites: Sendable {
             } catch {
                 problems.append(
                     "the kernel cannot make \(device.what) (\(Self.said(error))): modprobe \(device.module) "
-                        + "(kernel option CONFIG_\(device.module.uppercased())); in a container, load it on the host")
+                        + "(kernel option CONFIG_\(device.module.uppercased())); in a container, load it on the host"
+                )
             }
         }
         do {
@@ -100,7 +106,8 @@ public struct LabPrerequisites: Sendable {
 
     /// Looks `tool` up in PATH (or the usual directories when PATH is unset), as the runner will.
     public static let onPath: @Sendable (String) -> String? = { tool in
-        let path = ProcessInfo.processInfo.environment["PATH"]
+        let path =
+            ProcessInfo.processInfo.environment["PATH"]
             ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(tool)"

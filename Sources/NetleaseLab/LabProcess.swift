@@ -1,5 +1,5 @@
-import HostNetwork
 import Foundation
+import HostNetwork
 
 #if canImport(Glibc)
 import Glibc
@@ -20,8 +20,11 @@ public final class LabProcess: @unchecked Sendable {
         self.name = name
         self.logPath = logPath
         process = try ChildProcess(
-            executable: try ProcessCommandRunner().resolve(argv[0]), arguments: Array(argv.dropFirst()),
-            stdout: .pipe, stderr: .file(logPath, append: false))
+            executable: try ProcessCommandRunner().resolve(argv[0]),
+            arguments: Array(argv.dropFirst()),
+            stdout: .pipe,
+            stderr: .file(logPath, append: false)
+        )
         let reader = process.stdoutDescriptor
         Thread.detachNewThread { [self] in
             var buffer: [UInt8] = []

@@ -95,15 +95,22 @@ public enum LabRegistry {
         var fields: [String: String] = [:]
         var kept = false
         for line in text.split(separator: "\n") {
-            if line == "kept" { kept = true; continue }
+            if line == "kept" {
+                kept = true
+                continue
+            }
             guard let space = line.firstIndex(of: " ") else { continue }
             fields[String(line[..<space])] = String(line[line.index(after: space)...])
         }
         guard let pid = fields["pid"].flatMap(Int32.init), let start = fields["start"].flatMap(UInt64.init) else {
             return nil
         }
-        return Entry(id: id, owner: Owner(pid: pid, startTime: start), labDirectory: fields["directory"] ?? "",
-                     kept: kept)
+        return Entry(
+            id: id,
+            owner: Owner(pid: pid, startTime: start),
+            labDirectory: fields["directory"] ?? "",
+            kept: kept
+        )
     }
 
     static func render(_ entry: Entry) -> String {
@@ -118,7 +125,7 @@ public enum LabRegistry {
     /// parentheses, so fields are counted after its last ')'.
     static func stat(of pid: Int32) -> (state: Character, startTime: UInt64)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")")
+            let close = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); field 22 (starttime) is fields[19].

@@ -47,8 +47,10 @@ public enum LabSweeper {
     }
 
     /// Sweeps now. `netnsDirectory` is where `ip netns` keeps its names.
-    public static func sweep(runner: any CommandRunner = ProcessCommandRunner(),
-                             netnsDirectory: String = "/var/run/netns") async -> Report {
+    public static func sweep(
+        runner: any CommandRunner = ProcessCommandRunner(),
+        netnsDirectory: String = "/var/run/netns"
+    ) async -> Report {
         var report = Report()
         let namespaces = ((try? FileManager.default.contentsOfDirectory(atPath: netnsDirectory)) ?? []).sorted()
         let entries = LabRegistry.entries()
@@ -91,7 +93,7 @@ public enum LabSweeper {
         for pid in pids { kill(pid, SIGKILL) }
         let deadline = ContinuousClock.now + .seconds(5)
         while pids.contains(where: { LabRegistry.stat(of: $0).map { $0.state != "Z" } ?? false }),
-              ContinuousClock.now < deadline
+            ContinuousClock.now < deadline
         {
             try? await Task.sleep(for: .milliseconds(20))
         }

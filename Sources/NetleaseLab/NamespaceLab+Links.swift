@@ -17,9 +17,13 @@ extension NamespaceLab {
     ///
     /// The pair is created from inside `a` with its peer placed straight into `b`, so no end ever sits in the root
     /// namespace: deleting either namespace removes the pair, and a failure half-way leaves nothing behind there.
-    public func connect(_ a: String, _ aAddress: String, _ b: String, _ bAddress: String,
-                        names: (String, String) = ("u0", "u0")) async throws
-    {
+    public func connect(
+        _ a: String,
+        _ aAddress: String,
+        _ b: String,
+        _ bAddress: String,
+        names: (String, String) = ("u0", "u0")
+    ) async throws {
         try await run(a, ["ip", "link", "add", names.0, "type", "veth", "peer", "name", names.1, "netns", b])
         try await run(a, ["ip", "addr", "add", aAddress, "dev", names.0])
         try await run(b, ["ip", "addr", "add", bAddress, "dev", names.1])

@@ -1,5 +1,5 @@
-import HostNetwork
 import Foundation
+import HostNetwork
 import Logging
 import NetleaseCore
 
@@ -38,7 +38,8 @@ public final class NamespaceLab: @unchecked Sendable {
         var reservation = LabRegistry.Reservation.taken
         for _ in 0..<64 where reservation == .taken {
             id = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
-            let labDirectory = directory
+            let labDirectory =
+                directory
                 ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-lab-\(id)")
             reservation = LabRegistry.reserve(id: id, labDirectory: labDirectory)
         }
@@ -126,7 +127,11 @@ public final class NamespaceLab: @unchecked Sendable {
 
     /// Runs a command inside a namespace and returns its output; throws on failure.
     @discardableResult
-    public func run(_ namespace: String, _ argv: [String], environment: [String: String] = [:]) async throws
+    public func run(
+        _ namespace: String,
+        _ argv: [String],
+        environment: [String: String] = [:]
+    ) async throws
         -> CommandResult
     {
         let env = environment.isEmpty ? [] : ["env"] + environment.keys.sorted().map { "\($0)=\(environment[$0]!)" }
@@ -142,8 +147,10 @@ public final class NamespaceLab: @unchecked Sendable {
     /// Starts `argv` inside `namespace`; its stdout is read line by line, stderr goes to a file in the lab.
     public func spawn(_ namespace: String, _ argv: [String], name: String) throws -> LabProcess {
         let process = try LabProcess(
-            argv: ["ip", "netns", "exec", namespace] + argv, name: name,
-            logPath: (directory as NSString).appendingPathComponent("\(name).log"))
+            argv: ["ip", "netns", "exec", namespace] + argv,
+            name: name,
+            logPath: (directory as NSString).appendingPathComponent("\(name).log")
+        )
         lock.withLock { processes.append(process) }
         return process
     }

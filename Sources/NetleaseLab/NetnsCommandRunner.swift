@@ -1,4 +1,5 @@
 import HostNetwork
+
 /// Runs every command of another runner inside a named network namespace (`ip netns exec NAME …`), so a real
 /// `LinuxHostNetwork` can act as one "host" of a test made of namespaces.
 public struct NetnsCommandRunner: CommandRunner {

@@ -20,8 +20,10 @@ public final class AtomicHistogram: Sendable {
     private let total = Atomic<Int>(0)
 
     public init(bounds: [Int]) {
-        precondition(!bounds.isEmpty && zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 },
-                     "bounds must be ascending")
+        precondition(
+            !bounds.isEmpty && zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 },
+            "bounds must be ascending"
+        )
         self.bounds = bounds
         counts = (0...bounds.count).map { _ in AtomicCell() }
     }

@@ -29,11 +29,17 @@ public enum MetricsEndpoint {
 
     /// An HTTP server with these routes on `address`, as a service to run beside the daemon.
     public static func server(
-        address: HTTPServer.Address, logger: Logger, onListening: @escaping @Sendable (SocketAddress) -> Void,
-        metrics: @escaping @Sendable () async throws -> String, readiness: @escaping @Sendable () async -> Readiness
+        address: HTTPServer.Address,
+        logger: Logger,
+        onListening: @escaping @Sendable (SocketAddress) -> Void,
+        metrics: @escaping @Sendable () async throws -> String,
+        readiness: @escaping @Sendable () async -> Readiness
     ) -> HTTPServer {
         HTTPServer(
             configuration: .init(address: address, maxBodyBytes: 4096),
-            routes: routes(metrics: metrics, readiness: readiness), logger: logger, onListening: onListening)
+            routes: routes(metrics: metrics, readiness: readiness),
+            logger: logger,
+            onListening: onListening
+        )
     }
 }

@@ -8,8 +8,12 @@ public enum PrometheusText {
     /// `scale` turns the recorded unit into the exposed one (1e9 for nanoseconds → seconds). Series without
     /// observations are left out; the family's HELP and TYPE lines are written regardless.
     public static func appendHistogram(
-        _ name: String, help: String, bounds: [Int], scale: Double,
-        series: [(labels: [(String, String)], snapshot: AtomicHistogram.Snapshot)], to text: inout String
+        _ name: String,
+        help: String,
+        bounds: [Int],
+        scale: Double,
+        series: [(labels: [(String, String)], snapshot: AtomicHistogram.Snapshot)],
+        to text: inout String
     ) {
         text += "# HELP \(name) \(escapeHelp(help))\n# TYPE \(name) histogram\n"
         let les = bounds.map { String(Double($0) / scale) }

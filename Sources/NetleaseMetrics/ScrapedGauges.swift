@@ -36,9 +36,12 @@ public final class ScrapedGauges: Sendable {
             var current: [Key: Gauge] = [:]
             for sample in samples {
                 let key = Key(name: sample.name, labels: sample.labels.flatMap { [$0.0, $0.1] })
-                let gauge = gauges[key] ?? registry.makeGauge(
-                    descriptor: MetricNameDescriptor(metricName: sample.name, unitName: "", helpText: sample.help),
-                    labels: sample.labels)
+                let gauge =
+                    gauges[key]
+                    ?? registry.makeGauge(
+                        descriptor: MetricNameDescriptor(metricName: sample.name, unitName: "", helpText: sample.help),
+                        labels: sample.labels
+                    )
                 gauge.set(to: sample.value)
                 current[key] = gauge
             }

@@ -30,7 +30,11 @@ final class BlockingPostgresConnection {
     }
 
     /// Connects and authenticates; blocks the calling (non-cooperative) thread.
-    static func connect(_ configuration: PostgresConnection.Configuration, timeout: TimeAmount, logger: Logger)
+    static func connect(
+        _ configuration: PostgresConnection.Configuration,
+        timeout: TimeAmount,
+        logger: Logger
+    )
         throws -> BlockingPostgresConnection
     {
         let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
@@ -60,9 +64,13 @@ final class BlockingPostgresConnection {
         let settled = Flag()
         let deadline = eventLoop.scheduleTask(in: timeout) {
             guard !settled.value.exchange(true, ordering: .relaxed) else { return }
-            outcome.fail(NetleaseError(
-                .storage, "the database did not answer within \(seconds) s; "
-                    + "connection closed"))
+            outcome.fail(
+                NetleaseError(
+                    .storage,
+                    "the database did not answer within \(seconds) s; "
+                        + "connection closed"
+                )
+            )
             let closing: EventLoopFuture<Void> = connection.close()
             _ = closing
         }

@@ -28,9 +28,14 @@ final class PostgresJournal: LedgerJournal {
     private var connection: BlockingPostgresConnection?
     private var closed = false
 
-    init(url: PostgresStoreURL, configuration: PostgresConnection.Configuration,
-         connection: BlockingPostgresConnection, term: Int64, storeID: String, logger: Logger)
-    {
+    init(
+        url: PostgresStoreURL,
+        configuration: PostgresConnection.Configuration,
+        connection: BlockingPostgresConnection,
+        term: Int64,
+        storeID: String,
+        logger: Logger
+    ) {
         self.url = url
         self.configuration = configuration
         self.connection = connection

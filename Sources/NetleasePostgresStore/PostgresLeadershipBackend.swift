@@ -29,12 +29,21 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
     /// - Parameter timeout: longest wait for a leadership statement (keep it below the leader lease, so a leader
     ///   cut off from the database notices within its lease).
     public static func connect(
-        url: PostgresStoreURL, clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = GroupCommitStore.defaultMaxBatch,
-        timeout: Duration = .seconds(2), storeTimeout: Duration = PostgresLeaseStore.defaultTimeout,
+        url: PostgresStoreURL,
+        clock: LeaseClock = SystemLeaseClock(),
+        maxBatch: Int = GroupCommitStore.defaultMaxBatch,
+        timeout: Duration = .seconds(2),
+        storeTimeout: Duration = PostgresLeaseStore.defaultTimeout,
         logger: Logger = Logger(label: "netlease.leadership")
     ) async throws -> PostgresLeadershipBackend {
         let backend = try PostgresLeadershipBackend(
-            url: url, clock: clock, maxBatch: maxBatch, timeout: timeout, storeTimeout: storeTimeout, logger: logger)
+            url: url,
+            clock: clock,
+            maxBatch: maxBatch,
+            timeout: timeout,
+            storeTimeout: storeTimeout,
+            logger: logger
+        )
         try await backend.onQueue { connection in
             try PostgresLeaseStore.wrap(doing: "prepare the schema in \(url)") {
                 try PostgresLeaseStore.migrate(on: connection, url: url)
@@ -43,9 +52,14 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
         return backend
     }
 
-    private init(url: PostgresStoreURL, clock: LeaseClock, maxBatch: Int, timeout: Duration, storeTimeout: Duration,
-                 logger: Logger) throws
-    {
+    private init(
+        url: PostgresStoreURL,
+        clock: LeaseClock,
+        maxBatch: Int,
+        timeout: Duration,
+        storeTimeout: Duration,
+        logger: Logger
+    ) throws {
         self.url = url
         configuration = try PostgresLeaseStore.connectionConfiguration(url)
         self.clock = clock
@@ -59,29 +73,41 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
 
     public func observe() async throws -> LeadershipRecord {
         try await onQueue { connection in
-            guard let (term, leader, beat) = try connection.run(
-                "SELECT term, leader, beat FROM leadership WHERE id = 1"
-            ).rows.first?.decode((Int64, String, Int64).self) else {
+            guard
+                let (term, leader, beat) = try connection.run(
+                    "SELECT term, leader, beat FROM leadership WHERE id = 1"
+                ).rows.first?.decode((Int64, String, Int64).self)
+            else {
                 throw NetleaseError(.storage, "the database has no leadership row")
             }
             return LeadershipRecord(term: term, leader: leader, beat: beat)
         }
     }
 
-    public func takeOver(from seen: LeadershipRecord?, leader: String) async throws
+    public func takeOver(
+        from seen: LeadershipRecord?,
+        leader: String
+    ) async throws
         -> (store: any LeaseStore, term: Int64)
     {
         let takeover = seen.map { PostgresLeaseStore.Takeover.ifUnchanged(term: $0.term, beat: $0.beat) }
         let store = try await PostgresLeaseStore.open(
-            url: url, leader: leader, takeover: takeover ?? .unconditional, clock: clock, maxBatch: maxBatch,
-            timeout: storeTimeout, logger: Logger(label: "netlease.store"))
+            url: url,
+            leader: leader,
+            takeover: takeover ?? .unconditional,
+            clock: clock,
+            maxBatch: maxBatch,
+            timeout: storeTimeout,
+            logger: Logger(label: "netlease.store")
+        )
         return (store, store.term)
     }
 
     public func renew(term: Int64) async throws -> Bool {
         try await onQueue { connection in
             let result = try connection.run(
-                "UPDATE leadership SET beat = beat + 1, changed = now() WHERE id = 1 AND term = \(term)")
+                "UPDATE leadership SET beat = beat + 1, changed = now() WHERE id = 1 AND term = \(term)"
+            )
             return result.metadata.rows == 1
         }
     }
@@ -89,7 +115,8 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
     public func resign(term: Int64) async throws {
         try await onQueue { connection in
             try connection.run(
-                "UPDATE leadership SET leader = '', beat = beat + 1, changed = now() WHERE id = 1 AND term = \(term)")
+                "UPDATE leadership SET leader = '', beat = beat + 1, changed = now() WHERE id = 1 AND term = \(term)"
+            )
         }
     }
 
@@ -137,18 +164,21 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
     /// Runs `body` with the connection on the backend's queue (reconnecting when it was lost), never on the
     /// cooperative pool.
     private func onQueue<T: Sendable>(
-        reconnect: Bool = true, _ body: @escaping @Sendable (BlockingPostgresConnection) throws -> T
+        reconnect: Bool = true,
+        _ body: @escaping @Sendable (BlockingPostgresConnection) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result {
-                    try PostgresLeaseStore.wrap(doing: "use the leadership connection to \(self.url)") {
-                        guard let connection = try self.connected(reconnect: reconnect) else {
-                            throw NetleaseError(.storage, "not connected")
+                continuation.resume(
+                    with: Result {
+                        try PostgresLeaseStore.wrap(doing: "use the leadership connection to \(self.url)") {
+                            guard let connection = try self.connected(reconnect: reconnect) else {
+                                throw NetleaseError(.storage, "not connected")
+                            }
+                            return try body(connection)
                         }
-                        return try body(connection)
                     }
-                })
+                )
             }
         }
     }

@@ -12,7 +12,9 @@ extension PostgresLeaseStore {
     /// Refuses a database that holds any network, host or lease, and one a coordinator has already led (its term is
     /// above 0): such a coordinator may be running, and it would not know the copied rows.
     public static func importContents(
-        _ contents: StoreContents, into url: PostgresStoreURL, timeout: Duration = PostgresLeaseStore.defaultTimeout,
+        _ contents: StoreContents,
+        into url: PostgresStoreURL,
+        timeout: Duration = PostgresLeaseStore.defaultTimeout,
         logger: Logger = Logger(label: "netlease.migrate")
     ) async throws -> StoreContents {
         try await onPlainThread {
@@ -25,22 +27,32 @@ extension PostgresLeaseStore {
             try wrap(doing: "prepare the schema in \(url)") { try migrate(on: connection, url: url) }
             try wrap(doing: "copy into \(url)") {
                 try connection.transaction {
-                    let term = try connection.scalar(
-                        "SELECT term FROM leadership WHERE id = 1 FOR UPDATE", as: Int64.self) ?? 0
-                    let rows = try connection.scalar(
-                        """
-                        SELECT (SELECT count(*) FROM networks) + (SELECT count(*) FROM hosts)
-                            + (SELECT count(*) FROM leases)
-                        """, as: Int64.self) ?? 0
+                    let term =
+                        try connection.scalar(
+                            "SELECT term FROM leadership WHERE id = 1 FOR UPDATE",
+                            as: Int64.self
+                        ) ?? 0
+                    let rows =
+                        try connection.scalar(
+                            """
+                            SELECT (SELECT count(*) FROM networks) + (SELECT count(*) FROM hosts)
+                                + (SELECT count(*) FROM leases)
+                            """,
+                            as: Int64.self
+                        ) ?? 0
                     guard rows == 0 else {
                         throw NetleaseError(
-                            .conflict, "database \(url.database) is not empty (\(rows) networks, hosts and leases); "
-                                + "migrate only into a new, empty database")
+                            .conflict,
+                            "database \(url.database) is not empty (\(rows) networks, hosts and leases); "
+                                + "migrate only into a new, empty database"
+                        )
                     }
                     guard term == 0 else {
                         throw NetleaseError(
-                            .conflict, "a coordinator has already used database \(url.database) (leadership term "
-                                + "\(term)); migrate only into a new, empty database, before any coordinator starts")
+                            .conflict,
+                            "a coordinator has already used database \(url.database) (leadership term "
+                                + "\(term)); migrate only into a new, empty database, before any coordinator starts"
+                        )
                     }
                     var columns = ChangeColumns(capacity: contents.changes.count)
                     for change in contents.changes { columns.append(change) }
@@ -50,7 +62,8 @@ extension PostgresLeaseStore {
                         UPDATE store_state SET store_id = \(contents.storeID), generation = \(contents.generation),
                             last_epoch = \(contents.lastEpoch)
                         WHERE id = 1
-                        """)
+                        """
+                    )
                 }
             }
             let copied = try wrap(doing: "read back \(url)") {
@@ -60,8 +73,10 @@ extension PostgresLeaseStore {
             }
             guard copied.normalized == contents.normalized else {
                 throw NetleaseError(
-                    .storage, "the copy in \(url.database) differs from the source (source: \(contents.summary); "
-                        + "copy: \(copied.summary)); the database was left as it is for inspection")
+                    .storage,
+                    "the copy in \(url.database) differs from the source (source: \(contents.summary); "
+                        + "copy: \(copied.summary)); the database was left as it is for inspection"
+                )
             }
             return copied
         }

@@ -49,9 +49,13 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     /// (as `takeover` allows, recording `leader` as the address clients should use) and loads the state.
     /// - Throws: `not-leader` when `takeover` lost the race; `storage` for everything else.
     public static func open(
-        url: PostgresStoreURL, leader: String = "", takeover: Takeover = .unconditional,
-        clock: LeaseClock = SystemLeaseClock(), maxBatch: Int = GroupCommitStore.defaultMaxBatch,
-        timeout: Duration = PostgresLeaseStore.defaultTimeout, logger: Logger = Logger(label: "netlease.store")
+        url: PostgresStoreURL,
+        leader: String = "",
+        takeover: Takeover = .unconditional,
+        clock: LeaseClock = SystemLeaseClock(),
+        maxBatch: Int = GroupCommitStore.defaultMaxBatch,
+        timeout: Duration = PostgresLeaseStore.defaultTimeout,
+        logger: Logger = Logger(label: "netlease.store")
     ) async throws -> PostgresLeaseStore {
         try await onPlainThread {
             let configuration = try connectionConfiguration(url)
@@ -68,13 +72,25 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                     }
                 }
                 let journal = PostgresJournal(
-                    url: url, configuration: configuration, connection: connection, term: term,
-                    storeID: contents.storeID, logger: logger)
+                    url: url,
+                    configuration: configuration,
+                    connection: connection,
+                    term: term,
+                    storeID: contents.storeID,
+                    logger: logger
+                )
                 let snapshot = JournalSnapshot(
-                    ledger: contents.ledger(now: clock.now()), generation: contents.generation)
+                    ledger: contents.ledger(now: clock.now()),
+                    generation: contents.generation
+                )
                 let core = GroupCommitStore(
-                    journal: journal, snapshot: snapshot, clock: clock, maxBatch: maxBatch,
-                    label: "netlease.store.writer", logger: logger)
+                    journal: journal,
+                    snapshot: snapshot,
+                    clock: clock,
+                    maxBatch: maxBatch,
+                    label: "netlease.store.writer",
+                    logger: logger
+                )
                 return PostgresLeaseStore(core: core, url: url, term: term)
             } catch {
                 connection.close()
@@ -89,16 +105,25 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     // shares its commit; so free-text fields are checked here, before they reach the ledger. (Names are checked by
     // the ledger's own rules.)
 
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
-                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
-    {
+    public func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String,
+        done: @escaping @Sendable (Result<Lease, Error>) -> Void
+    ) {
         if let error = Self.refuseNUL(["owner": owner, "ifname": ifname]) { return done(.failure(error)) }
         core.acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname, done: done)
     }
 
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
-                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
-    {
+    public func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
+    ) {
         if let error = Self.refuseNUL(["owner": owner ?? ""]) { return done(.failure(error)) }
         core.release(network: network, owner: owner, address: address, claim: claim, done: done)
     }
@@ -108,14 +133,25 @@ public final class PostgresLeaseStore: GroupCommitBacked {
         return try await core.reserve(network: network, address: address, note: note)
     }
 
-    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+    public func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim
+    ) async throws
         -> Lease
     {
         if let error = Self.refuseNUL(["mac": mac]) { throw error }
         return try await core.reportConflict(network: network, address: address, mac: mac, claim: claim)
     }
 
-    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+    public func reconcile(
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim
+    )
         async throws -> ReconcileOutcome
     {
         if let error = Self.refuseNUL(["owner": owner, "ifname": ifname]) { throw error }
@@ -157,8 +193,13 @@ public final class PostgresLeaseStore: GroupCommitBacked {
             tls = url.sslMode == .prefer ? .prefer(context) : .require(context)
         }
         var configuration = PostgresConnection.Configuration(
-            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
-            tls: tls)
+            host: url.host,
+            port: url.port,
+            username: url.user,
+            password: url.password,
+            database: url.database,
+            tls: tls
+        )
         configuration.options.connectTimeout = .seconds(10)
         configuration.options.additionalStartupParameters = [
             ("application_name", "netlease"),
@@ -176,21 +217,27 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     /// Refuses a server on which a returned COMMIT could still be lost.
     static func checkDurability(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {
         let (fsync, synchronousCommit) = try wrap(doing: "read the durability settings of \(url)") {
-            (try connection.scalar("SHOW fsync", as: String.self) ?? "",
-             try connection.scalar("SHOW synchronous_commit", as: String.self) ?? "")
+            (
+                try connection.scalar("SHOW fsync", as: String.self) ?? "",
+                try connection.scalar("SHOW synchronous_commit", as: String.self) ?? ""
+            )
         }
         guard fsync != "off" else {
             throw NetleaseError(
-                .storage, "PostgreSQL at \(url.host):\(url.port) runs with fsync=off: a committed lease could be lost "
+                .storage,
+                "PostgreSQL at \(url.host):\(url.port) runs with fsync=off: a committed lease could be lost "
                     + "in a crash; refusing to start. Set fsync = on in postgresql.conf (or ALTER SYSTEM SET fsync = "
-                    + "on) and reload the server")
+                    + "on) and reload the server"
+            )
         }
         guard synchronousCommit != "off" else {
             throw NetleaseError(
-                .storage, "PostgreSQL runs with synchronous_commit=off for \(url.database): an acknowledged lease "
+                .storage,
+                "PostgreSQL runs with synchronous_commit=off for \(url.database): an acknowledged lease "
                     + "could be lost in a crash; refusing to start. Set synchronous_commit = on (postgresql.conf, or "
                     + "ALTER DATABASE \(url.database) SET synchronous_commit = on / ALTER ROLE \(url.user) SET "
-                    + "synchronous_commit = on, whichever turned it off)")
+                    + "synchronous_commit = on, whichever turned it off)"
+            )
         }
     }
 
@@ -201,8 +248,11 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     static func migrate(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {
         try connection.transaction {
             try connection.run("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLock))")
-            let ours = try connection.scalar(
-                "SELECT to_regclass('netlease_schema') IS NOT NULL", as: Bool.self) ?? false
+            let ours =
+                try connection.scalar(
+                    "SELECT to_regclass('netlease_schema') IS NOT NULL",
+                    as: Bool.self
+                ) ?? false
             var version = 0
             if ours {
                 version = try connection.scalar("SELECT version FROM netlease_schema", as: Int.self) ?? 0
@@ -215,16 +265,20 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 ).rows.map { try $0.decode(String.self) }
                 guard foreign.isEmpty else {
                     throw NetleaseError(
-                        .storage, "database \(url.database) holds tables of another application "
+                        .storage,
+                        "database \(url.database) holds tables of another application "
                             + "(\(foreign.joined(separator: ", "))); refusing to use it. Give netlease an empty "
-                            + "database of its own")
+                            + "database of its own"
+                    )
                 }
             }
             let latest = PostgresSchema.migrations.count
             guard version <= latest else {
                 throw NetleaseError(
-                    .storage, "database \(url.database) has netlease schema version \(version), newer than this "
-                        + "netlease (\(latest)); upgrade netlease")
+                    .storage,
+                    "database \(url.database) has netlease schema version \(version), newer than this "
+                        + "netlease (\(latest)); upgrade netlease"
+                )
             }
             guard version < latest else { return }
             for index in version..<latest {
@@ -235,7 +289,8 @@ public final class PostgresLeaseStore: GroupCommitBacked {
             if version == 0 {
                 let id = UUID().uuidString.lowercased()
                 try connection.run(
-                    "INSERT INTO store_state (id, store_id, generation, last_epoch) VALUES (1, \(id), 0, 0)")
+                    "INSERT INTO store_state (id, store_id, generation, last_epoch) VALUES (1, \(id), 0, 0)"
+                )
             }
             try connection.run("UPDATE netlease_schema SET version = \(latest)")
         }
@@ -252,20 +307,26 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 """
                 UPDATE leadership SET term = term + 1, leader = \(leader), beat = 0, changed = now()
                 WHERE id = 1 RETURNING term
-                """, as: Int64.self)
+                """,
+                as: Int64.self
+            )
         case .ifUnchanged(let term, let beat):
             taken = try connection.scalar(
                 """
                 UPDATE leadership SET term = term + 1, leader = \(leader), beat = 0, changed = now()
                 WHERE id = 1 AND term = \(term) AND beat = \(beat) RETURNING term
-                """, as: Int64.self)
+                """,
+                as: Int64.self
+            )
         }
         guard let taken else {
             let current = try connection.run("SELECT term, leader FROM leadership WHERE id = 1").rows.first?
                 .decode((Int64, String).self)
             throw NetleaseError(
-                .notLeader, "leader=\(current?.1 ?? "") another coordinator took the database first (term "
-                    + "\(current?.0 ?? 0))")
+                .notLeader,
+                "leader=\(current?.1 ?? "") another coordinator took the database first (term "
+                    + "\(current?.0 ?? 0))"
+            )
         }
         return taken
     }
@@ -281,16 +342,20 @@ public final class PostgresLeaseStore: GroupCommitBacked {
 
     static func deposed(term: Int64, current: Int64, leader: String = "") -> NetleaseError {
         NetleaseError(
-            .notLeader, "leader=\(leader) this coordinator's term \(term) was ended by a newer one (\(current))")
+            .notLeader,
+            "leader=\(leader) this coordinator's term \(term) was ended by a newer one (\(current))"
+        )
     }
 
     // MARK: rows
 
     /// Every row of the store (inside the caller's transaction for a consistent view).
     static func readContents(on connection: BlockingPostgresConnection) throws -> StoreContents {
-        guard let state = try connection.run(
-            "SELECT store_id, generation, last_epoch FROM store_state WHERE id = 1"
-        ).rows.first?.decode((String, Int64, Int64).self) else {
+        guard
+            let state = try connection.run(
+                "SELECT store_id, generation, last_epoch FROM store_state WHERE id = 1"
+            ).rows.first?.decode((String, Int64, Int64).self)
+        else {
             throw NetleaseError(.storage, "the database has no store_state row; it was not made by netlease")
         }
         let networks = try connection.run(
@@ -311,8 +376,17 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 return range
             }
             return NetworkSpec(
-                name: name, subnet: subnet, tunnel: tunnel, vni: UInt32(truncatingIfNeeded: vni), bridge: bridge,
-                mtu: Int(mtu), leaseTTL: Int(ttl), cooldown: Int(cooldown), excluded: excluded, created: created)
+                name: name,
+                subnet: subnet,
+                tunnel: tunnel,
+                vni: UInt32(truncatingIfNeeded: vni),
+                bridge: bridge,
+                mtu: Int(mtu),
+                leaseTTL: Int(ttl),
+                cooldown: Int(cooldown),
+                excluded: excluded,
+                created: created
+            )
         }
         let hosts = try connection.run(
             "SELECT name, underlay, epoch, state, networks, joined, last_heartbeat FROM hosts ORDER BY name"
@@ -323,8 +397,14 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 throw NetleaseError(.storage, "stored host '\(name)' is unreadable")
             }
             return HostRecord(
-                name: name, underlay: underlay, epoch: epoch, state: hostState,
-                networks: networkList.split(separator: ",").map(String.init), joined: joined, lastHeartbeat: heartbeat)
+                name: name,
+                underlay: underlay,
+                epoch: epoch,
+                state: hostState,
+                networks: networkList.split(separator: ",").map(String.init),
+                joined: joined,
+                lastHeartbeat: heartbeat
+            )
         }
         let prefixes = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, $0.subnet.prefix) })
         let leases = try connection.run(
@@ -335,22 +415,43 @@ public final class PostgresLeaseStore: GroupCommitBacked {
         ).rows.map { row -> Lease in
             let (network, address, stateText, host, owner, ifname, note, mac, isStatic, created, renewed, until) =
                 try row.decode(
-                    (String, Int64, String, String, String, String, String, String, Bool, Int64, Int64, Int64).self)
+                    (String, Int64, String, String, String, String, String, String, Bool, Int64, Int64, Int64).self
+                )
             guard let prefix = prefixes[network], let leaseState = LeaseState(rawValue: stateText) else {
                 throw NetleaseError(.storage, "stored lease in '\(network)' is unreadable")
             }
             return Lease(
-                network: network, address: IPv4Address(UInt32(truncatingIfNeeded: address)), prefix: prefix,
-                state: leaseState, host: host, owner: owner, ifname: ifname, note: note, mac: mac, isStatic: isStatic,
-                created: created, renewed: renewed, until: until)
+                network: network,
+                address: IPv4Address(UInt32(truncatingIfNeeded: address)),
+                prefix: prefix,
+                state: leaseState,
+                host: host,
+                owner: owner,
+                ifname: ifname,
+                note: note,
+                mac: mac,
+                isStatic: isStatic,
+                created: created,
+                renewed: renewed,
+                until: until
+            )
         }
         return StoreContents(
-            storeID: state.0, generation: state.1, lastEpoch: state.2, networks: networks, hosts: hosts,
-            leases: leases)
+            storeID: state.0,
+            generation: state.1,
+            lastEpoch: state.2,
+            networks: networks,
+            hosts: hosts,
+            leases: leases
+        )
     }
 
     /// Applies one batch with `netlease_commit` inside the caller's transaction; returns the new generation.
-    static func commit(_ columns: ChangeColumns, term: Int64, on connection: BlockingPostgresConnection) throws
+    static func commit(
+        _ columns: ChangeColumns,
+        term: Int64,
+        on connection: BlockingPostgresConnection
+    ) throws
         -> Int64
     {
         var binds = PostgresBindings(capacity: 14)
@@ -358,8 +459,11 @@ public final class PostgresLeaseStore: GroupCommitBacked {
         binds.append(columns.kinds)
         for text in columns.texts { binds.append(text) }
         for number in columns.numbers { binds.append(number) }
-        guard let generation = try connection.scalar(
-            PostgresQuery(unsafeSQL: PostgresSchema.commitSQL, binds: binds), as: Int64.self)
+        guard
+            let generation = try connection.scalar(
+                PostgresQuery(unsafeSQL: PostgresSchema.commitSQL, binds: binds),
+                as: Int64.self
+            )
         else {
             throw NetleaseError(.storage, "netlease_commit returned no generation")
         }
@@ -386,10 +490,16 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                 return NetleaseError(.notLeader, "leader= this coordinator's term ended: \(message)", cause: cause)
             case PostgresError.Code.uniqueViolation.raw:
                 return NetleaseError(
-                    .storage, "cannot \(what): a uniqueness guard refused the change", cause: cause)
+                    .storage,
+                    "cannot \(what): a uniqueness guard refused the change",
+                    cause: cause
+                )
             case PostgresError.Code.characterNotInRepertoire.raw, PostgresError.Code.untranslatableCharacter.raw:
                 return NetleaseError(
-                    .storage, "cannot \(what): a value cannot be stored as PostgreSQL text (\(message))", cause: cause)
+                    .storage,
+                    "cannot \(what): a value cannot be stored as PostgreSQL text (\(message))",
+                    cause: cause
+                )
             case "":
                 if [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown]
                     .contains(error.code)

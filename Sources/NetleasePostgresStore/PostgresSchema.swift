@@ -165,7 +165,7 @@ enum PostgresSchema {
             END
             $$
             """,
-        ],
+        ]
     ]
 
     static let commitSQL =
@@ -188,14 +188,22 @@ struct ChangeColumns {
     mutating func append(_ change: LedgerChange) {
         switch change {
         case .insertNetwork(let spec):
-            add(1, [spec.name, spec.subnet.description, spec.tunnel.rawValue, spec.bridge,
-                    spec.excluded.map(\.description).joined(separator: ",")],
-                [Int64(spec.vni), Int64(spec.mtu), Int64(spec.leaseTTL), Int64(spec.cooldown), spec.created])
+            add(
+                1,
+                [
+                    spec.name, spec.subnet.description, spec.tunnel.rawValue, spec.bridge,
+                    spec.excluded.map(\.description).joined(separator: ","),
+                ],
+                [Int64(spec.vni), Int64(spec.mtu), Int64(spec.leaseTTL), Int64(spec.cooldown), spec.created]
+            )
         case .deleteNetwork(let name):
             add(2, [name], [])
         case .upsertHost(let host):
-            add(3, [host.name, host.underlay.description, host.state.rawValue, host.networks.joined(separator: ",")],
-                [host.epoch, host.joined, host.lastHeartbeat])
+            add(
+                3,
+                [host.name, host.underlay.description, host.state.rawValue, host.networks.joined(separator: ",")],
+                [host.epoch, host.joined, host.lastHeartbeat]
+            )
         case .deleteHost(let name):
             add(4, [name], [])
         case .insertLease(let lease):

@@ -45,7 +45,8 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
         guard components.password == nil else {
             throw NetleaseError.badRequest(
                 "the store URL must not carry a password (it would show in process listings); "
-                    + "use --store-password-file or PGPASSWORD")
+                    + "use --store-password-file or PGPASSWORD"
+            )
         }
         guard let user = components.user, !user.isEmpty else { throw Self.invalid(text, "the user is missing") }
         guard let host = components.host, !host.isEmpty else { throw Self.invalid(text, "the host is missing") }
@@ -63,7 +64,9 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
             case "sslmode":
                 guard let mode = item.value.flatMap(SSLMode.init(rawValue:)) else {
                     throw Self.invalid(
-                        text, "sslmode must be one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                        text,
+                        "sslmode must be one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 sslMode = mode
             case "sslrootcert":
@@ -83,7 +86,10 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL with its password resolved: from `file` when given (first line; the file must not be readable by
     /// group or others), else from `PGPASSWORD` in `environment`, else none.
-    public func withPassword(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+    public func withPassword(
+        file: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    )
         throws -> PostgresStoreURL
     {
         var url = self
@@ -94,7 +100,9 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
             }
             guard info.st_mode & 0o077 == 0 else {
                 throw NetleaseError(
-                    .storage, "password file \(file) is readable by group or others; chmod 600 \(file)")
+                    .storage,
+                    "password file \(file) is readable by group or others; chmod 600 \(file)"
+                )
             }
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw NetleaseError(.storage, "cannot read password file \(file)")

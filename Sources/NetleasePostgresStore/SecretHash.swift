@@ -26,7 +26,7 @@ public struct SecretHash: Sendable, Equatable {
     public init?(stored text: String) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "sha256", let salt = Self.bytes(parts[1]),
-              let digest = Self.bytes(parts[2]), !salt.isEmpty, digest.count == SHA256.byteCount
+            let digest = Self.bytes(parts[2]), !salt.isEmpty, digest.count == SHA256.byteCount
         else { return nil }
         self.salt = salt
         self.digest = digest

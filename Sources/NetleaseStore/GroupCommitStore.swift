@@ -54,9 +54,15 @@ public final class GroupCommitStore: Sendable {
     /// Takes over `journal` (already opened and loaded into `snapshot` by the caller).
     /// - Parameter maxBatch: most operations committed in one transaction; 1 turns group commit off.
     /// - Parameter commitObserver: told about each durable commit (the coordinator's metrics).
-    public init(journal: any LedgerJournal, snapshot: JournalSnapshot, clock: LeaseClock, maxBatch: Int,
-                label: String, commitObserver: (any CommitObserver)? = nil, logger: Logger)
-    {
+    public init(
+        journal: any LedgerJournal,
+        snapshot: JournalSnapshot,
+        clock: LeaseClock,
+        maxBatch: Int,
+        label: String,
+        commitObserver: (any CommitObserver)? = nil,
+        logger: Logger
+    ) {
         self.journal = journal
         self.commitObserver = commitObserver
         self.clock = clock
@@ -115,29 +121,59 @@ public final class GroupCommitStore: Sendable {
         try await perform { ledger, now, changes in try ledger.removeHost(name, now: now, changes: &changes) }
     }
 
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
-                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
-    {
-        submit({ ledger, now, changes in
-            try ledger.acquire(
-                network: network, owner: owner, claim: claim, wanted: address, ifname: ifname, now: now,
-                changes: &changes)
-        }, done: done)
+    public func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String,
+        done: @escaping @Sendable (Result<Lease, Error>) -> Void
+    ) {
+        submit(
+            { ledger, now, changes in
+                try ledger.acquire(
+                    network: network,
+                    owner: owner,
+                    claim: claim,
+                    wanted: address,
+                    ifname: ifname,
+                    now: now,
+                    changes: &changes
+                )
+            },
+            done: done
+        )
     }
 
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
-                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
-    {
-        submit({ ledger, now, changes in
-            try ledger.release(
-                network: network, owner: owner, address: address, claim: claim, now: now, changes: &changes)
-        }, done: done)
+    public func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
+    ) {
+        submit(
+            { ledger, now, changes in
+                try ledger.release(
+                    network: network,
+                    owner: owner,
+                    address: address,
+                    claim: claim,
+                    now: now,
+                    changes: &changes
+                )
+            },
+            done: done
+        )
     }
 
     public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
-        submit({ ledger, now, changes in
-            try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
-        }, done: done)
+        submit(
+            { ledger, now, changes in
+                try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
+            },
+            done: done
+        )
     }
 
     public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
@@ -152,12 +188,23 @@ public final class GroupCommitStore: Sendable {
         }
     }
 
-    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+    public func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim
+    ) async throws
         -> Lease
     {
         try await perform { ledger, now, changes in
             try ledger.reportConflict(
-                network: network, address: address, mac: mac, claim: claim, now: now, changes: &changes)
+                network: network,
+                address: address,
+                mac: mac,
+                claim: claim,
+                now: now,
+                changes: &changes
+            )
         }
     }
 
@@ -165,13 +212,25 @@ public final class GroupCommitStore: Sendable {
         try await perform { ledger, _, _ in try ledger.leases(filter) }
     }
 
-    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+    public func reconcile(
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim
+    )
         async throws -> ReconcileOutcome
     {
         try await perform { ledger, now, changes in
             try ledger.reconcile(
-                network: network, owner: owner, address: address, ifname: ifname, claim: claim, now: now,
-                changes: &changes)
+                network: network,
+                owner: owner,
+                address: address,
+                ifname: ifname,
+                claim: claim,
+                now: now,
+                changes: &changes
+            )
         }
     }
 
@@ -239,9 +298,11 @@ public final class GroupCommitStore: Sendable {
             if changes.isEmpty && s.pending.isEmpty && !s.writing {
                 return result  // nothing uncommitted is visible: answer now
             }
-            s.pending.append(PendingOperation(changes: changes) { error in
-                if let error { done(.failure(error)) } else { done(result) }
-            })
+            s.pending.append(
+                PendingOperation(changes: changes) { error in
+                    if let error { done(.failure(error)) } else { done(result) }
+                }
+            )
             if !s.writing {
                 s.writing = true
                 writerQueue.async { self.drain() }
@@ -283,8 +344,10 @@ public final class GroupCommitStore: Sendable {
                 for operation in batch { operation.complete(nil) }
             } catch {
                 let failure = journal.storageError(error, doing: "commit")
-                logger.error("commit failed; rebuilding the ledger from the journal",
-                             metadata: ["error": "\(failure)", "cause": "\(failure.cause ?? "")"])
+                logger.error(
+                    "commit failed; rebuilding the ledger from the journal",
+                    metadata: ["error": "\(failure)", "cause": "\(failure.cause ?? "")"]
+                )
                 let now = clock.now()
                 let reloaded = Result { try journal.load(now: now) }
                 let failed = state.withLock { s -> [PendingOperation] in
@@ -301,7 +364,8 @@ public final class GroupCommitStore: Sendable {
                         s.lastRecovery = .now
                         logger.critical(
                             "cannot reload the ledger; refusing all requests",
-                            metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"])
+                            metadata: ["error": "\(reloadFailure)", "cause": "\(reloadFailure.cause ?? "")"]
+                        )
                     }
                     return later
                 }
@@ -364,7 +428,12 @@ extension GroupCommitBacked {
         try await core.unreserve(network: network, address: address)
     }
 
-    public func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws
+    public func reportConflict(
+        network: String,
+        address: IPv4Address,
+        mac: String,
+        claim: HostClaim
+    ) async throws
         -> Lease
     {
         try await core.reportConflict(network: network, address: address, mac: mac, claim: claim)
@@ -372,21 +441,36 @@ extension GroupCommitBacked {
 
     public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] { try await core.leases(filter) }
 
-    public func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+    public func reconcile(
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim
+    )
         async throws -> ReconcileOutcome
     {
         try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
     }
 
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
-                        done: @escaping @Sendable (Result<Lease, Error>) -> Void)
-    {
+    public func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String,
+        done: @escaping @Sendable (Result<Lease, Error>) -> Void
+    ) {
         core.acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname, done: done)
     }
 
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
-                        done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
-    {
+    public func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
+    ) {
         core.release(network: network, owner: owner, address: address, claim: claim, done: done)
     }
 

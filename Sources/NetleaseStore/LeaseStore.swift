@@ -19,17 +19,34 @@ public protocol LeaseStore: Sendable {
     func unreserve(network: String, address: IPv4Address) async throws
     func reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim) async throws -> Lease
     func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease]
-    func reconcile(network: String, owner: String, address: IPv4Address, ifname: String, claim: HostClaim)
+    func reconcile(
+        network: String,
+        owner: String,
+        address: IPv4Address,
+        ifname: String,
+        claim: HostClaim
+    )
         async throws -> ReconcileOutcome
 
     // The hot verbs, without suspension, for servers that pipeline a connection's requests: each applies at once,
     // in call order with every other operation, and calls `done` once its effect is durable, so operations
     // submitted in order complete in that order. `done` runs on the store's thread (or the caller's, when nothing
     // is pending) and must not block. The async forms below wrap these.
-    func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String,
-                 done: @escaping @Sendable (Result<Lease, Error>) -> Void)
-    func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?,
-                 done: @escaping @Sendable (Result<Lease?, Error>) -> Void)
+    func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String,
+        done: @escaping @Sendable (Result<Lease, Error>) -> Void
+    )
+    func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?,
+        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
+    )
     func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void)
 
     /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
@@ -66,7 +83,6 @@ public struct StoreIdentity: Sendable, Equatable {
     }
 }
 
-
 public struct StoreStatistics: Sendable, Equatable {
     /// Operations answered (reads and writes).
     public var operations: Int = 0
@@ -81,7 +97,13 @@ public struct StoreStatistics: Sendable, Equatable {
 extension LeaseStore {
     public func leadershipStatus() -> LeadershipStatus? { nil }
 
-    public func acquire(network: String, owner: String, claim: HostClaim?, address: IPv4Address?, ifname: String)
+    public func acquire(
+        network: String,
+        owner: String,
+        claim: HostClaim?,
+        address: IPv4Address?,
+        ifname: String
+    )
         async throws -> Lease
     {
         try await withCheckedThrowingContinuation { continuation in
@@ -91,7 +113,12 @@ extension LeaseStore {
         }
     }
 
-    public func release(network: String, owner: String?, address: IPv4Address?, claim: HostClaim?) async throws
+    public func release(
+        network: String,
+        owner: String?,
+        address: IPv4Address?,
+        claim: HostClaim?
+    ) async throws
         -> Lease?
     {
         try await withCheckedThrowingContinuation { continuation in

@@ -19,8 +19,12 @@ final class SQLiteJournal: LedgerJournal {
         let prefixes = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, $0.subnet.prefix) })
         let lastEpoch = Int64(try database.scalarText("SELECT value FROM meta WHERE key = 'last-epoch'") ?? "0") ?? 0
         let ledger = Ledger(
-            networks: networks, hosts: try Schema.hosts(database),
-            leases: try Schema.leases(database, prefixes: prefixes), lastEpoch: lastEpoch, now: now)
+            networks: networks,
+            hosts: try Schema.hosts(database),
+            leases: try Schema.leases(database, prefixes: prefixes),
+            lastEpoch: lastEpoch,
+            now: now
+        )
         generation = try Schema.generation(database)
         return JournalSnapshot(ledger: ledger, generation: generation)
     }

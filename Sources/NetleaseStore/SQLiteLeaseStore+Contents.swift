@@ -9,12 +9,18 @@ extension SQLiteLeaseStore {
             return try Self.wrap {
                 let networks = try Schema.networks(database)
                 let prefixes = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, $0.subnet.prefix) })
-                let lastEpoch = Int64(
-                    try database.scalarText("SELECT value FROM meta WHERE key = 'last-epoch'") ?? "0") ?? 0
+                let lastEpoch =
+                    Int64(
+                        try database.scalarText("SELECT value FROM meta WHERE key = 'last-epoch'") ?? "0"
+                    ) ?? 0
                 return StoreContents(
-                    storeID: journal.storeID, generation: try Schema.generation(database), lastEpoch: lastEpoch,
-                    networks: networks, hosts: try Schema.hosts(database),
-                    leases: try Schema.leases(database, prefixes: prefixes))
+                    storeID: journal.storeID,
+                    generation: try Schema.generation(database),
+                    lastEpoch: lastEpoch,
+                    networks: networks,
+                    hosts: try Schema.hosts(database),
+                    leases: try Schema.leases(database, prefixes: prefixes)
+                )
             }
         }
     }
@@ -35,7 +41,9 @@ extension SQLiteLeaseStore {
                 for change in contents.changes { try Schema.write(change, to: database) }
                 try database.run("UPDATE meta SET value = ? WHERE key = 'store-id'", [.text(contents.storeID)])
                 try database.run(
-                    "UPDATE meta SET value = ? WHERE key = 'generation'", [.text(String(contents.generation))])
+                    "UPDATE meta SET value = ? WHERE key = 'generation'",
+                    [.text(String(contents.generation))]
+                )
             }
         } catch {
             try? FileManager.default.removeItem(atPath: path)

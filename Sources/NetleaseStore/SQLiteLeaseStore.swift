@@ -32,15 +32,21 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
     /// - Parameter maxBatch: most operations committed in one transaction. 1 turns group commit off (one fsync per
     ///   operation), for comparison in benchmarks.
     /// - Parameter commitObserver: told about each durable commit (the coordinator's metrics).
-    public init(directory: String, clock: LeaseClock = SystemLeaseClock(),
-                maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch, commitObserver: (any CommitObserver)? = nil,
-                logger: Logger = Logger(label: "netlease.store")) throws
-    {
+    public init(
+        directory: String,
+        clock: LeaseClock = SystemLeaseClock(),
+        maxBatch: Int = SQLiteLeaseStore.defaultMaxBatch,
+        commitObserver: (any CommitObserver)? = nil,
+        logger: Logger = Logger(label: "netlease.store")
+    ) throws {
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         self.path = path
         do {
             try FileManager.default.createDirectory(
-                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
         } catch {
             throw NetleaseError(.storage, "cannot create data directory \(directory): \(error.localizedDescription)")
         }
@@ -52,15 +58,25 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
             try Self.configureDurability(db, path: path)
             try Self.wrap { try Schema.migrate(db) }
             for repair in try Self.wrap({ try Schema.repairVNIs(db) }) {
-                logger.warning("network had a VNI outside 1-16777215; given the lowest free one", metadata: [
-                    "network": "\(repair.network)", "from": "\(repair.from)", "to": "\(repair.to)"])
+                logger.warning(
+                    "network had a VNI outside 1-16777215; given the lowest free one",
+                    metadata: [
+                        "network": "\(repair.network)", "from": "\(repair.from)", "to": "\(repair.to)",
+                    ]
+                )
             }
             let storeID = try Self.wrap { try db.scalarText("SELECT value FROM meta WHERE key = 'store-id'") } ?? ""
             let journal = SQLiteJournal(database: db, storeID: storeID)
             let snapshot = try Self.wrap { try journal.load(now: clock.now()) }
             core = GroupCommitStore(
-                journal: journal, snapshot: snapshot, clock: clock, maxBatch: maxBatch, label: "netlease.store.writer",
-                commitObserver: commitObserver, logger: logger)
+                journal: journal,
+                snapshot: snapshot,
+                clock: clock,
+                maxBatch: maxBatch,
+                label: "netlease.store.writer",
+                commitObserver: commitObserver,
+                logger: logger
+            )
         } catch {
             db.close()
             throw error
@@ -83,7 +99,9 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
         guard !header.isEmpty else { return }
         guard header == Data("SQLite format 3\0".utf8) else {
             throw NetleaseError(
-                .storage, "\(path) is not an SQLite database; refusing to start (move it away or point --data elsewhere)")
+                .storage,
+                "\(path) is not an SQLite database; refusing to start (move it away or point --data elsewhere)"
+            )
         }
     }
 
@@ -125,14 +143,18 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
         }
         guard check == "ok" else {
             throw NetleaseError(
-                .storage, "\(path) failed SQLite's integrity check (\(check ?? "no answer")); refusing to start. "
-                    + "Restore it from a backup; the file was left untouched")
+                .storage,
+                "\(path) failed SQLite's integrity check (\(check ?? "no answer")); refusing to start. "
+                    + "Restore it from a backup; the file was left untouched"
+            )
         }
         let tables = try wrap { try db.scalarInt("SELECT count(*) FROM sqlite_master") } ?? 0
         let id = try wrap { try db.scalarInt("PRAGMA application_id") } ?? 0
         if tables > 0 && id != applicationID {
             throw NetleaseError(
-                .storage, "\(path) is an SQLite database of another application (application_id \(id)); refusing to start")
+                .storage,
+                "\(path) is an SQLite database of another application (application_id \(id)); refusing to start"
+            )
         }
     }
 
@@ -145,9 +167,15 @@ public final class SQLiteLeaseStore: GroupCommitBacked {
     static func storageError(_ error: Error, doing what: String) -> NetleaseError {
         if let error = error as? NetleaseError { return error }
         if let error = error as? SQLiteError {
-            if error.isFull { return NetleaseError(.storage, "cannot \(what): the disk is full", cause: error.description) }
+            if error.isFull {
+                return NetleaseError(.storage, "cannot \(what): the disk is full", cause: error.description)
+            }
             if error.isConstraint {
-                return NetleaseError(.storage, "cannot \(what): a uniqueness guard refused the change", cause: error.description)
+                return NetleaseError(
+                    .storage,
+                    "cannot \(what): a uniqueness guard refused the change",
+                    cause: error.description
+                )
             }
             return NetleaseError(.storage, "cannot \(what): \(error.message)", cause: error.description)
         }

@@ -59,15 +59,20 @@ enum Schema {
         let version = Int(try db.scalarInt("PRAGMA user_version") ?? 0)
         guard version <= migrations.count else {
             throw NetleaseError(
-                .storage, "\(db.path) has schema version \(version), newer than this netlease (\(migrations.count)); "
-                    + "upgrade netlease")
+                .storage,
+                "\(db.path) has schema version \(version), newer than this netlease (\(migrations.count)); "
+                    + "upgrade netlease"
+            )
         }
         guard version < migrations.count else { return }
         try db.transaction {
             for index in version..<migrations.count { try db.execute(migrations[index]) }
             if version == 0 {
                 try db.execute("PRAGMA application_id = \(SQLiteLeaseStore.applicationID)")
-                try db.run("INSERT INTO meta (key, value) VALUES ('store-id', ?)", [.text(UUID().uuidString.lowercased())])
+                try db.run(
+                    "INSERT INTO meta (key, value) VALUES ('store-id', ?)",
+                    [.text(UUID().uuidString.lowercased())]
+                )
             }
             try db.execute("PRAGMA user_version = \(migrations.count)")
         }
@@ -116,9 +121,13 @@ enum Schema {
                 INSERT INTO networks (name, subnet, tunnel, vni, bridge, mtu, lease_ttl, cooldown, excluded, created)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                [.text(spec.name), .text(spec.subnet.description), .text(spec.tunnel.rawValue), .int(Int64(spec.vni)),
-                 .text(spec.bridge), .int(Int64(spec.mtu)), .int(Int64(spec.leaseTTL)), .int(Int64(spec.cooldown)),
-                 .text(spec.excluded.map(\.description).joined(separator: ",")), .int(spec.created)])
+                [
+                    .text(spec.name), .text(spec.subnet.description), .text(spec.tunnel.rawValue),
+                    .int(Int64(spec.vni)),
+                    .text(spec.bridge), .int(Int64(spec.mtu)), .int(Int64(spec.leaseTTL)), .int(Int64(spec.cooldown)),
+                    .text(spec.excluded.map(\.description).joined(separator: ",")), .int(spec.created),
+                ]
+            )
         case .deleteNetwork(let name):
             try db.run("DELETE FROM leases WHERE network = ?", [.text(name)])
             try db.run("DELETE FROM networks WHERE name = ?", [.text(name)])
@@ -131,8 +140,11 @@ enum Schema {
                     state = excluded.state, networks = excluded.networks, joined = excluded.joined,
                     last_heartbeat = excluded.last_heartbeat
                 """,
-                [.text(host.name), .text(host.underlay.description), .int(host.epoch), .text(host.state.rawValue),
-                 .text(host.networks.joined(separator: ",")), .int(host.joined), .int(host.lastHeartbeat)])
+                [
+                    .text(host.name), .text(host.underlay.description), .int(host.epoch), .text(host.state.rawValue),
+                    .text(host.networks.joined(separator: ",")), .int(host.joined), .int(host.lastHeartbeat),
+                ]
+            )
         case .deleteHost(let name):
             try db.run("DELETE FROM hosts WHERE name = ?", [.text(name)])
         case .insertLease(let lease):
@@ -141,14 +153,18 @@ enum Schema {
                 INSERT INTO leases (network, address, state, host, owner, ifname, note, mac, static, created, renewed,
                     until)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, values(lease))
+                """,
+                values(lease)
+            )
         case .updateLease(let lease):
             try db.run(
                 """
                 UPDATE leases SET state = ?3, host = ?4, owner = ?5, ifname = ?6, note = ?7, mac = ?8, static = ?9,
                     created = ?10, renewed = ?11, until = ?12
                 WHERE network = ?1 AND address = ?2
-                """, values(lease))
+                """,
+                values(lease)
+            )
             guard db.changes == 1 else {
                 throw NetleaseError(.internalError, "update of \(lease.network) \(lease.address) found no row")
             }
@@ -157,16 +173,23 @@ enum Schema {
                 """
                 INSERT INTO meta (key, value) VALUES ('last-epoch', ?)
                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
-                """, [.text(String(epoch))])
+                """,
+                [.text(String(epoch))]
+            )
         case .deleteLease(let network, let address):
-            try db.run("DELETE FROM leases WHERE network = ? AND address = ?", [.text(network), .int(Int64(address.value))])
+            try db.run(
+                "DELETE FROM leases WHERE network = ? AND address = ?",
+                [.text(network), .int(Int64(address.value))]
+            )
         }
     }
 
     private static func values(_ lease: Lease) -> [SQLiteValue] {
-        [.text(lease.network), .int(Int64(lease.address.value)), .text(lease.state.rawValue), .text(lease.host),
-         .text(lease.owner), .text(lease.ifname), .text(lease.note), .text(lease.mac), .int(lease.isStatic ? 1 : 0),
-         .int(lease.created), .int(lease.renewed), .int(lease.until)]
+        [
+            .text(lease.network), .int(Int64(lease.address.value)), .text(lease.state.rawValue), .text(lease.host),
+            .text(lease.owner), .text(lease.ifname), .text(lease.note), .text(lease.mac), .int(lease.isStatic ? 1 : 0),
+            .int(lease.created), .int(lease.renewed), .int(lease.until),
+        ]
     }
 
     // MARK: reading
@@ -186,9 +209,17 @@ enum Schema {
                 return range
             }
             return try NetworkSpec(
-                name: name, subnet: subnet, tunnel: tunnel, vni: UInt32(truncatingIfNeeded: row.int(3)),
-                bridge: row.text(4), mtu: Int(row.int(5)), leaseTTL: Int(row.int(6)), cooldown: Int(row.int(7)),
-                excluded: excluded, created: row.int(9))
+                name: name,
+                subnet: subnet,
+                tunnel: tunnel,
+                vni: UInt32(truncatingIfNeeded: row.int(3)),
+                bridge: row.text(4),
+                mtu: Int(row.int(5)),
+                leaseTTL: Int(row.int(6)),
+                cooldown: Int(row.int(7)),
+                excluded: excluded,
+                created: row.int(9)
+            )
         }
     }
 
@@ -199,9 +230,14 @@ enum Schema {
                 throw NetleaseError(.storage, "stored host '\(name)' is unreadable")
             }
             return try HostRecord(
-                name: name, underlay: underlay, epoch: row.int(2), state: state,
-                networks: row.text(4).split(separator: ",").map(String.init), joined: row.int(5),
-                lastHeartbeat: row.int(6))
+                name: name,
+                underlay: underlay,
+                epoch: row.int(2),
+                state: state,
+                networks: row.text(4).split(separator: ",").map(String.init),
+                joined: row.int(5),
+                lastHeartbeat: row.int(6)
+            )
         }
     }
 
@@ -217,10 +253,20 @@ enum Schema {
                 throw NetleaseError(.storage, "stored lease in '\(network)' is unreadable")
             }
             return try Lease(
-                network: network, address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))), prefix: prefix,
-                state: state, host: row.text(3), owner: row.text(4), ifname: row.text(5), note: row.text(6),
-                mac: row.text(7), isStatic: row.int(8) != 0, created: row.int(9), renewed: row.int(10),
-                until: row.int(11))
+                network: network,
+                address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))),
+                prefix: prefix,
+                state: state,
+                host: row.text(3),
+                owner: row.text(4),
+                ifname: row.text(5),
+                note: row.text(6),
+                mac: row.text(7),
+                isStatic: row.int(8) != 0,
+                created: row.int(9),
+                renewed: row.int(10),
+                until: row.int(11)
+            )
         }
     }
 }

@@ -12,9 +12,14 @@ public struct StoreContents: Sendable, Equatable {
     /// Every record of every state, cooldowns included.
     public var leases: [Lease]
 
-    public init(storeID: String, generation: Int64, lastEpoch: Int64, networks: [NetworkSpec], hosts: [HostRecord],
-                leases: [Lease])
-    {
+    public init(
+        storeID: String,
+        generation: Int64,
+        lastEpoch: Int64,
+        networks: [NetworkSpec],
+        hosts: [HostRecord],
+        leases: [Lease]
+    ) {
         self.storeID = storeID
         self.generation = generation
         self.lastEpoch = lastEpoch

@@ -5,8 +5,8 @@ import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
 import NetleaseStore
-import ServiceLifecycle
 import NetleaseTransport
+import ServiceLifecycle
 
 /// For tests: the real coordinator assembly (server, reclaimer, trimmer) on 127.0.0.1, port 0, with a store in a
 /// temporary directory. Stopped with a graceful shutdown.
@@ -25,30 +25,47 @@ public final class CoordinatorHarness: @unchecked Sendable {
     private var group: ServiceGroup?
     private var runTask: Task<Void, Error>?
 
-    public init(secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
-         directory: URL? = nil) throws {
-        self.directory = directory ?? FileManager.default.temporaryDirectory
+    public init(
+        secret: ClusterSecret? = ClusterSecret("test-secret"),
+        clock: LeaseClock = SystemLeaseClock(),
+        directory: URL? = nil
+    ) throws {
+        self.directory =
+            directory
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-test-\(UUID().uuidString)")
         self.secret = secret
         store = try SQLiteLeaseStore(directory: self.directory.path, clock: clock, commitObserver: metrics)
     }
 
     public static func start(
-        secret: ClusterSecret? = ClusterSecret("test-secret"), clock: LeaseClock = SystemLeaseClock(),
+        secret: ClusterSecret? = ClusterSecret("test-secret"),
+        clock: LeaseClock = SystemLeaseClock(),
         maxConnections: Int = CoordinatorConfiguration.defaults.maxConnections,
         idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
         lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
         reclaimInterval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
-        directory: URL? = nil, port: Int = 0, tls: TLSSettings? = nil, metrics: Bool = false
+        directory: URL? = nil,
+        port: Int = 0,
+        tls: TLSSettings? = nil,
+        metrics: Bool = false
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
         do {
             try await harness.run(
                 CoordinatorConfiguration(
-                    host: "127.0.0.1", port: port, secret: secret,
-                    readerSecret: secret == nil ? nil : harness.readerSecret, maxConnections: maxConnections,
-                    idleTimeout: idleTimeout, lineTimeout: lineTimeout, reclaimInterval: reclaimInterval, tls: tls),
-                metrics: metrics)
+                    host: "127.0.0.1",
+                    port: port,
+                    secret: secret,
+                    readerSecret: secret == nil ? nil : harness.readerSecret,
+                    maxConnections: maxConnections,
+                    idleTimeout: idleTimeout,
+                    lineTimeout: lineTimeout,
+                    reclaimInterval: reclaimInterval,
+                    tls: tls
+                ),
+                metrics: metrics
+            )
         } catch {
             // A failed start leaves nothing behind: the store is closed and a directory made here is removed (one
             // the caller handed in stays theirs).
@@ -66,7 +83,11 @@ public final class CoordinatorHarness: @unchecked Sendable {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let (metricsPorts, metricsContinuation) = AsyncStream.makeStream(of: Int.self)
         let coordinator = Coordinator(
-            configuration: configuration, store: store, events: events, metrics: metrics, logger: logger
+            configuration: configuration,
+            store: store,
+            events: events,
+            metrics: metrics,
+            logger: logger
         ) { address in
             continuation.yield(address.port ?? 0)
             continuation.finish()
@@ -74,10 +95,12 @@ public final class CoordinatorHarness: @unchecked Sendable {
         var services: [any Service] = []
         if serveMetrics {
             // Listed first, so it stops last, as operators run it.
-            services.append(coordinator.metricsServer(address: .tcp(host: "127.0.0.1", port: 0)) { address in
-                metricsContinuation.yield(address.port ?? 0)
-                metricsContinuation.finish()
-            })
+            services.append(
+                coordinator.metricsServer(address: .tcp(host: "127.0.0.1", port: 0)) { address in
+                    metricsContinuation.yield(address.port ?? 0)
+                    metricsContinuation.finish()
+                }
+            )
         } else {
             metricsContinuation.finish()
         }
@@ -116,7 +139,9 @@ public final class CoordinatorHarness: @unchecked Sendable {
 
     /// Connects a client; `tls` is the client's side (its certificate, key and the CA) for a TLS harness.
     public func connect<T: Sendable>(
-        authenticated: Bool = true, tls: TLSSettings? = nil, _ body: (NetleaseConnection) async throws -> T
+        authenticated: Bool = true,
+        tls: TLSSettings? = nil,
+        _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
         try await NetleaseConnection.connect(to: endpoint, secret: authenticated ? secret?.text : nil, tls: tls, body)
     }

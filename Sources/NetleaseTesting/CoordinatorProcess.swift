@@ -29,27 +29,37 @@ public final class CoordinatorProcess: @unchecked Sendable {
     /// Starts `binary coordinator --listen 127.0.0.1:0 --data directory --log-level logLevel arguments…` and waits
     /// (at most 60 s) for its "listening on" line. Throws `unavailable` with the log when it does not come.
     public static func start(
-        binary: String, directory: String, arguments: [String] = [], logLevel: String = "warning"
+        binary: String,
+        directory: String,
+        arguments: [String] = [],
+        logLevel: String = "warning"
     ) async throws -> CoordinatorProcess {
         let logFile = directory + ".log"
         let process = try ChildProcess(
             executable: binary,
             arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", logLevel]
                 + arguments,
-            stdout: .pipe, stderr: .file(logFile, append: false))
+            stdout: .pipe,
+            stderr: .file(logFile, append: false)
+        )
         let line = await firstLine(of: process.stdoutDescriptor, within: .seconds(60))
         guard let line, line.contains("listening on 127.0.0.1:"),
-              let port = Int(line.split(separator: ":").last ?? "")
+            let port = Int(line.split(separator: ":").last ?? "")
         else {
             let status = process.stop(grace: .seconds(5))
             let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(atPath: logFile)
             throw NetleaseError(
-                .unavailable, "coordinator did not start (\(status)): \(line ?? "no output")\n\(log)")
+                .unavailable,
+                "coordinator did not start (\(status)): \(line ?? "no output")\n\(log)"
+            )
         }
         return CoordinatorProcess(
-            process: process, endpoint: Endpoint(host: "127.0.0.1", port: port), directory: directory,
-            logFile: logFile)
+            process: process,
+            endpoint: Endpoint(host: "127.0.0.1", port: port),
+            directory: directory,
+            logFile: logFile
+        )
     }
 
     /// `--coordinator` for the CLI.

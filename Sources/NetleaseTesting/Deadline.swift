@@ -14,7 +14,9 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// At the deadline `body` is cancelled but not awaited: work that ignores cancellation (awaiting an unstructured
 /// task, say a service group's run) must still fail the test rather than hang it.
 public func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+    _ timeout: Duration,
+    _ what: String,
+    _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = DeadlineRace<T>()
     return try await withCheckedThrowingContinuation { continuation in
@@ -26,11 +28,13 @@ public func withDeadline<T: Sendable>(
                 race.finish(.failure(error))
             }
         }
-        race.arm(Task {
-            try await Task.sleep(for: timeout)
-            work.cancel()
-            race.finish(.failure(DeadlineExceeded(what: what, timeout: timeout)))
-        })
+        race.arm(
+            Task {
+                try await Task.sleep(for: timeout)
+                work.cancel()
+                race.finish(.failure(DeadlineExceeded(what: what, timeout: timeout)))
+            }
+        )
     }
 }
 

@@ -22,8 +22,12 @@ public struct ExecutableRun: Sendable {
     ///   - directory: the working directory (default: this process's).
     ///   - input: what the process reads on stdin (default: nothing, /dev/null).
     public static func run(
-        _ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
-        input: Data? = nil, timeout: Duration = .seconds(60)
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        directory: String? = nil,
+        input: Data? = nil,
+        timeout: Duration = .seconds(60)
     ) throws -> ExecutableRun {
         var variables = ProcessInfo.processInfo.environment.filter {
             !$0.key.hasPrefix("NETLEASE_") && !$0.key.hasPrefix("CNI_")
@@ -32,7 +36,8 @@ public struct ExecutableRun: Sendable {
         // ChildProcess has no working directory or stdin data of its own: a shell sets both, then execs.
         var inputFile = "/dev/null"
         if let input {
-            inputFile = FileManager.default.temporaryDirectory
+            inputFile =
+                FileManager.default.temporaryDirectory
                 .appendingPathComponent("netlease-stdin-\(UUID().uuidString)").path
             guard FileManager.default.createFile(atPath: inputFile, contents: input) else {
                 throw HostNetworkError(.commandFailed, "cannot write \(inputFile)")
@@ -42,15 +47,20 @@ public struct ExecutableRun: Sendable {
         let script = #"cd "$1" || exit 125; input=$2; shift 2; exec "$@" < "$input""#
         let output = try ChildProcess.run(
             executable: "/bin/sh",
-            arguments: ["-c", script, "sh", directory ?? FileManager.default.currentDirectoryPath, inputFile,
-                        executable] + arguments,
-            environment: variables, timeout: timeout)
+            arguments: [
+                "-c", script, "sh", directory ?? FileManager.default.currentDirectoryPath, inputFile,
+                executable,
+            ] + arguments,
+            environment: variables,
+            timeout: timeout
+        )
         if output.timedOut {
             throw HostNetworkError(.commandFailed, "\(executable) \(arguments) did not finish within \(timeout)")
         }
         return ExecutableRun(
             stdout: String(decoding: output.stdout, as: UTF8.self),
             stderr: String(decoding: output.stderr, as: UTF8.self),
-            status: output.termination.shellStatus)
+            status: output.termination.shellStatus
+        )
     }
 }

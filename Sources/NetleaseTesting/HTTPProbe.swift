@@ -18,13 +18,17 @@ public enum HTTPProbe {
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                    wrappingChannelSynchronously: channel)
+                    wrappingChannelSynchronously: channel
+                )
             }
         }
         return try await channel.executeThenClose { inbound, outbound in
             let head = HTTPRequestHead(
-                version: .http1_1, method: .GET, uri: target,
-                headers: HTTPHeaders([("Host", "localhost"), ("Connection", "close")]))
+                version: .http1_1,
+                method: .GET,
+                uri: target,
+                headers: HTTPHeaders([("Host", "localhost"), ("Connection", "close")])
+            )
             try await outbound.write(contentsOf: [.head(head), .end(nil)])
             var response: Response?
             for try await part in inbound {

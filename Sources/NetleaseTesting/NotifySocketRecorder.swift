@@ -61,7 +61,8 @@ public final class NotifySocketRecorder: @unchecked Sendable {
 
     /// Waits until a message matching `predicate` has arrived; nil after `timeout`.
     public func first(
-        within timeout: Duration, where predicate: @escaping @Sendable (Message) -> Bool
+        within timeout: Duration,
+        where predicate: @escaping @Sendable (Message) -> Bool
     ) async -> Message? {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -87,7 +88,9 @@ public final class NotifySocketRecorder: @unchecked Sendable {
             guard count > 0 else { continue }
             let text = String(decoding: buffer[..<count], as: UTF8.self)
             let message = Message(
-                assignments: text.split(separator: "\n").map(String.init), arrived: ContinuousClock.now)
+                assignments: text.split(separator: "\n").map(String.init),
+                arrived: ContinuousClock.now
+            )
             received.withLock { $0.append(message) }
         }
         Glibc.close(fd)

@@ -75,8 +75,10 @@ public final class PostgresTestServer: Sendable {
         for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
             return "\(root)/\(version)/bin"
         }
-        throw Unavailable(reason: "PostgreSQL is not installed (no \(root)/<version>/bin/initdb); "
-            + "install the Debian package postgresql")
+        throw Unavailable(
+            reason: "PostgreSQL is not installed (no \(root)/<version>/bin/initdb); "
+                + "install the Debian package postgresql"
+        )
     }
 
     /// The server's self-signed certificate (for `localhost` and 127.0.0.1) when started with `tls`.
@@ -92,27 +94,39 @@ public final class PostgresTestServer: Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-pg-\(getpid())-\(UUID().uuidString.prefix(8).lowercased())").path
         try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         do {
             try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: directory + "/owner.pid"))
             if runAsPostgres {
                 guard let account = getpwnam("postgres") else {
-                    throw Unavailable(reason: "running as root but there is no 'postgres' user to run PostgreSQL as; "
-                        + "install the Debian package postgresql")
+                    throw Unavailable(
+                        reason: "running as root but there is no 'postgres' user to run PostgreSQL as; "
+                            + "install the Debian package postgresql"
+                    )
                 }
                 guard chown(directory, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
                     let why = String(cString: strerror(errno))
                     throw Unavailable(reason: "cannot hand \(directory) to postgres: \(why)")
                 }
             }
-            try run(binaries + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "-N",
-                                          "-E", "UTF8", "--locale=C"], asPostgres: runAsPostgres)
+            try run(
+                binaries + "/initdb",
+                [
+                    "-D", directory + "/data", "-A", "trust", "-U", "postgres", "-N",
+                    "-E", "UTF8", "--locale=C",
+                ],
+                asPostgres: runAsPostgres
+            )
             var tlsOptions = ""
             if tls {
                 try makeCertificate(in: directory, asPostgres: runAsPostgres)
                 try Data("local all all trust\nhostssl all all 127.0.0.1/32 trust\n".utf8)
                     .write(to: URL(fileURLWithPath: directory + "/data/pg_hba.conf"))
-                tlsOptions = " -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
+                tlsOptions =
+                    " -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
                     + " -c ssl_key_file=\(directory)/server.key"
             }
             var lastError: Error?
@@ -122,12 +136,19 @@ public final class PostgresTestServer: Sendable {
                 do {
                     try run(
                         binaries + "/pg_ctl",
-                        ["-D", directory + "/data", "-w", "-t", "60", "-l", directory + "/server.log", "-o",
-                         "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                            + "-c shared_buffers=16MB" + tlsOptions, "start"],
-                        asPostgres: runAsPostgres)
+                        [
+                            "-D", directory + "/data", "-w", "-t", "60", "-l", directory + "/server.log", "-o",
+                            "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                                + "-c shared_buffers=16MB" + tlsOptions, "start",
+                        ],
+                        asPostgres: runAsPostgres
+                    )
                     return PostgresTestServer(
-                        directory: directory, port: port, binaries: binaries, runAsPostgres: runAsPostgres)
+                        directory: directory,
+                        port: port,
+                        binaries: binaries,
+                        runAsPostgres: runAsPostgres
+                    )
                 } catch {
                     lastError = error
                 }
@@ -135,8 +156,11 @@ public final class PostgresTestServer: Sendable {
             throw lastError ?? Unavailable(reason: "PostgreSQL did not start")
         } catch {
             let log = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
-            _ = try? run(binaries + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
-                         asPostgres: runAsPostgres)
+            _ = try? run(
+                binaries + "/pg_ctl",
+                ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+                asPostgres: runAsPostgres
+            )
             try? FileManager.default.removeItem(atPath: directory)
             if let error = error as? Unavailable { throw error }
             throw Unavailable(reason: "PostgreSQL test server did not start: \(error)\n\(log)")
@@ -177,9 +201,12 @@ public final class PostgresTestServer: Sendable {
     public func sql(_ statement: String, database: String = "postgres") throws -> String {
         let output = try Self.run(
             binaries + "/psql",
-            ["-X", "-q", "-A", "-t", "-F", String(Self.columnSeparator), "-v", "ON_ERROR_STOP=1", "-h",
-             socketDirectory, "-p", String(port), "-U", user, "-d", database, "-c", statement],
-            asPostgres: false)
+            [
+                "-X", "-q", "-A", "-t", "-F", String(Self.columnSeparator), "-v", "ON_ERROR_STOP=1", "-h",
+                socketDirectory, "-p", String(port), "-U", user, "-d", database, "-c", statement,
+            ],
+            asPostgres: false
+        )
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -197,10 +224,16 @@ public final class PostgresTestServer: Sendable {
             return !stopped
         }
         guard first else { return }
-        if (try? Self.run(binaries + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "-t", "30", "stop"],
-                          asPostgres: runAsPostgres)) == nil {
-            _ = try? Self.run(binaries + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "-w", "stop"],
-                              asPostgres: runAsPostgres)
+        if (try? Self.run(
+            binaries + "/pg_ctl",
+            ["-D", dataDirectory, "-m", "fast", "-w", "-t", "30", "stop"],
+            asPostgres: runAsPostgres
+        )) == nil {
+            _ = try? Self.run(
+                binaries + "/pg_ctl",
+                ["-D", dataDirectory, "-m", "immediate", "-w", "stop"],
+                asPostgres: runAsPostgres
+            )
         }
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -210,25 +243,32 @@ public final class PostgresTestServer: Sendable {
     /// Runs a PostgreSQL program to completion (as `postgres` when asked), throwing with its output on failure.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], asPostgres: Bool) throws -> String {
-        let (program, argv) = asPostgres
+        let (program, argv) =
+            asPostgres
             ? ("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments) : (executable, arguments)
         let output = try ChildProcess.run(executable: program, arguments: argv, timeout: .seconds(120))
         let stdout = String(decoding: output.stdout, as: UTF8.self)
         guard output.termination == .exited(0), !output.timedOut else {
             let stderr = String(decoding: output.stderr, as: UTF8.self)
-            throw Unavailable(reason: "\(([executable] + arguments).joined(separator: " ")) failed "
-                + "(\(output.termination)): \(stderr)\(stdout)")
+            throw Unavailable(
+                reason: "\(([executable] + arguments).joined(separator: " ")) failed "
+                    + "(\(output.termination)): \(stderr)\(stdout)"
+            )
         }
         return stdout
     }
 
     /// A self-signed certificate and key (readable by the server only) in `directory`.
     static func makeCertificate(in directory: String, asPostgres: Bool) throws {
-        try run("/usr/bin/openssl", [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/server.key", "-out",
-            directory + "/server.crt", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ], asPostgres: asPostgres)
+        try run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/server.key", "-out",
+                directory + "/server.crt", "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+            asPostgres: asPostgres
+        )
         guard chmod(directory + "/server.key", 0o600) == 0 else {
             throw Unavailable(reason: "cannot protect the test server's key: \(String(cString: strerror(errno)))")
         }
@@ -260,12 +300,15 @@ public final class PostgresTestServer: Sendable {
         for entry in entries where entry.hasPrefix("netlease-pg-") {
             let directory = temporary + "/" + entry
             guard let text = try? String(contentsOfFile: directory + "/owner.pid", encoding: .utf8),
-                  let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                  owner != getpid(), kill(owner, 0) != 0, errno == ESRCH
+                let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                owner != getpid(), kill(owner, 0) != 0, errno == ESRCH
             else { continue }
             if FileManager.default.fileExists(atPath: directory + "/data/postmaster.pid") {
-                _ = try? run(binaries + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
-                             asPostgres: geteuid() == 0)
+                _ = try? run(
+                    binaries + "/pg_ctl",
+                    ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+                    asPostgres: geteuid() == 0
+                )
             }
             try? FileManager.default.removeItem(atPath: directory)
         }

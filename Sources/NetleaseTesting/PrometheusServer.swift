@@ -21,7 +21,11 @@ public final class PrometheusServer: Sendable {
 
     /// Starts `executable` scraping `targets` (`host:port`) as job `netlease`, and waits until it is ready. Prometheus
     /// needs a concrete listen port: a free loopback port is picked, and another one if that was taken meanwhile.
-    public static func start(executable: String, targets: [String], timeout: Duration = .seconds(30)) async throws
+    public static func start(
+        executable: String,
+        targets: [String],
+        timeout: Duration = .seconds(30)
+    ) async throws
         -> PrometheusServer
     {
         let directory = FileManager.default.temporaryDirectory
@@ -30,7 +34,8 @@ public final class PrometheusServer: Sendable {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let config = directory.appendingPathComponent("prometheus.yml")
             let quoted = targets.map { "'\($0)'" }.joined(separator: ", ")
-            try Data("""
+            try Data(
+                """
                 global:
                   scrape_interval: 1s
                   scrape_timeout: 1s
@@ -40,7 +45,8 @@ public final class PrometheusServer: Sendable {
                     static_configs:
                       - targets: [\(quoted)]
 
-                """.utf8).write(to: config)
+                """.utf8
+            ).write(to: config)
             var lastProblem = "not started"
             for _ in 0..<3 {
                 let port = try freeLoopbackPort()
@@ -52,7 +58,8 @@ public final class PrometheusServer: Sendable {
                         "--web.listen-address=127.0.0.1:\(port)",
                     ],
                     stdout: .file(directory.appendingPathComponent("prometheus.log").path, append: true),
-                    stderr: .file(directory.appendingPathComponent("prometheus.log").path, append: true))
+                    stderr: .file(directory.appendingPathComponent("prometheus.log").path, append: true)
+                )
                 let server = PrometheusServer(port: port, directory: directory, process: process)
                 if let problem = await server.waitUntilReady(timeout: timeout) {
                     process.stop(grace: .seconds(5))
@@ -91,15 +98,15 @@ public final class PrometheusServer: Sendable {
         let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
         let response = try await HTTPProbe.get("/api/v1/query?query=\(encoded)", port: port)
         guard response.status == 200,
-              let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any],
-              object["status"] as? String == "success",
-              let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]]
+            let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any],
+            object["status"] as? String == "success",
+            let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]]
         else {
             throw TestToolError(description: "query \(promql) failed: \(response.status) \(response.body)")
         }
         return try result.map { series in
             guard let labels = series["metric"] as? [String: String], let value = series["value"] as? [Any],
-                  value.count == 2, let text = value[1] as? String, let number = Double(text)
+                value.count == 2, let text = value[1] as? String, let number = Double(text)
             else {
                 throw TestToolError(description: "unexpected series in the answer to \(promql): \(series)")
             }

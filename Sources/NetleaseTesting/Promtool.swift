@@ -26,8 +26,10 @@ public enum PrometheusTools {
         try Data(text.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let output = try ChildProcess.run(
-            executable: "/bin/sh", arguments: ["-c", #"exec "$0" check metrics < "$1""#, promtool, file.path],
-            timeout: .seconds(30))
+            executable: "/bin/sh",
+            arguments: ["-c", #"exec "$0" check metrics < "$1""#, promtool, file.path],
+            timeout: .seconds(30)
+        )
         guard output.termination == .exited(0) else {
             let said = String(decoding: output.stdout + output.stderr, as: UTF8.self)
             return "promtool \(output.termination): \(said)"

@@ -68,7 +68,8 @@ public final class RecordingCommandRunner: CommandRunner {
                 guard matches else { continue }
                 if let current = best {
                     let other = state.rules[current]
-                    let better = (!rule.isPrefix && other.isPrefix)
+                    let better =
+                        (!rule.isPrefix && other.isPrefix)
                         || (rule.isPrefix == other.isPrefix && rule.argv.count > other.argv.count)
                         || (rule.isPrefix == other.isPrefix && rule.argv.count == other.argv.count
                             && rule.order > other.order)

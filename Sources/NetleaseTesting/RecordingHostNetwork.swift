@@ -61,8 +61,11 @@ public final class RecordingHostNetwork: HostNetworking {
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try record(.attach(attachment))
         return AttachedContainer(
-            hostInterface: attachment.hostInterface, containerInterface: attachment.ifname,
-            mtu: attachment.mtu > 0 ? attachment.mtu : 1450, changes: [])
+            hostInterface: attachment.hostInterface,
+            containerInterface: attachment.ifname,
+            mtu: attachment.mtu > 0 ? attachment.mtu : 1450,
+            changes: []
+        )
     }
 
     public func detach(network: String, owner: String) async throws {

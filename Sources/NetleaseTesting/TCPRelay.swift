@@ -161,7 +161,10 @@ public final class TCPRelay: @unchecked Sendable {
     }
 
     private static func error(_ call: String) -> NSError {
-        NSError(domain: NSPOSIXErrorDomain, code: Int(errno),
-                userInfo: [NSLocalizedDescriptionKey: "\(call): \(String(cString: strerror(errno)))"])
+        NSError(
+            domain: NSPOSIXErrorDomain,
+            code: Int(errno),
+            userInfo: [NSLocalizedDescriptionKey: "\(call): \(String(cString: strerror(errno)))"]
+        )
     }
 }

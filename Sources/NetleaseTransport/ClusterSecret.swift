@@ -58,10 +58,12 @@ public struct ClusterSecret: Sendable {
             guard mode & 0o077 == 0 else {
                 throw NetleaseError(
                     .badRequest,
-                    "secret file \(path) has mode \(String(mode, radix: 8)); it must not be readable by others. Fix: chmod 600 \(path)")
+                    "secret file \(path) has mode \(String(mode, radix: 8)); it must not be readable by others. Fix: chmod 600 \(path)"
+                )
             }
         }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw NetleaseError(.badRequest, "cannot read secret file \(path)")
         }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)

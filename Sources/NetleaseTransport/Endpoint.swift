@@ -21,7 +21,9 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         if trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") {
             hostPart = String(trimmed[trimmed.index(after: trimmed.startIndex)..<close])
             let rest = trimmed[trimmed.index(after: close)...]
-            if rest.hasPrefix(":") { portPart = rest.dropFirst() } else if !rest.isEmpty {
+            if rest.hasPrefix(":") {
+                portPart = rest.dropFirst()
+            } else if !rest.isEmpty {
                 throw NetleaseError.badRequest("'\(text)' is not HOST:PORT")
             }
         } else if let colon = trimmed.lastIndex(of: ":") {

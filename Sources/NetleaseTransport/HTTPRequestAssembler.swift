@@ -88,7 +88,12 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
             self.head = nil
             unanswered += 1
             let request = HTTPServerRequest(
-                method: head.method, uri: head.uri, version: head.version, headers: head.headers, body: body)
+                method: head.method,
+                uri: head.uri,
+                version: head.version,
+                headers: head.headers,
+                body: body
+            )
             body = ByteBuffer()
             context.fireChannelRead(wrapInboundOut(.request(request, keepAlive: head.isKeepAlive)))
         }

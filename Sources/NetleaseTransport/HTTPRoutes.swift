@@ -26,7 +26,9 @@ public struct HTTPRoutes: Sendable {
         guard let entry = entries.first(where: { $0.method == request.method }) else {
             let allowed = entries.map(\.method.rawValue).joined(separator: ", ")
             var response = HTTPServerResponse.text(
-                .methodNotAllowed, "\(request.method.rawValue) not allowed; use \(allowed)\n")
+                .methodNotAllowed,
+                "\(request.method.rawValue) not allowed; use \(allowed)\n"
+            )
             response.headers.add(name: "Allow", value: allowed)
             return response
         }

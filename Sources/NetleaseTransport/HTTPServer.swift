@@ -37,7 +37,8 @@ public struct HTTPServer: Service {
         public var maxConnections: Int
 
         public init(
-            address: Address, maxBodyBytes: Int = Configuration.defaultMaxBodyBytes,
+            address: Address,
+            maxBodyBytes: Int = Configuration.defaultMaxBodyBytes,
             idleTimeout: Duration = Configuration.defaultIdleTimeout,
             requestTimeout: Duration = Configuration.defaultRequestTimeout,
             maxConnections: Int = Configuration.defaultMaxConnections
@@ -59,8 +60,10 @@ public struct HTTPServer: Service {
     /// - Parameter onListening: called once the server accepts connections, with the bound address (port 0
     ///   resolved).
     public init(
-        configuration: Configuration, routes: HTTPRoutes,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        configuration: Configuration,
+        routes: HTTPRoutes,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
         onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         self.configuration = configuration
@@ -85,12 +88,17 @@ public struct HTTPServer: Service {
                 try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(limitConfiguration: limits)))
                 // A request NIO cannot parse gets 400 and the connection closes.
                 try sync.addHandler(HTTPServerProtocolErrorHandler())
-                try sync.addHandler(HTTPRequestAssembler(
-                    maxBodyBytes: configuration.maxBodyBytes, idleTimeout: TimeAmount(configuration.idleTimeout),
-                    requestTimeout: TimeAmount(configuration.requestTimeout)))
+                try sync.addHandler(
+                    HTTPRequestAssembler(
+                        maxBodyBytes: configuration.maxBodyBytes,
+                        idleTimeout: TimeAmount(configuration.idleTimeout),
+                        requestTimeout: TimeAmount(configuration.requestTimeout)
+                    )
+                )
                 return try ConnectionChannel(
                     wrappingChannelSynchronously: channel,
-                    configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+                    configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8))
+                )
             }
         }
         let bootstrap = ServerBootstrap(group: group)
@@ -104,7 +112,10 @@ public struct HTTPServer: Service {
                     .bind(host: host, port: port, childChannelInitializer: initializer)
             case .unix(let path):
                 server = try await bootstrap.bind(
-                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+                    unixDomainSocketPath: path,
+                    cleanupExistingSocketFile: true,
+                    childChannelInitializer: initializer
+                )
             }
         } catch {
             throw NetleaseError(.unavailable, "cannot listen on \(configuration.address) for HTTP: \(error)")
@@ -145,7 +156,9 @@ public struct HTTPServer: Service {
                     switch event {
                     case .tooLarge(let head):
                         let refusal = HTTPServerResponse.text(
-                            .payloadTooLarge, "request body larger than \(configuration.maxBodyBytes) bytes\n")
+                            .payloadTooLarge,
+                            "request body larger than \(configuration.maxBodyBytes) bytes\n"
+                        )
                         try await write(refusal, version: head.version, keepAlive: false, to: outbound)
                         return
                     case .request(let request, let keepAlive):
@@ -167,17 +180,22 @@ public struct HTTPServer: Service {
         do {
             return try await routes.respond(to: request)
         } catch {
-            logger.error("HTTP handler failed", metadata: [
-                "method": "\(request.method.rawValue)", "path": "\(request.path)", "peer": "\(peer)",
-                "error": "\(error)",
-            ])
+            logger.error(
+                "HTTP handler failed",
+                metadata: [
+                    "method": "\(request.method.rawValue)", "path": "\(request.path)", "peer": "\(peer)",
+                    "error": "\(error)",
+                ]
+            )
             return .text(.internalServerError, "internal error; see the server's log\n")
         }
     }
 
     /// Writes a whole response with `Content-Length` and the `Connection` header the decision needs.
     private func write(
-        _ response: HTTPServerResponse, version: HTTPVersion, keepAlive: Bool,
+        _ response: HTTPServerResponse,
+        version: HTTPVersion,
+        keepAlive: Bool,
         to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
         let version: HTTPVersion = version == .http1_0 ? .http1_0 : .http1_1

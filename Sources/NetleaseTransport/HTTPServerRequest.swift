@@ -12,7 +12,10 @@ public struct HTTPServerRequest: Sendable {
     public var body: ByteBuffer
 
     public init(
-        method: HTTPMethod, uri: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = HTTPHeaders(),
+        method: HTTPMethod,
+        uri: String,
+        version: HTTPVersion = .http1_1,
+        headers: HTTPHeaders = HTTPHeaders(),
         body: ByteBuffer = ByteBuffer()
     ) {
         self.method = method

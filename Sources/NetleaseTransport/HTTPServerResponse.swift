@@ -16,9 +16,14 @@ public struct HTTPServerResponse: Sendable {
 
     /// A plain-text response; `contentType` may name another text format (e.g. Prometheus's).
     public static func text(
-        _ status: HTTPResponseStatus, _ text: String, contentType: String = "text/plain; charset=utf-8"
+        _ status: HTTPResponseStatus,
+        _ text: String,
+        contentType: String = "text/plain; charset=utf-8"
     ) -> HTTPServerResponse {
         HTTPServerResponse(
-            status: status, headers: HTTPHeaders([("Content-Type", contentType)]), body: ByteBuffer(string: text))
+            status: status,
+            headers: HTTPHeaders([("Content-Type", contentType)]),
+            body: ByteBuffer(string: text)
+        )
     }
 }

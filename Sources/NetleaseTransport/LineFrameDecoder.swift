@@ -67,7 +67,11 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
         return splitter.overflowed ? .needMoreData : .continue
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+    public mutating func decodeLast(
+        context: ChannelHandlerContext,
+        buffer: inout ByteBuffer,
+        seenEOF: Bool
+    ) throws
         -> DecodingState
     {
         // A final line without LF is discarded: a request counts only when its terminator arrived.

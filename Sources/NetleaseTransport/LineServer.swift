@@ -54,9 +54,11 @@ public struct LineServer: Sendable {
         public var tls: TLSSettings?
 
         public init(
-            address: Address, maxConnections: Int = Configuration.defaultMaxConnections,
+            address: Address,
+            maxConnections: Int = Configuration.defaultMaxConnections,
             idleTimeout: Duration = Configuration.defaultIdleTimeout,
-            lineTimeout: Duration = Configuration.defaultLineTimeout, maxLineBytes: Int = WireLimits.maxLineBytes,
+            lineTimeout: Duration = Configuration.defaultLineTimeout,
+            maxLineBytes: Int = WireLimits.maxLineBytes,
             tls: TLSSettings? = nil
         ) {
             self.address = address
@@ -75,8 +77,11 @@ public struct LineServer: Sendable {
     /// Connections of `runDirect`, for closing them all.
     private let open = OpenChannels()
 
-    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                logger: Logger) {
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -100,7 +105,8 @@ public struct LineServer: Sendable {
                 _ = try self.addFramingHandlers(to: channel, tlsContext: nil)
                 return try NIOAsyncChannel<LineFrame, ByteBuffer>(
                     wrappingChannelSynchronously: channel,
-                    configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
+                    configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64))
+                )
             }
         }
         let server: NIOAsyncChannel<NIOAsyncChannel<LineFrame, ByteBuffer>, Never>
@@ -111,7 +117,10 @@ public struct LineServer: Sendable {
                     .bind(host: host, port: port, childChannelInitializer: initializer)
             case .unix(let path):
                 server = try await makeBootstrap().bind(
-                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+                    unixDomainSocketPath: path,
+                    cleanupExistingSocketFile: true,
+                    childChannelInitializer: initializer
+                )
             }
         } catch {
             throw NetleaseError(.unavailable, "cannot listen on \(configuration.address): \(error)")
@@ -132,7 +141,10 @@ public struct LineServer: Sendable {
                             do {
                                 try await channel.executeThenClose { lines, outbound in
                                     let connection = LineConnection(
-                                        lines: lines.makeAsyncIterator(), outbound: outbound, peer: peer)
+                                        lines: lines.makeAsyncIterator(),
+                                        outbound: outbound,
+                                        peer: peer
+                                    )
                                     if open > maxConnections {
                                         counters.refused.add(1, ordering: .relaxed)
                                         try await connection.write(LineServer.refusal)
@@ -141,8 +153,10 @@ public struct LineServer: Sendable {
                                     try await handler(connection)
                                 }
                             } catch {
-                                logger.debug("connection ended with an error",
-                                             metadata: ["peer": "\(peer)", "error": "\(error)"])
+                                logger.debug(
+                                    "connection ended with an error",
+                                    metadata: ["peer": "\(peer)", "error": "\(error)"]
+                                )
                             }
                         }
                     }
@@ -170,14 +184,19 @@ public struct LineServer: Sendable {
             // and watchers, and each channel keeps up to `maxMessagesPerRead` buffers for reuse.
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelOption(
-                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 16384))
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 16384)
+            )
             // A client may send its requests and shut down its write side: it still gets every reply.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
     }
 
     /// TLS (when configured), idle timeout, line deadline and framing, on the channel's event loop. Returns the
     /// TLS handshake's outcome, or nil without TLS.
-    private func addFramingHandlers(to channel: any Channel, tlsContext: NIOSSLContext?) throws
+    private func addFramingHandlers(
+        to channel: any Channel,
+        tlsContext: NIOSSLContext?
+    ) throws
         -> EventLoopFuture<Void>?
     {
         let sync = channel.pipeline.syncOperations
@@ -190,8 +209,12 @@ public struct LineServer: Sendable {
             handshake = promise.futureResult
         }
         try sync.addHandler(
-            LineFramer(maxLength: configuration.maxLineBytes, idleTimeout: TimeAmount(configuration.idleTimeout),
-                       lineTimeout: TimeAmount(configuration.lineTimeout)))
+            LineFramer(
+                maxLength: configuration.maxLineBytes,
+                idleTimeout: TimeAmount(configuration.idleTimeout),
+                lineTimeout: TimeAmount(configuration.lineTimeout)
+            )
+        )
         return handshake
     }
 
@@ -229,16 +252,20 @@ public struct LineServer: Sendable {
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "local"
                 handshake?.whenFailure { error in
                     counters.tlsRefused.add(1, ordering: .relaxed)
-                    logger.notice("refused a connection: TLS handshake failed", metadata: [
-                        "peer": "\(peer)", "error": "\(error)",
-                    ])
+                    logger.notice(
+                        "refused a connection: TLS handshake failed",
+                        metadata: [
+                            "peer": "\(peer)", "error": "\(error)",
+                        ]
+                    )
                 }
                 if count > maxConnections {
                     counters.refused.add(1, ordering: .relaxed)
                     try channel.pipeline.syncOperations.addHandler(RefuseConnection(handshake: handshake))
                 } else {
                     try channel.pipeline.syncOperations.addHandler(
-                        makeHandler(DirectConnection(channel: channel, handshake: handshake)))
+                        makeHandler(DirectConnection(channel: channel, handshake: handshake))
+                    )
                 }
             }
         }
@@ -335,7 +362,8 @@ public final class LineConnection {
 
     init(
         lines: NIOAsyncChannelInboundStream<LineFrame>.AsyncIterator,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, peer: String
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        peer: String
     ) {
         self.lines = lines
         self.outbound = outbound
@@ -372,7 +400,8 @@ final class TLSHandshakeGate: ChannelInboundHandler {
         let timeout = timeout
         deadline = context.eventLoop.scheduleTask(in: timeout) {
             loopBound.value.gate.settle(
-                .failure(NetleaseError(.unavailable, "TLS handshake not finished within \(timeout)")))
+                .failure(NetleaseError(.unavailable, "TLS handshake not finished within \(timeout)"))
+            )
             loopBound.value.context.close(promise: nil)
         }
     }

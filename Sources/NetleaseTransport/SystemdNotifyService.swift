@@ -19,7 +19,8 @@ public struct SystemdNotifyService: Service {
     let stoppingStatus: String
 
     public init(
-        notifier: SystemdNotifier, stoppingStatus: String = "stopping",
+        notifier: SystemdNotifier,
+        stoppingStatus: String = "stopping",
         isHealthy: @escaping @Sendable () async -> Bool = SystemdNotifyService.eventLoopAnswers
     ) {
         self.notifier = notifier

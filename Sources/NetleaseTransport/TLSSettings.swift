@@ -24,7 +24,10 @@ public struct TLSSettings: Sendable, Hashable {
     public var serverName: String?
 
     public init(
-        certificateChainFile: String, privateKeyFile: String, trustedCAFile: String, serverName: String? = nil
+        certificateChainFile: String,
+        privateKeyFile: String,
+        trustedCAFile: String,
+        serverName: String? = nil
     ) {
         self.certificateChainFile = certificateChainFile
         self.privateKeyFile = privateKeyFile
@@ -44,8 +47,10 @@ public struct TLSSettings: Sendable, Hashable {
     public func makeServerContext() throws -> NIOSSLContext {
         let material = try load()
         var configuration = TLSConfiguration.makeServerConfigurationWithMTLS(
-            certificateChain: material.chain.map { .certificate($0) }, privateKey: .privateKey(material.key),
-            trustRoots: .certificates(material.authorities))
+            certificateChain: material.chain.map { .certificate($0) },
+            privateKey: .privateKey(material.key),
+            trustRoots: .certificates(material.authorities)
+        )
         configuration.minimumTLSVersion = .tlsv12
         return try makeContext(configuration)
     }
@@ -84,7 +89,8 @@ public struct TLSSettings: Sendable, Hashable {
             key = try NIOSSLPrivateKey(bytes: keyBytes, format: .pem)
         } catch {
             throw NetleaseError.badRequest(
-                "TLS private key file \(privateKeyFile): not an unencrypted PEM private key (\(error))")
+                "TLS private key file \(privateKeyFile): not an unencrypted PEM private key (\(error))"
+            )
         }
         let authorities = try Self.certificates(in: trustedCAFile, role: "TLS CA file")
         return Material(chain: chain, key: key, authorities: authorities)
@@ -96,11 +102,13 @@ public struct TLSSettings: Sendable, Hashable {
         } catch NIOSSLError.failedToLoadPrivateKey {
             // BoringSSL refuses a key that does not belong to the chain's first certificate at this point.
             throw NetleaseError.badRequest(
-                "TLS private key file \(privateKeyFile) does not belong to the certificate in \(certificateChainFile)")
+                "TLS private key file \(privateKeyFile) does not belong to the certificate in \(certificateChainFile)"
+            )
         } catch {
             throw NetleaseError.badRequest(
                 "TLS files \(certificateChainFile), \(privateKeyFile), \(trustedCAFile) cannot be used together: "
-                    + "\(error)")
+                    + "\(error)"
+            )
         }
     }
 

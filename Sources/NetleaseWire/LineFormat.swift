@@ -19,7 +19,8 @@ public struct Fields: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, String)...) { pairs = elements.map { (key: $0.0, value: $0.1) } }
 
     public static func == (lhs: Fields, rhs: Fields) -> Bool {
-        lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        lhs.pairs.count == rhs.pairs.count
+            && zip(lhs.pairs, rhs.pairs).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }
 
     public subscript(key: String) -> String? {
@@ -192,7 +193,8 @@ public enum LineFormat {
         }
         for byte in line.utf8 where byte < 0x20 || byte > 0x7E {
             throw NetleaseError.badRequest(
-                "byte 0x\(String(byte, radix: 16)) is not allowed in a line; percent-encode it in a value")
+                "byte 0x\(String(byte, radix: 16)) is not allowed in a line; percent-encode it in a value"
+            )
         }
         let tokens = line.split(separator: " ", omittingEmptySubsequences: true)
         guard let first = tokens.first else { throw NetleaseError.badRequest("empty line") }
@@ -206,7 +208,9 @@ public enum LineFormat {
             }
             let key = String(token[..<equals])
             guard !key.isEmpty, key.utf8.allSatisfy({ isKeyByte($0) }) else {
-                throw NetleaseError.badRequest("'\(key.prefix(40))' is not a field name (lower-case letters, digits, '-')")
+                throw NetleaseError.badRequest(
+                    "'\(key.prefix(40))' is not a field name (lower-case letters, digits, '-')"
+                )
             }
             guard fields[key] == nil else { throw NetleaseError.badRequest("field '\(key)' given twice") }
             fields.append(key, try unescape(token[token.index(after: equals)...], key: key))

@@ -57,15 +57,22 @@ public enum LocalRequest: Sendable, Equatable {
             self = .quit
         case .acquire:
             try only("network", "owner", "ifname")
-            self = .acquire(network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
-                            ifname: try ifname())
+            self = .acquire(
+                network: try f.requireNonEmpty("network"),
+                owner: try f.requireNonEmpty("owner"),
+                ifname: try ifname()
+            )
         case .release:
             try only("network", "owner")
             self = .release(network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"))
         case .attach:
             try only("network", "owner", "netns", "ifname")
-            self = .attach(network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"),
-                           netns: try f.requireNonEmpty("netns"), ifname: try ifname())
+            self = .attach(
+                network: try f.requireNonEmpty("network"),
+                owner: try f.requireNonEmpty("owner"),
+                netns: try f.requireNonEmpty("netns"),
+                ifname: try ifname()
+            )
         case .detach:
             try only("network", "owner")
             self = .detach(network: try f.requireNonEmpty("network"), owner: try f.requireNonEmpty("owner"))

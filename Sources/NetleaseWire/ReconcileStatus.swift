@@ -54,7 +54,8 @@ extension WireCodec {
         guard let status = ReconcileStatus(rawValue: text) else {
             throw NetleaseError.badRequest(
                 "unknown reconcile status '\(text)'; expected one of "
-                    + ReconcileStatus.allCases.map(\.rawValue).joined(separator: ", "))
+                    + ReconcileStatus.allCases.map(\.rawValue).joined(separator: ", ")
+            )
         }
         return ReconcileOutcome(status: status, lease: try lease(from: f))
     }

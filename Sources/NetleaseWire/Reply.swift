@@ -91,9 +91,14 @@ public struct Greeting: Sendable, Equatable {
     }
 
     public var line: String {
-        LineFormat.render(Line(WireLimits.protocolName, [
-            "version": String(version), "auth": authRequired ? "required" : "none",
-        ]))
+        LineFormat.render(
+            Line(
+                WireLimits.protocolName,
+                [
+                    "version": String(version), "auth": authRequired ? "required" : "none",
+                ]
+            )
+        )
     }
 
     public init(line text: Substring) throws {

@@ -103,8 +103,13 @@ public struct AcquireRequest: Sendable, Equatable {
     public var address: IPv4Address?
     public var ifname: String
 
-    public init(network: String, owner: String, claim: HostClaim? = nil, address: IPv4Address? = nil,
-                ifname: String = "") {
+    public init(
+        network: String,
+        owner: String,
+        claim: HostClaim? = nil,
+        address: IPv4Address? = nil,
+        ifname: String = ""
+    ) {
         self.network = network
         self.owner = owner
         self.claim = claim
@@ -184,8 +189,10 @@ extension Request {
         case .join:
             try only("host", "underlay", "networks")
             self = .join(
-                host: try f.requireName("host", kind: "host"), underlay: try f.requireAddress("underlay"),
-                networks: try f.names("networks", kind: "network"))
+                host: try f.requireName("host", kind: "host"),
+                underlay: try f.requireAddress("underlay"),
+                networks: try f.names("networks", kind: "network")
+            )
         case .heartbeat:
             try only("host", "epoch")
             self = .heartbeat(host: try f.requireName("host", kind: "host"), epoch: try f.requireInt("epoch"))
@@ -197,14 +204,23 @@ extension Request {
             self = .hostRemove(host: try f.requireName("host", kind: "host"))
         case .acquire:
             try only("network", "owner", "host", "epoch", "address", "ifname")
-            self = .acquire(AcquireRequest(
-                network: try f.requireName("network", kind: "network"), owner: try f.requireOwner(),
-                claim: try Self.claim(f), address: try f.address("address"), ifname: try f.interfaceName("ifname")))
+            self = .acquire(
+                AcquireRequest(
+                    network: try f.requireName("network", kind: "network"),
+                    owner: try f.requireOwner(),
+                    claim: try Self.claim(f),
+                    address: try f.address("address"),
+                    ifname: try f.interfaceName("ifname")
+                )
+            )
         case .release:
             try only("network", "owner", "address", "host", "epoch")
             let request = ReleaseRequest(
-                network: try f.requireName("network", kind: "network"), owner: try f.owner(),
-                address: try f.address("address"), claim: try Self.claim(f))
+                network: try f.requireName("network", kind: "network"),
+                owner: try f.owner(),
+                address: try f.address("address"),
+                claim: try Self.claim(f)
+            )
             guard request.owner != nil || request.address != nil else {
                 throw NetleaseError.badRequest("RELEASE needs field 'owner' or 'address'")
             }
@@ -212,12 +228,16 @@ extension Request {
         case .reserve:
             try only("network", "address", "note")
             self = .reserve(
-                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"),
-                note: try f.text("note", maxBytes: Names.maxNoteBytes) ?? "")
+                network: try f.requireName("network", kind: "network"),
+                address: try f.requireAddress("address"),
+                note: try f.text("note", maxBytes: Names.maxNoteBytes) ?? ""
+            )
         case .unreserve:
             try only("network", "address")
             self = .unreserve(
-                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"))
+                network: try f.requireName("network", kind: "network"),
+                address: try f.requireAddress("address")
+            )
         case .reportConflict:
             try only("network", "address", "mac", "host", "epoch")
             guard let claim = try Self.claim(f), claim.epoch != nil else {
@@ -226,30 +246,44 @@ extension Request {
             let mac = try f.requireNonEmpty("mac")
             try Names.checkText(mac, field: "mac", maxBytes: Names.maxMACBytes, allowEmpty: false)
             self = .reportConflict(
-                network: try f.requireName("network", kind: "network"), address: try f.requireAddress("address"),
-                mac: mac, claim: claim)
+                network: try f.requireName("network", kind: "network"),
+                address: try f.requireAddress("address"),
+                mac: mac,
+                claim: claim
+            )
         case .leaseList:
             try only("network", "host", "state", "owner")
             var state: LeaseState?
             if let text = f["state"] {
                 guard let parsed = LeaseState(rawValue: text) else {
                     throw NetleaseError.badRequest(
-                        "field 'state' must be one of \(LeaseState.allCases.map(\.rawValue).joined(separator: ", "))")
+                        "field 'state' must be one of \(LeaseState.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 state = parsed
             }
-            self = .leaseList(Ledger.LeaseFilter(
-                network: try f.name("network", kind: "network"),
-                host: try f.name("host", kind: "host", allowEmpty: true), state: state,
-                owner: try f.text("owner", maxBytes: Names.maxOwnerBytes)))
+            self = .leaseList(
+                Ledger.LeaseFilter(
+                    network: try f.name("network", kind: "network"),
+                    host: try f.name("host", kind: "host", allowEmpty: true),
+                    state: state,
+                    owner: try f.text("owner", maxBytes: Names.maxOwnerBytes)
+                )
+            )
         case .reconcile:
             try only("network", "owner", "address", "ifname", "host", "epoch")
             guard let claim = try Self.claim(f), claim.epoch != nil else {
                 throw NetleaseError.badRequest("RECONCILE needs fields 'host' and 'epoch'")
             }
-            self = .reconcile(ReconcileRequest(
-                network: try f.requireName("network", kind: "network"), owner: try f.requireOwner(),
-                address: try f.requireAddress("address"), ifname: try f.interfaceName("ifname"), claim: claim))
+            self = .reconcile(
+                ReconcileRequest(
+                    network: try f.requireName("network", kind: "network"),
+                    owner: try f.requireOwner(),
+                    address: try f.requireAddress("address"),
+                    ifname: try f.interfaceName("ifname"),
+                    claim: claim
+                )
+            )
         case .watch:
             try only()
             self = .watch

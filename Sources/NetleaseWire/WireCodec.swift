@@ -70,18 +70,22 @@ public enum WireCodec {
         let subnetText = try f.require("subnet")
         guard let subnet = IPv4Subnet(subnetText) else {
             throw NetleaseError.badRequest(
-                "field 'subnet' must be a CIDR with host bits zero (like 172.30.0.0/16), got '\(subnetText)'")
+                "field 'subnet' must be a CIDR with host bits zero (like 172.30.0.0/16), got '\(subnetText)'"
+            )
         }
         var spec = NetworkSpec(name: name, subnet: subnet)
         if let text = f["tunnel"] {
             guard let tunnel = TunnelKind(rawValue: text) else {
                 throw NetleaseError.badRequest(
-                    "field 'tunnel' must be one of \(TunnelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+                    "field 'tunnel' must be one of \(TunnelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'"
+                )
             }
             spec.tunnel = tunnel
         }
         if let vni = try f.int("vni") {
-            guard (0...16_777_215).contains(vni) else { throw NetleaseError.badRequest("vni \(vni) is out of range 1-16777215") }
+            guard (0...16_777_215).contains(vni) else {
+                throw NetleaseError.badRequest("vni \(vni) is out of range 1-16777215")
+            }
             spec.vni = UInt32(vni)
         }
         spec.bridge = f["bridge"] ?? ""
@@ -107,8 +111,13 @@ public enum WireCodec {
             values.append(Int(value))
         }
         guard usable >= 0 else { throw NetleaseError.badRequest("field 'usable' must not be negative") }
-        return PoolCounts(usable: UInt64(usable), active: values[0], reserved: values[1], conflict: values[2],
-                          cooldown: values[3])
+        return PoolCounts(
+            usable: UInt64(usable),
+            active: values[0],
+            reserved: values[1],
+            conflict: values[2],
+            cooldown: values[3]
+        )
     }
 
     // MARK: hosts
@@ -131,9 +140,14 @@ public enum WireCodec {
             throw NetleaseError.badRequest("unknown host state '\(stateText)'")
         }
         return HostRecord(
-            name: try f.require("name"), underlay: try f.requireAddress("underlay"), epoch: try f.requireInt("epoch"),
-            state: state, networks: list(f["networks"]), joined: try f.requireInt("joined"),
-            lastHeartbeat: try f.requireInt("heartbeat"))
+            name: try f.require("name"),
+            underlay: try f.requireAddress("underlay"),
+            epoch: try f.requireInt("epoch"),
+            state: state,
+            networks: list(f["networks"]),
+            joined: try f.requireInt("joined"),
+            lastHeartbeat: try f.requireInt("heartbeat")
+        )
     }
 
     // MARK: leases
@@ -159,7 +173,8 @@ public enum WireCodec {
         let addressText = try f.require("address")
         let parts = addressText.split(separator: "/")
         guard parts.count == 2, let address = IPv4Address(parts[0]), let prefix = Int(parts[1]),
-              (0...32).contains(prefix) else {
+            (0...32).contains(prefix)
+        else {
             throw NetleaseError.badRequest("lease address '\(addressText)' is not A.B.C.D/PREFIX")
         }
         let stateText = try f.require("state")
@@ -167,9 +182,19 @@ public enum WireCodec {
             throw NetleaseError.badRequest("unknown lease state '\(stateText)'")
         }
         return Lease(
-            network: try f.require("network"), address: address, prefix: prefix, state: state, host: f["host"] ?? "",
-            owner: f["owner"] ?? "", ifname: f["ifname"] ?? "", note: f["note"] ?? "", mac: f["mac"] ?? "",
-            isStatic: f["static"] != "0", created: try f.int("created") ?? 0, renewed: try f.int("renewed") ?? 0,
-            until: try f.int("until") ?? 0)
+            network: try f.require("network"),
+            address: address,
+            prefix: prefix,
+            state: state,
+            host: f["host"] ?? "",
+            owner: f["owner"] ?? "",
+            ifname: f["ifname"] ?? "",
+            note: f["note"] ?? "",
+            mac: f["mac"] ?? "",
+            isStatic: f["static"] != "0",
+            created: try f.int("created") ?? 0,
+            renewed: try f.int("renewed") ?? 0,
+            until: try f.int("until") ?? 0
+        )
     }
 }

@@ -15,23 +15,33 @@ struct ChaosCommand: AsyncParsableCommand {
             would not send; after every restart the acknowledged state is checked. Prints \
             'seed=… cycles=… acked=… lost=0 duplicates=0 …' and exits non-zero if anything acknowledged was lost, \
             duplicated or came back; the same --seed repeats the run's random choices.
-            """)
+            """
+    )
 
     @Option(help: "Kill/restart cycles.") var cycles = 100
     @Option(help: "Concurrent client connections.") var clients = 8
-    @Option(help: ArgumentHelp("The netlease executable (default: next to this one).", valueName: "path")) var binary: String?
+    @Option(help: ArgumentHelp("The netlease executable (default: next to this one).", valueName: "path")) var binary:
+        String?
     @Option(help: "Seed of the random kill points (printed at start).") var seed: UInt64?
     @Flag(help: "Keep the data directory and logs.") var keep = false
 
     func run() async throws {
         let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let executable = binary ?? ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent("netlease")
+        let executable =
+            binary ?? ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent("netlease")
         let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("netlease-chaos-\(getpid())")
         let seed = self.seed ?? .random(in: 0...UInt64.max)
         print("netlease-chaos: \(cycles) cycles, \(clients) clients, seed \(seed), data in \(directory)")
         defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
-        let run = ChaosRun(options: .init(binary: executable, directory: directory, cycles: cycles, clients: clients,
-                                          seed: seed))
+        let run = ChaosRun(
+            options: .init(
+                binary: executable,
+                directory: directory,
+                cycles: cycles,
+                clients: clients,
+                seed: seed
+            )
+        )
         let summary = try await run.run { line in print(line) }
         print(summary.description)
         for problem in summary.problems.prefix(20) { print("problem: \(problem)") }

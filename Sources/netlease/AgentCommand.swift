@@ -6,9 +6,9 @@ import NetleaseAgent
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
+import NetleaseTransport
 import NetleaseWire
 import ServiceLifecycle
-import NetleaseTransport
 
 extension Netlease {
     struct AgentCommand: AsyncParsableCommand {
@@ -29,59 +29,93 @@ extension Netlease {
                 Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once the socket is \
                 open, a status line at each step, STOPPING=1 when it stops, and WATCHDOG=1 every half \
                 $WATCHDOG_USEC while it is healthy.
-                """)
+                """
+        )
 
         static let defaultCoordinator = AgentConfiguration.defaultCoordinators.map(\.description)
             .joined(separator: ",")
 
-        @Option(help: ArgumentHelp(
-            "Settings file (KEY=value lines, as /etc/netlease/agent.env); see the discussion above.",
-            valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "Settings file (KEY=value lines, as /etc/netlease/agent.env); see the discussion above.",
+                valueName: "file"
+            )
+        )
         var config: String?
-        @Option(help: ArgumentHelp(
-            "Coordinator addresses, comma-separated, tried in turn (default \(AgentCommand.defaultCoordinator)).",
-            valueName: "addr:port,…"))
+        @Option(
+            help: ArgumentHelp(
+                "Coordinator addresses, comma-separated, tried in turn (default \(AgentCommand.defaultCoordinator)).",
+                valueName: "addr:port,…"
+            )
+        )
         var coordinator: String?
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
-        @Option(help: ArgumentHelp(
-            "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
-            valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
+                valueName: "file"
+            )
+        )
         var tlsCert: String?
         @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
-        @Option(help: ArgumentHelp("PEM CA certificate that must have signed the coordinators' certificates.",
-                                   valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "PEM CA certificate that must have signed the coordinators' certificates.",
+                valueName: "file"
+            )
+        )
         var tlsCa: String?
-        @Option(help: ArgumentHelp(
-            "Name every coordinator's certificate must carry as a DNS or IP subjectAltName "
-                + "(default: any certificate the CA signed is accepted).",
-            valueName: "name"))
+        @Option(
+            help: ArgumentHelp(
+                "Name every coordinator's certificate must carry as a DNS or IP subjectAltName "
+                    + "(default: any certificate the CA signed is accepted).",
+                valueName: "name"
+            )
+        )
         var tlsServerName: String?
         @Option(help: "This host's name in the cluster (required, here or in --config).") var host: String?
-        @Option(help: ArgumentHelp(
-            "This host's underlay address: the tunnel endpoint peers send to (required, here or in --config).",
-            valueName: "ip"))
+        @Option(
+            help: ArgumentHelp(
+                "This host's underlay address: the tunnel endpoint peers send to (required, here or in --config).",
+                valueName: "ip"
+            )
+        )
         var underlay: String?
-        @Option(help: ArgumentHelp(
-            "A network this host serves (repeatable; at least one, here or in --config).", valueName: "name"))
+        @Option(
+            help: ArgumentHelp(
+                "A network this host serves (repeatable; at least one, here or in --config).",
+                valueName: "name"
+            )
+        )
         var network: [String] = []
         @Option(help: ArgumentHelp("Local API socket.", valueName: "path"))
         var socket = AgentConfiguration.defaultSocketPath
-        @Option(help: ArgumentHelp("Group allowed to use the socket (mode 0660).", valueName: "group")) var socketGroup: String?
+        @Option(help: ArgumentHelp("Group allowed to use the socket (mode 0660).", valueName: "group")) var socketGroup:
+            String?
         @Option(help: ArgumentHelp("Where the agent records what it handed out.", valueName: "dir"))
         var stateDir = AgentConfiguration.defaultStateDirectory
-        @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.") var teardown = false
-        @Option(help: ArgumentHelp(
-            "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
-                + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
-            valueName: "path"))
+        @Flag(help: "On stop, remove the containers' interfaces, tunnels and bridges this agent created.")
+        var teardown = false
+        @Option(
+            help: ArgumentHelp(
+                "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
+                    + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
+                valueName: "path"
+            )
+        )
         var dockerPlugin: String?
-        @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+        @Option(
+            help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level")
+        )
         var logLevel = "info"
         @Option(help: metricsOptionHelp) var metrics: String?
 
-        @Option(help: ArgumentHelp(
-            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
-            valueName: "format"))
+        @Option(
+            help: ArgumentHelp(
+                "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+                valueName: "format"
+            )
+        )
         var logFormat: LogFormat?
 
         /// What the agent runs with: the command line over the settings file over the defaults.
@@ -108,15 +142,21 @@ extension Netlease {
             let fileSecret = config == nil ? nil : (file.secretFile ?? AgentConfigFile.defaultSecretFile)
             let secret = secretFile ?? fileSecret.flatMap { $0.isEmpty ? nil : $0 }
             return Settings(
-                coordinators: coordinator ?? file.coordinators ?? Self.defaultCoordinator, secretFile: secret,
-                host: host, underlay: underlay, networks: networks)
+                coordinators: coordinator ?? file.coordinators ?? Self.defaultCoordinator,
+                secretFile: secret,
+                host: host,
+                underlay: underlay,
+                networks: networks
+            )
         }
 
         func validate() throws {
             _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
-            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("unknown --log-level '\(logLevel)'")
+            }
         }
 
         func run() async throws {
@@ -136,22 +176,36 @@ extension Netlease {
                 // Checked now, not at the first connect: a bad file would otherwise only show as retries.
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
-                    atPath: (socket as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    atPath: (socket as NSString).deletingLastPathComponent,
+                    withIntermediateDirectories: true
+                )
                 if let dockerPlugin {
                     try FileManager.default.createDirectory(
-                        atPath: (dockerPlugin as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                        atPath: (dockerPlugin as NSString).deletingLastPathComponent,
+                        withIntermediateDirectories: true
+                    )
                 }
                 let configuration = AgentConfiguration(
-                    coordinators: endpoints, secret: secret, host: settings.host, underlay: underlayAddress,
+                    coordinators: endpoints,
+                    secret: secret,
+                    host: settings.host,
+                    underlay: underlayAddress,
                     networks: settings.networks,
-                    socketPath: socket, socketGroup: socketGroup, stateDirectory: stateDir, teardownOnStop: teardown,
-                    tls: tls, dockerPluginSocket: dockerPlugin)
+                    socketPath: socket,
+                    socketGroup: socketGroup,
+                    stateDirectory: stateDir,
+                    teardownOnStop: teardown,
+                    tls: tls,
+                    dockerPluginSocket: dockerPlugin
+                )
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()
                 let agent = try Agent(
                     configuration: configuration,
                     hostNetwork: LinuxHostNetwork(runner: ProcessCommandRunner()),
-                    prober: PacketSocketARPProber(), logger: logger, notifier: notifier
+                    prober: PacketSocketARPProber(),
+                    logger: logger,
+                    notifier: notifier
                 ) { path in
                     FileHandle.standardOutput.write(Data("netlease agent ready on \(path)\n".utf8))
                 }
@@ -162,13 +216,19 @@ extension Netlease {
                 }
                 // The metrics endpoint first, so it stops last; the notify service last, so it stops first: the
                 // group stops services in reverse order, so STOPPING=1 is sent first.
-                var services: [ServiceGroupConfiguration.ServiceConfiguration] = metricsServer.map {
-                    [.init(service: $0)]
-                } ?? []
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] =
+                    metricsServer.map {
+                        [.init(service: $0)]
+                    } ?? []
                 services.append(.init(service: agent))
                 if let notifier { services.append(.init(service: SystemdNotifyService(notifier: notifier))) }
-                let group = ServiceGroup(configuration: .init(
-                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                let group = ServiceGroup(
+                    configuration: .init(
+                        services: services,
+                        gracefulShutdownSignals: [.sigterm, .sigint],
+                        logger: logger
+                    )
+                )
                 try await group.run()
             }
         }
@@ -187,10 +247,16 @@ extension Netlease {
     struct Attach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give a container an address: lease (ARP-probed), veth pair, address, default route, MTU.",
-            discussion: "Idempotent for the same --owner: a repeat returns the same address and fixes what differs.")
+            discussion: "Idempotent for the same --owner: a repeat returns the same address and fixes what differs."
+        )
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
-        @Option(help: ArgumentHelp("The container's network namespace: a name (ip netns) or a path.", valueName: "name|path"))
+        @Option(
+            help: ArgumentHelp(
+                "The container's network namespace: a name (ip netns) or a path.",
+                valueName: "name|path"
+            )
+        )
         var netns: String
         @Option(help: "Owner id, e.g. the container id.") var owner: String
         @Option(help: "Interface name inside the container.") var ifname = "eth0"
@@ -203,8 +269,14 @@ extension Netlease {
                 }
                 let lease = try WireCodec.lease(from: reply.fields)
                 if json {
-                    try printJSON(HandoutJSON(lease: LeaseJSON(lease), gateway: reply.fields["gateway"] ?? "",
-                                              mtu: Int(reply.fields["mtu"] ?? "") ?? 0, bridge: reply.fields["bridge"] ?? ""))
+                    try printJSON(
+                        HandoutJSON(
+                            lease: LeaseJSON(lease),
+                            gateway: reply.fields["gateway"] ?? "",
+                            mtu: Int(reply.fields["mtu"] ?? "") ?? 0,
+                            bridge: reply.fields["bridge"] ?? ""
+                        )
+                    )
                 } else {
                     print("\(lease.address)/\(lease.prefix)")
                 }
@@ -214,7 +286,8 @@ extension Netlease {
 
     struct Detach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove a container's interface and release its address (idempotent).")
+            abstract: "Remove a container's interface and release its address (idempotent)."
+        )
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Owner id given to attach.") var owner: String
@@ -231,7 +304,8 @@ extension Netlease {
     struct Doctor: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check this host: coordinator session, bridge, tunnel mesh vs live peers, MTUs, leases.",
-            discussion: "Exits non-zero when any check fails, naming each failed check.")
+            discussion: "Exits non-zero when any check fails, naming each failed check."
+        )
         @OptionGroup var agent: AgentSocketOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -248,7 +322,10 @@ extension Netlease {
                 }
                 let failed = checks.filter { !$0.ok }
                 if !failed.isEmpty {
-                    throw NetleaseError(.checkFailed, "\(failed.count) check(s) failed: \(failed.map(\.name).joined(separator: ", "))")
+                    throw NetleaseError(
+                        .checkFailed,
+                        "\(failed.count) check(s) failed: \(failed.map(\.name).joined(separator: ", "))"
+                    )
                 }
             }
         }

@@ -12,7 +12,8 @@ extension Netlease {
                 stop the coordinator, move its DIR/netlease.db* away, copy the backup to DIR/netlease.db (mode \
                 0600), start it. Agents notice the older generation, reconcile what they use, and report it in \
                 'netlease doctor'. See docs/OPERATIONS.md.
-                """)
+                """
+        )
         @OptionGroup var client: ClientOptions
         @Option(help: ArgumentHelp("File to write; must not exist.", valueName: "file")) var out: String
         @Flag(help: "Print the result as JSON.") var json = false
@@ -23,16 +24,29 @@ extension Netlease {
                     throw NetleaseError.badRequest("\(out) exists; a backup never overwrites a file")
                 }
                 let backup = try await client.withConnection { try await $0.backup() }
-                guard FileManager.default.createFile(atPath: out, contents: backup.data,
-                                                     attributes: [.posixPermissions: 0o600]) else {
+                guard
+                    FileManager.default.createFile(
+                        atPath: out,
+                        contents: backup.data,
+                        attributes: [.posixPermissions: 0o600]
+                    )
+                else {
                     throw NetleaseError(.storage, "cannot write \(out)")
                 }
                 if json {
-                    try printJSON(BackupJSON(
-                        store: backup.store, generation: backup.generation, bytes: backup.data.count, file: out))
+                    try printJSON(
+                        BackupJSON(
+                            store: backup.store,
+                            generation: backup.generation,
+                            bytes: backup.data.count,
+                            file: out
+                        )
+                    )
                 } else {
-                    print("backup of store \(backup.store) at generation \(backup.generation): "
-                        + "\(backup.data.count) bytes -> \(out)")
+                    print(
+                        "backup of store \(backup.store) at generation \(backup.generation): "
+                            + "\(backup.data.count) bytes -> \(out)"
+                    )
                 }
             }
         }

@@ -27,7 +27,8 @@ extension Netlease {
                 the recording host network (every bridge, tunnel and FDB step for the P peers is planned, no command \
                 runs); each is timed from start to its socket being ready. The joined hosts are removed at the end. \
                 `netlease demo` times real agents in network namespaces.
-                """)
+                """
+        )
 
         @OptionGroup var client: ClientOptions
 
@@ -35,8 +36,12 @@ extension Netlease {
         @Option(help: "Requests in flight per connection (closed loop).") var pipeline = BenchOptions.defaults.pipeline
         @Option(help: ArgumentHelp("Measured time in seconds.", valueName: "seconds"))
         var duration: Double = BenchOptions.defaults.duration
-        @Option(help: ArgumentHelp(
-            "Offered acquires/s over all connections (open loop); 0 = flat out.", valueName: "r"))
+        @Option(
+            help: ArgumentHelp(
+                "Offered acquires/s over all connections (open loop); 0 = flat out.",
+                valueName: "r"
+            )
+        )
         var rate: Double = BenchOptions.defaults.rate
         @Option(help: "Network to use; created when missing.") var network = BenchOptions.defaults.network
         @Option(help: "Subnet for a network the bench creates (cooldown 0).") var subnet = BenchOptions.defaults.subnet
@@ -55,9 +60,13 @@ extension Netlease {
         var agentLeases = BenchOptions.defaults.agentLeases
         @Option(help: ArgumentHelp("Agents mode: heartbeat interval.", valueName: "seconds"))
         var heartbeat: Double = BenchOptions.defaults.heartbeat
-        @Option(help: ArgumentHelp(
-            "Agent start mode: join this many peer hosts, then time an agent (in this process, recording host network) "
-                + "from start to ready.", valueName: "peers"))
+        @Option(
+            help: ArgumentHelp(
+                "Agent start mode: join this many peer hosts, then time an agent (in this process, recording host network) "
+                    + "from start to ready.",
+                valueName: "peers"
+            )
+        )
         var agentStartPeers: Int?
         @Option(help: "Agent start mode: agents to time, one after the other.") var runs = BenchOptions.defaults.runs
         @Option(help: "PID of the coordinator, to sample its VmRSS/VmHWM (from /proc) during the run.")
@@ -112,7 +121,8 @@ extension Netlease {
                 let endpoint = try client.endpoint()
                 guard BenchOptions.isLoopback(endpoint.host) else {
                     throw NetleaseError.badRequest(
-                        "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)")
+                        "bench only targets loopback (127.0.0.0/8, ::1, localhost); got \(endpoint.host)"
+                    )
                 }
                 OpenFileLimit.raise()
                 let secret = try client.secret()
@@ -125,4 +135,3 @@ extension Netlease {
         }
     }
 }
-

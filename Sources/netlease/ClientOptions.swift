@@ -7,36 +7,51 @@ import NetleaseTransport
 
 /// Where the coordinator is and how to authenticate: shared by every admin command.
 struct ClientOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Coordinator address HOST:PORT, or several separated by commas: the one that leads is used (env "
-            + "NETLEASE_COORDINATOR; default \(ClientOptions.defaultCoordinator)).",
-        valueName: "addr"))
+    @Option(
+        help: ArgumentHelp(
+            "Coordinator address HOST:PORT, or several separated by commas: the one that leads is used (env "
+                + "NETLEASE_COORDINATOR; default \(ClientOptions.defaultCoordinator)).",
+            valueName: "addr"
+        )
+    )
     var coordinator: String?
 
-    @Option(help: ArgumentHelp(
-        "File holding the cluster secret (env NETLEASE_SECRET_FILE; default \(ClientOptions.defaultSecretFile) "
-            + "if present).",
-        valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "File holding the cluster secret (env NETLEASE_SECRET_FILE; default \(ClientOptions.defaultSecretFile) "
+                + "if present).",
+            valueName: "path"
+        )
+    )
     var secretFile: String?
 
-    @Option(help: ArgumentHelp(
-        "PEM certificate this client presents to a coordinator started with --tls-*; needs --tls-key and --tls-ca "
-            + "(env NETLEASE_TLS_CERT).",
-        valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "PEM certificate this client presents to a coordinator started with --tls-*; needs --tls-key and --tls-ca "
+                + "(env NETLEASE_TLS_CERT).",
+            valueName: "file"
+        )
+    )
     var tlsCert: String?
 
     @Option(help: ArgumentHelp("PEM private key of --tls-cert (env NETLEASE_TLS_KEY).", valueName: "file"))
     var tlsKey: String?
 
-    @Option(help: ArgumentHelp(
-        "PEM CA certificate that must have signed the coordinator's certificate (env NETLEASE_TLS_CA).",
-        valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "PEM CA certificate that must have signed the coordinator's certificate (env NETLEASE_TLS_CA).",
+            valueName: "file"
+        )
+    )
     var tlsCa: String?
 
-    @Option(help: ArgumentHelp(
-        "Name the coordinator's certificate must carry as a DNS or IP subjectAltName (env NETLEASE_TLS_SERVER_NAME; "
-            + "default: any certificate the CA signed is accepted).",
-        valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Name the coordinator's certificate must carry as a DNS or IP subjectAltName (env NETLEASE_TLS_SERVER_NAME; "
+                + "default: any certificate the CA signed is accepted).",
+            valueName: "name"
+        )
+    )
     var tlsServerName: String?
 
     /// A coordinator on this machine, on the default port.
@@ -56,11 +71,14 @@ struct ClientOptions: ParsableArguments {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         }
         return try tlsSettings(
-            cert: resolved(tlsCert, "NETLEASE_TLS_CERT"), key: resolved(tlsKey, "NETLEASE_TLS_KEY"),
-            ca: resolved(tlsCa, "NETLEASE_TLS_CA"), serverName: resolved(tlsServerName, "NETLEASE_TLS_SERVER_NAME"),
+            cert: resolved(tlsCert, "NETLEASE_TLS_CERT"),
+            key: resolved(tlsKey, "NETLEASE_TLS_KEY"),
+            ca: resolved(tlsCa, "NETLEASE_TLS_CA"),
+            serverName: resolved(tlsServerName, "NETLEASE_TLS_SERVER_NAME"),
             names: (
                 "--tls-cert (or NETLEASE_TLS_CERT)", "--tls-key (or NETLEASE_TLS_KEY)", "--tls-ca (or NETLEASE_TLS_CA)"
-            ))
+            )
+        )
     }
 
     /// The first coordinator address given.
@@ -100,7 +118,10 @@ struct ClientOptions: ParsableArguments {
 /// TLS settings from a command's three file options: all three give settings, none gives nil, anything else is a
 /// `ValidationError` naming what is missing (`names` label the options in that message).
 func tlsSettings(
-    cert: String?, key: String?, ca: String?, serverName: String? = nil,
+    cert: String?,
+    key: String?,
+    ca: String?,
+    serverName: String? = nil,
     names: (cert: String, key: String, ca: String) = ("--tls-cert", "--tls-key", "--tls-ca")
 ) throws -> TLSSettings? {
     let missing = [(cert, names.cert), (key, names.key), (ca, names.ca)].filter { $0.0 == nil }.map(\.1)
@@ -113,7 +134,8 @@ func tlsSettings(
     guard let cert, let key, let ca else {
         throw ValidationError(
             "TLS needs \(names.cert), \(names.key) and \(names.ca) together; "
-                + "missing: \(missing.joined(separator: ", "))")
+                + "missing: \(missing.joined(separator: ", "))"
+        )
     }
     return TLSSettings(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName)
 }

@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
 import NetleasePostgresStore
 import NetleaseStore
-import NIOCore
-import ServiceLifecycle
 import NetleaseTransport
+import ServiceLifecycle
 
 extension Netlease {
     struct Coordinator: AsyncParsableCommand {
@@ -32,7 +32,8 @@ extension Netlease {
                 Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once it accepts \
                 connections with its store open, STOPPING=1 when it stops, and WATCHDOG=1 every half \
                 $WATCHDOG_USEC while it is healthy.
-                """)
+                """
+        )
 
         /// Where the coordinator keeps its database and secrets unless told otherwise; admin commands look for the
         /// cluster secret there too.
@@ -40,26 +41,37 @@ extension Netlease {
 
         @Option(help: ArgumentHelp("Address and port to listen on (port 0 picks a free one).", valueName: "addr:port"))
         var listen = Endpoint(
-            host: CoordinatorConfiguration.defaults.host, port: CoordinatorConfiguration.defaults.port
+            host: CoordinatorConfiguration.defaults.host,
+            port: CoordinatorConfiguration.defaults.port
         ).description
 
         @Option(help: ArgumentHelp("Data directory for the database and the cluster secret.", valueName: "dir"))
         var data = Coordinator.defaultDataDirectory
 
-        @Option(help: ArgumentHelp(
-            "Where leases are kept: 'sqlite' (DIR/netlease.db) or postgres://USER@HOST:PORT/DATABASE"
-                + "[?sslmode=MODE] (several coordinators on one database).",
-            valueName: "store"))
+        @Option(
+            help: ArgumentHelp(
+                "Where leases are kept: 'sqlite' (DIR/netlease.db) or postgres://USER@HOST:PORT/DATABASE"
+                    + "[?sslmode=MODE] (several coordinators on one database).",
+                valueName: "store"
+            )
+        )
         var store = "sqlite"
 
-        @Option(help: ArgumentHelp("File holding the PostgreSQL password (mode 0600); else PGPASSWORD.",
-                                   valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "File holding the PostgreSQL password (mode 0600); else PGPASSWORD.",
+                valueName: "file"
+            )
+        )
         var storePasswordFile: String?
 
-        @Option(help: ArgumentHelp(
-            "Address clients reach this coordinator at, recorded as the leader's (PostgreSQL store; default: "
-                + "--listen).",
-            valueName: "addr:port"))
+        @Option(
+            help: ArgumentHelp(
+                "Address clients reach this coordinator at, recorded as the leader's (PostgreSQL store; default: "
+                    + "--listen).",
+                valueName: "addr:port"
+            )
+        )
         var advertise: String?
 
         @Flag(help: "Accept requests without authentication (logs a warning; for throwaway test clusters only).")
@@ -71,39 +83,59 @@ extension Netlease {
         @Option(help: ArgumentHelp("Close connections that send nothing for this long.", valueName: "seconds"))
         var idleTimeout = CoordinatorConfiguration.defaults.idleTimeout.components.seconds
 
-        @Option(help: ArgumentHelp("Close connections that leave a started line unfinished this long.",
-                                   valueName: "seconds"))
+        @Option(
+            help: ArgumentHelp(
+                "Close connections that leave a started line unfinished this long.",
+                valueName: "seconds"
+            )
+        )
         var lineTimeout = CoordinatorConfiguration.defaults.lineTimeout.components.seconds
 
-        @Option(help: ArgumentHelp(
-            "Most requests committed together in one durable transaction (1 disables group commit).",
-            valueName: "n"))
+        @Option(
+            help: ArgumentHelp(
+                "Most requests committed together in one durable transaction (1 disables group commit).",
+                valueName: "n"
+            )
+        )
         var maxBatch = SQLiteLeaseStore.defaultMaxBatch
 
-        @Option(help: ArgumentHelp(
-            "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
-                + "(needs --tls-key and --tls-ca).",
-            valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
+                    + "(needs --tls-key and --tls-ca).",
+                valueName: "file"
+            )
+        )
         var tlsCert: String?
 
         @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
         var tlsKey: String?
 
-        @Option(help: ArgumentHelp(
-            "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
-            valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
+                valueName: "file"
+            )
+        )
         var tlsCa: String?
 
-        @Option(help: ArgumentHelp(
-            "Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+        @Option(
+            help: ArgumentHelp(
+                "Log level: trace, debug, info, notice, warning, error, critical.",
+                valueName: "level"
+            )
+        )
         var logLevel = "info"
 
         @Option(help: metricsOptionHelp)
         var metrics: String?
 
-        @Option(help: ArgumentHelp(
-            "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
-            valueName: "format"))
+        @Option(
+            help: ArgumentHelp(
+                "Log line format: text, json or journal (default: journal when stderr is the journal, else text).",
+                valueName: "format"
+            )
+        )
         var logFormat: LogFormat?
 
         func validate() throws {
@@ -118,11 +150,12 @@ extension Netlease {
             }
             if let advertise { _ = try Endpoint(parsing: advertise) }
             if store != "sqlite", advertise == nil, let listening = try? Endpoint(parsing: listen),
-               ["0.0.0.0", "::", ""].contains(listening.host)
+                ["0.0.0.0", "::", ""].contains(listening.host)
             {
                 throw ValidationError(
                     "--store postgres://… with --listen on every address needs --advertise HOST:PORT: the address "
-                        + "the other coordinators send clients to while this one leads")
+                        + "the other coordinators send clients to while this one leads"
+                )
             }
             guard maxBatch > 0 else { throw ValidationError("--max-batch must be positive") }
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
@@ -147,7 +180,10 @@ extension Netlease {
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
-                    atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    atPath: data,
+                    withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700]
+                )
                 if insecure { logger.warning("--insecure: every client may change state without authentication") }
                 if store == "sqlite" {
                     try await runOnSQLite(endpoint: endpoint, tls: tls, notifier: notifier, logger: logger)
@@ -158,10 +194,16 @@ extension Netlease {
         }
 
         /// One coordinator, its SQLite file in --data, its secrets beside it.
-        private func runOnSQLite(endpoint: Endpoint, tls: TLSSettings?, notifier: SystemdNotifier?, logger: Logger)
+        private func runOnSQLite(
+            endpoint: Endpoint,
+            tls: TLSSettings?,
+            notifier: SystemdNotifier?,
+            logger: Logger
+        )
             async throws
         {
-            let secrets = insecure
+            let secrets =
+                insecure
                 ? nil : try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
             if let secrets {
                 StandardErrorSink.shared.redact(secrets.secret.text)
@@ -170,21 +212,37 @@ extension Netlease {
             notifier?.status("opening the lease store in \(data)")
             let metrics = CoordinatorMetrics()
             let store = try SQLiteLeaseStore(
-                directory: data, maxBatch: maxBatch, commitObserver: metrics, logger: Logger(label: "netlease.store"))
+                directory: data,
+                maxBatch: maxBatch,
+                commitObserver: metrics,
+                logger: Logger(label: "netlease.store")
+            )
             defer { store.close() }
             logger.info("opened lease store", metadata: ["path": "\(store.path)", "store-id": "\(store.storeID)"])
             let coordinator = makeCoordinator(
-                endpoint: endpoint, tls: tls, secrets: secrets, store: store, metrics: metrics, notifier: notifier,
-                logger: logger) { _ in }
+                endpoint: endpoint,
+                tls: tls,
+                secrets: secrets,
+                store: store,
+                metrics: metrics,
+                notifier: notifier,
+                logger: logger
+            ) { _ in }
             try await runServices(
-                try metricsServices(coordinator, logger: logger) + [coordinator], notifier: notifier, logger: logger)
+                try metricsServices(coordinator, logger: logger) + [coordinator],
+                notifier: notifier,
+                logger: logger
+            )
         }
 
         /// One of several coordinators on the database of --store: standby until it takes the leadership. The
         /// secrets' hashes are in the database; the coordinator that found none stored its own (created in --data
         /// as with SQLite).
         private func runOnPostgres(
-            endpoint: Endpoint, tls: TLSSettings?, notifier: SystemdNotifier?, logger: Logger
+            endpoint: Endpoint,
+            tls: TLSSettings?,
+            notifier: SystemdNotifier?,
+            logger: Logger
         ) async throws {
             let url = try PostgresStoreURL(parsing: store).withPassword(file: storePasswordFile)
             let backend = try await PostgresLeadershipBackend.connect(url: url, maxBatch: maxBatch)
@@ -193,8 +251,13 @@ extension Netlease {
             defer { gate.close() }
             let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
             let coordinator = makeCoordinator(
-                endpoint: endpoint, tls: tls, secrets: secrets, store: gate, metrics: CoordinatorMetrics(),
-                notifier: notifier, logger: logger
+                endpoint: endpoint,
+                tls: tls,
+                secrets: secrets,
+                store: gate,
+                metrics: CoordinatorMetrics(),
+                notifier: notifier,
+                logger: logger
             ) { address in
                 portContinuation.yield(address.port ?? endpoint.port)
                 portContinuation.finish()
@@ -204,17 +267,25 @@ extension Netlease {
                 let address = advertised ?? Endpoint(host: endpoint.host, port: port)
                 logger.info("using the shared store", metadata: ["store": "\(url)", "advertise": "\(address)"])
                 return Leadership(
-                    backend: backend, gate: gate, configuration: LeadershipConfiguration(advertise: "\(address)"),
-                    closeConnections: { coordinator.closeConnections() })
+                    backend: backend,
+                    gate: gate,
+                    configuration: LeadershipConfiguration(advertise: "\(address)"),
+                    closeConnections: { coordinator.closeConnections() }
+                )
             }
             try await runServices(
-                try metricsServices(coordinator, logger: logger) + [coordinator, leadership], notifier: notifier,
-                logger: logger)
+                try metricsServices(coordinator, logger: logger) + [coordinator, leadership],
+                notifier: notifier,
+                logger: logger
+            )
         }
 
         /// The hashes every coordinator on the database authenticates against, stored from this coordinator's
         /// secret files when the database has none yet.
-        private func sharedSecrets(_ backend: PostgresLeadershipBackend, logger: Logger) async throws
+        private func sharedSecrets(
+            _ backend: PostgresLeadershipBackend,
+            logger: Logger
+        ) async throws
             -> (secret: ClusterSecret, reader: ClusterSecret?)
         {
             var hashes = try await backend.secretHashes()
@@ -222,15 +293,21 @@ extension Netlease {
                 let local = try NetleaseCoordinator.Coordinator.loadOrCreateSecrets(in: data, logger: logger)
                 StandardErrorSink.shared.redact(local.secret.text)
                 StandardErrorSink.shared.redact(local.reader.text)
-                let mine = [PostgresLeadershipBackend.adminRole: SecretHash(hashing: local.secret.text),
-                            PostgresLeadershipBackend.readerRole: SecretHash(hashing: local.reader.text)]
+                let mine = [
+                    PostgresLeadershipBackend.adminRole: SecretHash(hashing: local.secret.text),
+                    PostgresLeadershipBackend.readerRole: SecretHash(hashing: local.reader.text),
+                ]
                 hashes = try await backend.initialiseSecrets(mine)
                 if hashes == mine {
-                    logger.notice("stored the hashes of this coordinator's secrets in the database",
-                                  metadata: ["give agents and admins": "\(data)/\(ClusterSecret.fileName)"])
+                    logger.notice(
+                        "stored the hashes of this coordinator's secrets in the database",
+                        metadata: ["give agents and admins": "\(data)/\(ClusterSecret.fileName)"]
+                    )
                 } else {
-                    logger.warning("another coordinator stored the database's secrets first",
-                                   metadata: ["not authenticating here": "\(data)/\(ClusterSecret.fileName)"])
+                    logger.warning(
+                        "another coordinator stored the database's secrets first",
+                        metadata: ["not authenticating here": "\(data)/\(ClusterSecret.fileName)"]
+                    )
                 }
             }
             guard let admin = hashes[PostgresLeadershipBackend.adminRole] else {
@@ -238,25 +315,43 @@ extension Netlease {
             }
             let localPath = (data as NSString).appendingPathComponent(ClusterSecret.fileName)
             if let local = try? ClusterSecret.load(at: localPath, checkPermissions: false), !admin.matches(local.text) {
-                logger.warning("this data directory's cluster secret is not the database's",
-                               metadata: ["path": "\(localPath)"])
+                logger.warning(
+                    "this data directory's cluster secret is not the database's",
+                    metadata: ["path": "\(localPath)"]
+                )
             }
             let reader = hashes[PostgresLeadershipBackend.readerRole]
-            return (ClusterSecret(verifiedBy: { admin.matches($0) }),
-                    reader.map { hash in ClusterSecret(verifiedBy: { hash.matches($0) }) })
+            return (
+                ClusterSecret(verifiedBy: { admin.matches($0) }),
+                reader.map { hash in ClusterSecret(verifiedBy: { hash.matches($0) }) }
+            )
         }
 
         private func makeCoordinator(
-            endpoint: Endpoint, tls: TLSSettings?, secrets: (secret: ClusterSecret, reader: ClusterSecret?)?,
-            store: any LeaseStore, metrics: CoordinatorMetrics, notifier: SystemdNotifier?, logger: Logger,
+            endpoint: Endpoint,
+            tls: TLSSettings?,
+            secrets: (secret: ClusterSecret, reader: ClusterSecret?)?,
+            store: any LeaseStore,
+            metrics: CoordinatorMetrics,
+            notifier: SystemdNotifier?,
+            logger: Logger,
             onListening: @escaping @Sendable (SocketAddress) -> Void
         ) -> NetleaseCoordinator.Coordinator {
             let configuration = CoordinatorConfiguration(
-                host: endpoint.host, port: endpoint.port, secret: secrets?.secret, readerSecret: secrets?.reader,
-                maxConnections: maxConnections, idleTimeout: .seconds(idleTimeout),
-                lineTimeout: .seconds(lineTimeout), tls: tls)
+                host: endpoint.host,
+                port: endpoint.port,
+                secret: secrets?.secret,
+                readerSecret: secrets?.reader,
+                maxConnections: maxConnections,
+                idleTimeout: .seconds(idleTimeout),
+                lineTimeout: .seconds(lineTimeout),
+                tls: tls
+            )
             return NetleaseCoordinator.Coordinator(
-                configuration: configuration, store: store, metrics: metrics, logger: logger
+                configuration: configuration,
+                store: store,
+                metrics: metrics,
+                logger: logger
             ) { address in
                 onListening(address)
                 let shown = address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
@@ -268,7 +363,10 @@ extension Netlease {
 
         /// The metrics endpoint of --metrics, if given. Listed first, so it stops last: /readyz answers 503 while
         /// the coordinator drains.
-        private func metricsServices(_ coordinator: NetleaseCoordinator.Coordinator, logger: Logger) throws
+        private func metricsServices(
+            _ coordinator: NetleaseCoordinator.Coordinator,
+            logger: Logger
+        ) throws
             -> [any Service]
         {
             guard let metrics else { return [] }
@@ -285,7 +383,8 @@ extension Netlease {
             var all: [ServiceGroupConfiguration.ServiceConfiguration] = services.map { .init(service: $0) }
             if let notifier { all.append(.init(service: SystemdNotifyService(notifier: notifier))) }
             let group = ServiceGroup(
-                configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(services: all, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
             try await group.run()
         }
     }

@@ -15,7 +15,8 @@ extension Netlease {
                 Needs root and iproute2 (and nsenter from util-linux), nothing else: pings are ICMP echo sent by \
                 netlease itself. It first checks the kernel (network namespaces, veth, bridge, VXLAN, raw sockets) \
                 and names every missing package, module or capability before it builds anything.
-                """)
+                """
+        )
 
         @Option(help: "Number of hosts (2-16).") var hosts = 2
         @Option(help: "Containers per host (1-16).") var containers = 2
@@ -32,7 +33,11 @@ extension Netlease {
                 let binary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
                 let progress = json ? FileHandle.standardError : FileHandle.standardOutput
                 let report = try await LabDemo(
-                    hosts: hosts, containers: containers, keep: keep, binary: binary, tables: !json
+                    hosts: hosts,
+                    containers: containers,
+                    keep: keep,
+                    binary: binary,
+                    tables: !json
                 ) { text in
                     progress.write(Data("demo: \(text)\n".utf8))
                 }.run()

@@ -11,7 +11,8 @@ extension Netlease {
                 Run the printed line on every host whose agent serves the network and was started with \
                 --docker-plugin. Docker's bridge driver then adopts the agent's bridge (its address is the \
                 containers' gateway) and asks the agent, as IPAM driver 'netlease', for every container address.
-                """)
+                """
+        )
 
         @OptionGroup var client: ClientOptions
         @Argument(help: "Network name.") var name: String
@@ -19,8 +20,13 @@ extension Netlease {
         func run() async throws {
             try await reportingErrors {
                 let spec = try await client.withConnection { try await $0.network(name) }.spec
-                print(DockerIPAMPlugin.createNetworkCommand(
-                    network: spec.name, subnet: spec.subnet, bridge: spec.bridge))
+                print(
+                    DockerIPAMPlugin.createNetworkCommand(
+                        network: spec.name,
+                        subnet: spec.subnet,
+                        bridge: spec.bridge
+                    )
+                )
             }
         }
     }

@@ -15,8 +15,10 @@ extension Netlease {
                 if json { return try printJSON(hosts.map(HostJSON.init)) }
                 var table = TextTable("NAME", "UNDERLAY", "STATE", "EPOCH", "NETWORKS", "LAST HEARTBEAT")
                 for h in hosts {
-                    table.add([h.name, h.underlay.description, h.state.rawValue, String(h.epoch),
-                               dash(h.networks.joined(separator: ",")), TimeFormat.iso(h.lastHeartbeat)])
+                    table.add([
+                        h.name, h.underlay.description, h.state.rawValue, String(h.epoch),
+                        dash(h.networks.joined(separator: ",")), TimeFormat.iso(h.lastHeartbeat),
+                    ])
                 }
                 print(table.rendered)
             }
@@ -25,11 +27,15 @@ extension Netlease {
 
     struct HostCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "host", abstract: "Manage hosts.", subcommands: [Remove.self])
+            commandName: "host",
+            abstract: "Manage hosts.",
+            subcommands: [Remove.self]
+        )
 
         struct Remove: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Remove a host for good: its leases go to cooldown; it must join again to come back.")
+                abstract: "Remove a host for good: its leases go to cooldown; it must join again to come back."
+            )
             @OptionGroup var client: ClientOptions
             @Argument(help: "Host name.") var name: String
             @Flag(help: "Print the result as JSON.") var json = false

@@ -7,21 +7,27 @@ import NetleaseWire
 extension Netlease {
     struct LeaseCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "lease", abstract: "Acquire, release, reserve and unreserve addresses by hand.",
-            subcommands: [Acquire.self, Release.self, Reserve.self, Unreserve.self])
+            commandName: "lease",
+            abstract: "Acquire, release, reserve and unreserve addresses by hand.",
+            subcommands: [Acquire.self, Release.self, Reserve.self, Unreserve.self]
+        )
     }
 
     struct Leases: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List leases (active, reserved and conflict; cooldown with --state cooldown).")
+            abstract: "List leases (active, reserved and conflict; cooldown with --state cooldown)."
+        )
         @OptionGroup var client: ClientOptions
         @Option(help: "Only this network.") var network: String?
         @Option(help: "Only leases of this host.") var host: String?
         @Option(help: "Only this state: active, reserved, conflict or cooldown.") var state: String?
         @Option(help: "Only this owner.") var owner: String?
-        @Option(help: ArgumentHelp(
-            "Only the records of this address (in the network whose subnet holds it).",
-            valueName: "ip"))
+        @Option(
+            help: ArgumentHelp(
+                "Only the records of this address (in the network whose subnet holds it).",
+                valueName: "ip"
+            )
+        )
         var address: String?
         @Flag(help: "Print JSON.") var json = false
 
@@ -37,7 +43,8 @@ extension Netlease {
                 if let state {
                     guard let parsed = LeaseState(rawValue: state) else {
                         throw NetleaseError.badRequest(
-                            "--state '\(state)' must be active, reserved, conflict or cooldown")
+                            "--state '\(state)' must be active, reserved, conflict or cooldown"
+                        )
                     }
                     filter.state = parsed
                 }
@@ -54,9 +61,11 @@ extension Netlease {
                     if !l.mac.isEmpty { detail.append("mac=\(l.mac)") }
                     if !l.note.isEmpty { detail.append("note=\(l.note)") }
                     if l.state == .cooldown { detail.append("until=\(TimeFormat.iso(l.until))") }
-                    table.add([l.network, "\(l.address)/\(l.prefix)", l.state.rawValue, dash(l.host), dash(l.owner),
-                               dash(l.ifname), TimeFormat.iso(l.renewed),
-                               detail.isEmpty ? "-" : detail.joined(separator: " ")])
+                    table.add([
+                        l.network, "\(l.address)/\(l.prefix)", l.state.rawValue, dash(l.host), dash(l.owner),
+                        dash(l.ifname), TimeFormat.iso(l.renewed),
+                        detail.isEmpty ? "-" : detail.joined(separator: " "),
+                    ])
                 }
                 print(table.rendered)
             }
@@ -64,7 +73,11 @@ extension Netlease {
 
         /// The records of one address. LEASE-LIST has no address filter; subnets never overlap, so the listing is
         /// narrowed to the one network whose subnet holds the address (or --network) and filtered here.
-        static func leases(of address: IPv4Address, _ filter: Ledger.LeaseFilter, on connection: NetleaseConnection)
+        static func leases(
+            of address: IPv4Address,
+            _ filter: Ledger.LeaseFilter,
+            on connection: NetleaseConnection
+        )
             async throws -> [Lease]
         {
             var narrowed = filter
@@ -87,7 +100,8 @@ extension Netlease.LeaseCommand {
             discussion: """
                 Idempotent: the same --network and --owner get the same address back. Without --host, or for a \
                 host that never joined, the lease is static: it never expires and stays until released.
-                """)
+                """
+        )
         @OptionGroup var client: ClientOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Owner id, e.g. a container id.") var owner: String
@@ -98,8 +112,12 @@ extension Netlease.LeaseCommand {
         func run() async throws {
             try await reportingErrors(json: json) {
                 let wanted = try address.map { try parseAddress($0, field: "--address") }
-                let request = AcquireRequest(network: network, owner: owner, claim: host.map { HostClaim(host: $0) },
-                                             address: wanted)
+                let request = AcquireRequest(
+                    network: network,
+                    owner: owner,
+                    claim: host.map { HostClaim(host: $0) },
+                    address: wanted
+                )
                 let lease = try await client.withConnection { try await $0.acquire(request) }
                 if json { try printJSON(LeaseJSON(lease)) } else { print("\(lease.address)/\(lease.prefix)") }
             }
@@ -108,7 +126,8 @@ extension Netlease.LeaseCommand {
 
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Release a lease by owner or by address (idempotent); the address enters cooldown.")
+            abstract: "Release a lease by owner or by address (idempotent); the address enters cooldown."
+        )
         @OptionGroup var client: ClientOptions
         @Option(help: "Network name.") var network: String
         @Option(help: "Owner whose lease to release.") var owner: String?

@@ -73,8 +73,13 @@ struct LineLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, format: LogFormat, level: Logger.Level, sink: any LogSink,
-         metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider) {
+    init(
+        label: String,
+        format: LogFormat,
+        level: Logger.Level,
+        sink: any LogSink,
+        metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider
+    ) {
         self.label = label
         self.format = format
         self.logLevel = level
@@ -92,8 +97,13 @@ struct LineLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
         if let own = event.metadata { fields.merge(own) { _, new in new } }
         if let error = event.error, fields["error"] == nil { fields["error"] = "\(error)" }
-        let line = LogLine(time: Date(), level: event.level, label: label, message: event.message.description,
-                           metadata: fields)
+        let line = LogLine(
+            time: Date(),
+            level: event.level,
+            label: label,
+            message: event.message.description,
+            metadata: fields
+        )
         sink.write(line: line.rendered(format))
     }
 }

@@ -5,7 +5,8 @@ import NetleaseTransport
 /// The help of `--metrics` on the daemons.
 let metricsOptionHelp = ArgumentHelp(
     "Serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on this address (port 0 picks one).",
-    valueName: "addr:port")
+    valueName: "addr:port"
+)
 
 /// The address of `--metrics`: HOST:PORT with the port given (there is no default metrics port).
 func metricsAddress(_ text: String) throws -> HTTPServer.Address {

@@ -16,18 +16,31 @@ extension Netlease {
                 database holding any netlease rows, or one a coordinator has already used, is refused. The SQLite \
                 store is not changed. Then start the coordinators with --store postgres://… and copy DIR's secret \
                 files to the data directory of the first one.
-                """)
+                """
+        )
 
-        @Option(help: ArgumentHelp(
-            "Data directory of the stopped coordinator (holding netlease.db).", valueName: "dir"))
+        @Option(
+            help: ArgumentHelp(
+                "Data directory of the stopped coordinator (holding netlease.db).",
+                valueName: "dir"
+            )
+        )
         var from: String
 
-        @Option(help: ArgumentHelp("The empty database: postgres://USER@HOST:PORT/DATABASE[?sslmode=…].",
-                                   valueName: "url"))
+        @Option(
+            help: ArgumentHelp(
+                "The empty database: postgres://USER@HOST:PORT/DATABASE[?sslmode=…].",
+                valueName: "url"
+            )
+        )
         var to: String
 
-        @Option(help: ArgumentHelp("File holding the database password (mode 0600); else PGPASSWORD.",
-                                   valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "File holding the database password (mode 0600); else PGPASSWORD.",
+                valueName: "file"
+            )
+        )
         var toPasswordFile: String?
 
         func validate() throws {
@@ -55,11 +68,13 @@ extension Netlease {
                     throw error
                 }
                 let copied = try await PostgresLeaseStore.importContents(contents, into: url, logger: logger)
-                print("""
+                print(
+                    """
                     copied store \(copied.storeID) at generation \(copied.generation) from \(file) to \(url)
                       \(copied.summary), last epoch \(copied.lastEpoch)
                     verified: the database holds exactly the rows of the source
-                    """)
+                    """
+                )
             }
         }
     }

@@ -6,8 +6,10 @@ import NetleaseCore
 extension Netlease {
     struct NetworkCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "network", abstract: "Create, list, show and delete networks.",
-            subcommands: [Create.self, List.self, Show.self, Delete.self])
+            commandName: "network",
+            abstract: "Create, list, show and delete networks.",
+            subcommands: [Create.self, List.self, Show.self, Delete.self]
+        )
     }
 }
 
@@ -24,13 +26,21 @@ extension Netlease.NetworkCommand {
         @Option(help: ArgumentHelp("Bridge interface name on every host (default nl-NAME).", valueName: "ifname"))
         var bridge: String?
         @Option(help: "MTU of the bridge and containers (default: underlay MTU minus tunnel overhead).") var mtu: Int?
-        @Option(help: ArgumentHelp(
-            "Seconds without heartbeat before a host's leases are reclaimed.", valueName: "seconds"))
+        @Option(
+            help: ArgumentHelp(
+                "Seconds without heartbeat before a host's leases are reclaimed.",
+                valueName: "seconds"
+            )
+        )
         var leaseTtl: Int = NetworkSpec.defaultLeaseTTL
         @Option(help: ArgumentHelp("Seconds a released address rests before reuse.", valueName: "seconds"))
         var cooldown: Int = NetworkSpec.defaultCooldown
-        @Option(help: ArgumentHelp(
-            "Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).", valueName: "range"))
+        @Option(
+            help: ArgumentHelp(
+                "Addresses never to hand out: A.B.C.D, A-B range or CIDR (repeatable).",
+                valueName: "range"
+            )
+        )
         var exclude: [String] = []
         @Flag(help: "Print the created network as JSON.") var json = false
 
@@ -60,15 +70,25 @@ extension Netlease.NetworkCommand {
             try await reportingErrors(json: json) {
                 let (subnet, tunnel, excluded) = try parsed()
                 let spec = NetworkSpec(
-                    name: name, subnet: subnet, tunnel: tunnel, vni: vni ?? 0, bridge: bridge ?? "", mtu: mtu ?? 0,
-                    leaseTTL: leaseTtl, cooldown: cooldown, excluded: excluded)
+                    name: name,
+                    subnet: subnet,
+                    tunnel: tunnel,
+                    vni: vni ?? 0,
+                    bridge: bridge ?? "",
+                    mtu: mtu ?? 0,
+                    leaseTTL: leaseTtl,
+                    cooldown: cooldown,
+                    excluded: excluded
+                )
                 let created = try await client.withConnection { try await $0.createNetwork(spec) }
                 if json {
                     let counts = PoolCounts(usable: created.usableCount)
                     try printJSON(NetworkJSON(NetworkSummary(spec: created, counts: counts)))
                 } else {
-                    print("created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) "
-                        + "vni=\(created.vni) bridge=\(created.bridge)")
+                    print(
+                        "created network \(created.name) \(created.subnet) tunnel=\(created.tunnel.rawValue) "
+                            + "vni=\(created.vni) bridge=\(created.bridge)"
+                    )
                 }
             }
         }
@@ -83,12 +103,24 @@ extension Netlease.NetworkCommand {
             try await reportingErrors(json: json) {
                 let networks = try await client.withConnection { try await $0.networks() }
                 if json { return try printJSON(networks.map(NetworkJSON.init)) }
-                var table = TextTable("NAME", "SUBNET", "TUNNEL", "VNI", "BRIDGE", "ACTIVE", "RESERVED", "CONFLICT",
-                                      "COOLDOWN", "FREE")
+                var table = TextTable(
+                    "NAME",
+                    "SUBNET",
+                    "TUNNEL",
+                    "VNI",
+                    "BRIDGE",
+                    "ACTIVE",
+                    "RESERVED",
+                    "CONFLICT",
+                    "COOLDOWN",
+                    "FREE"
+                )
                 for n in networks {
-                    table.add([n.spec.name, n.spec.subnet.description, n.spec.tunnel.rawValue, String(n.spec.vni),
-                               n.spec.bridge, String(n.counts.active), String(n.counts.reserved),
-                               String(n.counts.conflict), String(n.counts.cooldown), String(n.counts.free)])
+                    table.add([
+                        n.spec.name, n.spec.subnet.description, n.spec.tunnel.rawValue, String(n.spec.vni),
+                        n.spec.bridge, String(n.counts.active), String(n.counts.reserved),
+                        String(n.counts.conflict), String(n.counts.cooldown), String(n.counts.free),
+                    ])
                 }
                 print(table.rendered)
             }
@@ -125,7 +157,8 @@ extension Netlease.NetworkCommand {
 
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete a network (refused while containers hold addresses in it).")
+            abstract: "Delete a network (refused while containers hold addresses in it)."
+        )
         @OptionGroup var client: ClientOptions
         @Argument(help: "Network name.") var name: String
         @Flag(help: "Print the result as JSON.") var json = false

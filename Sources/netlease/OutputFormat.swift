@@ -76,7 +76,9 @@ struct NetworkJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case name, subnet, tunnel, bridge, created, vni, mtu, exclude, usable, free, active, reserved, conflict
-        case leaseTTL = "lease_ttl", cooldown, cooling = "in_cooldown"
+        case leaseTTL = "lease_ttl"
+        case cooldown
+        case cooling = "in_cooldown"
     }
 
     init(_ summary: NetworkSummary) {

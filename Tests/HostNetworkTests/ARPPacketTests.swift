@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 final class ARPPacketTests: XCTestCase {
     private let ours: [UInt8] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55]
@@ -23,7 +24,12 @@ final class ARPPacketTests: XCTestCase {
         XCTAssertEqual(parsed?.targetIP, candidate)
     }
 
-    private func frame(operation: UInt16, senderMAC: [UInt8], senderIP: IPv4Address, targetIP: IPv4Address)
+    private func frame(
+        operation: UInt16,
+        senderMAC: [UInt8],
+        senderIP: IPv4Address,
+        targetIP: IPv4Address
+    )
         -> [UInt8]
     {
         var frame = ARPPacket.probe(senderMAC: senderMAC, target: targetIP)
@@ -36,18 +42,34 @@ final class ARPPacketTests: XCTestCase {
     func testConflicts() {
         let other = IPv4Address(172, 30, 0, 51)
         let cases: [(String, [UInt8], String?)] = [
-            ("reply from the holder",
-             frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: IPv4Address(0)),
-             "0a:bb:cc:0d:ee:ff"),
-            ("request from the holder", frame(operation: 1, senderMAC: theirs, senderIP: candidate, targetIP: other),
-             "0a:bb:cc:0d:ee:ff"),
+            (
+                "reply from the holder",
+                frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: IPv4Address(0)),
+                "0a:bb:cc:0d:ee:ff"
+            ),
+            (
+                "request from the holder", frame(operation: 1, senderMAC: theirs, senderIP: candidate, targetIP: other),
+                "0a:bb:cc:0d:ee:ff"
+            ),
             ("our own frame", frame(operation: 2, senderMAC: ours, senderIP: candidate, targetIP: other), nil),
-            ("someone else's address", frame(operation: 2, senderMAC: theirs, senderIP: other, targetIP: candidate),
-             nil),
-            ("another host probing", frame(operation: 1, senderMAC: theirs, senderIP: IPv4Address(0),
-                                           targetIP: candidate), nil),
-            ("truncated", Array(frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: other)[0..<41]),
-             nil),
+            (
+                "someone else's address", frame(operation: 2, senderMAC: theirs, senderIP: other, targetIP: candidate),
+                nil
+            ),
+            (
+                "another host probing",
+                frame(
+                    operation: 1,
+                    senderMAC: theirs,
+                    senderIP: IPv4Address(0),
+                    targetIP: candidate
+                ), nil
+            ),
+            (
+                "truncated",
+                Array(frame(operation: 2, senderMAC: theirs, senderIP: candidate, targetIP: other)[0..<41]),
+                nil
+            ),
         ]
         for (name, bytes, expected) in cases {
             XCTAssertEqual(ARPPacket.conflictingMAC(in: bytes[...], candidate: candidate, ownMAC: ours), expected, name)
@@ -80,14 +102,14 @@ final class ObservationParsingTests: XCTestCase {
     func testParsesRealIproute2Output() throws {
         // Captured from iproute2 6.1 (`ip -d -j addr show`), trimmed.
         let json = #"""
-        [{"ifindex":3,"ifname":"vx1","flags":["BROADCAST","MULTICAST","UP"],"mtu":1450,"master":"nl0",
-          "address":"02:3b:2c:02:a6:4a","linkinfo":{"info_kind":"vxlan","info_data":{"id":42,"local":"10.0.0.1",
-          "port_range":{"low":0,"high":0},"port":4789,"learning":false,"ttl":0,"df":"unset"},
-          "info_slave_kind":"bridge"},"addr_info":[]},
-         {"ifindex":2,"link_index":5,"ifname":"eth0","flags":["BROADCAST"],"mtu":1400,"link_netnsid":0,
-          "linkinfo":{"info_kind":"veth"},"addr_info":[{"family":"inet","local":"172.30.0.11","prefixlen":16},
-          {"family":"inet6","local":"fe80::1","prefixlen":64}]}]
-        """#
+            [{"ifindex":3,"ifname":"vx1","flags":["BROADCAST","MULTICAST","UP"],"mtu":1450,"master":"nl0",
+              "address":"02:3b:2c:02:a6:4a","linkinfo":{"info_kind":"vxlan","info_data":{"id":42,"local":"10.0.0.1",
+              "port_range":{"low":0,"high":0},"port":4789,"learning":false,"ttl":0,"df":"unset"},
+              "info_slave_kind":"bridge"},"addr_info":[]},
+             {"ifindex":2,"link_index":5,"ifname":"eth0","flags":["BROADCAST"],"mtu":1400,"link_netnsid":0,
+              "linkinfo":{"info_kind":"veth"},"addr_info":[{"family":"inet","local":"172.30.0.11","prefixlen":16},
+              {"family":"inet6","local":"fe80::1","prefixlen":64}]}]
+            """#
         let links = try ObservedLink.parseList(json)
         XCTAssertEqual(links.count, 2)
         XCTAssertEqual(links[0].kind, "vxlan")
@@ -110,16 +132,20 @@ final class ObservationParsingTests: XCTestCase {
     }
 
     func testFDBKeepsOnlyAllZerosEntries() throws {
-        let json = #"[{"mac":"00:00:00:00:00:00","dst":"10.0.0.2","flags":["self"],"state":"permanent"},"# +
-            #"{"mac":"aa:bb:cc:dd:ee:ff","dst":"10.0.0.7","flags":["self"]},"# +
-            #"{"mac":"02:00:00:00:00:0b","master":"nl0"}]"#
+        let json =
+            #"[{"mac":"00:00:00:00:00:00","dst":"10.0.0.2","flags":["self"],"state":"permanent"},"#
+            + #"{"mac":"aa:bb:cc:dd:ee:ff","dst":"10.0.0.7","flags":["self"]},"#
+            + #"{"mac":"02:00:00:00:00:0b","master":"nl0"}]"#
         XCTAssertEqual(try HostSnapshot.parseFDBDestinations(json), [IPv4Address(10, 0, 0, 2)])
     }
 
     func testOVSInterfaces() throws {
-        let json = #"{"data":[["gre-b",["map",[["remote_ip","10.0.0.2"]]]],["gre-z",["map",[]]]],"# +
-            #""headings":["name","options"]}"#
+        let json =
+            #"{"data":[["gre-b",["map",[["remote_ip","10.0.0.2"]]]],["gre-z",["map",[]]]],"#
+            + #""headings":["name","options"]}"#
         XCTAssertEqual(
-            try OVSSnapshot.parseGREInterfaces(json), ["gre-b": IPv4Address(10, 0, 0, 2), "gre-z": IPv4Address(0)])
+            try OVSSnapshot.parseGREInterfaces(json),
+            ["gre-b": IPv4Address(10, 0, 0, 2), "gre-z": IPv4Address(0)]
+        )
     }
 }

@@ -116,7 +116,10 @@ final class ChildProcessTests: XCTestCase {
 
     func testEnvironmentIsPassedWhenGiven() throws {
         let output = try ChildProcess.run(
-            executable: "/usr/bin/env", arguments: [], environment: ["NETLEASE_PROBE": "yes"])
+            executable: "/usr/bin/env",
+            arguments: [],
+            environment: ["NETLEASE_PROBE": "yes"]
+        )
         XCTAssertEqual(String(decoding: output.stdout, as: UTF8.self), "NETLEASE_PROBE=yes\n")
     }
 
@@ -135,7 +138,10 @@ final class ChildProcessTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         for word in ["one", "two"] {
             let child = try ChildProcess(
-                executable: "/bin/echo", arguments: [word], stdout: .file(path, append: true))
+                executable: "/bin/echo",
+                arguments: [word],
+                stdout: .file(path, append: true)
+            )
             XCTAssertEqual(child.wait(), .exited(0))
         }
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "one\ntwo\n")

@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 /// `attach` / `detach` against a scripted host and container namespace.
 final class ContainerAttachTests: XCTestCase {
@@ -15,12 +16,21 @@ final class ContainerAttachTests: XCTestCase {
         network = LinuxHostNetwork(runner: runner)
     }
 
-    static func attachment(_ namespace: NetworkNamespace = .named("ctr1"), address: String = "172.30.0.11")
+    static func attachment(
+        _ namespace: NetworkNamespace = .named("ctr1"),
+        address: String = "172.30.0.11"
+    )
         -> ContainerAttachment
     {
         ContainerAttachment(
-            network: "blue", owner: "container-4711", namespace: namespace, address: IPv4Address(address)!,
-            prefix: 16, gateway: IPv4Address(172, 30, 0, 1), bridge: "nl0")
+            network: "blue",
+            owner: "container-4711",
+            namespace: namespace,
+            address: IPv4Address(address)!,
+            prefix: 16,
+            gateway: IPv4Address(172, 30, 0, 1),
+            bridge: "nl0"
+        )
     }
 
     /// The host end of container-4711's veth in network blue, as operators see it in `ip link`. A literal: the name
@@ -39,16 +49,22 @@ final class ContainerAttachTests: XCTestCase {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
         let attached = try await network.attach(Self.attachment())
         let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
-        XCTAssertEqual(runner.commands, [
-            Self.observe,
-            ["ip", "link", "add", Self.host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "mtu", "1450",
-             "netns", "/var/run/netns/ctr1"],
-            ["ip", "link", "set", "dev", Self.host, "master", "nl0"],
-            ["ip", "link", "set", "dev", Self.host, "up"],
-            inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
-            inside + ["ip", "link", "set", "dev", "eth0", "up"],
-            inside + ["ip", "route", "replace", "default", "via", "172.30.0.1", "dev", "eth0"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe,
+                [
+                    "ip", "link", "add", Self.host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "mtu",
+                    "1450",
+                    "netns", "/var/run/netns/ctr1",
+                ],
+                ["ip", "link", "set", "dev", Self.host, "master", "nl0"],
+                ["ip", "link", "set", "dev", Self.host, "up"],
+                inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
+                inside + ["ip", "link", "set", "dev", "eth0", "up"],
+                inside + ["ip", "route", "replace", "default", "via", "172.30.0.1", "dev", "eth0"],
+            ]
+        )
         XCTAssertEqual(attached.hostInterface, Self.host)
         XCTAssertEqual(attached.containerInterface, "eth0")
         XCTAssertEqual(attached.mtu, 1450)
@@ -62,36 +78,68 @@ final class ContainerAttachTests: XCTestCase {
         attachment.ifname = "net1"
         attachment.mtu = 1400
         _ = try await network.attach(attachment)
-        XCTAssertEqual(runner.commands[1], [
-            "ip", "link", "add", Self.host, "mtu", "1400", "type", "veth", "peer", "name", "net1", "mtu", "1400",
-            "netns", "/proc/4242/ns/net",
-        ])
-        XCTAssertEqual(runner.commands[4], ["nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "add",
-                                            "172.30.0.11/16", "dev", "net1"])
+        XCTAssertEqual(
+            runner.commands[1],
+            [
+                "ip", "link", "add", Self.host, "mtu", "1400", "type", "veth", "peer", "name", "net1", "mtu", "1400",
+                "netns", "/proc/4242/ns/net",
+            ]
+        )
+        XCTAssertEqual(
+            runner.commands[4],
+            [
+                "nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "add",
+                "172.30.0.11/16", "dev", "net1",
+            ]
+        )
     }
 
-    private func scriptAttached(address: String = "172.30.0.11/16", route: String = "172.30.0.1",
-                                peerIndex: Int = 2) {
-        runner.on(Self.observe, reply: .output(FakeLink.render([
-            .underlay(), .bridge(),
-            FakeLink(Self.host, index: 40, kind: "veth", mtu: 1450, master: "nl0", peerIndex: 2),
-        ])))
+    private func scriptAttached(
+        address: String = "172.30.0.11/16",
+        route: String = "172.30.0.1",
+        peerIndex: Int = 2
+    ) {
+        runner.on(
+            Self.observe,
+            reply: .output(
+                FakeLink.render([
+                    .underlay(), .bridge(),
+                    FakeLink(Self.host, index: 40, kind: "veth", mtu: 1450, master: "nl0", peerIndex: 2),
+                ])
+            )
+        )
         let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
-        runner.on(inside + Self.observe, reply: .output(FakeLink.render([
-            FakeLink("eth0", index: 2, kind: "veth", mtu: 1450, addresses: [address],
-                     peerIndex: peerIndex == 2 ? 40 : 99),
-        ])))
-        runner.on(inside + ["ip", "-j", "route", "show", "default"],
-                  reply: .output(#"[{"dst":"default","gateway":"\#(route)","dev":"eth0","flags":[]}]"#))
+        runner.on(
+            inside + Self.observe,
+            reply: .output(
+                FakeLink.render([
+                    FakeLink(
+                        "eth0",
+                        index: 2,
+                        kind: "veth",
+                        mtu: 1450,
+                        addresses: [address],
+                        peerIndex: peerIndex == 2 ? 40 : 99
+                    )
+                ])
+            )
+        )
+        runner.on(
+            inside + ["ip", "-j", "route", "show", "default"],
+            reply: .output(#"[{"dst":"default","gateway":"\#(route)","dev":"eth0","flags":[]}]"#)
+        )
     }
 
     func testAttachAgainChangesNothing() async throws {
         scriptAttached()
         let attached = try await network.attach(Self.attachment())
         let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
-        XCTAssertEqual(runner.commands, [
-            Self.observe, inside + Self.observe, inside + ["ip", "-j", "route", "show", "default"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, inside + Self.observe, inside + ["ip", "-j", "route", "show", "default"],
+            ]
+        )
         XCTAssertEqual(attached.changes, [])
     }
 
@@ -99,11 +147,14 @@ final class ContainerAttachTests: XCTestCase {
         scriptAttached(address: "172.30.0.99/16", route: "172.30.0.254")
         _ = try await network.attach(Self.attachment())
         let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
-        XCTAssertEqual(Array(runner.commands.dropFirst(3)), [
-            inside + ["ip", "addr", "del", "172.30.0.99/16", "dev", "eth0"],
-            inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
-            inside + ["ip", "route", "replace", "default", "via", "172.30.0.1", "dev", "eth0"],
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(3)),
+            [
+                inside + ["ip", "addr", "del", "172.30.0.99/16", "dev", "eth0"],
+                inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
+                inside + ["ip", "route", "replace", "default", "via", "172.30.0.1", "dev", "eth0"],
+            ]
+        )
     }
 
     func testStaleHostVethOfAnOldContainerIsReplaced() async throws {

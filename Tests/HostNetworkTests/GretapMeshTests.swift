@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 /// `LinuxHostNetwork` with one gretap device per peer, against a scripted host.
 final class GretapMeshTests: XCTestCase {
@@ -15,12 +16,22 @@ final class GretapMeshTests: XCTestCase {
         network = LinuxHostNetwork(runner: runner)
     }
 
-    static func config(peers: [String: String] = ["b": "10.0.0.2", "c": "10.0.0.3"], vni: UInt32 = 0)
+    static func config(
+        peers: [String: String] = ["b": "10.0.0.2", "c": "10.0.0.3"],
+        vni: UInt32 = 0
+    )
         -> HostNetworkConfig
     {
         HostNetworkConfig(
-            network: "green", bridge: "nl0", bridgeAddress: IPv4Address(172, 30, 0, 1), prefix: 16, tunnel: .gre,
-            vni: vni, underlay: IPv4Address(10, 0, 0, 1), peers: peers.mapValues { IPv4Address($0)! })
+            network: "green",
+            bridge: "nl0",
+            bridgeAddress: IPv4Address(172, 30, 0, 1),
+            prefix: 16,
+            tunnel: .gre,
+            vni: vni,
+            underlay: IPv4Address(10, 0, 0, 1),
+            peers: peers.mapValues { IPv4Address($0)! }
+        )
     }
 
     /// The gretap device towards each peer on bridge nl0, as operators see it in `ip link`. Literals: the names must
@@ -86,9 +97,11 @@ final class GretapMeshTests: XCTestCase {
     }
 
     private var matching: [FakeLink] {
-        [.underlay(), .bridge(mtu: 1462),
-         .gretap(Self.device("b"), index: 20, remote: "10.0.0.2"),
-         .gretap(Self.device("c"), index: 21, remote: "10.0.0.3")]
+        [
+            .underlay(), .bridge(mtu: 1462),
+            .gretap(Self.device("b"), index: 20, remote: "10.0.0.2"),
+            .gretap(Self.device("c"), index: 21, remote: "10.0.0.3"),
+        ]
     }
 
     func testMatchingHostSeesNoChangingCommand() async throws {
@@ -107,8 +120,10 @@ final class GretapMeshTests: XCTestCase {
 
         runner.clearCommands()
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2", "c": "10.0.0.9"]))
-        XCTAssertEqual(Array(runner.commands.dropFirst()),
-                       [["ip", "link", "del", Self.device("c")]] + Self.creation("c", "10.0.0.9"))
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst()),
+            [["ip", "link", "del", Self.device("c")]] + Self.creation("c", "10.0.0.9")
+        )
 
         runner.clearCommands()
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2"]))

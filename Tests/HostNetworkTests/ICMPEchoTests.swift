@@ -17,7 +17,12 @@ final class ICMPEchoPacketTests: XCTestCase {
         XCTAssertEqual(ICMPEcho.checksum(ICMPEcho.request(identifier: 7, sequence: 9, payload: [1, 2, 3])), 0)
     }
 
-    private func reply(from source: [UInt8], identifier: UInt16, type: UInt8 = 0, headerWords: UInt8 = 5)
+    private func reply(
+        from source: [UInt8],
+        identifier: UInt16,
+        type: UInt8 = 0,
+        headerWords: UInt8 = 5
+    )
         -> [UInt8]
     {
         var header = [0x40 | headerWords, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0] + source + [10, 0, 0, 1]
@@ -28,13 +33,23 @@ final class ICMPEchoPacketTests: XCTestCase {
     func testOnlyAnEchoReplyFromTheTargetWithOurIdentifierCounts() {
         let target = IPv4Address(10, 0, 0, 2)
         XCTAssertTrue(ICMPEcho.isReply(reply(from: [10, 0, 0, 2], identifier: 77)[...], from: target, identifier: 77))
-        XCTAssertTrue(ICMPEcho.isReply(
-            reply(from: [10, 0, 0, 2], identifier: 77, headerWords: 6)[...], from: target, identifier: 77),
-            "IP options move the ICMP header")
+        XCTAssertTrue(
+            ICMPEcho.isReply(
+                reply(from: [10, 0, 0, 2], identifier: 77, headerWords: 6)[...],
+                from: target,
+                identifier: 77
+            ),
+            "IP options move the ICMP header"
+        )
         XCTAssertFalse(ICMPEcho.isReply(reply(from: [10, 0, 0, 3], identifier: 77)[...], from: target, identifier: 77))
         XCTAssertFalse(ICMPEcho.isReply(reply(from: [10, 0, 0, 2], identifier: 78)[...], from: target, identifier: 77))
-        XCTAssertFalse(ICMPEcho.isReply(
-            reply(from: [10, 0, 0, 2], identifier: 77, type: 8)[...], from: target, identifier: 77))
+        XCTAssertFalse(
+            ICMPEcho.isReply(
+                reply(from: [10, 0, 0, 2], identifier: 77, type: 8)[...],
+                from: target,
+                identifier: 77
+            )
+        )
         XCTAssertFalse(ICMPEcho.isReply([0x45, 0, 0][...], from: target, identifier: 77))
     }
 }

@@ -7,52 +7,69 @@ import XCTest
 /// the package, module or capability that provides it.
 final class LabPrerequisitesTests: XCTestCase {
     private func check(
-        root: Bool = true, missing: Set<String> = [], echo: String? = nil,
+        root: Bool = true,
+        missing: Set<String> = [],
+        echo: String? = nil,
         script: (RecordingCommandRunner) -> Void = { _ in }
     ) async -> (problems: [String], commands: [[String]]) {
         let runner = RecordingCommandRunner()
         script(runner)
         let prerequisites = LabPrerequisites(
-            runner: runner, isRoot: root, findTool: { missing.contains($0) ? nil : "/usr/bin/\($0)" },
-            echoProblem: { _ in echo }, probeNamespace: "nlcheckt")
+            runner: runner,
+            isRoot: root,
+            findTool: { missing.contains($0) ? nil : "/usr/bin/\($0)" },
+            echoProblem: { _ in echo },
+            probeNamespace: "nlcheckt"
+        )
         return (await prerequisites.problems(), runner.commands)
     }
 
     func testAllPresentTriesEachFeatureInAThrowawayNamespace() async {
         let (problems, commands) = await check()
         XCTAssertEqual(problems, [])
-        XCTAssertEqual(commands, [
-            ["ip", "netns", "add", "nlcheckt"],
-            ["ip", "-n", "nlcheckt", "link", "add", "nlc0", "type", "veth", "peer", "name", "nlc1"],
-            ["ip", "-n", "nlcheckt", "link", "add", "nlcb", "type", "bridge"],
-            ["ip", "-n", "nlcheckt", "link", "add", "nlcx", "type", "vxlan", "id", "42", "dstport", "4789"],
-            ["ip", "-n", "nlcheckt", "link", "set", "lo", "up"],
-            ["ip", "netns", "del", "nlcheckt"],
-        ])
+        XCTAssertEqual(
+            commands,
+            [
+                ["ip", "netns", "add", "nlcheckt"],
+                ["ip", "-n", "nlcheckt", "link", "add", "nlc0", "type", "veth", "peer", "name", "nlc1"],
+                ["ip", "-n", "nlcheckt", "link", "add", "nlcb", "type", "bridge"],
+                ["ip", "-n", "nlcheckt", "link", "add", "nlcx", "type", "vxlan", "id", "42", "dstport", "4789"],
+                ["ip", "-n", "nlcheckt", "link", "set", "lo", "up"],
+                ["ip", "netns", "del", "nlcheckt"],
+            ]
+        )
     }
 
     func testNotRootAndMissingToolsNameTheirPackagesAndTouchNothing() async {
         let (problems, commands) = await check(root: false, missing: ["ip", "bridge", "nsenter"])
-        XCTAssertEqual(problems, [
-            "root is needed (CAP_NET_ADMIN for links, CAP_SYS_ADMIN for namespaces, CAP_NET_RAW for ARP and ICMP): "
-                + "run sudo netlease demo",
-            "`ip` is not installed: apt-get install iproute2",
-            "`bridge` is not installed: apt-get install iproute2",
-            "`nsenter` is not installed: apt-get install util-linux",
-        ])
+        XCTAssertEqual(
+            problems,
+            [
+                "root is needed (CAP_NET_ADMIN for links, CAP_SYS_ADMIN for namespaces, CAP_NET_RAW for ARP and ICMP): "
+                    + "run sudo netlease demo",
+                "`ip` is not installed: apt-get install iproute2",
+                "`bridge` is not installed: apt-get install iproute2",
+                "`nsenter` is not installed: apt-get install util-linux",
+            ]
+        )
         XCTAssertEqual(commands, [])
     }
 
     func testAMissingKernelModuleIsNamedAndTheNamespaceStillRemoved() async {
         let (problems, commands) = await check(echo: "raw ICMP sockets cannot be opened") { runner in
-            runner.on(prefix: ["ip", "-n", "nlcheckt", "link", "add", "nlcx"],
-                      reply: .failure(status: 2, stderr: "Error: Unknown device type."))
+            runner.on(
+                prefix: ["ip", "-n", "nlcheckt", "link", "add", "nlcx"],
+                reply: .failure(status: 2, stderr: "Error: Unknown device type.")
+            )
         }
-        XCTAssertEqual(problems, [
-            "the kernel cannot make VXLAN devices (Error: Unknown device type.): modprobe vxlan (kernel option "
-                + "CONFIG_VXLAN); in a container, load it on the host",
-            "raw ICMP sockets cannot be opened",
-        ])
+        XCTAssertEqual(
+            problems,
+            [
+                "the kernel cannot make VXLAN devices (Error: Unknown device type.): modprobe vxlan (kernel option "
+                    + "CONFIG_VXLAN); in a container, load it on the host",
+                "raw ICMP sockets cannot be opened",
+            ]
+        )
         XCTAssertEqual(commands.last, ["ip", "netns", "del", "nlcheckt"])
     }
 
@@ -61,10 +78,13 @@ final class LabPrerequisitesTests: XCTestCase {
             let said = "mount --make-shared /run/netns failed: Operation not permitted"
             runner.on(["ip", "netns", "add", "nlcheckt"], reply: .failure(status: 1, stderr: said))
         }
-        XCTAssertEqual(problems, [
-            "network namespaces cannot be created (mount --make-shared /run/netns failed: Operation not permitted): "
-                + "the kernel needs CONFIG_NET_NS, and a container needs CAP_SYS_ADMIN",
-        ])
+        XCTAssertEqual(
+            problems,
+            [
+                "network namespaces cannot be created (mount --make-shared /run/netns failed: Operation not permitted): "
+                    + "the kernel needs CONFIG_NET_NS, and a container needs CAP_SYS_ADMIN"
+            ]
+        )
         XCTAssertEqual(commands, [["ip", "netns", "add", "nlcheckt"]])
     }
 

@@ -65,9 +65,17 @@ final class LabSweeperTests: NamespaceTestCase {
         let deadDirectory = labDirectory + dead
         try FileManager.default.createDirectory(atPath: deadDirectory, withIntermediateDirectories: true)
         try Data("log".utf8).write(to: URL(fileURLWithPath: deadDirectory + "/agent.log"))
-        try Data(LabRegistry.render(LabRegistry.Entry(id: dead, owner: endedOwner, labDirectory: deadDirectory,
-                                                      kept: false)).utf8)
-            .write(to: URL(fileURLWithPath: LabRegistry.path(of: dead)))
+        try Data(
+            LabRegistry.render(
+                LabRegistry.Entry(
+                    id: dead,
+                    owner: endedOwner,
+                    labDirectory: deadDirectory,
+                    kept: false
+                )
+            ).utf8
+        )
+        .write(to: URL(fileURLWithPath: LabRegistry.path(of: dead)))
         let reusedID = try record(owner: reused)
         let live = try record(owner: me)
         let kept = try record(owner: endedOwner, kept: true)
@@ -76,8 +84,10 @@ final class LabSweeperTests: NamespaceTestCase {
             unknown = String(UInt32.random(in: 0x1000...0xFFFF), radix: 16)
         } while LabRegistry.entry(id: unknown) != nil || exists("nl\(unknown)-h1")
 
-        for name in ["nl\(dead)-h1", "nl\(dead)-h1c1", "nl\(reusedID)-ul", "nl\(live)-h1", "nl\(kept)-h1",
-                     "nl\(unknown)-h1"] {
+        for name in [
+            "nl\(dead)-h1", "nl\(dead)-h1c1", "nl\(reusedID)-ul", "nl\(live)-h1", "nl\(kept)-h1",
+            "nl\(unknown)-h1",
+        ] {
             try await namespace(name)
         }
         let deadProbe = "nlprobe-\(endedOwner.pid)-\(endedOwner.startTime)-1"
@@ -85,8 +95,10 @@ final class LabSweeperTests: NamespaceTestCase {
         try await namespace(deadProbe)
         try await namespace(liveProbe)
         // A process left running inside the dead lab, as an agent of a crashed run would be.
-        let orphan = try ChildProcess(executable: try ProcessCommandRunner().resolve("ip"),
-                                      arguments: ["netns", "exec", "nl\(dead)-h1", "sleep", "300"])
+        let orphan = try ChildProcess(
+            executable: try ProcessCommandRunner().resolve("ip"),
+            arguments: ["netns", "exec", "nl\(dead)-h1", "sleep", "300"]
+        )
         children.append(orphan)
         let entered = await eventually {
             let pids = (try? await ProcessCommandRunner().run(["ip", "netns", "pids", "nl\(dead)-h1"]).stdout) ?? ""
@@ -102,8 +114,11 @@ final class LabSweeperTests: NamespaceTestCase {
         for name in ["nl\(live)-h1", "nl\(kept)-h1", "nl\(unknown)-h1", liveProbe] {
             XCTAssertTrue(exists(name), "\(name) was swept although its owner runs, it is kept, or has no record")
         }
-        XCTAssertEqual(orphan.wait(until: .now + .seconds(5)), .signalled(SIGKILL),
-                       "the process inside the dead lab was not killed")
+        XCTAssertEqual(
+            orphan.wait(until: .now + .seconds(5)),
+            .signalled(SIGKILL),
+            "the process inside the dead lab was not killed"
+        )
         XCTAssertFalse(FileManager.default.fileExists(atPath: deadDirectory), "the dead lab's directory survived")
         XCTAssertNil(LabRegistry.entry(id: dead), "the dead lab's record survived")
         XCTAssertNil(LabRegistry.entry(id: reusedID))

@@ -39,14 +39,23 @@ final class MeshPlanTests: XCTestCase {
     }
 
     func testPerPeerPlanKeysByName() {
-        let plan = MeshPlan(peers: ["host-b": b, "host-c": d, "host-a": local],
-                            local: local, observed: ["gre-host-c": c, "gre-host-x": b]) { "gre-" + $0 }
-        XCTAssertEqual(plan.remove, [
-            MeshEndpoint(key: "gre-host-c", underlay: c), MeshEndpoint(key: "gre-host-x", underlay: b),
-        ])
-        XCTAssertEqual(plan.add, [
-            MeshEndpoint(key: "gre-host-b", underlay: b), MeshEndpoint(key: "gre-host-c", underlay: d),
-        ])
+        let plan = MeshPlan(
+            peers: ["host-b": b, "host-c": d, "host-a": local],
+            local: local,
+            observed: ["gre-host-c": c, "gre-host-x": b]
+        ) { "gre-" + $0 }
+        XCTAssertEqual(
+            plan.remove,
+            [
+                MeshEndpoint(key: "gre-host-c", underlay: c), MeshEndpoint(key: "gre-host-x", underlay: b),
+            ]
+        )
+        XCTAssertEqual(
+            plan.add,
+            [
+                MeshEndpoint(key: "gre-host-b", underlay: b), MeshEndpoint(key: "gre-host-c", underlay: d),
+            ]
+        )
     }
 
     func testPlanWithoutLocalKeepsEveryPeer() {

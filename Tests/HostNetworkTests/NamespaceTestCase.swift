@@ -25,8 +25,10 @@ class NamespaceTestCase: XCTestCase {
             let processes = lab.startedProcesses
             await lab.destroy()
             for name in created {
-                XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/" + name),
-                               "netns \(name) survived cleanup")
+                XCTAssertFalse(
+                    FileManager.default.fileExists(atPath: "/var/run/netns/" + name),
+                    "netns \(name) survived cleanup"
+                )
             }
             for process in processes where process.isRunning {
                 XCTFail("process \(process.name) (pid \(process.pid)) survived cleanup")
@@ -46,9 +48,12 @@ class NamespaceTestCase: XCTestCase {
     }
 
     /// Skips, or fails when `variable` (set to 1) requires the capability.
-    private func unavailable(_ why: String, requiredBy variable: String?, file: StaticString = #filePath,
-                             line: UInt = #line) throws -> Never
-    {
+    private func unavailable(
+        _ why: String,
+        requiredBy variable: String?,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> Never {
         struct Unavailable: Error, CustomStringConvertible {
             var description: String
         }

@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 /// `LinuxHostNetwork` with the operators' Open vSwitch layout, against a scripted host.
 final class OVSMeshTests: XCTestCase {
@@ -24,51 +25,73 @@ final class OVSMeshTests: XCTestCase {
 
     static func config(peers: [String: String] = ["b": "10.0.0.2", "c": "10.0.0.3"]) -> HostNetworkConfig {
         HostNetworkConfig(
-            network: "red", bridge: "nl0", bridgeAddress: IPv4Address(172, 30, 0, 1), prefix: 16, tunnel: .ovsGre,
-            underlay: IPv4Address(10, 0, 0, 1), peers: peers.mapValues { IPv4Address($0)! })
+            network: "red",
+            bridge: "nl0",
+            bridgeAddress: IPv4Address(172, 30, 0, 1),
+            prefix: 16,
+            tunnel: .ovsGre,
+            underlay: IPv4Address(10, 0, 0, 1),
+            peers: peers.mapValues { IPv4Address($0)! }
+        )
     }
 
     static func addPort(_ peer: String, _ remote: String) -> [String] {
-        vsctl + ["--may-exist", "add-port", ovs, "gre-\(peer)", "--", "set", "interface", "gre-\(peer)", "type=gre",
-                 "options:remote_ip=\(remote)"]
+        vsctl + [
+            "--may-exist", "add-port", ovs, "gre-\(peer)", "--", "set", "interface", "gre-\(peer)", "type=gre",
+            "options:remote_ip=\(remote)",
+        ]
     }
 
     func testFreshHostGetsSwitchLinkAndOneGREPortPerPeer() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay()])))
         runner.on(Self.vsctl + ["list-br"], reply: .output(""))
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(runner.commands, [
-            Self.observe,
-            Self.vsctl + ["list-br"],
-            ["ip", "link", "add", "nl0", "type", "bridge"],
-            ["ip", "link", "set", "dev", "nl0", "mtu", "1462"],
-            ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
-            ["ip", "link", "set", "dev", "nl0", "up"],
-            Self.vsctl + ["--may-exist", "add-br", Self.ovs, "--", "set", "bridge", Self.ovs, "datapath_type=netdev"],
-            ["ip", "link", "add", Self.near, "mtu", "1462", "type", "veth", "peer", "name", Self.far, "mtu", "1462"],
-            ["ip", "link", "set", "dev", Self.near, "master", "nl0"],
-            ["ip", "link", "set", "dev", Self.near, "up"],
-            ["ip", "link", "set", "dev", Self.far, "up"],
-            Self.vsctl + ["--may-exist", "add-port", Self.ovs, Self.far],
-            Self.addPort("b", "10.0.0.2"),
-            Self.addPort("c", "10.0.0.3"),
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe,
+                Self.vsctl + ["list-br"],
+                ["ip", "link", "add", "nl0", "type", "bridge"],
+                ["ip", "link", "set", "dev", "nl0", "mtu", "1462"],
+                ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
+                ["ip", "link", "set", "dev", "nl0", "up"],
+                Self.vsctl + [
+                    "--may-exist", "add-br", Self.ovs, "--", "set", "bridge", Self.ovs, "datapath_type=netdev",
+                ],
+                [
+                    "ip", "link", "add", Self.near, "mtu", "1462", "type", "veth", "peer", "name", Self.far, "mtu",
+                    "1462",
+                ],
+                ["ip", "link", "set", "dev", Self.near, "master", "nl0"],
+                ["ip", "link", "set", "dev", Self.near, "up"],
+                ["ip", "link", "set", "dev", Self.far, "up"],
+                Self.vsctl + ["--may-exist", "add-port", Self.ovs, Self.far],
+                Self.addPort("b", "10.0.0.2"),
+                Self.addPort("c", "10.0.0.3"),
+            ]
+        )
         let created = await network.createdResources(network: "red")
-        XCTAssertEqual(created, [
-            .link("nl0"), .ovsBridge(Self.ovs), .link(Self.near), .ovsPort(bridge: Self.ovs, port: Self.far),
-            .ovsPort(bridge: Self.ovs, port: "gre-b"), .ovsPort(bridge: Self.ovs, port: "gre-c"),
-        ])
+        XCTAssertEqual(
+            created,
+            [
+                .link("nl0"), .ovsBridge(Self.ovs), .link(Self.near), .ovsPort(bridge: Self.ovs, port: Self.far),
+                .ovsPort(bridge: Self.ovs, port: "gre-b"), .ovsPort(bridge: Self.ovs, port: "gre-c"),
+            ]
+        )
 
         // Teardown: the OVS bridge (its ports go with it), then the veth pair, then the bridge.
         scriptExisting(ports: ["b": "10.0.0.2", "c": "10.0.0.3"])
         runner.clearCommands()
         try await network.teardown(network: "red")
-        XCTAssertEqual(runner.commands, [
-            Self.observe,
-            Self.vsctl + ["--if-exists", "del-br", Self.ovs],
-            ["ip", "link", "del", Self.near],
-            ["ip", "link", "del", "nl0"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe,
+                Self.vsctl + ["--if-exists", "del-br", Self.ovs],
+                ["ip", "link", "del", Self.near],
+                ["ip", "link", "del", "nl0"],
+            ]
+        )
     }
 
     private func scriptExisting(ports: [String: String], datapath: String = "netdev", linkUp: Bool = true) {
@@ -90,8 +113,10 @@ final class OVSMeshTests: XCTestCase {
     }
 
     private var observations: [[String]] {
-        [Self.observe, Self.vsctl + ["list-br"], Self.vsctl + ["get", "bridge", Self.ovs, "datapath_type"],
-         Self.vsctl + ["list-ports", Self.ovs], Self.findGRE]
+        [
+            Self.observe, Self.vsctl + ["list-br"], Self.vsctl + ["get", "bridge", Self.ovs, "datapath_type"],
+            Self.vsctl + ["list-ports", Self.ovs], Self.findGRE,
+        ]
     }
 
     func testMatchingHostSeesNoChangingCommand() async throws {
@@ -110,33 +135,46 @@ final class OVSMeshTests: XCTestCase {
 
         runner.clearCommands()
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2", "c": "10.0.0.9"]))
-        XCTAssertEqual(Array(runner.commands.dropFirst(5)), [
-            Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"], Self.addPort("c", "10.0.0.9"),
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(5)),
+            [
+                Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"], Self.addPort("c", "10.0.0.9"),
+            ]
+        )
 
         runner.clearCommands()
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2"]))
-        XCTAssertEqual(Array(runner.commands.dropFirst(5)),
-                       [Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"]])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(5)),
+            [Self.vsctl + ["--if-exists", "del-port", Self.ovs, "gre-c"]]
+        )
     }
 
     func testKernelDatapathBridgeIsSwitchedToUserspaceAndLinkBroughtUp() async throws {
         scriptExisting(ports: ["b": "10.0.0.2", "c": "10.0.0.3"], datapath: "\"\"", linkUp: false)
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(Array(runner.commands.dropFirst(5)), [
-            Self.vsctl + ["set", "bridge", Self.ovs, "datapath_type=netdev"],
-            ["ip", "link", "set", "dev", Self.near, "up"],
-            ["ip", "link", "set", "dev", Self.far, "up"],
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(5)),
+            [
+                Self.vsctl + ["set", "bridge", Self.ovs, "datapath_type=netdev"],
+                ["ip", "link", "set", "dev", Self.near, "up"],
+                ["ip", "link", "set", "dev", Self.far, "up"],
+            ]
+        )
     }
 
     func testVerifyReportsAnUnderlayOutsideOVS() async throws {
         scriptExisting(ports: ["b": "10.0.0.2", "c": "10.0.0.3"])
-        runner.on(Self.observe, reply: .output(FakeLink.render([
-            .underlay(), .bridge(mtu: 1462),
-            FakeLink(Self.near, index: 30, kind: "veth", mtu: 1462, master: "nl0", peerName: Self.far),
-            FakeLink(Self.far, index: 31, kind: "veth", mtu: 1462, peerName: Self.near),
-        ])))
+        runner.on(
+            Self.observe,
+            reply: .output(
+                FakeLink.render([
+                    .underlay(), .bridge(mtu: 1462),
+                    FakeLink(Self.near, index: 30, kind: "veth", mtu: 1462, master: "nl0", peerName: Self.far),
+                    FakeLink(Self.far, index: 31, kind: "veth", mtu: 1462, peerName: Self.near),
+                ])
+            )
+        )
         let failures = try await network.verify(Self.config())
         XCTAssertEqual(failures.map(\.check), [.underlay])
         XCTAssertTrue(failures[0].detail.contains("eth0"), failures[0].detail)
@@ -147,10 +185,14 @@ final class OVSMeshTests: XCTestCase {
 
     func testOVSNotRunningIsNamed() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay()])))
-        runner.on(Self.vsctl + ["list-br"], reply: .failure(
-            status: 1,
-            stderr: "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed "
-                + "(No such file or directory)"))
+        runner.on(
+            Self.vsctl + ["list-br"],
+            reply: .failure(
+                status: 1,
+                stderr: "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed "
+                    + "(No such file or directory)"
+            )
+        )
         do {
             _ = try await network.ensureNetwork(Self.config())
             XCTFail("expected an error")

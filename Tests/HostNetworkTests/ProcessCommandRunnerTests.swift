@@ -1,7 +1,8 @@
-@testable import HostNetwork
-import XCTest
-import NetleaseTesting
 import NetleaseLab
+import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 final class ProcessCommandRunnerTests: XCTestCase {
     private let runner = ProcessCommandRunner()
@@ -24,7 +25,8 @@ final class ProcessCommandRunnerTests: XCTestCase {
             XCTAssertEqual(
                 error.description,
                 #"command-failed: `sh -c 'echo partial; echo '\''it broke'\'' >&2; exit 3'` "#
-                    + "exited with status 3: it broke")
+                    + "exited with status 3: it broke"
+            )
         }
     }
 
@@ -103,8 +105,10 @@ final class RecordingCommandRunnerTests: XCTestCase {
 
     func testNetnsRunnerPrefixesAndReportsTheInnerCommand() async throws {
         let base = RecordingCommandRunner()
-        base.on(prefix: ["ip", "netns", "exec", "h1", "env", "OVS_RUNDIR=/tmp/x", "false"],
-                reply: .failure(status: 1, stderr: "nope"))
+        base.on(
+            prefix: ["ip", "netns", "exec", "h1", "env", "OVS_RUNDIR=/tmp/x", "false"],
+            reply: .failure(status: 1, stderr: "nope")
+        )
         let runner = NetnsCommandRunner(namespace: "h1", environment: ["OVS_RUNDIR": "/tmp/x"], base: base)
         _ = try await runner.run(["ip", "link"])
         XCTAssertEqual(base.commands, [["ip", "netns", "exec", "h1", "env", "OVS_RUNDIR=/tmp/x", "ip", "link"]])

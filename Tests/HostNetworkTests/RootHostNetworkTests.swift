@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseLab
+import XCTest
+
+@testable import HostNetwork
 
 /// `LinuxHostNetwork` on the real kernel. Each "host" is a fresh network namespace of a `NamespaceLab`; the real
 /// implementation runs inside it through `NetnsCommandRunner` (`ip netns exec NS …`). Addresses are 10.77.0.0/24
@@ -11,11 +12,22 @@ final class RootHostNetworkTests: NamespaceTestCase {
         LinuxHostNetwork(runner: lab.commandRunner(in: namespace))
     }
 
-    private func config(_ tunnel: TunnelKind = .vxlan, bridgeAddress: String, underlay: String,
-                        peers: [String: String]) -> HostNetworkConfig {
+    private func config(
+        _ tunnel: TunnelKind = .vxlan,
+        bridgeAddress: String,
+        underlay: String,
+        peers: [String: String]
+    ) -> HostNetworkConfig {
         HostNetworkConfig(
-            network: "t", bridge: "nlt0", bridgeAddress: IPv4Address(bridgeAddress)!, prefix: 24, tunnel: tunnel,
-            vni: 4242, underlay: IPv4Address(underlay)!, peers: peers.mapValues { IPv4Address($0)! })
+            network: "t",
+            bridge: "nlt0",
+            bridgeAddress: IPv4Address(bridgeAddress)!,
+            prefix: 24,
+            tunnel: tunnel,
+            vni: 4242,
+            underlay: IPv4Address(underlay)!,
+            peers: peers.mapValues { IPv4Address($0)! }
+        )
     }
 
     private func fdbDestinations(_ namespace: String, _ device: String) async throws -> Set<String> {
@@ -29,8 +41,11 @@ final class RootHostNetworkTests: NamespaceTestCase {
         let h2 = try await lab.addNamespace(role: "h2")
         try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         let network = host(h1)
-        var config = config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1",
-                            peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"])
+        var config = config(
+            bridgeAddress: "172.30.0.1",
+            underlay: "10.77.0.1",
+            peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"]
+        )
 
         let report = try await network.ensureNetwork(config)
         XCTAssertEqual(report.mtu, 1450)
@@ -95,17 +110,32 @@ final class RootHostNetworkTests: NamespaceTestCase {
         let network1 = host(h1)
         let network2 = host(h2)
         _ = try await network1.ensureNetwork(
-            config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: ["h2": "10.77.0.2"]))
+            config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: ["h2": "10.77.0.2"])
+        )
         _ = try await network2.ensureNetwork(
-            config(bridgeAddress: "172.30.0.2", underlay: "10.77.0.2", peers: ["h1": "10.77.0.1"]))
+            config(bridgeAddress: "172.30.0.2", underlay: "10.77.0.2", peers: ["h1": "10.77.0.1"])
+        )
 
         let first = ContainerAttachment(
-            network: "t", owner: "ctr-one", namespace: .named(c1), address: IPv4Address(172, 30, 0, 11), prefix: 24,
-            gateway: IPv4Address(172, 30, 0, 1), bridge: "nlt0")
+            network: "t",
+            owner: "ctr-one",
+            namespace: .named(c1),
+            address: IPv4Address(172, 30, 0, 11),
+            prefix: 24,
+            gateway: IPv4Address(172, 30, 0, 1),
+            bridge: "nlt0"
+        )
         // The second container's namespace is given by path, as a runtime would (/proc/PID/ns/net works alike).
         let second = ContainerAttachment(
-            network: "t", owner: "ctr-two", namespace: .path("/var/run/netns/" + c2), ifname: "net0",
-            address: IPv4Address(172, 30, 0, 12), prefix: 24, gateway: IPv4Address(172, 30, 0, 2), bridge: "nlt0")
+            network: "t",
+            owner: "ctr-two",
+            namespace: .path("/var/run/netns/" + c2),
+            ifname: "net0",
+            address: IPv4Address(172, 30, 0, 12),
+            prefix: 24,
+            gateway: IPv4Address(172, 30, 0, 2),
+            bridge: "nlt0"
+        )
         let attached = try await network1.attach(first)
         XCTAssertEqual(attached.mtu, 1450)
         _ = try await network2.attach(second)
@@ -190,7 +220,8 @@ final class RootHostNetworkTests: NamespaceTestCase {
         let h2 = try await lab.addNamespace(role: "h2")
         try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         _ = try await host(h1).ensureNetwork(
-            config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: [:]))
+            config(bridgeAddress: "172.30.0.1", underlay: "10.77.0.1", peers: [:])
+        )
         // A device nobody leased: configured by hand in another namespace, plugged into the bridge.
         try await lab.run(h1, ["ip", "link", "add", "fx", "type", "veth", "peer", "name", "fy", "netns", other])
         try await lab.run(h1, ["ip", "link", "set", "fx", "master", "nlt0", "up"])

@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseLab
+import XCTest
+
+@testable import HostNetwork
 
 /// The `ovs-gre` layout on the real kernel with a private, userspace-datapath Open vSwitch inside the namespace
 /// (`LabOpenVSwitch`: no system OVS is needed or touched, and no kernel module).
@@ -12,12 +13,17 @@ final class RootOpenVSwitchTests: NamespaceTestCase {
         try await lab.connect(h1, "10.77.0.1/24", h2, "10.77.0.2/24")
         let ovs = try await startOpenVSwitch(in: h1)
         let network = LinuxHostNetwork(runner: lab.commandRunner(in: h1, environment: ovs.environment))
-        var config = config(underlay: "10.77.0.1", bridgeAddress: "172.30.0.1",
-                            peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"])
+        var config = config(
+            underlay: "10.77.0.1",
+            bridgeAddress: "172.30.0.1",
+            peers: ["h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3"]
+        )
         // With the underlay address on a plain NIC, verify says why GRE cannot work.
         let plain = try await network.verify(config)
-        XCTAssertTrue(plain.contains { $0.check == .underlay && $0.detail.contains("not on an OVS bridge") },
-                      "\(plain)")
+        XCTAssertTrue(
+            plain.contains { $0.check == .underlay && $0.detail.contains("not on an OVS bridge") },
+            "\(plain)"
+        )
         try ovs.moveUnderlay(nic: "u0", cidr: "10.77.0.1/24")
         // What operators see for Linux bridge nlt0: the OVS bridge and both ends of the veth between the two.
         let switchName = "nlo-347a9bba"
@@ -58,8 +64,14 @@ final class RootOpenVSwitchTests: NamespaceTestCase {
 
     private func config(underlay: String, bridgeAddress: String, peers: [String: String]) -> HostNetworkConfig {
         HostNetworkConfig(
-            network: "t", bridge: "nlt0", bridgeAddress: IPv4Address(bridgeAddress)!, prefix: 24, tunnel: .ovsGre,
-            underlay: IPv4Address(underlay)!, peers: peers.mapValues { IPv4Address($0)! })
+            network: "t",
+            bridge: "nlt0",
+            bridgeAddress: IPv4Address(bridgeAddress)!,
+            prefix: 24,
+            tunnel: .ovsGre,
+            underlay: IPv4Address(underlay)!,
+            peers: peers.mapValues { IPv4Address($0)! }
+        )
     }
 
     /// Two hosts, each with its own userspace OVS and the underlay on `br-phy`; netlease builds the rest and
@@ -75,18 +87,28 @@ final class RootOpenVSwitchTests: NamespaceTestCase {
             let ovs = try await startOpenVSwitch(in: namespace)
             try ovs.moveUnderlay(nic: "u0", cidr: "10.77.0.\(index + 1)/24")
             let network = LinuxHostNetwork(runner: lab.commandRunner(in: namespace, environment: ovs.environment))
-            let config = config(underlay: "10.77.0.\(index + 1)", bridgeAddress: "172.30.0.\(index + 1)",
-                                peers: ["h1": "10.77.0.1", "h2": "10.77.0.2"])
+            let config = config(
+                underlay: "10.77.0.\(index + 1)",
+                bridgeAddress: "172.30.0.\(index + 1)",
+                peers: ["h1": "10.77.0.1", "h2": "10.77.0.2"]
+            )
             _ = try await network.ensureNetwork(config)
             let failures = try await network.verify(config)
             XCTAssertEqual(failures, [])
             networks.append(network)
         }
         for (index, container) in [c1, c2].enumerated() {
-            _ = try await networks[index].attach(ContainerAttachment(
-                network: "t", owner: "ctr-\(index)", namespace: .named(container),
-                address: IPv4Address(172, 30, 0, UInt8(11 + index)), prefix: 24,
-                gateway: IPv4Address(172, 30, 0, UInt8(1 + index)), bridge: "nlt0"))
+            _ = try await networks[index].attach(
+                ContainerAttachment(
+                    network: "t",
+                    owner: "ctr-\(index)",
+                    namespace: .named(container),
+                    address: IPv4Address(172, 30, 0, UInt8(11 + index)),
+                    prefix: 24,
+                    gateway: IPv4Address(172, 30, 0, UInt8(1 + index)),
+                    bridge: "nlt0"
+                )
+            )
         }
         // The first packets may be lost while OVS resolves the tunnel's next hop; poll with a deadline.
         let reached = await lab.ping(from: c1, to: IPv4Address(172, 30, 0, 12), within: .seconds(20))

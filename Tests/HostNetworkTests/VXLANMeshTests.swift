@@ -1,7 +1,8 @@
-@testable import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseTesting
+import XCTest
+
+@testable import HostNetwork
 
 /// `LinuxHostNetwork` with a VXLAN mesh, against a scripted host: exact commands.
 final class VXLANMeshTests: XCTestCase {
@@ -16,13 +17,25 @@ final class VXLANMeshTests: XCTestCase {
         network = LinuxHostNetwork(runner: runner)
     }
 
-    static func config(peers: [String: String] = ["b": "10.0.0.2", "c": "10.0.0.3"], mtu: Int = 0,
-                       underlayMTU: Int? = nil) -> HostNetworkConfig {
+    static func config(
+        peers: [String: String] = ["b": "10.0.0.2", "c": "10.0.0.3"],
+        mtu: Int = 0,
+        underlayMTU: Int? = nil
+    ) -> HostNetworkConfig {
         var all = peers.mapValues { IPv4Address($0)! }
         all["a"] = IPv4Address(10, 0, 0, 1)  // this host; never a tunnel endpoint
         return HostNetworkConfig(
-            network: "blue", bridge: "nl0", bridgeAddress: IPv4Address(172, 30, 0, 1), prefix: 16, tunnel: .vxlan,
-            vni: 42, mtu: mtu, underlay: IPv4Address(10, 0, 0, 1), underlayMTU: underlayMTU, peers: all)
+            network: "blue",
+            bridge: "nl0",
+            bridgeAddress: IPv4Address(172, 30, 0, 1),
+            prefix: 16,
+            tunnel: .vxlan,
+            vni: 42,
+            mtu: mtu,
+            underlay: IPv4Address(10, 0, 0, 1),
+            underlayMTU: underlayMTU,
+            peers: all
+        )
     }
 
     private func script(_ links: [FakeLink], fdb: [String]? = nil) {
@@ -35,27 +48,35 @@ final class VXLANMeshTests: XCTestCase {
     func testFreshHostGetsBridgeDeviceAndOneEntryPerPeer() async throws {
         script([.underlay()])
         let report = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(runner.commands, [
-            Self.observe,
-            ["ip", "link", "add", "nl0", "type", "bridge"],
-            ["ip", "link", "set", "dev", "nl0", "mtu", "1450"],
-            ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
-            ["ip", "link", "set", "dev", "nl0", "up"],
-            ["ip", "link", "add", "nlvx-42", "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789",
-             "local", "10.0.0.1", "nolearning"],
-            ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
-            ["ip", "link", "set", "dev", "nlvx-42", "up"],
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.2"],
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe,
+                ["ip", "link", "add", "nl0", "type", "bridge"],
+                ["ip", "link", "set", "dev", "nl0", "mtu", "1450"],
+                ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
+                ["ip", "link", "set", "dev", "nl0", "up"],
+                [
+                    "ip", "link", "add", "nlvx-42", "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789",
+                    "local", "10.0.0.1", "nolearning",
+                ],
+                ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
+                ["ip", "link", "set", "dev", "nlvx-42", "up"],
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.2"],
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+            ]
+        )
         XCTAssertEqual(report.mtu, 1450)
         XCTAssertEqual(report.changes.count, 9)
         let created = await network.createdResources(network: "blue")
-        XCTAssertEqual(created, [
-            .link("nl0"), .link("nlvx-42"),
-            .fdb(device: "nlvx-42", destination: IPv4Address(10, 0, 0, 2)),
-            .fdb(device: "nlvx-42", destination: IPv4Address(10, 0, 0, 3)),
-        ])
+        XCTAssertEqual(
+            created,
+            [
+                .link("nl0"), .link("nlvx-42"),
+                .fdb(device: "nlvx-42", destination: IPv4Address(10, 0, 0, 2)),
+                .fdb(device: "nlvx-42", destination: IPv4Address(10, 0, 0, 3)),
+            ]
+        )
     }
 
     func testMatchingHostSeesNoChangingCommand() async throws {
@@ -72,43 +93,57 @@ final class VXLANMeshTests: XCTestCase {
     func testPeerJoinsAddsOnlyItsEntry() async throws {
         script(matchingHost, fdb: ["10.0.0.2"])
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(runner.commands, [
-            Self.observe, Self.fdbShow,
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, Self.fdbShow,
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+            ]
+        )
     }
 
     func testPeerChangesUnderlayAddressMovesItsEntry() async throws {
         script(matchingHost, fdb: ["10.0.0.2", "10.0.0.3"])
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2", "c": "10.0.0.9"]))
-        XCTAssertEqual(runner.commands, [
-            Self.observe, Self.fdbShow,
-            ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.9"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, Self.fdbShow,
+                ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.9"],
+            ]
+        )
     }
 
     func testPeerLeavesRemovesOnlyItsEntry() async throws {
         script(matchingHost, fdb: ["10.0.0.2", "10.0.0.3"])
         _ = try await network.ensureNetwork(Self.config(peers: ["b": "10.0.0.2"]))
-        XCTAssertEqual(runner.commands, [
-            Self.observe, Self.fdbShow,
-            ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, Self.fdbShow,
+                ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+            ]
+        )
     }
 
     func testDriftedAttributesAreFixedInPlace() async throws {
-        script([.underlay(), .bridge(mtu: 1500, address: nil, up: false), .vxlan(mtu: 1500, master: nil, up: false)],
-               fdb: ["10.0.0.2", "10.0.0.3"])
+        script(
+            [.underlay(), .bridge(mtu: 1500, address: nil, up: false), .vxlan(mtu: 1500, master: nil, up: false)],
+            fdb: ["10.0.0.2", "10.0.0.3"]
+        )
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(Array(runner.commands.dropFirst(2)), [
-            ["ip", "link", "set", "dev", "nl0", "mtu", "1450"],
-            ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
-            ["ip", "link", "set", "dev", "nl0", "up"],
-            ["ip", "link", "set", "dev", "nlvx-42", "mtu", "1450"],
-            ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
-            ["ip", "link", "set", "dev", "nlvx-42", "up"],
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(2)),
+            [
+                ["ip", "link", "set", "dev", "nl0", "mtu", "1450"],
+                ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
+                ["ip", "link", "set", "dev", "nl0", "up"],
+                ["ip", "link", "set", "dev", "nlvx-42", "mtu", "1450"],
+                ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
+                ["ip", "link", "set", "dev", "nlvx-42", "up"],
+            ]
+        )
         let created = await network.createdResources(network: "blue")
         XCTAssertEqual(created, [.address(link: "nl0", cidr: "172.30.0.1/16")])
     }
@@ -116,24 +151,32 @@ final class VXLANMeshTests: XCTestCase {
     func testWrongPrefixOnBridgeIsReplaced() async throws {
         script([.underlay(), .bridge(address: "172.30.0.1/24"), .vxlan()], fdb: ["10.0.0.2", "10.0.0.3"])
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(Array(runner.commands.dropFirst(2)), [
-            ["ip", "addr", "del", "172.30.0.1/24", "dev", "nl0"],
-            ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(2)),
+            [
+                ["ip", "addr", "del", "172.30.0.1/24", "dev", "nl0"],
+                ["ip", "addr", "add", "172.30.0.1/16", "dev", "nl0"],
+            ]
+        )
     }
 
     func testDeviceWithWrongLocalAddressIsRecreated() async throws {
         script([.underlay(), .bridge(), .vxlan(local: "10.0.0.7")], fdb: ["10.0.0.2"])
         _ = try await network.ensureNetwork(Self.config())
-        XCTAssertEqual(Array(runner.commands.dropFirst(2)), [
-            ["ip", "link", "del", "nlvx-42"],
-            ["ip", "link", "add", "nlvx-42", "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789",
-             "local", "10.0.0.1", "nolearning"],
-            ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
-            ["ip", "link", "set", "dev", "nlvx-42", "up"],
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.2"],
-            ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-        ])
+        XCTAssertEqual(
+            Array(runner.commands.dropFirst(2)),
+            [
+                ["ip", "link", "del", "nlvx-42"],
+                [
+                    "ip", "link", "add", "nlvx-42", "mtu", "1450", "type", "vxlan", "id", "42", "dstport", "4789",
+                    "local", "10.0.0.1", "nolearning",
+                ],
+                ["ip", "link", "set", "dev", "nlvx-42", "master", "nl0"],
+                ["ip", "link", "set", "dev", "nlvx-42", "up"],
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.2"],
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+            ]
+        )
     }
 
     func testMTUDefaultsFollowUnderlayAndExplicitMTUWins() async throws {
@@ -179,10 +222,14 @@ final class VXLANMeshTests: XCTestCase {
     func testVerifyReportsEveryFailedCheckOnAFreshHost() async throws {
         script([])
         let failures = try await network.verify(Self.config())
-        XCTAssertEqual(failures.map(\.check), [
-            .underlay, .bridgePresent, .bridgeMTU, .bridgeAddress, .bridgeUp, .tunnelDevice, .tunnelMaster, .tunnelUp,
-            .tunnelFDB, .tunnelFDB,
-        ])
+        XCTAssertEqual(
+            failures.map(\.check),
+            [
+                .underlay, .bridgePresent, .bridgeMTU, .bridgeAddress, .bridgeUp, .tunnelDevice, .tunnelMaster,
+                .tunnelUp,
+                .tunnelFDB, .tunnelFDB,
+            ]
+        )
         XCTAssertEqual(runner.commands, [Self.observe], "verify changes nothing")
     }
 
@@ -212,7 +259,10 @@ final class VXLANMeshTests: XCTestCase {
         script([.underlay(), .bridge(), .vxlan()])
         runner.clearCommands()
         try await network.teardown(network: "blue")
-        XCTAssertEqual(runner.commands, [Self.observe, ["ip", "link", "del", "nlvx-42"], ["ip", "link", "del", "nl0"]])
+        XCTAssertEqual(
+            runner.commands,
+            [Self.observe, ["ip", "link", "del", "nlvx-42"], ["ip", "link", "del", "nl0"]]
+        )
         let created = await network.createdResources(network: "blue")
         XCTAssertEqual(created, [])
         runner.clearCommands()
@@ -226,9 +276,12 @@ final class VXLANMeshTests: XCTestCase {
         script([.underlay(), .bridge(), .vxlan()])
         runner.clearCommands()
         try await network.teardown(network: "blue")
-        XCTAssertEqual(runner.commands, [
-            Self.observe, ["ip", "addr", "del", "172.30.0.1/16", "dev", "nl0"], ["ip", "link", "del", "nlvx-42"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, ["ip", "addr", "del", "172.30.0.1/16", "dev", "nl0"], ["ip", "link", "del", "nlvx-42"],
+            ]
+        )
     }
 
     func testTeardownOfAnAdoptedNetworkRemovesOnlyTheEntryItAppended() async throws {
@@ -236,15 +289,20 @@ final class VXLANMeshTests: XCTestCase {
         _ = try await network.ensureNetwork(Self.config())
         runner.clearCommands()
         try await network.teardown(network: "blue")
-        XCTAssertEqual(runner.commands, [
-            Self.observe, ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
-        ])
+        XCTAssertEqual(
+            runner.commands,
+            [
+                Self.observe, ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "nlvx-42", "dst", "10.0.0.3"],
+            ]
+        )
     }
 
     func testFailingCommandCarriesCommandStatusAndStderr() async throws {
         script([.underlay()])
-        runner.on(["ip", "link", "add", "nl0", "type", "bridge"],
-                  reply: .failure(status: 2, stderr: "RTNETLINK answers: Operation not permitted\n"))
+        runner.on(
+            ["ip", "link", "add", "nl0", "type", "bridge"],
+            reply: .failure(status: 2, stderr: "RTNETLINK answers: Operation not permitted\n")
+        )
         do {
             _ = try await network.ensureNetwork(Self.config())
             XCTFail("expected an error")
@@ -256,7 +314,8 @@ final class VXLANMeshTests: XCTestCase {
             XCTAssertEqual(
                 error.description,
                 "command-failed: `ip link add nl0 type bridge` exited with status 2: "
-                    + "RTNETLINK answers: Operation not permitted")
+                    + "RTNETLINK answers: Operation not permitted"
+            )
         }
         XCTAssertEqual(runner.commands.count, 2, "nothing runs after the failed command")
     }

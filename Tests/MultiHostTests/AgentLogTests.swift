@@ -20,7 +20,9 @@ final class AgentLogTests: LabTestCase {
         var ready: [String: Any]?
         for line in lines {
             let object = try XCTUnwrap(
-                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not JSON: \(line)"
+            )
             if object["message"] as? String == "network ready" { ready = object }
         }
         XCTAssertEqual(ready?["network"] as? String, cluster.network)

@@ -20,22 +20,31 @@ final class DemoTests: XCTestCase {
         for tool in ["ip", "bridge", "nsenter"] {
             let found = try XCTUnwrap(LabPrerequisites.onPath(tool), "\(tool) is not installed")
             try FileManager.default.createSymbolicLink(
-                atPath: tools.appendingPathComponent(tool).path, withDestinationPath: found)
+                atPath: tools.appendingPathComponent(tool).path,
+                withDestinationPath: found
+            )
         }
         let environment = ["PATH": tools.path, "HOME": "/root"]
         let output = try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try ChildProcess.run(
-                        executable: binary, arguments: ["demo", "--hosts", "2", "--containers", "2", "--json"],
-                        environment: environment, timeout: .seconds(180))
-                })
+                continuation.resume(
+                    with: Result {
+                        try ChildProcess.run(
+                            executable: binary,
+                            arguments: ["demo", "--hosts", "2", "--containers", "2", "--json"],
+                            environment: environment,
+                            timeout: .seconds(180)
+                        )
+                    }
+                )
             }
         }
         let stderr = String(decoding: output.stderr, as: UTF8.self)
         XCTAssertEqual(output.termination, .exited(0), stderr)
         let report = try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: Data(output.stdout)) as? [String: Any], stderr)
+            try JSONSerialization.jsonObject(with: Data(output.stdout)) as? [String: Any],
+            stderr
+        )
         XCTAssertEqual(report["hosts"] as? [String], ["host1", "host2"])
         let containers = try XCTUnwrap(report["containers"] as? [[String: Any]])
         XCTAssertEqual(containers.count, 4)

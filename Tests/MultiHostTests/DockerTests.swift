@@ -50,8 +50,11 @@ final class DockerTests: LabTestCase {
     /// The `docker network create` line as `netlease docker-network` prints it, checked word for word.
     private func createLine() async throws -> [String] {
         let line = try await cluster.admin(["docker-network", "demo"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(line, "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
-                        + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo")
+        XCTAssertEqual(
+            line,
+            "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
+                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo"
+        )
         let words = line.split(separator: " ").map(String.init)
         XCTAssertEqual(words.first, "docker")
         return Array(words.dropFirst())
@@ -78,8 +81,10 @@ final class DockerTests: LabTestCase {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for name in names {
                 group.addTask {
-                    try await docker.docker(["run", "-d", "--network", "demo", "--name", name, LabDocker.image,
-                                             "sleep", "3600"])
+                    try await docker.docker([
+                        "run", "-d", "--network", "demo", "--name", name, LabDocker.image,
+                        "sleep", "3600",
+                    ])
                 }
             }
             try await group.waitForAll()
@@ -87,15 +92,21 @@ final class DockerTests: LabTestCase {
     }
 
     /// The targets a container cannot ping (each tried three times: a fresh path may lose its first packet).
-    private func unreachable(from container: String, on docker: LabDocker, _ targets: [IPv4Address]) async throws
+    private func unreachable(
+        from container: String,
+        on docker: LabDocker,
+        _ targets: [IPv4Address]
+    ) async throws
         -> [String]
     {
         let script = """
             for a in "$@"; do ok=; for i in 1 2 3; do ping -c 1 -W 1 "$a" >/dev/null 2>&1 && ok=1 && break; done; \
             [ -n "$ok" ] || echo "$a"; done
             """
-        let output = try await docker.docker(["exec", container, "sh", "-c", script, "sh"]
-                                              + targets.map(\.description)).stdout
+        let output = try await docker.docker(
+            ["exec", container, "sh", "-c", script, "sh"]
+                + targets.map(\.description)
+        ).stdout
         return output.split(separator: "\n").map(String.init)
     }
 
@@ -113,19 +124,29 @@ final class DockerTests: LabTestCase {
     private func squat(_ address: IPv4Address) async throws -> String {
         let rogue = try await lab.addNamespace(role: "rogue")
         let hostNamespace = lab.hostNamespace(1)
-        try await lab.run(hostNamespace, ["ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "eth0",
-                                          "netns", rogue])
+        try await lab.run(
+            hostNamespace,
+            [
+                "ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "eth0",
+                "netns", rogue,
+            ]
+        )
         try await lab.run(hostNamespace, ["ip", "link", "set", "rogue0", "master", "nl-demo", "up"])
         try await lab.run(rogue, ["ip", "addr", "add", "\(address)/16", "dev", "eth0"])
         try await lab.run(rogue, ["ip", "link", "set", "eth0", "up"])
         let link = try await lab.run(rogue, ["ip", "-j", "link", "show", "eth0"]).stdout
         return try XCTUnwrap(
             (try JSONSerialization.jsonObject(with: Data(link.utf8)) as? [[String: Any]])?.first?["address"]
-                as? String)
+                as? String
+        )
     }
 
     /// Waits up to a minute for `address` to be released (in cooldown).
-    private func waitForCooldown(_ address: IPv4Address, file: StaticString = #filePath, line: UInt = #line)
+    private func waitForCooldown(
+        _ address: IPv4Address,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    )
         async throws
     {
         let clock = ContinuousClock()
@@ -224,7 +245,8 @@ final class DockerTests: LabTestCase {
             XCTAssertEqual(after[name]?.0, containers[name]?.address, "\(name) changed address across the restart")
         }
         let restartedLog = try XCTUnwrap(
-            try? String(contentsOfFile: lab.directory + "/docker-h1/dockerd-2.log", encoding: .utf8))
+            try? String(contentsOfFile: lab.directory + "/docker-h1/dockerd-2.log", encoding: .utf8)
+        )
         for complaint in ["Failed to reserve", "Failed to allocate ipam pool", "Removing stale endpoint"] {
             XCTAssertFalse(restartedLog.contains(complaint), "the restarted dockerd logged '\(complaint)'")
         }
@@ -246,12 +268,17 @@ final class DockerTests: LabTestCase {
         try await lab.addHost(1)
         // Cut off from the coordinator, the agent cannot join: its plugin socket answers, its networks are not ready.
         try await lab.setUnderlay(host: 1, up: false)
-        let agent = try lab.spawn(lab.hostNamespace(1), [
-            cluster.binary, "agent", "--coordinator", cluster.coordinatorAddress, "--secret-file", cluster.secretFile,
-            "--host", cluster.hostName(1), "--underlay", lab.underlayAddress(host: 1).description,
-            "--network", "demo", "--socket", cluster.socket(host: 1), "--state-dir", lab.directory + "/h1-state",
-            "--docker-plugin", pluginSocket(1), "--log-level", "notice",
-        ], name: "agent-h1-early")
+        let agent = try lab.spawn(
+            lab.hostNamespace(1),
+            [
+                cluster.binary, "agent", "--coordinator", cluster.coordinatorAddress, "--secret-file",
+                cluster.secretFile,
+                "--host", cluster.hostName(1), "--underlay", lab.underlayAddress(host: 1).description,
+                "--network", "demo", "--socket", cluster.socket(host: 1), "--state-dir", lab.directory + "/h1-state",
+                "--docker-plugin", pluginSocket(1), "--log-level", "notice",
+            ],
+            name: "agent-h1-early"
+        )
         let docker = try await startDaemon(1)
         let create = try await createLine()
 
@@ -259,8 +286,10 @@ final class DockerTests: LabTestCase {
         var refused = CommandResult()
         let took = await clock.measure { refused = await docker.dockerAllowingFailure(create) }
         XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("netlease: the netlease agent on this host is not ready"),
-                      refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains("netlease: the netlease agent on this host is not ready"),
+            refused.stderr
+        )
         XCTAssertLessThan(took, .seconds(10), "Docker waited instead of getting an answer")
 
         try await lab.setUnderlay(host: 1, up: true)
@@ -287,8 +316,10 @@ final class DockerTests: LabTestCase {
         let clock = ContinuousClock()
         func timedRun(_ network: String, _ name: String) async throws -> Duration {
             let started = clock.now
-            try await docker.docker(["run", "-d", "--network", network, "--name", name, LabDocker.image,
-                                     "sleep", "3600"])
+            try await docker.docker([
+                "run", "-d", "--network", network, "--name", name, LabDocker.image,
+                "sleep", "3600",
+            ])
             return clock.now - started
         }
         _ = try await timedRun("demo", "warm-n")
@@ -302,7 +333,8 @@ final class DockerTests: LabTestCase {
         // The plugin alone, through its socket: a new endpoint (leased and ARP-probed) and the same one again
         // (answered from the agent's record, no probe).
         func timedCall(_ mac: String) async throws -> Duration {
-            let body = #"{"PoolID":"netlease/demo","Address":"","Options":{"#
+            let body =
+                #"{"PoolID":"netlease/demo","Address":"","Options":{"#
                 + #""com.docker.network.endpoint.macaddress":"\#(mac)"}}"#
             let started = clock.now
             let reply = try await ProcessCommandRunner().run([
@@ -319,13 +351,20 @@ final class DockerTests: LabTestCase {
             repeated.append(try await timedCall(mac))
         }
         func median(_ values: [Duration]) -> Duration { values.sorted()[values.count / 2] }
-        func ms(_ value: Duration) -> String { String(format: "%.0f ms", Double(value.components.attoseconds) / 1e15
-                                                      + Double(value.components.seconds) * 1000) }
-        print("""
+        func ms(_ value: Duration) -> String {
+            String(
+                format: "%.0f ms",
+                Double(value.components.attoseconds) / 1e15
+                    + Double(value.components.seconds) * 1000
+            )
+        }
+        print(
+            """
             docker run -d, median of 20: netlease driver \(ms(median(withDriver))), built-in IPAM \
             \(ms(median(builtIn))), added \(ms(median(withDriver) - median(builtIn)))
             plugin RequestAddress over its socket (curl), median of 20: new endpoint (ARP probe) \
             \(ms(median(probed))), same endpoint again (no probe) \(ms(median(repeated)))
-            """)
+            """
+        )
     }
 }

@@ -7,7 +7,10 @@ import XCTest
 /// Hosts cut off from the coordinator (their underlay link down), and agents whose wall clock is wrong.
 final class HostLossTests: LabTestCase {
     /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-    private func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows
+    private func eventually(
+        _ timeout: Duration = .seconds(30),
+        _ condition: () async throws -> Bool
+    ) async rethrows
         -> Bool
     {
         let deadline = ContinuousClock.now + timeout
@@ -22,7 +25,8 @@ final class HostLossTests: LabTestCase {
         var result: [String: String] = [:]
         for lease in try await cluster.leasesJSON() where lease["host"] as? String == host {
             if let owner = lease["owner"] as? String, let address = lease["address"] as? String,
-               lease["state"] as? String == "active" {
+                lease["state"] as? String == "active"
+            {
                 result[owner] = address
             }
         }
@@ -141,24 +145,33 @@ final class HostLossTests: LabTestCase {
         XCTAssertTrue(localPing, "containers on the cut-off host lost local connectivity")
         // Once the cooldown is over an admin gives the first container's address to someone else.
         let taken = await eventually {
-            (try? await self.cluster.admin(["lease", "acquire", "--network", "demo", "--owner", "intruder",
-                                            "--address", first.description])) != nil
+            (try? await self.cluster.admin([
+                "lease", "acquire", "--network", "demo", "--owner", "intruder",
+                "--address", first.description,
+            ])) != nil
         }
         XCTAssertTrue(taken)
 
         try await lab.setUnderlay(host: 1, up: true)
         var doctorOutput = ""
         let reported = await eventually {
-            let result = try? await self.lab.run(self.lab.hostNamespace(1), [
-                self.cluster.binary, "doctor", "--socket", self.cluster.socket(host: 1), "--json",
-            ])
+            let result = try? await self.lab.run(
+                self.lab.hostNamespace(1),
+                [
+                    self.cluster.binary, "doctor", "--socket", self.cluster.socket(host: 1), "--json",
+                ]
+            )
             doctorOutput = result?.stdout ?? ""
             // doctor exits non-zero when a check fails, so a nil result is expected here; read its output instead.
             if result == nil {
-                doctorOutput = (try? await self.lab.run(self.lab.hostNamespace(1), [
-                    "sh", "-c", "\"$0\" doctor --socket \"$1\" --json || true", self.cluster.binary,
-                    self.cluster.socket(host: 1),
-                ]).stdout) ?? ""
+                doctorOutput =
+                    (try? await self.lab.run(
+                        self.lab.hostNamespace(1),
+                        [
+                            "sh", "-c", "\"$0\" doctor --socket \"$1\" --json || true", self.cluster.binary,
+                            self.cluster.socket(host: 1),
+                        ]
+                    ).stdout) ?? ""
             }
             return doctorOutput.contains("intruder")
         }
@@ -242,8 +255,10 @@ final class ClockSkewTests: LabTestCase {
             if beats.count == 2 && beats.values.allSatisfy({ $0.count >= 6 }) { break }
             try await Task.sleep(for: .milliseconds(250))
         }
-        XCTAssertTrue(beats.count == 2 && beats.values.allSatisfy { $0.count >= 6 },
-                      "heartbeats of skewed agents were not accepted: \(beats)")
+        XCTAssertTrue(
+            beats.count == 2 && beats.values.allSatisfy { $0.count >= 6 },
+            "heartbeats of skewed agents were not accepted: \(beats)"
+        )
         let now = try await hosts()
         XCTAssertEqual(now.mapValues { $0["state"] as? String }, ["host1": "up", "host2": "up"])
         XCTAssertEqual(now.mapValues { $0["epoch"] as? Int ?? 0 }, epochs, "a skewed clock caused a rejoin")

@@ -1,9 +1,9 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
+import NetleaseLab
 import NetleaseTesting
 import XCTest
-import NetleaseLab
 
 /// Base of the namespace tests: builds a fresh lab per test and removes it on every exit path. Without root or
 /// `ip netns` the tests skip — unless NETLEASE_REQUIRE_NETNS=1, which turns the missing capability into a failure.
@@ -33,8 +33,10 @@ class LabTestCase: XCTestCase {
             let processes = cluster.lab.startedProcesses
             await cluster.destroy()
             for namespace in leftover {
-                XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/run/netns/\(namespace)"),
-                               "namespace \(namespace) was not removed")
+                XCTAssertFalse(
+                    FileManager.default.fileExists(atPath: "/var/run/netns/\(namespace)"),
+                    "namespace \(namespace) was not removed"
+                )
             }
             for process in processes where process.isRunning {
                 XCTFail("process \(process.name) (pid \(process.pid)) survived the lab")
@@ -47,7 +49,11 @@ class LabTestCase: XCTestCase {
 
     /// Pings every target from `source` until it answers or `timeout` passes (a first echo over a fresh path may be
     /// lost while ARP resolves); returns the targets that never answered.
-    func unreachable(from source: String, _ targets: [IPv4Address], timeout: Duration = .seconds(10)) async
+    func unreachable(
+        from source: String,
+        _ targets: [IPv4Address],
+        timeout: Duration = .seconds(10)
+    ) async
         -> [IPv4Address]
     {
         var failed: [IPv4Address] = []
@@ -71,8 +77,10 @@ class LabTestCase: XCTestCase {
     func hosts() async throws -> [String: [String: Any]] {
         let text = try await cluster.admin(["hosts", "--json"])
         let list = (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
-        return Dictionary(uniqueKeysWithValues: list.compactMap { entry in
-            (entry["name"] as? String).map { ($0, entry) }
-        })
+        return Dictionary(
+            uniqueKeysWithValues: list.compactMap { entry in
+                (entry["name"] as? String).map { ($0, entry) }
+            }
+        )
     }
 }

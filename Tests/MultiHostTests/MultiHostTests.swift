@@ -22,9 +22,12 @@ final class MultiHostTests: LabTestCase {
             XCTAssertEqual(failed, [], "\(namespace) (\(address)) cannot reach \(failed)")
         }
         for host in 1...3 {
-            let doctor = try await lab.run(lab.hostNamespace(host), [
-                cluster.binary, "doctor", "--socket", cluster.socket(host: host), "--json",
-            ])
+            let doctor = try await lab.run(
+                lab.hostNamespace(host),
+                [
+                    cluster.binary, "doctor", "--socket", cluster.socket(host: host), "--json",
+                ]
+            )
             XCTAssertFalse(doctor.stdout.contains("\"ok\" : false"), "doctor on host\(host): \(doctor.stdout)")
         }
     }
@@ -50,8 +53,11 @@ final class MultiHostTests: LabTestCase {
         XCTAssertEqual(Set(results.map(\.address)).count, 60, "an address was handed out twice")
         let leased = try await leaseAddresses()
         for result in results {
-            XCTAssertEqual(leased[result.owner], result.address.description,
-                           "coordinator disagrees for \(result.owner)")
+            XCTAssertEqual(
+                leased[result.owner],
+                result.address.description,
+                "coordinator disagrees for \(result.owner)"
+            )
         }
         // One pinger per host reaches every container on the other hosts.
         for host in 1...3 {
@@ -70,15 +76,21 @@ final class MultiHostTests: LabTestCase {
         let rogue = "nl\(lab.id)-rogue"
         try await lab.addNamespace(rogue)
         let hostNamespace = lab.hostNamespace(1)
-        try await lab.run(hostNamespace, ["ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "eth0",
-                                          "netns", rogue])
+        try await lab.run(
+            hostNamespace,
+            [
+                "ip", "link", "add", "rogue0", "type", "veth", "peer", "name", "eth0",
+                "netns", rogue,
+            ]
+        )
         try await lab.run(hostNamespace, ["ip", "link", "set", "rogue0", "master", "nl-demo", "up"])
         try await lab.run(rogue, ["ip", "addr", "add", "\(squatted)/16", "dev", "eth0"])
         try await lab.run(rogue, ["ip", "link", "set", "eth0", "up"])
         let linkJSON = try await lab.run(rogue, ["ip", "-j", "link", "show", "eth0"]).stdout
         let mac = try XCTUnwrap(
             (try JSONSerialization.jsonObject(with: Data(linkJSON.utf8)) as? [[String: Any]])?.first?["address"]
-                as? String)
+                as? String
+        )
 
         let given = try await cluster.attachContainer(host: 1, 1)
         XCTAssertNotEqual(given, squatted, "an address in use on the bridge was handed to a container")
@@ -106,9 +118,12 @@ final class MultiHostTests: LabTestCase {
         let fromOld2 = await unreachable(from: cluster.containerNamespace(host: 2, 1), [third])
         XCTAssertEqual(fromOld1 + fromOld2, [], "existing hosts' meshes did not gain the new host")
         for host in 1...2 {
-            let doctor = try await lab.run(lab.hostNamespace(host), [
-                cluster.binary, "doctor", "--socket", cluster.socket(host: host),
-            ])
+            let doctor = try await lab.run(
+                lab.hostNamespace(host),
+                [
+                    cluster.binary, "doctor", "--socket", cluster.socket(host: host),
+                ]
+            )
             XCTAssertTrue(doctor.stdout.contains("matches 2 peer(s)"), doctor.stdout)
         }
     }
@@ -150,9 +165,13 @@ final class CNIPluginTests: LabTestCase {
         let cniBinary = URL(fileURLWithPath: cluster.binary).deletingLastPathComponent()
             .appendingPathComponent("netlease-cni").path
         try FileManager.default.createSymbolicLink(
-            atPath: pluginDirectory + "/netlease-cni", withDestinationPath: cniBinary)
+            atPath: pluginDirectory + "/netlease-cni",
+            withDestinationPath: cniBinary
+        )
         try FileManager.default.createSymbolicLink(
-            atPath: pluginDirectory + "/bridge", withDestinationPath: bridgePlugin)
+            atPath: pluginDirectory + "/bridge",
+            withDestinationPath: bridgePlugin
+        )
 
         try await cluster.startCoordinator()
         for host in 1...2 { try await cluster.startAgent(host) }
@@ -173,10 +192,18 @@ final class CNIPluginTests: LabTestCase {
         let owners = try await leaseAddresses()
         XCTAssertEqual(owners["ctr-h1/eth0"], addresses[0].description)
 
-        _ = try await cni("DEL", host: 1, namespace: cluster.containerNamespace(host: 1, 1),
-                          pluginDirectory: pluginDirectory)
-        _ = try await cni("DEL", host: 1, namespace: cluster.containerNamespace(host: 1, 1),
-                          pluginDirectory: pluginDirectory)
+        _ = try await cni(
+            "DEL",
+            host: 1,
+            namespace: cluster.containerNamespace(host: 1, 1),
+            pluginDirectory: pluginDirectory
+        )
+        _ = try await cni(
+            "DEL",
+            host: 1,
+            namespace: cluster.containerNamespace(host: 1, 1),
+            pluginDirectory: pluginDirectory
+        )
         let after = try await leaseAddresses()
         XCTAssertNil(after["ctr-h1/eth0"], "DEL did not release the lease")
         XCTAssertEqual(after["ctr-h2/eth0"], addresses[1].description)
@@ -190,12 +217,16 @@ final class CNIPluginTests: LabTestCase {
             """
         let input = lab.directory + "/cni-\(command)-\(host).json"
         try Data(config.utf8).write(to: URL(fileURLWithPath: input))
-        let result = try await lab.run(lab.hostNamespace(host), [
-            "sh", "-c", "exec \"$0\" < \"$1\"", pluginDirectory + "/bridge", input,
-        ], environment: [
-            "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr-h\(host)", "CNI_NETNS": "/var/run/netns/\(namespace)",
-            "CNI_IFNAME": "eth0", "CNI_PATH": pluginDirectory,
-        ])
+        let result = try await lab.run(
+            lab.hostNamespace(host),
+            [
+                "sh", "-c", "exec \"$0\" < \"$1\"", pluginDirectory + "/bridge", input,
+            ],
+            environment: [
+                "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr-h\(host)", "CNI_NETNS": "/var/run/netns/\(namespace)",
+                "CNI_IFNAME": "eth0", "CNI_PATH": pluginDirectory,
+            ]
+        )
         return result.stdout
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import HostNetwork
 import NetleaseCore
-import XCTest
 import NetleaseLab
+import XCTest
 
 /// The operators' ovs-gre layout built by real agents: each host has its own userspace-datapath Open vSwitch (no
 /// kernel module needed) with its underlay on `br-phy`; the agent adds an OVS bridge with one GRE port per peer,
@@ -20,15 +20,20 @@ final class OpenVSwitchTests: LabTestCase {
         func startHost(_ host: Int) async throws {
             try await lab.addHost(host)
             let ovs = try await LabOpenVSwitch.start(in: lab.hostNamespace(host), lab: lab)
-            try ovs.moveUnderlay(nic: "underlay0", cidr: "\(lab.underlayAddress(host: host))/24",
-                                 peer: (lab.underlayNamespace, lab.underlayPeerLink(host: host)))
+            try ovs.moveUnderlay(
+                nic: "underlay0",
+                cidr: "\(lab.underlayAddress(host: host))/24",
+                peer: (lab.underlayNamespace, lab.underlayPeerLink(host: host))
+            )
             switches[host] = ovs
             try await cluster.startAgent(host, createHost: false, wrapper: ovs.environmentWords)
         }
         let ovsBridge = "nlo-6caf69b4"  // the OVS bridge of Linux bridge nl-demo, as `ovs-vsctl show` lists it
         func grePorts(_ host: Int) throws -> Set<String> {
-            Set(try switches[host]!.vsctl(["list-ports", ovsBridge]).split(separator: "\n").map(String.init)
-                .filter { $0.hasPrefix("gre-") })
+            Set(
+                try switches[host]!.vsctl(["list-ports", ovsBridge]).split(separator: "\n").map(String.init)
+                    .filter { $0.hasPrefix("gre-") }
+            )
         }
 
         for host in 1...2 { try await startHost(host) }
@@ -38,8 +43,11 @@ final class OpenVSwitchTests: LabTestCase {
         XCTAssertTrue(show.contains("Port gre-host2"), show)
         XCTAssertTrue(show.contains("remote_ip=\"\(lab.underlayAddress(host: 2))\""), show)
         XCTAssertTrue(show.contains("type: gre"), show)
-        XCTAssertEqual(try switches[1]!.vsctl(["get", "bridge", ovsBridge, "datapath_type"])
-                        .trimmingCharacters(in: .whitespacesAndNewlines), "netdev")
+        XCTAssertEqual(
+            try switches[1]!.vsctl(["get", "bridge", ovsBridge, "datapath_type"])
+                .trimmingCharacters(in: .whitespacesAndNewlines),
+            "netdev"
+        )
 
         let first = try await cluster.attachContainer(host: 1, 1)
         let second = try await cluster.attachContainer(host: 2, 1)

@@ -52,7 +52,10 @@ final class ObservedHostNetwork: HostNetworking {
 
     /// Waits for the next call that `match` maps to a value, skipping the others; fails the test after `timeout`.
     func nextCall<T: Sendable>(
-        _ what: String, timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line,
+        _ what: String,
+        timeout: Duration = defaultTestDeadline,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ match: @escaping @Sendable (RecordingHostNetwork.Call) -> T?
     ) async throws -> T {
         let calls = self.calls
@@ -84,12 +87,21 @@ final class AgentHarness: @unchecked Sendable {
     ///   service (watchdog, STOPPING=1) beside the agent, as the executable does.
     /// - Parameter via: where the agent connects instead of the coordinator's own endpoint (a `TCPRelay` in front
     ///   of it).
-    init(coordinator: CoordinatorHarness, host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
-         networks: [String] = ["prod"], directory: URL? = nil, heartbeat: Duration = .milliseconds(100),
-         notifier: SystemdNotifier? = nil, via: Endpoint? = nil) throws {
+    init(
+        coordinator: CoordinatorHarness,
+        host: String = "h1",
+        underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
+        networks: [String] = ["prod"],
+        directory: URL? = nil,
+        heartbeat: Duration = .milliseconds(100),
+        notifier: SystemdNotifier? = nil,
+        via: Endpoint? = nil
+    ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
-        self.directory = directory ?? FileManager.default.temporaryDirectory
+        self.directory =
+            directory
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let (ready, readySink) = AsyncStream.makeStream(of: String.self)
@@ -97,12 +109,23 @@ final class AgentHarness: @unchecked Sendable {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         let configuration = AgentConfiguration(
-            coordinators: [via ?? coordinator.endpoint], secret: coordinator.secret?.text, host: host,
-            underlay: underlay, networks: networks, socketPath: self.directory.appendingPathComponent("agent.sock").path,
-            stateDirectory: self.directory.appendingPathComponent("state").path, heartbeatInterval: heartbeat,
-            reconnectDelay: .milliseconds(20)...(.milliseconds(100)))
-        agent = try Agent(configuration: configuration, hostNetwork: network, prober: prober, logger: logger,
-                          notifier: notifier) { path in
+            coordinators: [via ?? coordinator.endpoint],
+            secret: coordinator.secret?.text,
+            host: host,
+            underlay: underlay,
+            networks: networks,
+            socketPath: self.directory.appendingPathComponent("agent.sock").path,
+            stateDirectory: self.directory.appendingPathComponent("state").path,
+            heartbeatInterval: heartbeat,
+            reconnectDelay: .milliseconds(20)...(.milliseconds(100))
+        )
+        agent = try Agent(
+            configuration: configuration,
+            hostNetwork: network,
+            prober: prober,
+            logger: logger,
+            notifier: notifier
+        ) { path in
             readySink.yield(path)
         }
     }
@@ -116,7 +139,9 @@ final class AgentHarness: @unchecked Sendable {
 
     /// The socket path, once the local API listens; fails the test when that takes longer than `timeout`.
     func waitUntilReady(
-        timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line
+        timeout: Duration = defaultTestDeadline,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) async throws -> String {
         let ready = self.ready
         return try await withDeadline("the agent's local API", timeout: timeout, file: file, line: line) {
@@ -138,7 +163,9 @@ final class AgentHarness: @unchecked Sendable {
 
     /// Talks to the agent's local API; fails the test when the exchange takes longer than `timeout`.
     func local<T: Sendable>(
-        timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line,
+        timeout: Duration = defaultTestDeadline,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: @escaping @Sendable (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let path = socketPath

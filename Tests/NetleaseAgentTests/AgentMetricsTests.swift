@@ -22,7 +22,8 @@ final class AgentMetricsTests: XCTestCase {
         _ = try await withDeadline("creating the network") {
             try await coordinator.connect { c in
                 try await c.createNetwork(
-                    NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77, cooldown: 0))
+                    NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77, cooldown: 0)
+                )
             }
         }
     }
@@ -71,8 +72,10 @@ final class AgentMetricsTests: XCTestCase {
         let beforeStart = try await get("/readyz", port: port)
         XCTAssertEqual(beforeStart.status, 503)
         XCTAssertTrue(beforeStart.body.contains("not ready: network(s) prod not verified"), beforeStart.body)
-        XCTAssertTrue(beforeStart.body.contains("not ready: local API \(harness.socketPath) not open"),
-                      beforeStart.body)
+        XCTAssertTrue(
+            beforeStart.body.contains("not ready: local API \(harness.socketPath) not open"),
+            beforeStart.body
+        )
         let health = try await get("/healthz", port: port)
         XCTAssertEqual(health.status, 200, "alive before it is ready")
 
@@ -164,7 +167,8 @@ struct MetricsText {
             if let brace = series.firstIndex(of: "{") {
                 name = series[..<brace]
                 for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)]
-                    .split(separator: ",") {
+                    .split(separator: ",")
+                {
                     let parts = pair.split(separator: "=", maxSplits: 1)
                     labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
                 }

@@ -37,10 +37,15 @@ final class AgentNotifyTests: XCTestCase {
     func testReadyOnlyOnceTheNetworkIsVerifiedAndTheSocketIsOpen() async throws {
         let socket = try NotifySocketRecorder(path: directory.appendingPathComponent("notify").path)
         self.socket = socket
-        let notifier = try XCTUnwrap(SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "200000"]))
-        let harness = try AgentHarness(coordinator: coordinator, directory: directory.appendingPathComponent("agent"),
-                                       notifier: notifier)
+        let notifier = try XCTUnwrap(
+            SystemdNotifier(
+                environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "200000"])
+        )
+        let harness = try AgentHarness(
+            coordinator: coordinator,
+            directory: directory.appendingPathComponent("agent"),
+            notifier: notifier
+        )
         self.harness = harness
         harness.network.recorder.setVerifyFailures([VerifyFailure(check: .bridgeUp, detail: "bridge is down")])
         harness.start()

@@ -15,8 +15,14 @@ final class AgentTests: XCTestCase {
     override func setUp() async throws {
         coordinator = try await withDeadline("the coordinator's start") { try await CoordinatorHarness.start() }
         try await admin("creating the network") { c in
-            _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, vni: 77,
-                                                      cooldown: 0))
+            _ = try await c.createNetwork(
+                NetworkSpec(
+                    name: "prod",
+                    subnet: IPv4Subnet("172.30.0.0/24")!,
+                    vni: 77,
+                    cooldown: 0
+                )
+            )
         }
     }
 
@@ -33,7 +39,9 @@ final class AgentTests: XCTestCase {
 
     /// One exchange with the coordinator on an admin connection; fails the test when it takes too long.
     private func admin<T: Sendable>(
-        _ what: String, file: StaticString = #filePath, line: UInt = #line,
+        _ what: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: @escaping @Sendable (NetleaseConnection) async throws -> T
     ) async throws -> T {
         let coordinator = try XCTUnwrap(self.coordinator)
@@ -41,7 +49,11 @@ final class AgentTests: XCTestCase {
     }
 
     /// The peers of the next network setup the agent makes.
-    private func nextEnsuredPeers(_ harness: AgentHarness, file: StaticString = #filePath, line: UInt = #line)
+    private func nextEnsuredPeers(
+        _ harness: AgentHarness,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    )
         async throws -> [String: IPv4Address]
     {
         try await harness.network.nextCall("a network setup", file: file, line: line) { call in
@@ -50,10 +62,19 @@ final class AgentTests: XCTestCase {
         }
     }
 
-    private func makeAgent(host: String = "h1", underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
-                           directory: URL? = nil, via: Endpoint? = nil) throws -> AgentHarness {
-        let harness = try AgentHarness(coordinator: coordinator, host: host, underlay: underlay, directory: directory,
-                                       via: via)
+    private func makeAgent(
+        host: String = "h1",
+        underlay: IPv4Address = IPv4Address(10, 9, 0, 1),
+        directory: URL? = nil,
+        via: Endpoint? = nil
+    ) throws -> AgentHarness {
+        let harness = try AgentHarness(
+            coordinator: coordinator,
+            host: host,
+            underlay: underlay,
+            directory: directory,
+            via: via
+        )
         harnesses.append(harness)
         return harness
     }
@@ -68,8 +89,10 @@ final class AgentTests: XCTestCase {
                 if case .verify = call { return () }
                 return nil
             }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: harness.socketPath),
-                           "local API socket exists while the network fails verification")
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: harness.socketPath),
+                "local API socket exists while the network fails verification"
+            )
         }
         harness.network.recorder.setVerifyFailures([])
         let path = try await harness.waitUntilReady()
@@ -245,8 +268,12 @@ final class AgentTests: XCTestCase {
         let restored = FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-restore-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: restored, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.createFile(
-            atPath: restored.appendingPathComponent("netlease.db").path, contents: backup.data))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: restored.appendingPathComponent("netlease.db").path,
+                contents: backup.data
+            )
+        )
         coordinator = try await withDeadline("the restored coordinator's start") {
             try await CoordinatorHarness.start(directory: restored)
         }
@@ -262,7 +289,10 @@ final class AgentTests: XCTestCase {
             let reply = try? await harness.local { try await $0.send(LocalRequest.doctor) }
             checks = (try? reply?.records.map(DoctorCheck.init(fields:))) ?? []
             if checks.first(where: { $0.name == "store" })?.ok == false,
-               checks.first(where: { $0.name == "leases" })?.ok == true { break }
+                checks.first(where: { $0.name == "leases" })?.ok == true
+            {
+                break
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         let store = checks.first { $0.name == "store" }

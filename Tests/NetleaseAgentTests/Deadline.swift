@@ -17,7 +17,10 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 /// runs in its own task so that the deadline holds even when the body ignores cancellation (a connection's pending
 /// read); on timeout it is cancelled and left to finish on its own.
 func withDeadline<T: Sendable>(
-    _ what: String, timeout: Duration = defaultTestDeadline, file: StaticString = #filePath, line: UInt = #line,
+    _ what: String,
+    timeout: Duration = defaultTestDeadline,
+    file: StaticString = #filePath,
+    line: UInt = #line,
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let outcome = FirstOutcome<T>()

@@ -80,7 +80,12 @@ private func makePlugin(_ backend: FakeDockerBackend) -> DockerIPAMPlugin {
 final class DockerIPAMPluginTests: XCTestCase {
     private let macOption = #""com.docker.network.endpoint.macaddress""#
 
-    private func call(_ plugin: DockerIPAMPlugin, _ path: String, _ body: String = "", method: String = "POST")
+    private func call(
+        _ plugin: DockerIPAMPlugin,
+        _ path: String,
+        _ body: String = "",
+        method: String = "POST"
+    )
         async -> DockerIPAMPlugin.Reply
     {
         await plugin.handle(method: method, path: path, body: Array(body.utf8))
@@ -103,8 +108,10 @@ final class DockerIPAMPluginTests: XCTestCase {
         let table: [(String, String)] = [
             ("/Plugin.Activate", #"{"Implements":["IpamDriver"]}"#),
             ("/IpamDriver.GetCapabilities", #"{"RequiresMACAddress":true,"RequiresRequestReplay":true}"#),
-            ("/IpamDriver.GetDefaultAddressSpaces",
-             #"{"GlobalDefaultAddressSpace":"netlease-global","LocalDefaultAddressSpace":"netlease-local"}"#),
+            (
+                "/IpamDriver.GetDefaultAddressSpaces",
+                #"{"GlobalDefaultAddressSpace":"netlease-global","LocalDefaultAddressSpace":"netlease-local"}"#
+            ),
             ("/IpamDriver.DiscoverNew", "{}"),
             ("/IpamDriver.DiscoverDelete", "{}"),
         ]
@@ -120,8 +127,10 @@ final class DockerIPAMPluginTests: XCTestCase {
         let table: [(String, String)] = [
             ("/IpamDriver.RequestPool", #"{"Pool":"172.30.0.0/16","Options":{"network":"demo"}}"#),
             ("/IpamDriver.ReleasePool", #"{"PoolID":"netlease/demo"}"#),
-            ("/IpamDriver.RequestAddress",
-             #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#),
+            (
+                "/IpamDriver.RequestAddress",
+                #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#
+            ),
         ]
         for (path, body) in table {
             let reply = await call(plugin, path, body)
@@ -134,23 +143,33 @@ final class DockerIPAMPluginTests: XCTestCase {
         let plugin = makePlugin(FakeDockerBackend())
         // (body, status, expected PoolID or a fragment of the error)
         let table: [(String, Int, String)] = [
-            (#"{"AddressSpace":"netlease-local","Pool":"172.30.0.0/16","SubPool":"","Options":{"network":"demo"},"#
-                + #""V6":false}"#,
-             200, "netlease/demo"),
+            (
+                #"{"AddressSpace":"netlease-local","Pool":"172.30.0.0/16","SubPool":"","Options":{"network":"demo"},"#
+                    + #""V6":false}"#,
+                200, "netlease/demo"
+            ),
             (#"{"Pool":"172.30.0.0/16","Options":{"network":"other"}}"#, 200, "netlease/other"),
-            (#"{"Pool":"172.31.0.0/16","Options":{"network":"demo"}}"#, 400,
-             "netlease network 'demo' is 172.30.0.0/16, not 172.31.0.0/16: create the Docker network with "
-                + "--subnet 172.30.0.0/16"),
+            (
+                #"{"Pool":"172.31.0.0/16","Options":{"network":"demo"}}"#, 400,
+                "netlease network 'demo' is 172.30.0.0/16, not 172.31.0.0/16: create the Docker network with "
+                    + "--subnet 172.30.0.0/16"
+            ),
             (#"{"Pool":"172.30.0.0/24","Options":{"network":"demo"}}"#, 400, "--subnet 172.30.0.0/16"),
-            (#"{"Pool":"","Options":{"network":"demo"}}"#, 400,
-             "give the subnet of netlease network 'demo': --subnet 172.30.0.0/16"),
+            (
+                #"{"Pool":"","Options":{"network":"demo"}}"#, 400,
+                "give the subnet of netlease network 'demo': --subnet 172.30.0.0/16"
+            ),
             (#"{"Pool":"172.30.0.0/16"}"#, 400, "--ipam-opt network=NAME (this agent serves: demo, other)"),
             (#"{"Pool":"172.30.0.0/16","Options":null}"#, 400, "--ipam-opt network=NAME"),
-            (#"{"Pool":"172.30.0.0/16","Options":{"network":"elsewhere"}}"#, 404,
-             "does not serve network 'elsewhere' (it serves: demo, other); start the agent with --network elsewhere"),
+            (
+                #"{"Pool":"172.30.0.0/16","Options":{"network":"elsewhere"}}"#, 404,
+                "does not serve network 'elsewhere' (it serves: demo, other); start the agent with --network elsewhere"
+            ),
             (#"{"Pool":"","Options":{"network":"demo"},"V6":true}"#, 400, "IPv4 addresses only"),
-            (#"{"Pool":"172.30.0.0/16","SubPool":"172.30.1.0/24","Options":{"network":"demo"}}"#, 400,
-             "--ip-range is not supported"),
+            (
+                #"{"Pool":"172.30.0.0/16","SubPool":"172.30.1.0/24","Options":{"network":"demo"}}"#, 400,
+                "--ip-range is not supported"
+            ),
             ("{not json", 400, "the body of RequestPool is not the JSON object Docker sends: '{not json'"),
             ("", 400, "the body of RequestPool is not the JSON object"),
             (#"{"Pool":7}"#, 400, "not the JSON object"),
@@ -201,34 +220,54 @@ final class DockerIPAMPluginTests: XCTestCase {
         let table: [(String, Int, String)] = [
             (#"{"PoolID":"netlease/demo","Address":"","Options":{\#(gateway)}}"#, 200, "172.30.0.1/16"),
             (#"{"PoolID":"netlease/demo","Address":"172.30.0.1","Options":{\#(gateway)}}"#, 200, "172.30.0.1/16"),
-            (#"{"PoolID":"netlease/demo","Address":"172.30.0.254","Options":{\#(gateway)}}"#, 400,
-             "is its bridge address 172.30.0.1, not 172.30.0.254; create the Docker network without --gateway"),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.254","Options":{\#(gateway)}}"#, 400,
+                "is its bridge address 172.30.0.1, not 172.30.0.254; create the Docker network without --gateway"
+            ),
             (#"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:AC:1E:00:05"}}"#, 200, "172.30.0.10/16"),
             // The same endpoint again (a retry): the same address.
             (#"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#, 200, "172.30.0.10/16"),
             (#"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:06"}}"#, 200, "172.30.0.11/16"),
             // A specific address (docker run --ip) is honoured when free, refused when held.
-            (#"{"PoolID":"netlease/demo","Address":"172.30.5.5","Options":{\#(macOption):"02:42:ac:1e:00:07"}}"#,
-             200, "172.30.5.5/16"),
-            (#"{"PoolID":"netlease/demo","Address":"172.30.0.10","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
-             409, "held by 'docker/02:42:ac:1e:00:05'"),
-            (#"{"PoolID":"netlease/demo","Address":"10.0.0.1","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
-             400, "10.0.0.1 is not in netlease network 'demo' (172.30.0.0/16)"),
-            (#"{"PoolID":"netlease/demo","Address":"banana","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
-             400, "'banana' is not an IPv4 address"),
-            (#"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00"}}"#, 400,
-             "'02:42:ac:1e:00' is not a MAC address"),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.5.5","Options":{\#(macOption):"02:42:ac:1e:00:07"}}"#,
+                200, "172.30.5.5/16"
+            ),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.10","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
+                409, "held by 'docker/02:42:ac:1e:00:05'"
+            ),
+            (
+                #"{"PoolID":"netlease/demo","Address":"10.0.0.1","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
+                400, "10.0.0.1 is not in netlease network 'demo' (172.30.0.0/16)"
+            ),
+            (
+                #"{"PoolID":"netlease/demo","Address":"banana","Options":{\#(macOption):"02:42:ac:1e:00:08"}}"#,
+                400, "'banana' is not an IPv4 address"
+            ),
+            (
+                #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00"}}"#, 400,
+                "'02:42:ac:1e:00' is not a MAC address"
+            ),
             // Docker's restart replay: an address and no MAC. Known to this host: confirmed for its owner.
             (#"{"PoolID":"netlease/demo","Address":"172.30.0.99","Options":null}"#, 200, "172.30.0.99/16"),
-            (#"{"PoolID":"netlease/demo","Address":"172.30.0.77"}"#, 409,
-             "172.30.0.77 is not leased to a Docker endpoint on this host"),
-            (#"{"PoolID":"netlease/demo","Address":"172.30.0.98"}"#, 409,
-             "172.30.0.98 is not leased to a Docker endpoint on this host"),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.77"}"#, 409,
+                "172.30.0.77 is not leased to a Docker endpoint on this host"
+            ),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.98"}"#, 409,
+                "172.30.0.98 is not leased to a Docker endpoint on this host"
+            ),
             (#"{"PoolID":"netlease/demo"}"#, 400, "Docker sent no endpoint MAC address"),
-            (#"{"PoolID":"netlease/nope","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#, 404,
-             "does not serve network 'nope'"),
-            (#"{"PoolID":"demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#, 404,
-             "unknown pool 'demo': netlease pools are named netlease/NETWORK"),
+            (
+                #"{"PoolID":"netlease/nope","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#, 404,
+                "does not serve network 'nope'"
+            ),
+            (
+                #"{"PoolID":"demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#, 404,
+                "unknown pool 'demo': netlease pools are named netlease/NETWORK"
+            ),
             ("{", 400, "the body of RequestAddress is not the JSON object Docker sends"),
         ]
         for (body, status, expected) in table {
@@ -242,22 +281,28 @@ final class DockerIPAMPluginTests: XCTestCase {
                 XCTAssertTrue(message.contains(expected), "\(body): \(message)")
             }
         }
-        XCTAssertEqual(backend.recorded, [
-            "acquire demo docker/02:42:ac:1e:00:05 -",
-            "acquire demo docker/02:42:ac:1e:00:05 -",
-            "acquire demo docker/02:42:ac:1e:00:06 -",
-            "acquire demo docker/02:42:ac:1e:00:07 172.30.5.5",
-            "acquire demo docker/02:42:ac:1e:00:08 172.30.0.10",
-            "acquire demo docker/02:42:ac:1e:00:99 172.30.0.99",
-        ])
+        XCTAssertEqual(
+            backend.recorded,
+            [
+                "acquire demo docker/02:42:ac:1e:00:05 -",
+                "acquire demo docker/02:42:ac:1e:00:05 -",
+                "acquire demo docker/02:42:ac:1e:00:06 -",
+                "acquire demo docker/02:42:ac:1e:00:07 172.30.5.5",
+                "acquire demo docker/02:42:ac:1e:00:08 172.30.0.10",
+                "acquire demo docker/02:42:ac:1e:00:99 172.30.0.99",
+            ]
+        )
     }
 
     func testReleaseAddressReleasesTheOwnerDockerLeasedFor() async throws {
         let backend = FakeDockerBackend()
         backend.setOwner("cni-container-7", of: IPv4Address(172, 30, 0, 98))
         let plugin = makePlugin(backend)
-        let leased = await call(plugin, "/IpamDriver.RequestAddress",
-                                #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#)
+        let leased = await call(
+            plugin,
+            "/IpamDriver.RequestAddress",
+            #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:05"}}"#
+        )
         XCTAssertEqual(try json(leased)["Address"] as? String, "172.30.0.10/16")
         let table: [(String, Int, String)] = [
             (#"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#, 200, "{}"),
@@ -265,8 +310,10 @@ final class DockerIPAMPluginTests: XCTestCase {
             (#"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#, 200, "{}"),
             // The gateway is the bridge's: released with the Docker network, never leased.
             (#"{"PoolID":"netlease/demo","Address":"172.30.0.1"}"#, 200, "{}"),
-            (#"{"PoolID":"netlease/demo","Address":"172.30.0.98"}"#, 409,
-             "172.30.0.98 was not leased to a Docker endpoint (its owner is 'cni-container-7'); not released"),
+            (
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.98"}"#, 409,
+                "172.30.0.98 was not leased to a Docker endpoint (its owner is 'cni-container-7'); not released"
+            ),
             (#"{"PoolID":"netlease/demo"}"#, 400, "ReleaseAddress needs an Address"),
             (#"{"PoolID":"netlease/demo","Address":"192.168.1.1"}"#, 400, "is not in netlease network 'demo'"),
             (#"{"PoolID":"x","Address":"172.30.0.10"}"#, 404, "unknown pool 'x'"),
@@ -282,9 +329,12 @@ final class DockerIPAMPluginTests: XCTestCase {
                 XCTAssertTrue(message.contains(expected), "\(body): \(message)")
             }
         }
-        XCTAssertEqual(backend.recorded, [
-            "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
-        ])
+        XCTAssertEqual(
+            backend.recorded,
+            [
+                "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
+            ]
+        )
         XCTAssertEqual(backend.localOwner(network: "demo", address: IPv4Address(172, 30, 0, 98)), "cni-container-7")
     }
 
@@ -301,8 +351,10 @@ final class DockerIPAMPluginTests: XCTestCase {
             (false, nil, #"{"PoolID":"netlease/demo","Address":"172.30.0.77"}"#, 200),
             (false, nil, #"{"PoolID":"netlease/demo","Address":"nope"}"#, 400),
             // Ready, but the session is lost mid-call: deferred.
-            (true, NetleaseError(.unavailable, "not connected"),
-             #"{"PoolID":"netlease/demo","Address":"172.30.0.11"}"#, 200),
+            (
+                true, NetleaseError(.unavailable, "not connected"),
+                #"{"PoolID":"netlease/demo","Address":"172.30.0.11"}"#, 200
+            ),
         ]
         for row in table {
             backend.setReady(row.ready)
@@ -310,15 +362,21 @@ final class DockerIPAMPluginTests: XCTestCase {
             let reply = await call(plugin, "/IpamDriver.ReleaseAddress", row.body)
             XCTAssertEqual(reply.status, row.status, "\(row.body): \(reply.text)")
         }
-        XCTAssertEqual(backend.recorded, [
-            "defer demo docker/02:42:ac:1e:00:05 172.30.0.10",
-            "release demo docker/02:42:ac:1e:00:06", "defer demo docker/02:42:ac:1e:00:06 172.30.0.11",
-        ])
+        XCTAssertEqual(
+            backend.recorded,
+            [
+                "defer demo docker/02:42:ac:1e:00:05 172.30.0.10",
+                "release demo docker/02:42:ac:1e:00:06", "defer demo docker/02:42:ac:1e:00:06 172.30.0.11",
+            ]
+        )
         // A refusal that repeating cannot change is reported, not deferred.
         backend.setOwner("docker/02:42:ac:1e:00:07", of: IPv4Address(172, 30, 0, 12))
         backend.failReleases(with: NetleaseError(.forbidden, "not your lease"))
         let refused = await call(
-            plugin, "/IpamDriver.ReleaseAddress", #"{"PoolID":"netlease/demo","Address":"172.30.0.12"}"#)
+            plugin,
+            "/IpamDriver.ReleaseAddress",
+            #"{"PoolID":"netlease/demo","Address":"172.30.0.12"}"#
+        )
         XCTAssertEqual(refused.status, 403, refused.text)
         XCTAssertEqual(try error(refused), "netlease: not your lease")
         XCTAssertTrue(DockerIPAMPlugin.isWorthRetrying(NetleaseError(.unavailable, "x")))
@@ -334,19 +392,31 @@ final class DockerIPAMPluginTests: XCTestCase {
         var logger = Logger(label: "test.docker")
         logger.logLevel = .error
         let plugin = DockerIPAMPlugin(
-            backend: backend, logger: logger, acquireTimeout: .milliseconds(200), releaseTimeout: .milliseconds(200))
+            backend: backend,
+            logger: logger,
+            acquireTimeout: .milliseconds(200),
+            releaseTimeout: .milliseconds(200)
+        )
         let clock = ContinuousClock()
         var started = clock.now
-        let acquire = await call(plugin, "/IpamDriver.RequestAddress",
-                                 #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:06"}}"#)
+        let acquire = await call(
+            plugin,
+            "/IpamDriver.RequestAddress",
+            #"{"PoolID":"netlease/demo","Options":{\#(macOption):"02:42:ac:1e:00:06"}}"#
+        )
         let acquireTook = clock.now - started
         XCTAssertEqual(acquire.status, 503)
-        XCTAssertEqual(try error(acquire),
-                       "netlease: leasing an address took longer than 0.2 seconds: the coordinator does not answer; "
-                        + "retry shortly")
+        XCTAssertEqual(
+            try error(acquire),
+            "netlease: leasing an address took longer than 0.2 seconds: the coordinator does not answer; "
+                + "retry shortly"
+        )
         started = clock.now
-        let release = await call(plugin, "/IpamDriver.ReleaseAddress",
-                                 #"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#)
+        let release = await call(
+            plugin,
+            "/IpamDriver.ReleaseAddress",
+            #"{"PoolID":"netlease/demo","Address":"172.30.0.10"}"#
+        )
         let releaseTook = clock.now - started
         XCTAssertEqual(release.status, 200, release.text)
         XCTAssertLessThan(acquireTook, Duration.seconds(5))
@@ -360,7 +430,9 @@ final class DockerIPAMPluginTests: XCTestCase {
         let backend = FakeDockerBackend()
         let plugin = makePlugin(backend)
         func send<Request: Encodable, Response: Decodable>(
-            _ path: String, _ request: Request, as: Response.Type
+            _ path: String,
+            _ request: Request,
+            as: Response.Type
         ) async throws -> Response {
             let body = String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
             let reply = await call(plugin, path, body)
@@ -370,45 +442,86 @@ final class DockerIPAMPluginTests: XCTestCase {
         let activate = try await send("/Plugin.Activate", [String: String](), as: DockerPluginAPI.ActivateResponse.self)
         XCTAssertEqual(activate.implements, ["IpamDriver"])
         let capabilities = try await send(
-            "/IpamDriver.GetCapabilities", [String: String](), as: DockerPluginAPI.CapabilitiesResponse.self)
+            "/IpamDriver.GetCapabilities",
+            [String: String](),
+            as: DockerPluginAPI.CapabilitiesResponse.self
+        )
         XCTAssertEqual(capabilities, .init(requiresMACAddress: true, requiresRequestReplay: true))
         let spaces = try await send(
-            "/IpamDriver.GetDefaultAddressSpaces", [String: String](), as: DockerPluginAPI.AddressSpacesResponse.self)
-        let pool = try await send("/IpamDriver.RequestPool", DockerPluginAPI.RequestPoolRequest(
-            addressSpace: spaces.local, pool: "172.30.0.0/16", subPool: "", options: ["network": "demo"], v6: false),
-            as: DockerPluginAPI.RequestPoolResponse.self)
+            "/IpamDriver.GetDefaultAddressSpaces",
+            [String: String](),
+            as: DockerPluginAPI.AddressSpacesResponse.self
+        )
+        let pool = try await send(
+            "/IpamDriver.RequestPool",
+            DockerPluginAPI.RequestPoolRequest(
+                addressSpace: spaces.local,
+                pool: "172.30.0.0/16",
+                subPool: "",
+                options: ["network": "demo"],
+                v6: false
+            ),
+            as: DockerPluginAPI.RequestPoolResponse.self
+        )
         XCTAssertEqual(pool, .init(poolID: "netlease/demo", pool: "172.30.0.0/16", data: [:]))
-        let gateway = try await send("/IpamDriver.RequestAddress", DockerPluginAPI.RequestAddressRequest(
-            poolID: pool.poolID, address: "",
-            options: [DockerPluginAPI.addressTypeOption: DockerPluginAPI.gatewayAddressType]),
-            as: DockerPluginAPI.RequestAddressResponse.self)
+        let gateway = try await send(
+            "/IpamDriver.RequestAddress",
+            DockerPluginAPI.RequestAddressRequest(
+                poolID: pool.poolID,
+                address: "",
+                options: [DockerPluginAPI.addressTypeOption: DockerPluginAPI.gatewayAddressType]
+            ),
+            as: DockerPluginAPI.RequestAddressResponse.self
+        )
         XCTAssertEqual(gateway, .init(address: "172.30.0.1/16", data: [:]))
-        let endpoint = try await send("/IpamDriver.RequestAddress", DockerPluginAPI.RequestAddressRequest(
-            poolID: pool.poolID, address: "", options: [DockerPluginAPI.macAddressOption: "02:42:ac:1e:00:05"]),
-            as: DockerPluginAPI.RequestAddressResponse.self)
+        let endpoint = try await send(
+            "/IpamDriver.RequestAddress",
+            DockerPluginAPI.RequestAddressRequest(
+                poolID: pool.poolID,
+                address: "",
+                options: [DockerPluginAPI.macAddressOption: "02:42:ac:1e:00:05"]
+            ),
+            as: DockerPluginAPI.RequestAddressResponse.self
+        )
         XCTAssertEqual(endpoint, .init(address: "172.30.0.10/16", data: [:]))
         for address in ["172.30.0.10", "172.30.0.1"] {
-            _ = try await send("/IpamDriver.ReleaseAddress", DockerPluginAPI.ReleaseAddressRequest(
-                poolID: pool.poolID, address: address), as: DockerPluginAPI.EmptyResponse.self)
+            _ = try await send(
+                "/IpamDriver.ReleaseAddress",
+                DockerPluginAPI.ReleaseAddressRequest(
+                    poolID: pool.poolID,
+                    address: address
+                ),
+                as: DockerPluginAPI.EmptyResponse.self
+            )
         }
-        _ = try await send("/IpamDriver.ReleasePool", DockerPluginAPI.ReleasePoolRequest(poolID: pool.poolID),
-                           as: DockerPluginAPI.EmptyResponse.self)
-        XCTAssertEqual(backend.recorded, [
-            "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
-        ])
+        _ = try await send(
+            "/IpamDriver.ReleasePool",
+            DockerPluginAPI.ReleasePoolRequest(poolID: pool.poolID),
+            as: DockerPluginAPI.EmptyResponse.self
+        )
+        XCTAssertEqual(
+            backend.recorded,
+            [
+                "acquire demo docker/02:42:ac:1e:00:05 -", "release demo docker/02:42:ac:1e:00:05",
+            ]
+        )
         let refused = await call(plugin, "/IpamDriver.RequestPool", "{}")
         let error = try JSONDecoder().decode(DockerPluginAPI.ErrorResponse.self, from: Data(refused.body))
         XCTAssertTrue(
-            error.err.hasPrefix("netlease: name the netlease network with --ipam-opt network=NAME"), error.err)
+            error.err.hasPrefix("netlease: name the netlease network with --ipam-opt network=NAME"),
+            error.err
+        )
     }
 
     func testUnknownCallsAndMethodsAreRefusedWithAnErrBody() async throws {
         let plugin = makePlugin(FakeDockerBackend())
         let notFound = await call(plugin, "/NetworkDriver.CreateNetwork", "{}")
         XCTAssertEqual(notFound.status, 404)
-        XCTAssertEqual(try error(notFound),
-                       "netlease: netlease implements Docker's IpamDriver only; there is no call "
-                        + "/NetworkDriver.CreateNetwork")
+        XCTAssertEqual(
+            try error(notFound),
+            "netlease: netlease implements Docker's IpamDriver only; there is no call "
+                + "/NetworkDriver.CreateNetwork"
+        )
         let get = await call(plugin, "/Plugin.Activate", method: "GET")
         XCTAssertEqual(get.status, 405)
         XCTAssertTrue(try error(get).contains("POST"))
@@ -416,8 +529,10 @@ final class DockerIPAMPluginTests: XCTestCase {
 
     func testCanonicalMAC() {
         XCTAssertEqual(DockerIPAMPlugin.canonicalMAC("02:42:AC:1e:00:05"), "02:42:ac:1e:00:05")
-        for bad in ["", "02:42:ac:1e:00", "02:42:ac:1e:00:05:06", "02-42-ac-1e-00-05", "0g:42:ac:1e:00:05",
-                    "2:42:ac:1e:00:05", "02:42:ac:1e:00:٠٥"] {
+        for bad in [
+            "", "02:42:ac:1e:00", "02:42:ac:1e:00:05:06", "02-42-ac-1e-00-05", "0g:42:ac:1e:00:05",
+            "2:42:ac:1e:00:05", "02:42:ac:1e:00:٠٥",
+        ] {
             XCTAssertNil(DockerIPAMPlugin.canonicalMAC(bad), bad)
         }
     }
@@ -427,8 +542,12 @@ final class DockerNetworkCommandLineTests: XCTestCase {
     func testTheCreateLineNamesDriverNetworkSubnetAndBridge() {
         XCTAssertEqual(
             DockerIPAMPlugin.createNetworkCommand(
-                network: "demo", subnet: IPv4Subnet("172.30.0.0/16")!, bridge: "nl-demo"),
+                network: "demo",
+                subnet: IPv4Subnet("172.30.0.0/16")!,
+                bridge: "nl-demo"
+            ),
             "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
-                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo")
+                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo"
+        )
     }
 }

@@ -9,7 +9,8 @@ final class LocalFileSystemTests: XCTestCase {
     private var directory = ""
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory
+        directory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-files-\(UUID().uuidString.prefix(8))").path
         try files.createDirectory(directory, mode: 0o700)
     }
@@ -72,15 +73,27 @@ final class LocalFileSystemTests: XCTestCase {
 
     func testLeaseFileKeepsMemoryAndDiskAlikeWhenAWriteFails() throws {
         let leases = try LocalLeaseFile(directory: directory, files: files)
-        let web = LocalLease(network: "prod", owner: "web", address: IPv4Address(172, 30, 0, 2), prefix: 24,
-                             ifname: "eth0", netns: nil)
+        let web = LocalLease(
+            network: "prod",
+            owner: "web",
+            address: IPv4Address(172, 30, 0, 2),
+            prefix: 24,
+            ifname: "eth0",
+            netns: nil
+        )
         try leases.put(web)
         XCTAssertEqual(try mode(of: leases.path), 0o600)
         // Make the next replacement fail: the path becomes a non-empty directory.
         try FileManager.default.removeItem(atPath: leases.path)
         try files.createDirectory((leases.path as NSString).appendingPathComponent("x"), mode: 0o700)
-        let api = LocalLease(network: "prod", owner: "api", address: IPv4Address(172, 30, 0, 3), prefix: 24,
-                             ifname: "eth0", netns: nil)
+        let api = LocalLease(
+            network: "prod",
+            owner: "api",
+            address: IPv4Address(172, 30, 0, 3),
+            prefix: 24,
+            ifname: "eth0",
+            netns: nil
+        )
         XCTAssertThrowsError(try leases.put(api))
         XCTAssertThrowsError(try leases.remove(network: "prod", owner: "web"))
         XCTAssertEqual(leases.all, [web], "a lease that was not written must not be remembered, nor one forgotten")

@@ -68,16 +68,34 @@ final class BenchHandlerTests: XCTestCase {
     }
 
     private func loadRole(budget: Int = 100, pipeline: Int = 1, release: Bool = false) -> BenchHandler.Role {
-        let plan = LoadPlan(endpoint: Self.endpoint, secret: "s3cret", network: "bench", ownerPrefix: "b-run",
-                            connections: 8, pipeline: pipeline, intervalNs: 0, release: release, budget: budget,
-                            duration: 60)
+        let plan = LoadPlan(
+            endpoint: Self.endpoint,
+            secret: "s3cret",
+            network: "bench",
+            ownerPrefix: "b-run",
+            connections: 8,
+            pipeline: pipeline,
+            intervalNs: 0,
+            release: release,
+            budget: budget,
+            duration: 60
+        )
         return .load(LoadRole(plan: plan, shared: RunShared(budget: budget)))
     }
 
     private static func leaseReply(_ owner: String, _ last: UInt8, released: Bool = false) -> String {
-        var fields = WireCodec.fields(lease: Lease(
-            network: "bench", address: IPv4Address(10, 250, 0, last), prefix: 16, state: .active, owner: owner,
-            isStatic: false, created: 1, renewed: 1))
+        var fields = WireCodec.fields(
+            lease: Lease(
+                network: "bench",
+                address: IPv4Address(10, 250, 0, last),
+                prefix: 16,
+                state: .active,
+                owner: owner,
+                isStatic: false,
+                created: 1,
+                renewed: 1
+            )
+        )
         if released { fields["released"] = "1" }
         return Reply.ok(fields).rendered
     }
@@ -104,8 +122,10 @@ final class BenchHandlerTests: XCTestCase {
     }
 
     func testAClosedLoopConnectionKeepsItsPipelineFullAndRecordsEachAddress() throws {
-        XCTAssertEqual(try startLoad(loadRole(budget: 3, pipeline: 2)),
-                       [Self.acquire("b-run-4-0"), Self.acquire("b-run-4-1")])
+        XCTAssertEqual(
+            try startLoad(loadRole(budget: 3, pipeline: 2)),
+            [Self.acquire("b-run-4-0"), Self.acquire("b-run-4-1")]
+        )
         // Two replies in one read, the second split across reads, CR LF accepted.
         try receive(Self.leaseReply("b-run-4-0", 10))
         XCTAssertEqual(try sent(), [Self.acquire("b-run-4-2")], "each reply sends the next acquire")
@@ -181,24 +201,49 @@ final class BenchHandlerTests: XCTestCase {
     }
 
     func testAnAgentJoinsThenAcquiresWithItsEpochAndHeartbeats() throws {
-        let plan = AgentPlan(endpoint: Self.endpoint, secret: "s3cret", network: "bench", hostPrefix: "ba-run",
-                             agents: 10, leasesEach: 2, heartbeatNs: 1_000_000_000, holdSeconds: 1)
+        let plan = AgentPlan(
+            endpoint: Self.endpoint,
+            secret: "s3cret",
+            network: "bench",
+            hostPrefix: "ba-run",
+            agents: 10,
+            leasesEach: 2,
+            heartbeatNs: 1_000_000_000,
+            holdSeconds: 1
+        )
         try start(.agent(AgentRole(plan: plan, number: 7)))
         try receive(Self.greeting)
         _ = try sent()
         try receive(Reply.ok(["role": "admin"]).rendered)
-        XCTAssertEqual(try sent(), [
-            Request.join(host: "ba-run-7", underlay: IPv4Address(100, 64, 0, 8), networks: ["bench"]).rendered,
-        ])
-        let bridge = Lease(network: "bench", address: IPv4Address(10, 250, 0, 1), prefix: 16, state: .active,
-                           host: "ba-run-7", owner: Lease.bridgeOwner(host: "ba-run-7"), created: 1, renewed: 1)
-        let join = Reply.list(header: ["host": "ba-run-7", "epoch": "12", "store": "s", "generation": "3"],
-                              tag: WireCodec.leaseTag, records: [WireCodec.fields(lease: bridge)])
+        XCTAssertEqual(
+            try sent(),
+            [
+                Request.join(host: "ba-run-7", underlay: IPv4Address(100, 64, 0, 8), networks: ["bench"]).rendered
+            ]
+        )
+        let bridge = Lease(
+            network: "bench",
+            address: IPv4Address(10, 250, 0, 1),
+            prefix: 16,
+            state: .active,
+            host: "ba-run-7",
+            owner: Lease.bridgeOwner(host: "ba-run-7"),
+            created: 1,
+            renewed: 1
+        )
+        let join = Reply.list(
+            header: ["host": "ba-run-7", "epoch": "12", "store": "s", "generation": "3"],
+            tag: WireCodec.leaseTag,
+            records: [WireCodec.fields(lease: bridge)]
+        )
         try receive(join.rendered)
         let claim = HostClaim(host: "ba-run-7", epoch: 12)
-        XCTAssertEqual(try sent(), ["ba-run-7-0", "ba-run-7-1"].map {
-            Request.acquire(AcquireRequest(network: "bench", owner: $0, claim: claim)).rendered
-        })
+        XCTAssertEqual(
+            try sent(),
+            ["ba-run-7-0", "ba-run-7-1"].map {
+                Request.acquire(AcquireRequest(network: "bench", owner: $0, claim: claim)).rendered
+            }
+        )
         try receive(Self.leaseReply("ba-run-7-0", 20) + Self.errorReply(.staleEpoch, "epoch 12 is stale"))
         XCTAssertNoThrow(try value(ready), "ready once every lease was answered")
         loop.advanceTime(by: .seconds(1))
@@ -218,10 +263,20 @@ final class BenchHandlerTests: XCTestCase {
         _ = try sent()
         try receive(Reply.ok(["role": "reader"]).rendered)
         XCTAssertEqual(try sent(), [Request.watch.rendered])
-        let host = HostRecord(name: "h1", underlay: IPv4Address(192, 0, 2, 1), epoch: 1, state: .up,
-                              networks: ["bench"], joined: 1, lastHeartbeat: 1)
-        let snapshot = Reply.list(header: Fields(), tag: WireCodec.hostTag,
-                                  records: [WireCodec.fields(host: host), WireCodec.fields(host: host)])
+        let host = HostRecord(
+            name: "h1",
+            underlay: IPv4Address(192, 0, 2, 1),
+            epoch: 1,
+            state: .up,
+            networks: ["bench"],
+            joined: 1,
+            lastHeartbeat: 1
+        )
+        let snapshot = Reply.list(
+            header: Fields(),
+            tag: WireCodec.hostTag,
+            records: [WireCodec.fields(host: host), WireCodec.fields(host: host)]
+        )
         let lines = snapshot.rendered
         try receive(String(lines.prefix(lines.count - 10)))
         XCTAssertNil(outcome(ready), "not before the last record")

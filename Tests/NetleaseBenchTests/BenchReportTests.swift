@@ -64,9 +64,20 @@ final class BenchReportTests: XCTestCase {
         let outcome = LoadOutcome([a, b], exhaustedAt: 0, startNs: 0, deadlineNs: 2_000 * Self.ms)
 
         var report = BenchReport(
-            mode: "acquire+release", client: "lean", connections: 2, pipeline: 1, threads: 1, offeredRate: 0,
-            durationRequested: 2, network: "bench", subnet: "10.250.0.0/16", prefillPercent: 0, prefilled: 0,
-            prefillSeconds: 0, poolBudget: nil)
+            mode: "acquire+release",
+            client: "lean",
+            connections: 2,
+            pipeline: 1,
+            threads: 1,
+            offeredRate: 0,
+            durationRequested: 2,
+            network: "bench",
+            subnet: "10.250.0.0/16",
+            prefillPercent: 0,
+            prefilled: 0,
+            prefillSeconds: 0,
+            poolBudget: nil
+        )
         report.fill(from: outcome)
         XCTAssertEqual(report.acquires, 3)
         XCTAssertEqual(report.releases, 1)
@@ -87,7 +98,8 @@ final class BenchReportTests: XCTestCase {
         report.storeOperations = 40
         report.storeCommits = 8
         let json = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(try report.jsonText().utf8)) as? [String: Any])
+            JSONSerialization.jsonObject(with: Data(try report.jsonText().utf8)) as? [String: Any]
+        )
         XCTAssertEqual(json["operationsPerCommit"] as? Double, 5)
         let latency = try XCTUnwrap(json["acquireLatencyMs"] as? [String: Any])
         XCTAssertNotNil(latency["p99_9"], "scripts/bench.sh reads p99_9")
@@ -98,9 +110,20 @@ final class BenchReportTests: XCTestCase {
 
     func testWithoutSamplesNothingIsDividedByZero() {
         var report = BenchReport(
-            mode: "acquire", client: "lean", connections: 1, pipeline: 1, threads: 1, offeredRate: 0,
-            durationRequested: 1, network: "bench", subnet: "10.250.0.0/16", prefillPercent: 0, prefilled: 0,
-            prefillSeconds: 0, poolBudget: 0)
+            mode: "acquire",
+            client: "lean",
+            connections: 1,
+            pipeline: 1,
+            threads: 1,
+            offeredRate: 0,
+            durationRequested: 1,
+            network: "bench",
+            subnet: "10.250.0.0/16",
+            prefillPercent: 0,
+            prefilled: 0,
+            prefillSeconds: 0,
+            poolBudget: 0
+        )
         report.fill(from: LoadOutcome([ConnectionResult(index: 0)], exhaustedAt: 0, startNs: 5, deadlineNs: 5))
         report.clientCPUSeconds = 1
         report.computePerOperationCPU()

@@ -7,9 +7,18 @@ import XCTest
 /// The arithmetic of a run's plan: schedule, budget, prefill, names.
 final class LoadPlanTests: XCTestCase {
     private func plan(connections: Int = 32, intervalNs: UInt64 = 0) -> LoadPlan {
-        LoadPlan(endpoint: Endpoint(host: "127.0.0.1", port: 1), secret: nil, network: "bench", ownerPrefix: "b-run",
-                 connections: connections, pipeline: 1, intervalNs: intervalNs, release: false, budget: 10,
-                 duration: 1)
+        LoadPlan(
+            endpoint: Endpoint(host: "127.0.0.1", port: 1),
+            secret: nil,
+            network: "bench",
+            ownerPrefix: "b-run",
+            connections: connections,
+            pipeline: 1,
+            intervalNs: intervalNs,
+            release: false,
+            budget: 10,
+            duration: 1
+        )
     }
 
     func testTheIntervalOffersTheRateOverAllConnections() {
@@ -22,8 +31,10 @@ final class LoadPlanTests: XCTestCase {
 
     func testOpenLoopSchedulesAreSpreadEvenlyOverOneInterval() {
         let p = plan(connections: 4, intervalNs: 1_000)
-        XCTAssertEqual((0..<4).map { p.firstIntendedNs(startNs: 50_000, connection: $0) },
-                       [50_000, 50_250, 50_500, 50_750])
+        XCTAssertEqual(
+            (0..<4).map { p.firstIntendedNs(startNs: 50_000, connection: $0) },
+            [50_000, 50_250, 50_500, 50_750]
+        )
         XCTAssertEqual(plan(connections: 1, intervalNs: 1_000).firstIntendedNs(startNs: 7, connection: 0), 7)
     }
 
@@ -55,8 +66,16 @@ final class LoadPlanTests: XCTestCase {
         XCTAssertEqual(result.heldOwners(p).map(\.1), [10, 12])
         XCTAssertEqual(result.releaseFailedOwners(p), ["b-run-5-1"])
 
-        let agents = AgentPlan(endpoint: Endpoint(host: "127.0.0.1", port: 1), secret: nil, network: "bench",
-                               hostPrefix: "ba-run", agents: 3, leasesEach: 2, heartbeatNs: 1, holdSeconds: 1)
+        let agents = AgentPlan(
+            endpoint: Endpoint(host: "127.0.0.1", port: 1),
+            secret: nil,
+            network: "bench",
+            hostPrefix: "ba-run",
+            agents: 3,
+            leasesEach: 2,
+            heartbeatNs: 1,
+            holdSeconds: 1
+        )
         XCTAssertEqual(agents.host(2), "ba-run-2")
         XCTAssertEqual(agents.ownerBase(2), "ba-run-2-")
         XCTAssertEqual(AgentPlan.underlay(0), IPv4Address(100, 64, 0, 1))

@@ -6,14 +6,30 @@ import XCTest
 /// The check of LEASE-LIST against what the coordinator acknowledged.
 final class VerificationTests: XCTestCase {
     private func lease(_ owner: String, _ last: UInt8, state: LeaseState = .active) -> Lease {
-        Lease(network: "bench", address: IPv4Address(10, 250, 0, last), prefix: 16, state: state, owner: owner,
-              isStatic: false, created: 0, renewed: 0)
+        Lease(
+            network: "bench",
+            address: IPv4Address(10, 250, 0, last),
+            prefix: 16,
+            state: state,
+            owner: owner,
+            isStatic: false,
+            created: 0,
+            renewed: 0
+        )
     }
 
-    private func check(_ expected: [String: UInt8], _ listed: [Lease], forbiddenPrefix: String? = nil,
-                       tolerated: Set<String> = []) -> Verification {
-        Verification(expected: expected.mapValues { IPv4Address(10, 250, 0, $0).value }, listed: listed,
-                     forbiddenPrefix: forbiddenPrefix, tolerated: tolerated)
+    private func check(
+        _ expected: [String: UInt8],
+        _ listed: [Lease],
+        forbiddenPrefix: String? = nil,
+        tolerated: Set<String> = []
+    ) -> Verification {
+        Verification(
+            expected: expected.mapValues { IPv4Address(10, 250, 0, $0).value },
+            listed: listed,
+            forbiddenPrefix: forbiddenPrefix,
+            tolerated: tolerated
+        )
     }
 
     func testEveryAcknowledgedLeaseListedWithItsAddressIsOK() {
@@ -51,8 +67,10 @@ final class VerificationTests: XCTestCase {
         let v = check(["fill-0-0": 8], listed, forbiddenPrefix: "b-1-", tolerated: ["b-1-1"])
         XCTAssertEqual(v.problems, ["1 released lease(s) still active"], "b-1-0 only: b-1-1 failed to release")
         XCTAssertTrue(check(["fill-0-0": 8], listed, forbiddenPrefix: "z-").ok)
-        XCTAssertTrue(check([:], [lease("b-1-0", 5, state: .cooldown)], forbiddenPrefix: "b-1-").ok,
-                      "a released lease in cooldown is fine")
+        XCTAssertTrue(
+            check([:], [lease("b-1-0", 5, state: .cooldown)], forbiddenPrefix: "b-1-").ok,
+            "a released lease in cooldown is fine"
+        )
     }
 
     func testProblemsAreCappedForTheReport() {

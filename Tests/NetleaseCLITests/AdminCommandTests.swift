@@ -6,8 +6,10 @@ import XCTest
 /// The admin commands: networks, leases, hosts, statistics and backups, and the client options they share.
 final class AdminCommandTests: XCTestCase {
     func testNetworkCreateDefaults() throws {
-        let command = try parse(["network", "create", "blue", "--subnet", "172.30.0.0/16"],
-                                as: Netlease.NetworkCommand.Create.self)
+        let command = try parse(
+            ["network", "create", "blue", "--subnet", "172.30.0.0/16"],
+            as: Netlease.NetworkCommand.Create.self
+        )
         XCTAssertEqual(command.name, "blue")
         XCTAssertEqual(command.subnet, "172.30.0.0/16")
         XCTAssertEqual(command.tunnel, "vxlan")
@@ -26,12 +28,15 @@ final class AdminCommandTests: XCTestCase {
     }
 
     func testNetworkCreateWithEveryOption() throws {
-        let command = try parse([
-            "network", "create", "red", "--subnet", "10.40.0.0/24", "--tunnel", "ovs-gre", "--vni", "77",
-            "--bridge", "br-red", "--mtu", "1400", "--lease-ttl", "30", "--cooldown", "5", "--exclude", "10.40.0.9",
-            "--exclude", "10.40.0.100-10.40.0.120", "--exclude", "10.40.0.128/28", "--json",
-            "--coordinator", "10.0.0.9:7420", "--secret-file", "/etc/netlease/secret",
-        ], as: Netlease.NetworkCommand.Create.self)
+        let command = try parse(
+            [
+                "network", "create", "red", "--subnet", "10.40.0.0/24", "--tunnel", "ovs-gre", "--vni", "77",
+                "--bridge", "br-red", "--mtu", "1400", "--lease-ttl", "30", "--cooldown", "5", "--exclude", "10.40.0.9",
+                "--exclude", "10.40.0.100-10.40.0.120", "--exclude", "10.40.0.128/28", "--json",
+                "--coordinator", "10.0.0.9:7420", "--secret-file", "/etc/netlease/secret",
+            ],
+            as: Netlease.NetworkCommand.Create.self
+        )
         XCTAssertEqual(command.name, "red")
         XCTAssertEqual(command.tunnel, "ovs-gre")
         XCTAssertEqual(command.vni, 77)
@@ -49,20 +54,30 @@ final class AdminCommandTests: XCTestCase {
         let parsed = try command.parsed()
         XCTAssertEqual(parsed.tunnel.rawValue, "ovs-gre")
         // A CIDR is kept as the range it covers.
-        XCTAssertEqual(parsed.excluded.map(\.description),
-                       ["10.40.0.9", "10.40.0.100-10.40.0.120", "10.40.0.128-10.40.0.143"])
+        XCTAssertEqual(
+            parsed.excluded.map(\.description),
+            ["10.40.0.9", "10.40.0.100-10.40.0.120", "10.40.0.128-10.40.0.143"]
+        )
     }
 
     func testNetworkCreateRefusesValuesThatMeanNothing() {
         let create = ["network", "create", "blue"]
-        assertRefused(create + ["--subnet", "172.30.0.0"],
-                      "--subnet '172.30.0.0' is not a CIDR with host bits zero (like 172.30.0.0/16)")
-        assertRefused(create + ["--subnet", "172.30.0.1/16"],
-                      "--subnet '172.30.0.1/16' is not a CIDR with host bits zero (like 172.30.0.0/16)")
-        assertRefused(create + ["--subnet", "172.30.0.0/16", "--tunnel", "ipip"],
-                      "--tunnel 'ipip' must be vxlan, gre or ovs-gre")
-        assertRefused(create + ["--subnet", "172.30.0.0/16", "--exclude", "a-b"],
-                      "--exclude 'a-b' is not an address, A-B range or CIDR")
+        assertRefused(
+            create + ["--subnet", "172.30.0.0"],
+            "--subnet '172.30.0.0' is not a CIDR with host bits zero (like 172.30.0.0/16)"
+        )
+        assertRefused(
+            create + ["--subnet", "172.30.0.1/16"],
+            "--subnet '172.30.0.1/16' is not a CIDR with host bits zero (like 172.30.0.0/16)"
+        )
+        assertRefused(
+            create + ["--subnet", "172.30.0.0/16", "--tunnel", "ipip"],
+            "--tunnel 'ipip' must be vxlan, gre or ovs-gre"
+        )
+        assertRefused(
+            create + ["--subnet", "172.30.0.0/16", "--exclude", "a-b"],
+            "--exclude 'a-b' is not an address, A-B range or CIDR"
+        )
         assertRefused(create, "Missing expected argument '--subnet <cidr>'")
         assertRefused(["network", "create", "--subnet", "172.30.0.0/16"], "Missing expected argument '<name>'")
     }
@@ -78,43 +93,58 @@ final class AdminCommandTests: XCTestCase {
     }
 
     func testLeaseCommands() throws {
-        let acquire = try parse([
-            "lease", "acquire", "--network", "blue", "--owner", "c-1", "--host", "host1", "--address",
-            "172.30.0.9", "--json",
-        ], as: Netlease.LeaseCommand.Acquire.self)
+        let acquire = try parse(
+            [
+                "lease", "acquire", "--network", "blue", "--owner", "c-1", "--host", "host1", "--address",
+                "172.30.0.9", "--json",
+            ],
+            as: Netlease.LeaseCommand.Acquire.self
+        )
         XCTAssertEqual(acquire.network, "blue")
         XCTAssertEqual(acquire.owner, "c-1")
         XCTAssertEqual(acquire.host, "host1")
         XCTAssertEqual(acquire.address, "172.30.0.9")
         XCTAssertTrue(acquire.json)
 
-        let byOwner = try parse(["lease", "release", "--network", "blue", "--owner", "c-1"],
-                                as: Netlease.LeaseCommand.Release.self)
+        let byOwner = try parse(
+            ["lease", "release", "--network", "blue", "--owner", "c-1"],
+            as: Netlease.LeaseCommand.Release.self
+        )
         XCTAssertEqual(byOwner.owner, "c-1")
         XCTAssertNil(byOwner.address)
-        let byAddress = try parse(["lease", "release", "--network", "blue", "--address", "172.30.0.9"],
-                                  as: Netlease.LeaseCommand.Release.self)
+        let byAddress = try parse(
+            ["lease", "release", "--network", "blue", "--address", "172.30.0.9"],
+            as: Netlease.LeaseCommand.Release.self
+        )
         XCTAssertNil(byAddress.owner)
         XCTAssertEqual(byAddress.address, "172.30.0.9")
 
-        let reserve = try parse(["lease", "reserve", "--network", "blue", "--address", "172.30.0.5"],
-                                as: Netlease.LeaseCommand.Reserve.self)
+        let reserve = try parse(
+            ["lease", "reserve", "--network", "blue", "--address", "172.30.0.5"],
+            as: Netlease.LeaseCommand.Reserve.self
+        )
         XCTAssertEqual(reserve.address, "172.30.0.5")
         XCTAssertEqual(reserve.note, "")
-        let noted = try parse(["lease", "reserve", "--network", "blue", "--address", "172.30.0.5", "--note", "gw"],
-                              as: Netlease.LeaseCommand.Reserve.self)
+        let noted = try parse(
+            ["lease", "reserve", "--network", "blue", "--address", "172.30.0.5", "--note", "gw"],
+            as: Netlease.LeaseCommand.Reserve.self
+        )
         XCTAssertEqual(noted.note, "gw")
 
-        let unreserve = try parse(["lease", "unreserve", "--network", "blue", "--address", "172.30.0.5"],
-                                  as: Netlease.LeaseCommand.Unreserve.self)
+        let unreserve = try parse(
+            ["lease", "unreserve", "--network", "blue", "--address", "172.30.0.5"],
+            as: Netlease.LeaseCommand.Unreserve.self
+        )
         XCTAssertEqual(unreserve.network, "blue")
         XCTAssertEqual(unreserve.address, "172.30.0.5")
     }
 
     func testReleaseNeedsExactlyOneOfOwnerAndAddress() {
         assertRefused(["lease", "release", "--network", "blue"], "give exactly one of --owner or --address")
-        assertRefused(["lease", "release", "--network", "blue", "--owner", "c-1", "--address", "172.30.0.9"],
-                      "give exactly one of --owner or --address")
+        assertRefused(
+            ["lease", "release", "--network", "blue", "--owner", "c-1", "--address", "172.30.0.9"],
+            "give exactly one of --owner or --address"
+        )
     }
 
     func testListings() throws {
@@ -124,9 +154,12 @@ final class AdminCommandTests: XCTestCase {
         XCTAssertNil(leases.state)
         XCTAssertNil(leases.owner)
         XCTAssertFalse(leases.json)
-        let filtered = try parse([
-            "leases", "--network", "blue", "--host", "host1", "--state", "conflict", "--owner", "c-1", "--json",
-        ], as: Netlease.Leases.self)
+        let filtered = try parse(
+            [
+                "leases", "--network", "blue", "--host", "host1", "--state", "conflict", "--owner", "c-1", "--json",
+            ],
+            as: Netlease.Leases.self
+        )
         XCTAssertEqual(filtered.network, "blue")
         XCTAssertEqual(filtered.host, "host1")
         XCTAssertEqual(filtered.state, "conflict")
@@ -141,13 +174,17 @@ final class AdminCommandTests: XCTestCase {
     }
 
     func testClientTLSNeedsAllThreeFiles() {
-        assertRefused(["hosts", "--tls-cert", "c.pem"],
-                      "TLS needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and --tls-ca "
-                          + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), --tls-ca (or "
-                          + "NETLEASE_TLS_CA)")
-        assertRefused(["hosts", "--tls-server-name", "coord"],
-                      "a TLS server name needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and "
-                          + "--tls-ca (or NETLEASE_TLS_CA)")
+        assertRefused(
+            ["hosts", "--tls-cert", "c.pem"],
+            "TLS needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and --tls-ca "
+                + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), --tls-ca (or "
+                + "NETLEASE_TLS_CA)"
+        )
+        assertRefused(
+            ["hosts", "--tls-server-name", "coord"],
+            "a TLS server name needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and "
+                + "--tls-ca (or NETLEASE_TLS_CA)"
+        )
     }
 
     func testUnknownCommandsAndOptionsAreRefused() {

@@ -27,12 +27,15 @@ final class AgentCommandTests: XCTestCase {
     }
 
     func testEveryOption() throws {
-        let command = try parse(Self.required + [
-            "--network", "red", "--coordinator", "10.0.0.9:7420,10.0.0.10:7420", "--secret-file", "/etc/s",
-            "--socket", "/tmp/a.sock", "--socket-group", "docker", "--state-dir", "/tmp/state", "--teardown",
-            "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-server-name", "coord",
-            "--log-level", "notice", "--metrics", "0.0.0.0:9421",
-        ], as: Netlease.AgentCommand.self)
+        let command = try parse(
+            Self.required + [
+                "--network", "red", "--coordinator", "10.0.0.9:7420,10.0.0.10:7420", "--secret-file", "/etc/s",
+                "--socket", "/tmp/a.sock", "--socket-group", "docker", "--state-dir", "/tmp/state", "--teardown",
+                "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-server-name", "coord",
+                "--log-level", "notice", "--metrics", "0.0.0.0:9421",
+            ],
+            as: Netlease.AgentCommand.self
+        )
         XCTAssertEqual(command.network, ["blue", "red"])
         XCTAssertEqual(command.coordinator, "10.0.0.9:7420,10.0.0.10:7420")
         XCTAssertEqual(command.secretFile, "/etc/s")
@@ -53,16 +56,22 @@ final class AgentCommandTests: XCTestCase {
         assertRefused(["agent", "--host", "host1", "--network", "blue"], "give --underlay")
         assertRefused(["agent", "--host", "host1", "--underlay", "10.0.0.1"], "give at least one --network")
         assertRefused(Self.required + ["--log-level", "nope"], "unknown --log-level 'nope'")
-        assertRefused(Self.required + ["--tls-cert", "c.pem", "--tls-ca", "ca.pem"],
-                      "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key")
-        assertRefused(Self.required + ["--tls-server-name", "coord"],
-                      "a TLS server name needs --tls-cert, --tls-key and --tls-ca")
+        assertRefused(
+            Self.required + ["--tls-cert", "c.pem", "--tls-ca", "ca.pem"],
+            "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key"
+        )
+        assertRefused(
+            Self.required + ["--tls-server-name", "coord"],
+            "a TLS server name needs --tls-cert, --tls-key and --tls-ca"
+        )
         assertRefused(Self.required + ["--metrics", "localhost"], "--metrics needs ADDR:PORT, e.g. 127.0.0.1:9420")
     }
 
     func testAttachDetachAndDoctor() throws {
-        let attach = try parse(["attach", "--network", "blue", "--netns", "ctr1", "--owner", "c-1"],
-                               as: Netlease.Attach.self)
+        let attach = try parse(
+            ["attach", "--network", "blue", "--netns", "ctr1", "--owner", "c-1"],
+            as: Netlease.Attach.self
+        )
         XCTAssertEqual(attach.network, "blue")
         XCTAssertEqual(attach.netns, "ctr1")
         XCTAssertEqual(attach.owner, "c-1")
@@ -70,16 +79,21 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(attach.agent.socket, "/run/netlease/agent.sock")
         XCTAssertFalse(attach.json)
 
-        let named = try parse([
-            "attach", "--network", "blue", "--netns", "/proc/42/ns/net", "--owner", "c-1", "--ifname", "net1",
-            "--socket", "/tmp/a.sock", "--json",
-        ], as: Netlease.Attach.self)
+        let named = try parse(
+            [
+                "attach", "--network", "blue", "--netns", "/proc/42/ns/net", "--owner", "c-1", "--ifname", "net1",
+                "--socket", "/tmp/a.sock", "--json",
+            ],
+            as: Netlease.Attach.self
+        )
         XCTAssertEqual(named.netns, "/proc/42/ns/net")
         XCTAssertEqual(named.ifname, "net1")
         XCTAssertEqual(named.agent.socket, "/tmp/a.sock")
         XCTAssertTrue(named.json)
-        assertRefused(["attach", "--network", "blue", "--owner", "c-1"],
-                      "Missing expected argument '--netns <name|path>'")
+        assertRefused(
+            ["attach", "--network", "blue", "--owner", "c-1"],
+            "Missing expected argument '--netns <name|path>'"
+        )
 
         let detach = try parse(["detach", "--network", "blue", "--owner", "c-1"], as: Netlease.Detach.self)
         XCTAssertEqual(detach.network, "blue")

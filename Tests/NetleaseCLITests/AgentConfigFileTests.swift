@@ -9,7 +9,8 @@ final class AgentConfigFileTests: XCTestCase {
     private var directory = ""
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-config-\(UUID().uuidString)")
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("agent-config-\(UUID().uuidString)")
             .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
@@ -28,13 +29,21 @@ final class AgentConfigFileTests: XCTestCase {
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/agent.env.example").path
         let command = try parse(["agent", "--config", example], as: Netlease.AgentCommand.self)
-        XCTAssertEqual(try command.settings(), .init(
-            coordinators: "10.0.0.10:7420", secretFile: "/etc/netlease/cluster-secret", host: "host1",
-            underlay: "10.0.0.11", networks: ["prod"]))
+        XCTAssertEqual(
+            try command.settings(),
+            .init(
+                coordinators: "10.0.0.10:7420",
+                secretFile: "/etc/netlease/cluster-secret",
+                host: "host1",
+                underlay: "10.0.0.11",
+                networks: ["prod"]
+            )
+        )
     }
 
     func testEveryKeyQuotesCommentsAndSeparators() throws {
-        let path = try write("""
+        let path = try write(
+            """
             # a comment
               NETLEASE_COORDINATORS = 10.0.0.9:7420 10.0.0.10:7420,10.0.0.11:7420
 
@@ -43,36 +52,64 @@ final class AgentConfigFileTests: XCTestCase {
             NETLEASE_NETWORKS=prod  dev,lab
             NETLEASE_SECRET_FILE=/etc/netlease/other-secret
             NETLEASE_AGENT_ARGS=--socket-group netlease --log-level debug
-            """)
+            """
+        )
         let file = try AgentConfigFile.load(path: path)
-        XCTAssertEqual(file, AgentConfigFile(
-            coordinators: "10.0.0.9:7420,10.0.0.10:7420,10.0.0.11:7420", host: "host 1", underlay: "10.0.0.21",
-            networks: ["prod", "dev", "lab"], secretFile: "/etc/netlease/other-secret"))
+        XCTAssertEqual(
+            file,
+            AgentConfigFile(
+                coordinators: "10.0.0.9:7420,10.0.0.10:7420,10.0.0.11:7420",
+                host: "host 1",
+                underlay: "10.0.0.21",
+                networks: ["prod", "dev", "lab"],
+                secretFile: "/etc/netlease/other-secret"
+            )
+        )
     }
 
     func testTheCommandLineWins() throws {
-        let path = try write("""
+        let path = try write(
+            """
             NETLEASE_COORDINATORS=10.0.0.9:7420
             NETLEASE_HOST=host1
             NETLEASE_UNDERLAY=10.0.0.21
             NETLEASE_NETWORKS=prod dev
-            """)
+            """
+        )
         let fromFile = try parse(["agent", "--config", path], as: Netlease.AgentCommand.self)
-        XCTAssertEqual(try fromFile.settings(), .init(
-            coordinators: "10.0.0.9:7420", secretFile: "/etc/netlease/cluster-secret", host: "host1",
-            underlay: "10.0.0.21", networks: ["prod", "dev"]))
-        let overridden = try parse([
-            "agent", "--config", path, "--host", "host2", "--network", "lab", "--coordinator", "10.0.0.1:7420",
-            "--secret-file", "/tmp/s", "--underlay", "10.0.0.22",
-        ], as: Netlease.AgentCommand.self)
-        XCTAssertEqual(try overridden.settings(), .init(
-            coordinators: "10.0.0.1:7420", secretFile: "/tmp/s", host: "host2", underlay: "10.0.0.22",
-            networks: ["lab"]))
+        XCTAssertEqual(
+            try fromFile.settings(),
+            .init(
+                coordinators: "10.0.0.9:7420",
+                secretFile: "/etc/netlease/cluster-secret",
+                host: "host1",
+                underlay: "10.0.0.21",
+                networks: ["prod", "dev"]
+            )
+        )
+        let overridden = try parse(
+            [
+                "agent", "--config", path, "--host", "host2", "--network", "lab", "--coordinator", "10.0.0.1:7420",
+                "--secret-file", "/tmp/s", "--underlay", "10.0.0.22",
+            ],
+            as: Netlease.AgentCommand.self
+        )
+        XCTAssertEqual(
+            try overridden.settings(),
+            .init(
+                coordinators: "10.0.0.1:7420",
+                secretFile: "/tmp/s",
+                host: "host2",
+                underlay: "10.0.0.22",
+                networks: ["lab"]
+            )
+        )
     }
 
     func testAnEmptySecretFileMeansNone() throws {
         let path = try write(
-            "NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\nNETLEASE_NETWORKS=p\nNETLEASE_SECRET_FILE=\n")
+            "NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\nNETLEASE_NETWORKS=p\nNETLEASE_SECRET_FILE=\n"
+        )
         XCTAssertNil(try parse(["agent", "--config", path], as: Netlease.AgentCommand.self).settings().secretFile)
     }
 
@@ -80,11 +117,15 @@ final class AgentConfigFileTests: XCTestCase {
         let misspelt = try write("NETLEASE_HOST=h\nNETLEASE_NETWORK=prod\n")
         assertRefused(["agent", "--config", misspelt], "--config \(misspelt) line 2: unknown key 'NETLEASE_NETWORK'")
         let noEquals = try write("NETLEASE_HOST h\n")
-        assertRefused(["agent", "--config", noEquals],
-                      "--config \(noEquals) line 1: 'NETLEASE_HOST h' is not KEY=value")
+        assertRefused(
+            ["agent", "--config", noEquals],
+            "--config \(noEquals) line 1: 'NETLEASE_HOST h' is not KEY=value"
+        )
         let incomplete = try write("NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\n")
-        assertRefused(["agent", "--config", incomplete],
-                      "give at least one --network (or NETLEASE_NETWORKS in --config)")
+        assertRefused(
+            ["agent", "--config", incomplete],
+            "give at least one --network (or NETLEASE_NETWORKS in --config)"
+        )
         assertRefused(["agent", "--config", directory + "/absent"], "--config \(directory)/absent cannot be read")
     }
 }

@@ -31,12 +31,16 @@ final class BenchAndDemoCommandTests: XCTestCase {
     }
 
     func testEveryBenchOptionReachesTheLoadGenerator() throws {
-        let options = try parse([
-            "bench", "--connections", "7", "--pipeline", "3", "--duration", "2.5", "--rate", "1000",
-            "--network", "load", "--subnet", "10.99.0.0/20", "--prefill", "50", "--release",
-            "--client-kind", "standard", "--threads", "4", "--keep", "--agents", "12", "--agent-leases", "5",
-            "--heartbeat", "0.5", "--agent-start-peers", "100", "--runs", "9", "--coordinator-pid", "4242", "--json",
-        ], as: Netlease.Bench.self).options
+        let options = try parse(
+            [
+                "bench", "--connections", "7", "--pipeline", "3", "--duration", "2.5", "--rate", "1000",
+                "--network", "load", "--subnet", "10.99.0.0/20", "--prefill", "50", "--release",
+                "--client-kind", "standard", "--threads", "4", "--keep", "--agents", "12", "--agent-leases", "5",
+                "--heartbeat", "0.5", "--agent-start-peers", "100", "--runs", "9", "--coordinator-pid", "4242",
+                "--json",
+            ],
+            as: Netlease.Bench.self
+        ).options
         XCTAssertEqual(options.connections, 7)
         XCTAssertEqual(options.pipeline, 3)
         XCTAssertEqual(options.duration, 2.5)

@@ -30,8 +30,9 @@ enum BuiltExecutable {
     /// netlease variables (coordinator, secret, TLS) and the service manager's (journal stream, notify socket).
     static func cleanEnvironment(adding extra: [String: String] = [:]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { key, _ in
-            !key.hasPrefix("NETLEASE_") && !["JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]
-                .contains(key)
+            !key.hasPrefix("NETLEASE_")
+                && !["JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]
+                    .contains(key)
         }
         environment.merge(extra) { _, new in new }
         return environment
@@ -40,7 +41,9 @@ enum BuiltExecutable {
     /// Runs `name` with `arguments` to completion on a thread of its own (the run blocks), killing it after
     /// `timeout`.
     static func run(
-        _ name: String = "netlease", _ arguments: [String], environment: [String: String] = [:],
+        _ name: String = "netlease",
+        _ arguments: [String],
+        environment: [String: String] = [:],
         timeout: Duration = .seconds(60)
     ) async throws -> ExecutableRun {
         let executable = try path(name)
@@ -48,16 +51,24 @@ enum BuiltExecutable {
         let output = try await withCheckedThrowingContinuation {
             (continuation: CheckedContinuation<ChildProcess.Output, any Error>) in
             Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try ChildProcess.run(
-                        executable: executable, arguments: arguments, environment: environment, timeout: timeout)
-                })
+                continuation.resume(
+                    with: Result {
+                        try ChildProcess.run(
+                            executable: executable,
+                            arguments: arguments,
+                            environment: environment,
+                            timeout: timeout
+                        )
+                    }
+                )
             }
         }
         if output.timedOut { throw NetleaseError(.unavailable, "\(name) \(arguments) did not finish in \(timeout)") }
         return ExecutableRun(
             stdout: String(decoding: output.stdout, as: UTF8.self),
-            stderr: String(decoding: output.stderr, as: UTF8.self), status: output.termination.shellStatus)
+            stderr: String(decoding: output.stderr, as: UTF8.self),
+            status: output.termination.shellStatus
+        )
     }
 }
 

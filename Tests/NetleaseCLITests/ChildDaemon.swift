@@ -19,9 +19,12 @@ final class ChildDaemon: @unchecked Sendable {
 
     init(_ arguments: [String], environment: [String: String] = [:], stderrFile: String) throws {
         process = try ChildProcess(
-            executable: try BuiltExecutable.path(), arguments: arguments,
-            environment: BuiltExecutable.cleanEnvironment(adding: environment), stdout: .pipe,
-            stderr: .file(stderrFile, append: false))
+            executable: try BuiltExecutable.path(),
+            arguments: arguments,
+            environment: BuiltExecutable.cleanEnvironment(adding: environment),
+            stdout: .pipe,
+            stderr: .file(stderrFile, append: false)
+        )
         self.stderrFile = stderrFile
         let reader = process.stdoutDescriptor
         Thread.detachNewThread { [self] in

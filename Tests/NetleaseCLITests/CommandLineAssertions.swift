@@ -6,7 +6,10 @@ import XCTest
 /// Parses `argv` as the `netlease` executable would (its root command, option groups and `validate()` included)
 /// and returns the command it selected, failing when that is not a `Command`.
 func parse<Command: ParsableCommand>(
-    _ argv: [String], as type: Command.Type, file: StaticString = #filePath, line: UInt = #line
+    _ argv: [String],
+    as type: Command.Type,
+    file: StaticString = #filePath,
+    line: UInt = #line
 ) throws -> Command {
     let parsed: ParsableCommand
     do {
@@ -21,7 +24,10 @@ func parse<Command: ParsableCommand>(
 /// Asserts that `argv` is refused as a usage error (exit status 64) with exactly `message`, the text users read
 /// after `Error: `.
 func assertRefused(
-    _ argv: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line
+    _ argv: [String],
+    _ message: String,
+    file: StaticString = #filePath,
+    line: UInt = #line
 ) {
     do {
         let parsed = try Netlease.parseAsRoot(argv)

@@ -21,7 +21,8 @@ final class CommandLineContractTests: XCTestCase {
     private var coordinator: CoordinatorProcess?
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory
+        scratch =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-cli-contract-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
@@ -46,7 +47,9 @@ final class CommandLineContractTests: XCTestCase {
 
     /// Runs `netlease arguments…` in an empty working directory (unless told otherwise).
     private func netlease(
-        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        directory: String? = nil
     ) throws -> ExecutableRun {
         let workdir = directory ?? path("empty")
         try FileManager.default.createDirectory(atPath: workdir, withIntermediateDirectories: true)
@@ -56,19 +59,30 @@ final class CommandLineContractTests: XCTestCase {
     /// `arguments` plus the running coordinator and its cluster secret.
     private func admin(_ arguments: [String]) throws -> ExecutableRun {
         let coordinator = try XCTUnwrap(coordinator)
-        return try netlease(arguments + ["--coordinator", coordinator.address, "--secret-file", coordinator.secretFile])
+        return try netlease(
+            arguments + ["--coordinator", coordinator.address, "--secret-file", coordinator.secretFile]
+        )
     }
 
     /// Asserts the one-line `error: <code>: …` contract and returns the message after the code.
     @discardableResult
     private func assertError(
-        _ run: ExecutableRun, _ code: String, _ context: String, file: StaticString = #filePath, line: UInt = #line
+        _ run: ExecutableRun,
+        _ code: String,
+        _ context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) -> String {
         XCTAssertEqual(run.status, 1, "\(context): exit status; stderr \(run.stderr)", file: file, line: line)
         XCTAssertEqual(run.stdout, "", "\(context): stdout", file: file, line: line)
         let lines = run.stderr.split(separator: "\n", omittingEmptySubsequences: false)
-        XCTAssertEqual(lines.count, 2, "\(context): one line and its newline on stderr: \(run.stderr)",
-                       file: file, line: line)
+        XCTAssertEqual(
+            lines.count,
+            2,
+            "\(context): one line and its newline on stderr: \(run.stderr)",
+            file: file,
+            line: line
+        )
         let prefix = "error: \(code): "
         XCTAssertTrue(run.stderr.hasPrefix(prefix), "\(context): \(run.stderr)", file: file, line: line)
         return String(run.stderr.dropFirst(prefix.count)).trimmingCharacters(in: .newlines)
@@ -83,17 +97,25 @@ final class CommandLineContractTests: XCTestCase {
         let cases: [([String], String)] = [
             (["frob"], "Error: Unexpected argument 'frob'"),
             (["network", "create"] + coordinator, "Error: Missing expected argument '<name>'"),
-            (["network", "create", "blue", "--subnet", "10.1.0.0"] + coordinator,
-             "Error: --subnet '10.1.0.0' is not a CIDR with host bits zero (like 172.30.0.0/16)"),
-            (["lease", "acquire", "--owner", "x"] + coordinator,
-             "Error: Missing expected argument '--network <network>'"),
+            (
+                ["network", "create", "blue", "--subnet", "10.1.0.0"] + coordinator,
+                "Error: --subnet '10.1.0.0' is not a CIDR with host bits zero (like 172.30.0.0/16)"
+            ),
+            (
+                ["lease", "acquire", "--owner", "x"] + coordinator,
+                "Error: Missing expected argument '--network <network>'"
+            ),
             (["coordinator", "--max-batch", "0"], "Error: --max-batch must be positive"),
-            (["agent", "--host", "h", "--underlay", "10.0.0.1"] + coordinator,
-             "Error: Missing expected argument '--network <name> ...'"),
-            (["network", "list", "--tls-cert", "c.pem"] + coordinator,
-             "Error: TLS needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and --tls-ca "
-                + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), "
-                + "--tls-ca (or NETLEASE_TLS_CA)"),
+            (
+                ["agent", "--host", "h", "--underlay", "10.0.0.1"] + coordinator,
+                "Error: Missing expected argument '--network <name> ...'"
+            ),
+            (
+                ["network", "list", "--tls-cert", "c.pem"] + coordinator,
+                "Error: TLS needs --tls-cert (or NETLEASE_TLS_CERT), --tls-key (or NETLEASE_TLS_KEY) and --tls-ca "
+                    + "(or NETLEASE_TLS_CA) together; missing: --tls-key (or NETLEASE_TLS_KEY), "
+                    + "--tls-ca (or NETLEASE_TLS_CA)"
+            ),
         ]
         for (arguments, message) in cases {
             let run = try netlease(arguments)
@@ -108,8 +130,10 @@ final class CommandLineContractTests: XCTestCase {
         let state = try netlease(["leases", "--state", "bogus"] + coordinator)
         assertError(state, "bad-request", "--state bogus")
         let port = try netlease(["network", "list", "--coordinator", "127.0.0.1:99999"])
-        XCTAssertEqual(assertError(port, "bad-request", "port 99999"),
-                       "'99999' in '127.0.0.1:99999' is not a port (0-65535)")
+        XCTAssertEqual(
+            assertError(port, "bad-request", "port 99999"),
+            "'99999' in '127.0.0.1:99999' is not a port (0-65535)"
+        )
         XCTAssertEqual(listener.acceptedSoFar(), 0)
     }
 
@@ -119,15 +143,23 @@ final class CommandLineContractTests: XCTestCase {
         _ = try await startCoordinator()
         XCTAssertEqual(try admin(["network", "create", "tiny", "--subnet", "10.4.0.0/30"]).status, 0)
         assertError(try admin(["network", "create", "tiny", "--subnet", "10.4.0.0/30"]), "conflict", "twice")
-        XCTAssertEqual(assertError(try admin(["network", "show", "nope", "--json"]), "unknown-network", "show"),
-                       "no network named 'nope'")
-        assertError(try admin(["lease", "acquire", "--network", "nope", "--owner", "x"]), "unknown-network",
-                    "acquire")
+        XCTAssertEqual(
+            assertError(try admin(["network", "show", "nope", "--json"]), "unknown-network", "show"),
+            "no network named 'nope'"
+        )
+        assertError(
+            try admin(["lease", "acquire", "--network", "nope", "--owner", "x"]),
+            "unknown-network",
+            "acquire"
+        )
         for owner in ["a", "b"] {
             XCTAssertEqual(try admin(["lease", "acquire", "--network", "tiny", "--owner", owner]).status, 0)
         }
-        let exhausted = assertError(try admin(["lease", "acquire", "--network", "tiny", "--owner", "c"]),
-                                    "pool-exhausted", "a full /30")
+        let exhausted = assertError(
+            try admin(["lease", "acquire", "--network", "tiny", "--owner", "c"]),
+            "pool-exhausted",
+            "a full /30"
+        )
         XCTAssertTrue(exhausted.contains("leased=2 reserved=0 conflict=0 cooldown=0 free=0"), exhausted)
         assertError(try admin(["network", "delete", "tiny"]), "conflict", "deleting a network in use")
         // Releasing what is not held is success: idempotent, `null` as JSON.
@@ -141,11 +173,17 @@ final class CommandLineContractTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: existing, encoding: .utf8), "keep")
 
         let down = try netlease(["network", "list", "--coordinator", "127.0.0.1:1"])
-        XCTAssertTrue(assertError(down, "unavailable", "nothing listening").hasPrefix(
-            "cannot connect to coordinator at 127.0.0.1:1"))
+        XCTAssertTrue(
+            assertError(down, "unavailable", "nothing listening").hasPrefix(
+                "cannot connect to coordinator at 127.0.0.1:1"
+            )
+        )
         let agent = try netlease(["doctor", "--socket", path("absent.sock"), "--json"])
-        XCTAssertTrue(assertError(agent, "unavailable", "doctor without an agent").hasPrefix(
-            "cannot connect to the agent at \(path("absent.sock"))"))
+        XCTAssertTrue(
+            assertError(agent, "unavailable", "doctor without an agent").hasPrefix(
+                "cannot connect to the agent at \(path("absent.sock"))"
+            )
+        )
     }
 
     // MARK: secret discovery
@@ -158,11 +196,15 @@ final class CommandLineContractTests: XCTestCase {
         XCTAssertEqual(chmod(wrong, 0o600), 0)
         let withLocal = path("with-local")
         try FileManager.default.createDirectory(atPath: withLocal + "/netlease-data", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: coordinator.secretFile,
-                                         toPath: withLocal + "/netlease-data/cluster-secret")
+        try FileManager.default.copyItem(
+            atPath: coordinator.secretFile,
+            toPath: withLocal + "/netlease-data/cluster-secret"
+        )
         let withWrongLocal = path("with-wrong-local")
-        try FileManager.default.createDirectory(atPath: withWrongLocal + "/netlease-data",
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: withWrongLocal + "/netlease-data",
+            withIntermediateDirectories: true
+        )
         try FileManager.default.copyItem(atPath: wrong, toPath: withWrongLocal + "/netlease-data/cluster-secret")
         let right = coordinator.secretFile
         let secret = ["NETLEASE_SECRET_FILE": right]
@@ -181,19 +223,29 @@ final class CommandLineContractTests: XCTestCase {
         XCTAssertEqual(try netlease(list, environment: secret, directory: withWrongLocal).status, 0)
         // A named file that cannot be read is an error, never a silent fall back to no secret.
         XCTAssertEqual(
-            assertError(try netlease(list, environment: ["NETLEASE_SECRET_FILE": path("absent")]), "bad-request",
-                        "missing file"),
-            "cannot read secret file \(path("absent")): No such file or directory")
+            assertError(
+                try netlease(list, environment: ["NETLEASE_SECRET_FILE": path("absent")]),
+                "bad-request",
+                "missing file"
+            ),
+            "cannot read secret file \(path("absent")): No such file or directory"
+        )
         // The coordinator's address from the environment.
-        let byEnvironment = try netlease(["network", "list", "--secret-file", right],
-                                         environment: ["NETLEASE_COORDINATOR": coordinator.address])
+        let byEnvironment = try netlease(
+            ["network", "list", "--secret-file", right],
+            environment: ["NETLEASE_COORDINATOR": coordinator.address]
+        )
         XCTAssertEqual(byEnvironment.status, 0, byEnvironment.stderr)
         // The reader secret lists but changes nothing.
         XCTAssertEqual(try netlease(list + ["--secret-file", coordinator.readerSecretFile]).status, 0)
         assertError(
-            try netlease(["network", "create", "r", "--subnet", "10.5.0.0/24", "--coordinator", coordinator.address,
-                          "--secret-file", coordinator.readerSecretFile]),
-            "forbidden", "reader creating a network")
+            try netlease([
+                "network", "create", "r", "--subnet", "10.5.0.0/24", "--coordinator", coordinator.address,
+                "--secret-file", coordinator.readerSecretFile,
+            ]),
+            "forbidden",
+            "reader creating a network"
+        )
     }
 
     // MARK: --json key sets
@@ -243,7 +295,12 @@ final class CommandLineContractTests: XCTestCase {
         }
     }
 
-    private func json(_ run: ExecutableRun, _ context: String, file: StaticString = #filePath, line: UInt = #line)
+    private func json(
+        _ run: ExecutableRun,
+        _ context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    )
         throws -> JSONShape
     {
         XCTAssertEqual(run.status, 0, "\(context): \(run.stderr)", file: file, line: line)
@@ -279,21 +336,28 @@ final class CommandLineContractTests: XCTestCase {
         let coordinator = try await startCoordinator()
         let created = try json(
             try admin(["network", "create", "blue", "--subnet", "10.1.0.0/24", "--exclude", "10.1.0.5", "--json"]),
-            "network create")
+            "network create"
+        )
         XCTAssertEqual(created.keys, Self.networkShape, "network create --json")
         let list = try json(try admin(["network", "list", "--json"]), "network list").elements
         XCTAssertEqual(list.map(\.keys), [Self.networkShape], "network list --json")
         XCTAssertEqual(try json(try admin(["network", "show", "blue", "--json"]), "show").keys, Self.networkShape)
 
-        let acquired = try json(try admin(["lease", "acquire", "--network", "blue", "--owner", "o1", "--json"]),
-                                "lease acquire")
+        let acquired = try json(
+            try admin(["lease", "acquire", "--network", "blue", "--owner", "o1", "--json"]),
+            "lease acquire"
+        )
         XCTAssertEqual(acquired.keys, Self.leaseShape, "lease acquire --json")
         let reserved = try json(
-            try admin(["lease", "reserve", "--network", "blue", "--address", "10.1.0.9", "--json"]), "lease reserve")
+            try admin(["lease", "reserve", "--network", "blue", "--address", "10.1.0.9", "--json"]),
+            "lease reserve"
+        )
         XCTAssertEqual(reserved.keys, Self.leaseShape, "lease reserve --json")
         _ = try json(try admin(["lease", "acquire", "--network", "blue", "--owner", "o2", "--json"]), "o2")
-        let released = try json(try admin(["lease", "release", "--network", "blue", "--owner", "o2", "--json"]),
-                                "lease release")
+        let released = try json(
+            try admin(["lease", "release", "--network", "blue", "--owner", "o2", "--json"]),
+            "lease release"
+        )
         XCTAssertEqual(released.keys, Self.coolingLeaseShape, "lease release --json")
 
         let leases = try json(try admin(["leases", "--network", "blue", "--json"]), "leases").elements

@@ -22,12 +22,15 @@ final class CoordinatorCommandTests: XCTestCase {
     }
 
     func testEveryOption() throws {
-        let command = try parse([
-            "coordinator", "--listen", "127.0.0.1:0", "--data", "/var/lib/netlease", "--insecure",
-            "--max-connections", "10", "--idle-timeout", "5", "--line-timeout", "2", "--max-batch", "1",
-            "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--log-level", "debug",
-            "--metrics", "127.0.0.1:9420",
-        ], as: Netlease.Coordinator.self)
+        let command = try parse(
+            [
+                "coordinator", "--listen", "127.0.0.1:0", "--data", "/var/lib/netlease", "--insecure",
+                "--max-connections", "10", "--idle-timeout", "5", "--line-timeout", "2", "--max-batch", "1",
+                "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--log-level", "debug",
+                "--metrics", "127.0.0.1:9420",
+            ],
+            as: Netlease.Coordinator.self
+        )
         XCTAssertEqual(command.listen, "127.0.0.1:0")
         XCTAssertEqual(command.data, "/var/lib/netlease")
         XCTAssertTrue(command.insecure)
@@ -50,14 +53,20 @@ final class CoordinatorCommandTests: XCTestCase {
         assertRefused(["coordinator", "--log-level", "nope"], "unknown --log-level 'nope'")
         assertRefused(["coordinator", "--max-batch", "many"], "The value 'many' is invalid for '--max-batch <n>'")
         assertRefused(["coordinator", "--metrics", "127.0.0.1"], "--metrics needs ADDR:PORT, e.g. 127.0.0.1:9420")
-        assertRefused(["coordinator", "--metrics", "127.0.0.1:99999"],
-                      "--metrics: '99999' in '127.0.0.1:99999' is not a port (0-65535)")
+        assertRefused(
+            ["coordinator", "--metrics", "127.0.0.1:99999"],
+            "--metrics: '99999' in '127.0.0.1:99999' is not a port (0-65535)"
+        )
     }
 
     func testTLSNeedsAllThreeFiles() {
-        assertRefused(["coordinator", "--tls-cert", "c.pem"],
-                      "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key, --tls-ca")
-        assertRefused(["coordinator", "--tls-key", "k.pem", "--tls-ca", "ca.pem"],
-                      "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-cert")
+        assertRefused(
+            ["coordinator", "--tls-cert", "c.pem"],
+            "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-key, --tls-ca"
+        )
+        assertRefused(
+            ["coordinator", "--tls-key", "k.pem", "--tls-ca", "ca.pem"],
+            "TLS needs --tls-cert, --tls-key and --tls-ca together; missing: --tls-cert"
+        )
     }
 }

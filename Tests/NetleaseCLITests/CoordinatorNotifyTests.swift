@@ -15,7 +15,8 @@ final class CoordinatorNotifyTests: XCTestCase {
         let daemon = try ChildDaemon(
             ["coordinator", "--listen", "127.0.0.1:0", "--data", directory + "/data", "--log-level", "warning"],
             environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "400000"],
-            stderrFile: directory + "/stderr")
+            stderrFile: directory + "/stderr"
+        )
 
         let ready = await socket.first(within: .seconds(60)) { $0.has("READY=1") }
         let status = try XCTUnwrap(ready?.value(of: "STATUS"), daemon.stderrText)
@@ -55,7 +56,8 @@ final class CoordinatorNotifyTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let daemon = try ChildDaemon(
             ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "warning"],
-            stderrFile: directory + ".stderr")
+            stderrFile: directory + ".stderr"
+        )
         _ = try await daemon.listeningPort()
         let exit = await daemon.terminate()
         XCTAssertEqual(exit, 0, daemon.stderrText)

@@ -6,7 +6,8 @@ final class DaemonLogTests: XCTestCase {
     private var directory = ""
 
     override func setUp() {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-log-\(UUID().uuidString)")
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("netlease-log-\(UUID().uuidString)")
             .path
     }
 
@@ -17,29 +18,38 @@ final class DaemonLogTests: XCTestCase {
     /// Runs a coordinator at trace level in `format` while clients authenticate (rightly, wrongly, with the
     /// reader secret, and with the secret inside a malformed line), stops it, and returns its stderr lines and
     /// the two secrets.
-    private func logOfAuthenticatingClients(format: String) async throws
+    private func logOfAuthenticatingClients(
+        format: String
+    ) async throws
         -> (lines: [String], secrets: [String])
     {
         let daemon = try ChildDaemon(
-            ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "trace",
-             "--log-format", format],
-            stderrFile: directory + ".stderr")
+            [
+                "coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "trace",
+                "--log-format", format,
+            ],
+            stderrFile: directory + ".stderr"
+        )
         let port = try await daemon.listeningPort()
         let secrets = try ["cluster-secret", "reader-secret"].map {
             try String(contentsOfFile: directory + "/" + $0, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let replies = try RawLineClient.exchange(port: port, [
-            "AUTH secret=wrong", "AUTH secret=\(secrets[1])", "AUTH secret=\(secrets[0]) extra=1",
-            "AUTH secret=\(secrets[0])", "NETWORK-CREATE name=prod subnet=10.1.0.0/24", "STATS",
-        ])
+        let replies = try RawLineClient.exchange(
+            port: port,
+            [
+                "AUTH secret=wrong", "AUTH secret=\(secrets[1])", "AUTH secret=\(secrets[0]) extra=1",
+                "AUTH secret=\(secrets[0])", "NETWORK-CREATE name=prod subnet=10.1.0.0/24", "STATS",
+            ]
+        )
         XCTAssertEqual(replies.count, 7, "\(replies)")
         XCTAssertEqual(replies.dropFirst().first, "ERR auth-failed wrong secret")
         XCTAssertTrue(replies[5].hasPrefix("OK name=prod"), replies[5])
         // The admin CLI authenticates too, through the client library.
         let cli = try await BuiltExecutable.run(
             "netlease",
-            ["hosts", "--coordinator", "127.0.0.1:\(port)", "--secret-file", directory + "/cluster-secret"])
+            ["hosts", "--coordinator", "127.0.0.1:\(port)", "--secret-file", directory + "/cluster-secret"]
+        )
         XCTAssertEqual(cli.status, 0, cli.stderr)
         let status = await daemon.terminate()
         XCTAssertEqual(status, 0)
@@ -49,8 +59,12 @@ final class DaemonLogTests: XCTestCase {
         return (lines, secrets)
     }
 
-    private func assertNoSecret(in lines: [String], _ secrets: [String], file: StaticString = #filePath,
-                                line: UInt = #line) {
+    private func assertNoSecret(
+        in lines: [String],
+        _ secrets: [String],
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         for secret in secrets {
             // As text, and as the decimal byte list a default struct description would print.
             let forms = [secret, Array(secret.utf8).map(String.init).joined(separator: ", ")]
@@ -67,7 +81,9 @@ final class DaemonLogTests: XCTestCase {
         var messages: [String] = []
         for line in lines {
             let object = try XCTUnwrap(
-                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not JSON: \(line)"
+            )
             XCTAssertNotNil(object["time"] as? String, line)
             XCTAssertNotNil(object["level"] as? String, line)
             messages.append(try XCTUnwrap(object["message"] as? String, line))
@@ -105,8 +121,12 @@ final class DaemonLogTests: XCTestCase {
             ("text", { (line: String) in line.hasPrefix("error: ") }),
         ] {
             let run = try await BuiltExecutable.run(
-                "netlease", ["coordinator", "--listen", "127.0.0.1:0", "--data", directory + "/data",
-                             "--log-format", format])
+                "netlease",
+                [
+                    "coordinator", "--listen", "127.0.0.1:0", "--data", directory + "/data",
+                    "--log-format", format,
+                ]
+            )
             XCTAssertEqual(run.status, 1)
             XCTAssertTrue(check(run.stderr), "\(format): \(run.stderr)")
         }

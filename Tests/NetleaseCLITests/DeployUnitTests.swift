@@ -25,9 +25,11 @@ final class DeployUnitTests: XCTestCase {
     /// the program exists). It exits 0 even for unknown keys or bad values, so any line it prints about the units is
     /// a failure too.
     func testSystemdAcceptsBothUnits() async throws {
-        guard let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }) else {
+        guard
+            let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
             let message = "systemd-analyze is missing (Debian package systemd)"
             if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" { return XCTFail(message) }
             throw XCTSkip(message)
@@ -46,10 +48,15 @@ final class DeployUnitTests: XCTestCase {
         let arguments = ["verify", "--man=no"] + paths
         let output = try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try ChildProcess.run(
-                        executable: analyze, arguments: arguments, timeout: .seconds(60))
-                })
+                continuation.resume(
+                    with: Result {
+                        try ChildProcess.run(
+                            executable: analyze,
+                            arguments: arguments,
+                            timeout: .seconds(60)
+                        )
+                    }
+                )
             }
         }
         let text = String(decoding: output.stdout + output.stderr, as: UTF8.self)

@@ -85,13 +85,17 @@ final class JSONErrorTests: XCTestCase {
         XCTAssertEqual(reserved.status, 0, reserved.stderr)
         let unreserved = try await started.netlease(
             ["lease", "unreserve", "--network", "n", "--address", "10.1.0.5", "--json"])
-        XCTAssertEqual(try unreserved.stdoutJSON() as? [String: String],
-                       ["network": "n", "unreserved": "10.1.0.5"])
+        XCTAssertEqual(
+            try unreserved.stdoutJSON() as? [String: String],
+            ["network": "n", "unreserved": "10.1.0.5"]
+        )
         let deleted = try await started.netlease(["network", "delete", "n", "--json"])
         XCTAssertEqual(try deleted.stdoutJSON() as? [String: String], ["deleted": "n"])
         let removed = try await started.netlease(["host", "remove", "ghost", "--json"])
         XCTAssertEqual(removed.status, 1)
-        XCTAssertEqual(((try removed.stderrJSON() as? [String: Any])?["error"] as? [String: Any])?["code"] as? String,
-                       "not-found")
+        XCTAssertEqual(
+            ((try removed.stderrJSON() as? [String: Any])?["error"] as? [String: Any])?["code"] as? String,
+            "not-found"
+        )
     }
 }

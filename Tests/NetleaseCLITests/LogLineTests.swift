@@ -9,23 +9,30 @@ final class LogLineTests: XCTestCase {
     /// 2026-01-02T03:04:05.678Z
     let time = Date(timeIntervalSince1970: 1_767_323_045.678)
 
-    func line(_ level: Logger.Level = .warning, _ message: String = "coordinator session ended",
-              _ metadata: Logger.Metadata = ["network": "prod", "error": "unavailable: refused", "epoch": "7"])
+    func line(
+        _ level: Logger.Level = .warning,
+        _ message: String = "coordinator session ended",
+        _ metadata: Logger.Metadata = ["network": "prod", "error": "unavailable: refused", "epoch": "7"]
+    )
         -> LogLine
     {
         LogLine(time: time, level: level, label: "netlease.agent", message: message, metadata: metadata)
     }
 
     func testText() {
-        XCTAssertEqual(line().rendered(.text),
-                       #"2026-01-02T03:04:05.678Z warning netlease.agent: coordinator session ended epoch=7 "#
-                           + #"error="unavailable: refused" network=prod"#)
+        XCTAssertEqual(
+            line().rendered(.text),
+            #"2026-01-02T03:04:05.678Z warning netlease.agent: coordinator session ended epoch=7 "#
+                + #"error="unavailable: refused" network=prod"#
+        )
     }
 
     func testJournalHasThePriorityPrefixAndNoTime() {
-        XCTAssertEqual(line().rendered(.journal),
-                       #"<4>netlease.agent: coordinator session ended epoch=7 error="unavailable: refused" "#
-                           + "network=prod")
+        XCTAssertEqual(
+            line().rendered(.journal),
+            #"<4>netlease.agent: coordinator session ended epoch=7 error="unavailable: refused" "#
+                + "network=prod"
+        )
         let priorities = Logger.Level.allCases.map { line($0).rendered(.journal).prefix(3) }
         XCTAssertEqual(priorities, ["<7>", "<7>", "<6>", "<5>", "<4>", "<3>", "<2>"])
     }
@@ -33,10 +40,14 @@ final class LogLineTests: XCTestCase {
     func testJSONHasOneKeyPerField() throws {
         let text = line().rendered(.json)
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])
-        XCTAssertEqual(object, [
-            "time": "2026-01-02T03:04:05.678Z", "level": "warning", "logger": "netlease.agent",
-            "message": "coordinator session ended", "network": "prod", "error": "unavailable: refused", "epoch": "7",
-        ])
+        XCTAssertEqual(
+            object,
+            [
+                "time": "2026-01-02T03:04:05.678Z", "level": "warning", "logger": "netlease.agent",
+                "message": "coordinator session ended", "network": "prod", "error": "unavailable: refused",
+                "epoch": "7",
+            ]
+        )
         XCTAssertTrue(text.hasPrefix(#"{"time":"2026-01-02T03:04:05.678Z","level":"warning","logger":"#), text)
     }
 
@@ -53,8 +64,10 @@ final class LogLineTests: XCTestCase {
         for format in LogFormat.allCases {
             XCTAssertFalse(hostile.rendered(format).contains("\n"), "\(format)")
         }
-        XCTAssertEqual(hostile.rendered(.journal),
-                       #"<3>netlease.agent: two\nlines detail="a\nb \"quoted\" c=d" empty="""#)
+        XCTAssertEqual(
+            hostile.rendered(.journal),
+            #"<3>netlease.agent: two\nlines detail="a\nb \"quoted\" c=d" empty="""#
+        )
         let object = try JSONSerialization.jsonObject(with: Data(hostile.rendered(.json).utf8)) as? [String: String]
         XCTAssertEqual(object?["detail"], "a\nb \"quoted\" c=d")
         XCTAssertEqual(object?["message"], "two\nlines")
@@ -71,8 +84,10 @@ final class LogLineTests: XCTestCase {
     func testJournalOnlyWhenJournalStreamNamesStderr() {
         let stderr: (device: UInt64, inode: UInt64) = (64, 12345)
         XCTAssertEqual(LogFormat.detected(environment: [:], stderrIdentity: stderr), .text)
-        XCTAssertEqual(LogFormat.detected(environment: ["JOURNAL_STREAM": "64:12345"], stderrIdentity: stderr),
-                       .journal)
+        XCTAssertEqual(
+            LogFormat.detected(environment: ["JOURNAL_STREAM": "64:12345"], stderrIdentity: stderr),
+            .journal
+        )
         // Inherited, but stderr was redirected elsewhere.
         XCTAssertEqual(LogFormat.detected(environment: ["JOURNAL_STREAM": "64:999"], stderrIdentity: stderr), .text)
         XCTAssertEqual(LogFormat.detected(environment: ["JOURNAL_STREAM": "garbage"], stderrIdentity: stderr), .text)
@@ -91,8 +106,10 @@ final class LogLineTests: XCTestCase {
         XCTAssertNil(try parse(["coordinator"], as: Netlease.Coordinator.self).logFormat)
         let agent = try parse(AgentCommandTests.required + ["--log-format", "journal"], as: Netlease.AgentCommand.self)
         XCTAssertEqual(agent.logFormat, .journal)
-        assertRefused(["coordinator", "--log-format", "xml"],
-                      "The value 'xml' is invalid for '--log-format <format>'. Please provide one of 'text', 'json' "
-                          + "or 'journal'.")
+        assertRefused(
+            ["coordinator", "--log-format", "xml"],
+            "The value 'xml' is invalid for '--log-format <format>'. Please provide one of 'text', 'json' "
+                + "or 'journal'."
+        )
     }
 }

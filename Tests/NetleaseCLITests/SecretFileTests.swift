@@ -15,7 +15,8 @@ final class SecretFileTests: XCTestCase {
     private var children: [ChildProcess] = []
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory
+        scratch =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-secret-tests-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
@@ -36,7 +37,10 @@ final class SecretFileTests: XCTestCase {
 
     private func start(_ name: String, _ arguments: [String] = []) async throws -> CoordinatorProcess {
         let coordinator = try await CoordinatorProcess.start(
-            binary: try binary(), directory: path(name), arguments: arguments)
+            binary: try binary(),
+            directory: path(name),
+            arguments: arguments
+        )
         coordinators.append(coordinator)
         return coordinator
     }
@@ -90,13 +94,17 @@ final class SecretFileTests: XCTestCase {
                 XCTAssertEqual(chmod(file, loose), 0)
                 // A coordinator that accepted the file would keep running: the run's deadline fails the test then.
                 let run = try ExecutableRun.run(
-                    binary, ["coordinator", "--listen", "127.0.0.1:0", "--data", data.directory],
-                    timeout: .seconds(30))
+                    binary,
+                    ["coordinator", "--listen", "127.0.0.1:0", "--data", data.directory],
+                    timeout: .seconds(30)
+                )
                 let octal = String(loose, radix: 8)
                 XCTAssertEqual(run.status, 1, "\(file) mode \(octal): \(run.stderr)")
                 XCTAssertFalse(run.stdout.contains("listening"), "started with \(file) mode \(octal)")
-                XCTAssertTrue(run.stderr.contains("error: bad-request: secret file \(file) has mode \(octal)"),
-                              run.stderr)
+                XCTAssertTrue(
+                    run.stderr.contains("error: bad-request: secret file \(file) has mode \(octal)"),
+                    run.stderr
+                )
                 XCTAssertTrue(run.stderr.contains("chmod 600 \(file)"), run.stderr)
                 XCTAssertEqual(mode(file), loose, "the coordinator changed the file's mode itself")
             }
@@ -116,9 +124,11 @@ final class SecretFileTests: XCTestCase {
         let secret = path("agent-secret")
         try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: URL(fileURLWithPath: secret))
         func arguments(_ tag: String) -> [String] {
-            ["agent", "--coordinator", "127.0.0.1:\(listener.port)", "--secret-file", secret, "--host", "h1",
-             "--underlay", "10.99.0.1", "--network", "prod", "--socket", path("\(tag)-run/agent.sock"),
-             "--state-dir", path("\(tag)-state"), "--log-level", "warning"]
+            [
+                "agent", "--coordinator", "127.0.0.1:\(listener.port)", "--secret-file", secret, "--host", "h1",
+                "--underlay", "10.99.0.1", "--network", "prod", "--socket", path("\(tag)-run/agent.sock"),
+                "--state-dir", path("\(tag)-state"), "--log-level", "warning",
+            ]
         }
 
         for loose: mode_t in [0o640, 0o644] {
@@ -128,7 +138,8 @@ final class SecretFileTests: XCTestCase {
             XCTAssertEqual(run.status, 1, run.stderr)
             XCTAssertTrue(
                 run.stderr.contains("error: bad-request: secret file \(secret) has mode \(String(loose, radix: 8))"),
-                run.stderr)
+                run.stderr
+            )
             XCTAssertEqual(listener.acceptedSoFar(), 0, "the agent connected with a refused secret file")
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("\(tag)-run")), "socket directory created")
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("\(tag)-state")), "state directory created")
@@ -137,25 +148,38 @@ final class SecretFileTests: XCTestCase {
         // Control: with mode 0600 the same agent does connect, so the check above could fail. The listener never
         // greets, so the agent gets no further than waiting for the greeting; it is stopped then.
         XCTAssertEqual(chmod(secret, 0o600), 0)
-        let agent = try ChildProcess(executable: binary, arguments: arguments("control"), stdout: .null,
-                                     stderr: .file(path("control.log"), append: false))
+        let agent = try ChildProcess(
+            executable: binary,
+            arguments: arguments("control"),
+            stdout: .null,
+            stderr: .file(path("control.log"), append: false)
+        )
         children.append(agent)
         let deadline = ContinuousClock.now + .seconds(30)
         while listener.acceptedSoFar() == 0, agent.isRunning, ContinuousClock.now < deadline {
             usleep(50_000)
         }
-        XCTAssertGreaterThan(listener.acceptedSoFar(), 0,
-                             "the control agent never connected: \((try? contents(path("control.log"))) ?? "")")
+        XCTAssertGreaterThan(
+            listener.acceptedSoFar(),
+            0,
+            "the control agent never connected: \((try? contents(path("control.log"))) ?? "")"
+        )
     }
 
     func testInsecureLogsItsWarningAndCreatesNoSecret() async throws {
         let coordinator = try await start("insecure", ["--insecure"])
-        XCTAssertTrue(coordinator.log.contains("--insecure: every client may change state without authentication"),
-                      coordinator.log)
+        XCTAssertTrue(
+            coordinator.log.contains("--insecure: every client may change state without authentication"),
+            coordinator.log
+        )
         XCTAssertFalse(FileManager.default.fileExists(atPath: coordinator.secretFile))
         let run = try ExecutableRun.run(
-            try binary(), ["network", "create", "open", "--subnet", "10.98.0.0/24", "--coordinator",
-                           coordinator.address])
+            try binary(),
+            [
+                "network", "create", "open", "--subnet", "10.98.0.0/24", "--coordinator",
+                coordinator.address,
+            ]
+        )
         XCTAssertEqual(run.status, 0, "an unauthenticated change was refused under --insecure: \(run.stderr)")
     }
 
@@ -184,8 +208,10 @@ final class SecretFileTests: XCTestCase {
                 let run = try ExecutableRun.run(binary, arguments, environment: environment, directory: workdir)
                 let octal = String(loose, radix: 8)
                 XCTAssertEqual(run.status, 1, "\(way) mode \(octal) was accepted: \(run.stdout)")
-                XCTAssertTrue(run.stderr.contains("error: bad-request: secret file \(shown) has mode \(octal)"),
-                              "\(way): \(run.stderr)")
+                XCTAssertTrue(
+                    run.stderr.contains("error: bad-request: secret file \(shown) has mode \(octal)"),
+                    "\(way): \(run.stderr)"
+                )
             }
             XCTAssertEqual(chmod(file, 0o600), 0)
             let run = try ExecutableRun.run(binary, arguments, environment: environment, directory: workdir)
@@ -204,7 +230,10 @@ final class TCPListener {
     init() throws {
         // Non-blocking, so counting never waits for a connection that does not come.
         let descriptor = socket(
-            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            AF_INET,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            0
+        )
         guard descriptor >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -13,7 +13,8 @@ final class CNIExecutableTests: XCTestCase {
     private var scratch: String!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory
+        scratch =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-cni-exec-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
@@ -29,8 +30,10 @@ final class CNIExecutableTests: XCTestCase {
         return Data(#"{"cniVersion":"\#(version)","name":"prod","type":"bridge","ipam":\#(ipam)}"#.utf8)
     }
 
-    private let container = ["CNI_CONTAINERID": "c0ffee", "CNI_IFNAME": "eth0", "CNI_NETNS": "/var/run/netns/x",
-                             "CNI_PATH": "/usr/lib/cni"]
+    private let container = [
+        "CNI_CONTAINERID": "c0ffee", "CNI_IFNAME": "eth0", "CNI_NETNS": "/var/run/netns/x",
+        "CNI_PATH": "/usr/lib/cni",
+    ]
 
     private func plugin(_ environment: [String: String], _ input: Data?) throws -> ExecutableRun {
         let binary: String
@@ -39,16 +42,24 @@ final class CNIExecutableTests: XCTestCase {
     }
 
     /// The CNI error object on stdout; asserts exit status 1, nothing on stderr, and the version echoed.
-    private func error(_ run: ExecutableRun, version: String = "1.0.0", file: StaticString = #filePath,
-                       line: UInt = #line) throws -> (code: Int, msg: String)
-    {
+    private func error(
+        _ run: ExecutableRun,
+        version: String = "1.0.0",
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> (code: Int, msg: String) {
         XCTAssertEqual(run.status, 1, run.stdout, file: file, line: line)
         XCTAssertEqual(run.stderr, "", file: file, line: line)
         let object = try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], file: file, line: line)
+            try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
+            file: file,
+            line: line
+        )
         XCTAssertEqual(object["cniVersion"] as? String, version, file: file, line: line)
-        return (try XCTUnwrap(object["code"] as? Int, file: file, line: line),
-                try XCTUnwrap(object["msg"] as? String, file: file, line: line))
+        return (
+            try XCTUnwrap(object["code"] as? Int, file: file, line: line),
+            try XCTUnwrap(object["msg"] as? String, file: file, line: line)
+        )
     }
 
     func testVersionAnswersWithEverySupportedVersion() throws {
@@ -96,12 +107,18 @@ final class CNIExecutableTests: XCTestCase {
             (Data(), 7, "network configuration on stdin is not a JSON object"),
             (Data("not json".utf8), 7, "network configuration on stdin is not a JSON object"),
             (Data("[1,2]".utf8), 7, "network configuration on stdin is not a JSON object"),
-            (Data(#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#.utf8), 7,
-             "network configuration has no 'ipam' object"),
-            (config(ipam: #"{"type":"netlease-cni"}"#), 7,
-             "ipam.network is missing: name the netlease network to lease from"),
-            (config(ipam: #"{"type":"netlease-cni","network":""}"#), 7,
-             "ipam.network is missing: name the netlease network to lease from"),
+            (
+                Data(#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#.utf8), 7,
+                "network configuration has no 'ipam' object"
+            ),
+            (
+                config(ipam: #"{"type":"netlease-cni"}"#), 7,
+                "ipam.network is missing: name the netlease network to lease from"
+            ),
+            (
+                config(ipam: #"{"type":"netlease-cni","network":""}"#), 7,
+                "ipam.network is missing: name the netlease network to lease from"
+            ),
         ]
         for (input, expected, message) in cases {
             let (code, msg) = try error(try plugin(add, input))

@@ -25,8 +25,10 @@ final class CNIPluginCommandTests: XCTestCase {
         let config = #"{"cniVersion":"1.0.0","name":"n","type":"bridge","ipam":{"type":"netlease-cni"}}"#
         let outcome = await CNIPlugin.run(environment: ["CNI_COMMAND": "ADD"], input: Data(config.utf8))
         XCTAssertEqual(try json(outcome)["code"] as? Int, 7)
-        XCTAssertEqual(try json(outcome)["msg"] as? String,
-                       "ipam.network is missing: name the netlease network to lease from")
+        XCTAssertEqual(
+            try json(outcome)["msg"] as? String,
+            "ipam.network is missing: name the netlease network to lease from"
+        )
     }
 
     func testMissingContainerIDIsCode4() async throws {
@@ -52,7 +54,9 @@ final class CNIPluginCommandTests: XCTestCase {
             "ipam":{"type":"netlease-cni","network":"p","socket":"\(socket.path)"}}
             """
         let outcome = await CNIPlugin.run(
-            environment: ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"], input: Data(config.utf8))
+            environment: ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"],
+            input: Data(config.utf8)
+        )
         XCTAssertEqual(outcome.exitStatus, 1)
         XCTAssertEqual(try json(outcome)["code"] as? Int, 11)
     }
@@ -61,7 +65,9 @@ final class CNIPluginCommandTests: XCTestCase {
 /// What the plugin says to a person: its release, and what it is when run without CNI_COMMAND.
 final class CNIPluginInformationTests: XCTestCase {
     func testVersionFlagPrintsThePluginsRelease() throws {
-        let outcome = try XCTUnwrap(CNIPlugin.informational(arguments: ["netlease-cni", "--version"], environment: [:]))
+        let outcome = try XCTUnwrap(
+            CNIPlugin.informational(arguments: ["netlease-cni", "--version"], environment: [:])
+        )
         XCTAssertEqual(outcome.exitStatus, 0)
         XCTAssertEqual(String(decoding: outcome.stdout, as: UTF8.self), "netlease-cni \(NetleaseVersion.current)\n")
     }

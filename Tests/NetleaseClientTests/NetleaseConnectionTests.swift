@@ -26,7 +26,10 @@ final class NetleaseConnectionTests: XCTestCase {
 
     /// Asserts that `body` throws a `NetleaseError` with `code` whose message contains `text`.
     private func assertFails(
-        _ code: ErrorCode, containing text: String, file: StaticString = #filePath, line: UInt = #line,
+        _ code: ErrorCode,
+        containing text: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: () async throws -> Void
     ) async {
         do {
@@ -94,7 +97,9 @@ final class NetleaseConnectionTests: XCTestCase {
     func testPendingRequestFailsWhenTheServerClosesInTheMiddleOfARecordList() async throws {
         let partial = "OK count=3\nNETWORK name=a subnet=10.0.0.0/24\n"
         let endpoint = try await scripted(
-            greeting: Greeting(authRequired: false).line, answer: .writeThenClose(partial))
+            greeting: Greeting(authRequired: false).line,
+            answer: .writeThenClose(partial)
+        )
         await assertFails(.unavailable, containing: "mid-reply") {
             try await withDeadline(.seconds(10), "a listing cut short") {
                 try await NetleaseConnection.connect(to: endpoint) { connection in

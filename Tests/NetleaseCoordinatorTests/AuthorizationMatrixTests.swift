@@ -39,8 +39,10 @@ final class AuthorizationMatrixTests: XCTestCase {
             ("RELEASE", "RELEASE network=n1 owner=o1"),
             ("RESERVE", "RESERVE network=n1 address=172.30.0.201"),
             ("UNRESERVE", "UNRESERVE network=n1 address=172.30.0.200"),
-            ("REPORT-CONFLICT",
-             "REPORT-CONFLICT network=n1 address=172.30.0.202 mac=02:00:00:00:00:01 host=h1 epoch=\(epoch)"),
+            (
+                "REPORT-CONFLICT",
+                "REPORT-CONFLICT network=n1 address=172.30.0.202 mac=02:00:00:00:00:01 host=h1 epoch=\(epoch)"
+            ),
             ("LEASE-LIST", "LEASE-LIST"),
             ("RECONCILE", "RECONCILE network=n1 owner=o3 address=172.30.0.203 host=h1 epoch=\(epoch)"),
             ("WATCH", "WATCH"),

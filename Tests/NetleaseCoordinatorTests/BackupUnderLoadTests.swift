@@ -96,13 +96,21 @@ final class BackupUnderLoadTests: XCTestCase {
                                 if !held.isEmpty, Int.random(in: 0..<3, using: &random) == 0 {
                                     let pick = held.remove(at: Int.random(in: 0..<held.count, using: &random))
                                     histories[pick].releaseSent = .now
-                                    _ = try await c.release(ReleaseRequest(network: "prod",
-                                                                           owner: histories[pick].owner))
+                                    _ = try await c.release(
+                                        ReleaseRequest(
+                                            network: "prod",
+                                            owner: histories[pick].owner
+                                        )
+                                    )
                                     histories[pick].releaseAcked = .now
                                 } else {
                                     var history = History(owner: "w\(index)-\(histories.count)", acquireSent: .now)
-                                    let lease = try await c.acquire(AcquireRequest(network: "prod",
-                                                                                   owner: history.owner))
+                                    let lease = try await c.acquire(
+                                        AcquireRequest(
+                                            network: "prod",
+                                            owner: history.owner
+                                        )
+                                    )
                                     history.acquireAcked = .now
                                     history.address = lease.address
                                     histories.append(history)
@@ -128,11 +136,22 @@ final class BackupUnderLoadTests: XCTestCase {
                             let backup = try await c.backup()
                             let replied = ContinuousClock.now
                             let file = (scratch as NSString).appendingPathComponent("backup-\(snapshots.count).db")
-                            guard FileManager.default.createFile(atPath: file, contents: backup.data,
-                                                                 attributes: [.posixPermissions: 0o600])
+                            guard
+                                FileManager.default.createFile(
+                                    atPath: file,
+                                    contents: backup.data,
+                                    attributes: [.posixPermissions: 0o600]
+                                )
                             else { throw NetleaseError(.storage, "cannot write \(file)") }
-                            snapshots.append(Snapshot(name: "backup \(snapshots.count + 1)", sent: sent,
-                                                      replied: replied, file: file, generation: backup.generation))
+                            snapshots.append(
+                                Snapshot(
+                                    name: "backup \(snapshots.count + 1)",
+                                    sent: sent,
+                                    replied: replied,
+                                    file: file,
+                                    generation: backup.generation
+                                )
+                            )
                         }
                         return ([], snapshots)
                     }
@@ -149,13 +168,18 @@ final class BackupUnderLoadTests: XCTestCase {
         XCTAssertEqual(snapshots.count, thresholds.count)
         XCTAssertEqual(live.terminate(), 0, "the coordinator did not stop cleanly: \(live.stderrText)")
         let end = ContinuousClock.now
-        print("backup under load: \(histories.count) acquires, "
-            + "\(histories.filter { $0.releaseAcked != nil }.count) releases, \(snapshots.count) backups")
+        print(
+            "backup under load: \(histories.count) acquires, "
+                + "\(histories.filter { $0.releaseAcked != nil }.count) releases, \(snapshots.count) backups"
+        )
 
         // The live store at the end is a snapshot too, with nothing in flight: the durability baseline.
         let final = try await restoredLeases(nil)
-        check(final, against: Snapshot(name: "live store", sent: end, replied: end, file: "", generation: 0),
-              histories)
+        check(
+            final,
+            against: Snapshot(name: "live store", sent: end, replied: end, file: "", generation: 0),
+            histories
+        )
 
         for snapshot in snapshots {
             let integrity = try shell(sqlite, ["-batch", "-bail", snapshot.file, "PRAGMA integrity_check;"])
@@ -175,8 +199,10 @@ final class BackupUnderLoadTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: replaced, withIntermediateDirectories: true)
             for name in try FileManager.default.contentsOfDirectory(atPath: directory)
             where name.hasPrefix("netlease.db") {
-                try FileManager.default.moveItem(atPath: (directory as NSString).appendingPathComponent(name),
-                                                 toPath: (replaced as NSString).appendingPathComponent(name))
+                try FileManager.default.moveItem(
+                    atPath: (directory as NSString).appendingPathComponent(name),
+                    toPath: (replaced as NSString).appendingPathComponent(name)
+                )
             }
             let target = (directory as NSString).appendingPathComponent("netlease.db")
             try FileManager.default.copyItem(atPath: file, toPath: target)
@@ -189,31 +215,60 @@ final class BackupUnderLoadTests: XCTestCase {
         return leases
     }
 
-    private func check(_ leases: [Lease], against snapshot: Snapshot, _ histories: [History],
-                       file: StaticString = #filePath, line: UInt = #line)
-    {
+    private func check(
+        _ leases: [Lease],
+        against snapshot: Snapshot,
+        _ histories: [History],
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let name = snapshot.name
-        XCTAssertEqual(Set(leases.map(\.address)).count, leases.count, "\(name): an address is held twice",
-                       file: file, line: line)
-        XCTAssertEqual(Set(leases.map(\.owner)).count, leases.count, "\(name): an owner holds two addresses",
-                       file: file, line: line)
+        XCTAssertEqual(
+            Set(leases.map(\.address)).count,
+            leases.count,
+            "\(name): an address is held twice",
+            file: file,
+            line: line
+        )
+        XCTAssertEqual(
+            Set(leases.map(\.owner)).count,
+            leases.count,
+            "\(name): an owner holds two addresses",
+            file: file,
+            line: line
+        )
         let byOwner = Dictionary(leases.map { ($0.owner, $0) }, uniquingKeysWith: { first, _ in first })
         let known = Dictionary(uniqueKeysWithValues: histories.map { ($0.owner, $0) })
         var inFlight = 0
         for lease in leases {
             guard let history = known[lease.owner] else {
-                XCTFail("\(name): \(lease.owner) holds \(lease.address) but no client asked for it",
-                        file: file, line: line)
+                XCTFail(
+                    "\(name): \(lease.owner) holds \(lease.address) but no client asked for it",
+                    file: file,
+                    line: line
+                )
                 continue
             }
-            XCTAssertEqual(history.address, lease.address,
-                           "\(name): \(lease.owner) holds an address it was never acknowledged",
-                           file: file, line: line)
-            XCTAssertLessThan(history.acquireSent, snapshot.replied,
-                              "\(name): \(lease.owner) was acquired after the backup's reply", file: file, line: line)
+            XCTAssertEqual(
+                history.address,
+                lease.address,
+                "\(name): \(lease.owner) holds an address it was never acknowledged",
+                file: file,
+                line: line
+            )
+            XCTAssertLessThan(
+                history.acquireSent,
+                snapshot.replied,
+                "\(name): \(lease.owner) was acquired after the backup's reply",
+                file: file,
+                line: line
+            )
             if let released = history.releaseAcked, released < snapshot.sent {
-                XCTFail("\(name): \(lease.owner) still active although its release was acknowledged before the backup",
-                        file: file, line: line)
+                XCTFail(
+                    "\(name): \(lease.owner) still active although its release was acknowledged before the backup",
+                    file: file,
+                    line: line
+                )
             }
         }
         for history in histories {
@@ -225,9 +280,13 @@ final class BackupUnderLoadTests: XCTestCase {
                 if history.releaseAcked.map({ $0 >= snapshot.sent }) ?? true { inFlight += 1 }
                 continue
             }
-            XCTAssertEqual(byOwner[history.owner]?.address, history.address,
-                           "\(name): \(history.owner) was acknowledged before the backup but is missing from it",
-                           file: file, line: line)
+            XCTAssertEqual(
+                byOwner[history.owner]?.address,
+                history.address,
+                "\(name): \(history.owner) was acknowledged before the backup but is missing from it",
+                file: file,
+                line: line
+            )
         }
         print("\(name): \(leases.count) active leases, \(inFlight) operations in flight during the backup")
     }
@@ -236,8 +295,11 @@ final class BackupUnderLoadTests: XCTestCase {
     private func shell(_ executable: String, _ arguments: [String]) throws -> String {
         let output = try ChildProcess.run(executable: executable, arguments: arguments, timeout: .seconds(30))
         let text = String(decoding: output.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(output.termination, .exited(0),
-                       "\(executable) \(arguments): \(String(decoding: output.stderr, as: UTF8.self))")
+        XCTAssertEqual(
+            output.termination,
+            .exited(0),
+            "\(executable) \(arguments): \(String(decoding: output.stderr, as: UTF8.self))"
+        )
         return text
     }
 }

@@ -37,7 +37,9 @@ final class ChildCoordinator: @unchecked Sendable {
             executable: try binary(),
             arguments: ["coordinator", "--listen", "127.0.0.1:0", "--data", directory, "--log-level", "warning"]
                 + extraArguments,
-            stdout: .pipe, stderr: .file(stderrFile, append: false))
+            stdout: .pipe,
+            stderr: .file(stderrFile, append: false)
+        )
         let reader = process.stdoutDescriptor
         // The first line only, within 60 s; the pipe stays open (unread) until the child exits, which its buffer
         // allows.
@@ -69,8 +71,11 @@ final class ChildCoordinator: @unchecked Sendable {
             throw NetleaseError(.unavailable, "coordinator did not start: \(line ?? "no output")\n\(log)")
         }
         return ChildCoordinator(
-            process: process, endpoint: Endpoint(host: "127.0.0.1", port: port), directory: directory,
-            stderrFile: stderrFile)
+            process: process,
+            endpoint: Endpoint(host: "127.0.0.1", port: port),
+            directory: directory,
+            stderrFile: stderrFile
+        )
     }
 
     var secret: String {

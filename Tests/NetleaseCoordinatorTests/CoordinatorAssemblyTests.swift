@@ -21,10 +21,12 @@ final class CoordinatorAssemblyTests: XCTestCase {
         harness = try await CoordinatorHarness.start(clock: clock, reclaimInterval: .milliseconds(20))
         let lease = try await harness.connect { c in
             _ = try await c.createNetwork(
-                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 3, cooldown: 60))
+                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 3, cooldown: 60)
+            )
             let join = try await c.join(host: "h1", underlay: IPv4Address(10, 1, 0, 1), networks: ["prod"])
             return try await c.acquire(
-                AcquireRequest(network: "prod", owner: "web", claim: HostClaim(host: "h1", epoch: join.epoch)))
+                AcquireRequest(network: "prod", owner: "web", claim: HostClaim(host: "h1", epoch: join.epoch))
+            )
         }
         try await harness.connect { watcher in
             let (hosts, events) = try await watcher.watch()
@@ -43,8 +45,11 @@ final class CoordinatorAssemblyTests: XCTestCase {
             let hosts = try await c.hosts()
             XCTAssertEqual(hosts.first { $0.name == "h1" }?.state, .lost)
             let cooling = try await c.leases(.init(network: "prod", state: .cooldown))
-            XCTAssertEqual(cooling.first { $0.address == lease.address }?.state, .cooldown,
-                           "the lost host's lease must wait out its cooldown")
+            XCTAssertEqual(
+                cooling.first { $0.address == lease.address }?.state,
+                .cooldown,
+                "the lost host's lease must wait out its cooldown"
+            )
             let active = try await c.leases(.init(network: "prod", state: .active))
             XCTAssertNil(active.first { $0.owner == "web" }, "the lost host's lease is still active")
         }
@@ -69,8 +74,10 @@ final class CoordinatorAssemblyTests: XCTestCase {
         harness = try await CoordinatorHarness.start()
         let port = harness.endpoint.port
         func harnessDirectories() throws -> Set<String> {
-            Set(try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
-                .filter { $0.hasPrefix("netlease-test-") })
+            Set(
+                try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+                    .filter { $0.hasPrefix("netlease-test-") }
+            )
         }
         let before = try harnessDirectories()
         defer { XCTAssertEqual(try? harnessDirectories(), before, "a failed start left its data directory behind") }

@@ -44,7 +44,11 @@ final class CoordinatorMetricsTests: XCTestCase {
         _ = try await admin.reserve(network: "prod", address: IPv4Address(172, 30, 0, 200), note: "router")
         let doomed = try await admin.acquire(AcquireRequest(network: "dev", owner: "probe", claim: claim))
         _ = try await admin.reportConflict(
-            network: "dev", address: doomed.address, mac: "02:00:00:00:00:01", claim: claim)
+            network: "dev",
+            address: doomed.address,
+            mac: "02:00:00:00:00:01",
+            claim: claim
+        )
         do {
             _ = try await admin.acquire(AcquireRequest(network: "nowhere", owner: "x", claim: claim))
             XCTFail("an unknown network was accepted")
@@ -82,15 +86,23 @@ final class CoordinatorMetricsTests: XCTestCase {
                     let name = network.spec.name
                     for state in LeaseState.allCases {
                         let listed = leases.filter { $0.network == name && $0.state == state }.count
-                        XCTAssertEqual(metrics["netlease_leases", ["network": name, "state": state.rawValue]],
-                                       Double(listed), "\(name) \(state)")
+                        XCTAssertEqual(
+                            metrics["netlease_leases", ["network": name, "state": state.rawValue]],
+                            Double(listed),
+                            "\(name) \(state)"
+                        )
                     }
                     let c = network.counts
-                    for (kind, count) in [("free", Double(c.free)), ("leased", Double(c.active)),
-                                          ("reserved", Double(c.reserved)), ("cooldown", Double(c.cooldown)),
-                                          ("conflict", Double(c.conflict))] {
-                        XCTAssertEqual(metrics["netlease_pool_addresses", ["network": name, "kind": kind]], count,
-                                       "\(name) \(kind)")
+                    for (kind, count) in [
+                        ("free", Double(c.free)), ("leased", Double(c.active)),
+                        ("reserved", Double(c.reserved)), ("cooldown", Double(c.cooldown)),
+                        ("conflict", Double(c.conflict)),
+                    ] {
+                        XCTAssertEqual(
+                            metrics["netlease_pool_addresses", ["network": name, "kind": kind]],
+                            count,
+                            "\(name) \(kind)"
+                        )
                     }
                 }
                 // The bridge address of h1 in each network is an active lease too.
@@ -114,8 +126,10 @@ final class CoordinatorMetricsTests: XCTestCase {
         XCTAssertEqual(metrics["netlease_request_duration_seconds_count", ["verb": "ACQUIRE"]], 8)
         XCTAssertEqual(metrics["netlease_request_duration_seconds_bucket", ["verb": "ACQUIRE", "le": "+Inf"]], 8)
         XCTAssertGreaterThan(metrics["netlease_request_duration_seconds_sum", ["verb": "ACQUIRE"]] ?? 0, 0)
-        XCTAssertNil(metrics["netlease_requests_total", ["verb": "BACKUP", "result": "ok"]],
-                     "a series appears only once it counted something")
+        XCTAssertNil(
+            metrics["netlease_requests_total", ["verb": "BACKUP", "result": "ok"]],
+            "a series appears only once it counted something"
+        )
         XCTAssertGreaterThan(metrics.sum("netlease_commit_duration_seconds_count"), 0)
     }
 
@@ -159,7 +173,8 @@ final class CoordinatorMetricsTests: XCTestCase {
         let reclaiming = try CoordinatorHarness(secret: nil, clock: clock)
         defer { try? FileManager.default.removeItem(at: reclaiming.directory) }
         _ = try await reclaiming.store.createNetwork(
-            NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 30))
+            NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 30)
+        )
         _ = try await reclaiming.store.join(host: "h1", underlay: IPv4Address(10, 9, 0, 1), networks: ["prod"])
         clock.advance(seconds: 31)
         await Reclaimer(store: reclaiming.store, metrics: reclaiming.metrics).reclaimOnce()
@@ -185,7 +200,8 @@ struct MetricsText {
             if let brace = series.firstIndex(of: "{") {
                 name = series[..<brace]
                 for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)]
-                    .split(separator: ",") {
+                    .split(separator: ",")
+                {
                     let parts = pair.split(separator: "=", maxSplits: 1)
                     labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
                 }

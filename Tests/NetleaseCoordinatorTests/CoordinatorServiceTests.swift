@@ -2,10 +2,10 @@ import Foundation
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
-import NetleaseWire
 import NetleaseTesting
-import XCTest
 import NetleaseTransport
+import NetleaseWire
+import XCTest
 
 final class CoordinatorServiceTests: XCTestCase {
     var harness: CoordinatorHarness!
@@ -32,7 +32,8 @@ final class CoordinatorServiceTests: XCTestCase {
                         var got: [IPv4Address] = []
                         for index in 0..<perClient {
                             let lease = try await connection.acquire(
-                                AcquireRequest(network: "prod", owner: "c\(client)-\(index)"))
+                                AcquireRequest(network: "prod", owner: "c\(client)-\(index)")
+                            )
                             got.append(lease.address)
                         }
                         return got
@@ -76,7 +77,8 @@ final class CoordinatorServiceTests: XCTestCase {
         XCTAssertEqual(try raw.readLine(), "NETLEASE version=1 auth=required")
         try raw.send(
             "AUTH secret=test-secret\nACQUIRE network=prod owner=a\nPING\nBOGUS\nACQUIRE network=prod owner=b\n"
-                + "ACQUIRE network=prod owner=a\nRELEASE network=prod owner=b\nLEASE-LIST network=prod\n")
+                + "ACQUIRE network=prod owner=a\nRELEASE network=prod owner=b\nLEASE-LIST network=prod\n"
+        )
         let lines = try raw.readLines(9)
         XCTAssertEqual(lines.count, 9)
         XCTAssertEqual(lines[0], "OK role=admin")
@@ -84,7 +86,10 @@ final class CoordinatorServiceTests: XCTestCase {
         XCTAssertEqual(lines[2], "OK pong=1")
         XCTAssertTrue(lines[3].hasPrefix("ERR bad-request unknown verb 'BOGUS'"), lines[3])
         XCTAssertTrue(lines[4].hasPrefix("OK network=prod address=172.30.0.2/16"), lines[4])
-        XCTAssertTrue(lines[5].hasPrefix("OK network=prod address=172.30.0.1/16"), "retry must be idempotent: \(lines[5])")
+        XCTAssertTrue(
+            lines[5].hasPrefix("OK network=prod address=172.30.0.1/16"),
+            "retry must be idempotent: \(lines[5])"
+        )
         XCTAssertTrue(lines[6].hasPrefix("OK network=prod address=172.30.0.2/16"), lines[6])
         XCTAssertTrue(lines[6].contains("released=1"), lines[6])
         XCTAssertEqual(lines[7], "OK count=1")
@@ -214,9 +219,11 @@ final class CoordinatorServiceTests: XCTestCase {
             "RELEASE network=prod", "HEARTBEAT host=h epoch=abc", "acquire\tnetwork=prod",
             "ACQUIRE network=prod owner=a colour=blue", "=", "LEASE-LIST state=gone",
         ]
-        let codes = ["bad-request", "bad-request", "bad-request", "unknown-network", "bad-request", "bad-request",
-                     "bad-request", "bad-request", "bad-request", "bad-request", "bad-request", "bad-request",
-                     "bad-request"]
+        let codes = [
+            "bad-request", "bad-request", "bad-request", "unknown-network", "bad-request", "bad-request",
+            "bad-request", "bad-request", "bad-request", "bad-request", "bad-request", "bad-request",
+            "bad-request",
+        ]
         try raw.send(bad.joined(separator: "\n") + "\n")
         let replies = try raw.readLines(bad.count)
         for (index, reply) in replies.enumerated() {

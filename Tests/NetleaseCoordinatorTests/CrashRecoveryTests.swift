@@ -2,15 +2,16 @@ import Foundation
 import NetleaseChaos
 import NetleaseClient
 import NetleaseCore
-import NetleaseWire
 import NetleaseTesting
+import NetleaseWire
 import XCTest
 
 final class CrashRecoveryTests: XCTestCase {
     var directory: String!
 
     override func setUp() {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-crash-\(UUID().uuidString)").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("netlease-crash-\(UUID().uuidString)").path
     }
 
     override func tearDown() {
@@ -26,9 +27,17 @@ final class CrashRecoveryTests: XCTestCase {
         // with NETLEASE_TEST_SEED.
         let seed = ReplayableRandom(test: "chaos short form").seed
         print("chaos short form: replay also with netlease-chaos --cycles 4 --seed \(seed)")
-        let run = ChaosRun(options: .init(
-            binary: try ChildCoordinator.binary(), directory: directory, cycles: 4, clients: 8,
-            acknowledgementsPerCycle: 100...400, seed: seed, progressDeadline: .seconds(30)))
+        let run = ChaosRun(
+            options: .init(
+                binary: try ChildCoordinator.binary(),
+                directory: directory,
+                cycles: 4,
+                clients: 8,
+                acknowledgementsPerCycle: 100...400,
+                seed: seed,
+                progressDeadline: .seconds(30)
+            )
+        )
         let summary = try await run.run()
         print("chaos short form: \(summary)")
         XCTAssertEqual(summary.cycles, 4)
@@ -66,8 +75,11 @@ final class CrashRecoveryTests: XCTestCase {
     func testSecretFileReadableByOthersIsRefused() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/cluster-secret"
-        FileManager.default.createFile(atPath: path, contents: Data("s3cret\n".utf8),
-                                       attributes: [.posixPermissions: 0o644])
+        FileManager.default.createFile(
+            atPath: path,
+            contents: Data("s3cret\n".utf8),
+            attributes: [.posixPermissions: 0o644]
+        )
         do {
             let child = try await ChildCoordinator.start(directory: directory)
             child.cleanUp()

@@ -36,7 +36,9 @@ final class HostileClientTests: XCTestCase {
                 let lease = try await c.acquire(AcquireRequest(network: "prod", owner: "\(tag)-\(index)"))
                 XCTAssertEqual(lease.owner, "\(tag)-\(index)")
                 let elapsed = ContinuousClock.now - start
-                latencies.append(Int(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+                latencies.append(
+                    Int(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
+                )
             }
             return latencies
         }
@@ -47,7 +49,9 @@ final class HostileClientTests: XCTestCase {
         guard !sorted.isEmpty else { return }
         let p50 = sorted[sorted.count / 2]
         let p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
-        print("hostile load '\(name)': well-behaved client \(sorted.count) requests, p50=\(p50)us p99=\(p99)us max=\(sorted.last!)us")
+        print(
+            "hostile load '\(name)': well-behaved client \(sorted.count) requests, p50=\(p50)us p99=\(p99)us max=\(sorted.last!)us"
+        )
     }
 
     func testSlowlorisLineIsClosedAtTheLineDeadlineWhileOthersAreServed() async throws {
@@ -125,7 +129,9 @@ final class HostileClientTests: XCTestCase {
             _ = try raw.readLine()
             var bytes: [UInt8] = []
             for _ in 0..<200 {
-                var line = (0..<Int.random(in: 1...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                var line = (0..<Int.random(in: 1...300, using: &generator)).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
                 line.removeAll { $0 == 0x0A }
                 bytes += line + [0x0A]
             }

@@ -123,7 +123,8 @@ final class IdentifierPropertyTests: XCTestCase {
                 let subnet = IPv4Subnet("172.\(16 + nextSubnet / 256).\(nextSubnet % 256).0/24")!
                 // Its own bridge: default bridge names are cut to 15 bytes, so long names would share one.
                 let spec = try await store.createNetwork(
-                    NetworkSpec(name: value, subnet: subnet, bridge: "pb\(nextSubnet)"))
+                    NetworkSpec(name: value, subnet: subnet, bridge: "pb\(nextSubnet)")
+                )
                 XCTAssertEqual(Array(spec.name.utf8), bytes, at)
                 accepted.networks[bytes] = subnet.description
             case .host:
@@ -149,7 +150,12 @@ final class IdentifierPropertyTests: XCTestCase {
                 guard !value.isEmpty else { return }
                 let owner = "if-owner-\(draw)"
                 let lease = try await store.acquire(
-                    network: "blue", owner: owner, claim: nil, address: nil, ifname: value)
+                    network: "blue",
+                    owner: owner,
+                    claim: nil,
+                    address: nil,
+                    ifname: value
+                )
                 XCTAssertEqual(Array(lease.ifname.utf8), bytes, at)
                 accepted.owners[Array(owner.utf8)] = lease.address
                 accepted.ifnames[Array(owner.utf8)] = bytes
@@ -167,8 +173,10 @@ final class IdentifierPropertyTests: XCTestCase {
                 accepted.macs[address] = bytes
             case .ownerFilter:
                 let found = try await store.leases(.init(network: "blue", owner: value))
-                XCTAssertTrue(found.allSatisfy { Array($0.owner.utf8) == bytes },
-                              "\(at): the filter matched other bytes")
+                XCTAssertTrue(
+                    found.allSatisfy { Array($0.owner.utf8) == bytes },
+                    "\(at): the filter matched other bytes"
+                )
             case .network, .bridge:
                 return  // refused values were the point; an accepted one names no existing network or is unused
             }
@@ -184,8 +192,10 @@ final class IdentifierPropertyTests: XCTestCase {
                 request = try Request(line: Substring(line))
             } catch let error as NetleaseError {
                 XCTAssertEqual(error.code, .badRequest, "\(at): \(error)")
-                XCTAssertTrue(error.message.contains("'\(slot.key)'"),
-                              "\(at): '\(error.message)' does not name the field")
+                XCTAssertTrue(
+                    error.message.contains("'\(slot.key)'"),
+                    "\(at): '\(error.message)' does not name the field"
+                )
                 refusedCount += 1
                 continue
             }
@@ -231,8 +241,10 @@ final class IdentifierPropertyTests: XCTestCase {
         let records = try await store.leases(.init(network: "blue"))
         var owners: [[UInt8]: IPv4Address] = [:]
         for lease in records where lease.state == .active && !lease.isBridge {
-            XCTAssertNil(owners.updateValue(lease.address, forKey: Array(lease.owner.utf8)),
-                         "\(context): two active leases of one owner")
+            XCTAssertNil(
+                owners.updateValue(lease.address, forKey: Array(lease.owner.utf8)),
+                "\(context): two active leases of one owner"
+            )
         }
         XCTAssertEqual(owners, accepted.owners, "\(context): owners after the restart")
         XCTAssertEqual(Set(owners.values).count, owners.count, "\(context): two owners share an address")
@@ -252,9 +264,11 @@ final class IdentifierPropertyTests: XCTestCase {
         }
         XCTAssertEqual(notes, accepted.notes, "\(context): notes after the restart")
         XCTAssertEqual(macs, accepted.macs, "\(context): MACs after the restart")
-        print("identifiers, \(context): \(refusedCount) of \(draws) refused; kept through a restart: "
-              + "\(accepted.networks.count) networks, \(accepted.hosts.count) hosts, \(accepted.owners.count) owners, "
-              + "\(accepted.notes.count) notes, \(accepted.macs.count) MACs")
+        print(
+            "identifiers, \(context): \(refusedCount) of \(draws) refused; kept through a restart: "
+                + "\(accepted.networks.count) networks, \(accepted.hosts.count) hosts, \(accepted.owners.count) owners, "
+                + "\(accepted.notes.count) notes, \(accepted.macs.count) MACs"
+        )
     }
 
     // MARK: drawing values
@@ -288,15 +302,21 @@ final class IdentifierPropertyTests: XCTestCase {
 
     /// A raw field value and the bytes it decodes to (nil: not a valid encoding, so it must be refused). Earlier
     /// texts come back, as they were or spelled otherwise, so that equal and equivalent values meet in the store.
-    private func drawValue(for slot: Slot, history: inout [String], using rng: inout PropertySeededGenerator)
+    private func drawValue(
+        for slot: Slot,
+        history: inout [String],
+        using rng: inout PropertySeededGenerator
+    )
         -> (String, [UInt8]?)
     {
         var text = ""
         switch Int.random(in: 0..<10, using: &rng) {
         case 0:
             // At or just past a length limit, in one- or two-byte characters.
-            let limits: [Slot: Int] = [.networkName: 63, .network: 63, .host: 63, .ifname: 15, .bridge: 15,
-                                       .owner: 256, .ownerFilter: 256, .note: 256, .mac: 64]
+            let limits: [Slot: Int] = [
+                .networkName: 63, .network: 63, .host: 63, .ifname: 15, .bridge: 15,
+                .owner: 256, .ownerFilter: 256, .note: 256, .mac: 64,
+            ]
             let limit = limits[slot]! + Int.random(in: -1...1, using: &rng)
             let unit = Bool.random(using: &rng) ? "x" : "\u{E9}"
             text = String(repeating: unit, count: unit == "x" ? limit : limit / 2)

@@ -40,8 +40,10 @@ final class IdentifierWireTests: XCTestCase {
         await harness.stop(removeFiles: false)
         harness = try await CoordinatorHarness.start(directory: directory)
         let (networks, hosts, leases) = try await harness.connect { c in
-            (try await c.networks().map(\.spec.name), try await c.hosts().map(\.name),
-             try await c.leases(.init(network: "K8s")))
+            (
+                try await c.networks().map(\.spec.name), try await c.hosts().map(\.name),
+                try await c.leases(.init(network: "K8s"))
+            )
         }
         XCTAssertEqual(networks, ["K8s"])
         XCTAssertEqual(hosts, ["K1"])

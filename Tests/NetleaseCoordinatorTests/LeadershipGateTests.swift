@@ -19,8 +19,12 @@ final class LeadershipGateTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    private func expectNotLeader<T>(_ gate: LeadershipGate, naming leader: String, _ what: String,
-                                    _ body: () async throws -> T) async {
+    private func expectNotLeader<T>(
+        _ gate: LeadershipGate,
+        naming leader: String,
+        _ what: String,
+        _ body: () async throws -> T
+    ) async {
         do {
             _ = try await body()
             XCTFail("\(what) was answered")
@@ -44,8 +48,15 @@ final class LeadershipGateTests: XCTestCase {
 
         let store = try SQLiteLeaseStore(directory: directory.path)
         gate.lead(store, term: 5, leader: "10.0.0.1:7420", until: .now + .milliseconds(300))
-        XCTAssertEqual(gate.leadershipStatus(), LeadershipStatus(role: .leader, serving: true, leader: "10.0.0.1:7420",
-                                                                term: 5))
+        XCTAssertEqual(
+            gate.leadershipStatus(),
+            LeadershipStatus(
+                role: .leader,
+                serving: true,
+                leader: "10.0.0.1:7420",
+                term: 5
+            )
+        )
         _ = try await gate.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("10.1.0.0/24")!))
         let lease = try await gate.acquire(network: "prod", owner: "a", claim: nil, address: nil, ifname: "")
         XCTAssertEqual(gate.identity(), store.identity())

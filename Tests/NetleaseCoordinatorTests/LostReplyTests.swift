@@ -10,7 +10,8 @@ final class LostReplyTests: XCTestCase {
     var coordinator: ChildCoordinator?
 
     override func setUp() {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("netlease-lost-\(UUID().uuidString)")
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("netlease-lost-\(UUID().uuidString)")
             .path
     }
 
@@ -90,8 +91,11 @@ final class LostReplyTests: XCTestCase {
         XCTAssertEqual(try leases(owner: "web-1", on: coordinator), [], "web-1 holds nothing any more")
         let cooling = try leases(on: coordinator).filter { field("address", $0) == field("address", acquired) }
         XCTAssertEqual(cooling.map { field("state", $0) }, ["cooldown"], "the released address rests in cooldown")
-        XCTAssertEqual(try leases(owner: "web-2", on: coordinator).compactMap { field("address", $0) },
-                       [field("address", other)].compactMap { $0 }, "the other lease must be untouched")
+        XCTAssertEqual(
+            try leases(owner: "web-2", on: coordinator).compactMap { field("address", $0) },
+            [field("address", other)].compactMap { $0 },
+            "the other lease must be untouched"
+        )
     }
 
     /// The kill lands at an unknown point (before or after the commit): either way the retry ends with exactly

@@ -67,9 +67,14 @@ class PostgresCoordinatorTestCase: XCTestCase {
     /// Runs `netlease ARGUMENTS` to completion: exit status and what it printed.
     func netlease(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let output = try ChildProcess.run(
-            executable: try ChildCoordinator.binary(), arguments: arguments, timeout: .seconds(60))
-        return (output.termination.shellStatus, String(decoding: output.stdout, as: UTF8.self),
-                String(decoding: output.stderr, as: UTF8.self))
+            executable: try ChildCoordinator.binary(),
+            arguments: arguments,
+            timeout: .seconds(60)
+        )
+        return (
+            output.termination.shellStatus, String(decoding: output.stdout, as: UTF8.self),
+            String(decoding: output.stderr, as: UTF8.self)
+        )
     }
 
     /// STATS of `endpoint` (answered by standbys too), authenticated with `secret`.
@@ -79,12 +84,17 @@ class PostgresCoordinatorTestCase: XCTestCase {
 
     /// Waits until `endpoint` leads and serves; returns how long that took.
     @discardableResult
-    func waitUntilLeading(_ endpoint: Endpoint, secret: String, within limit: Duration = .seconds(20),
-                          file: StaticString = #filePath, line: UInt = #line) async throws -> Duration {
+    func waitUntilLeading(
+        _ endpoint: Endpoint,
+        secret: String,
+        within limit: Duration = .seconds(20),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> Duration {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < limit {
             if let stats = try? await stats(endpoint, secret: secret), stats["role"] == "leader",
-               stats["serving"] == "1"
+                stats["serving"] == "1"
             {
                 return ContinuousClock.now - start
             }
@@ -122,8 +132,10 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             let leases = try await connection.leases(.init(network: "prod"))
             XCTAssertEqual(Dictionary(uniqueKeysWithValues: leases.map { ($0.owner, $0.address) }), acknowledged)
         }
-        let stats = try netlease(["stats", "--json", "--coordinator", "\(second.endpoint)", "--secret-file",
-                                  directory + "/cluster-secret"])
+        let stats = try netlease([
+            "stats", "--json", "--coordinator", "\(second.endpoint)", "--secret-file",
+            directory + "/cluster-secret",
+        ])
         XCTAssertEqual(stats.status, 0, stats.stderr)
         let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
         XCTAssertEqual(object?["store"] as? String, "postgres", stats.stdout)
@@ -137,7 +149,8 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         var before: [Lease] = []
         try await sqlite.connect { connection in
             _ = try await connection.createNetwork(
-                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, cooldown: 300))
+                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, cooldown: 300)
+            )
             let joined = try await connection.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1))
             let claim = HostClaim(host: "h1", epoch: joined.epoch)
             for index in 0..<10 {
@@ -145,7 +158,8 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             }
             _ = try await connection.release(ReleaseRequest(network: "prod", owner: "c4", claim: claim))
             _ = try await connection.reserve(network: "prod", address: IPv4Address(172, 30, 0, 200), note: "printer")
-            before = try await connection.leases(.init(network: "prod"))
+            before =
+                try await connection.leases(.init(network: "prod"))
                 + (try await connection.leases(.init(network: "prod", state: .cooldown)))
         }
         let url = try makeDatabase()
@@ -161,8 +175,11 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         XCTAssertEqual(migrated.status, 0, migrated.stderr)
         XCTAssertTrue(migrated.stdout.contains("1 networks, 1 hosts, 12 leases"), migrated.stdout)
         XCTAssertTrue(migrated.stdout.contains("verified"), migrated.stdout)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db")), fileBefore,
-                       "the SQLite store was changed")
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db")),
+            fileBefore,
+            "the SQLite store was changed"
+        )
 
         // Never into a database that holds rows.
         let again = try netlease(["migrate", "--from", directory, "--to", url])
@@ -175,7 +192,8 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         let postgres = try await start(directory, ["--store", url])
         try await waitUntilLeading(postgres.endpoint, secret: try postgres.secret)
         try await postgres.connect { connection in
-            let after = try await connection.leases(.init(network: "prod"))
+            let after =
+                try await connection.leases(.init(network: "prod"))
                 + (try await connection.leases(.init(network: "prod", state: .cooldown)))
             XCTAssertEqual(after.map(\.address), before.map(\.address))
             XCTAssertEqual(after.map(\.owner), before.map(\.owner))

@@ -46,9 +46,14 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
             let refusals: [(String, () async throws -> Void)] = [
                 ("ACQUIRE", { _ = try await connection.acquire(AcquireRequest(network: "prod", owner: "x")) }),
                 ("NETWORK LIST", { _ = try await connection.networks() }),
-                ("NETWORK CREATE", {
-                    _ = try await connection.createNetwork(NetworkSpec(name: "n", subnet: IPv4Subnet("10.1.0.0/24")!))
-                }),
+                (
+                    "NETWORK CREATE",
+                    {
+                        _ = try await connection.createNetwork(
+                            NetworkSpec(name: "n", subnet: IPv4Subnet("10.1.0.0/24")!)
+                        )
+                    }
+                ),
                 ("LEASES", { _ = try await connection.leases() }),
                 ("HOSTS", { _ = try await connection.hosts() }),
                 ("JOIN", { _ = try await connection.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1)) }),
@@ -89,8 +94,10 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         try await waitUntilLeading(leader.endpoint, secret: secret)
         let standby = try await start(makeDirectory(), ["--store", url])
         let secretFile = leaderDirectory + "/cluster-secret"
-        let created = try netlease(["network", "create", "prod", "--subnet", "172.30.0.0/24", "--coordinator",
-                                    "\(standby.endpoint)", "--secret-file", secretFile])
+        let created = try netlease([
+            "network", "create", "prod", "--subnet", "172.30.0.0/24", "--coordinator",
+            "\(standby.endpoint)", "--secret-file", secretFile,
+        ])
         XCTAssertEqual(created.status, 0, created.stderr)
         let unreachable = "127.0.0.1:\(try PostgresTestServer.freeLoopbackPort())"
         for list in ["\(standby.endpoint),\(leader.endpoint)", "\(unreachable),\(standby.endpoint)"] {
@@ -99,8 +106,10 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
             XCTAssertTrue(shown.stdout.contains("172.30.0.0/24"), "\(list): \(shown.stdout)")
         }
         // STATS is answered where it is asked: a standby shows itself.
-        let stats = try netlease(["stats", "--json", "--coordinator", "\(standby.endpoint)", "--secret-file",
-                                  secretFile])
+        let stats = try netlease([
+            "stats", "--json", "--coordinator", "\(standby.endpoint)", "--secret-file",
+            secretFile,
+        ])
         let object = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
         XCTAssertEqual(object?["role"] as? String, "standby", stats.stdout)
         XCTAssertEqual(object?["leader"] as? String, "\(leader.endpoint)", stats.stdout)
@@ -118,7 +127,8 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         let endpoints = [first.endpoint, second.endpoint]
         let claim = try await NetleaseConnection.connect(to: first.endpoint, secret: secret) { connection in
             _ = try await connection.createNetwork(
-                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/20")!, leaseTTL: 30))
+                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/20")!, leaseTTL: 30)
+            )
             let joined = try await connection.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1))
             return HostClaim(host: "h1", epoch: joined.epoch)
         }
@@ -135,7 +145,9 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
                     for index in 0..<150 {
                         let owner = "w\(worker)-\(index)"
                         let lease = try await client.acquire(
-                            AcquireRequest(network: "prod", owner: owner, claim: claim), deadline: .seconds(30))
+                            AcquireRequest(network: "prod", owner: owner, claim: claim),
+                            deadline: .seconds(30)
+                        )
                         acknowledged[owner] = lease.address
                         if client.failovers > 0, firstAfter == nil { firstAfter = .now }
                     }
@@ -165,8 +177,11 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         try await NetleaseConnection.connect(to: second.endpoint, secret: secret) { connection in
             let leases = try await connection.leases(.init(network: "prod"))
             let containers = leases.filter { !$0.isBridge }
-            XCTAssertEqual(Dictionary(uniqueKeysWithValues: containers.map { ($0.owner, $0.address) }), acknowledged,
-                           "an acknowledged lease was lost, moved or an unacknowledged one appeared")
+            XCTAssertEqual(
+                Dictionary(uniqueKeysWithValues: containers.map { ($0.owner, $0.address) }),
+                acknowledged,
+                "an acknowledged lease was lost, moved or an unacknowledged one appeared"
+            )
             XCTAssertEqual(Set(leases.map(\.address)).count, leases.count, "an address is held twice")
             // The host keeps its epoch and its leases: the new leader gave it a full TTL.
             let hosts = try await connection.hosts()
@@ -269,7 +284,9 @@ final class LeaderFollowingClient: @unchecked Sendable {
             let index = lock.withLock { current }
             do {
                 let lease = try await NetleaseConnection.connect(
-                    to: endpoints[index], secret: secret, connectTimeout: .seconds(1)
+                    to: endpoints[index],
+                    secret: secret,
+                    connectTimeout: .seconds(1)
                 ) { connection in
                     try await connection.within(.seconds(5), "acquire") { try await connection.acquire(request) }
                 }

@@ -31,7 +31,8 @@ final class PrometheusScrapeTests: XCTestCase {
                 for network in ["prod", "dev"] {
                     for state in LeaseState.allCases {
                         counts["\(network)/\(state.rawValue)"] = Double(
-                            leases.filter { $0.network == network && $0.state == state }.count)
+                            leases.filter { $0.network == network && $0.state == state }.count
+                        )
                     }
                 }
                 return counts
@@ -43,7 +44,9 @@ final class PrometheusScrapeTests: XCTestCase {
 
         let metricsPort = try XCTUnwrap(harness.metricsPort)
         let prometheus = try await PrometheusServer.start(
-            executable: executable, targets: ["127.0.0.1:\(metricsPort)"])
+            executable: executable,
+            targets: ["127.0.0.1:\(metricsPort)"]
+        )
         addTeardownBlock { prometheus.stop() }
 
         // The first scrape lands within about a second; allow a loaded machine much longer.

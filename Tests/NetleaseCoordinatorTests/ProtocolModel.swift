@@ -36,7 +36,8 @@ enum IPText {
         var value: UInt32 = 0
         for part in parts {
             guard (1...3).contains(part.count), part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  part.count == 1 || part.first != "0", let octet = UInt32(part), octet <= 255 else { return nil }
+                part.count == 1 || part.first != "0", let octet = UInt32(part), octet <= 255
+            else { return nil }
             value = value << 8 | octet
         }
         return value
@@ -54,8 +55,9 @@ struct MSubnet: Equatable {
     init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let base = IPText.parse(String(parts[0])),
-              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (1...2).contains(parts[1].count),
-              let prefix = Int(parts[1]), (0...32).contains(prefix) else { return nil }
+            parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (1...2).contains(parts[1].count),
+            let prefix = Int(parts[1]), (0...32).contains(prefix)
+        else { return nil }
         self.init(base: base, prefix: prefix)
         guard base & ~mask == 0 else { return nil }
     }
@@ -75,9 +77,11 @@ struct MSubnet: Equatable {
 
     /// Not unicast space (§5 NETWORK-CREATE): 0/8, loopback, link-local, multicast, reserved.
     var isOutsideUnicast: Bool {
-        let blocks = [MSubnet(base: 0, prefix: 8), MSubnet(base: 127 << 24, prefix: 8),
-                      MSubnet(base: 169 << 24 | 254 << 16, prefix: 16), MSubnet(base: 224 << 24, prefix: 4),
-                      MSubnet(base: 240 << 24, prefix: 4)]
+        let blocks = [
+            MSubnet(base: 0, prefix: 8), MSubnet(base: 127 << 24, prefix: 8),
+            MSubnet(base: 169 << 24 | 254 << 16, prefix: 16), MSubnet(base: 224 << 24, prefix: 4),
+            MSubnet(base: 240 << 24, prefix: 4),
+        ]
         return blocks.contains { overlaps($0) }
     }
 }
@@ -131,7 +135,8 @@ enum IdentifierRules {
         }
         let ends = text.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...2).contains(ends.count), let lo = IPText.parse(String(ends[0])),
-              let hi = IPText.parse(String(ends[ends.count - 1])), lo <= hi else { return nil }
+            let hi = IPText.parse(String(ends[ends.count - 1])), lo <= hi
+        else { return nil }
         return lo...hi
     }
 
@@ -255,8 +260,10 @@ final class ProtocolModel {
 
     static let verbs: [String: (allowed: Set<String>, required: [String])] = [
         "PING": ([], []),
-        "NETWORK-CREATE": (["name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude"],
-                           ["name", "subnet"]),
+        "NETWORK-CREATE": (
+            ["name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude"],
+            ["name", "subnet"]
+        ),
         "NETWORK-LIST": ([], []),
         "NETWORK-SHOW": (["name"], ["name"]),
         "NETWORK-DELETE": (["name"], ["name"]),
@@ -268,11 +275,15 @@ final class ProtocolModel {
         "RELEASE": (["network", "owner", "address", "host", "epoch"], ["network"]),
         "RESERVE": (["network", "address", "note"], ["network", "address"]),
         "UNRESERVE": (["network", "address"], ["network", "address"]),
-        "REPORT-CONFLICT": (["network", "address", "mac", "host", "epoch"],
-                            ["network", "address", "mac", "host", "epoch"]),
+        "REPORT-CONFLICT": (
+            ["network", "address", "mac", "host", "epoch"],
+            ["network", "address", "mac", "host", "epoch"]
+        ),
         "LEASE-LIST": (["network", "host", "state", "owner"], []),
-        "RECONCILE": (["network", "owner", "address", "ifname", "host", "epoch"],
-                      ["network", "owner", "address", "host", "epoch"]),
+        "RECONCILE": (
+            ["network", "owner", "address", "ifname", "host", "epoch"],
+            ["network", "owner", "address", "host", "epoch"]
+        ),
         "STATS": ([], []),
     ]
     static let readerVerbs: Set = ["PING", "NETWORK-LIST", "NETWORK-SHOW", "HOST-LIST", "LEASE-LIST", "STATS"]
@@ -479,8 +490,13 @@ final class ProtocolModel {
         return network
     }
 
-    private func number(_ f: [String: String], _ key: String, default value: Int64, valid: (Int64) -> Bool,
-                        _ e: inout Expectation) -> Int64 {
+    private func number(
+        _ f: [String: String],
+        _ key: String,
+        default value: Int64,
+        valid: (Int64) -> Bool,
+        _ e: inout Expectation
+    ) -> Int64 {
         guard let text = f[key] else { return value }
         guard let number = IdentifierRules.number(text) else {
             e.bad(key)
@@ -539,11 +555,22 @@ final class ProtocolModel {
         if networks.values.contains(where: { $0.bridge == finalBridge }) { e.refuse("conflict") }
         e.accept = { [self] reply in
             let network = MNetwork(
-                name: name, subnet: subnet, tunnel: tunnel,
+                name: name,
+                subnet: subnet,
+                tunnel: tunnel,
                 vni: vni != 0 ? vni : (networks.values.map(\.vni).max() ?? 41) + 1,
-                bridge: finalBridge, mtu: mtu, ttl: ttl, cooldown: cooldown, excluded: excluded, created: now)
-            try Self.same("NETWORK-CREATE reply", Self.networkText(observed: reply.head, counts: false),
-                          networkText(network, counts: false))
+                bridge: finalBridge,
+                mtu: mtu,
+                ttl: ttl,
+                cooldown: cooldown,
+                excluded: excluded,
+                created: now
+            )
+            try Self.same(
+                "NETWORK-CREATE reply",
+                Self.networkText(observed: reply.head, counts: false),
+                networkText(network, counts: false)
+            )
             networks[name] = network
             records[name] = [:]
         }
@@ -552,8 +579,11 @@ final class ProtocolModel {
     private func networkShow(_ f: [String: String], _ e: inout Expectation) {
         guard let network = network(f, &e, key: "name") else { return }
         e.accept = { [self] reply in
-            try Self.same("NETWORK-SHOW reply", Self.networkText(observed: reply.head, counts: true),
-                          networkText(network, counts: true))
+            try Self.same(
+                "NETWORK-SHOW reply",
+                Self.networkText(observed: reply.head, counts: true),
+                networkText(network, counts: true)
+            )
         }
     }
 
@@ -623,7 +653,8 @@ final class ProtocolModel {
         if explicit == nil {
             guard Set(order) == Set(networks.keys), order.count == networks.count else {
                 throw ModelFailure(
-                    "JOIN without networks gave \(order), expected every network \(networks.keys.sorted())")
+                    "JOIN without networks gave \(order), expected every network \(networks.keys.sorted())"
+                )
             }
         }
         guard reply.records.count == order.count else {
@@ -640,28 +671,47 @@ final class ProtocolModel {
                 }
             }
         }
-        hosts[host] = MHost(name: host, underlay: underlay, epoch: epoch, up: true, networks: order, joined: now,
-                            heartbeat: now)
+        hosts[host] = MHost(
+            name: host,
+            underlay: underlay,
+            epoch: epoch,
+            up: true,
+            networks: order,
+            joined: now,
+            heartbeat: now
+        )
         for (observed, network) in zip(reply.records, order) {
             try Self.same("JOIN record network", observed["network"], network)
             let net = networks[network]!
             if let (address, record) = activeLease(owner: bridgeOwner, network: network) {
-                try Self.same("JOIN keeps the bridge address", Self.leaseText(observed: observed),
-                              leaseText(network, address, record, listed: false))
+                try Self.same(
+                    "JOIN keeps the bridge address",
+                    Self.leaseText(observed: observed),
+                    leaseText(network, address, record, listed: false)
+                )
                 continue
             }
             guard let address = Self.leaseAddress(observed["address"], prefix: net.subnet.prefix) else {
                 throw ModelFailure("JOIN bridge record with a bad address: \(observed)")
             }
-            var record = MRecord(state: "active", host: host, owner: bridgeOwner, ifname: net.bridge, isStatic: false,
-                                 created: now, renewed: now)
+            var record = MRecord(
+                state: "active",
+                host: host,
+                owner: bridgeOwner,
+                ifname: net.bridge,
+                isStatic: false,
+                created: now,
+                renewed: now
+            )
             if let existing = records[network]![address] {
                 guard existing.state == "cooldown", existing.owner == bridgeOwner else {
                     throw ModelFailure(
                         "JOIN gave \(IPText.text(address)) in \(network) as bridge address of \(host), but it is "
-                            + "\(existing.state) (owner '\(existing.owner)')")
+                            + "\(existing.state) (owner '\(existing.owner)')"
+                    )
                 }
-                let deviation = "JOIN hands a returning host its own cooling bridge address (PROTOCOL.md JOIN says "
+                let deviation =
+                    "JOIN hands a returning host its own cooling bridge address (PROTOCOL.md JOIN says "
                     + "new addresses; DESIGN.md says its own back)"
                 if Self.strict {
                     throw ModelFailure("\(deviation): \(IPText.text(address)) in \(network) for \(host)")
@@ -672,8 +722,11 @@ final class ProtocolModel {
                 try checkHandedOut(address, in: net, what: "JOIN for the bridge of \(host)")
             }
             records[network]![address] = record
-            try Self.same("JOIN bridge record", Self.leaseText(observed: observed),
-                          leaseText(network, address, record, listed: false))
+            try Self.same(
+                "JOIN bridge record",
+                Self.leaseText(observed: observed),
+                leaseText(network, address, record, listed: false)
+            )
         }
     }
 
@@ -730,8 +783,11 @@ final class ProtocolModel {
             if let wanted, wanted != address { e.refuse("conflict") }
             if let claimHost, existing.host != claimHost { e.refuse("conflict") }
             e.accept = { [self] reply in
-                try Self.same("ACQUIRE repeated", Self.leaseText(observed: reply.head),
-                              leaseText(net.name, address, existing, listed: false))
+                try Self.same(
+                    "ACQUIRE repeated",
+                    Self.leaseText(observed: reply.head),
+                    leaseText(net.name, address, existing, listed: false)
+                )
             }
             return
         }
@@ -749,11 +805,21 @@ final class ProtocolModel {
                 throw ModelFailure("ACQUIRE address=\(IPText.text(wanted)) got \(IPText.text(address))")
             }
             try checkHandedOut(address, in: net, what: "ACQUIRE for '\(owner)'", chosen: wanted == nil)
-            let record = MRecord(state: "active", host: claimHost ?? "", owner: owner, ifname: ifname,
-                                 isStatic: !hostBound, created: now, renewed: now)
+            let record = MRecord(
+                state: "active",
+                host: claimHost ?? "",
+                owner: owner,
+                ifname: ifname,
+                isStatic: !hostBound,
+                created: now,
+                renewed: now
+            )
             records[net.name]![address] = record
-            try Self.same("ACQUIRE reply", Self.leaseText(observed: reply.head),
-                          leaseText(net.name, address, record, listed: false))
+            try Self.same(
+                "ACQUIRE reply",
+                Self.leaseText(observed: reply.head),
+                leaseText(net.name, address, record, listed: false)
+            )
         }
     }
 
@@ -770,16 +836,20 @@ final class ProtocolModel {
             throw ModelFailure("\(what) handed out \(IPText.text(address)), which \(net.name) never hands out")
         }
         if let record = records[net.name]![address] {
-            throw ModelFailure("\(what) handed out \(IPText.text(address)) in \(net.name), which is \(record.state) "
-                + "(owner '\(record.owner)', host '\(record.host)')")
+            throw ModelFailure(
+                "\(what) handed out \(IPText.text(address)) in \(net.name), which is \(record.state) "
+                    + "(owner '\(record.owner)', host '\(record.host)')"
+            )
         }
         guard chosen else { return }
         let touched = touched[net.name] ?? []
         if let lowest = net.subnet.hosts.first(where: {
             net.isLeasable($0) && records[net.name]![$0] == nil && !touched.contains($0)
         }), address > lowest || allocated[net.name, default: []].contains(address) {
-            throw ModelFailure("\(what) handed out \(IPText.text(address)) in \(net.name) while \(IPText.text(lowest)) "
-                + "was never handed out since the coordinator started (allocation order)")
+            throw ModelFailure(
+                "\(what) handed out \(IPText.text(address)) in \(net.name) while \(IPText.text(lowest)) "
+                    + "was never handed out since the coordinator started (allocation order)"
+            )
         }
         allocated[net.name, default: []].insert(address)
     }
@@ -822,9 +892,13 @@ final class ProtocolModel {
         }
         if let target {
             if target.record.state == "active" && target.record.isBridge {
-                e.refuse("conflict", soft: true, deviation:
-                    "RELEASE of a bridge address is refused (PROTOCOL.md RELEASE: \"Nothing stops releasing a host's "
-                    + "bridge address\")")
+                e.refuse(
+                    "conflict",
+                    soft: true,
+                    deviation:
+                        "RELEASE of a bridge address is refused (PROTOCOL.md RELEASE: \"Nothing stops releasing a host's "
+                        + "bridge address\")"
+                )
             }
             if let claimHost, target.record.host != claimHost { e.refuse("conflict") }
         }
@@ -835,8 +909,11 @@ final class ProtocolModel {
             }
             try Self.same("RELEASE released", reply.head["released"], "1")
             let cooling = toCooldown(network: net.name, address: target.address)
-            try Self.same("RELEASE reply", Self.leaseText(observed: reply.head),
-                          leaseText(net.name, target.address, cooling, listed: false))
+            try Self.same(
+                "RELEASE reply",
+                Self.leaseText(observed: reply.head),
+                leaseText(net.name, target.address, cooling, listed: false)
+            )
         }
     }
 
@@ -859,8 +936,11 @@ final class ProtocolModel {
                 record.until = old.until > now ? old.until : 0
             }
             records[net.name]![wanted] = record
-            try Self.same("RESERVE reply", Self.leaseText(observed: reply.head),
-                          leaseText(net.name, wanted, record, listed: false))
+            try Self.same(
+                "RESERVE reply",
+                Self.leaseText(observed: reply.head),
+                leaseText(net.name, wanted, record, listed: false)
+            )
         }
     }
 
@@ -877,8 +957,12 @@ final class ProtocolModel {
             if record.until > now {
                 // Back in the cooldown it interrupted, as if it had never been reserved.
                 records[net.name]![wanted] = MRecord(
-                    state: "cooldown", isStatic: record.isStatic, created: record.created,
-                    renewed: record.until - net.cooldown * 1000, until: record.until)
+                    state: "cooldown",
+                    isStatic: record.isStatic,
+                    created: record.created,
+                    renewed: record.until - net.cooldown * 1000,
+                    until: record.until
+                )
             } else {
                 records[net.name]![wanted] = nil
             }
@@ -898,8 +982,11 @@ final class ProtocolModel {
         let old = records[net.name]![wanted]
         if let old, old.state == "reserved" {
             e.accept = { [self] reply in
-                try Self.same("REPORT-CONFLICT on a reservation", Self.leaseText(observed: reply.head),
-                              leaseText(net.name, wanted, old, listed: false))
+                try Self.same(
+                    "REPORT-CONFLICT on a reservation",
+                    Self.leaseText(observed: reply.head),
+                    leaseText(net.name, wanted, old, listed: false)
+                )
             }
             return
         }
@@ -907,17 +994,30 @@ final class ProtocolModel {
             if old.host != claimHost {
                 e.refuse("conflict")
             } else if old.isBridge {
-                e.refuse("conflict", soft: true, deviation:
-                    "REPORT-CONFLICT refuses the reporting host's own bridge address (PROTOCOL.md: an address "
-                    + "active on the reporting host is quarantined)")
+                e.refuse(
+                    "conflict",
+                    soft: true,
+                    deviation:
+                        "REPORT-CONFLICT refuses the reporting host's own bridge address (PROTOCOL.md: an address "
+                        + "active on the reporting host is quarantined)"
+                )
             }
         }
         e.accept = { [self] reply in
-            let record = MRecord(state: "conflict", host: claimHost, owner: old?.state == "active" ? old!.owner : "",
-                                 mac: mac, created: now, renewed: now)
+            let record = MRecord(
+                state: "conflict",
+                host: claimHost,
+                owner: old?.state == "active" ? old!.owner : "",
+                mac: mac,
+                created: now,
+                renewed: now
+            )
             records[net.name]![wanted] = record
-            try Self.same("REPORT-CONFLICT reply", Self.leaseText(observed: reply.head),
-                          leaseText(net.name, wanted, record, listed: false))
+            try Self.same(
+                "REPORT-CONFLICT reply",
+                Self.leaseText(observed: reply.head),
+                leaseText(net.name, wanted, record, listed: false)
+            )
         }
     }
 
@@ -945,14 +1045,24 @@ final class ProtocolModel {
                 // host) may still use it (PROTOCOL.md, RECONCILE).
                 (status, shown) = ("taken", (wanted, record))
             } else {
-                let record = MRecord(state: "active", host: claimHost, owner: owner, ifname: ifname, isStatic: false,
-                                     created: now, renewed: now)
+                let record = MRecord(
+                    state: "active",
+                    host: claimHost,
+                    owner: owner,
+                    ifname: ifname,
+                    isStatic: false,
+                    created: now,
+                    renewed: now
+                )
                 records[net.name]![wanted] = record
                 (status, shown) = ("adopted", (wanted, record))
             }
             try Self.same("RECONCILE status", reply.head["status"], status)
-            try Self.same("RECONCILE reply", Self.leaseText(observed: reply.head),
-                          leaseText(net.name, shown.0, shown.1, listed: false))
+            try Self.same(
+                "RECONCILE reply",
+                Self.leaseText(observed: reply.head),
+                leaseText(net.name, shown.0, shown.1, listed: false)
+            )
         }
     }
 
@@ -966,8 +1076,11 @@ final class ProtocolModel {
         let state = f["state"]
         if let state, !Self.states.contains(state) { e.bad("state") }
         e.accept = { [self] reply in
-            try Self.sameList("LEASE-LIST", reply.records.map(Self.leaseText(observed:)),
-                              listing(network: network, host: host, owner: owner, state: state))
+            try Self.sameList(
+                "LEASE-LIST",
+                reply.records.map(Self.leaseText(observed:)),
+                listing(network: network, host: host, owner: owner, state: state)
+            )
         }
     }
 
@@ -990,16 +1103,20 @@ final class ProtocolModel {
 
     static func byteOrder(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
-    static let leaseKeys = ["network", "address", "state", "host", "owner", "ifname", "note", "mac", "static",
-                            "created", "renewed", "until"]
+    static let leaseKeys = [
+        "network", "address", "state", "host", "owner", "ifname", "note", "mac", "static",
+        "created", "renewed", "until",
+    ]
 
     /// A LEASE record as the model expects it. In listings a host-bound active lease shows its host's heartbeat.
     func leaseText(_ network: String, _ address: UInt32, _ r: MRecord, listed: Bool) -> String {
         var renewed = r.renewed
         if listed, r.state == "active", !r.isStatic, let host = hosts[r.host] { renewed = max(renewed, host.heartbeat) }
         let prefix = networks[network]!.subnet.prefix
-        let values = [network, "\(IPText.text(address))/\(prefix)", r.state, r.host, r.owner, r.ifname, r.note, r.mac,
-                      r.isStatic ? "1" : "0", String(r.created), String(renewed), String(r.until)]
+        let values = [
+            network, "\(IPText.text(address))/\(prefix)", r.state, r.host, r.owner, r.ifname, r.note, r.mac,
+            r.isStatic ? "1" : "0", String(r.created), String(renewed), String(r.until),
+        ]
         return zip(Self.leaseKeys, values).map { "\($0)=\($1)" }.joined(separator: " ")
     }
 
@@ -1012,20 +1129,28 @@ final class ProtocolModel {
         return IPText.parse(String(parts[0]))
     }
 
-    static let networkKeys = ["name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude",
-                              "created"]
+    static let networkKeys = [
+        "name", "subnet", "tunnel", "vni", "bridge", "mtu", "lease-ttl", "cooldown", "exclude",
+        "created",
+    ]
     static let countKeys = ["usable", "active", "reserved", "conflict", "cooldown-count", "free"]
 
     func networkText(_ n: MNetwork, counts: Bool) -> String {
-        var values = [n.name, n.subnet.text, n.tunnel, String(n.vni), n.bridge, String(n.mtu), String(n.ttl),
-                      String(n.cooldown), IdentifierRules.rangesText(n.excluded), String(n.created)]
+        var values = [
+            n.name, n.subnet.text, n.tunnel, String(n.vni), n.bridge, String(n.mtu), String(n.ttl),
+            String(n.cooldown), IdentifierRules.rangesText(n.excluded), String(n.created),
+        ]
         if counts {
             let book = records[n.name] ?? [:]
             let count = { (state: String) in book.values.filter { $0.state == state }.count }
-            let (active, reserved, conflict, cooling) = (count("active"), count("reserved"), count("conflict"),
-                                                         count("cooldown"))
-            values += [n.usable, active, reserved, conflict, cooling,
-                       max(0, n.usable - active - reserved - conflict - cooling)].map(String.init)
+            let (active, reserved, conflict, cooling) = (
+                count("active"), count("reserved"), count("conflict"),
+                count("cooldown")
+            )
+            values += [
+                n.usable, active, reserved, conflict, cooling,
+                max(0, n.usable - active - reserved - conflict - cooling),
+            ].map(String.init)
         }
         return zip(Self.networkKeys + (counts ? Self.countKeys : []), values).map { "\($0)=\($1)" }
             .joined(separator: " ")
@@ -1053,8 +1178,10 @@ final class ProtocolModel {
     static let hostKeys = ["name", "underlay", "epoch", "state", "networks", "joined", "heartbeat"]
 
     func hostText(_ h: MHost) -> String {
-        let values = [h.name, IPText.text(h.underlay), String(h.epoch), h.up ? "up" : "lost",
-                      h.networks.joined(separator: ","), String(h.joined), String(h.heartbeat)]
+        let values = [
+            h.name, IPText.text(h.underlay), String(h.epoch), h.up ? "up" : "lost",
+            h.networks.joined(separator: ","), String(h.joined), String(h.heartbeat),
+        ]
         return zip(Self.hostKeys, values).map { "\($0)=\($1)" }.joined(separator: " ")
     }
 
@@ -1063,21 +1190,28 @@ final class ProtocolModel {
     }
 
     func compareNetworks(_ reply: WireReply) throws {
-        try Self.sameList("NETWORK-LIST", reply.records.map { Self.networkText(observed: $0, counts: true) },
-                          networks.keys.sorted(by: Self.byteOrder).map { networkText(networks[$0]!, counts: true) })
+        try Self.sameList(
+            "NETWORK-LIST",
+            reply.records.map { Self.networkText(observed: $0, counts: true) },
+            networks.keys.sorted(by: Self.byteOrder).map { networkText(networks[$0]!, counts: true) }
+        )
     }
 
     func compareHosts(_ reply: WireReply) throws {
-        try Self.sameList("HOST-LIST", reply.records.map(Self.hostText(observed:)),
-                          hosts.keys.sorted(by: Self.byteOrder).map { hostText(hosts[$0]!) })
+        try Self.sameList(
+            "HOST-LIST",
+            reply.records.map(Self.hostText(observed:)),
+            hosts.keys.sorted(by: Self.byteOrder).map { hostText(hosts[$0]!) }
+        )
     }
 
     func compareStats(_ reply: WireReply) throws {
         let all = records.values.flatMap(\.values)
-        let expected: [(String, Int)] = [
-            ("networks", networks.count), ("hosts-up", hosts.values.filter(\.up).count),
-            ("hosts-lost", hosts.values.filter { !$0.up }.count),
-        ] + Self.states.map { state in ("leases-\(state)", all.filter { $0.state == state }.count) }
+        let expected: [(String, Int)] =
+            [
+                ("networks", networks.count), ("hosts-up", hosts.values.filter(\.up).count),
+                ("hosts-lost", hosts.values.filter { !$0.up }.count),
+            ] + Self.states.map { state in ("leases-\(state)", all.filter { $0.state == state }.count) }
         for (key, value) in expected { try Self.same("STATS \(key)", reply.head[key], String(value)) }
     }
 

@@ -183,10 +183,24 @@ struct ModelGenerator {
         var ops: [ModelOp] = [
             .request(connection: 0, networkCreate(name: "blue", plain: true)),
             .request(connection: 0, networkCreate(name: "red", plain: true)),
-            .request(connection: 0, ModelRequestTemplate(verb: "JOIN", fields: [
-                ("host", .text("h1")), ("underlay", .text("192.168.56.11"))])),
-            .request(connection: 0, ModelRequestTemplate(verb: "JOIN", fields: [
-                ("host", .text("h2")), ("underlay", .text("192.168.56.12"))])),
+            .request(
+                connection: 0,
+                ModelRequestTemplate(
+                    verb: "JOIN",
+                    fields: [
+                        ("host", .text("h1")), ("underlay", .text("192.168.56.11")),
+                    ]
+                )
+            ),
+            .request(
+                connection: 0,
+                ModelRequestTemplate(
+                    verb: "JOIN",
+                    fields: [
+                        ("host", .text("h2")), ("underlay", .text("192.168.56.12")),
+                    ]
+                )
+            ),
         ]
         while ops.count < length { ops.append(op()) }
         return Array(ops.prefix(length))
@@ -272,9 +286,11 @@ struct ModelGenerator {
         case 145..<175:
             let networks = ["blue", "red", "Blue", "green"].shuffled(using: &rng)
             let connections = [0, 1, 2].shuffled(using: &rng)
-            return .concurrent((0..<2).map { index in
-                (connections[index], (0..<int(2...5)).map { _ in commuting(in: networks[index]) })
-            })
+            return .concurrent(
+                (0..<2).map { index in
+                    (connections[index], (0..<int(2...5)).map { _ in commuting(in: networks[index]) })
+                }
+            )
         default:
             let connection = pick([(0, 30), (1, 28), (2, 28), (3, 7), (4, 7)])
             var template = request(listings: true)
@@ -313,9 +329,12 @@ struct ModelGenerator {
 
     /// `plain`: the pool's subnet and valid TTL and cooldown, nothing else (the networks a sequence starts with).
     mutating func networkCreate(name: String, plain: Bool = false) -> ModelRequestTemplate {
-        let otherSubnets = hostile ? ModelPools.otherSubnets : ModelPools.otherSubnets.filter {
-            MSubnet($0.0).map { (8...30).contains($0.prefix) && !$0.isOutsideUnicast } ?? false
-        }
+        let otherSubnets =
+            hostile
+            ? ModelPools.otherSubnets
+            : ModelPools.otherSubnets.filter {
+                MSubnet($0.0).map { (8...30).contains($0.prefix) && !$0.isOutsideUnicast } ?? false
+            }
         let subnetText = ModelPools.subnets[name].flatMap { chance(85) || plain ? $0 : nil } ?? pick(otherSubnets)
         var fields: [(key: String, value: ModelValue)] = [("name", .text(name)), ("subnet", .text(subnetText))]
         if plain {
@@ -332,8 +351,17 @@ struct ModelGenerator {
             fields.append(("vni", .text(value([("0", 2), ("42", 3), ("43", 3)], [("16777216", 2), ("-5", 1)]))))
         }
         if chance(12) {
-            fields.append(("bridge", .text(value([("br0", 4), ("nl-blue", 3)],
-                                                 [("br%25d", 2), ("0123456789abcdef", 2), ("-br", 2)]))))
+            fields.append(
+                (
+                    "bridge",
+                    .text(
+                        value(
+                            [("br0", 4), ("nl-blue", 3)],
+                            [("br%25d", 2), ("0123456789abcdef", 2), ("-br", 2)]
+                        )
+                    )
+                )
+            )
         }
         if chance(10) { fields.append(("mtu", .text(value([("1400", 4)], [("100", 2), ("9001", 2)])))) }
         if chance(85) {
@@ -344,21 +372,28 @@ struct ModelGenerator {
             let b = subnet.base
             let t = IPText.text
             let last = subnet.broadcast
-            let exclude = value([
-                (t(b + 3), 4), ("\(t(b + 4))-\(t(b + 6))", 4), ("\(t(b + 1)),\(t(b + 2))", 2),
-                ("\(t(b))-\(t(b + 2))", 1),
-            ] + (subnet.prefix <= 28 ? [("\(IPText.text(b + 8))/30", 2)] : []), [
-                (t(last &+ 1), 1), ("\(t(b + 1))-\(t(last - 1))", 1), ("\(t(b + 6))-\(t(b + 4))", 1),
-            ])
+            let exclude = value(
+                [
+                    (t(b + 3), 4), ("\(t(b + 4))-\(t(b + 6))", 4), ("\(t(b + 1)),\(t(b + 2))", 2),
+                    ("\(t(b))-\(t(b + 2))", 1),
+                ] + (subnet.prefix <= 28 ? [("\(IPText.text(b + 8))/30", 2)] : []),
+                [
+                    (t(last &+ 1), 1), ("\(t(b + 1))-\(t(last - 1))", 1), ("\(t(b + 6))-\(t(b + 4))", 1),
+                ]
+            )
             fields.append(("exclude", .text(exclude)))
         }
         return ModelRequestTemplate(verb: "NETWORK-CREATE", fields: fields)
     }
 
     mutating func join(host: String) -> ModelRequestTemplate {
-        let underlay = chance(85) ? ModelPools.underlays[host] ?? "192.168.56.14"
-            : pick([("192.168.56.11", 3), ("192.168.56.12", 3), ("192.168.56.14", 3)]
-                + (hostile ? [("192.168.56.256", 1)] : []))
+        let underlay =
+            chance(85)
+            ? ModelPools.underlays[host] ?? "192.168.56.14"
+            : pick(
+                [("192.168.56.11", 3), ("192.168.56.12", 3), ("192.168.56.14", 3)]
+                    + (hostile ? [("192.168.56.256", 1)] : [])
+            )
         var fields: [(key: String, value: ModelValue)] = [("host", .text(host)), ("underlay", .text(underlay))]
         if chance(5) {
             fields.append(("networks", .text("")))
@@ -372,12 +407,16 @@ struct ModelGenerator {
 
     private mutating func heartbeat() -> ModelRequestTemplate {
         let host = host()
-        let epoch: ModelValue.EpochChoice = hostile
+        let epoch: ModelValue.EpochChoice =
+            hostile
             ? pick([(.current, 40), (.past(int(0...5)), 30), (.bogus, 15), (.notANumber, 15)])
             : pick([(.current, 9), (.past(int(0...5)), 1)])
-        return ModelRequestTemplate(verb: "HEARTBEAT", fields: [
-            ("host", .text(host)), ("epoch", .epoch(host: host, epoch)),
-        ])
+        return ModelRequestTemplate(
+            verb: "HEARTBEAT",
+            fields: [
+                ("host", .text(host)), ("epoch", .epoch(host: host, epoch)),
+            ]
+        )
     }
 
     /// A request of the pipelined kind confined to `network`: ACQUIRE or RELEASE. (Not HEARTBEAT: its reply
@@ -404,7 +443,8 @@ struct ModelGenerator {
         switch pick([(0, 50), (1, 30), (2, 15)] + (hostile ? [(3, 5)] : [])) {
         case 0: fields.append(("owner", .text(owner())))
         case 1: fields.append(("address", address(network, recordPercent: 80, state: "conflict")))
-        case 2: fields += [("owner", .text(owner())), ("address", address(network, recordPercent: 80, state: "active"))]
+        case 2:
+            fields += [("owner", .text(owner())), ("address", address(network, recordPercent: 80, state: "active"))]
         default: break
         }
         if chance(40) { claim(&fields) }
@@ -424,9 +464,12 @@ struct ModelGenerator {
 
     private mutating func unreserve() -> ModelRequestTemplate {
         let network = network()
-        return ModelRequestTemplate(verb: "UNRESERVE", fields: [
-            ("network", .text(network)), ("address", address(network, recordPercent: 85, state: "reserved")),
-        ])
+        return ModelRequestTemplate(
+            verb: "UNRESERVE",
+            fields: [
+                ("network", .text(network)), ("address", address(network, recordPercent: 85, state: "reserved")),
+            ]
+        )
     }
 
     private mutating func reportConflict() -> ModelRequestTemplate {
@@ -459,8 +502,17 @@ struct ModelGenerator {
         if chance(30) { fields.append(("host", .text(chance(20) ? "" : host()))) }
         if chance(30) { fields.append(("owner", .text(chance(10) ? "" : owner()))) }
         if chance(40) {
-            fields.append(("state", .text(pick([("active", 3), ("reserved", 2), ("conflict", 2), ("cooldown", 3)]
-                + (hostile ? [("lost", 1)] : [])))))
+            fields.append(
+                (
+                    "state",
+                    .text(
+                        pick(
+                            [("active", 3), ("reserved", 2), ("conflict", 2), ("cooldown", 3)]
+                                + (hostile ? [("lost", 1)] : [])
+                        )
+                    )
+                )
+            )
         }
         return ModelRequestTemplate(verb: "LEASE-LIST", fields: fields)
     }

@@ -80,7 +80,10 @@ final class ModelRunner {
             // The reclaimer runs once at start (finding nothing to do) and then waits a year: reclaims happen
             // when the sequence says so, through `store.reclaim()`.
             try await CoordinatorHarness.start(
-                clock: clock, reclaimInterval: .seconds(31_536_000), directory: directory)
+                clock: clock,
+                reclaimInterval: .seconds(31_536_000),
+                directory: directory
+            )
         }
     }
 
@@ -184,15 +187,19 @@ final class ModelRunner {
         guard !matching.isEmpty else {
             let expected = (expectation.maySucceed ? ["OK"] : []) + expectation.codes.sorted().map { "ERR \($0)" }
             throw ModelFailure(
-                "\(request.verb): expected \(expected.joined(separator: " or ")), got \(reply.head.raw.prefix(300))")
+                "\(request.verb): expected \(expected.joined(separator: " or ")), got \(reply.head.raw.prefix(300))"
+            )
         }
         if reply.code == "bad-request" {
             // Identifier refusals name the field (§2 "Identifiers").
             let fields = matching.map(\.field)
             if fields.allSatisfy({ $0 != nil }),
-               !fields.contains(where: { reply.head.message.contains("field '\($0!)'") }) {
-                throw ModelFailure("\(request.verb): the refusal does not name the field "
-                    + "(\(Set(fields.compactMap { $0 }).sorted())): \(reply.head.raw.prefix(300))")
+                !fields.contains(where: { reply.head.message.contains("field '\($0!)'") })
+            {
+                throw ModelFailure(
+                    "\(request.verb): the refusal does not name the field "
+                        + "(\(Set(fields.compactMap { $0 }).sorted())): \(reply.head.raw.prefix(300))"
+                )
             }
         }
         if let deviation = matching.first?.deviation, matching.allSatisfy({ $0.deviation != nil }) {
@@ -274,7 +281,8 @@ final class ModelRunner {
         var owners = Set<String>()
         for record in leases.records + cooling.records {
             guard let network = record["network"], let (subnet, excluded) = subnets[network],
-                  let address = ProtocolModel.leaseAddress(record["address"], prefix: subnet.prefix) else {
+                let address = ProtocolModel.leaseAddress(record["address"], prefix: subnet.prefix)
+            else {
                 throw ModelFailure("a LEASE record of no listed network, or with a bad address: \(record)")
             }
             // Never handed out: network, broadcast and excluded addresses have no record.
@@ -292,7 +300,8 @@ final class ModelRunner {
             }
         }
         if let record = leases.records.first(where: { $0["state"] == "cooldown" })
-            ?? cooling.records.first(where: { $0["state"] != "cooldown" }) {
+            ?? cooling.records.first(where: { $0["state"] != "cooldown" })
+        {
             throw ModelFailure("LEASE-LIST mixes cooldown records and others: \(record)")
         }
         var epochs = Set<Int64>()
@@ -307,10 +316,16 @@ final class ModelRunner {
             listedEpochs[name] = epoch
         }
 
-        try ProtocolModel.sameList("LEASE-LIST", leases.records.map(ProtocolModel.leaseText(observed:)),
-                                   model.listing())
-        try ProtocolModel.sameList("LEASE-LIST state=cooldown", cooling.records.map(ProtocolModel.leaseText(observed:)),
-                                   model.listing(state: "cooldown"))
+        try ProtocolModel.sameList(
+            "LEASE-LIST",
+            leases.records.map(ProtocolModel.leaseText(observed:)),
+            model.listing()
+        )
+        try ProtocolModel.sameList(
+            "LEASE-LIST state=cooldown",
+            cooling.records.map(ProtocolModel.leaseText(observed:)),
+            model.listing(state: "cooldown")
+        )
         try model.compareHosts(hosts)
         try model.compareNetworks(networks)
         try model.compareStats(replies[4])

@@ -66,8 +66,10 @@ final class ModelChecker {
 
     func run() -> Report {
         let c = configuration
-        say("protocol model check: seed=\(c.seed) sequences=\(c.sequences) length=\(c.length) "
-            + "data=\(c.dataRoot.path)")
+        say(
+            "protocol model check: seed=\(c.seed) sequences=\(c.sequences) length=\(c.length) "
+                + "data=\(c.dataRoot.path)"
+        )
         let started = Date()
         var operations = 0
         var requests = 0
@@ -80,8 +82,10 @@ final class ModelChecker {
             let ops = generator.sequence(length: c.length)
             let runner = ModelRunner(dataRoot: c.dataRoot)
             if let failure = runner.run(ops) {
-                return Report(summary: "protocol model check: FAILED in sequence \(index + 1) (seed \(seed))",
-                              failure: report(failure, ops: ops, seed: seed, firstTranscript: runner.transcript))
+                return Report(
+                    summary: "protocol model check: FAILED in sequence \(index + 1) (seed \(seed))",
+                    failure: report(failure, ops: ops, seed: seed, firstTranscript: runner.transcript)
+                )
             }
             operations += ops.count
             requests += runner.requests
@@ -91,16 +95,21 @@ final class ModelChecker {
             if Date().timeIntervalSince(lastProgress) > 30 {
                 lastProgress = Date()
                 let seconds = lastProgress.timeIntervalSince(started)
-                say("protocol model check: \(index + 1)/\(c.sequences) sequences, \(operations) operations in "
-                    + "\(Int(seconds)) s (\(Int(Double(operations) / seconds)) operations/s)")
+                say(
+                    "protocol model check: \(index + 1)/\(c.sequences) sequences, \(operations) operations in "
+                        + "\(Int(seconds)) s (\(Int(Double(operations) / seconds)) operations/s)"
+                )
             }
         }
         let seconds = Date().timeIntervalSince(started)
-        var summary = "protocol model check: passed \(c.sequences) sequences, \(operations) operations "
+        var summary =
+            "protocol model check: passed \(c.sequences) sequences, \(operations) operations "
             + "(\(requests) requests with the checks) in \(String(format: "%.1f", seconds)) s: "
             + "\(Int(Double(operations) / max(seconds, 0.001))) operations/s, "
             + "\(Int(Double(requests) / max(seconds, 0.001))) requests/s (seed \(c.seed))"
-        summary += "\n  answers: " + outcomes.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }
+        summary +=
+            "\n  answers: "
+            + outcomes.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }
             .joined(separator: ", ")
         for (deviation, count) in deviations.sorted(by: { $0.key < $1.key }) {
             summary += "\n  tolerated \(count)x: \(deviation)"
@@ -110,14 +119,16 @@ final class ModelChecker {
 
     private func report(_ failure: ModelRunFailure, ops: [ModelOp], seed: UInt64, firstTranscript: [String]) -> String {
         let c = configuration
-        var text = "protocol model check FAILED: sequence seed \(seed) (reproduce with MODEL_SEED=\(seed) "
+        var text =
+            "protocol model check FAILED: sequence seed \(seed) (reproduce with MODEL_SEED=\(seed) "
             + "MODEL_SEQUENCES=1 MODEL_LENGTH=\(c.length))\n"
         text += "failure at operation \(failure.step + 1) of \(ops.count): \(failure.message)\n"
         let failing = Array(ops.prefix(failure.step + 1))
         let (minimal, replays) = ModelShrinker.shrink(failing, dataRoot: c.dataRoot, budget: c.shrinkBudget)
         let replay = ModelRunner(dataRoot: c.dataRoot)
         if let again = replay.run(minimal) {
-            text += "minimal sequence: \(minimal.count) operations (shrunk from \(failing.count) in \(replays) "
+            text +=
+                "minimal sequence: \(minimal.count) operations (shrunk from \(failing.count) in \(replays) "
                 + "replays), as sent:\n"
             text += replay.transcript.joined(separator: "\n") + "\n"
             text += "minimal failure: \(again.message)"

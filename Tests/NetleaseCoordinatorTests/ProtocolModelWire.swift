@@ -17,7 +17,8 @@ enum WireText {
                 continue
             }
             guard bytes.count >= 2, let hi = hexValue(bytes[bytes.startIndex]),
-                  let lo = hexValue(bytes[bytes.startIndex + 1]) else { return nil }
+                let lo = hexValue(bytes[bytes.startIndex + 1])
+            else { return nil }
             out.append(hi << 4 | lo)
             bytes = bytes.dropFirst(2)
         }
@@ -122,11 +123,12 @@ final class ModelConnection {
         guard let greeting = try client.readLine(), greeting.hasPrefix("NETLEASE version=1") else {
             throw WireClosed(context: "no greeting")
         }
-        let secret: String? = switch role {
-        case .admin: "test-secret"
-        case .reader: "reader-secret"
-        case .anonymous: nil
-        }
+        let secret: String? =
+            switch role {
+            case .admin: "test-secret"
+            case .reader: "reader-secret"
+            case .anonymous: nil
+            }
         if let secret {
             let reply = try exchange(["AUTH secret=\(secret)"])[0]
             guard reply.isOK else { throw WireClosed(context: "AUTH refused: \(reply)") }

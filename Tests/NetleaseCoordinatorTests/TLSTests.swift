@@ -5,9 +5,9 @@ import NIOSSL
 import NetleaseClient
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import NetleaseWire
 import XCTest
-import NetleaseTransport
 
 /// The coordinator with `--tls-*`: only clients presenting a certificate signed by the cluster CA get a greeting;
 /// everyone else is refused at the handshake while the good clients keep being served. Certificates are made at
@@ -60,7 +60,9 @@ final class TLSTests: XCTestCase {
     func testClientWithoutCertificateIsRefused() async throws {
         try await whileAGoodClientIsServed {
             let (received, error) = try await TestPKI.speakTLSWithoutCertificate(
-                port: harness.endpoint.port, trusting: pki.caFile)
+                port: harness.endpoint.port,
+                trusting: pki.caFile
+            )
             XCTAssertFalse(received.contains(WireLimits.protocolName), "a client without a certificate was greeted")
             XCTAssertNotNil(error, "the handshake without a client certificate did not fail")
         }
@@ -131,19 +133,44 @@ final class TLSTests: XCTestCase {
         let notPEM = pki.directory.appendingPathComponent("not.pem").path
         try Data("this is not PEM\n".utf8).write(to: URL(fileURLWithPath: notPEM))
         let cases: [(TLSSettings, String)] = [
-            (TLSSettings(certificateChainFile: missing, privateKeyFile: pki.agent.privateKeyFile,
-                         trustedCAFile: pki.caFile), missing),
-            (TLSSettings(certificateChainFile: notPEM, privateKeyFile: pki.agent.privateKeyFile,
-                         trustedCAFile: pki.caFile), notPEM),
-            (TLSSettings(certificateChainFile: pki.agent.certificateChainFile, privateKeyFile: notPEM,
-                         trustedCAFile: pki.caFile), notPEM),
-            (TLSSettings(certificateChainFile: pki.agent.certificateChainFile,
-                         privateKeyFile: pki.agent.privateKeyFile, trustedCAFile: pki.directory.path),
-             pki.directory.path),
+            (
+                TLSSettings(
+                    certificateChainFile: missing,
+                    privateKeyFile: pki.agent.privateKeyFile,
+                    trustedCAFile: pki.caFile
+                ), missing
+            ),
+            (
+                TLSSettings(
+                    certificateChainFile: notPEM,
+                    privateKeyFile: pki.agent.privateKeyFile,
+                    trustedCAFile: pki.caFile
+                ), notPEM
+            ),
+            (
+                TLSSettings(
+                    certificateChainFile: pki.agent.certificateChainFile,
+                    privateKeyFile: notPEM,
+                    trustedCAFile: pki.caFile
+                ), notPEM
+            ),
+            (
+                TLSSettings(
+                    certificateChainFile: pki.agent.certificateChainFile,
+                    privateKeyFile: pki.agent.privateKeyFile,
+                    trustedCAFile: pki.directory.path
+                ),
+                pki.directory.path
+            ),
             // A key that belongs to another certificate.
-            (TLSSettings(certificateChainFile: pki.agent.certificateChainFile,
-                         privateKeyFile: pki.coordinator.privateKeyFile, trustedCAFile: pki.caFile),
-             pki.coordinator.privateKeyFile),
+            (
+                TLSSettings(
+                    certificateChainFile: pki.agent.certificateChainFile,
+                    privateKeyFile: pki.coordinator.privateKeyFile,
+                    trustedCAFile: pki.caFile
+                ),
+                pki.coordinator.privateKeyFile
+            ),
         ]
         for (settings, file) in cases {
             for asServer in [true, false] {
@@ -176,8 +203,10 @@ final class TLSTests: XCTestCase {
 
     /// The real client with `settings` (nil: plaintext) fails to connect, and its body never runs.
     private func assertRefused(
-        _ settings: TLSSettings?, on server: CoordinatorHarness? = nil,
-        file: StaticString = #filePath, line: UInt = #line
+        _ settings: TLSSettings?,
+        on server: CoordinatorHarness? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) async throws {
         do {
             try await (server ?? harness).connect(tls: settings) { connection in
@@ -226,37 +255,59 @@ struct TestPKI {
     private static func make(in directory: URL) throws -> TestPKI {
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        try run(["req", "-x509"] + ec + [
-            "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2", "-subj", "/CN=netlease test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ])
+        try run(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2", "-subj", "/CN=netlease test CA",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ]
+        )
         func signed(_ name: String, serial: Int, extensions: String) throws -> TLSSettings {
-            try run(["req", "-new"] + ec + [
-                "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)",
-            ])
+            try run(
+                ["req", "-new"] + ec + [
+                    "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)",
+                ]
+            )
             try Data(extensions.utf8).write(to: URL(fileURLWithPath: path("\(name).ext")))
             try run([
                 "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
                 "-set_serial", String(serial), "-days", "2", "-out", path("\(name).pem"),
                 "-extfile", path("\(name).ext"),
             ])
-            return TLSSettings(certificateChainFile: path("\(name).pem"), privateKeyFile: path("\(name).key"),
-                               trustedCAFile: path("ca.pem"))
+            return TLSSettings(
+                certificateChainFile: path("\(name).pem"),
+                privateKeyFile: path("\(name).key"),
+                trustedCAFile: path("ca.pem")
+            )
         }
         let coordinator = try signed(
-            "coordinator", serial: 1,
-            extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            "coordinator",
+            serial: 1,
+            extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        )
         let namedCoordinator = try signed(
-            "named-coordinator", serial: 2,
-            extensions: "subjectAltName=DNS:coordinator.netlease.test\nextendedKeyUsage=serverAuth\n")
+            "named-coordinator",
+            serial: 2,
+            extensions: "subjectAltName=DNS:coordinator.netlease.test\nextendedKeyUsage=serverAuth\n"
+        )
         let agent = try signed("agent", serial: 3, extensions: "extendedKeyUsage=clientAuth\n")
-        try run(["req", "-x509"] + ec + [
-            "-keyout", path("rogue.key"), "-out", path("rogue.pem"), "-days", "2", "-subj", "/CN=agent",
-        ])
-        let selfSigned = TLSSettings(certificateChainFile: path("rogue.pem"), privateKeyFile: path("rogue.key"),
-                                     trustedCAFile: path("ca.pem"))
-        return TestPKI(directory: directory, caFile: path("ca.pem"), coordinator: coordinator,
-                       namedCoordinator: namedCoordinator, agent: agent, selfSigned: selfSigned)
+        try run(
+            ["req", "-x509"] + ec + [
+                "-keyout", path("rogue.key"), "-out", path("rogue.pem"), "-days", "2", "-subj", "/CN=agent",
+            ]
+        )
+        let selfSigned = TLSSettings(
+            certificateChainFile: path("rogue.pem"),
+            privateKeyFile: path("rogue.key"),
+            trustedCAFile: path("ca.pem")
+        )
+        return TestPKI(
+            directory: directory,
+            caFile: path("ca.pem"),
+            coordinator: coordinator,
+            namedCoordinator: namedCoordinator,
+            agent: agent,
+            selfSigned: selfSigned
+        )
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
@@ -272,8 +323,11 @@ struct TestPKI {
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw NetleaseError(.internalError, "openssl \(arguments.joined(separator: " ")) failed: "
-                + String(decoding: message, as: UTF8.self))
+            throw NetleaseError(
+                .internalError,
+                "openssl \(arguments.joined(separator: " ")) failed: "
+                    + String(decoding: message, as: UTF8.self)
+            )
         }
     }
 
@@ -289,7 +343,8 @@ struct TestPKI {
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        NIOSSLClientHandler(context: context, serverHostname: nil))
+                        NIOSSLClientHandler(context: context, serverHostname: nil)
+                    )
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }

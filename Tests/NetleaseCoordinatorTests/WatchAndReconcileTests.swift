@@ -2,8 +2,8 @@ import Foundation
 import NetleaseClient
 import NetleaseCoordinator
 import NetleaseCore
-import NetleaseWire
 import NetleaseTesting
+import NetleaseWire
 import XCTest
 
 final class WatchAndReconcileTests: XCTestCase {
@@ -14,7 +14,8 @@ final class WatchAndReconcileTests: XCTestCase {
         harness = try await CoordinatorHarness.start(clock: clock)
         try await harness.connect { connection in
             _ = try await connection.createNetwork(
-                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 30, cooldown: 60))
+                NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!, leaseTTL: 30, cooldown: 60)
+            )
         }
     }
 
@@ -38,7 +39,9 @@ final class WatchAndReconcileTests: XCTestCase {
             _ = try await harness.connect {
                 try await $0.createNetwork(NetworkSpec(name: "dev", subnet: IPv4Subnet("172.31.0.0/24")!))
             }
-            guard case .network(let network)? = await iterator.next() else { return XCTFail("expected a network event") }
+            guard case .network(let network)? = await iterator.next() else {
+                return XCTFail("expected a network event")
+            }
             XCTAssertEqual(network.name, "dev")
 
             // h2 heartbeats inside its TTL, h1 never: only h1 may be lost, whenever the harness's own reclaimer runs.
@@ -65,23 +68,47 @@ final class WatchAndReconcileTests: XCTestCase {
             let mine = try await c.acquire(AcquireRequest(network: "prod", owner: "web", claim: claim))
             let other = try await c.acquire(AcquireRequest(network: "prod", owner: "db"))
 
-            let held = try await c.reconcile(ReconcileRequest(
-                network: "prod", owner: "web", address: mine.address, claim: claim))
+            let held = try await c.reconcile(
+                ReconcileRequest(
+                    network: "prod",
+                    owner: "web",
+                    address: mine.address,
+                    claim: claim
+                )
+            )
             XCTAssertEqual(held.status, .held)
 
             let free = IPv4Address(172, 30, 0, 200)
-            let adopted = try await c.reconcile(ReconcileRequest(
-                network: "prod", owner: "cache", address: free, claim: claim))
+            let adopted = try await c.reconcile(
+                ReconcileRequest(
+                    network: "prod",
+                    owner: "cache",
+                    address: free,
+                    claim: claim
+                )
+            )
             XCTAssertEqual(adopted.status, .adopted)
             XCTAssertEqual(adopted.lease.owner, "cache")
 
-            let taken = try await c.reconcile(ReconcileRequest(
-                network: "prod", owner: "intruder", address: other.address, claim: claim))
+            let taken = try await c.reconcile(
+                ReconcileRequest(
+                    network: "prod",
+                    owner: "intruder",
+                    address: other.address,
+                    claim: claim
+                )
+            )
             XCTAssertEqual(taken.status, .taken)
             XCTAssertEqual(taken.lease.owner, "db", "the holder must be reported, not replaced")
 
-            let moved = try await c.reconcile(ReconcileRequest(
-                network: "prod", owner: "web", address: IPv4Address(172, 30, 0, 201), claim: claim))
+            let moved = try await c.reconcile(
+                ReconcileRequest(
+                    network: "prod",
+                    owner: "web",
+                    address: IPv4Address(172, 30, 0, 201),
+                    claim: claim
+                )
+            )
             XCTAssertEqual(moved.status, .moved)
             XCTAssertEqual(moved.lease.address, mine.address)
 
@@ -92,8 +119,14 @@ final class WatchAndReconcileTests: XCTestCase {
 
             _ = try await c.join(host: "h1", underlay: IPv4Address(10, 1, 0, 1))
             do {
-                _ = try await c.reconcile(ReconcileRequest(network: "prod", owner: "web", address: mine.address,
-                                                           claim: claim))
+                _ = try await c.reconcile(
+                    ReconcileRequest(
+                        network: "prod",
+                        owner: "web",
+                        address: mine.address,
+                        claim: claim
+                    )
+                )
                 XCTFail("a stale epoch reconciled")
             } catch let error as NetleaseError {
                 XCTAssertEqual(error.code, .staleEpoch)

@@ -1,5 +1,6 @@
-@testable import NetleaseCore
 import XCTest
+
+@testable import NetleaseCore
 
 /// The book's compact record storage gives back exactly the leases put in.
 final class AddressBookStorageTests: XCTestCase {
@@ -13,11 +14,20 @@ final class AddressBookStorageTests: XCTestCase {
         var address = spec.subnet.firstHost.value
         for i in 0..<count {
             let lease = Lease(
-                network: "big", address: IPv4Address(address), prefix: 15,
-                state: [LeaseState.active, .reserved, .conflict, .cooldown][i % 4], host: i % 3 == 0 ? "" : "host-\(i % 7)",
-                owner: i % 4 == 0 ? "container-\(i)" : "", ifname: "if\(i)", note: i % 5 == 0 ? "note \(i)" : "",
-                mac: i % 4 == 2 ? "02:00:00:00:00:\(String(i % 256, radix: 16))" : "", isStatic: i % 2 == 0,
-                created: Millis(i), renewed: Millis(i + 1), until: i % 4 == 3 ? Millis(i + 2) : 0)
+                network: "big",
+                address: IPv4Address(address),
+                prefix: 15,
+                state: [LeaseState.active, .reserved, .conflict, .cooldown][i % 4],
+                host: i % 3 == 0 ? "" : "host-\(i % 7)",
+                owner: i % 4 == 0 ? "container-\(i)" : "",
+                ifname: "if\(i)",
+                note: i % 5 == 0 ? "note \(i)" : "",
+                mac: i % 4 == 2 ? "02:00:00:00:00:\(String(i % 256, radix: 16))" : "",
+                isStatic: i % 2 == 0,
+                created: Millis(i),
+                renewed: Millis(i + 1),
+                until: i % 4 == 3 ? Millis(i + 2) : 0
+            )
             book.put(lease)
             put[address] = lease
             address += 1
@@ -41,8 +51,12 @@ final class AddressBookStorageTests: XCTestCase {
         for step in 0..<5_000 {
             let key = UInt32.random(in: 0..<700, using: &rng)
             switch step % 4 {
-            case 0, 1: table[key] = step; shadow[key] = step
-            case 2: table[key] = nil; shadow[key] = nil
+            case 0, 1:
+                table[key] = step
+                shadow[key] = step
+            case 2:
+                table[key] = nil
+                shadow[key] = nil
             default: XCTAssertEqual(table.removeValue(forKey: key), shadow.removeValue(forKey: key))
             }
             XCTAssertEqual(table.count, shadow.count, "after step \(step)")

@@ -16,12 +16,28 @@ final class ExcludedRangeTests: XCTestCase {
         XCTAssertEqual(created.excluded.map(\.description), ["10.3.0.1-10.3.0.7"])
         var handed: [IPv4Address] = []
         for index in 0..<7 {
-            handed.append(try ledger.acquire(network: "x", owner: "c\(index)", claim: nil, wanted: nil, now: 2,
-                                             changes: &changes).address)
+            handed.append(
+                try ledger.acquire(
+                    network: "x",
+                    owner: "c\(index)",
+                    claim: nil,
+                    wanted: nil,
+                    now: 2,
+                    changes: &changes
+                ).address
+            )
         }
         XCTAssertEqual(handed.map(\.description), (8...14).map { "10.3.0.\($0)" })
-        XCTAssertThrowsError(try ledger.acquire(network: "x", owner: "c7", claim: nil, wanted: nil, now: 2,
-                                                changes: &changes))
+        XCTAssertThrowsError(
+            try ledger.acquire(
+                network: "x",
+                owner: "c7",
+                claim: nil,
+                wanted: nil,
+                now: 2,
+                changes: &changes
+            )
+        )
     }
 
     func testATinySubnetWhollyExcludedIsRefusedNotTrapped() {
@@ -30,8 +46,13 @@ final class ExcludedRangeTests: XCTestCase {
         XCTAssertEqual(NetworkSpec(name: "z", subnet: subnet, excluded: ranges).usableCount, 0)
         var ledger = Ledger()
         var changes: [LedgerChange] = []
-        XCTAssertThrowsError(try ledger.createNetwork(NetworkSpec(name: "z", subnet: subnet, excluded: ranges), now: 1,
-                                                      changes: &changes)) { error in
+        XCTAssertThrowsError(
+            try ledger.createNetwork(
+                NetworkSpec(name: "z", subnet: subnet, excluded: ranges),
+                now: 1,
+                changes: &changes
+            )
+        ) { error in
             XCTAssertEqual((error as? NetleaseError)?.code, .badRequest)
         }
     }

@@ -15,13 +15,19 @@ final class IdentifierTests: XCTestCase {
         var changes: [LedgerChange] = []
         for (index, name) in names.enumerated() {
             _ = try ledger.createNetwork(
-                NetworkSpec(name: name, subnet: IPv4Subnet("10.\(index + 1).0.0/24")!), now: t0, changes: &changes)
+                NetworkSpec(name: name, subnet: IPv4Subnet("10.\(index + 1).0.0/24")!),
+                now: t0,
+                changes: &changes
+            )
         }
         return ledger
     }
 
     private func expectBadRequest<T>(
-        naming field: String, _ context: String, file: StaticString = #filePath, line: UInt = #line,
+        naming field: String,
+        _ context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: () throws -> T
     ) {
         do {
@@ -29,8 +35,12 @@ final class IdentifierTests: XCTestCase {
             XCTFail("\(context): expected bad-request naming '\(field)', got \(value)", file: file, line: line)
         } catch let error as NetleaseError {
             XCTAssertEqual(error.code, .badRequest, "\(context): \(error)", file: file, line: line)
-            XCTAssertTrue(error.message.contains("'\(field)'"), "\(context): '\(error.message)' does not name '\(field)'",
-                          file: file, line: line)
+            XCTAssertTrue(
+                error.message.contains("'\(field)'"),
+                "\(context): '\(error.message)' does not name '\(field)'",
+                file: file,
+                line: line
+            )
         } catch {
             XCTFail("\(context): expected NetleaseError, got \(error)", file: file, line: line)
         }
@@ -48,7 +58,8 @@ final class IdentifierTests: XCTestCase {
         // Swift's literals refuse noncharacters; built from their values instead.
         func scalar(_ value: UInt32) -> String { String(Character(Unicode.Scalar(value)!)) }
         let cases: [(String, Bool)] = [
-            ("web-1", true), ("k8s pod/ns \u{2603}", true), ("caf\u{E9}", true), ("\u{FB01}", true), ("\u{1F600}", true),
+            ("web-1", true), ("k8s pod/ns \u{2603}", true), ("caf\u{E9}", true), ("\u{FB01}", true),
+            ("\u{1F600}", true),
             ("\u{E000}", true),  // private use: assigned, stable
             ("\u{1100}\u{1161}", false), ("\u{AC00}", true),  // Hangul jamo compose to a syllable
             ("cafe\u{301}", false), ("\u{212A}", false), ("\u{212B}", false), ("\u{37E}", false),
@@ -57,8 +68,11 @@ final class IdentifierTests: XCTestCase {
             ("a\u{10FFFF}", false),
         ]
         for (text, valid) in cases {
-            XCTAssertEqual(Names.textProblem(text) == nil, valid,
-                           "\(text.unicodeScalars.map { String($0.value, radix: 16) }): \(Names.textProblem(text) ?? "ok")")
+            XCTAssertEqual(
+                Names.textProblem(text) == nil,
+                valid,
+                "\(text.unicodeScalars.map { String($0.value, radix: 16) }): \(Names.textProblem(text) ?? "ok")"
+            )
         }
         XCTAssertNoThrow(try Names.checkOwner(String(repeating: "\u{E9}", count: 128)))
         XCTAssertThrowsError(try Names.checkOwner(String(repeating: "\u{E9}", count: 128) + "x"))
@@ -71,11 +85,23 @@ final class IdentifierTests: XCTestCase {
     func testASecondSpellingOfAnOwnerNeverGetsTheFirstOwnersAddress() throws {
         var ledger = try ledger("blue")
         var changes: [LedgerChange] = []
-        let first = try ledger.acquire(network: "blue", owner: precomposed, claim: nil, wanted: nil, now: t0,
-                                       changes: &changes)
+        let first = try ledger.acquire(
+            network: "blue",
+            owner: precomposed,
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         do {
-            let second = try ledger.acquire(network: "blue", owner: decomposed, claim: nil, wanted: nil, now: t0,
-                                            changes: &changes)
+            let second = try ledger.acquire(
+                network: "blue",
+                owner: decomposed,
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
             XCTAssertNotEqual(second.address, first.address, "two owners (different bytes) were given one address")
             XCTFail("a decomposed owner must be refused, got \(second)")
         } catch let error as NetleaseError {
@@ -83,10 +109,19 @@ final class IdentifierTests: XCTestCase {
             XCTAssertTrue(error.message.contains("'owner'"), error.message)
         }
         // Nor may the other spelling release the live lease.
-        _ = try? ledger.release(network: "blue", owner: decomposed, address: nil, claim: nil, now: t0,
-                                changes: &changes)
-        XCTAssertEqual(try ledger.network("blue").record(first.address)?.state, .active,
-                       "a release under another spelling freed a live lease")
+        _ = try? ledger.release(
+            network: "blue",
+            owner: decomposed,
+            address: nil,
+            claim: nil,
+            now: t0,
+            changes: &changes
+        )
+        XCTAssertEqual(
+            try ledger.network("blue").record(first.address)?.state,
+            .active,
+            "a release under another spelling freed a live lease"
+        )
     }
 
     func testNamesUnderAnotherSpellingAreRefusedNotFolded() throws {
@@ -97,13 +132,20 @@ final class IdentifierTests: XCTestCase {
         expectBadRequest(naming: "network", "delete") {
             try ledger.deleteNetwork(kelvin + "8s", now: t0, changes: &changes)
         }
-        expectBadRequest(naming: "host", "remove host") { try ledger.removeHost(kelvin + "1", now: t0, changes: &changes) }
+        expectBadRequest(naming: "host", "remove host") {
+            try ledger.removeHost(kelvin + "1", now: t0, changes: &changes)
+        }
         expectBadRequest(naming: "network", "acquire") {
             try ledger.acquire(network: kelvin + "8s", owner: "c1", claim: nil, wanted: nil, now: t0, changes: &changes)
         }
         expectBadRequest(naming: "networks", "join") {
-            try ledger.join(host: "h2", underlay: IPv4Address(192, 0, 2, 2), networks: [kelvin + "8s"], now: t0,
-                            changes: &changes)
+            try ledger.join(
+                host: "h2",
+                underlay: IPv4Address(192, 0, 2, 2),
+                networks: [kelvin + "8s"],
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(changes, [], "a refused request wrote something")
         XCTAssertNotNil(ledger.books["K8s"])
@@ -114,23 +156,46 @@ final class IdentifierTests: XCTestCase {
         var ledger = try ledger("blue")
         var changes: [LedgerChange] = []
         expectBadRequest(naming: "owner", "NUL") {
-            try ledger.acquire(network: "blue", owner: "web\u{0}x", claim: nil, wanted: nil, now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "web\u{0}x",
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
         expectBadRequest(naming: "owner", "newline") {
             try ledger.acquire(network: "blue", owner: "web\nx", claim: nil, wanted: nil, now: t0, changes: &changes)
         }
         expectBadRequest(naming: "ifname", "interface name with a kernel format") {
-            try ledger.acquire(network: "blue", owner: "web", claim: nil, wanted: nil, ifname: "eth%d", now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "web",
+                claim: nil,
+                wanted: nil,
+                ifname: "eth%d",
+                now: t0,
+                changes: &changes
+            )
         }
         expectBadRequest(naming: "note", "note with DEL") {
-            try ledger.reserve(network: "blue", address: IPv4Address(10, 1, 0, 9), note: "a\u{7F}", now: t0,
-                               changes: &changes)
+            try ledger.reserve(
+                network: "blue",
+                address: IPv4Address(10, 1, 0, 9),
+                note: "a\u{7F}",
+                now: t0,
+                changes: &changes
+            )
         }
         expectBadRequest(naming: "note", "note with a C1 control") {
-            try ledger.reserve(network: "blue", address: IPv4Address(10, 1, 0, 9), note: "a\u{85}", now: t0,
-                               changes: &changes)
+            try ledger.reserve(
+                network: "blue",
+                address: IPv4Address(10, 1, 0, 9),
+                note: "a\u{85}",
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(changes, [])
     }
@@ -140,8 +205,15 @@ final class IdentifierTests: XCTestCase {
     /// Records loaded from a store written before the rules existed may hold two spellings; each is its own key.
     func testOwnerIndexesCompareBytes() {
         let spec = NetworkSpec(name: "blue", subnet: IPv4Subnet("10.1.0.0/24")!)
-        let one = Lease(network: "blue", address: IPv4Address(10, 1, 0, 5), prefix: 24, state: .active,
-                        owner: precomposed, created: t0, renewed: t0)
+        let one = Lease(
+            network: "blue",
+            address: IPv4Address(10, 1, 0, 5),
+            prefix: 24,
+            state: .active,
+            owner: precomposed,
+            created: t0,
+            renewed: t0
+        )
         var two = one
         two.address = IPv4Address(10, 1, 0, 6)
         two.owner = decomposed
@@ -153,8 +225,11 @@ final class IdentifierTests: XCTestCase {
         cooled.state = .cooldown
         cooled.until = t0 + 60_000
         cooling.put(cooled)
-        XCTAssertEqual(cooling.activeLease(owner: precomposed)?.address, one.address,
-                       "cooling one spelling dropped the other's index entry")
+        XCTAssertEqual(
+            cooling.activeLease(owner: precomposed)?.address,
+            one.address,
+            "cooling one spelling dropped the other's index entry"
+        )
         XCTAssertNil(cooling.coolingLease(owner: precomposed))
         XCTAssertEqual(cooling.coolingLease(owner: decomposed)?.address, two.address)
     }

@@ -15,15 +15,28 @@ private func subnet(_ text: String) -> IPv4Subnet {
 }
 
 private func makeSpec(
-    _ name: String = "blue", _ cidr: String = "10.1.0.0/24", cooldown: Int = 60, ttl: Int = 120,
-    excluded: [String] = [], vni: UInt32 = 0, bridge: String = "", mtu: Int = 0
+    _ name: String = "blue",
+    _ cidr: String = "10.1.0.0/24",
+    cooldown: Int = 60,
+    ttl: Int = 120,
+    excluded: [String] = [],
+    vni: UInt32 = 0,
+    bridge: String = "",
+    mtu: Int = 0
 ) -> NetworkSpec {
     NetworkSpec(
-        name: name, subnet: subnet(cidr), vni: vni, bridge: bridge, mtu: mtu, leaseTTL: ttl, cooldown: cooldown,
+        name: name,
+        subnet: subnet(cidr),
+        vni: vni,
+        bridge: bridge,
+        mtu: mtu,
+        leaseTTL: ttl,
+        cooldown: cooldown,
         excluded: excluded.map { text in
             guard let range = IPv4Range(text) else { preconditionFailure("fixture '\(text)' is not a range") }
             return range
-        })
+        }
+    )
 }
 
 private func makeLedger(_ specs: NetworkSpec..., now: Millis = t0) throws -> Ledger {
@@ -35,8 +48,12 @@ private func makeLedger(_ specs: NetworkSpec..., now: Millis = t0) throws -> Led
 
 /// Asserts that `body` throws a NetleaseError with `code` (and, when given, a message containing `fragment`).
 private func assertThrows<T>(
-    _ code: ErrorCode, _ fragment: String? = nil, _ context: String = "", file: StaticString = #filePath,
-    line: UInt = #line, _ body: () throws -> T
+    _ code: ErrorCode,
+    _ fragment: String? = nil,
+    _ context: String = "",
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ body: () throws -> T
 ) {
     do {
         let value = try body()
@@ -45,8 +62,11 @@ private func assertThrows<T>(
         XCTAssertEqual(error.code, code, "\(error) \(context)", file: file, line: line)
         if let fragment {
             XCTAssertTrue(
-                error.message.contains(fragment), "message '\(error.message)' lacks '\(fragment)' \(context)",
-                file: file, line: line)
+                error.message.contains(fragment),
+                "message '\(error.message)' lacks '\(fragment)' \(context)",
+                file: file,
+                line: line
+            )
         }
     } catch {
         XCTFail("expected NetleaseError, got \(error) \(context)", file: file, line: line)
@@ -103,8 +123,15 @@ final class LedgerTests: XCTestCase {
 
     func testLeaseBridgeOwnerAndEnumRawValues() {
         XCTAssertEqual(Lease.bridgeOwner(host: "h1"), "bridge:h1")
-        let bridge = Lease(network: "n", address: ip("10.0.0.1"), prefix: 24, state: .active, owner: "bridge:h1",
-                           created: 0, renewed: 0)
+        let bridge = Lease(
+            network: "n",
+            address: ip("10.0.0.1"),
+            prefix: 24,
+            state: .active,
+            owner: "bridge:h1",
+            created: 0,
+            renewed: 0
+        )
         XCTAssertTrue(bridge.isBridge)
         var container = bridge
         container.owner = "ctr-bridge:h1"
@@ -152,8 +179,17 @@ final class LedgerTests: XCTestCase {
         var book = AddressBook(spec: makeSpec("n", "10.0.0.0/29", excluded: ["10.0.0.3"]))  // hosts .1-.6
         func take(_ owner: String) -> IPv4Address? {
             guard let address = book.nextFree() else { return nil }
-            book.put(Lease(network: "n", address: address, prefix: 29, state: .active, owner: owner, created: 0,
-                           renewed: 0))
+            book.put(
+                Lease(
+                    network: "n",
+                    address: address,
+                    prefix: 29,
+                    state: .active,
+                    owner: owner,
+                    created: 0,
+                    renewed: 0
+                )
+            )
             return address
         }
         book.put(Lease(network: "n", address: ip("10.0.0.2"), prefix: 29, state: .reserved, created: 0, renewed: 0))
@@ -177,16 +213,44 @@ final class LedgerTests: XCTestCase {
     func testAddressBookPutReplacesRecordAndKeepsIndexes() {
         var book = AddressBook(spec: makeSpec("n", "10.0.0.0/24"))
         let address = ip("10.0.0.9")
-        book.put(Lease(network: "n", address: address, prefix: 24, state: .active, owner: "o1", created: 0,
-                       renewed: 0))
+        book.put(
+            Lease(
+                network: "n",
+                address: address,
+                prefix: 24,
+                state: .active,
+                owner: "o1",
+                created: 0,
+                renewed: 0
+            )
+        )
         XCTAssertEqual(book.activeLease(owner: "o1")?.address, address)
         XCTAssertEqual(book.counts, PoolCounts(usable: 254, active: 1))
-        book.put(Lease(network: "n", address: address, prefix: 24, state: .cooldown, owner: "o1", created: 0,
-                       renewed: 5, until: 10))
+        book.put(
+            Lease(
+                network: "n",
+                address: address,
+                prefix: 24,
+                state: .cooldown,
+                owner: "o1",
+                created: 0,
+                renewed: 5,
+                until: 10
+            )
+        )
         XCTAssertNil(book.activeLease(owner: "o1"))
         XCTAssertEqual(book.counts, PoolCounts(usable: 254, cooldown: 1))
-        book.put(Lease(network: "n", address: address, prefix: 24, state: .conflict, mac: "m", created: 0,
-                       renewed: 0))
+        book.put(
+            Lease(
+                network: "n",
+                address: address,
+                prefix: 24,
+                state: .conflict,
+                mac: "m",
+                created: 0,
+                renewed: 0
+            )
+        )
         XCTAssertEqual(book.counts, PoolCounts(usable: 254, conflict: 1))
         XCTAssertEqual(book.expiredCooldowns(now: 1_000), [], "the cooldown entry went stale when replaced")
         book.remove(address)
@@ -199,12 +263,24 @@ final class LedgerTests: XCTestCase {
     func testAddressBookExpiredCooldownsAreInclusiveAndSkipStaleEntries() {
         let spec = makeSpec("n", "10.0.0.0/24")
         func cooling(_ last: UInt8, until: Millis) -> Lease {
-            Lease(network: "n", address: IPv4Address(10, 0, 0, last), prefix: 24, state: .cooldown, created: 0,
-                  renewed: until - 1_000, until: until)
+            Lease(
+                network: "n",
+                address: IPv4Address(10, 0, 0, last),
+                prefix: 24,
+                state: .cooldown,
+                created: 0,
+                renewed: until - 1_000,
+                until: until
+            )
         }
         // Stored rows come back in any order; the book sorts them by end of cooldown.
-        var book = AddressBook(spec: spec, records: [cooling(3, until: 300), cooling(1, until: 100),
-                                                     cooling(2, until: 200)])
+        var book = AddressBook(
+            spec: spec,
+            records: [
+                cooling(3, until: 300), cooling(1, until: 100),
+                cooling(2, until: 200),
+            ]
+        )
         XCTAssertEqual(book.counts.cooldown, 3)
         XCTAssertEqual(book.expiredCooldowns(now: 99), [])
         XCTAssertEqual(book.expiredCooldowns(now: 100), [ip("10.0.0.1")])
@@ -222,8 +298,15 @@ final class LedgerTests: XCTestCase {
     /// on time, not when the later ones do.
     func testAddressBookEndsACooldownRestoredOutOfOrderOnTime() {
         func cooling(_ last: UInt8, until: Millis) -> Lease {
-            Lease(network: "n", address: IPv4Address(10, 0, 0, last), prefix: 24, state: .cooldown, created: 0,
-                  renewed: until - 1_000, until: until)
+            Lease(
+                network: "n",
+                address: IPv4Address(10, 0, 0, last),
+                prefix: 24,
+                state: .cooldown,
+                created: 0,
+                renewed: until - 1_000,
+                until: until
+            )
         }
         var book = AddressBook(spec: makeSpec("n", "10.0.0.0/24"))
         book.put(cooling(1, until: 500))
@@ -241,8 +324,11 @@ final class LedgerTests: XCTestCase {
     func testCreateNetworkFillsDefaults() throws {
         var ledger = Ledger()
         var changes: [LedgerChange] = []
-        let blue = try ledger.createNetwork(NetworkSpec(name: "blue", subnet: subnet("10.1.0.0/24")), now: t0,
-                                            changes: &changes)
+        let blue = try ledger.createNetwork(
+            NetworkSpec(name: "blue", subnet: subnet("10.1.0.0/24")),
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(blue.vni, 42)
         XCTAssertEqual(blue.bridge, "nl-blue")
         XCTAssertEqual(blue.created, t0)
@@ -250,12 +336,23 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(blue.cooldown, 60)
         XCTAssertEqual(changes, [.insertNetwork(blue)])
         let long = try ledger.createNetwork(
-            NetworkSpec(name: "a-very-long-network-name", subnet: subnet("10.2.0.0/24")), now: t0 + 1,
-            changes: &changes)
+            NetworkSpec(name: "a-very-long-network-name", subnet: subnet("10.2.0.0/24")),
+            now: t0 + 1,
+            changes: &changes
+        )
         XCTAssertEqual(long.vni, 43)
         XCTAssertEqual(long.bridge, "nl-a-very-long-")
-        let explicit = try ledger.createNetwork(makeSpec("c", "10.3.0.0/24", vni: 16_777_215, bridge: "br0",
-                                                         mtu: 1450), now: t0 + 2, changes: &changes)
+        let explicit = try ledger.createNetwork(
+            makeSpec(
+                "c",
+                "10.3.0.0/24",
+                vni: 16_777_215,
+                bridge: "br0",
+                mtu: 1450
+            ),
+            now: t0 + 2,
+            changes: &changes
+        )
         XCTAssertEqual(explicit.vni, 16_777_215)
         XCTAssertEqual(explicit.bridge, "br0")
         XCTAssertEqual(explicit.mtu, 1450)
@@ -318,7 +415,9 @@ final class LedgerTests: XCTestCase {
 
     func testAutomaticVNIStaysWithin24Bits() throws {
         var ledger = try makeLedger(
-            makeSpec("top", "10.1.0.0/24", vni: 16_777_215), makeSpec("low", "10.2.0.0/24", vni: 1))
+            makeSpec("top", "10.1.0.0/24", vni: 16_777_215),
+            makeSpec("low", "10.2.0.0/24", vni: 1)
+        )
         var changes: [LedgerChange] = []
         let next = try ledger.createNetwork(makeSpec("next", "10.3.0.0/24"), now: t0, changes: &changes)
         XCTAssertTrue((1...16_777_215).contains(next.vni), "automatic VNI \(next.vni) is not a 24-bit VNI")
@@ -381,8 +480,14 @@ final class LedgerTests: XCTestCase {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
         _ = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
-        let held = try ledger.acquire(network: "blue", owner: "c1", claim: nil, wanted: nil, now: t0,
-                                      changes: &changes)
+        let held = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.acquire(network: "blue", owner: "c2", claim: nil, wanted: nil, now: t0, changes: &changes)
         _ = try ledger.release(network: "blue", owner: "c2", address: nil, claim: nil, now: t0, changes: &changes)
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.200"), note: "", now: t0, changes: &changes)
@@ -424,8 +529,14 @@ final class LedgerTests: XCTestCase {
             try ledger.unreserve(network: "red", address: ip("10.1.0.5"), now: t0, changes: &changes)
         }
         assertThrows(.unknownNetwork) {
-            try ledger.reportConflict(network: "red", address: ip("10.1.0.5"), mac: "m", claim: claim, now: t0,
-                                      changes: &changes)
+            try ledger.reportConflict(
+                network: "red",
+                address: ip("10.1.0.5"),
+                mac: "m",
+                claim: claim,
+                now: t0,
+                changes: &changes
+            )
         }
         assertThrows(.unknownNetwork) {
             try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: ["red"], now: t0, changes: &changes)
@@ -442,8 +553,15 @@ final class LedgerTests: XCTestCase {
         var changes: [LedgerChange] = []
         var handed: [IPv4Address] = []
         for i in 0..<14 {
-            let lease = try ledger.acquire(network: "blue", owner: "c\(i)", claim: nil, wanted: nil, ifname: "eth0",
-                                           now: t0 + Millis(i), changes: &changes)
+            let lease = try ledger.acquire(
+                network: "blue",
+                owner: "c\(i)",
+                claim: nil,
+                wanted: nil,
+                ifname: "eth0",
+                now: t0 + Millis(i),
+                changes: &changes
+            )
             XCTAssertEqual(lease.state, .active)
             XCTAssertEqual(lease.owner, "c\(i)")
             XCTAssertEqual(lease.prefix, 28)
@@ -470,62 +588,141 @@ final class LedgerTests: XCTestCase {
         var changes: [LedgerChange] = []
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.17"), note: "gw", now: t0, changes: &changes)
         for i in 0..<13 {
-            let lease = try ledger.acquire(network: "blue", owner: "c\(i)", claim: HostClaim(host: "h1"),
-                                           wanted: nil, now: t0, changes: &changes)
+            let lease = try ledger.acquire(
+                network: "blue",
+                owner: "c\(i)",
+                claim: HostClaim(host: "h1"),
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
             XCTAssertEqual(lease.address, IPv4Address(10, 1, 0, UInt8(18 + i)))
         }
-        _ = try ledger.reportConflict(network: "blue", address: ip("10.1.0.20"), mac: "02:00:00:00:00:01",
-                                      claim: HostClaim(host: "h1"), now: t0, changes: &changes)
+        _ = try ledger.reportConflict(
+            network: "blue",
+            address: ip("10.1.0.20"),
+            mac: "02:00:00:00:00:01",
+            claim: HostClaim(host: "h1"),
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.release(network: "blue", owner: "c5", address: nil, claim: nil, now: t0, changes: &changes)
         _ = try ledger.release(network: "blue", owner: "c6", address: nil, claim: nil, now: t0, changes: &changes)
-        XCTAssertEqual(try ledger.network("blue").counts,
-                       PoolCounts(usable: 14, active: 10, reserved: 1, conflict: 1, cooldown: 2))
+        XCTAssertEqual(
+            try ledger.network("blue").counts,
+            PoolCounts(usable: 14, active: 10, reserved: 1, conflict: 1, cooldown: 2)
+        )
         assertThrows(
             .poolExhausted,
             "no free address in 'blue' (10.1.0.16/28): leased=10 reserved=1 conflict=1 cooldown=2 free=0"
         ) {
-            try ledger.acquire(network: "blue", owner: "new", claim: nil, wanted: nil, now: t0 + 59_999,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "new",
+                claim: nil,
+                wanted: nil,
+                now: t0 + 59_999,
+                changes: &changes
+            )
         }
     }
 
     func testAcquireIsIdempotentPerNetworkAndOwner() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24"), makeSpec("green", "10.2.0.0/24"))
         var changes: [LedgerChange] = []
-        let first = try ledger.acquire(network: "blue", owner: "ctr-1", claim: nil, wanted: nil, ifname: "eth0",
-                                       now: t0, changes: &changes)
+        let first = try ledger.acquire(
+            network: "blue",
+            owner: "ctr-1",
+            claim: nil,
+            wanted: nil,
+            ifname: "eth0",
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(first.address, ip("10.1.0.1"))
         changes = []
         for retry in 1...3 {
-            let again = try ledger.acquire(network: "blue", owner: "ctr-1", claim: nil, wanted: nil, ifname: "eth0",
-                                           now: t0 + Millis(retry * 1000), changes: &changes)
+            let again = try ledger.acquire(
+                network: "blue",
+                owner: "ctr-1",
+                claim: nil,
+                wanted: nil,
+                ifname: "eth0",
+                now: t0 + Millis(retry * 1000),
+                changes: &changes
+            )
             XCTAssertEqual(again, first, "retry \(retry)")
         }
-        let sameWanted = try ledger.acquire(network: "blue", owner: "ctr-1", claim: nil, wanted: first.address,
-                                            now: t0, changes: &changes)
+        let sameWanted = try ledger.acquire(
+            network: "blue",
+            owner: "ctr-1",
+            claim: nil,
+            wanted: first.address,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(sameWanted, first)
         XCTAssertEqual(changes, [], "an idempotent repeat writes nothing")
         assertThrows(.conflict, "already holds 10.1.0.1") {
-            try ledger.acquire(network: "blue", owner: "ctr-1", claim: nil, wanted: ip("10.1.0.50"), now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "ctr-1",
+                claim: nil,
+                wanted: ip("10.1.0.50"),
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(changes, [])
         XCTAssertNil(try ledger.network("blue").record(ip("10.1.0.50")))
 
-        let other = try ledger.acquire(network: "blue", owner: "ctr-2", claim: nil, wanted: nil, now: t0,
-                                       changes: &changes)
+        let other = try ledger.acquire(
+            network: "blue",
+            owner: "ctr-2",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(other.address, ip("10.1.0.2"))
-        let elsewhere = try ledger.acquire(network: "green", owner: "ctr-1", claim: nil, wanted: nil, now: t0,
-                                           changes: &changes)
+        let elsewhere = try ledger.acquire(
+            network: "green",
+            owner: "ctr-1",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(elsewhere.address, ip("10.2.0.1"), "the same owner gets its own address in another network")
 
-        let bound = try ledger.acquire(network: "blue", owner: "ctr-h", claim: HostClaim(host: "h1"), wanted: nil,
-                                       now: t0, changes: &changes)
-        XCTAssertEqual(try ledger.acquire(network: "blue", owner: "ctr-h", claim: HostClaim(host: "h1"),
-                                          wanted: nil, now: t0, changes: &changes), bound)
+        let bound = try ledger.acquire(
+            network: "blue",
+            owner: "ctr-h",
+            claim: HostClaim(host: "h1"),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
+        XCTAssertEqual(
+            try ledger.acquire(
+                network: "blue",
+                owner: "ctr-h",
+                claim: HostClaim(host: "h1"),
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            ),
+            bound
+        )
         assertThrows(.conflict, "on host 'h1'") {
-            try ledger.acquire(network: "blue", owner: "ctr-h", claim: HostClaim(host: "h2"), wanted: nil, now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "ctr-h",
+                claim: HostClaim(host: "h2"),
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
     }
 
@@ -536,15 +733,35 @@ final class LedgerTests: XCTestCase {
             try ledger.acquire(network: "blue", owner: "", claim: nil, wanted: nil, now: t0, changes: &changes)
         }
         assertThrows(.badRequest, "owner") {
-            try ledger.acquire(network: "blue", owner: String(repeating: "o", count: 257), claim: nil, wanted: nil,
-                               now: t0, changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: String(repeating: "o", count: 257),
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
-        XCTAssertNoThrow(try ledger.acquire(network: "blue", owner: String(repeating: "o", count: 256), claim: nil,
-                                            wanted: nil, now: t0, changes: &changes))
+        XCTAssertNoThrow(
+            try ledger.acquire(
+                network: "blue",
+                owner: String(repeating: "o", count: 256),
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
+        )
         // A container may not pose as a host's bridge.
         assertThrows(.badRequest, "reserved for hosts' bridge addresses") {
-            try ledger.acquire(network: "blue", owner: "bridge:h1", claim: nil, wanted: nil, now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "bridge:h1",
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(try ledger.network("blue").counts.active, 1)
         XCTAssertNil(try ledger.network("blue").activeLease(owner: "bridge:h1"))
@@ -557,14 +774,38 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(join.bridges.map(\.address), [ip("10.1.0.1")])
         let epoch = join.host.epoch
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.50"), note: "", now: t0, changes: &changes)
-        _ = try ledger.reportConflict(network: "blue", address: ip("10.1.0.60"), mac: "02:00:00:00:00:60",
-                                      claim: HostClaim(host: "h1", epoch: epoch), now: t0, changes: &changes)
-        _ = try ledger.acquire(network: "blue", owner: "c-held", claim: nil, wanted: ip("10.1.0.70"), now: t0,
-                               changes: &changes)
-        _ = try ledger.acquire(network: "blue", owner: "c-cool", claim: nil, wanted: ip("10.1.0.80"), now: t0,
-                               changes: &changes)
-        _ = try ledger.release(network: "blue", owner: "c-cool", address: nil, claim: nil, now: t0,
-                               changes: &changes)
+        _ = try ledger.reportConflict(
+            network: "blue",
+            address: ip("10.1.0.60"),
+            mac: "02:00:00:00:00:60",
+            claim: HostClaim(host: "h1", epoch: epoch),
+            now: t0,
+            changes: &changes
+        )
+        _ = try ledger.acquire(
+            network: "blue",
+            owner: "c-held",
+            claim: nil,
+            wanted: ip("10.1.0.70"),
+            now: t0,
+            changes: &changes
+        )
+        _ = try ledger.acquire(
+            network: "blue",
+            owner: "c-cool",
+            claim: nil,
+            wanted: ip("10.1.0.80"),
+            now: t0,
+            changes: &changes
+        )
+        _ = try ledger.release(
+            network: "blue",
+            owner: "c-cool",
+            address: nil,
+            claim: nil,
+            now: t0,
+            changes: &changes
+        )
         let countsBefore = try ledger.network("blue").counts
         let cases: [(wanted: String, code: ErrorCode, fragment: String)] = [
             ("10.2.0.5", .badRequest, "is not in blue"),
@@ -583,16 +824,28 @@ final class LedgerTests: XCTestCase {
         for c in cases {
             changes = []
             assertThrows(c.code, c.fragment, "wanted \(c.wanted)") {
-                try ledger.acquire(network: "blue", owner: "new", claim: nil, wanted: ip(c.wanted), now: t0 + 1,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "new",
+                    claim: nil,
+                    wanted: ip(c.wanted),
+                    now: t0 + 1,
+                    changes: &changes
+                )
             }
             XCTAssertEqual(changes, [], "wanted \(c.wanted)")
         }
         XCTAssertEqual(try ledger.network("blue").counts, countsBefore)
         XCTAssertNil(try ledger.network("blue").activeLease(owner: "new"))
         for (wanted, owner) in [("10.1.0.199", "w1"), ("10.1.0.210", "w2"), ("10.1.0.254", "w3")] {
-            let lease = try ledger.acquire(network: "blue", owner: owner, claim: nil, wanted: ip(wanted), now: t0,
-                                           changes: &changes)
+            let lease = try ledger.acquire(
+                network: "blue",
+                owner: owner,
+                claim: nil,
+                wanted: ip(wanted),
+                now: t0,
+                changes: &changes
+            )
             XCTAssertEqual(lease.address, ip(wanted))
         }
     }
@@ -607,26 +860,44 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(bridges, [ip("10.1.0.5"), ip("10.1.0.6")])
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.10"), note: "", now: t0, changes: &changes)
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.11"), note: "", now: t0, changes: &changes)
-        _ = try ledger.reportConflict(network: "blue", address: ip("10.1.0.20"), mac: "02:aa:bb:cc:dd:ee",
-                                      claim: HostClaim(host: "h1", epoch: h1.host.epoch), now: t0,
-                                      changes: &changes)
+        _ = try ledger.reportConflict(
+            network: "blue",
+            address: ip("10.1.0.20"),
+            mac: "02:aa:bb:cc:dd:ee",
+            claim: HostClaim(host: "h1", epoch: h1.host.epoch),
+            now: t0,
+            changes: &changes
+        )
         var handed: [IPv4Address] = []
         for i in 0..<100 {
             do {
-                handed.append(try ledger.acquire(network: "blue", owner: "c\(i)", claim: nil, wanted: nil, now: t0,
-                                                 changes: &changes).address)
+                handed.append(
+                    try ledger.acquire(
+                        network: "blue",
+                        owner: "c\(i)",
+                        claim: nil,
+                        wanted: nil,
+                        now: t0,
+                        changes: &changes
+                    ).address
+                )
             } catch let error as NetleaseError {
                 XCTAssertEqual(error.code, .poolExhausted)
-                XCTAssertTrue(error.message.hasSuffix("leased=22 reserved=2 conflict=1 cooldown=0 free=0"),
-                              error.message)
+                XCTAssertTrue(
+                    error.message.hasSuffix("leased=22 reserved=2 conflict=1 cooldown=0 free=0"),
+                    error.message
+                )
                 break
             }
         }
         XCTAssertEqual(handed.count, 20)
         XCTAssertEqual(Set(handed).count, handed.count, "no address handed out twice")
         let forbidden = Set(
-            ["10.1.0.0", "10.1.0.31", "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.30", "10.1.0.5",
-             "10.1.0.6", "10.1.0.10", "10.1.0.11", "10.1.0.20"].map(ip))
+            [
+                "10.1.0.0", "10.1.0.31", "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.30", "10.1.0.5",
+                "10.1.0.6", "10.1.0.10", "10.1.0.11", "10.1.0.20",
+            ].map(ip)
+        )
         XCTAssertTrue(forbidden.isDisjoint(with: handed), "handed out \(forbidden.intersection(handed))")
         let expected = Set((1...30).map { IPv4Address(10, 1, 0, UInt8($0)) }).subtracting(forbidden)
         XCTAssertEqual(Set(handed), expected)
@@ -637,11 +908,23 @@ final class LedgerTests: XCTestCase {
     func testReleaseIsIdempotent() throws {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
-        let lease = try ledger.acquire(network: "blue", owner: "c1", claim: nil, wanted: nil, now: t0,
-                                       changes: &changes)
+        let lease = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         changes = []
-        let released = try ledger.release(network: "blue", owner: "c1", address: nil, claim: nil, now: t0 + 1_000,
-                                          changes: &changes)
+        let released = try ledger.release(
+            network: "blue",
+            owner: "c1",
+            address: nil,
+            claim: nil,
+            now: t0 + 1_000,
+            changes: &changes
+        )
         var cooling = lease
         cooling.state = .cooldown
         cooling.renewed = t0 + 1_000
@@ -656,8 +939,14 @@ final class LedgerTests: XCTestCase {
         ]
         for (owner, address) in repeats {
             changes = []
-            let result = try ledger.release(network: "blue", owner: owner, address: address, claim: nil,
-                                            now: t0 + 2_000, changes: &changes)
+            let result = try ledger.release(
+                network: "blue",
+                owner: owner,
+                address: address,
+                claim: nil,
+                now: t0 + 2_000,
+                changes: &changes
+            )
             XCTAssertNil(result, "release \(String(describing: owner)) \(String(describing: address))")
             XCTAssertEqual(changes, [])
         }
@@ -668,35 +957,77 @@ final class LedgerTests: XCTestCase {
     func testReleaseRules() throws {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
-        let c2 = try ledger.acquire(network: "blue", owner: "c2", claim: HostClaim(host: "h1"), wanted: nil,
-                                    now: t0, changes: &changes)
-        let c3 = try ledger.acquire(network: "blue", owner: "c3", claim: nil, wanted: nil, now: t0,
-                                    changes: &changes)
+        let c2 = try ledger.acquire(
+            network: "blue",
+            owner: "c2",
+            claim: HostClaim(host: "h1"),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
+        let c3 = try ledger.acquire(
+            network: "blue",
+            owner: "c3",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.100"), note: "", now: t0, changes: &changes)
         changes = []
         assertThrows(.badRequest, "owner or address") {
             try ledger.release(network: "blue", owner: nil, address: nil, claim: nil, now: t0, changes: &changes)
         }
         assertThrows(.conflict, "holds \(c2.address), not \(c3.address)") {
-            try ledger.release(network: "blue", owner: "c2", address: c3.address, claim: nil, now: t0,
-                               changes: &changes)
+            try ledger.release(
+                network: "blue",
+                owner: "c2",
+                address: c3.address,
+                claim: nil,
+                now: t0,
+                changes: &changes
+            )
         }
         assertThrows(.conflict, "use unreserve") {
-            try ledger.release(network: "blue", owner: nil, address: ip("10.1.0.100"), claim: nil, now: t0,
-                               changes: &changes)
+            try ledger.release(
+                network: "blue",
+                owner: nil,
+                address: ip("10.1.0.100"),
+                claim: nil,
+                now: t0,
+                changes: &changes
+            )
         }
         assertThrows(.conflict, "belongs to host 'h1', not 'h2'") {
-            try ledger.release(network: "blue", owner: "c2", address: nil, claim: HostClaim(host: "h2"), now: t0,
-                               changes: &changes)
+            try ledger.release(
+                network: "blue",
+                owner: "c2",
+                address: nil,
+                claim: HostClaim(host: "h2"),
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(changes, [])
         XCTAssertEqual(try ledger.network("blue").counts, PoolCounts(usable: 254, active: 2, reserved: 1))
 
-        let byAddress = try ledger.release(network: "blue", owner: nil, address: c3.address, claim: nil, now: t0,
-                                           changes: &changes)
+        let byAddress = try ledger.release(
+            network: "blue",
+            owner: nil,
+            address: c3.address,
+            claim: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(byAddress?.owner, "c3")
-        let byClaim = try ledger.release(network: "blue", owner: "c2", address: c2.address,
-                                         claim: HostClaim(host: "h1"), now: t0, changes: &changes)
+        let byClaim = try ledger.release(
+            network: "blue",
+            owner: "c2",
+            address: c2.address,
+            claim: HostClaim(host: "h1"),
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(byClaim?.owner, "c2")
         XCTAssertEqual(try ledger.network("blue").counts, PoolCounts(usable: 254, reserved: 1, cooldown: 2))
     }
@@ -706,12 +1037,24 @@ final class LedgerTests: XCTestCase {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/29", cooldown: 10))
         var changes: [LedgerChange] = []
         for i in 0..<6 {
-            _ = try ledger.acquire(network: "blue", owner: "c\(i)", claim: nil, wanted: nil, now: t0,
-                                   changes: &changes)
+            _ = try ledger.acquire(
+                network: "blue",
+                owner: "c\(i)",
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
         let releasedAt = t0 + 1_000
-        let released = try ledger.release(network: "blue", owner: "c2", address: nil, claim: nil, now: releasedAt,
-                                          changes: &changes)
+        let released = try ledger.release(
+            network: "blue",
+            owner: "c2",
+            address: nil,
+            claim: nil,
+            now: releasedAt,
+            changes: &changes
+        )
         XCTAssertEqual(released?.address, ip("10.1.0.3"))
         changes = []
         let waits: [(after: Millis, remaining: String)] = [
@@ -720,21 +1063,45 @@ final class LedgerTests: XCTestCase {
         for (after, remaining) in waits {
             let now = releasedAt + after
             assertThrows(.poolExhausted, "cooldown=1 free=0", "at +\(after) ms") {
-                try ledger.acquire(network: "blue", owner: "new", claim: nil, wanted: nil, now: now,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "new",
+                    claim: nil,
+                    wanted: nil,
+                    now: now,
+                    changes: &changes
+                )
             }
             assertThrows(.conflict, "in cooldown after release for \(remaining) more", "at +\(after) ms") {
-                try ledger.acquire(network: "blue", owner: "new", claim: nil, wanted: ip("10.1.0.3"), now: now,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "new",
+                    claim: nil,
+                    wanted: ip("10.1.0.3"),
+                    now: now,
+                    changes: &changes
+                )
             }
             assertThrows(.conflict, "cooldown", "previous owner at +\(now - releasedAt) ms") {
-                try ledger.acquire(network: "blue", owner: "c2", claim: nil, wanted: ip("10.1.0.3"), now: now,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "c2",
+                    claim: nil,
+                    wanted: ip("10.1.0.3"),
+                    now: now,
+                    changes: &changes
+                )
             }
         }
         XCTAssertEqual(changes, [])
-        let reused = try ledger.acquire(network: "blue", owner: "new", claim: nil, wanted: nil,
-                                        now: releasedAt + 10_000, changes: &changes)
+        let reused = try ledger.acquire(
+            network: "blue",
+            owner: "new",
+            claim: nil,
+            wanted: nil,
+            now: releasedAt + 10_000,
+            changes: &changes
+        )
         XCTAssertEqual(reused.address, ip("10.1.0.3"))
         XCTAssertEqual(reused.owner, "new")
         XCTAssertEqual(changes, [.deleteLease(network: "blue", address: ip("10.1.0.3")), .insertLease(reused)])
@@ -744,23 +1111,52 @@ final class LedgerTests: XCTestCase {
     func testCooldownHoldsInALargePoolToo() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", cooldown: 5))
         var changes: [LedgerChange] = []
-        let first = try ledger.acquire(network: "blue", owner: "c0", claim: nil, wanted: nil, now: t0,
-                                       changes: &changes)
+        let first = try ledger.acquire(
+            network: "blue",
+            owner: "c0",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.release(network: "blue", owner: "c0", address: nil, claim: nil, now: t0, changes: &changes)
         var handed = Set<IPv4Address>()
         for i in 1..<254 {
             let now = t0 + Millis(i % 5_000)
-            handed.insert(try ledger.acquire(network: "blue", owner: "c\(i)", claim: nil, wanted: nil, now: now,
-                                             changes: &changes).address)
+            handed.insert(
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "c\(i)",
+                    claim: nil,
+                    wanted: nil,
+                    now: now,
+                    changes: &changes
+                ).address
+            )
         }
         XCTAssertEqual(handed.count, 253)
         XCTAssertFalse(handed.contains(first.address))
         assertThrows(.poolExhausted, "cooldown=1") {
-            try ledger.acquire(network: "blue", owner: "late", claim: nil, wanted: nil, now: t0 + 4_999,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "late",
+                claim: nil,
+                wanted: nil,
+                now: t0 + 4_999,
+                changes: &changes
+            )
         }
-        XCTAssertEqual(try ledger.acquire(network: "blue", owner: "late", claim: nil, wanted: nil, now: t0 + 5_000,
-                                          changes: &changes).address, first.address)
+        XCTAssertEqual(
+            try ledger.acquire(
+                network: "blue",
+                owner: "late",
+                claim: nil,
+                wanted: nil,
+                now: t0 + 5_000,
+                changes: &changes
+            ).address,
+            first.address
+        )
     }
 
     func testZeroCooldownFreesAtOnce() throws {
@@ -769,14 +1165,26 @@ final class LedgerTests: XCTestCase {
         _ = try ledger.acquire(network: "blue", owner: "a", claim: nil, wanted: nil, now: t0, changes: &changes)
         _ = try ledger.acquire(network: "blue", owner: "b", claim: nil, wanted: nil, now: t0, changes: &changes)
         changes = []
-        let released = try ledger.release(network: "blue", owner: "a", address: nil, claim: nil, now: t0,
-                                          changes: &changes)
+        let released = try ledger.release(
+            network: "blue",
+            owner: "a",
+            address: nil,
+            claim: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(released?.state, .cooldown)
         XCTAssertEqual(released?.until, t0, "a zero cooldown ends at once")
         XCTAssertEqual(changes, [.deleteLease(network: "blue", address: ip("10.1.0.1"))])
         XCTAssertNil(try ledger.network("blue").record(ip("10.1.0.1")))
-        let again = try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: nil, now: t0,
-                                       changes: &changes)
+        let again = try ledger.acquire(
+            network: "blue",
+            owner: "c",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(again.address, ip("10.1.0.1"))
     }
 
@@ -786,21 +1194,46 @@ final class LedgerTests: XCTestCase {
         var changes: [LedgerChange] = []
         _ = try ledger.acquire(network: "blue", owner: "a", claim: nil, wanted: nil, now: t0, changes: &changes)
         _ = try ledger.acquire(network: "blue", owner: "b", claim: nil, wanted: nil, now: t0, changes: &changes)
-        let released = try XCTUnwrap(try ledger.release(network: "blue", owner: "a", address: nil, claim: nil,
-                                                        now: t0, changes: &changes))
-        _ = try ledger.reserve(network: "blue", address: released.address, note: "", now: t0 + 1_000,
-                               changes: &changes)
+        let released = try XCTUnwrap(
+            try ledger.release(
+                network: "blue",
+                owner: "a",
+                address: nil,
+                claim: nil,
+                now: t0,
+                changes: &changes
+            )
+        )
+        _ = try ledger.reserve(
+            network: "blue",
+            address: released.address,
+            note: "",
+            now: t0 + 1_000,
+            changes: &changes
+        )
         try ledger.unreserve(network: "blue", address: released.address, now: t0 + 1_500, changes: &changes)
         assertThrows(.poolExhausted, "cooldown=1") {
             try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: nil, now: t0 + 2_000, changes: &changes)
         }
         assertThrows(.conflict, "in cooldown") {
-            try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: released.address, now: t0 + 2_000,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "c",
+                claim: nil,
+                wanted: released.address,
+                now: t0 + 2_000,
+                changes: &changes
+            )
         }
         XCTAssertEqual(try ledger.network("blue").record(released.address)?.until, released.until)
-        let reused = try ledger.acquire(network: "blue", owner: "c", claim: nil, wanted: nil, now: released.until,
-                                        changes: &changes)
+        let reused = try ledger.acquire(
+            network: "blue",
+            owner: "c",
+            claim: nil,
+            wanted: nil,
+            now: released.until,
+            changes: &changes
+        )
         XCTAssertEqual(reused.address, released.address, "free once the cooldown it had has ended")
     }
 
@@ -809,21 +1242,37 @@ final class LedgerTests: XCTestCase {
     func testReserveRules() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", cooldown: 30, excluded: ["10.1.0.240/29"]))
         var changes: [LedgerChange] = []
-        let reserved = try ledger.reserve(network: "blue", address: ip("10.1.0.10"), note: "printer", now: t0,
-                                          changes: &changes)
+        let reserved = try ledger.reserve(
+            network: "blue",
+            address: ip("10.1.0.10"),
+            note: "printer",
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(reserved.state, .reserved)
         XCTAssertEqual(reserved.note, "printer")
         XCTAssertEqual(changes, [.insertLease(reserved)])
         changes = []
-        let again = try ledger.reserve(network: "blue", address: ip("10.1.0.10"), note: "printer 2", now: t0 + 5,
-                                       changes: &changes)
+        let again = try ledger.reserve(
+            network: "blue",
+            address: ip("10.1.0.10"),
+            note: "printer 2",
+            now: t0 + 5,
+            changes: &changes
+        )
         XCTAssertEqual(again.created, t0, "a repeated reserve keeps the original creation time")
         XCTAssertEqual(again.note, "printer 2")
         XCTAssertEqual(changes, [.updateLease(again)])
         XCTAssertEqual(try ledger.network("blue").counts, PoolCounts(usable: 246, reserved: 1))
 
-        let held = try ledger.acquire(network: "blue", owner: "c1", claim: nil, wanted: nil, now: t0,
-                                      changes: &changes)
+        let held = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         let cases: [(address: String, code: ErrorCode, fragment: String)] = [
             ("10.1.0.0", .badRequest, "not a host address"),
             ("10.1.0.255", .badRequest, "not a host address"),
@@ -841,11 +1290,22 @@ final class LedgerTests: XCTestCase {
         }
 
         // A cooling address may be reserved; its cooldown end must then not free it.
-        let cooled = try ledger.acquire(network: "blue", owner: "c2", claim: nil, wanted: ip("10.1.0.20"), now: t0,
-                                        changes: &changes)
+        let cooled = try ledger.acquire(
+            network: "blue",
+            owner: "c2",
+            claim: nil,
+            wanted: ip("10.1.0.20"),
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.release(network: "blue", owner: "c2", address: nil, claim: nil, now: t0, changes: &changes)
-        let overCooldown = try ledger.reserve(network: "blue", address: cooled.address, note: "", now: t0 + 1,
-                                              changes: &changes)
+        let overCooldown = try ledger.reserve(
+            network: "blue",
+            address: cooled.address,
+            note: "",
+            now: t0 + 1,
+            changes: &changes
+        )
         XCTAssertEqual(overCooldown.created, t0 + 1)
         XCTAssertEqual(try ledger.network("blue").counts, PoolCounts(usable: 246, active: 1, reserved: 2))
         changes = []
@@ -862,8 +1322,17 @@ final class LedgerTests: XCTestCase {
         assertThrows(.notFound, "not reserved") {
             try ledger.unreserve(network: "blue", address: held.address, now: t0, changes: &changes)
         }
-        XCTAssertEqual(try ledger.acquire(network: "blue", owner: "w", claim: nil, wanted: ip("10.1.0.10"),
-                                          now: t0, changes: &changes).address, ip("10.1.0.10"))
+        XCTAssertEqual(
+            try ledger.acquire(
+                network: "blue",
+                owner: "w",
+                claim: nil,
+                wanted: ip("10.1.0.10"),
+                now: t0,
+                changes: &changes
+            ).address,
+            ip("10.1.0.10")
+        )
     }
 
     func testReportConflictQuarantines() throws {
@@ -873,50 +1342,114 @@ final class LedgerTests: XCTestCase {
         let h2 = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: [], now: t0, changes: &changes)
         let claim1 = HostClaim(host: "h1", epoch: h1.host.epoch)
         let claim2 = HostClaim(host: "h2", epoch: h2.host.epoch)
-        let mine = try ledger.acquire(network: "blue", owner: "c1", claim: claim1, wanted: nil, now: t0,
-                                      changes: &changes)
-        let theirs = try ledger.acquire(network: "blue", owner: "c2", claim: claim2, wanted: nil, now: t0,
-                                        changes: &changes)
+        let mine = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: claim1,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
+        let theirs = try ledger.acquire(
+            network: "blue",
+            owner: "c2",
+            claim: claim2,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         changes = []
-        let quarantined = try ledger.reportConflict(network: "blue", address: mine.address, mac: "02:00:00:00:00:09",
-                                                    claim: claim1, now: t0 + 1, changes: &changes)
+        let quarantined = try ledger.reportConflict(
+            network: "blue",
+            address: mine.address,
+            mac: "02:00:00:00:00:09",
+            claim: claim1,
+            now: t0 + 1,
+            changes: &changes
+        )
         XCTAssertEqual(quarantined.state, .conflict)
         XCTAssertEqual(quarantined.owner, "c1")
         XCTAssertEqual(quarantined.mac, "02:00:00:00:00:09")
         XCTAssertEqual(quarantined.host, "h1")
         XCTAssertEqual(changes, [.updateLease(quarantined)])
         XCTAssertNil(try ledger.network("blue").activeLease(owner: "c1"))
-        let retry = try ledger.acquire(network: "blue", owner: "c1", claim: claim1, wanted: nil, now: t0 + 2,
-                                       changes: &changes)
+        let retry = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: claim1,
+            wanted: nil,
+            now: t0 + 2,
+            changes: &changes
+        )
         XCTAssertNotEqual(retry.address, mine.address, "the owner gets another address after a conflict")
 
         assertThrows(.conflict, "on host 'h2'") {
-            try ledger.reportConflict(network: "blue", address: theirs.address, mac: "m", claim: claim1, now: t0,
-                                      changes: &changes)
+            try ledger.reportConflict(
+                network: "blue",
+                address: theirs.address,
+                mac: "m",
+                claim: claim1,
+                now: t0,
+                changes: &changes
+            )
         }
         for address in ["10.1.0.255", "10.1.0.0", "10.2.0.1"] {
             assertThrows(.badRequest, "not a leasable address", address) {
-                try ledger.reportConflict(network: "blue", address: ip(address), mac: "m", claim: claim1, now: t0,
-                                          changes: &changes)
+                try ledger.reportConflict(
+                    network: "blue",
+                    address: ip(address),
+                    mac: "m",
+                    claim: claim1,
+                    now: t0,
+                    changes: &changes
+                )
             }
         }
         changes = []
-        let fresh = try ledger.reportConflict(network: "blue", address: ip("10.1.0.99"), mac: "m", claim: claim2,
-                                              now: t0, changes: &changes)
+        let fresh = try ledger.reportConflict(
+            network: "blue",
+            address: ip("10.1.0.99"),
+            mac: "m",
+            claim: claim2,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(fresh.owner, "")
         XCTAssertEqual(changes, [.insertLease(fresh)])
-        let reserved = try ledger.reserve(network: "blue", address: ip("10.1.0.98"), note: "n", now: t0,
-                                          changes: &changes)
+        let reserved = try ledger.reserve(
+            network: "blue",
+            address: ip("10.1.0.98"),
+            note: "n",
+            now: t0,
+            changes: &changes
+        )
         changes = []
-        XCTAssertEqual(try ledger.reportConflict(network: "blue", address: ip("10.1.0.98"), mac: "m", claim: claim2,
-                                                 now: t0, changes: &changes), reserved)
+        XCTAssertEqual(
+            try ledger.reportConflict(
+                network: "blue",
+                address: ip("10.1.0.98"),
+                mac: "m",
+                claim: claim2,
+                now: t0,
+                changes: &changes
+            ),
+            reserved
+        )
         XCTAssertEqual(changes, [], "a reservation stays a reservation")
-        XCTAssertEqual(try ledger.network("blue").counts,
-                       PoolCounts(usable: 254, active: 4, reserved: 1, conflict: 2))
+        XCTAssertEqual(
+            try ledger.network("blue").counts,
+            PoolCounts(usable: 254, active: 4, reserved: 1, conflict: 2)
+        )
 
         // An admin releases the quarantine by address; it cools down like any release.
-        let cleared = try ledger.release(network: "blue", owner: nil, address: mine.address, claim: nil,
-                                         now: t0 + 10, changes: &changes)
+        let cleared = try ledger.release(
+            network: "blue",
+            owner: nil,
+            address: mine.address,
+            claim: nil,
+            now: t0 + 10,
+            changes: &changes
+        )
         XCTAssertEqual(cleared?.state, .cooldown)
         XCTAssertEqual(cleared?.mac, "02:00:00:00:00:09")
         XCTAssertEqual(cleared?.until, t0 + 10 + 30_000)
@@ -939,8 +1472,13 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(Array(changes.prefix(2)), [.recordEpoch(1), .upsertHost(join.host)])
         XCTAssertEqual(changes.count, 4)
 
-        let only = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: ["green"], now: t0,
-                                   changes: &changes)
+        let only = try ledger.join(
+            host: "h2",
+            underlay: ip("192.0.2.2"),
+            networks: ["green"],
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(only.bridges.map(\.address), [ip("10.2.0.2")])
         XCTAssertNil(try ledger.network("blue").activeLease(owner: "bridge:h2"))
 
@@ -965,10 +1503,21 @@ final class LedgerTests: XCTestCase {
         let first = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
         XCTAssertEqual(first.host.epoch, 1)
         let old = HostClaim(host: "h1", epoch: 1)
-        let held = try ledger.acquire(network: "blue", owner: "c1", claim: old, wanted: nil, now: t0,
-                                      changes: &changes)
-        let second = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0 + 1_000,
-                                     changes: &changes)
+        let held = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: old,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
+        let second = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.1"),
+            networks: [],
+            now: t0 + 1_000,
+            changes: &changes
+        )
         XCTAssertEqual(second.host.epoch, 2)
         XCTAssertEqual(second.bridges, first.bridges, "a rejoin within the TTL keeps the bridge address")
 
@@ -977,23 +1526,47 @@ final class LedgerTests: XCTestCase {
             let claim = HostClaim(host: "h1", epoch: epoch)
             let context = "epoch \(epoch)"
             assertThrows(.staleEpoch, "epoch \(epoch) of host 'h1' is stale (current 2)", context) {
-                try ledger.acquire(network: "blue", owner: "c2", claim: claim, wanted: nil, now: t0 + 2_000,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "c2",
+                    claim: claim,
+                    wanted: nil,
+                    now: t0 + 2_000,
+                    changes: &changes
+                )
             }
             assertThrows(.staleEpoch, nil, context) {
-                try ledger.acquire(network: "blue", owner: "c1", claim: claim, wanted: nil, now: t0 + 2_000,
-                                   changes: &changes)
+                try ledger.acquire(
+                    network: "blue",
+                    owner: "c1",
+                    claim: claim,
+                    wanted: nil,
+                    now: t0 + 2_000,
+                    changes: &changes
+                )
             }
             assertThrows(.staleEpoch, nil, context) {
                 try ledger.heartbeat(host: "h1", epoch: epoch, now: t0 + 2_000, changes: &changes)
             }
             assertThrows(.staleEpoch, nil, context) {
-                try ledger.release(network: "blue", owner: "c1", address: nil, claim: claim, now: t0 + 2_000,
-                                   changes: &changes)
+                try ledger.release(
+                    network: "blue",
+                    owner: "c1",
+                    address: nil,
+                    claim: claim,
+                    now: t0 + 2_000,
+                    changes: &changes
+                )
             }
             assertThrows(.staleEpoch, nil, context) {
-                try ledger.reportConflict(network: "blue", address: ip("10.1.0.50"), mac: "m", claim: claim,
-                                          now: t0 + 2_000, changes: &changes)
+                try ledger.reportConflict(
+                    network: "blue",
+                    address: ip("10.1.0.50"),
+                    mac: "m",
+                    claim: claim,
+                    now: t0 + 2_000,
+                    changes: &changes
+                )
             }
         }
         XCTAssertEqual(changes, [], "refused requests write nothing")
@@ -1002,16 +1575,33 @@ final class LedgerTests: XCTestCase {
         XCTAssertNil(try ledger.network("blue").activeLease(owner: "c2"))
 
         let current = HostClaim(host: "h1", epoch: 2)
-        XCTAssertEqual(try ledger.acquire(network: "blue", owner: "c1", claim: current, wanted: nil, now: t0 + 2_000,
-                                          changes: &changes), held)
-        XCTAssertEqual(try ledger.heartbeat(host: "h1", epoch: 2, now: t0 + 3_000, changes: &changes).lastHeartbeat,
-                       t0 + 3_000)
+        XCTAssertEqual(
+            try ledger.acquire(
+                network: "blue",
+                owner: "c1",
+                claim: current,
+                wanted: nil,
+                now: t0 + 2_000,
+                changes: &changes
+            ),
+            held
+        )
+        XCTAssertEqual(
+            try ledger.heartbeat(host: "h1", epoch: 2, now: t0 + 3_000, changes: &changes).lastHeartbeat,
+            t0 + 3_000
+        )
         assertThrows(.notFound, "join first") {
             try ledger.heartbeat(host: "ghost", epoch: 1, now: t0, changes: &changes)
         }
         assertThrows(.notFound, "join first") {
-            try ledger.acquire(network: "blue", owner: "c9", claim: HostClaim(host: "ghost", epoch: 1), wanted: nil,
-                               now: t0, changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "c9",
+                claim: HostClaim(host: "ghost", epoch: 1),
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
     }
 
@@ -1029,8 +1619,13 @@ final class LedgerTests: XCTestCase {
         for step in steps {
             if step.remove { _ = try ledger.removeHost(step.host, now: t0, changes: &changes) }
             changes = []
-            let join = try ledger.join(host: step.host, underlay: ip(step.underlay), networks: [], now: t0,
-                                       changes: &changes)
+            let join = try ledger.join(
+                host: step.host,
+                underlay: ip(step.underlay),
+                networks: [],
+                now: t0,
+                changes: &changes
+            )
             XCTAssertEqual(join.host.epoch, step.epoch, "\(step)")
             XCTAssertEqual(ledger.lastEpoch, step.epoch, "\(step)")
             XCTAssertEqual(changes.first, .recordEpoch(step.epoch), "\(step)")
@@ -1045,11 +1640,25 @@ final class LedgerTests: XCTestCase {
         let rows = ledger.books.values.flatMap { $0.records.values }
         let specs = ledger.books.values.map(\.spec)
         for (stored, expected) in [(Int64(0), Int64(7)), (6, 7), (40, 41)] {
-            var rebuilt = Ledger(networks: specs, hosts: Array(ledger.hosts.values), leases: rows, lastEpoch: stored,
-                                 now: t0)
+            var rebuilt = Ledger(
+                networks: specs,
+                hosts: Array(ledger.hosts.values),
+                leases: rows,
+                lastEpoch: stored,
+                now: t0
+            )
             XCTAssertEqual(rebuilt.lastEpoch, max(stored, 6))
-            XCTAssertEqual(try rebuilt.join(host: "h9", underlay: ip("192.0.2.9"), networks: [], now: t0,
-                                            changes: &changes).host.epoch, expected, "stored \(stored)")
+            XCTAssertEqual(
+                try rebuilt.join(
+                    host: "h9",
+                    underlay: ip("192.0.2.9"),
+                    networks: [],
+                    now: t0,
+                    changes: &changes
+                ).host.epoch,
+                expected,
+                "stored \(stored)"
+            )
         }
     }
 
@@ -1060,12 +1669,24 @@ final class LedgerTests: XCTestCase {
             for epoch: Int64? in [nil, 1] {
                 let claim = HostClaim(host: name, epoch: epoch)
                 assertThrows(.badRequest, "host name", "'\(name)' epoch \(String(describing: epoch))") {
-                    try ledger.acquire(network: "blue", owner: "o", claim: claim, wanted: nil, now: t0,
-                                       changes: &changes)
+                    try ledger.acquire(
+                        network: "blue",
+                        owner: "o",
+                        claim: claim,
+                        wanted: nil,
+                        now: t0,
+                        changes: &changes
+                    )
                 }
                 assertThrows(.badRequest, "host name") {
-                    try ledger.release(network: "blue", owner: "o", address: nil, claim: claim, now: t0,
-                                       changes: &changes)
+                    try ledger.release(
+                        network: "blue",
+                        owner: "o",
+                        address: nil,
+                        claim: claim,
+                        now: t0,
+                        changes: &changes
+                    )
                 }
             }
         }
@@ -1085,16 +1706,29 @@ final class LedgerTests: XCTestCase {
         }
         var changes: [LedgerChange] = []
         for (index, text) in ["10.0.0.1", "127.0.0.1", "169.254.1.1", "100.64.0.1"].enumerated() {
-            XCTAssertNoThrow(try ledger.join(host: "h\(index)", underlay: ip(text), networks: [], now: t0,
-                                             changes: &changes), text)
+            XCTAssertNoThrow(
+                try ledger.join(
+                    host: "h\(index)",
+                    underlay: ip(text),
+                    networks: [],
+                    now: t0,
+                    changes: &changes
+                ),
+                text
+            )
         }
     }
 
     func testJoinCountsARepeatedNetworkOnce() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24"), makeSpec("green", "10.2.0.0/24"))
         var changes: [LedgerChange] = []
-        let result = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: ["green", "blue", "green"],
-                                     now: t0, changes: &changes)
+        let result = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.1"),
+            networks: ["green", "blue", "green"],
+            now: t0,
+            changes: &changes
+        )
         XCTAssertEqual(result.host.networks, ["green", "blue"])
         XCTAssertEqual(result.bridges.map(\.network), ["green", "blue"])
     }
@@ -1108,17 +1742,30 @@ final class LedgerTests: XCTestCase {
         let before = ledger
         changes = []
         assertThrows(.poolExhausted, "no free address in 'tiny'") {
-            try ledger.join(host: "h3", underlay: ip("192.0.2.3"), networks: ["big", "tiny"], now: t0,
-                            changes: &changes)
+            try ledger.join(
+                host: "h3",
+                underlay: ip("192.0.2.3"),
+                networks: ["big", "tiny"],
+                now: t0,
+                changes: &changes
+            )
         }
         XCTAssertEqual(changes, [])
         XCTAssertEqual(ledger.hosts, before.hosts)
         XCTAssertEqual(ledger.lastEpoch, before.lastEpoch)
-        XCTAssertEqual(try ledger.network("big").records, try before.network("big").records,
-                       "no bridge address was taken in 'big' either")
+        XCTAssertEqual(
+            try ledger.network("big").records,
+            try before.network("big").records,
+            "no bridge address was taken in 'big' either"
+        )
         // A host that already holds its bridge address in the full network may rejoin.
-        let rejoin = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0 + 1,
-                                     changes: &changes)
+        let rejoin = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.1"),
+            networks: [],
+            now: t0 + 1,
+            changes: &changes
+        )
         XCTAssertEqual(rejoin.host.epoch, 3)
         XCTAssertEqual(rejoin.bridges.map(\.address), [ip("10.1.0.1"), ip("10.2.0.1")])
     }
@@ -1129,8 +1776,13 @@ final class LedgerTests: XCTestCase {
         let first = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
         XCTAssertEqual(first.bridges.map(\.network), ["blue", "green"])
         changes = []
-        let second = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: ["green"], now: t0 + 5,
-                                     changes: &changes)
+        let second = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.1"),
+            networks: ["green"],
+            now: t0 + 5,
+            changes: &changes
+        )
         XCTAssertEqual(second.host.networks, ["green"])
         XCTAssertEqual(second.bridges, [first.bridges[1]])
         var cooled = first.bridges[0]
@@ -1151,17 +1803,37 @@ final class LedgerTests: XCTestCase {
         let h2 = HostClaim(host: "h2", epoch: 2)
         let c1 = try ledger.acquire(network: "blue", owner: "c1", claim: h1, wanted: nil, now: t0, changes: &changes)
         let c2 = try ledger.acquire(network: "blue", owner: "c2", claim: h2, wanted: nil, now: t0, changes: &changes)
-        let cooling = try ledger.acquire(network: "blue", owner: "c3", claim: h1, wanted: ip("10.1.0.30"), now: t0,
-                                         changes: &changes)
+        let cooling = try ledger.acquire(
+            network: "blue",
+            owner: "c3",
+            claim: h1,
+            wanted: ip("10.1.0.30"),
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.release(network: "blue", owner: "c3", address: nil, claim: h1, now: t0, changes: &changes)
-        let reserved = try ledger.reserve(network: "blue", address: ip("10.1.0.50"), note: "", now: t0,
-                                          changes: &changes)
-        let quarantined = try ledger.reportConflict(network: "blue", address: ip("10.1.0.60"), mac: "m", claim: h1,
-                                                    now: t0, changes: &changes)
+        let reserved = try ledger.reserve(
+            network: "blue",
+            address: ip("10.1.0.50"),
+            note: "",
+            now: t0,
+            changes: &changes
+        )
+        let quarantined = try ledger.reportConflict(
+            network: "blue",
+            address: ip("10.1.0.60"),
+            mac: "m",
+            claim: h1,
+            now: t0,
+            changes: &changes
+        )
         let now = t0 + 1_000
 
         enum Expect {
-            case held(Lease), taken(Lease), moved(Lease), adoptedInsert, adoptedUpdate
+            case held(Lease)
+            case taken(Lease)
+            case moved(Lease)
+            case adoptedInsert, adoptedUpdate
         }
         let cases: [(owner: String, address: String, claim: HostClaim, expect: Expect)] = [
             ("c1", c1.address.description, h1, .held(c1)),
@@ -1176,11 +1848,27 @@ final class LedgerTests: XCTestCase {
         for c in cases {
             changes = []
             let context = "\(c.owner) \(c.address) \(c.claim.host)"
-            let outcome = try ledger.reconcile(network: "blue", owner: c.owner, address: ip(c.address), ifname: "eth0",
-                                               claim: c.claim, now: now, changes: &changes)
-            let adopted = Lease(network: "blue", address: ip(c.address), prefix: 24, state: .active,
-                                host: c.claim.host, owner: c.owner, ifname: "eth0", isStatic: false, created: now,
-                                renewed: now)
+            let outcome = try ledger.reconcile(
+                network: "blue",
+                owner: c.owner,
+                address: ip(c.address),
+                ifname: "eth0",
+                claim: c.claim,
+                now: now,
+                changes: &changes
+            )
+            let adopted = Lease(
+                network: "blue",
+                address: ip(c.address),
+                prefix: 24,
+                state: .active,
+                host: c.claim.host,
+                owner: c.owner,
+                ifname: "eth0",
+                isStatic: false,
+                created: now,
+                renewed: now
+            )
             switch c.expect {
             case .held(let lease):
                 XCTAssertEqual(outcome, .held(lease), context)
@@ -1214,19 +1902,39 @@ final class LedgerTests: XCTestCase {
         for e in errors {
             changes = []
             assertThrows(e.code, e.fragment, e.address) {
-                try ledger.reconcile(network: "blue", owner: "cz", address: ip(e.address), ifname: "", claim: e.claim,
-                                     now: now, changes: &changes)
+                try ledger.reconcile(
+                    network: "blue",
+                    owner: "cz",
+                    address: ip(e.address),
+                    ifname: "",
+                    claim: e.claim,
+                    now: now,
+                    changes: &changes
+                )
             }
             XCTAssertEqual(changes, [])
         }
         assertThrows(.unknownNetwork) {
-            try ledger.reconcile(network: "red", owner: "cz", address: ip("10.1.0.5"), ifname: "", claim: h1, now: now,
-                                 changes: &changes)
+            try ledger.reconcile(
+                network: "red",
+                owner: "cz",
+                address: ip("10.1.0.5"),
+                ifname: "",
+                claim: h1,
+                now: now,
+                changes: &changes
+            )
         }
         // Adopted addresses are never handed out again by the allocator.
         var handed = Set<IPv4Address>()
-        while let lease = try? ledger.acquire(network: "blue", owner: "f\(handed.count)", claim: nil, wanted: nil,
-                                              now: now, changes: &changes) {
+        while let lease = try? ledger.acquire(
+            network: "blue",
+            owner: "f\(handed.count)",
+            claim: nil,
+            wanted: nil,
+            now: now,
+            changes: &changes
+        ) {
             handed.insert(lease.address)
         }
         XCTAssertFalse(handed.contains(ip("10.1.0.100")))
@@ -1253,8 +1961,15 @@ final class LedgerTests: XCTestCase {
 
         for (address, owner) in [(web.address, "web"), (web.address, "intruder"), (db.address, "db")] {
             changes = []
-            let outcome = try ledger.reconcile(network: "blue", owner: owner, address: address, ifname: "",
-                                               claim: h1, now: t0 + 10_002, changes: &changes)
+            let outcome = try ledger.reconcile(
+                network: "blue",
+                owner: owner,
+                address: address,
+                ifname: "",
+                claim: h1,
+                now: t0 + 10_002,
+                changes: &changes
+            )
             guard case .taken(let record) = outcome else {
                 return XCTFail("h1 took \(address) (\(owner)), cooling after another holder: \(outcome)")
             }
@@ -1262,38 +1977,72 @@ final class LedgerTests: XCTestCase {
             XCTAssertEqual(changes, [])
         }
         // h2 itself, back with a new epoch, gets its own container's address again.
-        let back = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: [], now: t0 + 10_003,
-                                   changes: &changes)
-        let outcome = try ledger.reconcile(network: "blue", owner: "web", address: web.address, ifname: "",
-                                           claim: HostClaim(host: "h2", epoch: back.host.epoch), now: t0 + 10_004,
-                                           changes: &changes)
+        let back = try ledger.join(
+            host: "h2",
+            underlay: ip("192.0.2.2"),
+            networks: [],
+            now: t0 + 10_003,
+            changes: &changes
+        )
+        let outcome = try ledger.reconcile(
+            network: "blue",
+            owner: "web",
+            address: web.address,
+            ifname: "",
+            claim: HostClaim(host: "h2", epoch: back.host.epoch),
+            now: t0 + 10_004,
+            changes: &changes
+        )
         guard case .adopted(let lease) = outcome else { return XCTFail("h2 did not get its own address back") }
         XCTAssertEqual(lease.address, web.address)
     }
 
     func testHostsLostTogetherLoseExactlyTheirOwnHostBoundLeasesInOnePass() throws {
-        var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/22", cooldown: 60, ttl: 30),
-                                    makeSpec("green", "10.2.0.0/24", cooldown: 60, ttl: 30))
+        var ledger = try makeLedger(
+            makeSpec("blue", "10.1.0.0/22", cooldown: 60, ttl: 30),
+            makeSpec("green", "10.2.0.0/24", cooldown: 60, ttl: 30)
+        )
         var changes: [LedgerChange] = []
         var claims: [String: HostClaim] = [:]
         for name in ["h1", "h2", "h3", "h4"] {
-            let join = try ledger.join(host: name, underlay: ip("192.0.2.\(claims.count + 1)"), networks: [], now: t0,
-                                       changes: &changes)
+            let join = try ledger.join(
+                host: name,
+                underlay: ip("192.0.2.\(claims.count + 1)"),
+                networks: [],
+                now: t0,
+                changes: &changes
+            )
             claims[name] = HostClaim(host: name, epoch: join.host.epoch)
         }
         var held: [String: [Lease]] = [:]
         for i in 0..<40 {
             let host = ["h1", "h2", "h3", "h4"][i % 4]
             let network = i % 3 == 0 ? "green" : "blue"
-            held[host, default: []].append(try ledger.acquire(
-                network: network, owner: "c\(i)", claim: claims[host], wanted: nil, now: t0, changes: &changes))
+            held[host, default: []].append(
+                try ledger.acquire(
+                    network: network,
+                    owner: "c\(i)",
+                    claim: claims[host],
+                    wanted: nil,
+                    now: t0,
+                    changes: &changes
+                )
+            )
         }
-        let staticLease = try ledger.acquire(network: "blue", owner: "admin-pinned", claim: nil, wanted: nil, now: t0,
-                                             changes: &changes)
+        let staticLease = try ledger.acquire(
+            network: "blue",
+            owner: "admin-pinned",
+            claim: nil,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertTrue(staticLease.isStatic)
         // h3 and h4 keep beating; h1 and h2 fall silent.
         let beat = t0 + 20_000
-        for host in ["h3", "h4"] { _ = try ledger.heartbeat(host: host, epoch: claims[host]!.epoch!, now: beat, changes: &changes) }
+        for host in ["h3", "h4"] {
+            _ = try ledger.heartbeat(host: host, epoch: claims[host]!.epoch!, now: beat, changes: &changes)
+        }
         XCTAssertEqual(ledger.reclaim(now: t0 + 31_000, changes: &changes), ["h1", "h2"])
         for (host, leases) in held {
             for lease in leases {
@@ -1301,8 +2050,11 @@ final class LedgerTests: XCTestCase {
                 XCTAssertEqual(state, ["h1", "h2"].contains(host) ? .cooldown : .active, "\(lease.owner) of \(host)")
             }
         }
-        XCTAssertEqual(try ledger.network("blue").record(staticLease.address)?.state, .active,
-                       "a static lease belongs to no host and never expires")
+        XCTAssertEqual(
+            try ledger.network("blue").record(staticLease.address)?.state,
+            .active,
+            "a static lease belongs to no host and never expires"
+        )
     }
 
     func testReclaimOnlyAfterTTLWithoutHeartbeat() throws {
@@ -1310,8 +2062,14 @@ final class LedgerTests: XCTestCase {
         var changes: [LedgerChange] = []
         let join = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
         let claim = HostClaim(host: "h1", epoch: join.host.epoch)
-        let lease = try ledger.acquire(network: "blue", owner: "c1", claim: claim, wanted: nil, now: t0,
-                                       changes: &changes)
+        let lease = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: claim,
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertFalse(lease.isStatic)
         let beat = t0 + 10_000
         _ = try ledger.heartbeat(host: "h1", epoch: claim.epoch!, now: beat, changes: &changes)
@@ -1337,8 +2095,13 @@ final class LedgerTests: XCTestCase {
             copy.until = late + 60_000
             return copy
         }
-        XCTAssertEqual(changes, [.upsertHost(lostHost), .updateLease(cooled(join.bridges[0])),
-                                 .updateLease(cooled(lease))])
+        XCTAssertEqual(
+            changes,
+            [
+                .upsertHost(lostHost), .updateLease(cooled(join.bridges[0])),
+                .updateLease(cooled(lease)),
+            ]
+        )
         XCTAssertEqual(try ledger.network("blue").counts, PoolCounts(usable: 254, cooldown: 2))
 
         changes = []
@@ -1348,24 +2111,47 @@ final class LedgerTests: XCTestCase {
             try ledger.heartbeat(host: "h1", epoch: 1, now: late + 1_000, changes: &changes)
         }
         assertThrows(.staleEpoch, "declared lost") {
-            try ledger.acquire(network: "blue", owner: "c1", claim: claim, wanted: nil, now: late + 1_000,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "c1",
+                claim: claim,
+                wanted: nil,
+                now: late + 1_000,
+                changes: &changes
+            )
         }
 
         // Back after the TTL: new epoch; its own cooling bridge address comes back (its containers' gateway), the
         // container addresses are not silently re-granted while cooling.
-        let rejoin = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: late + 2_000,
-                                     changes: &changes)
+        let rejoin = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.1"),
+            networks: [],
+            now: late + 2_000,
+            changes: &changes
+        )
         XCTAssertEqual(rejoin.host.epoch, 2)
         XCTAssertEqual(rejoin.host.state, .up)
         XCTAssertEqual(rejoin.bridges[0].address, join.bridges[0].address)
         XCTAssertEqual(rejoin.bridges[0].state, .active)
-        let again = try ledger.acquire(network: "blue", owner: "c1", claim: HostClaim(host: "h1", epoch: 2),
-                                       wanted: nil, now: late + 2_000, changes: &changes)
+        let again = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: HostClaim(host: "h1", epoch: 2),
+            wanted: nil,
+            now: late + 2_000,
+            changes: &changes
+        )
         XCTAssertNotEqual(again.address, lease.address)
         assertThrows(.staleEpoch) {
-            try ledger.acquire(network: "blue", owner: "c1", claim: claim, wanted: nil, now: late + 2_000,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "blue",
+                owner: "c1",
+                claim: claim,
+                wanted: nil,
+                now: late + 2_000,
+                changes: &changes
+            )
         }
         // When the cooldown ends, reclaim removes the records.
         _ = try ledger.heartbeat(host: "h1", epoch: 2, now: late + 59_000, changes: &changes)
@@ -1381,15 +2167,32 @@ final class LedgerTests: XCTestCase {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", ttl: 30))
         var changes: [LedgerChange] = []
         let first = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
-        let c1 = try ledger.acquire(network: "blue", owner: "c1", claim: HostClaim(host: "h1", epoch: 1),
-                                    wanted: nil, now: t0, changes: &changes)
-        let c2 = try ledger.acquire(network: "blue", owner: "c2", claim: HostClaim(host: "h1", epoch: 1),
-                                    wanted: nil, now: t0, changes: &changes)
+        let c1 = try ledger.acquire(
+            network: "blue",
+            owner: "c1",
+            claim: HostClaim(host: "h1", epoch: 1),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
+        let c2 = try ledger.acquire(
+            network: "blue",
+            owner: "c2",
+            claim: HostClaim(host: "h1", epoch: 1),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         let back = t0 + 29_999
         XCTAssertEqual(ledger.reclaim(now: back, changes: &changes), [])
         changes = []
-        let rejoin = try ledger.join(host: "h1", underlay: ip("192.0.2.7"), networks: [], now: back,
-                                     changes: &changes)
+        let rejoin = try ledger.join(
+            host: "h1",
+            underlay: ip("192.0.2.7"),
+            networks: [],
+            now: back,
+            changes: &changes
+        )
         XCTAssertEqual(rejoin.host.epoch, 2)
         XCTAssertEqual(rejoin.host.underlay, ip("192.0.2.7"))
         XCTAssertEqual(rejoin.bridges, first.bridges)
@@ -1397,8 +2200,17 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(ledger.reclaim(now: back + 29_999, changes: &changes), [])
         let held = try ledger.leases(Ledger.LeaseFilter(host: "h1")).map(\.address)
         XCTAssertEqual(held, [first.bridges[0].address, c1.address, c2.address])
-        XCTAssertEqual(try ledger.acquire(network: "blue", owner: "c1", claim: HostClaim(host: "h1", epoch: 2),
-                                          wanted: nil, now: back, changes: &changes).address, c1.address)
+        XCTAssertEqual(
+            try ledger.acquire(
+                network: "blue",
+                owner: "c1",
+                claim: HostClaim(host: "h1", epoch: 2),
+                wanted: nil,
+                now: back,
+                changes: &changes
+            ).address,
+            c1.address
+        )
         // Heartbeats keep it alive indefinitely.
         var now = back
         for _ in 0..<10 {
@@ -1410,34 +2222,61 @@ final class LedgerTests: XCTestCase {
     }
 
     func testHostTTLIsTheLongestOfItsNetworks() throws {
-        var ledger = try makeLedger(makeSpec("short", "10.1.0.0/24", ttl: 10),
-                                    makeSpec("long", "10.2.0.0/24", ttl: 50))
+        var ledger = try makeLedger(
+            makeSpec("short", "10.1.0.0/24", ttl: 10),
+            makeSpec("long", "10.2.0.0/24", ttl: 50)
+        )
         var changes: [LedgerChange] = []
         let join = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
         XCTAssertEqual(ledger.ttl(of: join.host), 50)
         XCTAssertEqual(ledger.reclaim(now: t0 + 10_001, changes: &changes), [])
         XCTAssertEqual(ledger.reclaim(now: t0 + 49_999, changes: &changes), [])
         XCTAssertEqual(ledger.reclaim(now: t0 + 50_001, changes: &changes), ["h1"])
-        let lonely = HostRecord(name: "x", underlay: ip("192.0.2.9"), epoch: 1, state: .up, networks: [],
-                                joined: 0, lastHeartbeat: 0)
+        let lonely = HostRecord(
+            name: "x",
+            underlay: ip("192.0.2.9"),
+            epoch: 1,
+            state: .up,
+            networks: [],
+            joined: 0,
+            lastHeartbeat: 0
+        )
         XCTAssertEqual(ledger.ttl(of: lonely), NetworkSpec.defaultLeaseTTL)
     }
 
     func testStaticLeasesAreNeverReclaimed() throws {
         var ledger = try makeLedger(makeSpec("blue", "10.1.0.0/24", ttl: 10))
         var changes: [LedgerChange] = []
-        let pinned = try ledger.acquire(network: "blue", owner: "admin-pinned", claim: nil, wanted: ip("10.1.0.100"),
-                                        now: t0, changes: &changes)
+        let pinned = try ledger.acquire(
+            network: "blue",
+            owner: "admin-pinned",
+            claim: nil,
+            wanted: ip("10.1.0.100"),
+            now: t0,
+            changes: &changes
+        )
         XCTAssertTrue(pinned.isStatic)
         XCTAssertEqual(pinned.host, "")
         // Named for a host that has not joined: no agent renews it, so it is static too.
-        let preJoin = try ledger.acquire(network: "blue", owner: "pre-join", claim: HostClaim(host: "h1"),
-                                         wanted: nil, now: t0, changes: &changes)
+        let preJoin = try ledger.acquire(
+            network: "blue",
+            owner: "pre-join",
+            claim: HostClaim(host: "h1"),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertTrue(preJoin.isStatic)
         XCTAssertEqual(preJoin.host, "h1")
         let join = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
-        let bound = try ledger.acquire(network: "blue", owner: "ctr", claim: HostClaim(host: "h1", epoch: 1),
-                                       wanted: nil, now: t0, changes: &changes)
+        let bound = try ledger.acquire(
+            network: "blue",
+            owner: "ctr",
+            claim: HostClaim(host: "h1", epoch: 1),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         XCTAssertFalse(bound.isStatic)
         XCTAssertEqual(ledger.reclaim(now: t0 + 10_001, changes: &changes), ["h1"])
         let book = try ledger.network("blue")
@@ -1454,11 +2293,23 @@ final class LedgerTests: XCTestCase {
     func testRemoveHostCoolsItsBoundLeases() throws {
         var ledger = try makeLedger(makeSpec())
         var changes: [LedgerChange] = []
-        let preJoin = try ledger.acquire(network: "blue", owner: "static", claim: HostClaim(host: "h1"), wanted: nil,
-                                         now: t0, changes: &changes)
+        let preJoin = try ledger.acquire(
+            network: "blue",
+            owner: "static",
+            claim: HostClaim(host: "h1"),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
-        _ = try ledger.acquire(network: "blue", owner: "ctr", claim: HostClaim(host: "h1", epoch: 1), wanted: nil,
-                               now: t0, changes: &changes)
+        _ = try ledger.acquire(
+            network: "blue",
+            owner: "ctr",
+            claim: HostClaim(host: "h1", epoch: 1),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         changes = []
         XCTAssertEqual(try ledger.removeHost("h1", now: t0 + 5, changes: &changes), 2)
         XCTAssertEqual(changes.last, .deleteHost("h1"))
@@ -1477,8 +2328,14 @@ final class LedgerTests: XCTestCase {
         var changes: [LedgerChange] = []
         _ = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: ["blue"], now: t0, changes: &changes)
         _ = try ledger.acquire(network: "green", owner: "g1", claim: nil, wanted: nil, now: t0, changes: &changes)
-        _ = try ledger.acquire(network: "blue", owner: "b1", claim: HostClaim(host: "h1", epoch: 1), wanted: nil,
-                               now: t0, changes: &changes)
+        _ = try ledger.acquire(
+            network: "blue",
+            owner: "b1",
+            claim: HostClaim(host: "h1", epoch: 1),
+            wanted: nil,
+            now: t0,
+            changes: &changes
+        )
         _ = try ledger.acquire(network: "blue", owner: "b2", claim: nil, wanted: nil, now: t0, changes: &changes)
         _ = try ledger.release(network: "blue", owner: "b2", address: nil, claim: nil, now: t0, changes: &changes)
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.9"), note: "", now: t0, changes: &changes)
@@ -1487,10 +2344,13 @@ final class LedgerTests: XCTestCase {
         func described(_ filter: Ledger.LeaseFilter) throws -> [String] {
             try ledger.leases(filter).map { "\($0.network) \($0.address) \($0.state.rawValue) \($0.owner)" }
         }
-        XCTAssertEqual(try described(.init()), [
-            "blue 10.1.0.1 active bridge:h1", "blue 10.1.0.2 active b1", "blue 10.1.0.9 reserved ",
-            "green 10.2.0.1 active g1",
-        ])
+        XCTAssertEqual(
+            try described(.init()),
+            [
+                "blue 10.1.0.1 active bridge:h1", "blue 10.1.0.2 active b1", "blue 10.1.0.9 reserved ",
+                "green 10.2.0.1 active g1",
+            ]
+        )
         XCTAssertEqual(try described(.init(state: .cooldown)), ["blue 10.1.0.3 cooldown b2"])
         XCTAssertEqual(try described(.init(network: "green")), ["green 10.2.0.1 active g1"])
         XCTAssertEqual(try described(.init(host: "h1")), ["blue 10.1.0.1 active bridge:h1", "blue 10.1.0.2 active b1"])
@@ -1508,13 +2368,31 @@ final class LedgerTests: XCTestCase {
         _ = try ledger.join(host: "h1", underlay: ip("192.0.2.1"), networks: [], now: t0, changes: &changes)
         _ = try ledger.join(host: "h2", underlay: ip("192.0.2.2"), networks: [], now: t0, changes: &changes)
         for i in 0..<6 {
-            _ = try ledger.acquire(network: "blue", owner: "c\(i)", claim: HostClaim(host: "h1", epoch: 1),
-                                   wanted: nil, now: t0, changes: &changes)
+            _ = try ledger.acquire(
+                network: "blue",
+                owner: "c\(i)",
+                claim: HostClaim(host: "h1", epoch: 1),
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
-        _ = try ledger.release(network: "blue", owner: "c1", address: nil, claim: nil, now: t0 + 1_000,
-                               changes: &changes)
-        _ = try ledger.release(network: "blue", owner: "c0", address: nil, claim: nil, now: t0 + 2_000,
-                               changes: &changes)
+        _ = try ledger.release(
+            network: "blue",
+            owner: "c1",
+            address: nil,
+            claim: nil,
+            now: t0 + 1_000,
+            changes: &changes
+        )
+        _ = try ledger.release(
+            network: "blue",
+            owner: "c0",
+            address: nil,
+            claim: nil,
+            now: t0 + 2_000,
+            changes: &changes
+        )
         _ = try ledger.reserve(network: "blue", address: ip("10.1.0.14"), note: "", now: t0, changes: &changes)
         _ = try ledger.heartbeat(host: "h1", epoch: 1, now: t0 + 5_000, changes: &changes)
         XCTAssertEqual(ledger.reclaim(now: t0 + 30_001, changes: &changes), ["h2"])
@@ -1535,13 +2413,25 @@ final class LedgerTests: XCTestCase {
 
         // Allocation after the rebuild never returns a taken or cooling address.
         var handed: [IPv4Address] = []
-        while let lease = try? rebuilt.acquire(network: "blue", owner: "n\(handed.count)", claim: nil, wanted: nil,
-                                               now: restartAt, changes: &changes) {
+        while let lease = try? rebuilt.acquire(
+            network: "blue",
+            owner: "n\(handed.count)",
+            claim: nil,
+            wanted: nil,
+            now: restartAt,
+            changes: &changes
+        ) {
             handed.append(lease.address)
         }
         XCTAssertEqual(handed, [3, 4, 9, 10, 11, 12, 13].map { IPv4Address(10, 1, 0, $0) })
-        let afterCooldown = try rebuilt.acquire(network: "blue", owner: "late", claim: nil, wanted: nil,
-                                                now: t0 + 40_001, changes: &changes)
+        let afterCooldown = try rebuilt.acquire(
+            network: "blue",
+            owner: "late",
+            claim: nil,
+            wanted: nil,
+            now: t0 + 40_001,
+            changes: &changes
+        )
         XCTAssertEqual(afterCooldown.address, ip("10.1.0.2"))
         XCTAssertEqual(rebuilt.reclaim(now: restartAt + 30_000, changes: &changes), [])
         XCTAssertEqual(rebuilt.reclaim(now: restartAt + 30_001, changes: &changes), ["h1"])
@@ -1563,8 +2453,17 @@ final class LedgerTests: XCTestCase {
             guard let address = book.nextFree() else { return nil }
             if !book.isFree(address) { problems.append("\(address) was not free") }
             if !seen.insert(address.value).inserted { problems.append("\(address) handed out twice") }
-            book.put(Lease(network: "big", address: address, prefix: 16, state: .active, owner: owner, created: 0,
-                           renewed: 0))
+            book.put(
+                Lease(
+                    network: "big",
+                    address: address,
+                    prefix: 16,
+                    state: .active,
+                    owner: owner,
+                    created: 0,
+                    renewed: 0
+                )
+            )
             return address
         }
         let target = usable * 99 / 100
@@ -1598,8 +2497,16 @@ final class LedgerTests: XCTestCase {
     /// The allocator's cursor steps over an excluded range at once, not address by address: a /8 excluded but for
     /// a few addresses took 16 million steps (about 20 s in a debug build) under the store's lock for one acquire.
     func testFirstAllocationStepsOverExcludedRangesAtOnce() throws {
-        var ledger = try makeLedger(makeSpec("big", "10.0.0.0/8", excluded: ["10.0.0.1-10.255.255.200",
-                                                                            "10.255.255.202-10.255.255.240"]))
+        var ledger = try makeLedger(
+            makeSpec(
+                "big",
+                "10.0.0.0/8",
+                excluded: [
+                    "10.0.0.1-10.255.255.200",
+                    "10.255.255.202-10.255.255.240",
+                ]
+            )
+        )
         var changes: [LedgerChange] = []
         let started = ContinuousClock.now
         let first = try ledger.acquire(network: "big", owner: "a", claim: nil, wanted: nil, now: t0, changes: &changes)
@@ -1619,8 +2526,14 @@ final class LedgerTests: XCTestCase {
         let subnet = subnet("10.8.0.0/20")
         func acquire(_ owner: String, at now: Millis) throws -> IPv4Address {
             changes.removeAll(keepingCapacity: true)
-            let lease = try ledger.acquire(network: "big", owner: owner, claim: nil, wanted: nil, now: now,
-                                           changes: &changes)
+            let lease = try ledger.acquire(
+                network: "big",
+                owner: owner,
+                claim: nil,
+                wanted: nil,
+                now: now,
+                changes: &changes
+            )
             if !seen.insert(lease.address.value).inserted { duplicates.append(lease.address) }
             XCTAssertTrue(subnet.isHostAddress(lease.address), "\(lease.address)")
             return lease.address
@@ -1631,28 +2544,52 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(duplicates, [])
         XCTAssertEqual(seen.count, hostCount)
         assertThrows(.poolExhausted, "leased=4094 reserved=0 conflict=0 cooldown=0 free=0") {
-            try ledger.acquire(network: "big", owner: "one-too-many", claim: nil, wanted: nil, now: t0,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "big",
+                owner: "one-too-many",
+                claim: nil,
+                wanted: nil,
+                now: t0,
+                changes: &changes
+            )
         }
 
         var freed: [IPv4Address] = []
         for (n, i) in stride(from: 0, to: target, by: 97).enumerated() {
-            let lease = try ledger.release(network: "big", owner: "c\(i)", address: nil, claim: nil,
-                                           now: t0 + Millis(n), changes: &changes)
+            let lease = try ledger.release(
+                network: "big",
+                owner: "c\(i)",
+                address: nil,
+                claim: nil,
+                now: t0 + Millis(n),
+                changes: &changes
+            )
             freed.append(try XCTUnwrap(lease).address)
         }
         let lastRelease = t0 + Millis(freed.count - 1)
         assertThrows(.poolExhausted, "cooldown=\(freed.count) free=0") {
-            try ledger.acquire(network: "big", owner: "early", claim: nil, wanted: nil, now: t0 + 999,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "big",
+                owner: "early",
+                claim: nil,
+                wanted: nil,
+                now: t0 + 999,
+                changes: &changes
+            )
         }
         seen.removeAll()
         var reused: [IPv4Address] = []
         for i in 0..<freed.count { reused.append(try acquire("back\(i)", at: lastRelease + 1_000)) }
         XCTAssertEqual(reused, freed, "freed addresses come back in the order they were freed")
         assertThrows(.poolExhausted) {
-            try ledger.acquire(network: "big", owner: "one-too-many", claim: nil, wanted: nil, now: lastRelease + 1_000,
-                               changes: &changes)
+            try ledger.acquire(
+                network: "big",
+                owner: "one-too-many",
+                claim: nil,
+                wanted: nil,
+                now: lastRelease + 1_000,
+                changes: &changes
+            )
         }
     }
 
@@ -1716,10 +2653,17 @@ final class LedgerTests: XCTestCase {
                 case 0..<40:
                     let owner = owners.randomElement(using: &rng)!
                     let claim = randomClaim(before)
-                    let wanted = Int.random(in: 0..<100, using: &rng) < 15
+                    let wanted =
+                        Int.random(in: 0..<100, using: &rng) < 15
                         ? randomAddress(in: book.spec, usableOnly: false) : nil
-                    let lease = try ledger.acquire(network: network, owner: owner, claim: claim, wanted: wanted,
-                                                   now: now, changes: &changes)
+                    let lease = try ledger.acquire(
+                        network: network,
+                        owner: owner,
+                        claim: claim,
+                        wanted: wanted,
+                        now: now,
+                        changes: &changes
+                    )
                     operationsDone["acquire", default: 0] += 1
                     if let previous = book.activeLease(owner: owner) {
                         XCTAssertEqual(lease, previous, "\(context): idempotent acquire")
@@ -1744,14 +2688,21 @@ final class LedgerTests: XCTestCase {
                     if byOwner {
                         owner = owners.randomElement(using: &rng)!
                     } else if Bool.random(using: &rng),
-                              let key = book.records.keys.sorted().randomElement(using: &rng) {
+                        let key = book.records.keys.sorted().randomElement(using: &rng)
+                    {
                         address = IPv4Address(key)
                     } else {
                         address = randomAddress(in: book.spec, usableOnly: false)
                     }
                     let claim = Int.random(in: 0..<4, using: &rng) == 0 ? randomClaim(before) : nil
-                    let released = try ledger.release(network: network, owner: owner, address: address, claim: claim,
-                                                      now: now, changes: &changes)
+                    let released = try ledger.release(
+                        network: network,
+                        owner: owner,
+                        address: address,
+                        claim: claim,
+                        now: now,
+                        changes: &changes
+                    )
                     operationsDone["release", default: 0] += 1
                     if let released {
                         XCTAssertTrue([.active, .conflict].contains(book.record(released.address)?.state), context)
@@ -1765,11 +2716,17 @@ final class LedgerTests: XCTestCase {
                 case 58..<64:
                     // Often an address in cooldown: unreserving it before its end must put it back into cooldown.
                     let cooling = book.records.values.filter { $0.state == .cooldown }.map(\.address).sorted()
-                    let address = Bool.random(using: &rng)
+                    let address =
+                        Bool.random(using: &rng)
                         ? (cooling.randomElement(using: &rng) ?? randomAddress(in: book.spec, usableOnly: true))
                         : randomAddress(in: book.spec, usableOnly: true)
-                    let lease = try ledger.reserve(network: network, address: address, note: "r", now: now,
-                                                   changes: &changes)
+                    let lease = try ledger.reserve(
+                        network: network,
+                        address: address,
+                        note: "r",
+                        now: now,
+                        changes: &changes
+                    )
                     operationsDone["reserve", default: 0] += 1
                     XCTAssertEqual(lease.state, .reserved, context)
                     if lease.until > now { operationsDone["reserve over cooldown", default: 0] += 1 }
@@ -1796,21 +2753,36 @@ final class LedgerTests: XCTestCase {
                     guard let claim = randomClaim(before) else { continue }
                     let own = book.records.values.filter { $0.state == .active && $0.host == claim.host }
                         .sorted { $0.address < $1.address }
-                    let address = Bool.random(using: &rng)
+                    let address =
+                        Bool.random(using: &rng)
                         ? (own.randomElement(using: &rng)?.address ?? randomAddress(in: book.spec, usableOnly: true))
                         : randomAddress(in: book.spec, usableOnly: true)
-                    let lease = try ledger.reportConflict(network: network, address: address, mac: "02:00:00:00:00:01",
-                                                          claim: claim, now: now, changes: &changes)
+                    let lease = try ledger.reportConflict(
+                        network: network,
+                        address: address,
+                        mac: "02:00:00:00:00:01",
+                        claim: claim,
+                        now: now,
+                        changes: &changes
+                    )
                     operationsDone["conflict", default: 0] += 1
                     XCTAssertTrue([.conflict, .reserved].contains(lease.state), context)
                 case 72..<80:
                     guard let claim = randomClaim(before) else { continue }
                     let owner = owners.randomElement(using: &rng)!
                     let held = book.records.keys.sorted()
-                    let address = Bool.random(using: &rng) && !held.isEmpty
+                    let address =
+                        Bool.random(using: &rng) && !held.isEmpty
                         ? IPv4Address(held.randomElement(using: &rng)!) : randomAddress(in: book.spec, usableOnly: true)
-                    let outcome = try ledger.reconcile(network: network, owner: owner, address: address, ifname: "",
-                                                       claim: claim, now: now, changes: &changes)
+                    let outcome = try ledger.reconcile(
+                        network: network,
+                        owner: owner,
+                        address: address,
+                        ifname: "",
+                        claim: claim,
+                        now: now,
+                        changes: &changes
+                    )
                     operationsDone["reconcile", default: 0] += 1
                     switch outcome {
                     case .held(let lease):
@@ -1824,8 +2796,10 @@ final class LedgerTests: XCTestCase {
                         XCTAssertEqual(lease, book.record(address), context)
                         XCTAssertEqual(changes, [], context)
                     case .adopted(let lease):
-                        XCTAssertTrue(book.record(address) == nil || book.record(address)?.state == .cooldown,
-                                      "\(context): adopted over \(String(describing: book.record(address)))")
+                        XCTAssertTrue(
+                            book.record(address) == nil || book.record(address)?.state == .cooldown,
+                            "\(context): adopted over \(String(describing: book.record(address)))"
+                        )
                         XCTAssertEqual(lease.owner, owner, context)
                         XCTAssertFalse(lease.isStatic, context)
                     }
@@ -1841,8 +2815,13 @@ final class LedgerTests: XCTestCase {
                     let networks = Bool.random(using: &rng) ? [] : [network]
                     let underlay = IPv4Address(192, 0, 2, UInt8(index + 1))
                     do {
-                        let result = try ledger.join(host: hostNames[index], underlay: underlay, networks: networks,
-                                                     now: now, changes: &changes)
+                        let result = try ledger.join(
+                            host: hostNames[index],
+                            underlay: underlay,
+                            networks: networks,
+                            now: now,
+                            changes: &changes
+                        )
                         operationsDone["join", default: 0] += 1
                         XCTAssertEqual(result.host.epoch, before.lastEpoch + 1, "\(context): epochs are cluster-wide")
                         XCTAssertEqual(result.bridges.count, result.host.networks.count, context)
@@ -1856,7 +2835,8 @@ final class LedgerTests: XCTestCase {
                     operationsDone["reclaim", default: 0] += 1
                     for name in before.hosts.keys.sorted() {
                         let host = before.hosts[name]!
-                        let expired = host.state == .up
+                        let expired =
+                            host.state == .up
                             && now - host.lastHeartbeat > Millis(before.ttl(of: host)) * 1000
                         XCTAssertEqual(lost.contains(name), expired, "\(context): reclaim of \(name)")
                     }
@@ -1876,7 +2856,8 @@ final class LedgerTests: XCTestCase {
                         .filter { after.isFree(IPv4Address($0)) }
                     XCTAssertEqual(free, [], "\(context): pool-exhausted while addresses were free")
                     let c = after.counts
-                    let counts = "leased=\(c.active) reserved=\(c.reserved) conflict=\(c.conflict) "
+                    let counts =
+                        "leased=\(c.active) reserved=\(c.reserved) conflict=\(c.conflict) "
                         + "cooldown=\(c.cooldown) free=0"
                     XCTAssertTrue(error.message.hasSuffix(counts), "\(context): \(error.message)")
                 }
@@ -1885,14 +2866,21 @@ final class LedgerTests: XCTestCase {
             checkInvariants(ledger, store: store, context: context)
         }
         // The sequence must actually have exercised the interesting paths.
-        for key in ["acquire", "release", "reserve", "unreserve", "conflict", "reconcile", "heartbeat", "join",
-                    "reclaim", "error pool-exhausted", "error stale-epoch", "error conflict"] {
+        for key in [
+            "acquire", "release", "reserve", "unreserve", "conflict", "reconcile", "heartbeat", "join",
+            "reclaim", "error pool-exhausted", "error stale-epoch", "error conflict",
+        ] {
             XCTAssertGreaterThan(operationsDone[key] ?? 0, 0, "seed \(seed): no \(key) happened: \(operationsDone)")
         }
     }
 
-    private func checkInvariants(_ ledger: Ledger, store: ShadowStore, context: String,
-                                 file: StaticString = #filePath, line: UInt = #line) {
+    private func checkInvariants(
+        _ ledger: Ledger,
+        store: ShadowStore,
+        context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(Set(store.networks.keys), Set(ledger.books.keys), context, file: file, line: line)
         // Heartbeat times are not persisted (a restart grants every up host a full TTL), so compare the rest.
         func withoutHeartbeat(_ hosts: [String: HostRecord]) -> [String: HostRecord] {
@@ -1902,54 +2890,91 @@ final class LedgerTests: XCTestCase {
                 return host
             }
         }
-        XCTAssertEqual(withoutHeartbeat(store.hosts), withoutHeartbeat(ledger.hosts), "\(context): stored hosts differ",
-                       file: file, line: line)
+        XCTAssertEqual(
+            withoutHeartbeat(store.hosts),
+            withoutHeartbeat(ledger.hosts),
+            "\(context): stored hosts differ",
+            file: file,
+            line: line
+        )
         XCTAssertEqual(store.lastEpoch, ledger.lastEpoch, "\(context): stored epoch differs", file: file, line: line)
         for host in ledger.hosts.values {
             XCTAssertLessThanOrEqual(host.epoch, ledger.lastEpoch, context, file: file, line: line)
         }
         for (name, book) in ledger.books {
-            XCTAssertEqual(store.rows[name] ?? [:], book.records, "\(context): stored rows of \(name) differ",
-                           file: file, line: line)
+            XCTAssertEqual(
+                store.rows[name] ?? [:],
+                book.records,
+                "\(context): stored rows of \(name) differ",
+                file: file,
+                line: line
+            )
             var counts = PoolCounts(usable: book.spec.usableCount)
             var owners: [String: UInt32] = [:]
             for (key, lease) in book.records {
                 let where_ = "\(context): \(name) \(lease.address) \(lease.state)"
                 XCTAssertEqual(key, lease.address.value, where_, file: file, line: line)
                 XCTAssertEqual(lease.network, name, where_, file: file, line: line)
-                XCTAssertTrue(book.spec.subnet.isHostAddress(lease.address), "\(where_): not a host address",
-                              file: file, line: line)
+                XCTAssertTrue(
+                    book.spec.subnet.isHostAddress(lease.address),
+                    "\(where_): not a host address",
+                    file: file,
+                    line: line
+                )
                 switch lease.state {
                 case .active:
                     counts.active += 1
                     XCTAssertFalse(book.spec.isExcluded(lease.address), "\(where_): excluded", file: file, line: line)
                     XCTAssertFalse(lease.owner.isEmpty, where_, file: file, line: line)
                     if let other = owners.updateValue(key, forKey: lease.owner) {
-                        XCTFail("\(where_): owner \(lease.owner) also holds \(IPv4Address(other))", file: file,
-                                line: line)
+                        XCTFail(
+                            "\(where_): owner \(lease.owner) also holds \(IPv4Address(other))",
+                            file: file,
+                            line: line
+                        )
                     }
                     if !lease.isStatic {
-                        XCTAssertEqual(ledger.hosts[lease.host]?.state, .up, "\(where_): bound to a host not up",
-                                       file: file, line: line)
+                        XCTAssertEqual(
+                            ledger.hosts[lease.host]?.state,
+                            .up,
+                            "\(where_): bound to a host not up",
+                            file: file,
+                            line: line
+                        )
                     }
                     if lease.isBridge {
-                        XCTAssertEqual(lease.owner, Lease.bridgeOwner(host: lease.host), where_, file: file,
-                                       line: line)
+                        XCTAssertEqual(
+                            lease.owner,
+                            Lease.bridgeOwner(host: lease.host),
+                            where_,
+                            file: file,
+                            line: line
+                        )
                     }
                 case .reserved: counts.reserved += 1
                 case .conflict: counts.conflict += 1
                 case .cooldown:
                     counts.cooldown += 1
-                    XCTAssertEqual(lease.until - lease.renewed, Millis(book.spec.cooldown) * 1000, where_,
-                                   file: file, line: line)
+                    XCTAssertEqual(
+                        lease.until - lease.renewed,
+                        Millis(book.spec.cooldown) * 1000,
+                        where_,
+                        file: file,
+                        line: line
+                    )
                 }
             }
             XCTAssertEqual(book.counts, counts, "\(context): counts of \(name)", file: file, line: line)
             XCTAssertEqual(book.owners, owners, "\(context): owner index of \(name)", file: file, line: line)
             let free = (book.spec.subnet.firstHost.value...book.spec.subnet.lastHost.value)
                 .filter { book.isFree(IPv4Address($0)) }.count
-            XCTAssertEqual(book.counts.free, UInt64(free), "\(context): free count of \(name)", file: file,
-                           line: line)
+            XCTAssertEqual(
+                book.counts.free,
+                UInt64(free),
+                "\(context): free count of \(name)",
+                file: file,
+                line: line
+            )
         }
     }
 }
@@ -1962,8 +2987,12 @@ private struct ShadowStore {
     var rows: [String: [UInt32: Lease]] = [:]
     var lastEpoch: Int64 = 0
 
-    mutating func apply(_ changes: [LedgerChange], _ context: String, file: StaticString = #filePath,
-                        line: UInt = #line) {
+    mutating func apply(
+        _ changes: [LedgerChange],
+        _ context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         for change in changes {
             switch change {
             case .insertNetwork(let spec):
@@ -1978,17 +3007,28 @@ private struct ShadowStore {
             case .deleteHost(let name):
                 XCTAssertNotNil(hosts.removeValue(forKey: name), context, file: file, line: line)
             case .insertLease(let lease):
-                XCTAssertNil(rows[lease.network]?[lease.address.value],
-                             "\(context): unique key violated: \(lease.network) \(lease.address) inserted twice",
-                             file: file, line: line)
+                XCTAssertNil(
+                    rows[lease.network]?[lease.address.value],
+                    "\(context): unique key violated: \(lease.network) \(lease.address) inserted twice",
+                    file: file,
+                    line: line
+                )
                 rows[lease.network, default: [:]][lease.address.value] = lease
             case .updateLease(let lease):
-                XCTAssertNotNil(rows[lease.network]?[lease.address.value],
-                                "\(context): update of missing row \(lease.address)", file: file, line: line)
+                XCTAssertNotNil(
+                    rows[lease.network]?[lease.address.value],
+                    "\(context): update of missing row \(lease.address)",
+                    file: file,
+                    line: line
+                )
                 rows[lease.network, default: [:]][lease.address.value] = lease
             case .deleteLease(let network, let address):
-                XCTAssertNotNil(rows[network]?.removeValue(forKey: address.value),
-                                "\(context): delete of missing row \(address)", file: file, line: line)
+                XCTAssertNotNil(
+                    rows[network]?.removeValue(forKey: address.value),
+                    "\(context): delete of missing row \(address)",
+                    file: file,
+                    line: line
+                )
             case .recordEpoch(let epoch):
                 XCTAssertGreaterThan(epoch, lastEpoch, "\(context): epochs must never repeat", file: file, line: line)
                 lastEpoch = epoch

@@ -50,11 +50,19 @@ final class PrometheusTextTests: XCTestCase {
         histogram.record(Duration.milliseconds(20))
         var text = ""
         PrometheusText.appendHistogram(
-            "x_seconds", help: "Some \\ help.", bounds: histogram.bounds, scale: 1e9,
-            series: [([("verb", "A\"B")], histogram.snapshot()),
-                     ([("verb", "idle")], AtomicHistogram(bounds: [1]).snapshot())],
-            to: &text)
-        XCTAssertEqual(text, """
+            "x_seconds",
+            help: "Some \\ help.",
+            bounds: histogram.bounds,
+            scale: 1e9,
+            series: [
+                ([("verb", "A\"B")], histogram.snapshot()),
+                ([("verb", "idle")], AtomicHistogram(bounds: [1]).snapshot()),
+            ],
+            to: &text
+        )
+        XCTAssertEqual(
+            text,
+            """
             # HELP x_seconds Some \\\\ help.
             # TYPE x_seconds histogram
             x_seconds_bucket{verb="A\\"B",le="0.001"} 1
@@ -63,7 +71,9 @@ final class PrometheusTextTests: XCTestCase {
             x_seconds_sum{verb="A\\"B"} 0.0205
             x_seconds_count{verb="A\\"B"} 2
 
-            """, "a series without observations is left out")
+            """,
+            "a series without observations is left out"
+        )
     }
 
     func testRegistryAndHistogramOutputTogetherPassPromtool() throws {
@@ -77,8 +87,13 @@ final class PrometheusTextTests: XCTestCase {
         histogram.record(Duration.microseconds(3))
         var text = registry.emitToString()
         PrometheusText.appendHistogram(
-            "netlease_wait_seconds", help: "Waits.", bounds: histogram.bounds, scale: 1e9,
-            series: [([], histogram.snapshot())], to: &text)
+            "netlease_wait_seconds",
+            help: "Waits.",
+            bounds: histogram.bounds,
+            scale: 1e9,
+            series: [([], histogram.snapshot())],
+            to: &text
+        )
         XCTAssertNil(try PrometheusTools.checkMetrics(text, promtool: promtool), text)
         XCTAssertTrue(text.contains("netlease_wait_seconds_sum 3e-06\n"), text)
     }
@@ -110,9 +125,12 @@ final class MetricsEndpointTests: XCTestCase {
         logger.logLevel = .critical
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
         let server = MetricsEndpoint.server(
-            address: .tcp(host: "127.0.0.1", port: 0), logger: logger,
-            onListening: { sink.yield($0.port ?? 0) }, metrics: { "# nothing yet\n" },
-            readiness: { ready.withLock { $0 } })
+            address: .tcp(host: "127.0.0.1", port: 0),
+            logger: logger,
+            onListening: { sink.yield($0.port ?? 0) },
+            metrics: { "# nothing yet\n" },
+            readiness: { ready.withLock { $0 } }
+        )
         let group = ServiceGroup(services: [server], logger: logger)
         let run = Task { try await group.run() }
         defer { run.cancel() }

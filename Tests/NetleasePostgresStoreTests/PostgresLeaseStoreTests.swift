@@ -35,7 +35,10 @@ final class PostgresLeaseStoreTests: XCTestCase {
     }
 
     private func expectError<T>(
-        _ code: ErrorCode, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+        _ code: ErrorCode,
+        _ what: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: () async throws -> T
     ) async -> NetleaseError? {
         do {
@@ -99,15 +102,24 @@ final class PostgresLeaseStoreTests: XCTestCase {
         store.close()
 
         let columns = "network, address, state, host, owner, ifname, note, mac, static, created, renewed, until"
-        XCTAssertThrowsError(try database.sql(
-            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value), 'active', '', 'other', '', '', "
-                + "'', true, 0, 0, 0)"), "a second record for one address")
-        XCTAssertThrowsError(try database.sql(
-            "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'active', '', 'web', '', '', "
-                + "'', true, 0, 0, 0)"), "a second active lease of one owner")
+        XCTAssertThrowsError(
+            try database.sql(
+                "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value), 'active', '', 'other', '', '', "
+                    + "'', true, 0, 0, 0)"
+            ),
+            "a second record for one address"
+        )
+        XCTAssertThrowsError(
+            try database.sql(
+                "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'active', '', 'web', '', '', "
+                    + "'', true, 0, 0, 0)"
+            ),
+            "a second active lease of one owner"
+        )
         try database.sql(
             "INSERT INTO leases (\(columns)) VALUES ('prod', \(lease.address.value + 1), 'cooldown', '', 'web', '', "
-                + "'', '', true, 0, 0, 0)")
+                + "'', '', true, 0, 0, 0)"
+        )
         XCTAssertThrowsError(try database.sql("UPDATE leadership SET term = term - 1"), "a term that shrinks")
         XCTAssertThrowsError(try database.sql("INSERT INTO leadership (id, term, leader, beat) VALUES (2, 9, '', 0)"))
         XCTAssertThrowsError(try database.sql("UPDATE leases SET state = 'gone'"))
@@ -119,8 +131,12 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let error = await expectError(.storage, "foreign database") { try await open() }
         XCTAssertTrue(error?.message.contains("another application") ?? false, error?.message ?? "")
         XCTAssertEqual(
-            try database.sql("SELECT string_agg(table_name, ',') FROM information_schema.tables "
-                + "WHERE table_schema = 'public'"), "invoices")
+            try database.sql(
+                "SELECT string_agg(table_name, ',') FROM information_schema.tables "
+                    + "WHERE table_schema = 'public'"
+            ),
+            "invoices"
+        )
     }
 
     func testRefusesANewerSchemaWithoutChangingIt() async throws {
@@ -189,7 +205,12 @@ final class PostgresLeaseStoreTests: XCTestCase {
                     for index in 0..<400 {
                         do {
                             let lease = try await old.acquire(
-                                network: "prod", owner: "c\(client)-\(index)", claim: nil, address: nil, ifname: "")
+                                network: "prod",
+                                owner: "c\(client)-\(index)",
+                                claim: nil,
+                                address: nil,
+                                ifname: ""
+                            )
                             acknowledged[lease.owner] = lease.address
                         } catch let error as NetleaseError where error.code == .notLeader {
                             break
@@ -243,8 +264,15 @@ final class PostgresLeaseStoreTests: XCTestCase {
         // storage error, the ledger is rebuilt from the database, and the store goes on.
         let injected = await expectError(.storage, "a NUL reaching the database") {
             try await store.core.perform { _, now, changes in
-                changes.append(.insertNetwork(NetworkSpec(
-                    name: "bad\0name", subnet: IPv4Subnet("10.9.0.0/24")!, created: now)))
+                changes.append(
+                    .insertNetwork(
+                        NetworkSpec(
+                            name: "bad\0name",
+                            subnet: IPv4Subnet("10.9.0.0/24")!,
+                            created: now
+                        )
+                    )
+                )
             }
         }
         XCTAssertTrue(injected?.message.contains("PostgreSQL text") ?? false, injected?.message ?? "")
@@ -283,8 +311,10 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let url = try database.url
         let stalled = try await PostgresLeaseStore.onPlainThread {
             let connection = try BlockingPostgresConnection.connect(
-                try PostgresLeaseStore.connectionConfiguration(url), timeout: .seconds(30),
-                logger: Logger(label: "test"))
+                try PostgresLeaseStore.connectionConfiguration(url),
+                timeout: .seconds(30),
+                logger: Logger(label: "test")
+            )
             try connection.run("BEGIN")
             try connection.run("SELECT term FROM leadership WHERE id = 1 FOR SHARE")
             return UncheckedBox(connection)
@@ -296,8 +326,10 @@ final class PostgresLeaseStoreTests: XCTestCase {
         XCTAssertEqual(next.term, store.term + 1)
         XCTAssertGreaterThanOrEqual(waited, .seconds(2), "the takeover did not wait for the lock at all")
         XCTAssertLessThan(waited, .seconds(8), "the stalled transaction held the takeover for \(waited)")
-        XCTAssertTrue(stalled.value.isClosed || (try? stalled.value.run("SELECT 1")) == nil,
-                      "the stalled session survived")
+        XCTAssertTrue(
+            stalled.value.isClosed || (try? stalled.value.run("SELECT 1")) == nil,
+            "the stalled session survived"
+        )
     }
 
     func testALostConnectionFailsOnlyTheBatchInFlightAndTheStoreReconnects() async throws {
@@ -306,7 +338,8 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let first = try await store.acquire(network: "prod", owner: "first", claim: nil, address: nil, ifname: "")
         let killed = try database.sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'")
+                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'"
+        )
         XCTAssertEqual(killed, "1")
         // The first use after the kill finds the connection gone: that batch fails (or, if the loss was noticed
         // earlier, it reconnects at once); either way the next ones work.
@@ -314,8 +347,13 @@ final class PostgresLeaseStoreTests: XCTestCase {
         var failures = 0
         for index in 0..<5 {
             do {
-                let lease = try await store.acquire(network: "prod", owner: "n\(index)", claim: nil, address: nil,
-                                                    ifname: "")
+                let lease = try await store.acquire(
+                    network: "prod",
+                    owner: "n\(index)",
+                    claim: nil,
+                    address: nil,
+                    ifname: ""
+                )
                 acknowledged[lease.owner] = lease.address
             } catch let error as NetleaseError {
                 XCTAssertEqual(error.code, .storage, error.description)
@@ -340,7 +378,8 @@ final class PostgresLeaseStoreTests: XCTestCase {
         try database.server.sql("ALTER DATABASE \(database.name) ALLOW_CONNECTIONS false")
         try database.server.sql(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'")
+                + "WHERE datname = '\(database.name)' AND application_name = 'netlease'"
+        )
         await expectError(.storage, "an acquire while the database is away") {
             try await store.acquire(network: "prod", owner: "lost", claim: nil, address: nil, ifname: "")
         }
@@ -367,8 +406,12 @@ final class PostgresLeaseStoreTests: XCTestCase {
         let joined = try await store.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1), networks: ["prod"])
         for index in 0..<20 {
             _ = try await store.acquire(
-                network: "prod", owner: "c\(index)", claim: HostClaim(host: "h1", epoch: joined.host.epoch),
-                address: nil, ifname: "")
+                network: "prod",
+                owner: "c\(index)",
+                claim: HostClaim(host: "h1", epoch: joined.host.epoch),
+                address: nil,
+                ifname: ""
+            )
         }
         _ = try await store.release(network: "prod", owner: "c3", address: nil, claim: nil)
         _ = try await store.reserve(network: "prod", address: IPv4Address(172, 30, 200, 1), note: "printer")

@@ -85,7 +85,9 @@ final class PostgresContractCoverageTests: XCTestCase {
         let twins = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
         for suite in ["StoreAllocationTests", "StoreHostTests", "StoreReclaimRaceTests"] {
             let source = try String(
-                contentsOf: tests.appendingPathComponent("NetleaseStoreTests/\(suite).swift"), encoding: .utf8)
+                contentsOf: tests.appendingPathComponent("NetleaseStoreTests/\(suite).swift"),
+                encoding: .utf8
+            )
             let names = source.split(separator: "\n").compactMap { line -> String? in
                 guard let range = line.range(of: "func test") else { return nil }
                 return String(line[range.lowerBound...].dropFirst(5).prefix { $0 != "(" })

@@ -53,8 +53,11 @@ final class PostgresStoreURLTests: XCTestCase {
         let url = try PostgresStoreURL(parsing: "postgres://u@h/d")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pgpass-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        FileManager.default.createFile(atPath: file, contents: Data("s3cret\nignored\n".utf8),
-                                       attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: file,
+            contents: Data("s3cret\nignored\n".utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
         XCTAssertEqual(try url.withPassword(file: file, environment: ["PGPASSWORD": "env"]).password, "s3cret")
         XCTAssertEqual(try url.withPassword(file: nil, environment: ["PGPASSWORD": "env"]).password, "env")
         XCTAssertNil(try url.withPassword(file: nil, environment: [:]).password)
@@ -68,8 +71,10 @@ final class PostgresStoreURLTests: XCTestCase {
     }
 
     func testTLSSettingsFollowSSLMode() throws {
-        for (mode, enforced, allowed) in [("disable", false, false), ("prefer", false, true), ("require", true, true),
-                                          ("verify-ca", true, true), ("verify-full", true, true)] {
+        for (mode, enforced, allowed) in [
+            ("disable", false, false), ("prefer", false, true), ("require", true, true),
+            ("verify-ca", true, true), ("verify-full", true, true),
+        ] {
             let url = try PostgresStoreURL(parsing: "postgres://u@h/d?sslmode=\(mode)")
             let configuration = try PostgresLeaseStore.connectionConfiguration(url)
             XCTAssertEqual(configuration.tls.isEnforced, enforced, mode)

@@ -54,7 +54,8 @@ final class PostgresTLSTests: XCTestCase {
 
     func testVerifyFullAcceptsTheServersCertificateOnlyWithItsCA() async throws {
         let verified = try await PostgresLeaseStore.open(
-            url: try url("?sslmode=verify-full&sslrootcert=\(server.certificateFile)"))
+            url: try url("?sslmode=verify-full&sslrootcert=\(server.certificateFile)")
+        )
         XCTAssertEqual(try sessionsUseTLS(), ["t"])
         verified.close()
 

@@ -24,8 +24,14 @@ final class PostgresTestBackend: StoreTestBackend {
             "SELECT network, address, state, host, owner, static, until FROM leases ORDER BY network, address"
         ).map { row in
             StoreTestCase.StoredLease(
-                network: row[0], address: IPv4Address(UInt32(row[1])!), state: row[2], host: row[3], owner: row[4],
-                isStatic: row[5] == "t", until: Millis(row[6])!)
+                network: row[0],
+                address: IPv4Address(UInt32(row[1])!),
+                state: row[2],
+                host: row[3],
+                owner: row[4],
+                isStatic: row[5] == "t",
+                until: Millis(row[6])!
+            )
         }
     }
 

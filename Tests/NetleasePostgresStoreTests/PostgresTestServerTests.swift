@@ -17,8 +17,11 @@ final class PostgresTestServerTests: XCTestCase {
         var stopped = false
         defer { if !stopped { stale.stop() } }
         let postmaster = try XCTUnwrap(
-            pid_t(String(contentsOfFile: stale.dataDirectory + "/postmaster.pid", encoding: .utf8)
-                .split(separator: "\n").first ?? ""))
+            pid_t(
+                String(contentsOfFile: stale.dataDirectory + "/postmaster.pid", encoding: .utf8)
+                    .split(separator: "\n").first ?? ""
+            )
+        )
         XCTAssertEqual(kill(postmaster, 0), 0, "the server runs")
 
         // Its owner is gone: a process that already exited.

@@ -19,8 +19,10 @@ final class SecretHashTests: XCTestCase {
     }
 
     func testRefusesUnreadableStoredForms() {
-        for text in ["", "sha256", "md5:00:00", "sha256::" + String(repeating: "0", count: 64), "sha256:zz:00",
-                     "sha256:0011:0011", "sha256:001:" + String(repeating: "0", count: 64)] {
+        for text in [
+            "", "sha256", "md5:00:00", "sha256::" + String(repeating: "0", count: 64), "sha256:zz:00",
+            "sha256:0011:0011", "sha256:001:" + String(repeating: "0", count: 64),
+        ] {
             XCTAssertNil(SecretHash(stored: text), text)
         }
     }

@@ -14,8 +14,11 @@ final class SQLiteTextTests: StoreTestCase {
         try db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
         let value = "a\u{0}b\u{E9}"
         try db.run("INSERT INTO t (k, v) VALUES (1, ?)", [.text(value)])
-        XCTAssertEqual(try db.scalarInt("SELECT length(CAST(v AS BLOB)) FROM t WHERE k = 1"), 5,
-                       "the bound text lost bytes")
+        XCTAssertEqual(
+            try db.scalarInt("SELECT length(CAST(v AS BLOB)) FROM t WHERE k = 1"),
+            5,
+            "the bound text lost bytes"
+        )
         // Written by SQL (not by a bind), read back through the statement's text accessor.
         try db.execute("INSERT INTO t (k, v) VALUES (2, CAST(X'6100620a' AS TEXT))")
         let read = try db.query("SELECT v FROM t ORDER BY k") { try $0.text(0) }
@@ -31,7 +34,9 @@ final class SQLiteTextTests: StoreTestCase {
         defer { db.close() }
         try db.execute("CREATE TABLE t (v TEXT NOT NULL)")
         try db.execute("INSERT INTO t (v) VALUES (CAST(X'61FF62' AS TEXT))")
-        XCTAssertThrowsError(try db.query("SELECT v FROM t") { try $0.text(0) },
-                             "a stored text that is not UTF-8 was silently repaired")
+        XCTAssertThrowsError(
+            try db.query("SELECT v FROM t") { try $0.text(0) },
+            "a stored text that is not UTF-8 was silently repaired"
+        )
     }
 }

@@ -22,8 +22,13 @@ class StoreAllocationTests: StoreTestCase {
                     for index in 0..<perTask {
                         mine.append(
                             try await store.acquire(
-                                network: "blue", owner: "c-\(task)-\(index)", claim: nil, address: nil,
-                                ifname: "eth0"))
+                                network: "blue",
+                                owner: "c-\(task)-\(index)",
+                                claim: nil,
+                                address: nil,
+                                ifname: "eth0"
+                            )
+                        )
                     }
                     return mine
                 }
@@ -153,7 +158,9 @@ class StoreAllocationTests: StoreTestCase {
         // The only candidate is cooling: the pool is exhausted, and says why.
         let exhausted = await expectError(.poolExhausted, "during cooldown") { try await acquire(store, "tiny", "x") }
         assertContains(
-            exhausted?.message ?? "", ["leased=5", "reserved=0", "conflict=0", "cooldown=1", "free=0"])
+            exhausted?.message ?? "",
+            ["leased=5", "reserved=0", "conflict=0", "cooldown=1", "free=0"]
+        )
         await expectError(.conflict, "asking for the cooling address") {
             try await acquire(store, "tiny", "x", at: address)
         }
@@ -210,14 +217,23 @@ class StoreAllocationTests: StoreTestCase {
         let again = try await store.reserve(network: "tiny", address: ip("10.7.0.3"), note: "printer")
         XCTAssertEqual(again.state, .reserved, "reserving twice is harmless")
         let conflict = try await store.reportConflict(
-            network: "tiny", address: ip("10.7.0.5"), mac: "02:00:00:00:00:05", claim: claim)
+            network: "tiny",
+            address: ip("10.7.0.5"),
+            mac: "02:00:00:00:00:05",
+            claim: claim
+        )
         XCTAssertEqual(conflict.state, .conflict)
         XCTAssertEqual(conflict.mac, "02:00:00:00:00:05")
 
         var handedOut: [IPv4Address] = []
         for index in 1...3 {
             let lease = try await store.acquire(
-                network: "tiny", owner: "c\(index)", claim: claim, address: nil, ifname: "eth0")
+                network: "tiny",
+                owner: "c\(index)",
+                claim: claim,
+                address: nil,
+                ifname: "eth0"
+            )
             handedOut.append(lease.address)
         }
         XCTAssertEqual(Set(handedOut).count, 3)
@@ -277,12 +293,16 @@ class StoreAllocationTests: StoreTestCase {
 
         let summary = try await store.network("tiny")
         XCTAssertEqual(
-            summary.counts, PoolCounts(usable: 6, active: 3, reserved: 1, conflict: 1, cooldown: 1))
+            summary.counts,
+            PoolCounts(usable: 6, active: 3, reserved: 1, conflict: 1, cooldown: 1)
+        )
         XCTAssertEqual(summary.counts.free, 0)
 
         let error = await expectError(.poolExhausted, "full /29") { try await acquire(store, "tiny", "c3") }
         assertContains(
-            error?.message ?? "", ["tiny", "leased=3", "reserved=1", "conflict=1", "cooldown=1", "free=0"])
+            error?.message ?? "",
+            ["tiny", "leased=3", "reserved=1", "conflict=1", "cooldown=1", "free=0"]
+        )
 
         // A refused acquire leaves no trace.
         let after = try await store.network("tiny")

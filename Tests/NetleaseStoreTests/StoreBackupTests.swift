@@ -12,8 +12,13 @@ final class StoreBackupTests: StoreTestCase {
         try await withThrowingTaskGroup(of: (String, IPv4Address).self) { group in
             for index in 0..<50 {
                 group.addTask {
-                    let lease = try await store.acquire(network: "prod", owner: "c\(index)", claim: nil, address: nil,
-                                                        ifname: "")
+                    let lease = try await store.acquire(
+                        network: "prod",
+                        owner: "c\(index)",
+                        claim: nil,
+                        address: nil,
+                        ifname: ""
+                    )
                     return ("c\(index)", lease.address)
                 }
             }

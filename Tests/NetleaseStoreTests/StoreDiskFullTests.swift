@@ -52,7 +52,13 @@ final class StoreDiskFullTests: StoreTestCase {
         _ = try await store.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
         var acknowledged: [String: IPv4Address] = [:]
         for index in 0..<50 {
-            let lease = try await store.acquire(network: "prod", owner: "before-\(index)", claim: nil, address: nil, ifname: "")
+            let lease = try await store.acquire(
+                network: "prod",
+                owner: "before-\(index)",
+                claim: nil,
+                address: nil,
+                ifname: ""
+            )
             acknowledged[lease.owner] = lease.address
         }
         let filler = fill(data.deletingLastPathComponent())
@@ -63,8 +69,13 @@ final class StoreDiskFullTests: StoreTestCase {
             do {
                 // A long owner id makes each change take room (interface names are at most 15 bytes).
                 let owner = "full-\(index)-" + String(repeating: "x", count: 200)
-                let lease = try await store.acquire(network: "prod", owner: owner, claim: nil, address: nil,
-                                                    ifname: "eth0")
+                let lease = try await store.acquire(
+                    network: "prod",
+                    owner: owner,
+                    claim: nil,
+                    address: nil,
+                    ifname: "eth0"
+                )
                 acknowledged[lease.owner] = lease.address
                 accepted += 1
             } catch let error as NetleaseError {
@@ -84,8 +95,11 @@ final class StoreDiskFullTests: StoreTestCase {
         store.close()
         let reopened = try openStore(in: data)
         let stored = try await reopened.leases(.init(network: "prod"))
-        XCTAssertEqual(Dictionary(uniqueKeysWithValues: stored.map { ($0.owner, $0.address) }), acknowledged,
-                       "an acknowledged lease was lost or an unacknowledged one appeared")
+        XCTAssertEqual(
+            Dictionary(uniqueKeysWithValues: stored.map { ($0.owner, $0.address) }),
+            acknowledged,
+            "an acknowledged lease was lost or an unacknowledged one appeared"
+        )
         XCTAssertEqual(Set(stored.map(\.address)).count, stored.count)
         print("disk full: \(accepted) changes fitted, \(refused) refused with 'storage', none lost")
     }

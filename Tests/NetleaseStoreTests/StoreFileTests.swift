@@ -27,7 +27,8 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertEqual(Array(header.suffix(2)), [2, 2], "database header must mark the file as WAL")
         XCTAssertTrue(
             FileManager.default.fileExists(atPath: databasePath + "-wal"),
-            "a committed write of a WAL store lives in the -wal file until checkpoint")
+            "a committed write of a WAL store lives in the -wal file until checkpoint"
+        )
 
         store.close()
         // A second opinion from the sqlite3 shell, on a copy so that the shell leaves no files in the data dir.
@@ -47,7 +48,8 @@ final class StoreFileTests: StoreTestCase {
         let error = expectInitError(.storage) { try SQLiteLeaseStore(directory: directory.path, clock: clock) }
         XCTAssertTrue(
             error?.message.contains("another process") == true,
-            "the refusal must say the file is held by another process: \(error.map(String.init(describing:)) ?? "")")
+            "the refusal must say the file is held by another process: \(error.map(String.init(describing:)) ?? "")"
+        )
 
         // The first store is unharmed and keeps serving.
         let again = try await acquire(store, "blue", "c1")
@@ -82,7 +84,9 @@ final class StoreFileTests: StoreTestCase {
             // A second active lease of the same owner at another address.
             XCTAssertThrowsError(
                 try db.run(
-                    insert, [.text("blue"), .int(Int64(lease.address.value) + 1), .text("active"), .text("c1")])
+                    insert,
+                    [.text("blue"), .int(Int64(lease.address.value) + 1), .text("active"), .text("c1")]
+                )
             ) { error in
                 XCTAssertTrue((error as? SQLiteError)?.isConstraint == true, "\(error)")
             }
@@ -96,8 +100,17 @@ final class StoreFileTests: StoreTestCase {
         let store = try openStore()
         let blue = try await store.createNetwork(
             NetworkSpec(
-                name: "blue", subnet: subnet("10.1.0.0/24"), tunnel: .gre, vni: 77, bridge: "br-blue", mtu: 1400,
-                leaseTTL: 30, cooldown: 300, excluded: [IPv4Range("10.1.0.200-10.1.0.210")!]))
+                name: "blue",
+                subnet: subnet("10.1.0.0/24"),
+                tunnel: .gre,
+                vni: 77,
+                bridge: "br-blue",
+                mtu: 1400,
+                leaseTTL: 30,
+                cooldown: 300,
+                excluded: [IPv4Range("10.1.0.200-10.1.0.210")!]
+            )
+        )
         let green = try await createNetwork(store, "green", "10.2.0.0/24", leaseTTL: 60)
 
         // h1 joins twice (epoch 2); h2 joins blue and is later declared lost (epoch 1, state lost).
@@ -114,7 +127,11 @@ final class StoreFileTests: StoreTestCase {
         _ = try await acquire(store, "blue", "gateway", at: ip("10.1.0.50"))
         _ = try await store.reserve(network: "blue", address: ip("10.1.0.60"), note: "printer")
         _ = try await store.reportConflict(
-            network: "blue", address: ip("10.1.0.70"), mac: "aa:bb:cc:dd:ee:ff", claim: h1Claim)
+            network: "blue",
+            address: ip("10.1.0.70"),
+            mac: "aa:bb:cc:dd:ee:ff",
+            claim: h1Claim
+        )
         _ = try await acquire(store, "green", "gone")
         _ = try await store.release(network: "green", owner: "gone", address: nil, claim: nil)
 
@@ -206,7 +223,12 @@ final class StoreFileTests: StoreTestCase {
             for index in 0..<200 {
                 group.addTask {
                     try await store.acquire(
-                        network: "blue", owner: "c\(index)", claim: nil, address: nil, ifname: "eth0")
+                        network: "blue",
+                        owner: "c\(index)",
+                        claim: nil,
+                        address: nil,
+                        ifname: "eth0"
+                    )
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -225,7 +247,8 @@ final class StoreFileTests: StoreTestCase {
         for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: databasePath + suffix) {
             try FileManager.default.copyItem(
                 atPath: databasePath + suffix,
-                toPath: snapshot.appendingPathComponent(SQLiteLeaseStore.fileName + suffix).path)
+                toPath: snapshot.appendingPathComponent(SQLiteLeaseStore.fileName + suffix).path
+            )
         }
 
         let recovered = try openStore(in: snapshot)
@@ -234,8 +257,11 @@ final class StoreFileTests: StoreTestCase {
         let releasedOwners = Set(released.map(\.owner))
         XCTAssertEqual(
             Dictionary(uniqueKeysWithValues: active.map { ($0.owner, $0.address) }),
-            Dictionary(uniqueKeysWithValues: acquired.filter { !releasedOwners.contains($0.owner) }
-                .map { ($0.owner, $0.address) }))
+            Dictionary(
+                uniqueKeysWithValues: acquired.filter { !releasedOwners.contains($0.owner) }
+                    .map { ($0.owner, $0.address) }
+            )
+        )
         XCTAssertEqual(Set(cooling.map(\.address)), Set(released.map(\.address)))
         XCTAssertEqual(Set(cooling.map(\.owner)), releasedOwners)
     }

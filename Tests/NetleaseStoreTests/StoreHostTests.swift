@@ -31,7 +31,12 @@ class StoreHostTests: StoreTestCase {
         await expectError(.staleEpoch, "heartbeat with epoch 1") { try await store.heartbeat(host: "h1", epoch: 1) }
         await expectError(.staleEpoch, "acquire with epoch 1") {
             try await store.acquire(
-                network: "blue", owner: "c1", claim: HostClaim(host: "h1", epoch: 1), address: nil, ifname: "e")
+                network: "blue",
+                owner: "c1",
+                claim: HostClaim(host: "h1", epoch: 1),
+                address: nil,
+                ifname: "e"
+            )
         }
         let beat = try await store.heartbeat(host: "h1", epoch: 2)
         XCTAssertEqual(beat.epoch, 2)
@@ -54,7 +59,12 @@ class StoreHostTests: StoreTestCase {
 
         // An admin pins an address to an owner on h1 before h1 ever joined: a static lease labelled with the host.
         let pinned = try await store.acquire(
-            network: "blue", owner: "pinned", claim: HostClaim(host: "h1"), address: ip("10.1.0.9"), ifname: "")
+            network: "blue",
+            owner: "pinned",
+            claim: HostClaim(host: "h1"),
+            address: ip("10.1.0.9"),
+            ifname: ""
+        )
         XCTAssertTrue(pinned.isStatic)
         XCTAssertEqual(pinned.host, "h1")
 
@@ -62,7 +72,12 @@ class StoreHostTests: StoreTestCase {
         let bridge = try XCTUnwrap(joined.bridges.first)
         let claim = HostClaim(host: "h1", epoch: joined.host.epoch)
         let container = try await store.acquire(
-            network: "blue", owner: "ctr", claim: claim, address: nil, ifname: "eth0")
+            network: "blue",
+            owner: "ctr",
+            claim: claim,
+            address: nil,
+            ifname: "eth0"
+        )
         XCTAssertFalse(container.isStatic)
         XCTAssertEqual(container.host, "h1")
         let other = try await store.join(host: "h2", underlay: ip("192.168.0.2"), networks: ["blue"])
@@ -126,7 +141,12 @@ class StoreHostTests: StoreTestCase {
         let newBridge = try XCTUnwrap(rejoined.bridges.first)
         let newClaim = HostClaim(host: "h1", epoch: rejoined.host.epoch)
         let again = try await restarted.acquire(
-            network: "blue", owner: "ctr", claim: newClaim, address: nil, ifname: "eth0")
+            network: "blue",
+            owner: "ctr",
+            claim: newClaim,
+            address: nil,
+            ifname: "eth0"
+        )
         XCTAssertEqual(newBridge.address, bridge.address, "the returning host's own bridge address comes back")
         XCTAssertEqual(newBridge.state, .active)
         let cooled = Set([bridge.address, container.address])
@@ -143,8 +163,11 @@ class StoreHostTests: StoreTestCase {
         XCTAssertEqual(byAddress[again.address]?.owner, "ctr")
         XCTAssertEqual(
             try storedHosts(),
-            [StoredHost(name: "h1", epoch: rejoined.host.epoch, state: "up"),
-             StoredHost(name: "h2", epoch: other.host.epoch, state: "up")])
+            [
+                StoredHost(name: "h1", epoch: rejoined.host.epoch, state: "up"),
+                StoredHost(name: "h2", epoch: other.host.epoch, state: "up"),
+            ]
+        )
     }
 
     func testBridgeAddressIsNeverHandedToAContainer() async throws {
@@ -171,7 +194,12 @@ class StoreHostTests: StoreTestCase {
             let host = index.isMultiple(of: 2) ? h1.host : h2.host
             let claim = HostClaim(host: host.name, epoch: host.epoch)
             let lease = try await store.acquire(
-                network: "tiny", owner: "c\(index)", claim: claim, address: nil, ifname: "eth0")
+                network: "tiny",
+                owner: "c\(index)",
+                claim: claim,
+                address: nil,
+                ifname: "eth0"
+            )
             handedOut.append(lease.address)
         }
         XCTAssertEqual(Set(handedOut).count, 4)
@@ -184,8 +212,11 @@ class StoreHostTests: StoreTestCase {
         XCTAssertNil(byOwner)
         await expectError(.conflict, "h2 releasing h1's bridge") {
             try await store.release(
-                network: "tiny", owner: nil, address: h1Bridge.address,
-                claim: HostClaim(host: "h2", epoch: h2.host.epoch))
+                network: "tiny",
+                owner: nil,
+                address: h1Bridge.address,
+                claim: HostClaim(host: "h2", epoch: h2.host.epoch)
+            )
         }
 
         // After a restart the bridges are still taken.

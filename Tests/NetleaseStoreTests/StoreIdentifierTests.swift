@@ -10,15 +10,24 @@ final class StoreIdentifierTests: StoreTestCase {
     private let kelvin = "\u{212A}"  // KELVIN SIGN: Swift's String == says it equals "K"; SQLite's keys do not
 
     /// Either the request is refused with bad-request naming `field`, or it succeeded (nil).
-    private func refusal(naming field: String, _ what: String, file: StaticString = #filePath, line: UInt = #line,
-                         _ body: () async throws -> Void) async -> NetleaseError? {
+    private func refusal(
+        naming field: String,
+        _ what: String,
+        file: StaticString = #filePath,
+        line: UInt = #line,
+        _ body: () async throws -> Void
+    ) async -> NetleaseError? {
         do {
             try await body()
             return nil
         } catch let error as NetleaseError {
             XCTAssertEqual(error.code, .badRequest, "\(what): \(error)", file: file, line: line)
-            XCTAssertTrue(error.message.contains("'\(field)'"), "\(what): '\(error.message)' does not name '\(field)'",
-                          file: file, line: line)
+            XCTAssertTrue(
+                error.message.contains("'\(field)'"),
+                "\(what): '\(error.message)' does not name '\(field)'",
+                file: file,
+                line: line
+            )
             return error
         } catch {
             XCTFail("\(what): \(error)", file: file, line: line)
@@ -68,8 +77,10 @@ final class StoreIdentifierTests: StoreTestCase {
             _ = try await store.release(network: "blue", owner: "cafe\u{301}", address: nil, claim: nil)
         }
         let active = try await store.leases(.init(network: "blue", state: .active))
-        XCTAssertTrue(active.contains { $0.address == first.address && $0.owner.utf8.elementsEqual("caf\u{E9}".utf8) },
-                      "the other spelling's release freed a live lease: \(active)")
+        XCTAssertTrue(
+            active.contains { $0.address == first.address && $0.owner.utf8.elementsEqual("caf\u{E9}".utf8) },
+            "the other spelling's release freed a live lease: \(active)"
+        )
     }
 
     /// The network under another spelling is not a key the file knows: before, the lease's row failed the foreign
@@ -96,8 +107,11 @@ final class StoreIdentifierTests: StoreTestCase {
         let reopened = try reopen(store)
         let leases = try await reopened.leases(.init(network: "blue"))
         if let lease {
-            XCTAssertEqual(leases.map { Array($0.owner.utf8) }, [Array(owner.utf8)],
-                           "acknowledged as \(lease.owner.debugDescription), found after restart as \(leases)")
+            XCTAssertEqual(
+                leases.map { Array($0.owner.utf8) },
+                [Array(owner.utf8)],
+                "acknowledged as \(lease.owner.debugDescription), found after restart as \(leases)"
+            )
         } else {
             XCTAssertEqual(leases, [])
         }

@@ -16,12 +16,16 @@ final class StoreNeverHandedOutAfterRestartTests: StoreTestCase {
         let excluded = ["10.9.0.10-10.9.0.19", "10.9.0.200/29", "10.9.0.77"].map { IPv4Range($0)! }
         let store = try openStore()
         _ = try await store.createNetwork(
-            NetworkSpec(name: network, subnet: cidr, cooldown: 3_600, excluded: excluded))
+            NetworkSpec(name: network, subnet: cidr, cooldown: 3_600, excluded: excluded)
+        )
         var bridges: [IPv4Address] = []
         var claim: HostClaim?
         for host in ["h1", "h2"] {
-            let joined = try await store.join(host: host, underlay: ip("192.168.0.\(bridges.count + 1)"),
-                                              networks: [network])
+            let joined = try await store.join(
+                host: host,
+                underlay: ip("192.168.0.\(bridges.count + 1)"),
+                networks: [network]
+            )
             bridges.append(try XCTUnwrap(joined.bridges.first?.address, "\(host) got no bridge address"))
             if claim == nil { claim = HostClaim(host: host, epoch: joined.host.epoch) }
         }
@@ -29,7 +33,11 @@ final class StoreNeverHandedOutAfterRestartTests: StoreTestCase {
         for address in reserved { _ = try await store.reserve(network: network, address: address, note: "printer") }
         let quarantined = ip("10.9.0.40")
         _ = try await store.reportConflict(
-            network: network, address: quarantined, mac: "02:00:00:00:00:40", claim: try XCTUnwrap(claim))
+            network: network,
+            address: quarantined,
+            mac: "02:00:00:00:00:40",
+            claim: try XCTUnwrap(claim)
+        )
         var cooling: [IPv4Address] = []
         for owner in ["gone-1", "gone-2"] {
             cooling.append(try await acquire(store, network, owner).address)
@@ -66,8 +74,12 @@ final class StoreNeverHandedOutAfterRestartTests: StoreTestCase {
             }
         }
         let leaked = Set(handedOut).intersection(forbidden)
-        XCTAssertEqual(leaked, [], "handed out after the restart although never to be handed out: "
-            + leaked.sorted().map(\.description).joined(separator: ", "))
+        XCTAssertEqual(
+            leaked,
+            [],
+            "handed out after the restart although never to be handed out: "
+                + leaked.sorted().map(\.description).joined(separator: ", ")
+        )
         XCTAssertEqual(Set(handedOut).count, handedOut.count, "an address was handed out twice")
         // Nothing else was lost either: the pool is exactly every host address that is not forbidden.
         var expected: Set<IPv4Address> = []

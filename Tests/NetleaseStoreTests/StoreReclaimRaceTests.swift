@@ -23,7 +23,13 @@ class StoreReclaimRaceTests: StoreTestCase {
                 var kept: [String] = []
                 for index in 0..<1000 {
                     let owner = "live-\(index)"
-                    _ = try await store.acquire(network: "prod", owner: owner, claim: liveClaim, address: nil, ifname: "")
+                    _ = try await store.acquire(
+                        network: "prod",
+                        owner: owner,
+                        claim: liveClaim,
+                        address: nil,
+                        ifname: ""
+                    )
                     if index % 4 == 3 {
                         _ = try await store.release(network: "prod", owner: owner, address: nil, claim: liveClaim)
                     } else {
@@ -37,8 +43,13 @@ class StoreReclaimRaceTests: StoreTestCase {
                 var acked = 0
                 for index in 0..<1000 {
                     do {
-                        _ = try await store.acquire(network: "prod", owner: "dying-\(index)", claim: dyingClaim,
-                                                    address: nil, ifname: "")
+                        _ = try await store.acquire(
+                            network: "prod",
+                            owner: "dying-\(index)",
+                            claim: dyingClaim,
+                            address: nil,
+                            ifname: ""
+                        )
                         acked += 1
                     } catch let error as NetleaseError where error.code == .staleEpoch {
                         break
@@ -80,6 +91,8 @@ class StoreReclaimRaceTests: StoreTestCase {
         let cooling = try await store.leases(.init(network: "prod", state: .cooldown))
         XCTAssertTrue(cooling.filter { $0.host == "live" }.allSatisfy { !liveActive.contains($0.owner) })
         XCTAssertEqual(Set(active.map(\.address)).count, active.count)
-        print("reclaim race: live kept \(outcome.kept.count), dying acknowledged \(outcome.dyingAcked) before it was fenced")
+        print(
+            "reclaim race: live kept \(outcome.kept.count), dying acknowledged \(outcome.dyingAcked) before it was fenced"
+        )
     }
 }

@@ -99,16 +99,23 @@ class StoreTestCase: XCTestCase {
 
     @discardableResult
     func createNetwork(
-        _ store: any LeaseStore, _ name: String, _ cidr: String, leaseTTL: Int = NetworkSpec.defaultLeaseTTL,
+        _ store: any LeaseStore,
+        _ name: String,
+        _ cidr: String,
+        leaseTTL: Int = NetworkSpec.defaultLeaseTTL,
         cooldown: Int = NetworkSpec.defaultCooldown
     ) async throws -> NetworkSpec {
         try await store.createNetwork(
-            NetworkSpec(name: name, subnet: subnet(cidr), leaseTTL: leaseTTL, cooldown: cooldown))
+            NetworkSpec(name: name, subnet: subnet(cidr), leaseTTL: leaseTTL, cooldown: cooldown)
+        )
     }
 
     /// An admin lease (no host claim): static, never reclaimed with a host.
     func acquire(
-        _ store: any LeaseStore, _ network: String, _ owner: String, at address: IPv4Address? = nil
+        _ store: any LeaseStore,
+        _ network: String,
+        _ owner: String,
+        at address: IPv4Address? = nil
     ) async throws -> Lease {
         try await store.acquire(network: network, owner: owner, claim: nil, address: address, ifname: "eth0")
     }
@@ -118,7 +125,10 @@ class StoreTestCase: XCTestCase {
     /// Runs `body`, expecting it to throw a `NetleaseError` with `code`; returns that error.
     @discardableResult
     func expectError<T>(
-        _ code: ErrorCode, _ what: String = "", file: StaticString = #filePath, line: UInt = #line,
+        _ code: ErrorCode,
+        _ what: String = "",
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: () async throws -> T
     ) async -> NetleaseError? {
         do {
@@ -137,7 +147,10 @@ class StoreTestCase: XCTestCase {
     /// Synchronous variant for `SQLiteLeaseStore.init`.
     @discardableResult
     func expectInitError(
-        _ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> SQLiteLeaseStore
+        _ code: ErrorCode,
+        file: StaticString = #filePath,
+        line: UInt = #line,
+        _ body: () throws -> SQLiteLeaseStore
     ) -> NetleaseError? {
         do {
             let store = try body()
@@ -154,7 +167,10 @@ class StoreTestCase: XCTestCase {
     }
 
     func assertContains(
-        _ text: String, _ parts: [String], file: StaticString = #filePath, line: UInt = #line
+        _ text: String,
+        _ parts: [String],
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) {
         for part in parts {
             XCTAssertTrue(text.contains(part), "'\(text)' should contain '\(part)'", file: file, line: line)
@@ -183,7 +199,11 @@ class StoreTestCase: XCTestCase {
 
     /// Every lease row the backend holds (for SQLite: opens the closed store's file, or the file at `path`, with
     /// a plain connection of the test's own).
-    func storedLeases(at path: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws
+    func storedLeases(
+        at path: String? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws
         -> [StoredLease]
     {
         if path == nil, !(backend is SQLiteTestBackend) { return try backend.storedLeases() }
@@ -192,14 +212,23 @@ class StoreTestCase: XCTestCase {
                 "SELECT network, address, state, host, owner, static, until FROM leases ORDER BY network, address"
             ) { row in
                 try StoredLease(
-                    network: row.text(0), address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))),
-                    state: row.text(2), host: row.text(3), owner: row.text(4), isStatic: row.int(5) != 0,
-                    until: row.int(6))
+                    network: row.text(0),
+                    address: IPv4Address(UInt32(truncatingIfNeeded: row.int(1))),
+                    state: row.text(2),
+                    host: row.text(3),
+                    owner: row.text(4),
+                    isStatic: row.int(5) != 0,
+                    until: row.int(6)
+                )
             }
         }
     }
 
-    func storedHosts(at path: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws
+    func storedHosts(
+        at path: String? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws
         -> [StoredHost]
     {
         if path == nil, !(backend is SQLiteTestBackend) { return try backend.storedHosts() }
@@ -218,7 +247,9 @@ class StoreTestCase: XCTestCase {
     }
 
     func withDatabase<T>(
-        at path: String? = nil, file: StaticString = #filePath, line: UInt = #line,
+        at path: String? = nil,
+        file: StaticString = #filePath,
+        line: UInt = #line,
         _ body: (SQLiteDatabase) throws -> T
     ) throws -> T {
         let path = path ?? databasePath
@@ -261,8 +292,12 @@ class StoreTestCase: XCTestCase {
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(
-            process.terminationStatus, 0, "sqlite3 \(arguments.joined(separator: " ")): \(text)", file: file,
-            line: line)
+            process.terminationStatus,
+            0,
+            "sqlite3 \(arguments.joined(separator: " ")): \(text)",
+            file: file,
+            line: line
+        )
         return text
     }
 }

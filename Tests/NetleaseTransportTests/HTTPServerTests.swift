@@ -20,7 +20,8 @@ final class HTTPServerTests: XCTestCase {
     /// Routes: GET /hello, POST /echo (answers the JSON body back), GET /slow (says it started, then waits for the
     /// test's go).
     private static func routes(
-        slow: AsyncStream<Void>? = nil, started: AsyncStream<Void>.Continuation? = nil
+        slow: AsyncStream<Void>? = nil,
+        started: AsyncStream<Void>.Continuation? = nil
     ) -> HTTPRoutes {
         var routes = HTTPRoutes()
         routes.add(.GET, "/hello") { request in
@@ -33,8 +34,10 @@ final class HTTPServerTests: XCTestCase {
             let object = try JSONSerialization.jsonObject(with: Data(request.bodyText.utf8)) as? [String: Any]
             let answer = try JSONSerialization.data(withJSONObject: ["got": object?["name"] ?? NSNull()])
             return HTTPServerResponse(
-                status: .ok, headers: HTTPHeaders([("Content-Type", "application/json")]),
-                body: ByteBuffer(bytes: answer))
+                status: .ok,
+                headers: HTTPHeaders([("Content-Type", "application/json")]),
+                body: ByteBuffer(bytes: answer)
+            )
         }
         routes.add(.GET, "/slow") { _ in
             started?.yield()
@@ -46,8 +49,11 @@ final class HTTPServerTests: XCTestCase {
 
     /// Starts a server and returns its bound address.
     private func start(
-        _ address: HTTPServer.Address = .tcp(host: "127.0.0.1", port: 0), routes: HTTPRoutes = routes(),
-        maxBodyBytes: Int = 1024, idleTimeout: Duration = .seconds(30), requestTimeout: Duration = .seconds(10),
+        _ address: HTTPServer.Address = .tcp(host: "127.0.0.1", port: 0),
+        routes: HTTPRoutes = routes(),
+        maxBodyBytes: Int = 1024,
+        idleTimeout: Duration = .seconds(30),
+        requestTimeout: Duration = .seconds(10),
         maxConnections: Int = 16
     ) async throws -> SocketAddress {
         var logger = Logger(label: "test.http")
@@ -55,9 +61,14 @@ final class HTTPServerTests: XCTestCase {
         let (bound, sink) = AsyncStream.makeStream(of: SocketAddress.self)
         let server = HTTPServer(
             configuration: .init(
-                address: address, maxBodyBytes: maxBodyBytes, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
-                maxConnections: maxConnections),
-            routes: routes, logger: logger
+                address: address,
+                maxBodyBytes: maxBodyBytes,
+                idleTimeout: idleTimeout,
+                requestTimeout: requestTimeout,
+                maxConnections: maxConnections
+            ),
+            routes: routes,
+            logger: logger
         ) { address in
             sink.yield(address)
             sink.finish()
@@ -96,8 +107,12 @@ final class HTTPServerTests: XCTestCase {
         let address = try await start()
         let response = try await within("POST") {
             try await HTTPTestClient.connect(to: address) {
-                try await $0.request(.POST, "/echo", headers: [("Content-Type", "application/json")],
-                                     chunks: [#"{"name":"#, #""netlease"}"#])
+                try await $0.request(
+                    .POST,
+                    "/echo",
+                    headers: [("Content-Type", "application/json")],
+                    chunks: [#"{"name":"#, #""netlease"}"#]
+                )
             }
         }
         XCTAssertEqual(response.status, .ok)
@@ -123,8 +138,11 @@ final class HTTPServerTests: XCTestCase {
         let declared = try await within("a declared oversized body") {
             try await HTTPTestClient.connect(to: address) { client in
                 let response = try await client.request(
-                    .POST, "/echo", headers: [("Content-Type", "application/json"), ("Content-Length", "4096")],
-                    chunks: [big])
+                    .POST,
+                    "/echo",
+                    headers: [("Content-Type", "application/json"), ("Content-Length", "4096")],
+                    chunks: [big]
+                )
                 return (response, try await client.closedByServer())
             }
         }
@@ -134,8 +152,12 @@ final class HTTPServerTests: XCTestCase {
         // Chunked: the size is known only while reading.
         let chunked = try await within("a chunked oversized body") {
             try await HTTPTestClient.connect(to: address) { client in
-                try await client.request(.POST, "/echo", headers: [("Content-Type", "application/json")],
-                                         chunks: Array(repeating: String(repeating: "y", count: 512), count: 4))
+                try await client.request(
+                    .POST,
+                    "/echo",
+                    headers: [("Content-Type", "application/json")],
+                    chunks: Array(repeating: String(repeating: "y", count: 512), count: 4)
+                )
             }
         }
         XCTAssertEqual(chunked.status, .payloadTooLarge)
@@ -143,8 +165,12 @@ final class HTTPServerTests: XCTestCase {
         let atCap = #"{"name":""# + String(repeating: "z", count: 1024 - 11) + #""}"#
         let accepted = try await within("a body at the cap") {
             try await HTTPTestClient.connect(to: address) { client in
-                try await client.request(.POST, "/echo", headers: [("Content-Type", "application/json")],
-                                         chunks: [atCap])
+                try await client.request(
+                    .POST,
+                    "/echo",
+                    headers: [("Content-Type", "application/json")],
+                    chunks: [atCap]
+                )
             }
         }
         XCTAssertEqual(atCap.utf8.count, 1024)
@@ -208,9 +234,15 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(bound.pathname, path)
         let (get, post) = try await within("requests over the unix socket") {
             try await HTTPTestClient.connect(to: SocketAddress(unixDomainSocketPath: path)) { client in
-                (try await client.request(.GET, "/hello"),
-                 try await client.request(.POST, "/echo", headers: [("Content-Type", "application/json")],
-                                          chunks: [#"{"name":"unix"}"#]))
+                (
+                    try await client.request(.GET, "/hello"),
+                    try await client.request(
+                        .POST,
+                        "/echo",
+                        headers: [("Content-Type", "application/json")],
+                        chunks: [#"{"name":"unix"}"#]
+                    )
+                )
             }
         }
         XCTAssertEqual(get.body, "hello \n")

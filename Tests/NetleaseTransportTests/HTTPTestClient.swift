@@ -23,14 +23,16 @@ final class HTTPTestClient {
 
     /// Connects to `address` (TCP or a unix socket), runs `body`, then closes.
     static func connect<T>(
-        to address: SocketAddress, _ body: (HTTPTestClient) async throws -> T
+        to address: SocketAddress,
+        _ body: (HTTPTestClient) async throws -> T
     ) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(to: address) {
             channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                    wrappingChannelSynchronously: channel)
+                    wrappingChannelSynchronously: channel
+                )
             }
         }
         return try await channel.executeThenClose { inbound, outbound in
@@ -40,13 +42,21 @@ final class HTTPTestClient {
 
     /// Sends one request (the body in `chunks`, chunked when no `Content-Length` is given) and reads its response.
     func request(
-        _ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], chunks: [String] = []
+        _ method: HTTPMethod,
+        _ uri: String,
+        headers: [(String, String)] = [],
+        chunks: [String] = []
     ) async throws -> Response {
         try await send(method, uri, headers: headers, chunks: chunks)
         return try await response()
     }
 
-    func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], chunks: [String] = [])
+    func send(
+        _ method: HTTPMethod,
+        _ uri: String,
+        headers: [(String, String)] = [],
+        chunks: [String] = []
+    )
         async throws
     {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
@@ -86,7 +96,9 @@ enum HTTPTestError: Error {
 
 /// Runs `body`, or fails once `timeout` has passed (`body` is cancelled).
 func within<T: Sendable>(
-    _ what: String, _ timeout: Duration = .seconds(10), _ body: @escaping @Sendable () async throws -> T
+    _ what: String,
+    _ timeout: Duration = .seconds(10),
+    _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }

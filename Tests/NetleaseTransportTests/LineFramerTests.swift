@@ -11,7 +11,9 @@ final class LineFramerTests: XCTestCase {
     override func setUp() async throws {
         loop = EmbeddedEventLoop()
         channel = EmbeddedChannel(
-            handler: LineFramer(maxLength: 16, idleTimeout: .seconds(10), lineTimeout: .seconds(1)), loop: loop)
+            handler: LineFramer(maxLength: 16, idleTimeout: .seconds(10), lineTimeout: .seconds(1)),
+            loop: loop
+        )
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
     }
 

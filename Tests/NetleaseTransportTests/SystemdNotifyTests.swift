@@ -22,7 +22,8 @@ final class SystemdNotifyTests: XCTestCase {
     }
 
     private func recorder(abstract: Bool = false) throws -> NotifySocketRecorder {
-        let recorder = abstract
+        let recorder =
+            abstract
             ? try NotifySocketRecorder(path: "netlease-test-\(UUID().uuidString)", abstract: true)
             : try NotifySocketRecorder(path: directory + "/notify")
         recorders.append(recorder)
@@ -37,14 +38,20 @@ final class SystemdNotifyTests: XCTestCase {
         XCTAssertEqual(plain?.socketName, "/run/systemd/notify")
         XCTAssertNil(plain?.watchdogInterval)
         let watched = SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "30000000"], pid: 42)
+            environment: ["NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "30000000"],
+            pid: 42
+        )
         XCTAssertEqual(watched?.watchdogInterval, .seconds(15))
         let mine = SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "42"], pid: 42)
+            environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "42"],
+            pid: 42
+        )
         XCTAssertEqual(mine?.watchdogInterval, .seconds(1))
         // The watchdog is another process's (a parent that ran us as a helper).
         let other = SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "7"], pid: 42)
+            environment: ["NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "7"],
+            pid: 42
+        )
         XCTAssertNil(other?.watchdogInterval)
     }
 
@@ -76,10 +83,14 @@ final class SystemdNotifyTests: XCTestCase {
     /// WATCHDOG_USEC=200000: a ping every 100 ms, and STOPPING=1 as soon as the graceful stop begins.
     func testWatchdogPingsAtTheIntervalAndStoppingOnShutdown() async throws {
         let socket = try recorder()
-        let notifier = try XCTUnwrap(SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "200000"]))
+        let notifier = try XCTUnwrap(
+            SystemdNotifier(
+                environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "200000"])
+        )
         let group = ServiceGroup(
-            services: [SystemdNotifyService(notifier: notifier)], logger: Logger(label: "test.notify"))
+            services: [SystemdNotifyService(notifier: notifier)],
+            logger: Logger(label: "test.notify")
+        )
         let running = Task { try await group.run() }
         let started = ContinuousClock.now
         let sixth = await socket.first(within: .seconds(20)) { _ in
@@ -100,8 +111,10 @@ final class SystemdNotifyTests: XCTestCase {
 
     func testAnUnhealthyDaemonMissesItsPings() async throws {
         let socket = try recorder()
-        let notifier = try XCTUnwrap(SystemdNotifier(
-            environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "100000"]))
+        let notifier = try XCTUnwrap(
+            SystemdNotifier(
+                environment: ["NOTIFY_SOCKET": socket.environmentValue, "WATCHDOG_USEC": "100000"])
+        )
         // A check that never answers, like an event loop blocked by a stuck handler.
         let service = SystemdNotifyService(notifier: notifier) {
             try? await Task.sleep(for: .seconds(3600))

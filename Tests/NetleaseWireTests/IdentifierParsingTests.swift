@@ -60,7 +60,10 @@ final class IdentifierParsingTests: XCTestCase {
                 XCTFail("\(c.line): accepted as \(request)")
             } catch let error as NetleaseError {
                 XCTAssertEqual(error.code, .badRequest, "\(c.line): \(error)")
-                XCTAssertTrue(error.message.contains("'\(c.field)'"), "\(c.line): '\(error.message)' lacks '\(c.field)'")
+                XCTAssertTrue(
+                    error.message.contains("'\(c.field)'"),
+                    "\(c.line): '\(error.message)' lacks '\(c.field)'"
+                )
             } catch {
                 XCTFail("\(c.line): \(error)")
             }
@@ -75,8 +78,10 @@ final class IdentifierParsingTests: XCTestCase {
 
     /// What is canonical passes untouched: the parsed value has exactly the bytes that were sent.
     func testCanonicalIdentifiersRoundTripByteForByte() throws {
-        let owners = ["caf\u{E9}", "k8s pod/ns \u{2603}", "\u{FB01}le", "\u{1F600}", "Kx", "a=b", "100%",
-                      String(repeating: "\u{E9}", count: 128)]
+        let owners = [
+            "caf\u{E9}", "k8s pod/ns \u{2603}", "\u{FB01}le", "\u{1F600}", "Kx", "a=b", "100%",
+            String(repeating: "\u{E9}", count: 128),
+        ]
         for owner in owners {
             let line = "ACQUIRE network=Blue.1 owner=\(LineFormat.escape(owner)) ifname=eth0.100"
             guard case .acquire(let request) = try Request(line: Substring(line)) else {

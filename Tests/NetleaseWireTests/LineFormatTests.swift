@@ -11,8 +11,13 @@ func assertBadLine(_ text: String, _ fragment: String? = nil, file: StaticString
         }
         XCTAssertEqual(error.code, .badRequest, "\(text.debugDescription): \(error)", file: file, line: line)
         if let fragment {
-            XCTAssertTrue(error.message.contains(fragment), "\(text.debugDescription): '\(error.message)' lacks "
-                + "'\(fragment)'", file: file, line: line)
+            XCTAssertTrue(
+                error.message.contains(fragment),
+                "\(text.debugDescription): '\(error.message)' lacks "
+                    + "'\(fragment)'",
+                file: file,
+                line: line
+            )
         }
     }
 }
@@ -127,8 +132,11 @@ final class LineFormatTests: XCTestCase {
         let exact = prefix + String(repeating: "a", count: WireLimits.maxLineBytes - prefix.utf8.count)
         XCTAssertEqual(exact.utf8.count, 8192)
         XCTAssertEqual(try LineFormat.parse(Substring(exact)).fields["k"]?.utf8.count, 8188)
-        XCTAssertEqual(try LineFormat.parse(Substring(exact + "\r")).fields["k"]?.utf8.count, 8188,
-                       "the CR before LF does not count")
+        XCTAssertEqual(
+            try LineFormat.parse(Substring(exact + "\r")).fields["k"]?.utf8.count,
+            8188,
+            "the CR before LF does not count"
+        )
         assertBadLine(exact + "a", "line longer than 8192 bytes")
         assertBadLine(exact + "a\r", "line longer than 8192 bytes")
         assertBadLine(String(repeating: " ", count: 9000), "line longer than 8192 bytes")
@@ -169,8 +177,10 @@ final class LineFormatTests: XCTestCase {
             (Line("PING"), "PING"),
             (Line("OK", ["pong": "1"]), "OK pong=1"),
             (Line("X", ["note": "", "mac": ""]), "X note= mac="),
-            (Line("RESERVE", ["network": "blue", "note": "gateway VIP 100%"]),
-             "RESERVE network=blue note=gateway%20VIP%20100%25"),
+            (
+                Line("RESERVE", ["network": "blue", "note": "gateway VIP 100%"]),
+                "RESERVE network=blue note=gateway%20VIP%20100%25"
+            ),
         ]
         for (line, text) in cases {
             XCTAssertEqual(LineFormat.render(line), text)
@@ -189,8 +199,10 @@ final class LineFormatTests: XCTestCase {
         for _ in 0..<300 {
             var scalars = String.UnicodeScalarView()
             for _ in 0..<Int.random(in: 0...12, using: &generator) {
-                let ranges: [ClosedRange<UInt32>] = [0...0x7F, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF,
-                                                     0x10000...0x10FFFF]
+                let ranges: [ClosedRange<UInt32>] = [
+                    0...0x7F, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF,
+                    0x10000...0x10FFFF,
+                ]
                 let range = ranges.randomElement(using: &generator)!
                 if let scalar = Unicode.Scalar(UInt32.random(in: range, using: &generator)) { scalars.append(scalar) }
             }

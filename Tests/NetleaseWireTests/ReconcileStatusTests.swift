@@ -4,15 +4,25 @@ import XCTest
 
 final class ReconcileStatusTests: XCTestCase {
     private let lease = Lease(
-        network: "blue", address: IPv4Address(10, 40, 0, 11), prefix: 24, state: .active, host: "node1", owner: "web",
-        ifname: "eth0", isStatic: false, created: 1_795_914_656_781, renewed: 1_795_914_656_784)
+        network: "blue",
+        address: IPv4Address(10, 40, 0, 11),
+        prefix: 24,
+        state: .active,
+        host: "node1",
+        owner: "web",
+        ifname: "eth0",
+        isStatic: false,
+        created: 1_795_914_656_781,
+        renewed: 1_795_914_656_784
+    )
 
     /// The spelling docs/PROTOCOL.md gives: LEASE fields first, `status` last.
     func testRendersTheDocumentedReply() {
         XCTAssertEqual(
             Reply.ok(WireCodec.fields(reconcile: .taken(by: lease))).rendered,
             "OK network=blue address=10.40.0.11/24 state=active host=node1 owner=web ifname=eth0 note= mac= static=0 "
-                + "created=1795914656781 renewed=1795914656784 until=0 status=taken\n")
+                + "created=1795914656781 renewed=1795914656784 until=0 status=taken\n"
+        )
         XCTAssertEqual(ReconcileStatus.allCases.map(\.rawValue), ["held", "adopted", "taken", "moved"])
     }
 

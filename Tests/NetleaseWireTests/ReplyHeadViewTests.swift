@@ -18,8 +18,18 @@ final class ReplyHeadViewTests: XCTestCase {
     }
 
     private static let lease = Lease(
-        network: "bench", address: IPv4Address(10, 250, 3, 7), prefix: 16, state: .active, host: "h 1",
-        owner: "b-x-3-41", ifname: "eth0", note: "kept address=9.9.9.9/8", isStatic: false, created: 1, renewed: 2)
+        network: "bench",
+        address: IPv4Address(10, 250, 3, 7),
+        prefix: 16,
+        state: .active,
+        host: "h 1",
+        owner: "b-x-3-41",
+        ifname: "eth0",
+        note: "kept address=9.9.9.9/8",
+        isStatic: false,
+        created: 1,
+        renewed: 2
+    )
 
     func testStatusAgreesWithTheFullParser() {
         var lines = ErrorCode.allCases.map { Reply.error(NetleaseError($0, "message with 100% of it")).lines[0] }
@@ -41,8 +51,11 @@ final class ReplyHeadViewTests: XCTestCase {
     func testErrorCodesAreReadAsTheParserReadsThem() {
         XCTAssertEqual(withView("ERR pool-exhausted no free address") { $0.status }, .error(.poolExhausted))
         XCTAssertEqual(withView("ERR stale-epoch\r") { $0.status }, .error(.staleEpoch))
-        XCTAssertEqual(withView("ERR teapot short and stout") { $0.status }, .error(.internalError),
-                       "an unknown code is internal, as in Reply.parseHead")
+        XCTAssertEqual(
+            withView("ERR teapot short and stout") { $0.status },
+            .error(.internalError),
+            "an unknown code is internal, as in Reply.parseHead"
+        )
         XCTAssertEqual(withView("OKAY") { $0.status }, .malformed)
     }
 
@@ -51,8 +64,14 @@ final class ReplyHeadViewTests: XCTestCase {
             Self.lease,
             Lease(network: "n", address: IPv4Address(0), prefix: 0, state: .active, created: 0, renewed: 0),
             Lease(network: "n", address: IPv4Address(.max), prefix: 32, state: .reserved, created: 0, renewed: 0),
-            Lease(network: "n", address: IPv4Address(172, 30, 0, 5), prefix: 9, state: .active, created: 0,
-                  renewed: 0),
+            Lease(
+                network: "n",
+                address: IPv4Address(172, 30, 0, 5),
+                prefix: 9,
+                state: .active,
+                created: 0,
+                renewed: 0
+            ),
         ]
         for lease in leases {
             let line = Reply.ok(WireCodec.fields(lease: lease)).lines[0]
@@ -65,9 +84,11 @@ final class ReplyHeadViewTests: XCTestCase {
     }
 
     func testLeaseAddressRefusesWhatTheLeaseCodecRefuses() {
-        for value in ["10.0.0.1", "10.0.0.1/33", "01.0.0.1/8", "10.0.0.1/8/9", "10.0.0/8", "/8", "10.0.0.1/",
-                      "10.0.0.1/x", "256.0.0.1/8", "10.0.0.1%2F8", "", "1.2.3.4.5/8", "1..2.3/8", ".1.2.3/8",
-                      "1000.2.3.4/8", "1.2.3.4/100"] {
+        for value in [
+            "10.0.0.1", "10.0.0.1/33", "01.0.0.1/8", "10.0.0.1/8/9", "10.0.0/8", "/8", "10.0.0.1/",
+            "10.0.0.1/x", "256.0.0.1/8", "10.0.0.1%2F8", "", "1.2.3.4.5/8", "1..2.3/8", ".1.2.3/8",
+            "1000.2.3.4/8", "1.2.3.4/100",
+        ] {
             let fields: Fields = ["network": "n", "address": value, "state": "active"]
             XCTAssertThrowsError(try WireCodec.lease(from: fields), value)
             XCTAssertNil(withView(Reply.ok(fields).lines[0]) { $0.leaseAddress }, value)
@@ -79,8 +100,11 @@ final class ReplyHeadViewTests: XCTestCase {
         // The note's escaped space keeps its "address=" inside the value; "xaddress" is another key.
         let line = "OK note=a%20address=9.9.9.9/8 xaddress=8.8.8.8/8 address=10.0.0.1/24 count=3 empty="
         XCTAssertEqual(withView(line) { $0.leaseAddress?.address }, IPv4Address(10, 0, 0, 1))
-        XCTAssertEqual(withView(line) { $0.value("note").map { String(decoding: $0, as: UTF8.self) } },
-                       "a%20address=9.9.9.9/8", "values stay escaped")
+        XCTAssertEqual(
+            withView(line) { $0.value("note").map { String(decoding: $0, as: UTF8.self) } },
+            "a%20address=9.9.9.9/8",
+            "values stay escaped"
+        )
         XCTAssertEqual(withView(line) { $0.value("count").map { String(decoding: $0, as: UTF8.self) } }, "3")
         XCTAssertEqual(withView(line) { $0.value("empty").map(\.count) }, 0)
         XCTAssertNil(withView(line) { $0.value("addr") })

@@ -25,7 +25,8 @@ final class RequestTemplateTests: XCTestCase {
 
     func testTheNumberGoesWhereTheFieldIsEvenInTheMiddle() {
         let template = RequestTemplate(
-            .acquire(AcquireRequest(network: "n", owner: "h-", claim: HostClaim(host: "h", epoch: 3))))
+            .acquire(AcquireRequest(network: "n", owner: "h-", claim: HostClaim(host: "h", epoch: 3)))
+        )
         XCTAssertEqual(String(decoding: template.head, as: UTF8.self), "ACQUIRE network=n owner=h-")
         XCTAssertEqual(String(decoding: template.tail, as: UTF8.self), " host=h epoch=3\n")
     }

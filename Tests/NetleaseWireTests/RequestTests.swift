@@ -14,8 +14,12 @@ private func range(_ text: String) -> IPv4Range {
 }
 
 private func assertError<T>(
-    _ code: ErrorCode, _ fragment: String? = nil, _ context: String = "", file: StaticString = #filePath,
-    line: UInt = #line, _ body: () throws -> T
+    _ code: ErrorCode,
+    _ fragment: String? = nil,
+    _ context: String = "",
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ body: () throws -> T
 ) {
     do {
         let value = try body()
@@ -23,8 +27,12 @@ private func assertError<T>(
     } catch let error as NetleaseError {
         XCTAssertEqual(error.code, code, "\(error) \(context)", file: file, line: line)
         if let fragment {
-            XCTAssertTrue(error.message.contains(fragment), "'\(error.message)' lacks '\(fragment)' \(context)",
-                          file: file, line: line)
+            XCTAssertTrue(
+                error.message.contains(fragment),
+                "'\(error.message)' lacks '\(fragment)' \(context)",
+                file: file,
+                line: line
+            )
         }
     } catch {
         XCTFail("expected NetleaseError, got \(error) \(context)", file: file, line: line)
@@ -32,9 +40,16 @@ private func assertError<T>(
 }
 
 private let fullSpec = NetworkSpec(
-    name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!, tunnel: .ovsGre, vni: 77, bridge: "br-blue", mtu: 1400,
-    leaseTTL: 30, cooldown: 0,
-    excluded: [range("10.40.0.1-10.40.0.9"), range("10.40.0.200"), range("10.40.0.248/29")])
+    name: "blue",
+    subnet: IPv4Subnet("10.40.0.0/24")!,
+    tunnel: .ovsGre,
+    vni: 77,
+    bridge: "br-blue",
+    mtu: 1400,
+    leaseTTL: 30,
+    cooldown: 0,
+    excluded: [range("10.40.0.1-10.40.0.9"), range("10.40.0.200"), range("10.40.0.248/29")]
+)
 
 final class RequestTests: XCTestCase {
     // MARK: requests
@@ -61,28 +76,57 @@ final class RequestTests: XCTestCase {
             .hostList,
             .hostRemove(host: "node-1"),
             .acquire(AcquireRequest(network: "blue", owner: "c1")),
-            .acquire(AcquireRequest(network: "blue", owner: "k8s pod/ns \u{2603}",
-                                    claim: HostClaim(host: "node-1", epoch: 3), address: ip("10.40.0.50"),
-                                    ifname: "eth0")),
+            .acquire(
+                AcquireRequest(
+                    network: "blue",
+                    owner: "k8s pod/ns \u{2603}",
+                    claim: HostClaim(host: "node-1", epoch: 3),
+                    address: ip("10.40.0.50"),
+                    ifname: "eth0"
+                )
+            ),
             .acquire(AcquireRequest(network: "blue", owner: "c1", claim: HostClaim(host: "node-1"))),
             .release(ReleaseRequest(network: "blue", owner: "c1")),
             .release(ReleaseRequest(network: "blue", address: ip("10.40.0.50"))),
-            .release(ReleaseRequest(network: "blue", owner: "c1", address: ip("10.40.0.50"),
-                                    claim: HostClaim(host: "node-1", epoch: 2))),
+            .release(
+                ReleaseRequest(
+                    network: "blue",
+                    owner: "c1",
+                    address: ip("10.40.0.50"),
+                    claim: HostClaim(host: "node-1", epoch: 2)
+                )
+            ),
             .release(ReleaseRequest(network: "blue", owner: "c1", claim: HostClaim(host: "node-1"))),
             .reserve(network: "blue", address: ip("10.40.0.254"), note: "gateway VIP \u{2014} do not use"),
             .reserve(network: "blue", address: ip("10.40.0.254"), note: ""),
             .unreserve(network: "blue", address: ip("10.40.0.254")),
-            .reportConflict(network: "blue", address: ip("10.40.0.12"), mac: "02:42:ac:11:00:02",
-                            claim: HostClaim(host: "node-1", epoch: 4)),
+            .reportConflict(
+                network: "blue",
+                address: ip("10.40.0.12"),
+                mac: "02:42:ac:11:00:02",
+                claim: HostClaim(host: "node-1", epoch: 4)
+            ),
             .leaseList(Ledger.LeaseFilter()),
             .leaseList(Ledger.LeaseFilter(network: "blue", host: "node-1", state: .cooldown, owner: "c 1")),
             .leaseList(Ledger.LeaseFilter(host: "")),
             .leaseList(Ledger.LeaseFilter(state: .conflict)),
-            .reconcile(ReconcileRequest(network: "blue", owner: "c1", address: ip("10.40.0.11"), ifname: "eth0",
-                                        claim: HostClaim(host: "node-1", epoch: 2))),
-            .reconcile(ReconcileRequest(network: "blue", owner: "c1", address: ip("10.40.0.11"),
-                                        claim: HostClaim(host: "node-1", epoch: 2))),
+            .reconcile(
+                ReconcileRequest(
+                    network: "blue",
+                    owner: "c1",
+                    address: ip("10.40.0.11"),
+                    ifname: "eth0",
+                    claim: HostClaim(host: "node-1", epoch: 2)
+                )
+            ),
+            .reconcile(
+                ReconcileRequest(
+                    network: "blue",
+                    owner: "c1",
+                    address: ip("10.40.0.11"),
+                    claim: HostClaim(host: "node-1", epoch: 2)
+                )
+            ),
             .watch,
             .backup,
             .stats,
@@ -111,33 +155,73 @@ final class RequestTests: XCTestCase {
         let cases: [(Request, String)] = [
             (.ping, "PING"),
             (.auth(secret: "s e%"), "AUTH secret=s%20e%25"),
-            (.networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!)),
-             "NETWORK-CREATE name=blue subnet=10.40.0.0/24 tunnel=vxlan lease-ttl=120 cooldown=60"),
-            (.networkCreate(fullSpec),
-             "NETWORK-CREATE name=blue subnet=10.40.0.0/24 tunnel=ovs-gre vni=77 bridge=br-blue mtu=1400 lease-ttl=30 "
-                + "cooldown=0 exclude=10.40.0.1-10.40.0.9,10.40.0.200,10.40.0.248-10.40.0.255"),
-            (.join(host: "node1", underlay: ip("192.168.56.11"), networks: ["blue"]),
-             "JOIN host=node1 underlay=192.168.56.11 networks=blue"),
-            (.join(host: "node1", underlay: ip("192.168.56.11"), networks: []),
-             "JOIN host=node1 underlay=192.168.56.11"),
+            (
+                .networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!)),
+                "NETWORK-CREATE name=blue subnet=10.40.0.0/24 tunnel=vxlan lease-ttl=120 cooldown=60"
+            ),
+            (
+                .networkCreate(fullSpec),
+                "NETWORK-CREATE name=blue subnet=10.40.0.0/24 tunnel=ovs-gre vni=77 bridge=br-blue mtu=1400 lease-ttl=30 "
+                    + "cooldown=0 exclude=10.40.0.1-10.40.0.9,10.40.0.200,10.40.0.248-10.40.0.255"
+            ),
+            (
+                .join(host: "node1", underlay: ip("192.168.56.11"), networks: ["blue"]),
+                "JOIN host=node1 underlay=192.168.56.11 networks=blue"
+            ),
+            (
+                .join(host: "node1", underlay: ip("192.168.56.11"), networks: []),
+                "JOIN host=node1 underlay=192.168.56.11"
+            ),
             (.heartbeat(host: "node1", epoch: 1), "HEARTBEAT host=node1 epoch=1"),
-            (.acquire(AcquireRequest(network: "blue", owner: "web 1", claim: HostClaim(host: "node1", epoch: 3),
-                                     address: ip("10.40.0.50"), ifname: "eth0")),
-             "ACQUIRE network=blue owner=web%201 host=node1 epoch=3 address=10.40.0.50 ifname=eth0"),
-            (.release(ReleaseRequest(network: "blue", owner: "web-1", claim: HostClaim(host: "node1", epoch: 1))),
-             "RELEASE network=blue owner=web-1 host=node1 epoch=1"),
-            (.release(ReleaseRequest(network: "blue", address: ip("10.40.0.11"))),
-             "RELEASE network=blue address=10.40.0.11"),
-            (.reserve(network: "blue", address: ip("10.40.0.254"), note: "gateway VIP"),
-             "RESERVE network=blue address=10.40.0.254 note=gateway%20VIP"),
-            (.reportConflict(network: "blue", address: ip("10.40.0.12"), mac: "02:42:ac:11:00:02",
-                             claim: HostClaim(host: "node1", epoch: 2)),
-             "REPORT-CONFLICT network=blue address=10.40.0.12 mac=02:42:ac:11:00:02 host=node1 epoch=2"),
-            (.leaseList(Ledger.LeaseFilter(network: "blue", state: .cooldown)),
-             "LEASE-LIST network=blue state=cooldown"),
-            (.reconcile(ReconcileRequest(network: "blue", owner: "web-1", address: ip("10.40.0.11"), ifname: "eth0",
-                                         claim: HostClaim(host: "node1", epoch: 2))),
-             "RECONCILE network=blue owner=web-1 address=10.40.0.11 ifname=eth0 host=node1 epoch=2"),
+            (
+                .acquire(
+                    AcquireRequest(
+                        network: "blue",
+                        owner: "web 1",
+                        claim: HostClaim(host: "node1", epoch: 3),
+                        address: ip("10.40.0.50"),
+                        ifname: "eth0"
+                    )
+                ),
+                "ACQUIRE network=blue owner=web%201 host=node1 epoch=3 address=10.40.0.50 ifname=eth0"
+            ),
+            (
+                .release(ReleaseRequest(network: "blue", owner: "web-1", claim: HostClaim(host: "node1", epoch: 1))),
+                "RELEASE network=blue owner=web-1 host=node1 epoch=1"
+            ),
+            (
+                .release(ReleaseRequest(network: "blue", address: ip("10.40.0.11"))),
+                "RELEASE network=blue address=10.40.0.11"
+            ),
+            (
+                .reserve(network: "blue", address: ip("10.40.0.254"), note: "gateway VIP"),
+                "RESERVE network=blue address=10.40.0.254 note=gateway%20VIP"
+            ),
+            (
+                .reportConflict(
+                    network: "blue",
+                    address: ip("10.40.0.12"),
+                    mac: "02:42:ac:11:00:02",
+                    claim: HostClaim(host: "node1", epoch: 2)
+                ),
+                "REPORT-CONFLICT network=blue address=10.40.0.12 mac=02:42:ac:11:00:02 host=node1 epoch=2"
+            ),
+            (
+                .leaseList(Ledger.LeaseFilter(network: "blue", state: .cooldown)),
+                "LEASE-LIST network=blue state=cooldown"
+            ),
+            (
+                .reconcile(
+                    ReconcileRequest(
+                        network: "blue",
+                        owner: "web-1",
+                        address: ip("10.40.0.11"),
+                        ifname: "eth0",
+                        claim: HostClaim(host: "node1", epoch: 2)
+                    )
+                ),
+                "RECONCILE network=blue owner=web-1 address=10.40.0.11 ifname=eth0 host=node1 epoch=2"
+            ),
             (.stats, "STATS"),
         ]
         for (request, text) in cases {
@@ -149,29 +233,61 @@ final class RequestTests: XCTestCase {
         let cases: [(String, Request)] = [
             ("ping", .ping),
             ("  PING  ", .ping),
-            ("NETWORK-CREATE name=blue subnet=10.40.0.0/24 exclude=10.40.0.1-10.40.0.9 cooldown=30",
-             .networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!, cooldown: 30,
-                                        excluded: [range("10.40.0.1-10.40.0.9")]))),
-            ("network-create cooldown=5 subnet=10.40.0.0/24 name=blue exclude=10.40.0.0/30,,10.40.0.7 vni=0 mtu=0",
-             .networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!, cooldown: 5,
-                                        excluded: [range("10.40.0.0-10.40.0.3"), range("10.40.0.7")]))),
-            ("NETWORK-CREATE name=blue subnet=10.40.0.0/24 exclude= bridge=",
-             .networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!))),
-            ("join host=node1 underlay=192.168.56.11 networks=blue,,green",
-             .join(host: "node1", underlay: ip("192.168.56.11"), networks: ["blue", "green"])),
-            ("JOIN host=node1 underlay=192.168.56.11 networks=",
-             .join(host: "node1", underlay: ip("192.168.56.11"), networks: [])),
+            (
+                "NETWORK-CREATE name=blue subnet=10.40.0.0/24 exclude=10.40.0.1-10.40.0.9 cooldown=30",
+                .networkCreate(
+                    NetworkSpec(
+                        name: "blue",
+                        subnet: IPv4Subnet("10.40.0.0/24")!,
+                        cooldown: 30,
+                        excluded: [range("10.40.0.1-10.40.0.9")]
+                    )
+                )
+            ),
+            (
+                "network-create cooldown=5 subnet=10.40.0.0/24 name=blue exclude=10.40.0.0/30,,10.40.0.7 vni=0 mtu=0",
+                .networkCreate(
+                    NetworkSpec(
+                        name: "blue",
+                        subnet: IPv4Subnet("10.40.0.0/24")!,
+                        cooldown: 5,
+                        excluded: [range("10.40.0.0-10.40.0.3"), range("10.40.0.7")]
+                    )
+                )
+            ),
+            (
+                "NETWORK-CREATE name=blue subnet=10.40.0.0/24 exclude= bridge=",
+                .networkCreate(NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!))
+            ),
+            (
+                "join host=node1 underlay=192.168.56.11 networks=blue,,green",
+                .join(host: "node1", underlay: ip("192.168.56.11"), networks: ["blue", "green"])
+            ),
+            (
+                "JOIN host=node1 underlay=192.168.56.11 networks=",
+                .join(host: "node1", underlay: ip("192.168.56.11"), networks: [])
+            ),
             ("HEARTBEAT epoch=007 host=node1", .heartbeat(host: "node1", epoch: 7)),
-            ("RELEASE network=blue address=10.40.0.5",
-             .release(ReleaseRequest(network: "blue", address: ip("10.40.0.5")))),
-            ("ACQUIRE network=blue owner=c1 ifname=",
-             .acquire(AcquireRequest(network: "blue", owner: "c1"))),
+            (
+                "RELEASE network=blue address=10.40.0.5",
+                .release(ReleaseRequest(network: "blue", address: ip("10.40.0.5")))
+            ),
+            (
+                "ACQUIRE network=blue owner=c1 ifname=",
+                .acquire(AcquireRequest(network: "blue", owner: "c1"))
+            ),
             ("LEASE-LIST host=", .leaseList(Ledger.LeaseFilter(host: ""))),
             ("lease-list state=active", .leaseList(Ledger.LeaseFilter(state: .active))),
             ("AUTH secret=", .auth(secret: "")),
             ("AUTH secret=%41%42", .auth(secret: "AB")),
-            ("RESERVE network=blue address=10.40.0.254 note=", .reserve(network: "blue", address: ip("10.40.0.254"),
-                                                                       note: "")),
+            (
+                "RESERVE network=blue address=10.40.0.254 note=",
+                .reserve(
+                    network: "blue",
+                    address: ip("10.40.0.254"),
+                    note: ""
+                )
+            ),
         ]
         for (text, expected) in cases {
             XCTAssertEqual(try Request(line: Substring(text)), expected, text)
@@ -210,8 +326,10 @@ final class RequestTests: XCTestCase {
             ("NETWORK-CREATE name=a subnet=10.0.0.0/08", "field 'subnet' must be a CIDR"),
             ("NETWORK-CREATE name=a subnet=", "field 'subnet' must be a CIDR"),
             ("NETWORK-CREATE name=a subnet=010.0.0.0/8", "field 'subnet' must be a CIDR"),
-            ("NETWORK-CREATE name=a subnet=10.0.0.0/8 tunnel=ipip",
-             "field 'tunnel' must be one of vxlan, gre, ovs-gre"),
+            (
+                "NETWORK-CREATE name=a subnet=10.0.0.0/8 tunnel=ipip",
+                "field 'tunnel' must be one of vxlan, gre, ovs-gre"
+            ),
             ("NETWORK-CREATE name=a subnet=10.0.0.0/8 tunnel=VXLAN", "field 'tunnel' must be one of"),
             ("NETWORK-CREATE name=a subnet=10.0.0.0/8 tunnel=", "field 'tunnel' must be one of"),
             ("NETWORK-CREATE name=a subnet=10.0.0.0/8 vni=-1", "vni -1 is out of range"),
@@ -320,15 +438,24 @@ final class RequestTests: XCTestCase {
             (.ok(["pong": "1"]), ["OK pong=1"]),
             (.ok(Fields()), ["OK"]),
             (.ok(["note": "gateway VIP", "mac": ""]), ["OK note=gateway%20VIP mac="]),
-            (.list(header: ["host": "node1", "count": "99", "epoch": "2"], tag: "LEASE",
-                   records: [["network": "blue", "owner": "a b"], ["network": "green"]]),
-             ["OK count=2 host=node1 epoch=2", "LEASE network=blue owner=a%20b", "LEASE network=green"]),
+            (
+                .list(
+                    header: ["host": "node1", "count": "99", "epoch": "2"],
+                    tag: "LEASE",
+                    records: [["network": "blue", "owner": "a b"], ["network": "green"]]
+                ),
+                ["OK count=2 host=node1 epoch=2", "LEASE network=blue owner=a%20b", "LEASE network=green"]
+            ),
             (.list(header: Fields(), tag: "HOST", records: []), ["OK count=0"]),
-            (.error(NetleaseError(.poolExhausted, "no free address in 'blue' (10.0.0.0/30): leased=2 free=0")),
-             ["ERR pool-exhausted no free address in 'blue' (10.0.0.0/30): leased=2 free=0"]),
+            (
+                .error(NetleaseError(.poolExhausted, "no free address in 'blue' (10.0.0.0/30): leased=2 free=0")),
+                ["ERR pool-exhausted no free address in 'blue' (10.0.0.0/30): leased=2 free=0"]
+            ),
             (.error(NetleaseError(.badRequest, "bad\nline\rhere\tx\u{7F}")), ["ERR bad-request bad line here x "]),
-            (.error(NetleaseError(.conflict, "owner 'caf\u{E9}' holds 10.0.0.5")),
-             ["ERR conflict owner 'caf%C3%A9' holds 10.0.0.5"]),
+            (
+                .error(NetleaseError(.conflict, "owner 'caf\u{E9}' holds 10.0.0.5")),
+                ["ERR conflict owner 'caf%C3%A9' holds 10.0.0.5"]
+            ),
             (.error(NetleaseError(.notFound, "")), ["ERR not-found "]),
         ]
         for (reply, lines) in cases {
@@ -349,15 +476,21 @@ final class RequestTests: XCTestCase {
             ("OK count=100000000", .ok(["count": "100000000"], recordCount: 100_000_000)),
             ("ok count=3\r", .ok(["count": "3"], recordCount: 3)),
             ("OK note=a%20b", .ok(["note": "a b"], recordCount: nil)),
-            ("ERR pool-exhausted no free address in 'blue' (10.0.0.0/30): leased=2",
-             .error(NetleaseError(.poolExhausted, "no free address in 'blue' (10.0.0.0/30): leased=2"))),
+            (
+                "ERR pool-exhausted no free address in 'blue' (10.0.0.0/30): leased=2",
+                .error(NetleaseError(.poolExhausted, "no free address in 'blue' (10.0.0.0/30): leased=2"))
+            ),
             ("ERR not-found", .error(NetleaseError(.notFound, ""))),
             ("ERR not-found ", .error(NetleaseError(.notFound, ""))),
-            ("ERR stale-epoch epoch 1 of host 'h' is stale (current 2); join again\r",
-             .error(NetleaseError(.staleEpoch, "epoch 1 of host 'h' is stale (current 2); join again"))),
+            (
+                "ERR stale-epoch epoch 1 of host 'h' is stale (current 2); join again\r",
+                .error(NetleaseError(.staleEpoch, "epoch 1 of host 'h' is stale (current 2); join again"))
+            ),
             ("ERR bad-request  two  spaces ", .error(NetleaseError(.badRequest, " two  spaces "))),
-            ("ERR frobnicated it broke",
-             .error(NetleaseError(.internalError, "unknown error code 'frobnicated': it broke"))),
+            (
+                "ERR frobnicated it broke",
+                .error(NetleaseError(.internalError, "unknown error code 'frobnicated': it broke"))
+            ),
             ("ERR Pool-Exhausted x", .error(NetleaseError(.internalError, "unknown error code 'Pool-Exhausted': x"))),
         ]
         for (text, head) in cases {
@@ -399,8 +532,10 @@ final class RequestTests: XCTestCase {
         let list = Reply.list(header: ["host": "node1", "epoch": "5"], tag: WireCodec.leaseTag, records: records)
         let lines = list.lines
         XCTAssertEqual(lines.count, 4)
-        XCTAssertEqual(try Reply.parseHead(Substring(lines[0])),
-                       .ok(["count": "3", "host": "node1", "epoch": "5"], recordCount: 3))
+        XCTAssertEqual(
+            try Reply.parseHead(Substring(lines[0])),
+            .ok(["count": "3", "host": "node1", "epoch": "5"], recordCount: 3)
+        )
         for (line, record) in zip(lines.dropFirst(), records) {
             XCTAssertEqual(try Reply.parseRecord(Substring(line), tag: WireCodec.leaseTag), record, line)
         }
@@ -408,8 +543,10 @@ final class RequestTests: XCTestCase {
             try Reply.parseRecord(Substring(lines[1]), tag: WireCodec.hostTag)
         }
         let single = Reply.ok(WireCodec.fields(lease: sampleLease))
-        XCTAssertEqual(try Reply.parseHead(Substring(single.lines[0])),
-                       .ok(WireCodec.fields(lease: sampleLease), recordCount: nil))
+        XCTAssertEqual(
+            try Reply.parseHead(Substring(single.lines[0])),
+            .ok(WireCodec.fields(lease: sampleLease), recordCount: nil)
+        )
     }
 
     // MARK: greeting
@@ -419,8 +556,10 @@ final class RequestTests: XCTestCase {
         XCTAssertEqual(WireLimits.protocolVersion, 1)
         XCTAssertEqual(Greeting(authRequired: true).line, "NETLEASE version=1 auth=required")
         XCTAssertEqual(Greeting(authRequired: false).line, "NETLEASE version=1 auth=none")
-        for greeting in [Greeting(authRequired: true), Greeting(authRequired: false),
-                         Greeting(version: 7, authRequired: false)] {
+        for greeting in [
+            Greeting(authRequired: true), Greeting(authRequired: false),
+            Greeting(version: 7, authRequired: false),
+        ] {
             XCTAssertEqual(try Greeting(line: Substring(greeting.line)), greeting, greeting.line)
         }
         let parsed: [(String, Int, Bool)] = [
@@ -448,21 +587,50 @@ final class RequestTests: XCTestCase {
     // MARK: records
 
     private var sampleLease: Lease {
-        Lease(network: "blue", address: ip("10.40.0.11"), prefix: 24, state: .cooldown, host: "node1", owner: "web 1",
-              ifname: "eth0", note: "\u{FC}ber note 100%", mac: "02:42:ac:11:00:02", isStatic: false,
-              created: 1_795_914_656_781, renewed: 1_795_914_656_784, until: 1_795_914_686_784)
+        Lease(
+            network: "blue",
+            address: ip("10.40.0.11"),
+            prefix: 24,
+            state: .cooldown,
+            host: "node1",
+            owner: "web 1",
+            ifname: "eth0",
+            note: "\u{FC}ber note 100%",
+            mac: "02:42:ac:11:00:02",
+            isStatic: false,
+            created: 1_795_914_656_781,
+            renewed: 1_795_914_656_784,
+            until: 1_795_914_686_784
+        )
     }
 
     func testLeaseFieldsRoundTrip() throws {
-        let bridge = Lease(network: "blue", address: ip("10.40.0.10"), prefix: 24, state: .active, host: "node1",
-                           owner: "bridge:node1", ifname: "nl-blue", isStatic: false, created: 1_795_914_656_777,
-                           renewed: 1_795_914_656_777)
+        let bridge = Lease(
+            network: "blue",
+            address: ip("10.40.0.10"),
+            prefix: 24,
+            state: .active,
+            host: "node1",
+            owner: "bridge:node1",
+            ifname: "nl-blue",
+            isStatic: false,
+            created: 1_795_914_656_777,
+            renewed: 1_795_914_656_777
+        )
         XCTAssertEqual(
             LineFormat.render(Line(WireCodec.leaseTag, WireCodec.fields(lease: bridge))),
             "LEASE network=blue address=10.40.0.10/24 state=active host=node1 owner=bridge:node1 ifname=nl-blue "
-                + "note= mac= static=0 created=1795914656777 renewed=1795914656777 until=0")
-        let reserved = Lease(network: "blue", address: ip("10.40.0.254"), prefix: 24, state: .reserved,
-                             note: "gateway VIP", created: 5, renewed: 5)
+                + "note= mac= static=0 created=1795914656777 renewed=1795914656777 until=0"
+        )
+        let reserved = Lease(
+            network: "blue",
+            address: ip("10.40.0.254"),
+            prefix: 24,
+            state: .reserved,
+            note: "gateway VIP",
+            created: 5,
+            renewed: 5
+        )
         for lease in [bridge, sampleLease, reserved] {
             let line = LineFormat.render(Line(WireCodec.leaseTag, WireCodec.fields(lease: lease)))
             let fields = try Reply.parseRecord(Substring(line), tag: WireCodec.leaseTag)
@@ -485,15 +653,30 @@ final class RequestTests: XCTestCase {
 
     func testHostFieldsRoundTrip() throws {
         let hosts = [
-            HostRecord(name: "node1", underlay: ip("192.168.56.11"), epoch: 3, state: .up, networks: ["blue", "green"],
-                       joined: 1_795_914_656_777, lastHeartbeat: 1_795_914_656_900),
-            HostRecord(name: "node2", underlay: ip("192.168.56.12"), epoch: 9, state: .lost, networks: [], joined: 1,
-                       lastHeartbeat: 2),
+            HostRecord(
+                name: "node1",
+                underlay: ip("192.168.56.11"),
+                epoch: 3,
+                state: .up,
+                networks: ["blue", "green"],
+                joined: 1_795_914_656_777,
+                lastHeartbeat: 1_795_914_656_900
+            ),
+            HostRecord(
+                name: "node2",
+                underlay: ip("192.168.56.12"),
+                epoch: 9,
+                state: .lost,
+                networks: [],
+                joined: 1,
+                lastHeartbeat: 2
+            ),
         ]
         XCTAssertEqual(
             LineFormat.render(Line(WireCodec.hostTag, WireCodec.fields(host: hosts[0]))),
             "HOST name=node1 underlay=192.168.56.11 epoch=3 state=up networks=blue,green joined=1795914656777 "
-                + "heartbeat=1795914656900")
+                + "heartbeat=1795914656900"
+        )
         for host in hosts {
             let line = LineFormat.render(Line(WireCodec.hostTag, WireCodec.fields(host: host)))
             XCTAssertEqual(try WireCodec.host(from: Reply.parseRecord(Substring(line), tag: WireCodec.hostTag)), host)
@@ -510,21 +693,37 @@ final class RequestTests: XCTestCase {
     }
 
     func testNetworkFieldsRoundTrip() throws {
-        let spec = NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!, vni: 42, bridge: "nl-blue",
-                               leaseTTL: 120, cooldown: 30, excluded: [range("10.40.0.1-10.40.0.9")],
-                               created: 1_795_914_656_776)
+        let spec = NetworkSpec(
+            name: "blue",
+            subnet: IPv4Subnet("10.40.0.0/24")!,
+            vni: 42,
+            bridge: "nl-blue",
+            leaseTTL: 120,
+            cooldown: 30,
+            excluded: [range("10.40.0.1-10.40.0.9")],
+            created: 1_795_914_656_776
+        )
         let counts = PoolCounts(usable: 245, active: 2, reserved: 1, conflict: 0, cooldown: 1)
         let fields = WireCodec.fields(network: spec, counts: counts)
         XCTAssertEqual(
             LineFormat.render(Line("OK", fields)),
             "OK name=blue subnet=10.40.0.0/24 tunnel=vxlan vni=42 bridge=nl-blue lease-ttl=120 cooldown=30 "
                 + "exclude=10.40.0.1-10.40.0.9 mtu=0 created=1795914656776 usable=245 active=2 reserved=1 conflict=0 "
-                + "cooldown-count=1 free=241")
+                + "cooldown-count=1 free=241"
+        )
         let parsed = try LineFormat.parse(Substring(LineFormat.render(Line("NETWORK", fields)))).fields
         XCTAssertEqual(try WireCodec.networkSpec(from: parsed, requireAll: true), spec)
         XCTAssertEqual(try WireCodec.counts(from: parsed), counts)
-        for other in [fullSpec, NetworkSpec(name: "g", subnet: IPv4Subnet("172.30.0.0/16")!, vni: 43, bridge: "nl-g",
-                                            created: 9)] {
+        for other in [
+            fullSpec,
+            NetworkSpec(
+                name: "g",
+                subnet: IPv4Subnet("172.30.0.0/16")!,
+                vni: 43,
+                bridge: "nl-g",
+                created: 9
+            ),
+        ] {
             let f = WireCodec.fields(network: other)
             XCTAssertEqual(try WireCodec.networkSpec(from: f, requireAll: true), other)
             XCTAssertNil(try WireCodec.counts(from: f), "no counts were given")
@@ -540,12 +739,26 @@ final class RequestTests: XCTestCase {
     // MARK: events and the local API
 
     func testEventsRoundTrip() throws {
-        let host = HostRecord(name: "node1", underlay: ip("192.168.56.11"), epoch: 3, state: .lost, networks: ["blue"],
-                              joined: 10, lastHeartbeat: 20)
-        let spec = NetworkSpec(name: "blue", subnet: IPv4Subnet("10.40.0.0/24")!, vni: 42, bridge: "nl-blue",
-                               created: 30)
-        let events: [Event] = [.host(host), .hostRemoved("node1"), .network(spec), .network(fullSpec),
-                               .networkDeleted("blue"), .keepalive]
+        let host = HostRecord(
+            name: "node1",
+            underlay: ip("192.168.56.11"),
+            epoch: 3,
+            state: .lost,
+            networks: ["blue"],
+            joined: 10,
+            lastHeartbeat: 20
+        )
+        let spec = NetworkSpec(
+            name: "blue",
+            subnet: IPv4Subnet("10.40.0.0/24")!,
+            vni: 42,
+            bridge: "nl-blue",
+            created: 30
+        )
+        let events: [Event] = [
+            .host(host), .hostRemoved("node1"), .network(spec), .network(fullSpec),
+            .networkDeleted("blue"), .keepalive,
+        ]
         for event in events {
             XCTAssertTrue(event.rendered.hasSuffix("\n"))
             let line = event.rendered.dropLast()
@@ -577,8 +790,11 @@ final class RequestTests: XCTestCase {
             XCTAssertEqual(try LocalRequest(line: Substring(request.rendered)), request, request.rendered)
         }
         XCTAssertEqual(Set(requests.map { $0.line.verb }), Set(LocalRequest.Verb.allCases.map(\.rawValue)))
-        XCTAssertEqual(try LocalRequest(line: "acquire network=blue owner=c1"),
-                       .acquire(network: "blue", owner: "c1", ifname: "eth0"), "ifname defaults to eth0")
+        XCTAssertEqual(
+            try LocalRequest(line: "acquire network=blue owner=c1"),
+            .acquire(network: "blue", owner: "c1", ifname: "eth0"),
+            "ifname defaults to eth0"
+        )
         let bad: [(String, String)] = [
             ("JOIN host=h underlay=1.2.3.4", "unknown verb 'JOIN' for the agent's local API"),
             ("ACQUIRE network=blue owner=c1 ifname=this-is-too-long", "not a valid interface name"),
@@ -593,8 +809,10 @@ final class RequestTests: XCTestCase {
         for (text, fragment) in bad {
             assertError(.badRequest, fragment, text) { try LocalRequest(line: Substring(text)) }
         }
-        let checks = [DoctorCheck(name: "bridge", ok: true, detail: "nl-blue up, mtu 1450"),
-                      DoctorCheck(name: "tunnel", ok: false, detail: "")]
+        let checks = [
+            DoctorCheck(name: "bridge", ok: true, detail: "nl-blue up, mtu 1450"),
+            DoctorCheck(name: "tunnel", ok: false, detail: ""),
+        ]
         for check in checks {
             XCTAssertEqual(try DoctorCheck(fields: check.fields), check)
         }
