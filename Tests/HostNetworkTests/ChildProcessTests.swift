@@ -170,6 +170,7 @@ final class ChildProcessTests: XCTestCase {
             try await group.waitForAll()
         }
         let after = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
-        XCTAssertEqual(after, before, "descriptors leaked by 200 runs")
+        // At most as many as before: other tests' connections may close meanwhile, but none of these runs may leak.
+        XCTAssertLessThanOrEqual(after, before, "descriptors leaked by 200 runs")
     }
 }

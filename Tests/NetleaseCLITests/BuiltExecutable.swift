@@ -87,6 +87,8 @@ final class CLICoordinator: @unchecked Sendable {
         let harness = try await CoordinatorHarness.start()
         let secretFile = harness.directory.appendingPathComponent("admin-secret").path
         try XCTUnwrap(harness.secret?.text).write(toFile: secretFile, atomically: true, encoding: .utf8)
+        // The CLI refuses a secret file others may read.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile)
         return CLICoordinator(harness: harness, secretFile: secretFile)
     }
 
