@@ -207,8 +207,6 @@ struct Expectation {
         var field: String?
         /// A refusal that does not rule out success: the contract leaves the choice to the coordinator.
         var soft = false
-        /// A known difference between the code and docs/PROTOCOL.md, tolerated and counted.
-        var deviation: String?
     }
 
     var refusals: [Refusal] = []
@@ -217,10 +215,8 @@ struct Expectation {
     var mayFail: Bool { !refusals.isEmpty }
     var maySucceed: Bool { accept != nil && refusals.allSatisfy(\.soft) }
 
-    mutating func refuse(_ code: String, field: String? = nil, soft: Bool = false, deviation: String? = nil) {
-        // Strict: a known deviation is not tolerated; the model expects what docs/PROTOCOL.md says.
-        if deviation != nil && ProtocolModel.strict { return }
-        refusals.append(Refusal(code: code, field: field, soft: soft, deviation: deviation))
+    mutating func refuse(_ code: String, field: String? = nil, soft: Bool = false) {
+        refusals.append(Refusal(code: code, field: field, soft: soft))
     }
 
     mutating func bad(_ field: String? = nil) { refuse("bad-request", field: field) }
@@ -248,13 +244,8 @@ final class ProtocolModel {
     /// Every epoch each host was given, oldest first.
     private(set) var epochs: [String: [Int64]] = [:]
     private var generation: Int64 = -1
-    /// Tolerated differences from docs/PROTOCOL.md, by description, with how often each was seen.
-    var deviations: [String: Int] = [:]
 
     init(now: Int64) { self.now = now }
-
-    /// MODEL_STRICT=1: the known deviations from docs/PROTOCOL.md are failures, not tolerated.
-    static let strict = ProcessInfo.processInfo.environment["MODEL_STRICT"] == "1"
 
     static let defaultTTL: Int64 = 120
 
@@ -306,6 +297,12 @@ final class ProtocolModel {
     func activeLease(owner: String, network: String) -> (UInt32, MRecord)? {
         (records[network] ?? [:]).first { $0.value.state == "active" && $0.value.owner == owner }
             .map { ($0.key, $0.value) }
+    }
+
+    /// The addresses of `network` cooling down under `host`'s bridge owner: what a JOIN hands back to it.
+    func coolingBridges(of host: String, in network: String) -> [UInt32] {
+        (records[network] ?? [:]).filter { $0.value.state == "cooldown" && $0.value.owner == "bridge:" + host }.keys
+            .sorted()
     }
 
     func ttl(of host: MHost) -> Int64 {
@@ -628,13 +625,11 @@ final class ProtocolModel {
         let explicit = listed.isEmpty ? nil : listed
         let bridgeOwner = "bridge:" + host
         for network in explicit ?? Array(networks.keys) where networks[network] != nil {
-            if activeLease(owner: bridgeOwner, network: network) == nil && freeCount(network) == 0 {
-                // The contract promises a new address; the design hands back the host's own cooling one. Either
-                // may be what the coordinator does when the pool has nothing else.
-                let revivable = (records[network] ?? [:]).values.contains {
-                    $0.state == "cooldown" && $0.owner == bridgeOwner
-                }
-                e.refuse("pool-exhausted", soft: revivable && !Self.strict)
+            // A host back from lost gets its own cooling bridge address (PROTOCOL.md JOIN): no new one is needed.
+            if activeLease(owner: bridgeOwner, network: network) == nil && freeCount(network) == 0
+                && coolingBridges(of: host, in: network).isEmpty
+            {
+                e.refuse("pool-exhausted")
             }
         }
         e.accept = { [self] reply in try acceptJoin(reply, host: host, underlay: underlay, explicit: explicit) }
@@ -694,6 +689,13 @@ final class ProtocolModel {
             guard let address = Self.leaseAddress(observed["address"], prefix: net.subnet.prefix) else {
                 throw ModelFailure("JOIN bridge record with a bad address: \(observed)")
             }
+            let cooling = coolingBridges(of: host, in: network)
+            if !cooling.isEmpty && !cooling.contains(address) {
+                throw ModelFailure(
+                    "JOIN gave \(host) a new bridge address \(IPText.text(address)) in \(network), not its own cooling "
+                        + "one (\(cooling.map(IPText.text).joined(separator: ", ")))"
+                )
+            }
             var record = MRecord(
                 state: "active",
                 host: host,
@@ -710,13 +712,6 @@ final class ProtocolModel {
                             + "\(existing.state) (owner '\(existing.owner)')"
                     )
                 }
-                let deviation =
-                    "JOIN hands a returning host its own cooling bridge address (PROTOCOL.md JOIN says "
-                    + "new addresses; DESIGN.md says its own back)"
-                if Self.strict {
-                    throw ModelFailure("\(deviation): \(IPText.text(address)) in \(network) for \(host)")
-                }
-                deviations[deviation, default: 0] += 1
                 if observed["created"] == String(existing.created) { record.created = existing.created }
             } else {
                 try checkHandedOut(address, in: net, what: "JOIN for the bridge of \(host)")
@@ -891,15 +886,8 @@ final class ProtocolModel {
             }
         }
         if let target {
-            if target.record.state == "active" && target.record.isBridge {
-                e.refuse(
-                    "conflict",
-                    soft: true,
-                    deviation:
-                        "RELEASE of a bridge address is refused (PROTOCOL.md RELEASE: \"Nothing stops releasing a host's "
-                        + "bridge address\")"
-                )
-            }
+            // A host's bridge address is its containers' gateway: not released (PROTOCOL.md RELEASE).
+            if target.record.state == "active" && target.record.isBridge { e.refuse("conflict") }
             if let claimHost, target.record.host != claimHost { e.refuse("conflict") }
         }
         e.accept = { [self] reply in
@@ -991,17 +979,8 @@ final class ProtocolModel {
             return
         }
         if let old, old.state == "active" {
-            if old.host != claimHost {
-                e.refuse("conflict")
-            } else if old.isBridge {
-                e.refuse(
-                    "conflict",
-                    soft: true,
-                    deviation:
-                        "REPORT-CONFLICT refuses the reporting host's own bridge address (PROTOCOL.md: an address "
-                        + "active on the reporting host is quarantined)"
-                )
-            }
+            // Another host's address, or any host's bridge address (the reporter's own included): refused.
+            if old.host != claimHost || old.isBridge { e.refuse("conflict") }
         }
         e.accept = { [self] reply in
             let record = MRecord(
