@@ -60,8 +60,14 @@ struct ClientOptions: ParsableArguments {
     static let defaultSecretFile = (Netlease.Coordinator.defaultDataDirectory as NSString)
         .appendingPathComponent(ClusterSecret.fileName)
 
+    /// Refuses bad values before anything runs: a usage error (exit 64) naming what is wrong.
     func validate() throws {
         _ = try tls()
+        do {
+            _ = try endpoints()
+        } catch let error as NetleaseError {
+            throw ValidationError(error.message)
+        }
     }
 
     /// The TLS settings from the flags, else the environment: all three files or none.
@@ -138,6 +144,18 @@ func tlsSettings(
         )
     }
     return TLSSettings(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName)
+}
+
+/// The value of an address option (`option` names it); a bad one is a usage error, for `validate()` to refuse before
+/// anything runs.
+func addressOption(_ text: String, _ option: String = "--address") throws -> IPv4Address {
+    guard let address = IPv4Address(text) else { throw ValidationError("\(option) '\(text)' is not an IPv4 address") }
+    return address
+}
+
+/// An optional address option: nil when it was not given.
+func addressOption(_ text: String?, _ option: String = "--address") throws -> IPv4Address? {
+    try text.map { try addressOption($0, option) }
 }
 
 func parseAddress(_ text: String, field: String) throws -> IPv4Address {
