@@ -29,6 +29,9 @@ let package = Package(
         // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // `netlease tls init`: the cluster's CA and certificates, made without openssl by hand.
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -114,7 +117,8 @@ let package = Package(
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
                 "NetleaseCoordinator",
                 "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
-                logging, lifecycle,
+                logging, lifecycle, .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(name: "netlease-cni", dependencies: ["NetleaseCNI"]),
@@ -187,7 +191,7 @@ let package = Package(
             name: "NetleaseCLITests",
             dependencies: [
                 "netlease", "NetleaseBench", argumentParser, "NetleaseCore", "NetleaseTesting", "NetleaseStore",
-                "HostNetwork", "NetleaseLab", "NetleaseClient", "NetleaseTransport",
+                "HostNetwork", "NetleaseLab", "NetleaseClient", "NetleaseTransport", "NetleaseWire",
             ]
         ),
         // Root only: hosts and containers as network namespaces, driving the real executables.

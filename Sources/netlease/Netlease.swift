@@ -21,7 +21,7 @@ struct Netlease: AsyncParsableCommand {
         subcommands: [
             Coordinator.self, AgentCommand.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self,
             HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self, Backup.self,
-            Migrate.self, Demo.self, Bench.self,
+            Migrate.self, TLS.self, Demo.self, Bench.self,
         ]
     )
 
