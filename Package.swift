@@ -113,8 +113,8 @@ let package = Package(
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
                 "NetleaseCoordinator",
-                "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
-                logging, lifecycle,
+                "NetleaseClient", "NetleaseAgent", "NetleaseCNI", "HostNetwork", "NetleaseBench", "NetleaseLab",
+                argumentParser, logging, lifecycle,
             ]
         ),
         .executableTarget(name: "netlease-cni", dependencies: ["NetleaseCNI"]),

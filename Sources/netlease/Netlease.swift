@@ -20,7 +20,9 @@ struct Netlease: AsyncParsableCommand {
         version: NetleaseVersion.current,
         subcommands: [
             Coordinator.self, AgentCommand.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self,
-            HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self, Backup.self,
+            HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self,
+            CNIConfigCommand.self,
+            Backup.self,
             Migrate.self, Demo.self, Bench.self,
         ]
     )
