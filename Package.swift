@@ -116,8 +116,8 @@ let package = Package(
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
                 "NetleaseCoordinator",
-                "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
-                logging, lifecycle, .product(name: "X509", package: "swift-certificates"),
+                "NetleaseClient", "NetleaseAgent", "NetleaseCNI", "HostNetwork", "NetleaseBench", "NetleaseLab",
+                argumentParser, logging, lifecycle, .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),

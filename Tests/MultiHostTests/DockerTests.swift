@@ -47,18 +47,24 @@ final class DockerTests: LabTestCase {
         return docker
     }
 
-    /// The `docker network create` line as `netlease docker-network` prints it, checked word for word.
+    /// The `docker network create` line as `netlease docker-network` prints it on host 1 (asking its agent),
+    /// checked word for word: the line of the Docker integration plus the bridge's MTU.
     private func createLine() async throws -> [String] {
-        let line = try await cluster.admin(["docker-network", "demo"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(
-            line,
-            "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
-                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo"
-        )
+        let line = try await lab.run(
+            lab.hostNamespace(1),
+            [cluster.binary, "docker-network", "demo", "--socket", cluster.socket(host: 1)]
+        ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(line, Self.requiredLine + " -o com.docker.network.driver.mtu=1450 demo")
         let words = line.split(separator: " ").map(String.init)
         XCTAssertEqual(words.first, "docker")
         return Array(words.dropFirst())
     }
+
+    /// The line the Docker integration promises to keep working, before the network's name; `netlease
+    /// docker-network` adds the MTU to it.
+    private static let requiredLine =
+        "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
+        + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo"
 
     /// Name → (address, MAC) of the containers on the `demo` network, as Docker reports them.
     private func inspect(_ docker: LabDocker, _ names: [String]) async throws -> [String: (IPv4Address, String)] {
@@ -199,6 +205,8 @@ final class DockerTests: LabTestCase {
             XCTAssertEqual(lease?["owner"] as? String, "docker/\(container.mac)", "\(name)")
         }
         XCTAssertEqual(active.count, 40, "leases that Docker does not know: \(active.keys.sorted())")
+        let mtu = try await first.docker(["exec", "h1-c1", "cat", "/sys/class/net/eth0/mtu"]).stdout
+        XCTAssertEqual(mtu.trimmingCharacters(in: .whitespacesAndNewlines), "1450", "containers get the bridge's MTU")
 
         for (host, docker) in daemons {
             let others = containers.values.filter { $0.host != host }.map(\.address)
@@ -280,7 +288,9 @@ final class DockerTests: LabTestCase {
             name: "agent-h1-early"
         )
         let docker = try await startDaemon(1)
-        let create = try await createLine()
+        // The agent is not ready, so `netlease docker-network` cannot ask it: the line without the MTU, as a user
+        // writes it by hand, which must keep working too.
+        let create = (Self.requiredLine + " demo").split(separator: " ").dropFirst().map(String.init)
 
         let clock = ContinuousClock()
         var refused = CommandResult()
