@@ -21,7 +21,8 @@ final class TLSTests: XCTestCase {
 
     override func setUp() async throws {
         pki = try TestPKI.make()
-        harness = try await CoordinatorHarness.start(tls: pki.coordinator)
+        // The CA-signed client these tests use is the admin's; HostCertificateTests binds hosts.
+        harness = try await CoordinatorHarness.start(tls: pki.coordinator, tlsAdminSubjects: ["agent"])
         try await harness.connect(tls: pki.agent) { connection in
             _ = try await connection.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
         }
@@ -92,7 +93,11 @@ final class TLSTests: XCTestCase {
     /// The real client without TLS sends nothing before the greeting, so its handshake never starts: the server's
     /// handshake deadline (the line timeout, 1 s here) ends it, and the client fails.
     func testPlaintextClientWaitingForTheGreetingIsClosedAtTheHandshakeDeadline() async throws {
-        let impatient = try await CoordinatorHarness.start(lineTimeout: .seconds(1), tls: pki.coordinator)
+        let impatient = try await CoordinatorHarness.start(
+            lineTimeout: .seconds(1),
+            tls: pki.coordinator,
+            tlsAdminSubjects: ["agent"]
+        )
         do {
             try await assertRefused(nil, on: impatient)
             let greeting = try await impatient.connect(tls: pki.agent) { $0.greeting }
@@ -112,7 +117,7 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(greeting.authRequired)
 
         // A coordinator known by DNS name only: the name must match.
-        let named = try await CoordinatorHarness.start(tls: pki.namedCoordinator)
+        let named = try await CoordinatorHarness.start(tls: pki.namedCoordinator, tlsAdminSubjects: ["agent"])
         do {
             var right = pki.agent
             right.serverName = "coordinator.netlease.test"
