@@ -226,8 +226,8 @@ final class TLSTests: XCTestCase {
 }
 
 /// A throwaway certificate authority with two coordinator certificates (subjectAltName IP 127.0.0.1 and DNS
-/// localhost; DNS coordinator.netlease.test only), a CA-signed client certificate and a self-signed one, made with
-/// the `openssl` CLI.
+/// localhost; DNS coordinator.netlease.test only), CA-signed client certificates (agent, h1, h2 by DNS name,
+/// admin) and a self-signed one, made with the `openssl` CLI.
 struct TestPKI {
     static let openssl = "/usr/bin/openssl"
 
@@ -241,6 +241,12 @@ struct TestPKI {
     let agent: TLSSettings
     /// A client whose certificate (same subject as `agent`) signed itself.
     let selfSigned: TLSSettings
+    /// Host h1's certificate: CN=h1.
+    let host1: TLSSettings
+    /// Host h2's certificate, naming it by DNS subjectAltName only (CN=node-label).
+    let host2: TLSSettings
+    /// An admin's certificate: CN=admin.
+    let admin: TLSSettings
 
     static func make() throws -> TestPKI {
         guard FileManager.default.isExecutableFile(atPath: openssl) else {
@@ -295,6 +301,13 @@ struct TestPKI {
             extensions: "subjectAltName=DNS:coordinator.netlease.test\nextendedKeyUsage=serverAuth\n"
         )
         let agent = try signed("agent", serial: 3, extensions: "extendedKeyUsage=clientAuth\n")
+        let host1 = try signed("h1", serial: 4, extensions: "extendedKeyUsage=clientAuth\n")
+        let host2 = try signed(
+            "node-label",
+            serial: 5,
+            extensions: "subjectAltName=DNS:h2\nextendedKeyUsage=clientAuth\n"
+        )
+        let admin = try signed("admin", serial: 6, extensions: "extendedKeyUsage=clientAuth\n")
         try run(
             ["req", "-x509"] + ec + [
                 "-keyout", path("rogue.key"), "-out", path("rogue.pem"), "-days", "2", "-subj", "/CN=agent",
@@ -311,7 +324,10 @@ struct TestPKI {
             coordinator: coordinator,
             namedCoordinator: namedCoordinator,
             agent: agent,
-            selfSigned: selfSigned
+            selfSigned: selfSigned,
+            host1: host1,
+            host2: host2,
+            admin: admin
         )
     }
 
