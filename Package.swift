@@ -26,7 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
-        // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
+        // Already in the graph through postgres-nio; the stores keep secrets and host credentials as its hashes.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `netlease tls init`: the cluster's CA and certificates, made without openssl by hand.
@@ -54,7 +54,10 @@ let package = Package(
         .target(name: "NetleaseClient", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", nioCore]),
         // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "NetleaseStore", dependencies: ["NetleaseCore", "CSQLite", logging]),
+        .target(
+            name: "NetleaseStore",
+            dependencies: ["NetleaseCore", "CSQLite", logging, .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The PostgreSQL store (several coordinators on one database). Imported only by those choosing it.
         .target(
             name: "NetleasePostgresStore",

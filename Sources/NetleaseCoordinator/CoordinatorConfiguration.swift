@@ -25,8 +25,13 @@ public struct CoordinatorConfiguration: Sendable {
     /// Failed AUTH attempts after which a connection is closed.
     public var maxAuthFailures: Int
     /// TLS with client certificates: every connection must present a certificate signed by the CA before it is
-    /// greeted. nil: plaintext. The secret still gates state changes either way.
+    /// greeted. nil: plaintext. The secret still gates state changes either way, and the certificate binds what it
+    /// may grant (`tlsAdminSubjects`; Authorization.swift).
     public var tls: TLSSettings?
+    /// With `tls`: the certificate names (a subject CN or a DNS subjectAltName) whose holders may authenticate with
+    /// the cluster secret. Every other certificate authenticates only the host it names (with that host's
+    /// credential) or as a reader. Empty: no certificate is an admin's.
+    public var tlsAdminSubjects: Set<String>
 
     public init(
         host: String = "0.0.0.0",
@@ -39,7 +44,8 @@ public struct CoordinatorConfiguration: Sendable {
         reclaimInterval: Duration = .seconds(1),
         keepaliveInterval: Duration = .seconds(20),
         maxAuthFailures: Int = 3,
-        tls: TLSSettings? = nil
+        tls: TLSSettings? = nil,
+        tlsAdminSubjects: Set<String> = []
     ) {
         self.host = host
         self.port = port
@@ -52,6 +58,7 @@ public struct CoordinatorConfiguration: Sendable {
         self.keepaliveInterval = keepaliveInterval
         self.maxAuthFailures = maxAuthFailures
         self.tls = tls
+        self.tlsAdminSubjects = tlsAdminSubjects
     }
 
     /// The defaults, for help texts.

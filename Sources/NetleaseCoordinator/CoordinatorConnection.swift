@@ -80,6 +80,7 @@ final class CoordinatorConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        session.channel = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -163,6 +164,7 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     private func greet(_ greeting: ByteBuffer) {
         guard let context, !greeted else { return }
         greeted = true
+        if handshake != nil { session.certificateNames = ClientCertificate.names(in: context.pipeline.syncOperations) }
         context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
         resume()
     }

@@ -47,6 +47,7 @@ public struct CoordinatorServer: Service {
             events: events,
             maxAuthFailures: configuration.maxAuthFailures,
             metrics: metrics,
+            tlsAdminSubjects: configuration.tlsAdminSubjects,
             logger: logger
         )
         self.events = events

@@ -48,6 +48,7 @@ public final class CoordinatorHarness: @unchecked Sendable {
         directory: URL? = nil,
         port: Int = 0,
         tls: TLSSettings? = nil,
+        tlsAdminSubjects: Set<String> = [],
         metrics: Bool = false
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
@@ -62,7 +63,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
                     idleTimeout: idleTimeout,
                     lineTimeout: lineTimeout,
                     reclaimInterval: reclaimInterval,
-                    tls: tls
+                    tls: tls,
+                    tlsAdminSubjects: tlsAdminSubjects
                 ),
                 metrics: metrics
             )

@@ -22,7 +22,10 @@ extension Netlease {
                 printed on stdout once ready is 'netlease coordinator listening on HOST:PORT'. SIGTERM or SIGINT \
                 stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
                 handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
-                work inside TLS unchanged.
+                work inside TLS, and the certificate binds what they grant: the cluster secret only with a \
+                certificate named by --tls-admin-subject, a host credential only with a certificate naming that \
+                host (subject CN or DNS subjectAltName), the reader secret with any. Host credentials ('netlease \
+                host credential issue') are kept in the store as salted hashes.
 
                 With --store postgres://USER@HOST:PORT/DATABASE any number of coordinators share one database: one \
                 leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest with \
@@ -121,6 +124,15 @@ extension Netlease {
 
         @Option(
             help: ArgumentHelp(
+                "With --tls-*: a certificate name (subject CN or DNS subjectAltName) whose holder may use the cluster "
+                    + "secret; repeat for several. Without it no certificate is an admin's.",
+                valueName: "name"
+            )
+        )
+        var tlsAdminSubject: [String] = []
+
+        @Option(
+            help: ArgumentHelp(
                 "Log level: trace, debug, info, notice, warning, error, critical.",
                 valueName: "level"
             )
@@ -140,7 +152,9 @@ extension Netlease {
 
         func validate() throws {
             if let metrics { _ = try metricsAddress(metrics) }
-            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+            if try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa) == nil && !tlsAdminSubject.isEmpty {
+                throw ValidationError("--tls-admin-subject needs --tls-cert, --tls-key and --tls-ca")
+            }
             if store != "sqlite" {
                 do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
                     throw ValidationError("--store: \(error.message) (or 'sqlite')")
@@ -345,7 +359,8 @@ extension Netlease {
                 maxConnections: maxConnections,
                 idleTimeout: .seconds(idleTimeout),
                 lineTimeout: .seconds(lineTimeout),
-                tls: tls
+                tls: tls,
+                tlsAdminSubjects: Set(tlsAdminSubject)
             )
             return NetleaseCoordinator.Coordinator(
                 configuration: configuration,
