@@ -2,6 +2,7 @@ import Foundation
 import HostNetwork
 import NetleaseClient
 import NetleaseCore
+import NetleaseStore
 import NetleaseTesting
 import NetleaseTransport
 import NetleaseWire
@@ -60,7 +61,10 @@ final class TLSInitCommandTests: XCTestCase {
         let run = try await initialize()
         XCTAssertEqual(run.status, 0, run.stderr)
 
-        let harness = try await CoordinatorHarness.start(tls: settings("coordinator"))
+        let harness = try await CoordinatorHarness.start(
+            tls: settings("coordinator"),
+            tlsAdminSubjects: ["admin-alice"]
+        )
         do {
             // The admin CLI with the admin's certificate, checking the coordinator's IP subjectAltName.
             let secretFile = path("admin-secret")
@@ -77,14 +81,23 @@ final class TLSInitCommandTests: XCTestCase {
             )
             XCTAssertEqual(create.status, 0, create.stderr)
 
-            // A host's certificate, checking the coordinator's DNS name.
-            let lease = try await harness.connect(tls: settings("host1", serverName: "coordinator.netlease.test")) {
-                try await $0.acquire(AcquireRequest(network: "prod", owner: "c1"))
+            // The admin's certificate gives host1 its credential; host1's certificate with that credential joins,
+            // checking the coordinator's DNS name, and leases as host1.
+            let credential = try HostCredential.generate(for: "host1")
+            try await harness.connect(tls: settings("admin-alice", serverName: "127.0.0.1")) {
+                try await $0.setHostCredential(host: "host1", hash: SecretHash(hashing: credential.text).stored)
             }
-            let listed = try await harness.connect(tls: settings("host1", serverName: "127.0.0.1")) {
+            let host1 = settings("host1", serverName: "coordinator.netlease.test")
+            let lease = try await NetleaseConnection.connect(to: harness.endpoint, secret: credential.text, tls: host1)
+            {
+                let joined = try await $0.join(host: "host1", underlay: IPv4Address("192.0.2.1")!, networks: ["prod"])
+                let claim = HostClaim(host: "host1", epoch: joined.epoch)
+                return try await $0.acquire(AcquireRequest(network: "prod", owner: "c1", claim: claim))
+            }
+            let listed = try await harness.connect(tls: settings("admin-alice", serverName: "127.0.0.1")) {
                 try await $0.leases(.init(network: "prod"))
             }
-            XCTAssertEqual(listed.map(\.address), [lease.address])
+            XCTAssertEqual(listed.filter { $0.owner == "c1" }.map(\.address), [lease.address])
 
         } catch {
             await harness.stop()
@@ -128,14 +141,22 @@ final class TLSInitCommandTests: XCTestCase {
             XCTAssertTrue(strangerRefused, "a certificate signed by another CA was accepted")
 
             let rightName = otherSettings("host1", serverName: "coordinator.other.test")
-            let hosts = try await otherHarness.connect(tls: rightName) { try await $0.hosts() }
+            let hosts = try await NetleaseConnection.connect(
+                to: otherHarness.endpoint,
+                secret: otherHarness.readerSecret.text,
+                tls: rightName
+            ) { try await $0.hosts() }
             XCTAssertTrue(hosts.isEmpty)
             let wrongName = otherSettings("host1", serverName: "coordinator.netlease.test")
             let wrongNameRefused = try await Self.isRefused(otherHarness, wrongName)
             XCTAssertTrue(wrongNameRefused, "a coordinator certificate passed for a name it does not carry")
 
             // The rightful host is still served.
-            let served = try await harness.connect(tls: settings("host1")) { try await $0.hosts() }
+            let served = try await NetleaseConnection.connect(
+                to: harness.endpoint,
+                secret: harness.readerSecret.text,
+                tls: settings("host1")
+            ) { try await $0.hosts() }
             XCTAssertTrue(served.isEmpty)
         } catch {
             await harness.stop()
