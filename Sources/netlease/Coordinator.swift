@@ -99,25 +99,7 @@ extension Netlease {
         )
         var maxBatch = SQLiteLeaseStore.defaultMaxBatch
 
-        @Option(
-            help: ArgumentHelp(
-                "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
-                    + "(needs --tls-key and --tls-ca).",
-                valueName: "file"
-            )
-        )
-        var tlsCert: String?
-
-        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
-        var tlsKey: String?
-
-        @Option(
-            help: ArgumentHelp(
-                "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
-                valueName: "file"
-            )
-        )
-        var tlsCa: String?
+        @OptionGroup var tls: TLSFileOptions<CoordinatorTLSHelp>
 
         @Option(
             help: ArgumentHelp(
@@ -140,7 +122,7 @@ extension Netlease {
 
         func validate() throws {
             if let metrics { _ = try metricsAddress(metrics) }
-            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+            _ = try tls.settings()
             if store != "sqlite" {
                 do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
                     throw ValidationError("--store: \(error.message) (or 'sqlite')")
@@ -176,7 +158,7 @@ extension Netlease {
             let notifier = SystemdNotifier()
             try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
-                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+                let tls = try self.tls.settings()
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
