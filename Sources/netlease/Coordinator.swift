@@ -102,25 +102,7 @@ extension Netlease {
         )
         var maxBatch = SQLiteLeaseStore.defaultMaxBatch
 
-        @Option(
-            help: ArgumentHelp(
-                "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
-                    + "(needs --tls-key and --tls-ca).",
-                valueName: "file"
-            )
-        )
-        var tlsCert: String?
-
-        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
-        var tlsKey: String?
-
-        @Option(
-            help: ArgumentHelp(
-                "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
-                valueName: "file"
-            )
-        )
-        var tlsCa: String?
+        @OptionGroup var tls: TLSFileOptions<CoordinatorTLSHelp>
 
         @Option(
             help: ArgumentHelp(
@@ -152,7 +134,7 @@ extension Netlease {
 
         func validate() throws {
             if let metrics { _ = try metricsAddress(metrics) }
-            if try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa) == nil && !tlsAdminSubject.isEmpty {
+            if try tls.settings() == nil && !tlsAdminSubject.isEmpty {
                 throw ValidationError("--tls-admin-subject needs --tls-cert, --tls-key and --tls-ca")
             }
             if store != "sqlite" {
@@ -190,7 +172,7 @@ extension Netlease {
             let notifier = SystemdNotifier()
             try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
-                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+                let tls = try self.tls.settings()
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(

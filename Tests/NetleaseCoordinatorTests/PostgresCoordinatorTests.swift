@@ -18,7 +18,7 @@ class PostgresCoordinatorTestCase: XCTestCase {
     private(set) var server: PostgresTestServer!
     private var databases: [String] = []
     private var directories: [String] = []
-    private var children: [ChildCoordinator] = []
+    private var children: [CoordinatorProcess] = []
 
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -58,8 +58,8 @@ class PostgresCoordinatorTestCase: XCTestCase {
         return path
     }
 
-    func start(_ directory: String, _ arguments: [String] = []) async throws -> ChildCoordinator {
-        let child = try await ChildCoordinator.start(directory: directory, extraArguments: arguments)
+    func start(_ directory: String, _ arguments: [String] = []) async throws -> CoordinatorProcess {
+        let child = try await CoordinatorProcess.start(directory: directory, arguments: arguments)
         children.append(child)
         return child
     }
@@ -67,7 +67,7 @@ class PostgresCoordinatorTestCase: XCTestCase {
     /// Runs `netlease ARGUMENTS` to completion: exit status and what it printed.
     func netlease(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let output = try ChildProcess.run(
-            executable: try ChildCoordinator.binary(),
+            executable: try CoordinatorProcess.binary(),
             arguments: arguments,
             timeout: .seconds(60)
         )
@@ -169,7 +169,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         XCTAssertNotEqual(busy.status, 0)
         XCTAssertTrue(busy.stderr.contains("in use by another process"), busy.stderr)
 
-        XCTAssertEqual(sqlite.terminate(), 0)
+        XCTAssertEqual(sqlite.stop(), 0)
         let fileBefore = try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db"))
         let migrated = try netlease(["migrate", "--from", directory, "--to", url])
         XCTAssertEqual(migrated.status, 0, migrated.stderr)
@@ -209,7 +209,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         let used = try makeDatabase()
         let user = try await start(makeDirectory(), ["--store", used])
         try await waitUntilLeading(user.endpoint, secret: try user.secret)
-        XCTAssertEqual(user.terminate(), 0)
+        XCTAssertEqual(user.stop(), 0)
         let refused = try netlease(["migrate", "--from", directory, "--to", used])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("already used"), refused.stderr)

@@ -249,7 +249,7 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         let new = try await start(makeDirectory(), ["--store", url])
         try await Task.sleep(for: .milliseconds(600))  // the standby has seen the leader
         let stopped = ContinuousClock.now
-        XCTAssertEqual(old.terminate(), 0)
+        XCTAssertEqual(old.stop(), 0)
         try await waitUntilLeading(new.endpoint, secret: secret)
         let took = ContinuousClock.now - stopped
         print("after a graceful stop the standby led within \(took)")
