@@ -18,6 +18,7 @@ public final class ScriptedARPProber: ARPProber {
     private struct State: Sendable {
         var answers: [IPv4Address: String]
         var probes: [Probe] = []
+        var duration: Duration = .zero
     }
 
     private let state: Mutex<State>
@@ -32,13 +33,20 @@ public final class ScriptedARPProber: ARPProber {
         state.withLock { $0.answers[address] = mac }
     }
 
+    /// How long each probe takes from now on, as a real one listens (default: no time at all).
+    public func setDuration(_ duration: Duration) {
+        state.withLock { $0.duration = duration }
+    }
+
     /// Every probe so far, in order.
     public var probes: [Probe] { state.withLock { $0.probes } }
 
     public func probe(_ address: IPv4Address, on interface: String) async throws -> String? {
-        state.withLock { state in
+        let duration = state.withLock { state in
             state.probes.append(Probe(address: address, interface: interface))
-            return state.answers[address]
+            return state.duration
         }
+        if duration > .zero { try await Task.sleep(for: duration) }
+        return state.withLock { $0.answers[address] }
     }
 }
