@@ -30,8 +30,11 @@ public enum InterfaceNames {
         return "gre-" + hex(peer, digits: 11)
     }
 
-    /// The host end of a container's veth pair: `nl` + 12 hex digits of a hash of network and owner id.
-    public static func containerVeth(network: String, owner: String) -> String {
+    /// The host end of a container's veth pair as releases before keyed names made it: `nl` + 12 hex digits of an
+    /// unkeyed hash of network and owner id. Anyone can compute colliding owners for it, so it is only looked up
+    /// (an interface of an older agent, whose peer must still be the expected one); new pairs get
+    /// `ContainerNaming.hostVeth`.
+    public static func unkeyedContainerVeth(network: String, owner: String) -> String {
         "nl" + hex(network + "\u{0}" + owner, digits: 12)
     }
 

@@ -27,6 +27,8 @@ public final class Agent: Service, Sendable {
     let files = LocalFileSystem()
     let leases: LocalLeaseFile
     let storeMarkFile: StoreMarkFile
+    /// This host's key for container link names and MACs.
+    let naming: ContainerNaming
     let state = Mutex(Runtime())
     /// systemd's notify socket, when started as a `Type=notify` service: READY=1 and status lines.
     let notifier: SystemdNotifier?
@@ -77,6 +79,7 @@ public final class Agent: Service, Sendable {
         self.readyHandler = onReady
         leases = try LocalLeaseFile(directory: configuration.stateDirectory, files: files)
         storeMarkFile = StoreMarkFile(directory: configuration.stateDirectory, files: files)
+        naming = try InterfaceKeyFile(directory: configuration.stateDirectory, files: files).loadOrCreate()
     }
 
     public func run() async throws {
@@ -143,8 +146,11 @@ public final class Agent: Service, Sendable {
 
     /// Removes what the agent built: the containers it plumbed itself, then each network's tunnels and bridge.
     private func teardown() async {
-        for local in leases.all where local.netns != nil {
-            try? await hostNetwork.detach(network: local.network, owner: local.owner)
+        for local in leases.all {
+            guard let link = containerLink(of: local) else { continue }
+            do { try await hostNetwork.detach(link) } catch {
+                logger.error("container not detached", metadata: ["owner": "\(local.owner)", "error": "\(error)"])
+            }
         }
         for name in configuration.networks {
             do { try await hostNetwork.teardown(network: name) } catch {

@@ -85,7 +85,7 @@ extension Agent {
     /// Leases (probe included) and plumbs the container in one step; idempotent for the same owner.
     public func attach(network: String, owner: String, netns: String, ifname: String) async throws -> Handout {
         let (_, context) = try currentSession(for: network)
-        let namespace: NetworkNamespace = netns.contains("/") ? .path(netns) : .named(netns)
+        let namespace = NetworkNamespace(argument: netns)
         let handout = try await acquire(network: network, owner: owner, ifname: ifname, netns: netns)
         do {
             let attached = try await hostNetwork.attach(
@@ -98,7 +98,8 @@ extension Agent {
                     prefix: handout.lease.prefix,
                     gateway: context.bridgeAddress,
                     bridge: context.config.bridge,
-                    mtu: context.mtu
+                    mtu: context.mtu,
+                    naming: naming
                 )
             )
             logger.info(
@@ -111,7 +112,15 @@ extension Agent {
             return Handout(lease: handout.lease, gateway: handout.gateway, mtu: attached.mtu, bridge: handout.bridge)
         } catch {
             logger.error("plumbing failed; releasing the lease", metadata: ["owner": "\(owner)", "error": "\(error)"])
-            try? await hostNetwork.detach(network: network, owner: owner)
+            try? await hostNetwork.detach(
+                ContainerLink(
+                    network: network,
+                    owner: owner,
+                    namespace: namespace,
+                    ifname: ifname,
+                    naming: naming
+                )
+            )
             try? await release(network: network, owner: owner)
             throw NetleaseError(.internalError, "cannot plumb the container: \(error)")
         }
@@ -123,7 +132,9 @@ extension Agent {
         guard configuration.networks.contains(network) else {
             throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")
         }
-        try await hostNetwork.detach(network: network, owner: owner)
+        if let link = leases.lease(network: network, owner: owner).flatMap(containerLink(of:)) {
+            try await hostNetwork.detach(link)
+        }
         try await release(network: network, owner: owner)
         logger.info("container detached", metadata: ["network": "\(network)", "owner": "\(owner)"])
     }
@@ -145,6 +156,18 @@ extension Agent {
             throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")
         }
         return (session, context)
+    }
+
+    /// The link the agent made for a local lease it plumbed itself; nil for leases handed to a runtime.
+    func containerLink(of local: LocalLease) -> ContainerLink? {
+        guard let netns = local.netns else { return nil }
+        return ContainerLink(
+            network: local.network,
+            owner: local.owner,
+            namespace: NetworkNamespace(argument: netns),
+            ifname: local.ifname,
+            naming: naming
+        )
     }
 
     private func handout(_ lease: Lease, _ context: NetworkContext) -> Handout {

@@ -10,6 +10,7 @@ public final class RecordingHostNetwork: HostNetworking {
         case ensureNetwork(HostNetworkConfig)
         case verify(HostNetworkConfig)
         case attach(ContainerAttachment)
+        case inspect(ContainerAttachment)
         case detach(network: String, owner: String)
         case teardown(network: String)
         case reachable(IPv4Address)
@@ -20,6 +21,8 @@ public final class RecordingHostNetwork: HostNetworking {
         var verifyFailures: [VerifyFailure] = []
         var error: HostNetworkError?
         var unreachable: Set<IPv4Address> = []
+        var attached: Set<String> = []
+        var problems: [String: [String]] = [:]
     }
 
     private let state = Mutex(State())
@@ -34,6 +37,9 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// Addresses `reachable` answers false for from now on.
     public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
+
+    /// What `inspect` reports for an owner's container from now on (default: nothing wrong).
+    public func setProblems(_ problems: [String], owner: String) { state.withLock { $0.problems[owner] = problems } }
 
     /// An error every call throws from now on (after recording itself); nil to stop failing.
     public func setError(_ error: HostNetworkError?) { state.withLock { $0.error = error } }
@@ -60,16 +66,25 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try record(.attach(attachment))
+        let created = state.withLock { $0.attached.insert(attachment.network + "/" + attachment.owner).inserted }
         return AttachedContainer(
             hostInterface: attachment.hostInterface,
             containerInterface: attachment.ifname,
+            containerMAC: attachment.link.containerMAC,
             mtu: attachment.mtu > 0 ? attachment.mtu : 1450,
-            changes: []
+            changes: [],
+            created: created
         )
     }
 
-    public func detach(network: String, owner: String) async throws {
-        try record(.detach(network: network, owner: owner))
+    public func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
+        try record(.inspect(attachment))
+        return state.withLock { $0.problems[attachment.owner] ?? [] }
+    }
+
+    public func detach(_ link: ContainerLink) async throws {
+        try record(.detach(network: link.network, owner: link.owner))
+        _ = state.withLock { $0.attached.remove(link.network + "/" + link.owner) }
     }
 
     public func teardown(network: String) async throws {

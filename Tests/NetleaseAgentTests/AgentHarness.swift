@@ -35,9 +35,14 @@ final class ObservedHostNetwork: HostNetworking {
         return try await recorder.attach(attachment)
     }
 
-    func detach(network: String, owner: String) async throws {
-        defer { sink.yield(.detach(network: network, owner: owner)) }
-        try await recorder.detach(network: network, owner: owner)
+    func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
+        defer { sink.yield(.inspect(attachment)) }
+        return try await recorder.inspect(attachment)
+    }
+
+    func detach(_ link: ContainerLink) async throws {
+        defer { sink.yield(.detach(network: link.network, owner: link.owner)) }
+        try await recorder.detach(link)
     }
 
     func teardown(network: String) async throws {
