@@ -13,6 +13,11 @@ public protocol HostNetworking: Sendable {
     /// Checks the host against `config` without changing anything; returns every failed check (empty: all good).
     func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure]
 
+    /// Refuses (`invalidConfiguration`, saying why) a namespace that must never receive a container's interface:
+    /// not a network namespace, outside the places runtimes keep them, or the host's own (see `NamespaceGuard`).
+    /// Callers check before they lease anything for the container.
+    func checkNamespace(_ namespace: NetworkNamespace) async throws
+
     /// Connects a container: veth pair with the host end on the bridge, the other end created in the container's
     /// namespace with the requested name, address, MTU and a default route via the gateway. Fixes differences of a
     /// pair that is already this container's; refuses (`conflict`) when a link of that name leads elsewhere. On

@@ -20,6 +20,7 @@ extension LinuxHostNetwork {
     /// old one of this owner still running, or another owner) and the request is refused with `conflict`.
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try attachment.validate()
+        try namespaceGuard.check(attachment.namespace)
         await gate.acquire()
         defer { gate.release() }
         let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
@@ -74,6 +75,10 @@ extension LinuxHostNetwork {
                 created: true
             )
         }
+    }
+
+    public nonisolated func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        try namespaceGuard.check(namespace)
     }
 
     /// Deletes the container's veth pair, only when its host end's peer is `link.ifname` in `link.namespace`.

@@ -82,10 +82,19 @@ extension Agent {
         try leases.remove(network: network, owner: owner)
     }
 
-    /// Leases (probe included) and plumbs the container in one step; idempotent for the same owner.
+    /// Leases (probe included) and plumbs the container in one step; idempotent for the same owner. The namespace
+    /// and interface name are checked before anything is leased: a refused request costs no address.
     public func attach(network: String, owner: String, netns: String, ifname: String) async throws -> Handout {
         let (_, context) = try currentSession(for: network)
         let namespace = NetworkNamespace(argument: netns)
+        guard Names.isValidInterface(ifname) else {
+            throw NetleaseError(.badRequest, "'\(ifname)' is not an interface name (1-15 bytes, no space, '/' or ':')")
+        }
+        do {
+            try await hostNetwork.checkNamespace(namespace)
+        } catch let error as HostNetworkError {
+            throw NetleaseError(.badRequest, "cannot attach into \(netns): \(error.message)")
+        }
         let handout = try await acquire(network: network, owner: owner, ifname: ifname, netns: netns)
         do {
             let attached = try await hostNetwork.attach(

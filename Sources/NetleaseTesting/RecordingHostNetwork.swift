@@ -9,6 +9,7 @@ public final class RecordingHostNetwork: HostNetworking {
     public enum Call: Sendable, Equatable {
         case ensureNetwork(HostNetworkConfig)
         case verify(HostNetworkConfig)
+        case checkNamespace(NetworkNamespace)
         case attach(ContainerAttachment)
         case inspect(ContainerAttachment)
         case detach(network: String, owner: String)
@@ -23,6 +24,7 @@ public final class RecordingHostNetwork: HostNetworking {
         var unreachable: Set<IPv4Address> = []
         var attached: Set<String> = []
         var problems: [String: [String]] = [:]
+        var refused: Set<NetworkNamespace> = []
     }
 
     private let state = Mutex(State())
@@ -37,6 +39,11 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// Addresses `reachable` answers false for from now on.
     public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
+
+    /// Namespaces `checkNamespace` refuses from now on (default: none).
+    public func setRefusedNamespaces(_ namespaces: Set<NetworkNamespace>) {
+        state.withLock { $0.refused = namespaces }
+    }
 
     /// What `inspect` reports for an owner's container from now on (default: nothing wrong).
     public func setProblems(_ problems: [String], owner: String) { state.withLock { $0.problems[owner] = problems } }
@@ -62,6 +69,13 @@ public final class RecordingHostNetwork: HostNetworking {
     public func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
         try record(.verify(config))
         return state.withLock { $0.verifyFailures }
+    }
+
+    public func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        try record(.checkNamespace(namespace))
+        if state.withLock({ $0.refused.contains(namespace) }) {
+            throw HostNetworkError(.invalidConfiguration, "\(namespace) is refused")
+        }
     }
 
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {

@@ -13,7 +13,8 @@ final class ContainerAttachTests: XCTestCase {
 
     override func setUp() {
         runner = RecordingCommandRunner()
-        network = LinuxHostNetwork(runner: runner)
+        // The namespaces of these tests exist only in the scripted replies.
+        network = LinuxHostNetwork(runner: runner, namespaceGuard: NamespaceGuard { _, _ in })
     }
 
     static func attachment(

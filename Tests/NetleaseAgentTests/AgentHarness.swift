@@ -30,6 +30,11 @@ final class ObservedHostNetwork: HostNetworking {
         return try await recorder.verify(config)
     }
 
+    func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        defer { sink.yield(.checkNamespace(namespace)) }
+        try await recorder.checkNamespace(namespace)
+    }
+
     func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         defer { sink.yield(.attach(attachment)) }
         return try await recorder.attach(attachment)

@@ -185,6 +185,44 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(held, [])
     }
 
+    func testAttachIntoARefusedNamespaceLeasesNothing() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        harness.network.recorder.setRefusedNamespaces([.path("/proc/self/ns/net")])
+        do {
+            _ = try await harness.local {
+                try await $0.send(
+                    LocalRequest.attach(
+                        network: "prod",
+                        owner: "web",
+                        netns: "/proc/self/ns/net",
+                        ifname: "eth0"
+                    )
+                )
+            }
+            XCTFail("attach into the agent's own namespace succeeded")
+        } catch let error as NetleaseError {
+            XCTAssertEqual(error.code, .badRequest, error.message)
+        }
+        let calls = harness.network.recorder.calls.filter {
+            switch $0 {
+            case .checkNamespace, .attach, .detach: return true
+            default: return false
+            }
+        }
+        XCTAssertEqual(calls, [.checkNamespace(.path("/proc/self/ns/net"))])
+        XCTAssertEqual(harness.prober.probes, [], "an address was probed for a refused request")
+        let leases = try await admin("listing web's lease") {
+            try await $0.leases(.init(network: "prod", owner: "web"))
+        }
+        XCTAssertEqual(leases, [])
+        let cooling = try await admin("listing cooldowns") {
+            try await $0.leases(.init(network: "prod", state: .cooldown))
+        }
+        XCTAssertEqual(cooling, [])
+    }
+
     func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
