@@ -15,8 +15,9 @@ import Synchronization
 /// network and containers working unless `teardownOnStop`.
 ///
 /// This file holds the lifecycle; the parts live beside it: `CoordinatorSession` (one connection's life),
-/// `MeshFollower` (bridge and mesh per network), `LeaseReconciliation`, `LocalOperations` (what local consumers ask
-/// for), `Doctor`, `LocalAPIServer`, and the state files (`LocalLeaseFile`, `StoreMark`).
+/// `MeshFollower` (bridge and mesh per network), `LeaseReconciliation` and `RequestRecovery` (after each join),
+/// `LocalOperations` (what local consumers ask for), `Doctor`, `LocalAPIServer`, and the state files
+/// (`LocalLeaseFile`, `StoreMark`, `InterfaceKeyFile`).
 public final class Agent: Service, Sendable {
     public let configuration: AgentConfiguration
     let hostNetwork: any HostNetworking
@@ -29,6 +30,8 @@ public final class Agent: Service, Sendable {
     let storeMarkFile: StoreMarkFile
     /// This host's key for container link names and MACs.
     let naming: ContainerNaming
+    /// One request at a time per (network, owner).
+    let ownerLocks = OwnerLocks()
     let state = Mutex(Runtime())
     /// systemd's notify socket, when started as a `Type=notify` service: READY=1 and status lines.
     let notifier: SystemdNotifier?
@@ -50,6 +53,9 @@ public final class Agent: Service, Sendable {
         var fenced = false
         /// The local API socket listens (readiness).
         var localAPIOpen = false
+        /// What the last recovery could not repair: interrupted requests it could not undo, containers it could
+        /// not re-plumb.
+        var unrepaired: [String] = []
     }
 
     /// - Parameters:

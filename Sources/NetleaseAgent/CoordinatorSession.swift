@@ -41,6 +41,7 @@ extension Agent {
                     $0.lastError = nil
                 }
                 await reconcileLocalLeases(control, claim: claim)
+                await recoverInterruptedRequests(control, claim: claim)
                 onReady()
                 let interval = heartbeatInterval(specs.values)
                 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -30,6 +30,7 @@ extension Agent {
             checks.append(await peerBridgesCheck(name, peers: Set(config.peers.keys), connection: session.connection))
         }
         checks.append(await leasesCheck(session.connection))
+        checks.append(await containersCheck(session))
         checks.append(
             DoctorCheck(
                 name: "reconcile",
@@ -97,30 +98,95 @@ extension Agent {
         }
     }
 
-    /// The leases recorded here against the coordinator's active leases of this host.
+    /// The leases recorded here against the coordinator's active leases of this host, both ways: a record the
+    /// coordinator does not agree with, a lease of this host no record names (leaked by a request that never
+    /// finished, or made by an admin), and a request interrupted and not undone yet. Requests in flight while the
+    /// check runs are left out: their record and lease change under it.
     private func leasesCheck(_ connection: NetleaseConnection) async -> DoctorCheck {
+        let busyBefore = ownerLocks.busy
+        let remote: [Lease]
         do {
-            let remote = try await connection.leases(.init(host: configuration.host, state: .active))
-            var mismatches: [String] = []
-            let local = leases.all
-            for lease in local where configuration.networks.contains(lease.network) {
-                let match = remote.first { $0.network == lease.network && $0.owner == lease.owner }
-                if match?.address.description != lease.address {
-                    mismatches.append(
-                        "\(lease.network) '\(lease.owner)' uses \(lease.address) here, coordinator: "
-                            + (match.map { "\($0.address)" } ?? "no lease")
-                    )
-                }
-            }
-            return DoctorCheck(
-                name: "leases",
-                ok: mismatches.isEmpty,
-                detail: mismatches.isEmpty
-                    ? "\(local.count) local lease(s) agree with the coordinator"
-                    : mismatches.joined(separator: "; ")
-            )
+            // Listed before the records are read: a lease is recorded before it is asked for, so whatever the
+            // listing shows has its record by then.
+            remote = try await connection.leases(.init(host: configuration.host, state: .active))
         } catch {
             return DoctorCheck(name: "leases", ok: false, detail: "cannot list leases: \(error)")
         }
+        let local = leases.all.filter { configuration.networks.contains($0.network) }
+        let inFlight = busyBefore.union(ownerLocks.busy)
+        var problems: [String] = []
+        for record in local where !inFlight.contains(record.key) {
+            if record.state == .pending {
+                problems.append(
+                    "\(record.network) '\(record.owner)': a request was interrupted and is not undone yet "
+                        + "(it is at the next reconnect)"
+                )
+                continue
+            }
+            let match = remote.first { $0.network == record.network && $0.owner == record.owner }
+            if match?.address.description != record.address {
+                problems.append(
+                    "\(record.network) '\(record.owner)' uses \(record.address) here, coordinator: "
+                        + (match.map { "\($0.address)" } ?? "no lease")
+                )
+            }
+        }
+        let recorded = Set(local.map(\.key))
+        for lease in remote where !lease.isBridge && configuration.networks.contains(lease.network) {
+            let key = LocalLease.key(network: lease.network, owner: lease.owner)
+            guard !recorded.contains(key), !inFlight.contains(key) else { continue }
+            problems.append(
+                "\(lease.network) \(lease.address) is leased to this host for '\(lease.owner)', which this agent has "
+                    + "no record of; release it if nothing uses it"
+            )
+        }
+        problems += state.withLock { $0.unrepaired }
+        return DoctorCheck(
+            name: "leases",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(local.count) local lease(s) agree with the coordinator"
+                : problems.joined(separator: "; ")
+        )
+    }
+
+    /// Every container this agent plumbed, inspected against its record.
+    private func containersCheck(_ session: Session) async -> DoctorCheck {
+        let inFlight = ownerLocks.busy
+        var problems: [String] = []
+        var count = 0
+        for record in leases.all where record.state == .ready && !inFlight.contains(record.key) {
+            guard let netns = record.netns, let address = record.ipv4,
+                let context = session.networks[record.network]
+            else { continue }
+            count += 1
+            let attachment = ContainerAttachment(
+                network: record.network,
+                owner: record.owner,
+                namespace: NetworkNamespace(argument: netns),
+                ifname: record.ifname,
+                address: address,
+                prefix: record.prefix,
+                gateway: context.bridgeAddress,
+                bridge: context.config.bridge,
+                mtu: context.mtu,
+                naming: naming
+            )
+            do {
+                let found = try await hostNetwork.inspect(attachment)
+                if !found.isEmpty {
+                    problems.append("\(record.network) '\(record.owner)' (\(netns)): " + found.joined(separator: ", "))
+                }
+            } catch {
+                problems.append("\(record.network) '\(record.owner)': cannot inspect: \(error)")
+            }
+        }
+        return DoctorCheck(
+            name: "containers",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(count) attached container(s) plumbed as recorded"
+                : problems.joined(separator: "; ")
+        )
     }
 }

@@ -10,7 +10,8 @@ extension Agent {
     func reconcileLocalLeases(_ control: NetleaseConnection, claim: HostClaim) async {
         var disagreements: [String] = []
         var adopted = 0
-        for local in leases.all {
+        // Pending records are requests that never finished: recovery undoes them instead.
+        for local in leases.all where local.state == .ready {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
                 let outcome = try await control.reconcile(

@@ -6,6 +6,16 @@ import NetleaseWire
 
 /// What local consumers (the local API, hence `netlease attach`, the CNI plugin and Docker's IPAM driver) ask of
 /// the agent. Every operation needs a live session: while disconnected they fail with `unavailable`.
+///
+/// Design notes:
+/// - Requests of one (network, owner) run one at a time (`OwnerLocks`), so a repeat never races its original.
+/// - Everything that can be checked without leasing is checked first (namespace, interface name), so a refused
+///   request costs no address.
+/// - A request that fails undoes only what it made itself: a lease it created is released, a veth pair it created
+///   is removed (by `HostNetworking.attach`); a lease or container of an earlier request is never touched.
+/// - A new lease gets a `pending` record before the coordinator is asked; it becomes `ready` once handed out (for
+///   ATTACH: once plumbed). A crash leaves the pending record, and the next session undoes that request
+///   (`recoverInterruptedRequests`).
 extension Agent {
     /// Result of ACQUIRE and ATTACH.
     public struct Handout: Sendable, Equatable {
@@ -26,66 +36,34 @@ extension Agent {
         netns: String? = nil,
         address: IPv4Address? = nil
     ) async throws -> Handout {
-        let (session, context) = try currentSession(for: network)
-        let request = AcquireRequest(
-            network: network,
-            owner: owner,
-            claim: session.claim,
-            address: address,
-            ifname: ifname
-        )
-        let known = leases.lease(network: network, owner: owner)
-        for attempt in 1...max(1, configuration.maxProbeAttempts) {
-            let lease = try await session.connection.acquire(request)
-            if let known, known.address == lease.address.description {
-                return handout(lease, context)
-            }
-            if let mac = try await prober.probe(lease.address, on: context.config.bridge) {
-                logger.warning(
-                    "address answered an ARP probe; quarantining it and leasing another",
-                    metadata: [
-                        "network": "\(network)", "address": "\(lease.address)", "mac": "\(mac)",
-                        "attempt": "\(attempt)",
-                    ]
-                )
-                _ = try await session.connection.reportConflict(
-                    network: network,
-                    address: lease.address,
-                    mac: mac,
-                    claim: session.claim
-                )
-                continue
-            }
-            try leases.put(
-                LocalLease(
-                    network: network,
-                    owner: owner,
-                    address: lease.address,
-                    prefix: lease.prefix,
-                    ifname: ifname,
-                    netns: netns
-                )
+        try checkOwner(owner)
+        return try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            let leased = try await lease(
+                network: network,
+                owner: owner,
+                ifname: ifname,
+                netns: netns,
+                address: address,
+                plumbing: false
             )
-            return handout(lease, context)
+            return leased.handout
         }
-        throw NetleaseError(
-            .conflict,
-            "\(configuration.maxProbeAttempts) addresses in a row answered ARP probes on \(context.config.bridge); "
-                + "something on the bridge uses addresses outside netlease (see 'netlease leases --state conflict')"
-        )
     }
 
     /// Releases an owner's lease (idempotent).
     public func release(network: String, owner: String) async throws {
-        let (session, _) = try currentSession(for: network)
-        try await session.connection.release(ReleaseRequest(network: network, owner: owner, claim: session.claim))
-        try leases.remove(network: network, owner: owner)
+        try checkOwner(owner)
+        try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            try await releaseHeld(network: network, owner: owner)
+        }
     }
 
     /// Leases (probe included) and plumbs the container in one step; idempotent for the same owner. The namespace
-    /// and interface name are checked before anything is leased: a refused request costs no address.
+    /// and interface name are checked before anything is leased: a refused request costs no address. When the
+    /// plumbing fails, a lease this request created is released; an earlier request's lease and container stay.
     public func attach(network: String, owner: String, netns: String, ifname: String) async throws -> Handout {
-        let (_, context) = try currentSession(for: network)
+        try checkOwner(owner)
+        _ = try currentSession(for: network)
         let namespace = NetworkNamespace(argument: netns)
         guard Names.isValidInterface(ifname) else {
             throw NetleaseError(.badRequest, "'\(ifname)' is not an interface name (1-15 bytes, no space, '/' or ':')")
@@ -95,57 +73,94 @@ extension Agent {
         } catch let error as HostNetworkError {
             throw NetleaseError(.badRequest, "cannot attach into \(netns): \(error.message)")
         }
-        let handout = try await acquire(network: network, owner: owner, ifname: ifname, netns: netns)
-        do {
-            let attached = try await hostNetwork.attach(
-                ContainerAttachment(
-                    network: network,
-                    owner: owner,
-                    namespace: namespace,
-                    ifname: ifname,
-                    address: handout.lease.address,
-                    prefix: handout.lease.prefix,
-                    gateway: context.bridgeAddress,
-                    bridge: context.config.bridge,
-                    mtu: context.mtu,
-                    naming: naming
-                )
+        return try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            let leased = try await lease(
+                network: network,
+                owner: owner,
+                ifname: ifname,
+                netns: netns,
+                address: nil,
+                plumbing: true
             )
+            let (_, context) = try currentSession(for: network)
+            let attachment = ContainerAttachment(
+                network: network,
+                owner: owner,
+                namespace: namespace,
+                ifname: ifname,
+                address: leased.handout.lease.address,
+                prefix: leased.handout.lease.prefix,
+                gateway: context.bridgeAddress,
+                bridge: context.config.bridge,
+                mtu: context.mtu,
+                naming: naming
+            )
+            var attached: AttachedContainer?
+            do {
+                attached = try await hostNetwork.attach(attachment)
+                try leases.put(
+                    LocalLease(
+                        network: network,
+                        owner: owner,
+                        address: leased.handout.lease.address,
+                        prefix: leased.handout.lease.prefix,
+                        ifname: ifname,
+                        netns: netns,
+                        state: .ready,
+                        mac: attached?.containerMAC
+                    )
+                )
+            } catch {
+                logger.error(
+                    "plumbing failed",
+                    metadata: [
+                        "network": "\(network)", "owner": "\(owner)", "netns": "\(netns)", "error": "\(error)",
+                        "lease": "\(leased.created ? "released: this request made it" : "kept: an earlier request's")",
+                    ]
+                )
+                if attached?.created == true { try? await hostNetwork.detach(attachment.link) }
+                if leased.created { await undo(network: network, owner: owner) }
+                if let error = error as? HostNetworkError, error.code == .conflict {
+                    throw NetleaseError(.conflict, "cannot plumb the container: \(error.message)")
+                }
+                throw NetleaseError(.internalError, "cannot plumb the container: \(error)")
+            }
             logger.info(
                 "container attached",
                 metadata: [
-                    "network": "\(network)", "owner": "\(owner)", "address": "\(handout.lease.address)",
-                    "veth": "\(attached.hostInterface)", "netns": "\(netns)",
+                    "network": "\(network)", "owner": "\(owner)", "address": "\(leased.handout.lease.address)",
+                    "veth": "\(attached?.hostInterface ?? "")", "netns": "\(netns)",
                 ]
             )
-            return Handout(lease: handout.lease, gateway: handout.gateway, mtu: attached.mtu, bridge: handout.bridge)
-        } catch {
-            logger.error("plumbing failed; releasing the lease", metadata: ["owner": "\(owner)", "error": "\(error)"])
-            try? await hostNetwork.detach(
-                ContainerLink(
-                    network: network,
-                    owner: owner,
-                    namespace: namespace,
-                    ifname: ifname,
-                    naming: naming
-                )
+            return Handout(
+                lease: leased.handout.lease,
+                gateway: leased.handout.gateway,
+                mtu: attached?.mtu ?? 0,
+                bridge: leased.handout.bridge
             )
-            try? await release(network: network, owner: owner)
-            throw NetleaseError(.internalError, "cannot plumb the container: \(error)")
         }
     }
 
     /// Removes the container's interface and releases its lease (idempotent). The interface goes even while the
-    /// coordinator is unreachable; the release then fails with `unavailable` and a repeated detach finishes it.
+    /// coordinator is unreachable; the release then fails with `unavailable` and a repeated detach finishes it. An
+    /// interface that does not lead into the recorded namespace is not this container's: it stays, and so does the
+    /// lease (`conflict`).
     public func detach(network: String, owner: String) async throws {
+        try checkOwner(owner)
         guard configuration.networks.contains(network) else {
             throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")
         }
-        if let link = leases.lease(network: network, owner: owner).flatMap(containerLink(of:)) {
-            try await hostNetwork.detach(link)
+        try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            if let link = leases.lease(network: network, owner: owner).flatMap(containerLink(of:)) {
+                do {
+                    try await hostNetwork.detach(link)
+                } catch let error as HostNetworkError where error.code == .conflict {
+                    throw NetleaseError(.conflict, "cannot detach '\(owner)': \(error.message)")
+                }
+            }
+            try await releaseHeld(network: network, owner: owner)
+            logger.info("container detached", metadata: ["network": "\(network)", "owner": "\(owner)"])
         }
-        try await release(network: network, owner: owner)
-        logger.info("container detached", metadata: ["network": "\(network)", "owner": "\(owner)"])
     }
 
     /// This host's leases as the coordinator has them.
@@ -154,12 +169,130 @@ extension Agent {
         return try await session.connection.leases(.init(network: network, host: configuration.host))
     }
 
-    private static let disconnected = NetleaseError(
+    // MARK: one owner's request (its lock held)
+
+    /// What leasing did, so a caller that fails afterwards undoes only its own part.
+    struct Leased: Sendable {
+        var handout: Handout
+        /// Whether this request made the lease (false: it was an earlier request's, found in the local record).
+        var created: Bool
+    }
+
+    /// The owner's lease: the recorded one when the coordinator confirms it, otherwise a new one, probed. A new
+    /// lease is recorded `pending` before the coordinator is asked, and `ready` once handed out — unless
+    /// `plumbing`, where the caller marks it ready after plumbing.
+    private func lease(
+        network: String,
+        owner: String,
+        ifname: String,
+        netns: String?,
+        address: IPv4Address?,
+        plumbing: Bool
+    ) async throws
+        -> Leased
+    {
+        let (session, context) = try currentSession(for: network)
+        let request = AcquireRequest(
+            network: network,
+            owner: owner,
+            claim: session.claim,
+            address: address,
+            ifname: ifname
+        )
+        if let known = leases.lease(network: network, owner: owner), known.state == .ready,
+            let address = known.ipv4
+        {
+            let lease = try await session.connection.acquire(request)
+            if lease.address == address { return Leased(handout: handout(lease, context), created: false) }
+            logger.warning(
+                "the coordinator holds another address for an owner recorded here",
+                metadata: [
+                    "network": "\(network)", "owner": "\(owner)", "recorded": "\(address)", "now": "\(lease.address)",
+                ]
+            )
+        }
+        var record = LocalLease(
+            network: network,
+            owner: owner,
+            address: nil,
+            prefix: context.spec.subnet.prefix,
+            ifname: ifname,
+            netns: netns,
+            state: .pending
+        )
+        try leases.put(record)
+        do {
+            for attempt in 1...max(1, configuration.maxProbeAttempts) {
+                let lease = try await session.connection.acquire(request)
+                record.address = lease.address.description
+                record.prefix = lease.prefix
+                try leases.put(record)
+                if let mac = try await prober.probe(lease.address, on: context.config.bridge) {
+                    logger.warning(
+                        "address answered an ARP probe; quarantining it and leasing another",
+                        metadata: [
+                            "network": "\(network)", "address": "\(lease.address)", "mac": "\(mac)",
+                            "attempt": "\(attempt)",
+                        ]
+                    )
+                    _ = try await session.connection.reportConflict(
+                        network: network,
+                        address: lease.address,
+                        mac: mac,
+                        claim: session.claim
+                    )
+                    continue
+                }
+                if !plumbing {
+                    record.state = .ready
+                    try leases.put(record)
+                }
+                return Leased(handout: handout(lease, context), created: true)
+            }
+            throw NetleaseError(
+                .conflict,
+                "\(configuration.maxProbeAttempts) addresses in a row answered ARP probes on \(context.config.bridge); "
+                    + "something on the bridge uses addresses outside netlease (see 'netlease leases --state conflict')"
+            )
+        } catch {
+            await undo(network: network, owner: owner)
+            throw error
+        }
+    }
+
+    /// Gives back a lease this request made and forgets its record. When the coordinator cannot be told, the
+    /// pending record stays: the next session's recovery finishes the undo.
+    private func undo(network: String, owner: String) async {
+        guard let session = state.withLock({ $0.session }) else { return }
+        do {
+            try await session.connection.release(
+                ReleaseRequest(network: network, owner: owner, claim: session.claim)
+            )
+            try leases.remove(network: network, owner: owner)
+        } catch {
+            logger.error(
+                "cannot give back the lease of a failed request; it is undone at the next reconnect",
+                metadata: ["network": "\(network)", "owner": "\(owner)", "error": "\(error)"]
+            )
+        }
+    }
+
+    private func releaseHeld(network: String, owner: String) async throws {
+        let (session, _) = try currentSession(for: network)
+        try await session.connection.release(ReleaseRequest(network: network, owner: owner, claim: session.claim))
+        try leases.remove(network: network, owner: owner)
+    }
+
+    static let disconnected = NetleaseError(
         .unavailable,
         "the agent is not connected to a coordinator right now; retry shortly"
     )
 
-    private func currentSession(for network: String) throws -> (Session, NetworkContext) {
+    private func checkOwner(_ owner: String) throws {
+        guard !owner.isEmpty else { throw NetleaseError(.badRequest, "owner must not be empty") }
+    }
+
+    func currentSession(for network: String) throws -> (Session, NetworkContext) {
         guard let session = state.withLock({ $0.session }) else { throw Self.disconnected }
         guard let context = session.networks[network] else {
             throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")

