@@ -241,9 +241,14 @@ final class RootHostNetworkTests: NamespaceTestCase {
 
         // The socket must live in h1: the prober opens it on its own thread after setns(2) into h1.
         let prober = PacketSocketARPProber(namespace: .named(h1))
-        let taken = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nlt0")
+        let short = ARPProbeOptions(
+            probes: 2,
+            interval: .milliseconds(100)...(.milliseconds(100)),
+            wait: .milliseconds(300)
+        )
+        let taken = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nlt0", options: short, ignoring: [])
         XCTAssertEqual(taken, holderMAC)
-        let free = try await prober.probe(IPv4Address(172, 30, 0, 77), on: "nlt0")
+        let free = try await prober.probe(IPv4Address(172, 30, 0, 77), on: "nlt0", options: short, ignoring: [])
         XCTAssertNil(free)
         do {
             _ = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nosuchdev")
