@@ -56,6 +56,18 @@ public final class Agent: Service, Sendable {
         /// What the last recovery could not repair: interrupted requests it could not undo, containers it could
         /// not re-plumb.
         var unrepaired: [String] = []
+        /// Pooled addresses being handed out right now (keys of their records).
+        var claimedPool: Set<String> = []
+        /// Why the last attempt to fill a network's pool failed; nil once one succeeds.
+        var poolErrors: [String: String] = [:]
+        /// Wakes the pool keeper of the current session.
+        var poolWake: AsyncStream<Void>.Continuation?
+        /// Foreign MACs seen claiming an address this host holds ("network address mac" → holders), once each.
+        var foreignClaims: [String: String] = [:]
+        /// Why watching a network's bridge failed last; nil while the watch runs.
+        var watchErrors: [String: String] = [:]
+        /// Where and as whom the last session served: the pool is given back there when the agent stops.
+        var lastSession: (endpoint: Endpoint, claim: HostClaim)?
     }
 
     /// - Parameters:
@@ -90,6 +102,8 @@ public final class Agent: Service, Sendable {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { try await self.runSessions() }
+        // Graceful shutdown cancelled the sessions, not this task: the pool goes back on a connection of its own.
+        await returnPools()
         if configuration.teardownOnStop { await teardown() }
         logger.info("agent stopped", metadata: ["teardown": "\(configuration.teardownOnStop)"])
     }

@@ -28,6 +28,8 @@ extension Agent {
             if let directory { config.peers = directory.peers(of: name) }
             checks += await hostNetworkChecks(name, context: context, config: config)
             checks.append(await peerBridgesCheck(name, peers: Set(config.peers.keys), connection: session.connection))
+            if configuration.poolSize > 0 { checks.append(poolCheck(name)) }
+            checks.append(arpWatchCheck(name, bridge: config.bridge))
         }
         checks.append(await leasesCheck(session.connection))
         checks.append(await containersCheck(session))
@@ -113,7 +115,7 @@ extension Agent {
             return DoctorCheck(name: "leases", ok: false, detail: "cannot list leases: \(error)")
         }
         let local = leases.all.filter { configuration.networks.contains($0.network) }
-        let inFlight = busyBefore.union(ownerLocks.busy)
+        let inFlight = busyBefore.union(ownerLocks.busy).union(state.withLock { $0.claimedPool })
         var problems: [String] = []
         for record in local where !inFlight.contains(record.key) {
             if record.state == .pending {
@@ -147,6 +149,33 @@ extension Agent {
             detail: problems.isEmpty
                 ? "\(local.count) local lease(s) agree with the coordinator"
                 : problems.joined(separator: "; ")
+        )
+    }
+
+    /// The address pool: how many probed addresses wait, and why the last fill failed.
+    private func poolCheck(_ name: String) -> DoctorCheck {
+        let ready = leases.all.filter { $0.network == name && $0.state == .pooled }.count
+        let error = state.withLock { $0.poolErrors[name] }
+        return DoctorCheck(
+            name: "\(name)/pool",
+            ok: error == nil,
+            detail: "\(ready) of \(configuration.poolSize) probed address(es) ready"
+                + (error.map { "; the last fill failed: \($0)" } ?? "")
+        )
+    }
+
+    /// The watch of the bridge for foreign claims on this host's addresses (RFC 5227 ongoing detection).
+    private func arpWatchCheck(_ name: String, bridge: String) -> DoctorCheck {
+        let error = state.withLock { $0.watchErrors[name] }
+        let claims = foreignClaims(network: name)
+        var problems = claims
+        if let error { problems.insert("cannot watch \(bridge): \(error)", at: 0) }
+        return DoctorCheck(
+            name: "\(name)/arp-watch",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "watching \(bridge); no foreign device claims an address of this host"
+                : problems.joined(separator: "; ") + (claims.isEmpty ? "" : " (quarantined; detach to clear)")
         )
     }
 

@@ -11,7 +11,7 @@ extension Agent {
         var disagreements: [String] = []
         var adopted = 0
         // Pending records are requests that never finished: recovery undoes them instead.
-        for local in leases.all where local.state == .ready {
+        for local in leases.all where local.state != .pending {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
                 let outcome = try await control.reconcile(
@@ -23,6 +23,12 @@ extension Agent {
                         claim: claim
                     )
                 )
+                if local.state == .pooled {
+                    // A pooled address someone else holds now is simply no pool address any more.
+                    if case .taken = outcome { try leases.remove(network: local.network, owner: local.owner) }
+                    if case .moved = outcome { try leases.remove(network: local.network, owner: local.owner) }
+                    continue
+                }
                 switch outcome {
                 case .held:
                     continue

@@ -16,6 +16,8 @@ public struct LocalLease: Codable, Sendable, Equatable {
         case pending
         /// Handed out (and, for ATTACH, plumbed).
         case ready
+        /// Leased under a placeholder owner ahead of demand and fully probed; handed to the next new owner.
+        case pooled
     }
 
     public var network: String
@@ -29,6 +31,8 @@ public struct LocalLease: Codable, Sendable, Equatable {
     public var state: State
     /// The container end's MAC when the agent plumbed it.
     public var mac: String?
+    /// For a request served from the pool: the placeholder owner whose address it takes over.
+    public var from: String?
 
     public init(
         network: String,
@@ -38,7 +42,8 @@ public struct LocalLease: Codable, Sendable, Equatable {
         ifname: String,
         netns: String?,
         state: State = .ready,
-        mac: String? = nil
+        mac: String? = nil,
+        from: String? = nil
     ) {
         self.network = network
         self.owner = owner
@@ -48,6 +53,7 @@ public struct LocalLease: Codable, Sendable, Equatable {
         self.netns = netns
         self.state = state
         self.mac = mac
+        self.from = from
     }
 
     /// Files written before records had a state hold only handed-out leases.
@@ -61,6 +67,7 @@ public struct LocalLease: Codable, Sendable, Equatable {
         netns = try c.decodeIfPresent(String.self, forKey: .netns)
         state = try c.decodeIfPresent(State.self, forKey: .state) ?? .ready
         mac = try c.decodeIfPresent(String.self, forKey: .mac)
+        from = try c.decodeIfPresent(String.self, forKey: .from)
     }
 
     public var ipv4: IPv4Address? { IPv4Address(address) }
@@ -108,6 +115,20 @@ final class LocalLeaseFile: @unchecked Sendable {
         try lock.withLock {
             var updated = leases
             updated[lease.key] = lease
+            try save(updated)
+            leases = updated
+        }
+    }
+
+    /// Forgets the records of `removing` (network, owner) and records `putting` (if any), in one write: a hand-over
+    /// from the pool never shows both records or neither.
+    func update(removing: [(network: String, owner: String)], putting: LocalLease?) throws {
+        try lock.withLock {
+            var updated = leases
+            for (network, owner) in removing {
+                updated.removeValue(forKey: LocalLease.key(network: network, owner: owner))
+            }
+            if let putting { updated[putting.key] = putting }
             try save(updated)
             leases = updated
         }

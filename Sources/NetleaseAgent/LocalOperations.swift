@@ -119,7 +119,7 @@ extension Agent {
                     ]
                 )
                 if attached?.created == true { try? await hostNetwork.detach(attachment.link) }
-                if leased.created { await undo(network: network, owner: owner) }
+                if leased.created { await undoRequest(network: network, owner: owner) }
                 if let error = error as? HostNetworkError, error.code == .conflict {
                     throw NetleaseError(.conflict, "cannot plumb the container: \(error.message)")
                 }
@@ -178,9 +178,11 @@ extension Agent {
         var created: Bool
     }
 
-    /// The owner's lease: the recorded one when the coordinator confirms it, otherwise a new one, probed. A new
-    /// lease is recorded `pending` before the coordinator is asked, and `ready` once handed out — unless
-    /// `plumbing`, where the caller marks it ready after plumbing.
+    /// The owner's lease: the recorded one when the coordinator confirms it, otherwise a new one — from the pool
+    /// (re-checked briefly, then handed over by the coordinator) or, when the pool is empty, leased and probed in
+    /// full. A new lease is recorded `pending` before the coordinator is asked, and `ready` once handed out — unless
+    /// `plumbing`, where the caller marks it ready after plumbing. Answers from the owner's own container (by the
+    /// MAC this host gives it) are not conflicts.
     private func lease(
         network: String,
         owner: String,
@@ -211,6 +213,27 @@ extension Agent {
                 ]
             )
         }
+        let expected = expectedMAC(network: network, owner: owner, netns: netns)
+        let ignoring: Set<String> = expected.map { [$0] } ?? []
+        // A runtime's endpoint (Docker) is recorded with its MAC now: the bridge watch judges claims by it. A
+        // container this agent plumbs gets its MAC recorded once plumbed.
+        let runtimeMAC = netns == nil ? expected : nil
+        while let entry = claimPooled(network: network, address: address) {
+            defer { unclaim(entry) }
+            if let lease = try await handOver(
+                entry,
+                to: owner,
+                ifname: ifname,
+                netns: netns,
+                plumbing: plumbing,
+                ignoring: ignoring,
+                mac: runtimeMAC
+            ) {
+                wakePool()
+                return Leased(handout: handout(lease, context), created: true)
+            }
+        }
+        wakePool()
         var record = LocalLease(
             network: network,
             owner: owner,
@@ -218,7 +241,8 @@ extension Agent {
             prefix: context.spec.subnet.prefix,
             ifname: ifname,
             netns: netns,
-            state: .pending
+            state: .pending,
+            mac: runtimeMAC
         )
         try leases.put(record)
         do {
@@ -227,7 +251,12 @@ extension Agent {
                 record.address = lease.address.description
                 record.prefix = lease.prefix
                 try leases.put(record)
-                if let mac = try await prober.probe(lease.address, on: context.config.bridge) {
+                if let mac = try await prober.probe(
+                    lease.address,
+                    on: context.config.bridge,
+                    options: configuration.probe,
+                    ignoring: ignoring
+                ) {
                     logger.warning(
                         "address answered an ARP probe; quarantining it and leasing another",
                         metadata: [
@@ -252,23 +281,110 @@ extension Agent {
             throw NetleaseError(
                 .conflict,
                 "\(configuration.maxProbeAttempts) addresses in a row answered ARP probes on \(context.config.bridge); "
-                    + "something on the bridge uses addresses outside netlease (see 'netlease leases --state conflict')"
+                    + "something on the bridge uses addresses outside netlease "
+                    + "(see 'netlease leases --state conflict')"
             )
         } catch {
-            await undo(network: network, owner: owner)
+            await undoRequest(network: network, owner: owner)
             throw error
         }
     }
 
-    /// Gives back a lease this request made and forgets its record. When the coordinator cannot be told, the
-    /// pending record stays: the next session's recovery finishes the undo.
-    private func undo(network: String, owner: String) async {
-        guard let session = state.withLock({ $0.session }) else { return }
+    /// Gives a pooled address to `owner`: re-checks it, then asks the coordinator to hand the placeholder's lease
+    /// over. Nil when the address answered (it is quarantined and leaves the pool) or is no longer the
+    /// placeholder's (it leaves the pool); the caller tries the next one.
+    private func handOver(
+        _ entry: LocalLease,
+        to owner: String,
+        ifname: String,
+        netns: String?,
+        plumbing: Bool,
+        ignoring: Set<String>,
+        mac: String?
+    ) async throws -> Lease? {
+        let (session, context) = try currentSession(for: entry.network)
+        guard let address = entry.ipv4 else { return nil }
+        var record = LocalLease(
+            network: entry.network,
+            owner: owner,
+            address: address,
+            prefix: entry.prefix,
+            ifname: ifname,
+            netns: netns,
+            state: .pending,
+            mac: mac,
+            from: entry.owner
+        )
+        try leases.put(record)
         do {
-            try await session.connection.release(
+            if let mac = try await prober.probe(
+                address,
+                on: context.config.bridge,
+                options: configuration.recheck,
+                ignoring: ignoring
+            ) {
+                logger.warning(
+                    "a pooled address answered its re-check; quarantining it",
+                    metadata: [
+                        "network": "\(entry.network)", "address": "\(address)", "mac": "\(mac)",
+                    ]
+                )
+                _ = try await session.connection.reportConflict(
+                    network: entry.network,
+                    address: address,
+                    mac: mac,
+                    claim: session.claim
+                )
+                try leases.update(removing: [(entry.network, entry.owner), (entry.network, owner)], putting: nil)
+                return nil
+            }
+            let lease: Lease
+            do {
+                lease = try await session.connection.acquire(
+                    AcquireRequest(
+                        network: entry.network,
+                        owner: owner,
+                        claim: session.claim,
+                        address: address,
+                        ifname: ifname,
+                        from: entry.owner
+                    )
+                )
+            } catch let error as NetleaseError where error.code == .conflict {
+                // The placeholder lost the address meanwhile (quarantined after a claim, reclaimed and re-leased):
+                // it is no pool address any more.
+                logger.warning(
+                    "a pooled address is no longer this host's",
+                    metadata: [
+                        "network": "\(entry.network)", "address": "\(address)", "error": "\(error)",
+                    ]
+                )
+                try leases.update(removing: [(entry.network, entry.owner), (entry.network, owner)], putting: nil)
+                return nil
+            }
+            record.state = plumbing ? .pending : .ready
+            record.from = nil
+            try leases.update(removing: [(entry.network, entry.owner)], putting: record)
+            return lease
+        } catch {
+            await undoRequest(network: entry.network, owner: owner)
+            throw error
+        }
+    }
+
+    /// Gives back a lease a failed request made and forgets its record. When the coordinator cannot be told, the
+    /// pending record stays: the next session's recovery finishes the undo. A request served from the pool that
+    /// failed before the hand-over leaves the pooled address where it was.
+    func undoRequest(network: String, owner: String) async {
+        guard let session = state.withLock({ $0.session }) else { return }
+        let from = leases.lease(network: network, owner: owner)?.from
+        do {
+            let released = try await session.connection.release(
                 ReleaseRequest(network: network, owner: owner, claim: session.claim)
             )
-            try leases.remove(network: network, owner: owner)
+            var removing = [(network: network, owner: owner)]
+            if let from, released != nil { removing.append((network, from)) }
+            try leases.update(removing: removing, putting: nil)
         } catch {
             logger.error(
                 "cannot give back the lease of a failed request; it is undone at the next reconnect",
@@ -290,6 +406,9 @@ extension Agent {
 
     private func checkOwner(_ owner: String) throws {
         guard !owner.isEmpty else { throw NetleaseError(.badRequest, "owner must not be empty") }
+        guard !owner.hasPrefix("pool:") else {
+            throw NetleaseError(.badRequest, "owner ids starting with 'pool:' are the agents' address pools")
+        }
     }
 
     func currentSession(for network: String) throws -> (Session, NetworkContext) {
@@ -298,6 +417,15 @@ extension Agent {
             throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(network)'")
         }
         return (session, context)
+    }
+
+    /// The MAC the owner's container answers ARP with, when this host knows it: the one it gives a container it
+    /// plumbs (`netns`), or a Docker endpoint's, which its owner names. Nil for CNI leases (the agent never learns
+    /// their MAC).
+    func expectedMAC(network: String, owner: String, netns: String?) -> String? {
+        if netns != nil { return naming.containerMAC(network: network, owner: owner) }
+        guard owner.hasPrefix(DockerIPAMPlugin.ownerPrefix) else { return nil }
+        return DockerIPAMPlugin.canonicalMAC(String(owner.dropFirst(DockerIPAMPlugin.ownerPrefix.count)))
     }
 
     /// The link the agent made for a local lease it plumbed itself; nil for leases handed to a runtime.

@@ -26,6 +26,7 @@ extension Agent {
                     switch current.state {
                     case .pending: try await undoInterrupted(current, control: control, claim: claim)
                     case .ready: try await replumbIfNeeded(current)
+                    case .pooled: break
                     }
                 }
             } catch {
@@ -38,6 +39,25 @@ extension Agent {
                 )
             }
         }
+        // Pool placeholders of this host are this agent's by name: one the coordinator holds without a record (the
+        // record was lost with the state directory) is given back.
+        do {
+            let recorded = Set(leases.all.map(\.key))
+            for lease in try await control.leases(.init(host: configuration.host, state: .active))
+            where isPoolOwner(lease.owner)
+                && !recorded.contains(LocalLease.key(network: lease.network, owner: lease.owner))
+            {
+                _ = try await control.release(ReleaseRequest(network: lease.network, owner: lease.owner, claim: claim))
+                logger.notice(
+                    "gave back a pooled address no record named",
+                    metadata: [
+                        "network": "\(lease.network)", "address": "\(lease.address)",
+                    ]
+                )
+            }
+        } catch {
+            unrepaired.append("cannot look for unrecorded pool addresses: \(error)")
+        }
         state.withLock { $0.unrepaired = unrepaired }
     }
 
@@ -46,7 +66,11 @@ extension Agent {
         let released = try await control.release(
             ReleaseRequest(network: record.network, owner: record.owner, claim: claim)
         )
-        try leases.remove(network: record.network, owner: record.owner)
+        // Served from the pool: when the hand-over happened, the placeholder holds nothing any more; otherwise its
+        // address is still pooled and stays.
+        var removing = [(network: record.network, owner: record.owner)]
+        if let from = record.from, released != nil { removing.append((record.network, from)) }
+        try leases.update(removing: removing, putting: nil)
         logger.notice(
             "undid a request that was interrupted",
             metadata: [

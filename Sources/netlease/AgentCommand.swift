@@ -105,6 +105,42 @@ extension Netlease {
         )
         var dockerPlugin: String?
         @Option(
+            help: ArgumentHelp(
+                "ARP probes per address before it is first handed out (RFC 5227: 3).",
+                valueName: "n"
+            )
+        )
+        var probeCount = ARPProbeOptions().probes
+        @Option(
+            help: ArgumentHelp(
+                "Seconds between two probes: a random time from this to twice this (RFC 5227: 1 to 2).",
+                valueName: "s"
+            )
+        )
+        var probeInterval = 1.0
+        @Option(
+            help: ArgumentHelp(
+                "Seconds to listen for an answer after the last probe (RFC 5227: 2).",
+                valueName: "s"
+            )
+        )
+        var probeWait = 2.0
+        @Option(
+            help: ArgumentHelp(
+                "Seconds to listen when a pooled address is re-checked at hand-out.",
+                valueName: "s"
+            )
+        )
+        var recheckWait = 0.3
+        @Option(
+            help: ArgumentHelp(
+                "Addresses per network leased and probed ahead of demand, so containers need not wait for a full "
+                    + "probe (0: every request probes in full).",
+                valueName: "n"
+            )
+        )
+        var poolSize = AgentConfiguration.defaultPoolSize
+        @Option(
             help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level")
         )
         var logLevel = "info"
@@ -157,6 +193,26 @@ extension Netlease {
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
+            guard (1...10).contains(probeCount) else { throw ValidationError("--probe-count must be 1-10") }
+            for (name, value) in [
+                ("--probe-interval", probeInterval), ("--probe-wait", probeWait),
+                ("--recheck-wait", recheckWait),
+            ] where !(0...60).contains(value) {
+                throw ValidationError("\(name) must be 0-60 seconds")
+            }
+            guard (0...256).contains(poolSize) else { throw ValidationError("--pool-size must be 0-256") }
+        }
+
+        /// The probe timing the options describe.
+        var probeOptions: (probe: ARPProbeOptions, recheck: ARPProbeOptions) {
+            (
+                ARPProbeOptions(
+                    probes: probeCount,
+                    interval: .seconds(probeInterval)...(.seconds(2 * probeInterval)),
+                    wait: .seconds(probeWait)
+                ),
+                ARPProbeOptions(probes: 1, interval: .zero...(.zero), wait: .seconds(recheckWait))
+            )
         }
 
         func run() async throws {
@@ -196,7 +252,10 @@ extension Netlease {
                     stateDirectory: stateDir,
                     teardownOnStop: teardown,
                     tls: tls,
-                    dockerPluginSocket: dockerPlugin
+                    dockerPluginSocket: dockerPlugin,
+                    probe: probeOptions.probe,
+                    recheck: probeOptions.recheck,
+                    poolSize: poolSize
                 )
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()

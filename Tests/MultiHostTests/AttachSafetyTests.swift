@@ -59,7 +59,7 @@ final class AttachSafetyTests: LabTestCase {
 
     func testAttachRefusesTheHostsOwnNamespaceAndNonNamespaces() async throws {
         try await cluster.startCoordinator()
-        try await cluster.startAgent(1)
+        try await cluster.startAgent(1, extraArguments: Self.probeArguments)
         let gateway = lab.serviceAddress.description
         try await lab.run(hostNamespace, ["ip", "route", "add", "default", "via", gateway, "dev", "underlay0"])
         let file = lab.directory + "/not-a-namespace"
@@ -86,7 +86,7 @@ final class AttachSafetyTests: LabTestCase {
 
     func testAFailingRepeatAttachLeavesTheWorkingContainerAlone() async throws {
         try await cluster.startCoordinator()
-        try await cluster.startAgent(1)
+        try await cluster.startAgent(1, extraArguments: Self.probeArguments)
         let address = try await cluster.attachContainer(host: 1, 1)
         let container = cluster.containerNamespace(host: 1, 1)
         let before = await addresses(container, "eth0")
@@ -112,7 +112,7 @@ final class AttachSafetyTests: LabTestCase {
 
     func testTwoConcurrentAttachesOfOneOwnerGetOneAddress() async throws {
         try await cluster.startCoordinator()
-        try await cluster.startAgent(1)
+        try await cluster.startAgent(1, extraArguments: Self.probeArguments)
         let container = cluster.containerNamespace(host: 1, 1)
         try await lab.addNamespace(container)
         let cluster = self.cluster!
@@ -129,8 +129,51 @@ final class AttachSafetyTests: LabTestCase {
         XCTAssertEqual(inside, ["\(one)/16"])
     }
 
+    /// A neighbour that answers ARP 0.4 s and 1.2 s late for the next two addresses: neither is handed out, both
+    /// are quarantined with its MAC.
+    func testAddressesThatAnswerLateAreNeverHandedOut() async throws {
+        try await cluster.startCoordinator()
+        // The bridge exists before the agent starts, so the slow neighbour is on it from the first probe on.
+        try await lab.addHost(1)
+        try await lab.run(hostNamespace, ["ip", "link", "add", "nl-demo", "type", "bridge"])
+        let neighbour = "nl\(lab.id)-slow"
+        try await lab.addNamespace(neighbour)
+        try await lab.run(
+            hostNamespace,
+            [
+                "ip", "link", "add", "slow0", "mtu", "1450", "type", "veth", "peer", "name",
+                "eth0", "mtu", "1450", "netns", neighbour,
+            ]
+        )
+        try await lab.run(hostNamespace, ["ip", "link", "set", "slow0", "master", "nl-demo", "up"])
+        try await lab.run(neighbour, ["ip", "link", "set", "eth0", "up"])
+        let late = IPv4Address(172, 30, 0, 2)
+        let later = IPv4Address(172, 30, 0, 3)
+        let responder = try LabARPResponder.start(
+            in: neighbour,
+            interface: "eth0",
+            answering: [late: .milliseconds(400), later: .milliseconds(1200)],
+            lab: lab
+        )
+        // RFC 5227's timing, the agent's default.
+        try await cluster.startAgent(1, createHost: false)
+
+        let given = try await cluster.attachContainer(host: 1, 1)
+        XCTAssertNotEqual(given, late, "an address that answered ARP 0.4 s late was handed out")
+        XCTAssertNotEqual(given, later, "an address that answered ARP 1.2 s late was handed out")
+        let conflicts = try await cluster.leasesJSON(["--state", "conflict"])
+        let quarantined = Dictionary(
+            uniqueKeysWithValues: conflicts.compactMap { lease -> (String, String)? in
+                guard let address = lease["address"] as? String, let mac = lease["mac"] as? String else { return nil }
+                return (address, mac)
+            }
+        )
+        XCTAssertEqual(quarantined[late.description], responder.mac, "\(conflicts)")
+        XCTAssertEqual(quarantined[later.description], responder.mac, "\(conflicts)")
+    }
+
     /// Probe timing for the tests that are not about it: RFC 5227's shape, shorter, so a test takes seconds.
-    static let probeArguments: [String] = []
+    static let probeArguments = ["--probe-count", "2", "--probe-interval", "0.1", "--probe-wait", "0.3"]
 
     func testAnAgentKilledWhilePlumbingIsRepairedAtRestart() async throws {
         try await cluster.startCoordinator()
@@ -204,7 +247,10 @@ final class AttachSafetyTests: LabTestCase {
     }
 
     /// A probe long enough to kill the agent in the middle of it, and no pool, so the attach probes itself.
-    static let slowProbeArguments: [String] = []
+    static let slowProbeArguments = [
+        "--pool-size", "0", "--probe-count", "3", "--probe-interval", "1",
+        "--probe-wait", "2",
+    ]
 
     private func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout

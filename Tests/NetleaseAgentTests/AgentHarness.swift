@@ -105,7 +105,8 @@ final class AgentHarness: @unchecked Sendable {
         directory: URL? = nil,
         heartbeat: Duration = .milliseconds(100),
         notifier: SystemdNotifier? = nil,
-        via: Endpoint? = nil
+        via: Endpoint? = nil,
+        poolSize: Int = 0
     ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
@@ -127,7 +128,8 @@ final class AgentHarness: @unchecked Sendable {
             socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path,
             heartbeatInterval: heartbeat,
-            reconnectDelay: .milliseconds(20)...(.milliseconds(100))
+            reconnectDelay: .milliseconds(20)...(.milliseconds(100)),
+            poolSize: poolSize
         )
         agent = try Agent(
             configuration: configuration,

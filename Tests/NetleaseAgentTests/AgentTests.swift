@@ -8,35 +8,7 @@ import NetleaseTransport
 import NetleaseWire
 import XCTest
 
-final class AgentTests: XCTestCase {
-    var coordinator: CoordinatorHarness!
-    var harnesses: [AgentHarness] = []
-
-    override func setUp() async throws {
-        coordinator = try await withDeadline("the coordinator's start") { try await CoordinatorHarness.start() }
-        try await admin("creating the network") { c in
-            _ = try await c.createNetwork(
-                NetworkSpec(
-                    name: "prod",
-                    subnet: IPv4Subnet("172.30.0.0/24")!,
-                    vni: 77,
-                    cooldown: 0
-                )
-            )
-        }
-    }
-
-    override func tearDown() async throws {
-        for harness in harnesses {
-            await harness.stop()
-            harness.removeFiles()
-        }
-        harnesses = []
-        if let coordinator {
-            try await withDeadline("the coordinator's stop") { await coordinator.stop() }
-        }
-    }
-
+final class AgentTests: AgentTestCase {
     /// One exchange with the coordinator on an admin connection; fails the test when it takes too long.
     private func admin<T: Sendable>(
         _ what: String,
