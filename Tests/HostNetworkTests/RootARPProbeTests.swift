@@ -46,6 +46,22 @@ final class RootARPProbeTests: NamespaceTestCase {
         let free = try await prober.probe(IPv4Address(172, 30, 0, 52), on: "br0")
         XCTAssertNil(free)
     }
+
+    /// Just under the bound the defaults guarantee whatever the random intervals: an answer less than `wait` (2 s)
+    /// after a probe — even after the last one — is heard. (An answer to the first probe is heard up to the end of
+    /// the whole window, 4-6 s.)
+    func testTheDefaultProbeHearsAnAnswerJustUnderTwoSecondsLate() async throws {
+        let (host, neighbour) = try await bridgeWithNeighbour()
+        let address = IPv4Address(172, 30, 0, 53)
+        let responder = try LabARPResponder.start(
+            in: neighbour,
+            interface: "eth0",
+            answering: [address: .milliseconds(1900)],
+            lab: lab
+        )
+        let heard = try await PacketSocketARPProber(namespace: .named(host)).probe(address, on: "br0")
+        XCTAssertEqual(heard, responder.mac)
+    }
 }
 
 extension RootARPProbeTests {
