@@ -27,6 +27,10 @@ public protocol HostNetworking: Sendable {
     /// What differs from `attachment` (empty: attached as asked), without changing anything.
     func inspect(_ attachment: ContainerAttachment) async throws -> [String]
 
+    /// The host ends of container veths on `bridge`, by the names netlease gives them (keyed, or an older
+    /// release's): what is plumbed, to compare with what the agent recorded.
+    func containerPorts(bridge: String) async throws -> [String]
+
     /// Removes the container's veth pair (deleting the host end deletes both) when its peer is `link.ifname` in
     /// `link.namespace`; harmless when it is gone; `conflict` when a link of that name leads elsewhere.
     func detach(_ link: ContainerLink) async throws

@@ -38,6 +38,16 @@ public enum InterfaceNames {
         "nl" + hex(network + "\u{0}" + owner, digits: 12)
     }
 
+    /// Whether `name` has the shape of a container veth's host end: `nl` + 13 base-32 digits
+    /// (`ContainerNaming.hostVeth`) or `nl` + 12 hex digits (`unkeyedContainerVeth`).
+    public static func isContainerVeth(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.count == 14 || bytes.count == 15, bytes.starts(with: Array("nl".utf8)) else { return false }
+        let digits = bytes.dropFirst(2)
+        if bytes.count == 15 { return digits.allSatisfy { (48...57).contains($0) || (97...118).contains($0) } }
+        return digits.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// A default bridge name for a network that names none: `nl-<network>` when it fits, otherwise `nlb` + hash.
     public static func bridge(network: String) -> String {
         let plain = "nl-" + network

@@ -140,6 +140,14 @@ extension LinuxHostNetwork {
         }
     }
 
+    public func containerPorts(bridge: String) async throws -> [String] {
+        await gate.acquire()
+        defer { gate.release() }
+        return try await observeLinks(Self.listLinks)
+            .filter { $0.kind == "veth" && $0.master == bridge && InterfaceNames.isContainerVeth($0.name) }
+            .map(\.name).sorted()
+    }
+
     /// Where a container's host end stands.
     enum PairState: Equatable {
         /// No link has the owner's name.

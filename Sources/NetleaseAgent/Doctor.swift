@@ -179,11 +179,32 @@ extension Agent {
         )
     }
 
-    /// Every container this agent plumbed, inspected against its record.
+    /// Every container this agent plumbed, inspected against its record, and the other way round: container veths
+    /// on a bridge that no record names (left behind when the state directory was lost, or made by hand).
     private func containersCheck(_ session: Session) async -> DoctorCheck {
         let inFlight = ownerLocks.busy
         var problems: [String] = []
         var count = 0
+        for (name, context) in session.networks.sorted(by: { $0.key < $1.key }) {
+            do {
+                let expected = Set(
+                    leases.all.filter { $0.network == name && $0.netns != nil }.flatMap {
+                        [
+                            naming.hostVeth(network: name, owner: $0.owner),
+                            InterfaceNames.unkeyedContainerVeth(network: name, owner: $0.owner),
+                        ]
+                    }
+                )
+                let found = try await hostNetwork.containerPorts(bridge: context.config.bridge)
+                for port in found where !expected.contains(port) {
+                    problems.append(
+                        "\(name): veth \(port) on \(context.config.bridge) belongs to no recorded container"
+                    )
+                }
+            } catch {
+                problems.append("\(name): cannot list the veths on \(context.config.bridge): \(error)")
+            }
+        }
         for record in leases.all where record.state == .ready && !inFlight.contains(record.key) {
             guard let netns = record.netns, let address = record.ipv4,
                 let context = session.networks[record.network]

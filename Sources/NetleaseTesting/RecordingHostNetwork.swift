@@ -12,6 +12,7 @@ public final class RecordingHostNetwork: HostNetworking {
         case checkNamespace(NetworkNamespace)
         case attach(ContainerAttachment)
         case inspect(ContainerAttachment)
+        case containerPorts(bridge: String)
         case detach(network: String, owner: String)
         case teardown(network: String)
         case reachable(IPv4Address)
@@ -23,8 +24,11 @@ public final class RecordingHostNetwork: HostNetworking {
         var error: HostNetworkError?
         var unreachable: Set<IPv4Address> = []
         var attached: Set<String> = []
+        /// Host ends of the containers attached through this fake and not detached.
+        var attachedPorts: [String] = []
         var problems: [String: [String]] = [:]
         var refused: Set<NetworkNamespace> = []
+        var foreignPorts: [String] = []
     }
 
     private let state = Mutex(State())
@@ -44,6 +48,9 @@ public final class RecordingHostNetwork: HostNetworking {
     public func setRefusedNamespaces(_ namespaces: Set<NetworkNamespace>) {
         state.withLock { $0.refused = namespaces }
     }
+
+    /// Container veths `containerPorts` lists besides those of the containers attached through this fake.
+    public func setForeignPorts(_ ports: [String]) { state.withLock { $0.foreignPorts = ports } }
 
     /// What `inspect` reports for an owner's container from now on (default: nothing wrong).
     public func setProblems(_ problems: [String], owner: String) { state.withLock { $0.problems[owner] = problems } }
@@ -80,7 +87,11 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try record(.attach(attachment))
-        let created = state.withLock { $0.attached.insert(attachment.network + "/" + attachment.owner).inserted }
+        let created = state.withLock { state -> Bool in
+            guard state.attached.insert(attachment.network + "/" + attachment.owner).inserted else { return false }
+            state.attachedPorts.append(attachment.hostInterface)
+            return true
+        }
         return AttachedContainer(
             hostInterface: attachment.hostInterface,
             containerInterface: attachment.ifname,
@@ -96,9 +107,17 @@ public final class RecordingHostNetwork: HostNetworking {
         return state.withLock { $0.problems[attachment.owner] ?? [] }
     }
 
+    public func containerPorts(bridge: String) async throws -> [String] {
+        try record(.containerPorts(bridge: bridge))
+        return state.withLock { state in (state.attachedPorts + state.foreignPorts).sorted() }
+    }
+
     public func detach(_ link: ContainerLink) async throws {
         try record(.detach(network: link.network, owner: link.owner))
-        _ = state.withLock { $0.attached.remove(link.network + "/" + link.owner) }
+        state.withLock { state in
+            state.attached.remove(link.network + "/" + link.owner)
+            state.attachedPorts.removeAll { $0 == link.hostInterface }
+        }
     }
 
     public func teardown(network: String) async throws {

@@ -62,6 +62,10 @@ final class ContainerAttachTests: XCTestCase {
         // The names of older releases are still known, to find their links.
         XCTAssertEqual(InterfaceNames.unkeyedContainerVeth(network: "blue", owner: "container-4711"), "nl2a15d89624ba")
         XCTAssertEqual(ContainerNaming(hex: naming.hex), naming)
+        for name in [Self.host, "nl2a15d89624ba"] { XCTAssertTrue(InterfaceNames.isContainerVeth(name), name) }
+        for name in ["nl-prod", "nlvx-42", "nl2a15d89624bz", "nl1vhoegpgckr6w", "veth1234567", "nl"] {
+            XCTAssertFalse(InterfaceNames.isContainerVeth(name), name)
+        }
         XCTAssertNil(ContainerNaming(hex: "00"))
     }
 

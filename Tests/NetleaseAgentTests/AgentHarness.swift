@@ -45,6 +45,11 @@ final class ObservedHostNetwork: HostNetworking {
         return try await recorder.inspect(attachment)
     }
 
+    func containerPorts(bridge: String) async throws -> [String] {
+        defer { sink.yield(.containerPorts(bridge: bridge)) }
+        return try await recorder.containerPorts(bridge: bridge)
+    }
+
     func detach(_ link: ContainerLink) async throws {
         defer { sink.yield(.detach(network: link.network, owner: link.owner)) }
         try await recorder.detach(link)

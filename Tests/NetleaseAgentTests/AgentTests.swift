@@ -335,6 +335,16 @@ final class AgentTests: AgentTestCase {
         checks = try await doctor()
         XCTAssertEqual(checks["containers"]?.ok, false)
         XCTAssertTrue(checks["containers"]?.detail.contains("'web'") ?? false, checks["containers"]?.detail ?? "")
+
+        // Plumbed but recorded nowhere: a container veth on the bridge that no record names.
+        second.network.recorder.setProblems([], owner: "web")
+        second.network.recorder.setForeignPorts(["nl0123456789abc"])
+        checks = try await doctor()
+        XCTAssertEqual(checks["containers"]?.ok, false)
+        XCTAssertEqual(
+            checks["containers"]?.detail,
+            "prod: veth nl0123456789abc on nl-prod belongs to no recorded container"
+        )
     }
 
     func testAgentRejoinsWithANewEpochWhenFenced() async throws {
