@@ -41,18 +41,37 @@ extension Agent {
                     $0.lastError = nil
                 }
                 await reconcileLocalLeases(control, claim: claim)
+                await recoverInterruptedRequests(control, claim: claim)
                 onReady()
+                state.withLock { $0.lastSession = (endpoint, claim) }
                 let interval = heartbeatInterval(specs.values)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         try await self.heartbeat(control, epoch: join.epoch, store: join.store, every: interval)
                     }
                     group.addTask { try await self.follow(events, from: directory) }
+                    // The pool keeper and the bridge watches never end the session: they park when done.
+                    group.addTask {
+                        await self.maintainPools()
+                        try await Self.parkUntilCancelled()
+                    }
+                    for network in configuration.networks {
+                        group.addTask {
+                            await self.defend(network)
+                            try await Self.parkUntilCancelled()
+                        }
+                    }
                     defer { group.cancelAll() }
                     try await group.next()
                 }
             }
         }
+    }
+
+    /// Waits until the task is cancelled (then throws): for a child task whose work is done but whose group must
+    /// not take its end for the session's.
+    static func parkUntilCancelled() async throws {
+        while true { try await Task.sleep(for: .seconds(3600)) }
     }
 
     /// Records why a session ended; a `stale-epoch` means the coordinator declared this host lost or another agent

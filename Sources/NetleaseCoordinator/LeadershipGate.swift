@@ -154,6 +154,24 @@ public final class LeadershipGate: LeaseStore {
         try await current().reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
     }
 
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await current().handOver(
+            network: network,
+            address: address,
+            from: from,
+            owner: owner,
+            ifname: ifname,
+            claim: claim
+        )
+    }
+
     public func acquire(
         network: String,
         owner: String,

@@ -25,6 +25,7 @@ extension RequestHandler.Barrier {
         case .reportConflict: .reportConflict
         case .leaseList: .leaseList
         case .reconcile: .reconcile
+        case .handOver: .acquire
         case .watch: .watch
         case .backup: .backup
         case .stats: .stats

@@ -64,7 +64,8 @@ public struct RequestHandler: Sendable {
         case barrier(Barrier)
     }
 
-    /// The verbs that are barriers (docs/PROTOCOL.md): listings, joins, admin changes, RECONCILE, WATCH. Each may
+    /// The verbs that are barriers (docs/PROTOCOL.md): listings, joins, admin changes, RECONCILE, WATCH, and ACQUIRE
+    /// with `from`. Each may
     /// suspend, so it runs after every request before it was applied and before any after it is read, and sees
     /// exactly the state its position in the stream implies. Only `start` makes one, after the access check.
     public enum Barrier: Sendable {
@@ -80,6 +81,8 @@ public struct RequestHandler: Sendable {
         case reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim)
         case leaseList(Ledger.LeaseFilter)
         case reconcile(ReconcileRequest)
+        /// ACQUIRE with `from`: rare (one per container started from an agent's pool) and not an allocation.
+        case handOver(AcquireRequest)
         case watch
         case backup
         case stats
@@ -144,6 +147,8 @@ public struct RequestHandler: Sendable {
                 metrics.requestEnded(.auth, error: error, since: begun)
                 return .reply(failed(error))
             }
+        case .acquire(let r) where r.from != nil:
+            return .barrier(.handOver(r))
         case .acquire(let r):
             store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
                 metrics.requestEnded(.acquire, error: $0.failure, since: begun)
@@ -304,6 +309,19 @@ public struct RequestHandler: Sendable {
                 records: try await store.leases(filter).filter { Self.mayList($0, session: session) }
                     .map(WireCodec.fields(lease:))
             )
+        case .handOver(let r):
+            guard let from = r.from, let address = r.address, let claim = r.claim else {
+                throw NetleaseError.badRequest("ACQUIRE with field 'from' needs fields 'address', 'host' and 'epoch'")
+            }
+            let lease = try await store.handOver(
+                network: r.network,
+                address: address,
+                from: from,
+                owner: r.owner,
+                ifname: r.ifname,
+                claim: claim
+            )
+            return .ok(WireCodec.fields(lease: lease))
         case .reconcile(let r):
             let outcome = try await store.reconcile(
                 network: r.network,

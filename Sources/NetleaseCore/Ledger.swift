@@ -160,8 +160,8 @@ public struct Ledger: Sendable {
 
     /// Mutates a book in place. The dictionary's storage is modified through, never copied: copying a book (its
     /// record and owner tables) per change would make every allocation cost grow with the pool's size. `body` may
-    /// use only its argument, not `self`.
-    private mutating func modifyBook<T>(_ name: String, _ body: (inout AddressBook) throws -> T) rethrows -> T {
+    /// use only its argument, not `self`. Internal for the ledger's extensions in other files.
+    mutating func modifyBook<T>(_ name: String, _ body: (inout AddressBook) throws -> T) rethrows -> T {
         try body(&books[name]!)
     }
 
@@ -172,7 +172,7 @@ public struct Ledger: Sendable {
 
     /// Refuses a network name outside the grammar (`bad-request`) before looking it up (`unknown-network`): only a
     /// name with one spelling may be looked up in a dictionary that compares canonical equivalence (`Names`).
-    private func checkNetwork(_ name: String, field: String = "network") throws {
+    func checkNetwork(_ name: String, field: String = "network") throws {
         try Names.checkName(name, field: field, kind: "network")
         guard books[name] != nil else { throw NetleaseError.unknownNetwork(name) }
     }

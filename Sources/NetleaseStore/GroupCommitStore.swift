@@ -234,6 +234,28 @@ public final class GroupCommitStore: Sendable {
         }
     }
 
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await perform { ledger, now, changes in
+            try ledger.handOver(
+                network: network,
+                address: address,
+                from: from,
+                to: owner,
+                ifname: ifname,
+                claim: claim,
+                now: now,
+                changes: &changes
+            )
+        }
+    }
+
     public func reclaim() async throws -> [String] {
         try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
     }
@@ -451,6 +473,24 @@ extension GroupCommitBacked {
         async throws -> ReconcileOutcome
     {
         try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
+    }
+
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await core.handOver(
+            network: network,
+            address: address,
+            from: from,
+            owner: owner,
+            ifname: ifname,
+            claim: claim
+        )
     }
 
     public func acquire(

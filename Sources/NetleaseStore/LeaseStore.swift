@@ -27,6 +27,15 @@ public protocol LeaseStore: Sendable {
         claim: HostClaim
     )
         async throws -> ReconcileOutcome
+    /// `Ledger.handOver`: `from`'s active lease of `address` on the claiming host becomes `owner`'s.
+    func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease
 
     // The hot verbs, without suspension, for servers that pipeline a connection's requests: each applies at once,
     // in call order with every other operation, and calls `done` once its effect is durable, so operations

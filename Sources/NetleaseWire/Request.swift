@@ -112,19 +112,24 @@ public struct AcquireRequest: Sendable, Equatable {
     public var claim: HostClaim?
     public var address: IPv4Address?
     public var ifname: String
+    /// Take `address` over from this owner's active lease on the claiming host instead of allocating (an agent
+    /// handing out an address it leased ahead of demand). Needs `address` and a claim with an epoch.
+    public var from: String?
 
     public init(
         network: String,
         owner: String,
         claim: HostClaim? = nil,
         address: IPv4Address? = nil,
-        ifname: String = ""
+        ifname: String = "",
+        from: String? = nil
     ) {
         self.network = network
         self.owner = owner
         self.claim = claim
         self.address = address
         self.ifname = ifname
+        self.from = from
     }
 }
 
@@ -213,16 +218,19 @@ extension Request {
             try only("host")
             self = .hostRemove(host: try f.requireName("host", kind: "host"))
         case .acquire:
-            try only("network", "owner", "host", "epoch", "address", "ifname")
-            self = .acquire(
-                AcquireRequest(
-                    network: try f.requireName("network", kind: "network"),
-                    owner: try f.requireOwner(),
-                    claim: try Self.claim(f),
-                    address: try f.address("address"),
-                    ifname: try f.interfaceName("ifname")
-                )
+            try only("network", "owner", "host", "epoch", "address", "ifname", "from")
+            let request = AcquireRequest(
+                network: try f.requireName("network", kind: "network"),
+                owner: try f.requireOwner(),
+                claim: try Self.claim(f),
+                address: try f.address("address"),
+                ifname: try f.interfaceName("ifname"),
+                from: try f.owner("from")
             )
+            if request.from != nil, request.address == nil || request.claim?.epoch == nil {
+                throw NetleaseError.badRequest("ACQUIRE with field 'from' needs fields 'address', 'host' and 'epoch'")
+            }
+            self = .acquire(request)
         case .release:
             try only("network", "owner", "address", "host", "epoch")
             let request = ReleaseRequest(
@@ -377,6 +385,7 @@ extension Request {
             WireCodec.append(claim: r.claim, to: &f)
             if let address = r.address { f.append("address", address.description) }
             if !r.ifname.isEmpty { f.append("ifname", r.ifname) }
+            if let from = r.from { f.append("from", from) }
         case .release(let r):
             f.append("network", r.network)
             if let owner = r.owner { f.append("owner", owner) }

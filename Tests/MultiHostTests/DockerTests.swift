@@ -116,11 +116,13 @@ final class DockerTests: LabTestCase {
         return output.split(separator: "\n").map(String.init)
     }
 
-    /// Leases in `state` by address; the bridges' own (owner `bridge:HOST`) left out.
+    /// Leases in `state` by address; the bridges' own (owner `bridge:HOST`) and the agents' address pools (owner
+    /// `pool:HOST:…`, which come and go as the agents keep them full) left out.
     private func leases(state: String) async throws -> [String: [String: Any]] {
         var byAddress: [String: [String: Any]] = [:]
         for lease in try await cluster.leasesJSON(["--state", state]) {
-            if (lease["owner"] as? String)?.hasPrefix("bridge:") == true { continue }
+            let owner = lease["owner"] as? String ?? ""
+            if owner.hasPrefix("bridge:") || owner.hasPrefix("pool:") { continue }
             if let address = lease["address"] as? String { byAddress[address] = lease }
         }
         return byAddress
@@ -147,6 +149,26 @@ final class DockerTests: LabTestCase {
         )
     }
 
+    /// Every lease (cooling ones too) once each of `hosts` agents holds a full pool (4 addresses, the default);
+    /// fails after a minute.
+    private func heldOncePoolsAreFull(hosts: Int) async throws -> [(owner: String, address: IPv4Address)] {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while clock.now < deadline {
+            let listed = try await cluster.leasesJSON() + cluster.leasesJSON(["--state", "cooldown"])
+            let all = listed.compactMap { lease -> (owner: String, address: IPv4Address)? in
+                guard let owner = lease["owner"] as? String, let text = lease["address"] as? String,
+                    let address = IPv4Address(text)
+                else { return nil }
+                return (owner, address)
+            }
+            if all.filter({ $0.owner.hasPrefix("pool:") }).count == 4 * hosts { return all }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        XCTFail("the agents' pools did not fill")
+        throw CancellationError()
+    }
+
     /// Waits up to a minute for `address` to be released (in cooldown).
     private func waitForCooldown(
         _ address: IPv4Address,
@@ -169,8 +191,12 @@ final class DockerTests: LabTestCase {
         try await cluster.startCoordinator()
         let (first, second) = try await (startDockerHost(1), startDockerHost(2))
         let daemons = [1: first, 2: second]
-        // The bridges hold .1 and .2, so the coordinator's next address is .3: someone took it by hand on host1.
-        let squatted = IPv4Address(172, 30, 0, 3)
+        // Once both agents' pools are full, the coordinator's next address is the one after the highest it ever
+        // handed out (it hands out never-used addresses in order first): someone took it by hand on host1. Whoever
+        // leases it next (a container or a pool refill) probes it in full.
+        let held = try await heldOncePoolsAreFull(hosts: 2)
+        let bridges = Set(held.filter { $0.owner.hasPrefix("bridge:") }.map(\.address))
+        let squatted = IPv4Address(try XCTUnwrap(held.map(\.address.value).max()) + 1)
         let rogueMAC = try await squat(squatted)
 
         let create = try await createLine()
@@ -194,7 +220,7 @@ final class DockerTests: LabTestCase {
         let addresses = containers.values.map(\.address)
         XCTAssertEqual(Set(addresses).count, 40, "an address was handed out twice")
         XCTAssertFalse(addresses.contains(squatted), "an address in use on the bridge was given to a container")
-        XCTAssertFalse(addresses.contains { $0 == IPv4Address(172, 30, 0, 1) || $0 == IPv4Address(172, 30, 0, 2) })
+        XCTAssertTrue(bridges.isDisjoint(with: addresses), "a container got a bridge address: \(bridges)")
 
         let conflicts = try await leases(state: "conflict")
         XCTAssertEqual(conflicts[squatted.description]?["mac"] as? String, rogueMAC, "\(conflicts)")

@@ -67,6 +67,10 @@ final class PostgresStoreHostTests: StoreHostTests {
     override func testBridgeAddressIsNeverHandedToAContainer() async throws {
         try await super.testBridgeAddressIsNeverHandedToAContainer()
     }
+
+    override func testHandOverKeepsTheAddressDurablyAndTakesOnlyTheHostsOwnLease() async throws {
+        try await super.testHandOverKeepsTheAddressDurablyAndTakesOnlyTheHostsOwnLease()
+    }
 }
 
 final class PostgresStoreReclaimRaceTests: StoreReclaimRaceTests {
