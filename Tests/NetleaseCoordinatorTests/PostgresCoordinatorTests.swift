@@ -22,15 +22,7 @@ class PostgresCoordinatorTestCase: XCTestCase {
 
     override func setUpWithError() throws {
         try super.setUpWithError()
-        do {
-            server = try PostgresTestServer.shared()
-        } catch let error as PostgresTestServer.Unavailable {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
-                XCTFail("NETLEASE_REQUIRE_NETNS=1 but PostgreSQL cannot run: \(error.reason)")
-                throw error
-            }
-            throw XCTSkip("PostgreSQL is not available (install the Debian package postgresql): \(error.reason)")
-        }
+        server = try PostgresTestServer.sharedForTest(fail: { XCTFail($0) }, skip: { XCTSkip($0) })
     }
 
     override func tearDownWithError() throws {
