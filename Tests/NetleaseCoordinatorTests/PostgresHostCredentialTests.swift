@@ -27,7 +27,7 @@ final class PostgresHostCredentialTests: PostgresCoordinatorTestCase {
             }
             try await connection.revokeHostCredential(host: "h2")
         }
-        await expect(.notLeader, "a host credential on the standby") {
+        await expectNetleaseError(.notLeader, "a host credential on the standby") {
             try await NetleaseConnection.connect(to: second.endpoint, secret: credentials["h1"]!.text) { _ in }
         }
 
@@ -38,29 +38,12 @@ final class PostgresHostCredentialTests: PostgresCoordinatorTestCase {
             _ = try await connection.acquire(
                 AcquireRequest(network: "prod", owner: "c1", claim: HostClaim(host: "h1", epoch: joined.epoch))
             )
-            await expect(.forbidden, "a network created with a host credential") {
+            await expectNetleaseError(.forbidden, "a network created with a host credential") {
                 try await connection.createNetwork(NetworkSpec(name: "dev", subnet: IPv4Subnet("172.31.0.0/24")!))
             }
         }
-        await expect(.authFailed, "the credential revoked on the old leader") {
+        await expectNetleaseError(.authFailed, "the credential revoked on the old leader") {
             try await NetleaseConnection.connect(to: second.endpoint, secret: credentials["h2"]!.text) { _ in }
-        }
-    }
-
-    private func expect<T>(
-        _ code: ErrorCode,
-        _ what: String,
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        _ body: () async throws -> T
-    ) async {
-        do {
-            _ = try await body()
-            XCTFail("\(what): expected \(code.rawValue)", file: file, line: line)
-        } catch let error as NetleaseError {
-            XCTAssertEqual(error.code, code, "\(what): \(error)", file: file, line: line)
-        } catch {
-            XCTFail("\(what): \(error)", file: file, line: line)
         }
     }
 }
