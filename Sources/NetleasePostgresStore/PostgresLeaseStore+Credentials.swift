@@ -39,6 +39,26 @@ extension PostgresLeaseStore: HostCredentialStore {
         }
     }
 
+    /// Inserts `credentials` (a migrated store's) into an empty table, in the caller's transaction, and reads them
+    /// back to compare; the hashes are copied as they are (the secrets are never known here), so every agent keeps
+    /// working after a migration.
+    static func insertHostCredentials(
+        _ credentials: [StoredHostCredential],
+        on connection: BlockingPostgresConnection
+    ) throws {
+        for credential in credentials {
+            try connection.run(
+                """
+                INSERT INTO host_credentials (host, hash, issued)
+                VALUES (\(credential.host), \(credential.hash.stored), \(credential.issued))
+                """
+            )
+        }
+        guard try self.credentials(connection, host: nil) == credentials.sorted(by: { $0.host < $1.host }) else {
+            throw NetleaseError(.storage, "the copied host credentials differ from the source")
+        }
+    }
+
     private static func credentials(
         _ connection: BlockingPostgresConnection,
         host: String?

@@ -47,9 +47,12 @@ public struct HostCredential: Sendable, Equatable {
     /// Writes the credential to `path` with mode 0600. An existing file is refused unless `replace`; then it is
     /// replaced atomically (a new file renamed over it), so a reader never sees half a credential.
     public func write(to path: String, replace: Bool) throws {
-        if !replace && FileManager.default.fileExists(atPath: path) {
-            throw NetleaseError.badRequest("\(path) exists; refusing to overwrite it (use --force to replace it)")
-        }
+        try Self.install(try writeTemporary(beside: path), at: path, replace: replace)
+    }
+
+    /// Writes the credential (mode 0600, synced) to a new file in the directory of `path`; returns its path. With
+    /// `install` this lets a caller make sure the file can be written before it tells anyone about the credential.
+    public func writeTemporary(beside path: String) throws -> String {
         let temporary = path + ".new-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
@@ -63,11 +66,26 @@ public struct HostCredential: Sendable, Equatable {
             unlink(temporary)
             throw NetleaseError.badRequest("cannot write \(temporary): \(String(cString: strerror(errno)))")
         }
-        // link(2) refuses an existing target: without `replace` a file made meanwhile is never overwritten.
-        let moved = replace ? rename(temporary, path) : link(temporary, path)
-        let reason = String(cString: strerror(errno))
-        if !replace || moved != 0 { unlink(temporary) }
-        guard moved == 0 else { throw NetleaseError.badRequest("cannot write \(path): \(reason)") }
+        return temporary
+    }
+
+    /// Moves a file made by `writeTemporary` to `path`. Without `replace`, link(2) refuses an existing target, so a
+    /// file made meanwhile is never overwritten; the temporary file is then kept and named in the error.
+    public static func install(_ temporary: String, at path: String, replace: Bool) throws {
+        if replace {
+            guard rename(temporary, path) == 0 else {
+                throw NetleaseError.badRequest(
+                    "cannot write \(path): \(String(cString: strerror(errno))); the credential is in \(temporary)"
+                )
+            }
+            return
+        }
+        guard link(temporary, path) == 0 else {
+            throw NetleaseError.badRequest(
+                "cannot write \(path): \(String(cString: strerror(errno))); the credential is in \(temporary)"
+            )
+        }
+        unlink(temporary)
     }
 }
 

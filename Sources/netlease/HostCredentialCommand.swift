@@ -56,18 +56,19 @@ extension Netlease.HostCommand {
                 try await reportingErrors(json: json) {
                     let credential = try HostCredential.generate(for: name)
                     let hash = SecretHash(hashing: credential.text).stored
-                    let result = try await client.withConnection {
-                        try await $0.setHostCredential(host: name, hash: hash)
-                    }
+                    // Written (beside its place) before the coordinator learns the hash: a file that cannot be
+                    // written never costs the host its working credential.
+                    let temporary = try credential.writeTemporary(beside: path)
+                    let result: (replaced: Bool, closed: Int)
                     do {
-                        try credential.write(to: path, replace: force)
-                    } catch let error as NetleaseError {
-                        throw NetleaseError(
-                            error.code,
-                            "the coordinator holds the new credential of '\(name)' but it could not be written: "
-                                + "\(error.message); issue it again"
-                        )
+                        result = try await client.withConnection {
+                            try await $0.setHostCredential(host: name, hash: hash)
+                        }
+                    } catch {
+                        unlink(temporary)
+                        throw error
                     }
+                    try HostCredential.install(temporary, at: path, replace: force)
                     if json {
                         try printJSON(
                             CredentialJSON(host: name, file: path, replaced: result.replaced, closed: result.closed)

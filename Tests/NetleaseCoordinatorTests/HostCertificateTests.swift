@@ -64,8 +64,10 @@ final class HostCertificateTests: XCTestCase {
 
     func testAFailedBindingLeavesTheConnectionUnauthenticated() async throws {
         try await connect(pki.host1, secret: nil) { connection in
-            await expect(.forbidden) { try await connection.send(.auth(secret: self.credentials["h2"]!.text)) }
-            await expect(.authRequired, "a refused AUTH authenticated the connection") {
+            await expectNetleaseError(.forbidden) {
+                try await connection.send(.auth(secret: self.credentials["h2"]!.text))
+            }
+            await expectNetleaseError(.authRequired, "a refused AUTH authenticated the connection") {
                 try await connection.send(.join(host: "h2", underlay: IPv4Address("10.9.0.2")!, networks: []))
             }
         }
@@ -85,23 +87,6 @@ final class HostCertificateTests: XCTestCase {
     }
 
     // MARK: helpers
-
-    private func expect(
-        _ code: ErrorCode,
-        _ what: String = "",
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        _ body: () async throws -> ReplyData
-    ) async {
-        do {
-            let reply = try await body()
-            XCTFail("expected \(code.rawValue), got \(reply) \(what)", file: file, line: line)
-        } catch let error as NetleaseError {
-            XCTAssertEqual(error.code, code, "\(error) \(what)", file: file, line: line)
-        } catch {
-            XCTFail("\(error)", file: file, line: line)
-        }
-    }
 
     private func connect<T: Sendable>(
         _ certificate: TLSSettings,

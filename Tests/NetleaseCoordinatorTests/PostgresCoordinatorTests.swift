@@ -2,6 +2,7 @@ import Foundation
 import HostNetwork
 import NetleaseClient
 import NetleaseCore
+import NetleaseStore
 import NetleaseTesting
 import NetleaseTransport
 import NetleaseWire
@@ -136,6 +137,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
     }
 
     func testMigrateCopiesAStoppedSQLiteStoreAndRefusesWhatItMustNot() async throws {
+        let credential = try HostCredential.generate(for: "h1")
         let directory = makeDirectory()
         let sqlite = try await start(directory)
         var before: [Lease] = []
@@ -153,6 +155,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             before =
                 try await connection.leases(.init(network: "prod"))
                 + (try await connection.leases(.init(network: "prod", state: .cooldown)))
+            try await connection.setHostCredential(host: "h1", hash: SecretHash(hashing: credential.text).stored)
         }
         let url = try makeDatabase()
 
@@ -167,6 +170,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         XCTAssertEqual(migrated.status, 0, migrated.stderr)
         XCTAssertTrue(migrated.stdout.contains("1 networks, 1 hosts, 12 leases"), migrated.stdout)
         XCTAssertTrue(migrated.stdout.contains("verified"), migrated.stdout)
+        XCTAssertTrue(migrated.stdout.contains("1 host credential(s)"), migrated.stdout)
         XCTAssertEqual(
             try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db")),
             fileBefore,
@@ -195,6 +199,10 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             // The epoch counter came along: a rejoin gets a new, higher epoch.
             let rejoined = try await connection.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1))
             XCTAssertEqual(rejoined.epoch, hosts[0].epoch + 1)
+        }
+        // The host's credential came along: its agent authenticates as before.
+        try await NetleaseConnection.connect(to: postgres.endpoint, secret: credential.text) { connection in
+            _ = try await connection.heartbeat(host: "h1", epoch: try await connection.hosts()[0].epoch)
         }
 
         // Nor into a database a coordinator has already used, even an empty one.
