@@ -6,6 +6,7 @@ import NetleaseTransport
 /// The CLI and the test harness take theirs from `defaults`.
 public struct CoordinatorConfiguration: Sendable {
     public static let defaultPort = Endpoint.defaultPort
+    public static let defaultAuthTimeout: Duration = .seconds(10)
 
     public var host: String
     public var port: Int
@@ -18,6 +19,12 @@ public struct CoordinatorConfiguration: Sendable {
     public var idleTimeout: Duration
     /// A started request line must be finished within this time.
     public var lineTimeout: Duration
+    /// A connection must authenticate within this time after it was accepted (TLS handshake included), or it is
+    /// closed; requests before AUTH (PING too) do not extend it. Only with a secret.
+    public var authTimeout: Duration
+    /// Caps for unauthenticated (in all, per source address) and read-only connections (`ConnectionAdmission`);
+    /// only with a secret.
+    public var admission: ConnectionAdmission.Limits
     /// How often the reclaimer looks for lost hosts and finished cooldowns.
     public var reclaimInterval: Duration
     /// How often a watcher gets a keepalive event when nothing else happened.
@@ -41,6 +48,8 @@ public struct CoordinatorConfiguration: Sendable {
         maxConnections: Int = LineServer.Configuration.defaultMaxConnections,
         idleTimeout: Duration = LineServer.Configuration.defaultIdleTimeout,
         lineTimeout: Duration = LineServer.Configuration.defaultLineTimeout,
+        authTimeout: Duration = CoordinatorConfiguration.defaultAuthTimeout,
+        admission: ConnectionAdmission.Limits = ConnectionAdmission.Limits(),
         reclaimInterval: Duration = .seconds(1),
         keepaliveInterval: Duration = .seconds(20),
         maxAuthFailures: Int = 3,
@@ -54,11 +63,33 @@ public struct CoordinatorConfiguration: Sendable {
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
         self.lineTimeout = lineTimeout
+        self.authTimeout = authTimeout
+        self.admission = admission
         self.reclaimInterval = reclaimInterval
         self.keepaliveInterval = keepaliveInterval
         self.maxAuthFailures = maxAuthFailures
         self.tls = tls
         self.tlsAdminSubjects = tlsAdminSubjects
+    }
+
+    /// Why these limits cannot work together, or nil. Credential-less clients may never fill the slots
+    /// credentialed ones need: the unauthenticated and reader caps together stay below the connection cap.
+    public var limitsProblem: String? {
+        if authTimeout <= .zero { return "the authentication timeout must be positive" }
+        let caps = admission
+        if caps.maxUnauthenticated < 1 || caps.maxUnauthenticatedPerSource < 1 || caps.maxReaders < 0 {
+            return "the unauthenticated caps must be positive and the reader cap not negative"
+        }
+        if caps.maxUnauthenticatedPerSource > caps.maxUnauthenticated {
+            return "the per-source unauthenticated cap (\(caps.maxUnauthenticatedPerSource)) exceeds the "
+                + "unauthenticated cap (\(caps.maxUnauthenticated))"
+        }
+        if secret != nil && caps.maxUnauthenticated + caps.maxReaders >= maxConnections {
+            return "the unauthenticated cap (\(caps.maxUnauthenticated)) and the reader cap (\(caps.maxReaders)) "
+                + "together must stay below the connection cap (\(maxConnections)), or clients without an admin "
+                + "or host credential could take every slot"
+        }
+        return nil
     }
 
     /// The defaults, for help texts.

@@ -216,7 +216,9 @@ public final class LeadershipGate: LeaseStore {
         }
     }
 
-    public func reclaim() async throws -> [String] { try await current().reclaim() }
+    public func reclaim(unobserved: Millis) async throws -> [String] {
+        try await current().reclaim(unobserved: unobserved)
+    }
 
     public func statistics() -> StoreStatistics {
         state.withLock { $0.store }?.statistics() ?? StoreStatistics()

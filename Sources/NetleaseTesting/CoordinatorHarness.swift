@@ -44,6 +44,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
         maxConnections: Int = CoordinatorConfiguration.defaults.maxConnections,
         idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
         lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
+        authTimeout: Duration = CoordinatorConfiguration.defaults.authTimeout,
+        admission: ConnectionAdmission.Limits = CoordinatorConfiguration.defaults.admission,
         reclaimInterval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
         directory: URL? = nil,
         port: Int = 0,
@@ -62,6 +64,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
                     maxConnections: maxConnections,
                     idleTimeout: idleTimeout,
                     lineTimeout: lineTimeout,
+                    authTimeout: authTimeout,
+                    admission: admission,
                     reclaimInterval: reclaimInterval,
                     tls: tls,
                     tlsAdminSubjects: tlsAdminSubjects

@@ -96,6 +96,38 @@ extension Netlease {
 
         @Option(
             help: ArgumentHelp(
+                "Close connections that have not authenticated this long after connecting (PING does not extend it).",
+                valueName: "seconds"
+            )
+        )
+        var authTimeout = CoordinatorConfiguration.defaults.authTimeout.components.seconds
+
+        @Option(
+            help: ArgumentHelp(
+                "Most unauthenticated connections at once; a new one closes the oldest.",
+                valueName: "n"
+            )
+        )
+        var maxUnauthenticated = CoordinatorConfiguration.defaults.admission.maxUnauthenticated
+
+        @Option(
+            help: ArgumentHelp(
+                "Most unauthenticated connections from one source address; a new one closes that source's oldest.",
+                valueName: "n"
+            )
+        )
+        var maxUnauthenticatedPerSource = CoordinatorConfiguration.defaults.admission.maxUnauthenticatedPerSource
+
+        @Option(
+            help: ArgumentHelp(
+                "Most connections authenticated with the reader secret (watchers included); more are refused.",
+                valueName: "n"
+            )
+        )
+        var maxReaders = CoordinatorConfiguration.defaults.admission.maxReaders
+
+        @Option(
+            help: ArgumentHelp(
                 "Most requests committed together in one durable transaction (1 disables group commit).",
                 valueName: "n"
             )
@@ -157,6 +189,16 @@ extension Netlease {
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
             guard lineTimeout > 0 else { throw ValidationError("--line-timeout must be positive") }
+            guard authTimeout > 0 else { throw ValidationError("--auth-timeout must be positive") }
+            var limits = configuration(endpoint: Endpoint(host: "127.0.0.1", port: 0), tls: nil, secrets: nil)
+            // Checked as with a secret: only --insecure runs without one, and then the caps do not apply.
+            limits.secret = insecure ? nil : ClusterSecret("check")
+            if let problem = limits.limitsProblem {
+                throw ValidationError(
+                    "--max-unauthenticated, --max-unauthenticated-per-source, --max-readers, --max-connections: "
+                        + problem
+                )
+            }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
@@ -333,19 +375,8 @@ extension Netlease {
             logger: Logger,
             onListening: @escaping @Sendable (SocketAddress) -> Void
         ) -> NetleaseCoordinator.Coordinator {
-            let configuration = CoordinatorConfiguration(
-                host: endpoint.host,
-                port: endpoint.port,
-                secret: secrets?.secret,
-                readerSecret: secrets?.reader,
-                maxConnections: maxConnections,
-                idleTimeout: .seconds(idleTimeout),
-                lineTimeout: .seconds(lineTimeout),
-                tls: tls,
-                tlsAdminSubjects: Set(tlsAdminSubject)
-            )
-            return NetleaseCoordinator.Coordinator(
-                configuration: configuration,
+            NetleaseCoordinator.Coordinator(
+                configuration: configuration(endpoint: endpoint, tls: tls, secrets: secrets),
                 store: store,
                 metrics: metrics,
                 logger: logger
@@ -356,6 +387,30 @@ extension Netlease {
                 FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
                 notifier?.ready(status: "serving on \(shown)")
             }
+        }
+
+        private func configuration(
+            endpoint: Endpoint,
+            tls: TLSSettings?,
+            secrets: (secret: ClusterSecret, reader: ClusterSecret?)?
+        ) -> CoordinatorConfiguration {
+            CoordinatorConfiguration(
+                host: endpoint.host,
+                port: endpoint.port,
+                secret: secrets?.secret,
+                readerSecret: secrets?.reader,
+                maxConnections: maxConnections,
+                idleTimeout: .seconds(idleTimeout),
+                lineTimeout: .seconds(lineTimeout),
+                authTimeout: .seconds(authTimeout),
+                admission: ConnectionAdmission.Limits(
+                    maxUnauthenticated: maxUnauthenticated,
+                    maxUnauthenticatedPerSource: maxUnauthenticatedPerSource,
+                    maxReaders: maxReaders
+                ),
+                tls: tls,
+                tlsAdminSubjects: Set(tlsAdminSubject)
+            )
         }
 
         /// The metrics endpoint of --metrics, if given. Listed first, so it stops last: /readyz answers 503 while
