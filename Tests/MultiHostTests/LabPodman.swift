@@ -76,6 +76,11 @@ final class LabPodman: @unchecked Sendable {
         lab.onDestroy { [self] in sweep() }
     }
 
+    /// Adds another network configuration list to this host's CNI configuration directory.
+    func addConflist(_ name: String, _ conflist: String) throws {
+        try Data(conflist.utf8).write(to: URL(fileURLWithPath: path("net.d/60-\(name).conflist")))
+    }
+
     private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
     /// Runs podman in the host's network namespace with this host's directories; throws when it exits non-zero.
@@ -97,7 +102,17 @@ final class LabPodman: @unchecked Sendable {
 
     /// `podman run -d --network NETWORK --name NAME` the busybox image sleeping; returns the container's address.
     func run(_ name: String, network: String) async throws -> IPv4Address {
+        try await start(name, network: network)
+        return try await address(of: name)
+    }
+
+    /// `podman run -d --network NETWORK --name NAME` the busybox image sleeping, and nothing else.
+    func start(_ name: String, network: String) async throws {
         try await podman(["run", "-d", "--network", network, "--name", name, Self.image, "sleep", "3600"])
+    }
+
+    /// The container's address, as podman reports it; records its network namespace for the sweep.
+    func address(of name: String) async throws -> IPv4Address {
         let format = "{{.NetworkSettings.SandboxKey}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
         let words = try await podman(["inspect", "-f", format, name]).stdout.split(separator: " ").map {
             $0.trimmingCharacters(in: .whitespacesAndNewlines)
