@@ -101,14 +101,18 @@ final class LabPodman: @unchecked Sendable {
     }
 
     /// `podman run -d --network NETWORK --name NAME` the busybox image sleeping; returns the container's address.
-    func run(_ name: String, network: String) async throws -> IPv4Address {
-        try await start(name, network: network)
+    /// - Parameter ip: `--ip`, the address to ask for.
+    func run(_ name: String, network: String, ip: IPv4Address? = nil) async throws -> IPv4Address {
+        try await start(name, network: network, ip: ip)
         return try await address(of: name)
     }
 
     /// `podman run -d --network NETWORK --name NAME` the busybox image sleeping, and nothing else.
-    func start(_ name: String, network: String) async throws {
-        try await podman(["run", "-d", "--network", network, "--name", name, Self.image, "sleep", "3600"])
+    func start(_ name: String, network: String, ip: IPv4Address? = nil) async throws {
+        let address = ip.map { ["--ip", $0.description] } ?? []
+        try await podman(
+            ["run", "-d", "--network", network] + address + ["--name", name, Self.image, "sleep", "3600"]
+        )
     }
 
     /// The container's address, as podman reports it; records its network namespace for the sweep.

@@ -96,6 +96,11 @@ final class PodmanTests: LabTestCase {
         let mtu = try await first.podman(["exec", "h1-p1", "cat", "/sys/class/net/eth0/mtu"]).stdout
         XCTAssertEqual(mtu.trimmingCharacters(in: .whitespacesAndNewlines), "1450", "containers get the bridge's MTU")
 
+        // podman run --ip asks for one address.
+        let wanted = IPv4Address(172, 30, 50, 5)
+        let pinned = try await first.run("h1-ip", network: "demo", ip: wanted)
+        XCTAssertEqual(pinned, wanted)
+
         // podman rm releases the lease: the address cools down.
         let removed = try XCTUnwrap(containers["h2-p3"])
         try await second.podman(["rm", "--force", "--time", "0", "h2-p3"])
