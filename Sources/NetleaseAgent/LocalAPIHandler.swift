@@ -94,7 +94,7 @@ struct LocalAPIHandler: Sendable {
         return [
             "network": name, "subnet": context.spec.subnet.description, "bridge": context.config.bridge,
             "mtu": String(context.mtu), "gateway": context.bridgeAddress.description,
-            "free": String(summary.counts.free),
+            "free": String(summary.counts.free), "state-dir": agent.configuration.stateDirectory,
         ]
     }
 

@@ -33,14 +33,26 @@ public struct CNINetworkFacts: Sendable, Equatable {
     public var mtu: Int
     public var gateway: IPv4Address
     public var free: UInt64
+    /// The agent's state directory, whose `leases.json` says what it handed out (read by DEL while the agent is
+    /// down); nil from an agent that does not say.
+    public var stateDirectory: String?
 
-    public init(network: String, subnet: IPv4Subnet, bridge: String, mtu: Int, gateway: IPv4Address, free: UInt64) {
+    public init(
+        network: String,
+        subnet: IPv4Subnet,
+        bridge: String,
+        mtu: Int,
+        gateway: IPv4Address,
+        free: UInt64,
+        stateDirectory: String? = nil
+    ) {
         self.network = network
         self.subnet = subnet
         self.bridge = bridge
         self.mtu = mtu
         self.gateway = gateway
         self.free = free
+        self.stateDirectory = stateDirectory
     }
 
     init(fields f: Fields) throws {
@@ -53,7 +65,8 @@ public struct CNINetworkFacts: Sendable, Equatable {
             bridge: try f.require("bridge"),
             mtu: mtu,
             gateway: gateway,
-            free: free
+            free: free,
+            stateDirectory: f["state-dir"]
         )
     }
 }
@@ -63,6 +76,11 @@ public struct CNIAgentUnreachable: Error, Sendable, CustomStringConvertible {
     public var socket: String
     public var reason: String
     public var description: String { "netlease agent unavailable at \(socket)" }
+
+    public init(socket: String, reason: String) {
+        self.socket = socket
+        self.reason = reason
+    }
 }
 
 /// The agent at a unix socket, one connection per call (the plugin runs one command and exits).

@@ -23,8 +23,10 @@ public struct CNIConfig: Sendable, Equatable, Decodable {
         public var socket: String
         /// Routes returned in the result; none unless configured.
         public var routes: [CNIResult.Route]
+        /// The agent's state directory: DEL reads its `leases.json` while the agent is down.
+        public var stateDir: String?
 
-        enum CodingKeys: String, CodingKey { case type, network, socket, routes }
+        enum CodingKeys: String, CodingKey { case type, network, socket, routes, stateDir }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -32,6 +34,7 @@ public struct CNIConfig: Sendable, Equatable, Decodable {
             network = try c.decode(String.self, forKey: .network)
             socket = try c.decodeIfPresent(String.self, forKey: .socket) ?? CNIConfig.defaultSocket
             routes = try c.decodeIfPresent([CNIResult.Route].self, forKey: .routes) ?? []
+            stateDir = try c.decodeIfPresent(String.self, forKey: .stateDir)
         }
     }
 
@@ -95,6 +98,12 @@ public struct CNIConfig: Sendable, Equatable, Decodable {
             throw CNIError(
                 code: CNIError.Code.invalidConfig,
                 message: "ipam.socket '\(ipam.socket)' is not an absolute path to the agent's socket"
+            )
+        }
+        if let directory = ipam.stateDir, !directory.hasPrefix("/") {
+            throw CNIError(
+                code: CNIError.Code.invalidConfig,
+                message: "ipam.stateDir '\(directory)' is not an absolute path to the agent's state directory"
             )
         }
         for route in ipam.routes { try route.validate() }

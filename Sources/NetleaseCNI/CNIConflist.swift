@@ -10,10 +10,12 @@ public enum CNIConflist {
 
     /// The conflist as pretty-printed JSON, keys sorted, one trailing newline.
     public static func render(facts: CNINetworkFacts, socket: String, cniVersion: String = defaultVersion) -> Data {
-        let ipam: [String: Any] = [
+        var ipam: [String: Any] = [
             "type": "netlease-cni", "network": facts.network, "socket": socket,
             "routes": [["dst": "0.0.0.0/0"]],
         ]
+        // A relative state directory is the agent's, relative to where it runs: unusable by the plugin.
+        if let directory = facts.stateDirectory, directory.hasPrefix("/") { ipam["stateDir"] = directory }
         let bridge: [String: Any] = [
             "type": "bridge", "bridge": facts.bridge, "isGateway": false, "ipMasq": false, "mtu": facts.mtu,
             "ipam": ipam,

@@ -61,10 +61,10 @@ extension CNIPlugin {
         }
 
         /// DEL is best effort (SPEC.md): success when there is nothing to release. The agent answering
-        /// `bad-request` or `unknown-network` means nothing could have been leased under this name; an unreachable
-        /// agent with no address in `prevResult` means no ADD is known to have succeeded. An unreachable agent
-        /// while `prevResult` names an address is code 11: the lease may still be held, so the runtime retries
-        /// instead of leaking it.
+        /// `bad-request` or `unknown-network` means nothing could have been leased under this name. While the agent
+        /// cannot be reached, its `leases.json` (`ipam.stateDir`) says whether the lease is gone (success) or may
+        /// still be held (code 11, so the runtime retries instead of leaking it); without that file, `prevResult`
+        /// decides: no address in it means no ADD is known to have succeeded.
         func del() async throws {
             let attachment = try attachment()
             do {
@@ -72,7 +72,14 @@ extension CNIPlugin {
             } catch let error as NetleaseError where error.code == .badRequest || error.code == .unknownNetwork {
                 return
             } catch let error as CNIAgentUnreachable {
-                if config.prevResult?.ipv4Addresses.isEmpty ?? true { return }
+                let recorded = config.ipam.stateDir.flatMap {
+                    AgentLeaseRecord.holds(owner: attachment.owner, network: network, in: $0)
+                }
+                if let recorded {
+                    if !recorded { return }
+                } else if config.prevResult?.ipv4Addresses.isEmpty ?? true {
+                    return
+                }
                 throw error
             }
         }

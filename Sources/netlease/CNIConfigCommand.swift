@@ -11,7 +11,8 @@ extension Netlease {
             discussion: """
                 Asks this host's agent (--socket) for the network's bridge and the bridge's MTU and prints a \
                 conflist: the 'bridge' plugin on the agent's bridge (isGateway false: the bridge already has this \
-                host's address), MTU the bridge's, IPAM type netlease-cni with this socket, and a default route \
+                host's address), MTU the bridge's, IPAM type netlease-cni with this socket and the agent's state \
+                directory, and a default route \
                 via the bridge address. Save it as e.g. /etc/cni/net.d/50-NAME.conflist for podman, containerd or \
                 Kubernetes; the runtime's network name is NAME. Prints JSON whatever --json; --json reports errors \
                 as JSON too.

@@ -79,7 +79,10 @@ final class CNIConformanceTests: LabTestCase {
         ipam: [String: Any] = [:],
         extra: [String: Any] = [:]
     ) -> [String: Any] {
-        let base: [String: Any] = ["type": "netlease-cni", "network": "demo", "socket": cluster.socket(host: 1)]
+        let base: [String: Any] = [
+            "type": "netlease-cni", "network": "demo", "socket": cluster.socket(host: 1),
+            "stateDir": lab.directory + "/h1-state",
+        ]
         return [
             "cniVersion": version, "name": name, "type": "bridge",
             "ipam": base.merging(ipam) { $1 },
@@ -201,8 +204,13 @@ final class CNIConformanceTests: LabTestCase {
         }
         let afterDel = try await owners()
         XCTAssertNil(afterDel["cni:podnet/\(c1)/eth0"])
-        let gone = try await plugin("netlease-cni", "CHECK", config(extra: ["prevResult": previous]), container: c1)
-        XCTAssertEqual(code(gone), 100)
+        let checkGone = try await plugin(
+            "netlease-cni",
+            "CHECK",
+            config(extra: ["prevResult": previous]),
+            container: c1
+        )
+        XCTAssertEqual(code(checkGone), 100)
         let unserved = try await plugin("netlease-cni", "DEL", config(ipam: ["network": "nope"]), container: c1)
         XCTAssertEqual(unserved.status, 0, unserved.stdout)
         try await expect(7, "ADD", config(ipam: ["network": "nope"]), container: c1)
@@ -214,15 +222,20 @@ final class CNIConformanceTests: LabTestCase {
         try await expect(1, "GC", config(version: "1.0.0"))
         try await expect(4, "ADD", config(), container: c1, ifname: "eth0:1")
 
-        // The agent stopped: ADD and CHECK try later, STATUS is 51, DEL without an address in prevResult succeeds,
-        // DEL with one tries later (the lease may be held).
+        // The agent stopped: ADD and CHECK try later, STATUS is 51. DEL reads the agent's records: c1's lease is
+        // gone (success), othernet's is held (try later, so it is not leaked); without records, prevResult decides.
         cluster.stopAgent(1)
         try await expect(11, "ADD", config(), container: c1)
         try await expect(11, "CHECK", config(extra: ["prevResult": previous]), container: c1)
         try await expect(51, "STATUS", config())
-        try await expect(11, "DEL", config(extra: ["prevResult": previous]), container: c1)
-        let nothing = try await plugin("netlease-cni", "DEL", config(), container: c1)
+        let gone = try await plugin("netlease-cni", "DEL", config(extra: ["prevResult": previous]), container: c1)
+        XCTAssertEqual(gone.status, 0, gone.stdout)
+        let othernet = config(name: "othernet", extra: ["prevResult": other.json ?? [:]])
+        try await expect(11, "DEL", othernet, container: "\(lab.hostNamespace(1))-c3")
+        let unrecorded = config(ipam: ["stateDir": lab.directory + "/absent"])
+        let nothing = try await plugin("netlease-cni", "DEL", unrecorded, container: c1)
         XCTAssertEqual(nothing.status, 0, nothing.stdout)
+        try await expect(11, "DEL", unrecorded.merging(["prevResult": previous]) { $1 }, container: c1)
     }
 
     /// Debian's `bridge` plugin with the conflist `netlease cni-config` prints: a real veth in a container
@@ -237,6 +250,9 @@ final class CNIConformanceTests: LabTestCase {
         var bridge = try XCTUnwrap((list["plugins"] as? [[String: Any]])?.first)
         XCTAssertEqual(bridge["bridge"] as? String, "nl-demo")
         XCTAssertEqual(bridge["mtu"] as? Int, 1450)
+        let ipam = try XCTUnwrap(bridge["ipam"] as? [String: Any])
+        XCTAssertEqual(ipam["socket"] as? String, cluster.socket(host: 1))
+        XCTAssertEqual(ipam["stateDir"] as? String, lab.directory + "/h1-state")
         bridge["cniVersion"] = list["cniVersion"]
         bridge["name"] = list["name"]
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import XCTest
 
 @testable import netlease
@@ -47,5 +48,21 @@ final class DockerNetworkCommandTests: XCTestCase {
 
     func testDockerNetworkNeedsANetwork() {
         assertRefused(["docker-network"], "Missing expected argument '<name>'")
+    }
+
+    /// Without an agent at --socket both commands fail with `unavailable`, print nothing on stdout, and with --json
+    /// report the failure as one JSON object.
+    func testWithoutAnAgentBothCommandsAreUnavailable() async throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("absent-\(UUID().uuidString).sock")
+        for command in ["docker-network", "cni-config"] {
+            let run = try await BuiltExecutable.run("netlease", [command, "demo", "--socket", socket.path, "--json"])
+            XCTAssertEqual(run.status, 1, command)
+            XCTAssertEqual(run.stdout, "", command)
+            let error = try XCTUnwrap((try run.stderrJSON() as? [String: Any])?["error"] as? [String: Any])
+            XCTAssertEqual(error["code"] as? String, "unavailable", command)
+            let message = error["message"] as? String ?? ""
+            XCTAssertTrue(message.hasPrefix("netlease agent unavailable at \(socket.path)"), message)
+            XCTAssertTrue(message.hasSuffix("is the agent running?"), message)
+        }
     }
 }

@@ -85,7 +85,8 @@ extension CNINetworkFacts {
         bridge: "nl-prod",
         mtu: 1450,
         gateway: IPv4Address("172.30.0.1")!,
-        free: 100
+        free: 100,
+        stateDirectory: "/var/lib/netlease-agent"
     )
 }
 
@@ -200,6 +201,41 @@ final class CNIVerbTests: XCTestCase {
         agent.releaseError = { _ in NetleaseError(.unavailable, "no session") }
         let unavailable = await run("DEL")
         XCTAssertEqual(try errorCode(unavailable), 11)
+    }
+
+    /// The agent down: its leases.json decides whether the lease may still be held; without a readable one,
+    /// prevResult does.
+    func testDelWhileTheAgentIsDownAsksTheAgentsRecordsThenPrevResult() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cni-state-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        agent.releaseError = { _ in CNIAgentUnreachable(socket: "/run/x.sock", reason: "refused") }
+        let previous = #","prevResult":{"cniVersion":"1.1.0","ips":[{"address":"172.30.0.20/16"}]}"#
+        func del(stateDir: String?, prevResult: Bool) async -> CNIPlugin.Outcome {
+            let ipam = #""network":"prod""# + (stateDir.map { #","stateDir":"\#($0)""# } ?? "")
+            return await run("DEL", ipam: ipam, extra: prevResult ? previous : "")
+        }
+        let leases = directory.appendingPathComponent("leases.json")
+        // No leases.json yet: the agent handed nothing out.
+        let none = await del(stateDir: directory.path, prevResult: true)
+        XCTAssertEqual(none.exitStatus, 0)
+        try Data(#"[{"network":"prod","owner":"cni:podnet/c1/eth0","address":"172.30.0.20","prefix":16}]"#.utf8)
+            .write(to: leases)
+        let held = await del(stateDir: directory.path, prevResult: false)
+        XCTAssertEqual(try errorCode(held), 11)
+        XCTAssertEqual(try object(held)["msg"] as? String, "netlease agent unavailable at /run/x.sock")
+        try Data(#"[{"network":"prod","owner":"cni:podnet/c2/eth0","address":"172.30.0.21","prefix":16}]"#.utf8)
+            .write(to: leases)
+        let gone = await del(stateDir: directory.path, prevResult: true)
+        XCTAssertEqual(gone.exitStatus, 0, "the lease is gone from the agent's records")
+        // Unreadable records: prevResult decides.
+        try Data("garbage".utf8).write(to: leases)
+        let unknown = await del(stateDir: directory.path, prevResult: true)
+        XCTAssertEqual(try errorCode(unknown), 11)
+        let unknownEmpty = await del(stateDir: directory.appendingPathComponent("absent").path, prevResult: false)
+        XCTAssertEqual(unknownEmpty.exitStatus, 0)
+        let noRecords = await del(stateDir: nil, prevResult: true)
+        XCTAssertEqual(try errorCode(noRecords), 11)
     }
 
     func testCheckComparesPrevResultWithTheHeldLease() async throws {
