@@ -14,7 +14,7 @@ final class PostgresChaosTests: PostgresCoordinatorTestCase {
         print("chaos on PostgreSQL: replay also with netlease-chaos --coordinators 3 --cycles 3 --seed \(seed)")
         let run = ChaosRun(
             options: .init(
-                binary: try ChildCoordinator.binary(),
+                binary: try CoordinatorProcess.binary(),
                 directory: directory,
                 cycles: 3,
                 clients: 6,

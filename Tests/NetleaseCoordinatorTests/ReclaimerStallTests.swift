@@ -64,7 +64,7 @@ final class ReclaimerStallTests: XCTestCase {
     /// The real executable: SIGSTOP for longer than the TTL while a client keeps heartbeating, then SIGCONT. The
     /// coordinator reports the stall and the host is still up with its epoch; no heartbeat was refused.
     func testASIGSTOPpedCoordinatorKeepsLiveHostsAfterSIGCONT() async throws {
-        let coordinator = try await ChildCoordinator.start(directory: directory)
+        let coordinator = try await CoordinatorProcess.start(directory: directory)
         defer { coordinator.cleanUp() }
         let (epoch, network) = try await coordinator.connect { c in
             let network = try await c.createNetwork(
@@ -96,14 +96,14 @@ final class ReclaimerStallTests: XCTestCase {
         stopped.resume()
         // The pass after the stall reports it once it reclaimed; a host declared lost is logged too.
         let deadline = ContinuousClock.now + .seconds(30)
-        var log = coordinator.stderrText
+        var log = coordinator.log
         while !log.contains("stalled or was paused") && !log.contains("marked lost") {
             guard ContinuousClock.now < deadline else {
                 XCTFail("no reclaim pass reported the stall within 30 s:\n\(log)")
                 return
             }
             try await Task.sleep(for: .milliseconds(100))  // polling the log file, bounded by the deadline
-            log = coordinator.stderrText
+            log = coordinator.log
         }
         XCTAssertFalse(log.contains("marked lost"), "a live host was declared lost after the stall:\n\(log)")
         // Every heartbeat, the one queued during the stall and three after it, was accepted under the same epoch.
