@@ -64,6 +64,7 @@ final class PostgresJournal: LedgerJournal {
     func backup(to path: String) throws -> Int64 {
         let contents = try readContents()
         try SQLiteLeaseStore.writeFile(contents, to: path)
+        try SQLiteLeaseStore.addHostCredentials(try readHostCredentials(), toFile: path)
         return contents.generation
     }
 

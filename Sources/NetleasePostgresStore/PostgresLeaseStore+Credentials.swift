@@ -39,6 +39,11 @@ extension PostgresLeaseStore: HostCredentialStore {
         }
     }
 
+    /// Every stored credential, for a backup.
+    static func hostCredentials(on connection: BlockingPostgresConnection) throws -> [StoredHostCredential] {
+        try credentials(connection, host: nil)
+    }
+
     /// Inserts `credentials` (a migrated store's) into an empty table, in the caller's transaction, and reads them
     /// back to compare; the hashes are copied as they are (the secrets are never known here), so every agent keeps
     /// working after a migration.
@@ -89,6 +94,17 @@ extension PostgresLeaseStore: HostCredentialStore {
                     return try body(connection)
                 }
             }
+        }
+    }
+}
+
+extension PostgresJournal {
+    /// Every stored credential, after checking that this journal's term still leads (for a backup).
+    func readHostCredentials() throws -> [StoredHostCredential] {
+        let connection = try connected()
+        return try connection.transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+            try PostgresLeaseStore.checkTerm(term, on: connection)
+            return try PostgresLeaseStore.hostCredentials(on: connection)
         }
     }
 }

@@ -39,6 +39,25 @@ extension SQLiteLeaseStore: HostCredentialStore {
         try await onDatabase { db in try Self.credentials(db, host: nil) }
     }
 
+    /// Adds `credentials` to a store file `writeFile` just made (a backup of another backend), in one transaction.
+    public static func addHostCredentials(_ credentials: [StoredHostCredential], toFile path: String) throws {
+        do {
+            let database = try SQLiteDatabase(path: path)
+            defer { database.close() }
+            try database.execute("PRAGMA synchronous=FULL")
+            try database.transaction {
+                for credential in credentials {
+                    try database.run(
+                        "INSERT INTO host_credentials (host, hash, issued) VALUES (?, ?, ?)",
+                        [.text(credential.host), .text(credential.hash.stored), .int(credential.issued)]
+                    )
+                }
+            }
+        } catch {
+            throw storageError(error, doing: "write the host credentials to \(path)")
+        }
+    }
+
     private static func credentials(_ db: SQLiteDatabase, host: String?) throws -> [StoredHostCredential] {
         let rows =
             try host.map { host in

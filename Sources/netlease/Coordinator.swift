@@ -28,8 +28,8 @@ extension Netlease {
                 host credential issue') are kept in the store as salted hashes.
 
                 With --store postgres://USER@HOST:PORT/DATABASE any number of coordinators share one database: one \
-                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest with \
-                'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
+                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest, and \
+                AUTH with a host credential, with 'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
                 coordinator on an empty database creates the secrets in DIR and stores their hashes in the \
                 database; every coordinator authenticates against those.
                 Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once it accepts \

@@ -118,6 +118,10 @@ final class PostgresStoreCredentialTests: StoreCredentialTests {
         try await super.testHostNamesAreKeysByteForByte()
     }
 
+    override func testABackupCarriesTheCredentials() async throws {
+        try await super.testABackupCarriesTheCredentials()
+    }
+
     /// Two coordinators on one database: the one that took the newer term reads what the older one stored, and
     /// the deposed one can neither issue nor revoke any more (its transactions check the term).
     func testADeposedLeaderCanNeitherIssueNorRevoke() async throws {

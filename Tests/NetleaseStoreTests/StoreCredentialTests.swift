@@ -54,6 +54,22 @@ class StoreCredentialTests: StoreTestCase {
         XCTAssertNotNil(kept)
     }
 
+    /// A backup (of either backend: an SQLite store file) carries the hashes: a coordinator restored from it
+    /// authenticates every host as before.
+    func testABackupCarriesTheCredentials() async throws {
+        let store = try await makeStore()
+        _ = try await credentialStore(store).storeHostCredential(
+            StoredHostCredential(host: "h1", hash: SecretHash(hashing: "kept"), issued: 7)
+        )
+        let restored = makeTemporaryDirectory()
+        try FileManager.default.createDirectory(at: restored, withIntermediateDirectories: true)
+        _ = try await store.backup(to: restored.appendingPathComponent(SQLiteLeaseStore.fileName).path)
+        let opened = try openStore(in: restored)
+        let read = try await opened.hostCredential("h1")
+        XCTAssertEqual(read?.hash.matches("kept"), true, "the backup lost the credential")
+        XCTAssertEqual(read?.issued, 7)
+    }
+
     func credentialStore(_ store: any LeaseStore) async throws -> any HostCredentialStore {
         try XCTUnwrap(store as? any HostCredentialStore, "\(type(of: store)) keeps no host credentials")
     }
