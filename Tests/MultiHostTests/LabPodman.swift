@@ -26,6 +26,10 @@ final class LabPodman: @unchecked Sendable {
     private let lock = NSLock()
     private var namespaces: Set<String> = []
     private let runner = ProcessCommandRunner(timeout: .seconds(180))
+    /// podman's libcni keeps each attachment's result under /var/lib/cni/results (removed again by DEL); when this
+    /// lab's podman made the directory, the lab removes it again (only while it is empty).
+    private let madeCNICache: Bool
+    static let cniCacheDirectory = "/var/lib/cni"
 
     static let path = "/usr/bin/podman"
     static let runtime = "/usr/sbin/runc"
@@ -50,6 +54,7 @@ final class LabPodman: @unchecked Sendable {
         self.lab = lab
         self.host = host
         directory = (lab.directory as NSString).appendingPathComponent("podman-h\(host)")
+        madeCNICache = !FileManager.default.fileExists(atPath: Self.cniCacheDirectory)
         let files = FileManager.default
         for name in ["cni-bin", "net.d", "tmp"] {
             try files.createDirectory(atPath: path(name), withIntermediateDirectories: true)
@@ -146,6 +151,11 @@ final class LabPodman: @unchecked Sendable {
             unlink(sandbox)
         }
         for mount in leftoverMounts() { umount2(mount, Int32(MNT_DETACH)) }
+        if madeCNICache {
+            // rmdir(2), not a recursive removal: what another runtime keeps there stays.
+            rmdir(Self.cniCacheDirectory + "/results")
+            rmdir(Self.cniCacheDirectory)
+        }
     }
 
     /// Processes of this host's podman: conmon and the containers carry this host's directory on their command

@@ -122,6 +122,7 @@ final class PodmanTests: LabTestCase {
             """
             {"cniVersion": "1.0.0", "name": "plain", "plugins": [{"type": "bridge", "bridge": "plain0",
              "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]],
+             "dataDir": "\(podman.directory)/host-local",
              "routes": [{"dst": "0.0.0.0/0"}]}}]}
             """
         )
