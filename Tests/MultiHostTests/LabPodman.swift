@@ -134,11 +134,14 @@ final class LabPodman: @unchecked Sendable {
     }
 
     /// Removes every container and image through podman (addresses are released while the agent still runs),
-    /// then sweeps what is left.
-    func removeEverything() async {
+    /// then sweeps what is left. Returns the containers' network namespaces podman did not remove itself.
+    @discardableResult
+    func removeEverything() async -> [String] {
         _ = try? await podman(["rm", "--all", "--force", "--time", "0"])
         _ = try? await podman(["system", "reset", "--force"])
+        let left = lock.withLock { namespaces }.filter { FileManager.default.fileExists(atPath: $0) }.sorted()
         sweep()
+        return left
     }
 
     /// The last resort, also run by the lab's `destroy()`: kills processes started for this host's containers

@@ -25,7 +25,10 @@ final class PodmanTests: LabTestCase {
 
     override func tearDown() async throws {
         // Containers go through podman while the agents still run, so their addresses are released.
-        for podman in podmen.values { await podman.removeEverything() }
+        for (host, podman) in podmen {
+            let left = await podman.removeEverything()
+            XCTAssertEqual(left, [], "podman of host \(host) left network namespaces behind")
+        }
         for (host, podman) in podmen {
             XCTAssertEqual(podman.leftoverProcesses(), [], "podman of host \(host) left processes behind")
             XCTAssertEqual(podman.leftoverMounts(), [], "podman of host \(host) left mounts behind")
