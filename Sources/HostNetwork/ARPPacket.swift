@@ -62,6 +62,15 @@ enum ARPPacket {
         return format(mac: message.senderMAC)
     }
 
+    /// The address an ARP request or reply claims for its sender, unless it is a probe (sender IP 0.0.0.0) or
+    /// from `ownMAC`.
+    static func claim(in frame: ArraySlice<UInt8>, ownMAC: [UInt8]) -> ARPClaim? {
+        guard let message = parse(frame), message.operation == request || message.operation == reply,
+            message.senderIP.value != 0, message.senderMAC != ownMAC
+        else { return nil }
+        return ARPClaim(address: message.senderIP, mac: format(mac: message.senderMAC))
+    }
+
     /// `aa:bb:cc:dd:ee:ff`.
     static func format(mac: [UInt8]) -> String {
         mac.map { byte in

@@ -1,5 +1,40 @@
 import NetleaseCore
 
+/// A container's link as netlease makes it: the host end of a veth pair named for (network, owner), and its peer,
+/// `ifname` inside `namespace`. What `detach` and `inspect` need to find it and to know it is really this one.
+public struct ContainerLink: Sendable, Equatable {
+    public var network: String
+    /// Who holds the lease (e.g. a container id); names the host end of the veth pair.
+    public var owner: String
+    /// Where the container end must be for the host end to count as this container's.
+    public var namespace: NetworkNamespace
+    /// Interface name inside the container.
+    public var ifname: String
+    /// This host's key for names and MACs.
+    public var naming: ContainerNaming
+
+    public init(
+        network: String,
+        owner: String,
+        namespace: NetworkNamespace,
+        ifname: String = "eth0",
+        naming: ContainerNaming
+    ) {
+        self.network = network
+        self.owner = owner
+        self.namespace = namespace
+        self.ifname = ifname
+        self.naming = naming
+    }
+
+    /// The host end of the veth pair.
+    public var hostInterface: String { naming.hostVeth(network: network, owner: owner) }
+    /// The host end's name as older releases made it, still looked for (see `InterfaceNames`).
+    public var unkeyedHostInterface: String { InterfaceNames.unkeyedContainerVeth(network: network, owner: owner) }
+    /// The MAC of the container end netlease creates.
+    public var containerMAC: String { naming.containerMAC(network: network, owner: owner) }
+}
+
 /// The container side of a lease: put an interface with this address into this namespace, on this bridge.
 public struct ContainerAttachment: Sendable, Equatable {
     public var network: String
@@ -15,6 +50,8 @@ public struct ContainerAttachment: Sendable, Equatable {
     public var bridge: String
     /// MTU of both veth ends; 0 means the bridge's current MTU.
     public var mtu: Int
+    /// This host's key for names and MACs.
+    public var naming: ContainerNaming
 
     public init(
         network: String,
@@ -25,7 +62,8 @@ public struct ContainerAttachment: Sendable, Equatable {
         prefix: Int,
         gateway: IPv4Address,
         bridge: String,
-        mtu: Int = 0
+        mtu: Int = 0,
+        naming: ContainerNaming
     ) {
         self.network = network
         self.owner = owner
@@ -36,10 +74,16 @@ public struct ContainerAttachment: Sendable, Equatable {
         self.gateway = gateway
         self.bridge = bridge
         self.mtu = mtu
+        self.naming = naming
+    }
+
+    /// The link this attachment makes.
+    public var link: ContainerLink {
+        ContainerLink(network: network, owner: owner, namespace: namespace, ifname: ifname, naming: naming)
     }
 
     /// The host end of the veth pair.
-    public var hostInterface: String { InterfaceNames.containerVeth(network: network, owner: owner) }
+    public var hostInterface: String { link.hostInterface }
 
     func validate() throws {
         guard !owner.isEmpty else { throw HostNetworkError(.invalidConfiguration, "owner id is empty") }
@@ -62,14 +106,28 @@ public struct AttachedContainer: Sendable, Equatable {
     public var hostInterface: String
     /// Interface name inside the container.
     public var containerInterface: String
+    /// The container end's MAC as it is (nil when unknown).
+    public var containerMAC: String?
     public var mtu: Int
     /// One line per difference that was fixed; empty when the container was already attached as asked.
     public var changes: [String]
+    /// Whether this call made the veth pair (false: it existed and was at most fixed). A caller that fails later
+    /// undoes only what its own request made.
+    public var created: Bool
 
-    public init(hostInterface: String, containerInterface: String, mtu: Int, changes: [String]) {
+    public init(
+        hostInterface: String,
+        containerInterface: String,
+        containerMAC: String? = nil,
+        mtu: Int,
+        changes: [String],
+        created: Bool = false
+    ) {
         self.hostInterface = hostInterface
         self.containerInterface = containerInterface
+        self.containerMAC = containerMAC
         self.mtu = mtu
         self.changes = changes
+        self.created = created
     }
 }

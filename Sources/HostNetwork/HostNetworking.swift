@@ -13,12 +13,27 @@ public protocol HostNetworking: Sendable {
     /// Checks the host against `config` without changing anything; returns every failed check (empty: all good).
     func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure]
 
-    /// Connects a container: veth pair with the host end on the bridge, the other end moved into the container's
-    /// namespace with the requested name, address, MTU and a default route via the gateway.
+    /// Refuses (`invalidConfiguration`, saying why) a namespace that must never receive a container's interface:
+    /// not a network namespace, outside the places runtimes keep them, or the host's own (see `NamespaceGuard`).
+    /// Callers check before they lease anything for the container.
+    func checkNamespace(_ namespace: NetworkNamespace) async throws
+
+    /// Connects a container: veth pair with the host end on the bridge, the other end created in the container's
+    /// namespace with the requested name, address, MTU and a default route via the gateway. Fixes differences of a
+    /// pair that is already this container's; refuses (`conflict`) when a link of that name leads elsewhere. On
+    /// failure, removes what this call created and nothing else.
     func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer
 
-    /// Removes the container's veth pair (deleting the host end deletes both); harmless when it is gone.
-    func detach(network: String, owner: String) async throws
+    /// What differs from `attachment` (empty: attached as asked), without changing anything.
+    func inspect(_ attachment: ContainerAttachment) async throws -> [String]
+
+    /// The host ends of container veths on `bridge`, by the names netlease gives them (keyed, or an older
+    /// release's): what is plumbed, to compare with what the agent recorded.
+    func containerPorts(bridge: String) async throws -> [String]
+
+    /// Removes the container's veth pair (deleting the host end deletes both) when its peer is `link.ifname` in
+    /// `link.namespace`; harmless when it is gone; `conflict` when a link of that name leads elsewhere.
+    func detach(_ link: ContainerLink) async throws
 
     /// Removes what this instance created for the network, and nothing else.
     func teardown(network: String) async throws

@@ -30,9 +30,22 @@ public enum InterfaceNames {
         return "gre-" + hex(peer, digits: 11)
     }
 
-    /// The host end of a container's veth pair: `nl` + 12 hex digits of a hash of network and owner id.
-    public static func containerVeth(network: String, owner: String) -> String {
+    /// The host end of a container's veth pair as releases before keyed names made it: `nl` + 12 hex digits of an
+    /// unkeyed hash of network and owner id. Anyone can compute colliding owners for it, so it is only looked up
+    /// (an interface of an older agent, whose peer must still be the expected one); new pairs get
+    /// `ContainerNaming.hostVeth`.
+    public static func unkeyedContainerVeth(network: String, owner: String) -> String {
         "nl" + hex(network + "\u{0}" + owner, digits: 12)
+    }
+
+    /// Whether `name` has the shape of a container veth's host end: `nl` + 13 base-32 digits
+    /// (`ContainerNaming.hostVeth`) or `nl` + 12 hex digits (`unkeyedContainerVeth`).
+    public static func isContainerVeth(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.count == 14 || bytes.count == 15, bytes.starts(with: Array("nl".utf8)) else { return false }
+        let digits = bytes.dropFirst(2)
+        if bytes.count == 15 { return digits.allSatisfy { (48...57).contains($0) || (97...118).contains($0) } }
+        return digits.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     /// A default bridge name for a network that names none: `nl-<network>` when it fits, otherwise `nlb` + hash.

@@ -1,9 +1,10 @@
 import NetleaseCore
 
 extension LinuxHostNetwork {
-    /// Connects a container. A fresh attach is, with H the host end and P the namespace file:
+    /// Connects a container. A fresh attach is, with H the host end, P the namespace file and MAC the container
+    /// end's derived address:
     ///
-    ///     ip link add H mtu M type veth peer name eth0 mtu M netns P
+    ///     ip link add H mtu M type veth peer name eth0 address MAC mtu M netns P
     ///     ip link set dev H master BRIDGE
     ///     ip link set dev H up
     ///     nsenter --net=P ip addr add A/N dev eth0
@@ -11,11 +12,15 @@ extension LinuxHostNetwork {
     ///     nsenter --net=P ip route replace default via GATEWAY dev eth0
     ///
     /// The container end is created directly inside the namespace with its final name, so it never exists in the
-    /// host namespace (where `eth0` may be taken) and there is no half-moved state. When H exists and its peer is the
-    /// requested interface in that namespace, only differences are fixed; when its peer is elsewhere (an old
-    /// container of the same owner), H is deleted and the pair made anew.
+    /// host namespace (where `eth0` may be taken) and there is no half-moved state. When a step after the first
+    /// fails, the pair this call created is deleted again; nothing that existed before is touched.
+    ///
+    /// When H exists and its peer is the requested interface in the requested namespace, only differences are
+    /// fixed. Attach never deletes a link: a host end whose peer is anywhere else belongs to another container (an
+    /// old one of this owner still running, or another owner) and the request is refused with `conflict`.
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try attachment.validate()
+        try namespaceGuard.check(attachment.namespace)
         await gate.acquire()
         defer { gate.release() }
         let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
@@ -27,76 +32,185 @@ extension LinuxHostNetwork {
             )
         }
         let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
-        let name = attachment.hostInterface
-        var steps: [PlannedStep] = []
-        var paired = false
-        if let veth = host[name] {
-            guard veth.kind == "veth" else {
+        // Looking inside first also proves the namespace can be entered before anything is created.
+        let inside = try await observeInside(attachment.namespace)
+        switch Self.pair(of: attachment.link, host: host, inside: inside) {
+        case .foreign(let reason):
+            throw HostNetworkError(.conflict, reason + "; not changing it (detach the owner first)")
+        case .paired(let end, let peer):
+            let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
+            let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
+            let steps = Self.containerFixes(attachment, mtu: mtu, host: end, inside: peer, routes: routes)
+            for step in steps { try await apply(step, network: attachment.network) }
+            return AttachedContainer(
+                hostInterface: end.name,
+                containerInterface: attachment.ifname,
+                containerMAC: peer.mac,
+                mtu: mtu,
+                changes: steps.map(\.problem),
+                created: false
+            )
+        case .absent:
+            if inside[attachment.ifname] != nil {
                 throw HostNetworkError(
                     .conflict,
-                    "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth"
+                    "\(attachment.namespace) already has an interface named \(attachment.ifname) that netlease did "
+                        + "not make for '\(attachment.owner)'; not changing it"
                 )
             }
-            let inside = HostSnapshot(
-                links: try await observeLinks(attachment.namespace.enterPrefix + Self.listLinks)
-            ).links
-            if let peer = inside[attachment.ifname], peer.kind == "veth", peer.peerIndex == veth.index,
-                veth.peerIndex == peer.index
-            {
-                paired = true
-                let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
-                let routes = try ObservedRoute.parseList(
-                    try await runner.run(routesCommand).stdout,
-                    command: routesCommand
-                )
-                steps = Self.containerFixes(attachment, mtu: mtu, host: veth, inside: peer, routes: routes)
-            } else {
-                steps.append(
-                    PlannedStep(
-                        .containerLink,
-                        "\(name) does not lead to \(attachment.ifname) in \(attachment.namespace)",
-                        ["ip", "link", "del", name],
-                        removes: .link(name)
-                    )
-                )
+            let steps = Self.containerCreation(attachment, mtu: mtu)
+            try await apply(steps[0], network: attachment.network)
+            do {
+                for step in steps.dropFirst() { try await apply(step, network: attachment.network) }
+            } catch {
+                await removeQuietly(attachment.hostInterface, network: attachment.network, why: "attach failed")
+                throw error
             }
-        }
-        if !paired {
-            steps += Self.containerCreation(attachment, mtu: mtu)
-        }
-        for step in steps { try await apply(step, network: attachment.network) }
-        return AttachedContainer(
-            hostInterface: name,
-            containerInterface: attachment.ifname,
-            mtu: mtu,
-            changes: steps.map(\.problem)
-        )
-    }
-
-    public func detach(network: String, owner: String) async throws {
-        await gate.acquire()
-        defer { gate.release() }
-        let name = InterfaceNames.containerVeth(network: network, owner: owner)
-        let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
-        guard let veth = host[name] else {
-            created[network]?.removeAll { $0 == .link(name) }
-            return
-        }
-        guard veth.kind == "veth" else {
-            throw HostNetworkError(
-                .conflict,
-                "link \(name) exists but is \(veth.kind ?? "a plain device"), not a veth"
+            return AttachedContainer(
+                hostInterface: attachment.hostInterface,
+                containerInterface: attachment.ifname,
+                containerMAC: attachment.link.containerMAC,
+                mtu: mtu,
+                changes: steps.map(\.problem),
+                created: true
             )
         }
-        try await apply(
-            PlannedStep(
-                .containerLink,
-                "container \(owner) detached",
-                ["ip", "link", "del", name],
-                removes: .link(name)
-            ),
-            network: network
-        )
+    }
+
+    public nonisolated func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        try namespaceGuard.check(namespace)
+    }
+
+    /// Deletes the container's veth pair, only when its host end's peer is `link.ifname` in `link.namespace`.
+    /// Harmless when it is gone; a host end that leads anywhere else is left alone and reported as `conflict`.
+    public func detach(_ link: ContainerLink) async throws {
+        await gate.acquire()
+        defer { gate.release() }
+        let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
+        guard host[link.hostInterface] != nil || host[link.unkeyedHostInterface] != nil else {
+            created[link.network]?.removeAll { $0 == .link(link.hostInterface) }
+            return
+        }
+        // A namespace that is gone took its end of the pair with it: whatever still has our name is not ours.
+        let inside = (try? await observeInside(link.namespace)) ?? [:]
+        switch Self.pair(of: link, host: host, inside: inside) {
+        case .absent:
+            return
+        case .foreign(let reason):
+            throw HostNetworkError(.conflict, reason + "; not deleting it")
+        case .paired(let end, _):
+            try await apply(
+                PlannedStep(
+                    .containerLink,
+                    "container \(link.owner) detached",
+                    ["ip", "link", "del", end.name],
+                    removes: .link(end.name)
+                ),
+                network: link.network
+            )
+        }
+    }
+
+    /// What differs from `attachment` as `attach` would fix it, changing nothing; empty when the container is
+    /// attached as asked.
+    public func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
+        try attachment.validate()
+        await gate.acquire()
+        defer { gate.release() }
+        let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
+        guard let bridge = host[attachment.bridge], bridge.kind == "bridge" else {
+            return ["bridge \(attachment.bridge) does not exist"]
+        }
+        let inside: [String: ObservedLink]
+        do {
+            inside = try await observeInside(attachment.namespace)
+        } catch {
+            return ["cannot look into \(attachment.namespace): \(error)"]
+        }
+        switch Self.pair(of: attachment.link, host: host, inside: inside) {
+        case .absent:
+            return ["no veth pair leads to \(attachment.ifname) in \(attachment.namespace)"]
+        case .foreign(let reason):
+            return [reason]
+        case .paired(let end, let peer):
+            let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
+            let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
+            let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
+            return Self.containerFixes(attachment, mtu: mtu, host: end, inside: peer, routes: routes).map(\.problem)
+        }
+    }
+
+    public func containerPorts(bridge: String) async throws -> [String] {
+        await gate.acquire()
+        defer { gate.release() }
+        return try await observeLinks(Self.listLinks)
+            .filter { $0.kind == "veth" && $0.master == bridge && InterfaceNames.isContainerVeth($0.name) }
+            .map(\.name).sorted()
+    }
+
+    /// Where a container's host end stands.
+    enum PairState: Equatable {
+        /// No link has the owner's name.
+        case absent
+        /// The host end (keyed name, or an older release's) leads to `ifname` in the expected namespace.
+        case paired(ObservedLink, ObservedLink)
+        /// A link has the owner's name but is not this container's; the reason says what it is.
+        case foreign(String)
+    }
+
+    /// Finds the container's pair by the host end's name and proves it by the peer: the host end is a veth whose
+    /// peer (`link_index`) is a veth inside the namespace that points back at it. An interface whose peer is
+    /// anywhere else is never treated as this container's, whatever its name. The unkeyed name of older releases
+    /// counts only when it proves paired: anyone can make names collide with it, so a foreign link under it is
+    /// none of this owner's business.
+    static func pair(of link: ContainerLink, host: [String: ObservedLink], inside: [String: ObservedLink]) -> PairState
+    {
+        func peer(of end: ObservedLink) -> ObservedLink? {
+            guard end.kind == "veth", end.peerName == nil, let peerIndex = end.peerIndex else { return nil }
+            return inside.values.first { $0.kind == "veth" && $0.index == peerIndex && $0.peerIndex == end.index }
+        }
+        if let legacy = host[link.unkeyedHostInterface], host[link.hostInterface] == nil,
+            let inner = peer(of: legacy), inner.name == link.ifname
+        {
+            return .paired(legacy, inner)
+        }
+        guard let end = host[link.hostInterface] else { return .absent }
+        guard end.kind == "veth" else {
+            return .foreign("link \(end.name) exists but is \(end.kind ?? "a plain device"), not a veth")
+        }
+        guard let inner = peer(of: end) else {
+            return .foreign("\(end.name) does not lead into \(link.namespace); it belongs to another container")
+        }
+        guard inner.name == link.ifname else {
+            return .foreign("\(end.name) leads to \(inner.name) in \(link.namespace), not to \(link.ifname)")
+        }
+        return .paired(end, inner)
+    }
+
+    /// The links inside a namespace, by name; throws when the namespace cannot be entered.
+    private func observeInside(_ namespace: NetworkNamespace) async throws -> [String: ObservedLink] {
+        HostSnapshot(links: try await observeLinks(namespace.enterPrefix + Self.listLinks)).links
+    }
+
+    /// Deletes a link this call created after a later step failed; a failure to delete is logged, the first
+    /// error is what the caller reports.
+    private func removeQuietly(_ name: String, network: String, why: String) async {
+        do {
+            try await apply(
+                PlannedStep(
+                    .containerLink,
+                    "\(why): undoing \(name)",
+                    ["ip", "link", "del", name],
+                    removes: .link(name)
+                ),
+                network: network
+            )
+        } catch {
+            logger.error(
+                "cannot remove a veth this attach created",
+                metadata: ["link": "\(name)", "error": "\(error)"]
+            )
+        }
     }
 
     static func containerCreation(_ attachment: ContainerAttachment, mtu: Int) -> [PlannedStep] {
@@ -109,8 +223,8 @@ extension LinuxHostNetwork {
                 .containerLink,
                 "no veth pair \(name)/\(ifname) for \(attachment.owner)",
                 [
-                    "ip", "link", "add", name, "mtu", "\(mtu)", "type", "veth", "peer", "name", ifname, "mtu", "\(mtu)",
-                    "netns", attachment.namespace.path,
+                    "ip", "link", "add", name, "mtu", "\(mtu)", "type", "veth", "peer", "name", ifname, "address",
+                    attachment.link.containerMAC, "mtu", "\(mtu)", "netns", attachment.namespace.path,
                 ],
                 creates: .link(name)
             ),
@@ -141,7 +255,7 @@ extension LinuxHostNetwork {
         inside peer: ObservedLink,
         routes: [ObservedRoute]
     ) -> [PlannedStep] {
-        let name = attachment.hostInterface
+        let name = host.name
         let ifname = attachment.ifname
         let inside = attachment.namespace.enterPrefix
         let wanted = InterfaceAddress(address: attachment.address, prefix: attachment.prefix)

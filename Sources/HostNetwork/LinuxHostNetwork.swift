@@ -17,6 +17,7 @@ import NetleaseCore
 public actor LinuxHostNetwork: HostNetworking {
     let runner: any CommandRunner
     let logger: Logger
+    let namespaceGuard: NamespaceGuard
     let gate = SerialGate()
     var created: [String: [CreatedResource]] = [:]
 
@@ -26,8 +27,18 @@ public actor LinuxHostNetwork: HostNetworking {
     ///   - runner: runs the commands (inject `RecordingCommandRunner` in tests).
     ///   - logger: every change is logged at info level with what was wrong.
     public init(runner: any CommandRunner, logger: Logger = Logger(label: "netlease.hostnetwork")) {
+        self.init(runner: runner, logger: logger, namespaceGuard: .system)
+    }
+
+    /// With another namespace check (tests of command sequences, whose namespaces do not exist).
+    init(
+        runner: any CommandRunner,
+        logger: Logger = Logger(label: "netlease.hostnetwork"),
+        namespaceGuard: NamespaceGuard
+    ) {
         self.runner = runner
         self.logger = logger
+        self.namespaceGuard = namespaceGuard
     }
 
     /// What this instance created for `network` and has not removed, oldest first.

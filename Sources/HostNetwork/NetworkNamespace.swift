@@ -7,6 +7,11 @@ public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     /// Any namespace file, e.g. /proc/PID/ns/net or a runtime's bind mount.
     case path(String)
 
+    /// A namespace as users give it: a path when it contains '/', otherwise a name under /var/run/netns.
+    public init(argument: String) {
+        self = argument.contains("/") ? .path(argument) : .named(argument)
+    }
+
     /// The namespace file.
     public var path: String {
         switch self {

@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
 import NetleaseCore
+import Synchronization
 
-/// RFC 5227 ARP probing with a raw AF_PACKET socket, no `arping` process.
+/// RFC 5227 ARP probing and watching with a raw AF_PACKET socket, no `arping` process.
 ///
 /// Design notes:
 /// - The socket is created with protocol 0 (it receives nothing yet) and then bound to (ETH_P_ARP, the bridge's
@@ -12,8 +13,11 @@ import NetleaseCore
 ///   therefore come back to the bridge device.
 /// - A packet socket also sees our own transmitted frames (PACKET_OUTGOING); they are skipped by packet type and by
 ///   sender MAC.
-/// - Timing: `probes` probes are sent `interval` apart, and the socket is watched with poll() until `timeout` after
-///   the first probe. The first conflicting frame ends the probe early. No sleeps: poll() is the only wait.
+/// - Timing (`ARPProbeOptions`): probes are sent a random interval apart, and the socket is watched with poll()
+///   until `wait` after the last probe. The first conflicting frame ends the probe early; frames from MACs the
+///   caller ignores (its own container) do not. No sleeps: poll() is the only wait.
+/// - Watching keeps a socket of the same kind open and reports every frame whose sender claims an address; it polls
+///   in 200 ms steps so that a consumer that stops iterating ends the thread promptly.
 /// - All of it runs on a dedicated thread: it blocks (poll), and, when a namespace is given, the thread enters it
 ///   with setns(2) before creating the socket. A socket stays in the namespace it was created in, and network
 ///   namespace membership is per thread, so only this short-lived thread ever changes namespace; the thread ends
@@ -22,34 +26,71 @@ import NetleaseCore
 ///   it; it needs CAP_SYS_ADMIN.
 /// - Requires CAP_NET_RAW.
 public struct PacketSocketARPProber: ARPProber {
-    /// Probe count, spacing and listening time.
-    public var options: ARPProbeOptions
     /// The namespace whose interfaces are probed; nil means this process's own.
     public var namespace: NetworkNamespace?
 
-    public init(options: ARPProbeOptions = ARPProbeOptions(), namespace: NetworkNamespace? = nil) {
-        self.options = options
+    public init(namespace: NetworkNamespace? = nil) {
         self.namespace = namespace
     }
 
-    public func probe(_ address: IPv4Address, on interface: String) async throws -> String? {
+    public func probe(
+        _ address: IPv4Address,
+        on interface: String,
+        options: ARPProbeOptions,
+        ignoring: Set<String>
+    )
+        async throws -> String?
+    {
         guard Names.isValidInterface(interface) else {
             throw HostNetworkError(.invalidConfiguration, "'\(interface)' is not a valid interface name")
         }
-        let options = self.options
         let namespace = self.namespace
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String?, any Error>) in
             let thread = Thread {
                 continuation.resume(
                     with: Result {
                         if let namespace { try Self.enter(namespace) }
-                        return try Self.probeBlocking(address, interface: interface, options: options)
+                        return try Self.probeBlocking(
+                            address,
+                            interface: interface,
+                            options: options,
+                            ignoring: ignoring
+                        )
                     }
                 )
             }
             thread.name = "netlease-arp-probe"
             thread.start()
         }
+    }
+
+    public func watch(_ interface: String) -> AsyncThrowingStream<ARPClaim, any Error> {
+        let namespace = self.namespace
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ARPClaim.self)
+        let stop = StopFlag()
+        continuation.onTermination = { _ in stop.set() }
+        let thread = Thread {
+            do {
+                guard Names.isValidInterface(interface) else {
+                    throw HostNetworkError(.invalidConfiguration, "'\(interface)' is not a valid interface name")
+                }
+                if let namespace { try Self.enter(namespace) }
+                try Self.watchBlocking(interface, stop: stop) { continuation.yield($0) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        thread.name = "netlease-arp-watch"
+        thread.start()
+        return stream
+    }
+
+    /// Set when the consumer of a watch goes away.
+    private final class StopFlag: Sendable {
+        private let flag = Mutex(false)
+        func set() { flag.withLock { $0 = true } }
+        var isSet: Bool { flag.withLock { $0 } }
     }
 
     // MARK: blocking part (dedicated thread only)
@@ -72,57 +113,104 @@ public struct PacketSocketARPProber: ARPProber {
         guard setns(fd, cloneNewNet) == 0 else { throw socketError("setns \(namespace)") }
     }
 
+    /// A packet socket bound to `interface` for ARP, and the interface's MAC.
+    private static func openBound(_ interface: String) throws -> (Int32, [UInt8]) {
+        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+        guard fd >= 0 else { throw socketError("socket(AF_PACKET, SOCK_RAW)") }
+        do {
+            let ifindex = if_nametoindex(interface)
+            guard ifindex != 0 else {
+                throw HostNetworkError(.invalidConfiguration, "no interface named \(interface) to probe on")
+            }
+            var address = [UInt8](repeating: 0, count: sockaddrLLSize)
+            address.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: UInt16(AF_PACKET), toByteOffset: 0, as: UInt16.self)
+                raw.storeBytes(of: ethPARP.bigEndian, toByteOffset: 2, as: UInt16.self)
+                raw.storeBytes(of: Int32(bitPattern: ifindex), toByteOffset: 4, as: Int32.self)
+            }
+            let bound = address.withUnsafeBytes { raw in
+                bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(sockaddrLLSize))
+            }
+            guard bound == 0 else { throw socketError("bind AF_PACKET to \(interface)") }
+            var length = socklen_t(sockaddrLLSize)
+            let named = address.withUnsafeMutableBytes { raw in
+                getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
+            }
+            guard named == 0 else { throw socketError("getsockname on \(interface)") }
+            guard address[11] == 6 else {
+                throw HostNetworkError(.invalidConfiguration, "\(interface) has no Ethernet address to probe from")
+            }
+            return (fd, Array(address[12..<18]))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Reads every frame waiting on `fd` (never blocks) and hands each incoming one to `frame`; stops early when
+    /// `frame` returns a value.
+    private static func drain<T>(
+        _ fd: Int32,
+        buffer: inout [UInt8],
+        _ frame: (ArraySlice<UInt8>) -> T?
+    ) throws
+        -> T?
+    {
+        while true {
+            var from = [UInt8](repeating: 0, count: sockaddrLLSize)
+            var fromLength = socklen_t(sockaddrLLSize)
+            let count = buffer.withUnsafeMutableBytes { raw in
+                from.withUnsafeMutableBytes { fromRaw in
+                    recvfrom(
+                        fd,
+                        raw.baseAddress,
+                        raw.count,
+                        Int32(MSG_DONTWAIT),
+                        fromRaw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                        &fromLength
+                    )
+                }
+            }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
+                throw socketError("recvfrom")
+            }
+            if from[10] == packetOutgoing { continue }
+            if let value = frame(buffer[0..<count]) { return value }
+        }
+    }
+
     private static func probeBlocking(
         _ candidate: IPv4Address,
         interface: String,
-        options: ARPProbeOptions
-    ) throws
-        -> String?
-    {
-        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
-        guard fd >= 0 else { throw socketError("socket(AF_PACKET, SOCK_RAW)") }
+        options: ARPProbeOptions,
+        ignoring: Set<String>
+    ) throws -> String? {
+        let (fd, ownMAC) = try openBound(interface)
         defer { close(fd) }
-        let ifindex = if_nametoindex(interface)
-        guard ifindex != 0 else {
-            throw HostNetworkError(.invalidConfiguration, "no interface named \(interface) to probe on")
-        }
-        var address = [UInt8](repeating: 0, count: sockaddrLLSize)
-        address.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt16(AF_PACKET), toByteOffset: 0, as: UInt16.self)
-            raw.storeBytes(of: ethPARP.bigEndian, toByteOffset: 2, as: UInt16.self)
-            raw.storeBytes(of: Int32(bitPattern: ifindex), toByteOffset: 4, as: Int32.self)
-        }
-        let bound = address.withUnsafeBytes { raw in
-            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(sockaddrLLSize))
-        }
-        guard bound == 0 else { throw socketError("bind AF_PACKET to \(interface)") }
-        var length = socklen_t(sockaddrLLSize)
-        let named = address.withUnsafeMutableBytes { raw in
-            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
-        }
-        guard named == 0 else { throw socketError("getsockname on \(interface)") }
-        guard address[11] == 6 else {
-            throw HostNetworkError(.invalidConfiguration, "\(interface) has no Ethernet address to probe from")
-        }
-        let ownMAC = Array(address[12..<18])
         let frame = ARPPacket.probe(senderMAC: ownMAC, target: candidate)
-
         let clock = ContinuousClock()
-        let start = clock.now
-        let lastProbe = options.interval * (options.probes - 1)
-        let deadline = start + max(options.timeout, lastProbe)
+        // When each probe goes out: the first at once, the others a random interval after the one before.
+        var sendTimes = [clock.now]
+        while sendTimes.count < options.probes {
+            let gap =
+                options.interval.lowerBound
+                + (options.interval.upperBound - options.interval.lowerBound) * Double.random(in: 0...1)
+            sendTimes.append(sendTimes.last! + gap)
+        }
+        let deadline = sendTimes.last! + options.wait
         var sent = 0
         var buffer = [UInt8](repeating: 0, count: 2048)
         while true {
             let now = clock.now
-            if sent < options.probes && now >= start + options.interval * sent {
+            if sent < sendTimes.count && now >= sendTimes[sent] {
                 let written = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
                 guard written == frame.count else { throw socketError("send ARP probe on \(interface)") }
                 sent += 1
                 continue
             }
-            if sent >= options.probes && now >= deadline { return nil }
-            let wake = sent < options.probes ? min(start + options.interval * sent, deadline) : deadline
+            if sent == sendTimes.count && now >= deadline { return nil }
+            let wake = sent < sendTimes.count ? min(sendTimes[sent], deadline) : deadline
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, milliseconds(until: wake, from: now))
             if ready < 0 {
@@ -130,29 +218,34 @@ public struct PacketSocketARPProber: ARPProber {
                 throw socketError("poll")
             }
             guard ready > 0 else { continue }
-            while true {
-                var from = [UInt8](repeating: 0, count: sockaddrLLSize)
-                var fromLength = socklen_t(sockaddrLLSize)
-                let count = buffer.withUnsafeMutableBytes { raw in
-                    from.withUnsafeMutableBytes { fromRaw in
-                        recvfrom(
-                            fd,
-                            raw.baseAddress,
-                            raw.count,
-                            Int32(MSG_DONTWAIT),
-                            fromRaw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                            &fromLength
-                        )
-                    }
-                }
-                if count < 0 {
-                    if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-                    throw socketError("recvfrom")
-                }
-                if from[10] == packetOutgoing { continue }
-                if let mac = ARPPacket.conflictingMAC(in: buffer[0..<count], candidate: candidate, ownMAC: ownMAC) {
-                    return mac
-                }
+            let answer = try drain(fd, buffer: &buffer) { frame -> String? in
+                guard let mac = ARPPacket.conflictingMAC(in: frame, candidate: candidate, ownMAC: ownMAC),
+                    !ignoring.contains(mac)
+                else { return nil }
+                return mac
+            }
+            if let answer { return answer }
+        }
+    }
+
+    private static func watchBlocking(_ interface: String, stop: StopFlag, _ claim: (ARPClaim) -> Void) throws {
+        let (fd, ownMAC) = try openBound(interface)
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while !stop.isSet {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 200)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw socketError("poll")
+            }
+            guard ready > 0 else { continue }
+            if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                throw HostNetworkError(.socket, "the watch of \(interface) failed (was it removed?)")
+            }
+            _ = try drain(fd, buffer: &buffer) { frame -> Void? in
+                if let found = ARPPacket.claim(in: frame, ownMAC: ownMAC) { claim(found) }
+                return nil
             }
         }
     }

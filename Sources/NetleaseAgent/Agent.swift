@@ -15,8 +15,9 @@ import Synchronization
 /// network and containers working unless `teardownOnStop`.
 ///
 /// This file holds the lifecycle; the parts live beside it: `CoordinatorSession` (one connection's life),
-/// `MeshFollower` (bridge and mesh per network), `LeaseReconciliation`, `LocalOperations` (what local consumers ask
-/// for), `Doctor`, `LocalAPIServer`, and the state files (`LocalLeaseFile`, `StoreMark`).
+/// `MeshFollower` (bridge and mesh per network), `LeaseReconciliation` and `RequestRecovery` (after each join),
+/// `LocalOperations` (what local consumers ask for), `Doctor`, `LocalAPIServer`, and the state files
+/// (`LocalLeaseFile`, `StoreMark`, `InterfaceKeyFile`).
 public final class Agent: Service, Sendable {
     public let configuration: AgentConfiguration
     let hostNetwork: any HostNetworking
@@ -27,6 +28,10 @@ public final class Agent: Service, Sendable {
     let files = LocalFileSystem()
     let leases: LocalLeaseFile
     let storeMarkFile: StoreMarkFile
+    /// This host's key for container link names and MACs.
+    let naming: ContainerNaming
+    /// One request at a time per (network, owner).
+    let ownerLocks = OwnerLocks()
     let state = Mutex(Runtime())
     /// systemd's notify socket, when started as a `Type=notify` service: READY=1 and status lines.
     let notifier: SystemdNotifier?
@@ -48,6 +53,21 @@ public final class Agent: Service, Sendable {
         var fenced = false
         /// The local API socket listens (readiness).
         var localAPIOpen = false
+        /// What the last recovery could not repair: interrupted requests it could not undo, containers it could
+        /// not re-plumb.
+        var unrepaired: [String] = []
+        /// Pooled addresses being handed out right now (keys of their records).
+        var claimedPool: Set<String> = []
+        /// Why the last attempt to fill a network's pool failed; nil once one succeeds.
+        var poolErrors: [String: String] = [:]
+        /// Wakes the pool keeper of the current session.
+        var poolWake: AsyncStream<Void>.Continuation?
+        /// Foreign MACs seen claiming an address this host holds ("network address mac" → holders), once each.
+        var foreignClaims: [String: String] = [:]
+        /// Why watching a network's bridge failed last; nil while the watch runs.
+        var watchErrors: [String: String] = [:]
+        /// Where and as whom the last session served: the pool is given back there when the agent stops.
+        var lastSession: (endpoint: Endpoint, claim: HostClaim)?
     }
 
     /// - Parameters:
@@ -77,10 +97,13 @@ public final class Agent: Service, Sendable {
         self.readyHandler = onReady
         leases = try LocalLeaseFile(directory: configuration.stateDirectory, files: files)
         storeMarkFile = StoreMarkFile(directory: configuration.stateDirectory, files: files)
+        naming = try InterfaceKeyFile(directory: configuration.stateDirectory, files: files).loadOrCreate()
     }
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown { try await self.runSessions() }
+        // Graceful shutdown cancelled the sessions, not this task: the pool goes back on a connection of its own.
+        await returnPools()
         if configuration.teardownOnStop { await teardown() }
         logger.info("agent stopped", metadata: ["teardown": "\(configuration.teardownOnStop)"])
     }
@@ -100,9 +123,10 @@ public final class Agent: Service, Sendable {
             while !Task.isCancelled {
                 let endpoint = rotation.current
                 notifier?.status("connecting to coordinator \(endpoint)")
+                var ended: (any Error)?
                 do {
-                    try await session(with: endpoint) {
-                        rotation.connected()
+                    try await session(with: endpoint) { leaseTTL in
+                        rotation.connected(servingLeaseTTL: leaseTTL)
                         if !apiStarted {
                             apiStarted = true
                             group.addTask { try await self.serveLocalAPI() }
@@ -113,9 +137,10 @@ public final class Agent: Service, Sendable {
                 } catch {
                     if Task.isCancelled { break }
                     sessionEnded(with: error, at: endpoint)
+                    ended = error
                 }
                 state.withLock { $0.session = nil }
-                try await Task.sleep(for: rotation.next())
+                try await Task.sleep(for: rotation.next(after: ended))
             }
         }
     }
@@ -143,8 +168,11 @@ public final class Agent: Service, Sendable {
 
     /// Removes what the agent built: the containers it plumbed itself, then each network's tunnels and bridge.
     private func teardown() async {
-        for local in leases.all where local.netns != nil {
-            try? await hostNetwork.detach(network: local.network, owner: local.owner)
+        for local in leases.all {
+            guard let link = containerLink(of: local) else { continue }
+            do { try await hostNetwork.detach(link) } catch {
+                logger.error("container not detached", metadata: ["owner": "\(local.owner)", "error": "\(error)"])
+            }
         }
         for name in configuration.networks {
             do { try await hostNetwork.teardown(network: name) } catch {

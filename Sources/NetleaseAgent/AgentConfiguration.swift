@@ -1,3 +1,4 @@
+import HostNetwork
 import NetleaseClient
 import NetleaseCore
 import NetleaseTransport
@@ -32,6 +33,13 @@ public struct AgentConfiguration: Sendable {
     /// Where Docker's remote IPAM plugin API is served (HTTP on a unix socket); nil: not served. It opens at start,
     /// before the networks are ready, so that Docker gets a clear error instead of a missing plugin meanwhile.
     public var dockerPluginSocket: String?
+    /// The full probe of an address before it is first handed out (RFC 5227's timing unless set).
+    public var probe: ARPProbeOptions
+    /// The brief re-check of an address from the pool right before it is handed out.
+    public var recheck: ARPProbeOptions
+    /// Addresses per network leased and fully probed ahead of demand, so that a container gets an address without
+    /// waiting for a full probe; 0 turns the pool off (every request then probes in full).
+    public var poolSize: Int
 
     /// A coordinator on this host at the default port.
     public static let defaultCoordinators = [Endpoint(host: "127.0.0.1", port: Endpoint.defaultPort)]
@@ -39,6 +47,8 @@ public struct AgentConfiguration: Sendable {
     public static let defaultStateDirectory = "/var/lib/netlease-agent"
     public static let defaultReconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10))
     public static let defaultMaxProbeAttempts = 8
+    /// Enough for a burst of container starts on one host; each address takes one full probe to replace.
+    public static let defaultPoolSize = 4
 
     /// A derived heartbeat period stays within this range, whatever the lease TTLs.
     public static let derivedHeartbeatRange: ClosedRange<Duration> = .seconds(1)...(.seconds(30))
@@ -60,7 +70,10 @@ public struct AgentConfiguration: Sendable {
         reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
         maxProbeAttempts: Int = defaultMaxProbeAttempts,
         tls: TLSSettings? = nil,
-        dockerPluginSocket: String? = nil
+        dockerPluginSocket: String? = nil,
+        probe: ARPProbeOptions = ARPProbeOptions(),
+        recheck: ARPProbeOptions = .recheck,
+        poolSize: Int = defaultPoolSize
     ) {
         self.coordinators = coordinators
         self.secret = secret
@@ -76,5 +89,8 @@ public struct AgentConfiguration: Sendable {
         self.maxProbeAttempts = maxProbeAttempts
         self.tls = tls
         self.dockerPluginSocket = dockerPluginSocket
+        self.probe = probe
+        self.recheck = recheck
+        self.poolSize = max(0, poolSize)
     }
 }

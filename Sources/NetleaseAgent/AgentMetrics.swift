@@ -105,9 +105,14 @@ struct CountingARPProber: ARPProber {
     let base: any ARPProber
     let metrics: AgentMetrics
 
-    func probe(_ address: IPv4Address, on interface: String) async throws -> String? {
+    func probe(
+        _ address: IPv4Address,
+        on interface: String,
+        options: ARPProbeOptions,
+        ignoring: Set<String>
+    ) async throws -> String? {
         do {
-            let mac = try await base.probe(address, on: interface)
+            let mac = try await base.probe(address, on: interface, options: options, ignoring: ignoring)
             metrics.probed(mac == nil ? .free : .answered)
             return mac
         } catch {
@@ -115,4 +120,7 @@ struct CountingARPProber: ARPProber {
             throw error
         }
     }
+
+    /// The bridge watch is not a probe: passed through uncounted.
+    func watch(_ interface: String) -> AsyncThrowingStream<ARPClaim, any Error> { base.watch(interface) }
 }

@@ -28,8 +28,11 @@ extension Agent {
             if let directory { config.peers = directory.peers(of: name) }
             checks += await hostNetworkChecks(name, context: context, config: config)
             checks.append(await peerBridgesCheck(name, peers: Set(config.peers.keys), connection: session.connection))
+            if configuration.poolSize > 0 { checks.append(poolCheck(name)) }
+            checks.append(arpWatchCheck(name, bridge: config.bridge))
         }
         checks.append(await leasesCheck(session.connection))
+        checks.append(await containersCheck(session))
         checks.append(
             DoctorCheck(
                 name: "reconcile",
@@ -97,30 +100,143 @@ extension Agent {
         }
     }
 
-    /// The leases recorded here against the coordinator's active leases of this host.
+    /// The leases recorded here against the coordinator's active leases of this host, both ways: a record the
+    /// coordinator does not agree with, a lease of this host no record names (leaked by a request that never
+    /// finished, or made by an admin), and a request interrupted and not undone yet. Requests in flight while the
+    /// check runs are left out: their record and lease change under it.
     private func leasesCheck(_ connection: NetleaseConnection) async -> DoctorCheck {
+        let busyBefore = ownerLocks.busy
+        let remote: [Lease]
         do {
-            let remote = try await connection.leases(.init(host: configuration.host, state: .active))
-            var mismatches: [String] = []
-            let local = leases.all
-            for lease in local where configuration.networks.contains(lease.network) {
-                let match = remote.first { $0.network == lease.network && $0.owner == lease.owner }
-                if match?.address.description != lease.address {
-                    mismatches.append(
-                        "\(lease.network) '\(lease.owner)' uses \(lease.address) here, coordinator: "
-                            + (match.map { "\($0.address)" } ?? "no lease")
-                    )
-                }
-            }
-            return DoctorCheck(
-                name: "leases",
-                ok: mismatches.isEmpty,
-                detail: mismatches.isEmpty
-                    ? "\(local.count) local lease(s) agree with the coordinator"
-                    : mismatches.joined(separator: "; ")
-            )
+            // Listed before the records are read: a lease is recorded before it is asked for, so whatever the
+            // listing shows has its record by then.
+            remote = try await connection.leases(.init(host: configuration.host, state: .active))
         } catch {
             return DoctorCheck(name: "leases", ok: false, detail: "cannot list leases: \(error)")
         }
+        let local = leases.all.filter { configuration.networks.contains($0.network) }
+        let inFlight = busyBefore.union(ownerLocks.busy).union(state.withLock { $0.claimedPool })
+        var problems: [String] = []
+        for record in local where !inFlight.contains(record.key) {
+            if record.state == .pending {
+                problems.append(
+                    "\(record.network) '\(record.owner)': a request was interrupted and is not undone yet "
+                        + "(it is at the next reconnect)"
+                )
+                continue
+            }
+            let match = remote.first { $0.network == record.network && $0.owner == record.owner }
+            if match?.address.description != record.address {
+                problems.append(
+                    "\(record.network) '\(record.owner)' uses \(record.address) here, coordinator: "
+                        + (match.map { "\($0.address)" } ?? "no lease")
+                )
+            }
+        }
+        let recorded = Set(local.map(\.key))
+        for lease in remote where !lease.isBridge && configuration.networks.contains(lease.network) {
+            let key = LocalLease.key(network: lease.network, owner: lease.owner)
+            guard !recorded.contains(key), !inFlight.contains(key) else { continue }
+            problems.append(
+                "\(lease.network) \(lease.address) is leased to this host for '\(lease.owner)', which this agent has "
+                    + "no record of; release it if nothing uses it"
+            )
+        }
+        problems += state.withLock { $0.unrepaired }
+        return DoctorCheck(
+            name: "leases",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(local.count) local lease(s) agree with the coordinator"
+                : problems.joined(separator: "; ")
+        )
+    }
+
+    /// The address pool: how many probed addresses wait, and why the last fill failed.
+    private func poolCheck(_ name: String) -> DoctorCheck {
+        let ready = leases.all.filter { $0.network == name && $0.state == .pooled }.count
+        let error = state.withLock { $0.poolErrors[name] }
+        return DoctorCheck(
+            name: "\(name)/pool",
+            ok: error == nil,
+            detail: "\(ready) of \(configuration.poolSize) probed address(es) ready"
+                + (error.map { "; the last fill failed: \($0)" } ?? "")
+        )
+    }
+
+    /// The watch of the bridge for foreign claims on this host's addresses (RFC 5227 ongoing detection).
+    private func arpWatchCheck(_ name: String, bridge: String) -> DoctorCheck {
+        let error = state.withLock { $0.watchErrors[name] }
+        let claims = foreignClaims(network: name)
+        var problems = claims
+        if let error { problems.insert("cannot watch \(bridge): \(error)", at: 0) }
+        return DoctorCheck(
+            name: "\(name)/arp-watch",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "watching \(bridge); no foreign device claims an address of this host"
+                : problems.joined(separator: "; ") + (claims.isEmpty ? "" : " (quarantined; detach to clear)")
+        )
+    }
+
+    /// Every container this agent plumbed, inspected against its record, and the other way round: container veths
+    /// on a bridge that no record names (left behind when the state directory was lost, or made by hand).
+    private func containersCheck(_ session: Session) async -> DoctorCheck {
+        let inFlight = ownerLocks.busy
+        var problems: [String] = []
+        var count = 0
+        for (name, context) in session.networks.sorted(by: { $0.key < $1.key }) {
+            do {
+                let expected = Set(
+                    leases.all.filter { $0.network == name && $0.netns != nil }.flatMap {
+                        [
+                            naming.hostVeth(network: name, owner: $0.owner),
+                            InterfaceNames.unkeyedContainerVeth(network: name, owner: $0.owner),
+                        ]
+                    }
+                )
+                let found = try await hostNetwork.containerPorts(bridge: context.config.bridge)
+                for port in found where !expected.contains(port) {
+                    problems.append(
+                        "\(name): veth \(port) on \(context.config.bridge) belongs to no recorded container"
+                    )
+                }
+            } catch {
+                problems.append("\(name): cannot list the veths on \(context.config.bridge): \(error)")
+            }
+        }
+        for record in leases.all where record.state == .ready && !inFlight.contains(record.key) {
+            guard let netns = record.netns, let address = record.ipv4,
+                let context = session.networks[record.network]
+            else { continue }
+            count += 1
+            let attachment = ContainerAttachment(
+                network: record.network,
+                owner: record.owner,
+                namespace: NetworkNamespace(argument: netns),
+                ifname: record.ifname,
+                address: address,
+                prefix: record.prefix,
+                gateway: context.bridgeAddress,
+                bridge: context.config.bridge,
+                mtu: context.mtu,
+                naming: naming
+            )
+            do {
+                let found = try await hostNetwork.inspect(attachment)
+                if !found.isEmpty {
+                    problems.append("\(record.network) '\(record.owner)' (\(netns)): " + found.joined(separator: ", "))
+                }
+            } catch {
+                problems.append("\(record.network) '\(record.owner)': cannot inspect: \(error)")
+            }
+        }
+        return DoctorCheck(
+            name: "containers",
+            ok: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(count) attached container(s) plumbed as recorded"
+                : problems.joined(separator: "; ")
+        )
     }
 }

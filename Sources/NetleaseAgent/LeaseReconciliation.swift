@@ -10,7 +10,8 @@ extension Agent {
     func reconcileLocalLeases(_ control: NetleaseConnection, claim: HostClaim) async {
         var disagreements: [String] = []
         var adopted = 0
-        for local in leases.all {
+        // Pending records are requests that never finished: recovery undoes them instead.
+        for local in leases.all where local.state != .pending {
             guard configuration.networks.contains(local.network), let address = local.ipv4 else { continue }
             do {
                 let outcome = try await control.reconcile(
@@ -22,6 +23,12 @@ extension Agent {
                         claim: claim
                     )
                 )
+                if local.state == .pooled {
+                    // A pooled address someone else holds now is simply no pool address any more.
+                    if case .taken = outcome { try leases.remove(network: local.network, owner: local.owner) }
+                    if case .moved = outcome { try leases.remove(network: local.network, owner: local.owner) }
+                    continue
+                }
                 switch outcome {
                 case .held:
                     continue

@@ -83,7 +83,7 @@ public final class LeadershipGate: LeaseStore {
     // MARK: serving
 
     /// The store to serve from now, or the refusal.
-    private func current() throws -> any LeaseStore {
+    func current() throws -> any LeaseStore {
         let now = ContinuousClock.now
         return try state.withLock { s in
             guard let store = s.store, now < s.leaseEnd else {
@@ -154,6 +154,24 @@ public final class LeadershipGate: LeaseStore {
         try await current().reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
     }
 
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await current().handOver(
+            network: network,
+            address: address,
+            from: from,
+            owner: owner,
+            ifname: ifname,
+            claim: claim
+        )
+    }
+
     public func acquire(
         network: String,
         owner: String,
@@ -198,7 +216,9 @@ public final class LeadershipGate: LeaseStore {
         }
     }
 
-    public func reclaim() async throws -> [String] { try await current().reclaim() }
+    public func reclaim(unobserved: Millis) async throws -> [String] {
+        try await current().reclaim(unobserved: unobserved)
+    }
 
     public func statistics() -> StoreStatistics {
         state.withLock { $0.store }?.statistics() ?? StoreStatistics()

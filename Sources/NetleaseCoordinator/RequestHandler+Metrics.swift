@@ -25,9 +25,14 @@ extension RequestHandler.Barrier {
         case .reportConflict: .reportConflict
         case .leaseList: .leaseList
         case .reconcile: .reconcile
+        case .handOver: .acquire
         case .watch: .watch
         case .backup: .backup
         case .stats: .stats
+        case .authenticateHost: .auth
+        case .hostCredentialSet: .hostCredentialSet
+        case .hostCredentialRevoke: .hostCredentialRevoke
+        case .hostCredentialList: .hostCredentialList
         }
     }
 }

@@ -28,7 +28,7 @@ public struct HostClaim: Sendable, Equatable {
 /// from its caller, mutates the value and appends the changes the store must persist. Nothing here does I/O.
 public struct Ledger: Sendable {
     public private(set) var books: [String: AddressBook] = [:]
-    public private(set) var hosts: [String: HostRecord] = [:]
+    public internal(set) var hosts: [String: HostRecord] = [:]
     /// Highest epoch issued to any host so far. New epochs are above it: a removed host that joins again can never
     /// be given an epoch a stale agent of its earlier life still holds.
     public private(set) var lastEpoch: Int64 = 0
@@ -160,8 +160,8 @@ public struct Ledger: Sendable {
 
     /// Mutates a book in place. The dictionary's storage is modified through, never copied: copying a book (its
     /// record and owner tables) per change would make every allocation cost grow with the pool's size. `body` may
-    /// use only its argument, not `self`.
-    private mutating func modifyBook<T>(_ name: String, _ body: (inout AddressBook) throws -> T) rethrows -> T {
+    /// use only its argument, not `self`. Internal for the ledger's extensions in other files.
+    mutating func modifyBook<T>(_ name: String, _ body: (inout AddressBook) throws -> T) rethrows -> T {
         try body(&books[name]!)
     }
 
@@ -172,7 +172,7 @@ public struct Ledger: Sendable {
 
     /// Refuses a network name outside the grammar (`bad-request`) before looking it up (`unknown-network`): only a
     /// name with one spelling may be looked up in a dictionary that compares canonical equivalence (`Names`).
-    private func checkNetwork(_ name: String, field: String = "network") throws {
+    func checkNetwork(_ name: String, field: String = "network") throws {
         try Names.checkName(name, field: field, kind: "network")
         guard books[name] != nil else { throw NetleaseError.unknownNetwork(name) }
     }

@@ -89,7 +89,7 @@ final class PostgresJournal: LedgerJournal {
     }
 
     /// The open connection, reconnecting (and re-checking the durability settings) when it was lost.
-    private func connected() throws -> BlockingPostgresConnection {
+    func connected() throws -> BlockingPostgresConnection {
         guard !closed else { throw NetleaseError(.storage, "the store is closed") }
         if let connection, !connection.isClosed { return connection }
         connection = nil

@@ -234,8 +234,31 @@ public final class GroupCommitStore: Sendable {
         }
     }
 
-    public func reclaim() async throws -> [String] {
-        try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await perform { ledger, now, changes in
+            try ledger.handOver(
+                network: network,
+                address: address,
+                from: from,
+                to: owner,
+                ifname: ifname,
+                claim: claim,
+                now: now,
+                changes: &changes
+            )
+        }
+    }
+
+    public func reclaim(unobserved: Millis) async throws -> [String] {
+        try await perform { ledger, now, changes in ledger.reclaim(now: now, unobserved: unobserved, changes: &changes)
+        }
     }
 
     public func statistics() -> StoreStatistics {
@@ -453,6 +476,24 @@ extension GroupCommitBacked {
         try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
     }
 
+    public func handOver(
+        network: String,
+        address: IPv4Address,
+        from: String,
+        owner: String,
+        ifname: String,
+        claim: HostClaim
+    ) async throws -> Lease {
+        try await core.handOver(
+            network: network,
+            address: address,
+            from: from,
+            owner: owner,
+            ifname: ifname,
+            claim: claim
+        )
+    }
+
     public func acquire(
         network: String,
         owner: String,
@@ -478,7 +519,7 @@ extension GroupCommitBacked {
         core.heartbeat(host: host, epoch: epoch, done: done)
     }
 
-    public func reclaim() async throws -> [String] { try await core.reclaim() }
+    public func reclaim(unobserved: Millis) async throws -> [String] { try await core.reclaim(unobserved: unobserved) }
     public func statistics() -> StoreStatistics { core.statistics() }
     public func identity() -> StoreIdentity { core.identity() }
     public func backup(to path: String) async throws -> StoreIdentity { try await core.backup(to: path) }

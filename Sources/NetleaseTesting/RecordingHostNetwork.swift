@@ -9,7 +9,10 @@ public final class RecordingHostNetwork: HostNetworking {
     public enum Call: Sendable, Equatable {
         case ensureNetwork(HostNetworkConfig)
         case verify(HostNetworkConfig)
+        case checkNamespace(NetworkNamespace)
         case attach(ContainerAttachment)
+        case inspect(ContainerAttachment)
+        case containerPorts(bridge: String)
         case detach(network: String, owner: String)
         case teardown(network: String)
         case reachable(IPv4Address)
@@ -20,6 +23,12 @@ public final class RecordingHostNetwork: HostNetworking {
         var verifyFailures: [VerifyFailure] = []
         var error: HostNetworkError?
         var unreachable: Set<IPv4Address> = []
+        var attached: Set<String> = []
+        /// Host ends of the containers attached through this fake and not detached.
+        var attachedPorts: [String] = []
+        var problems: [String: [String]] = [:]
+        var refused: Set<NetworkNamespace> = []
+        var foreignPorts: [String] = []
     }
 
     private let state = Mutex(State())
@@ -34,6 +43,17 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// Addresses `reachable` answers false for from now on.
     public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
+
+    /// Namespaces `checkNamespace` refuses from now on (default: none).
+    public func setRefusedNamespaces(_ namespaces: Set<NetworkNamespace>) {
+        state.withLock { $0.refused = namespaces }
+    }
+
+    /// Container veths `containerPorts` lists besides those of the containers attached through this fake.
+    public func setForeignPorts(_ ports: [String]) { state.withLock { $0.foreignPorts = ports } }
+
+    /// What `inspect` reports for an owner's container from now on (default: nothing wrong).
+    public func setProblems(_ problems: [String], owner: String) { state.withLock { $0.problems[owner] = problems } }
 
     /// An error every call throws from now on (after recording itself); nil to stop failing.
     public func setError(_ error: HostNetworkError?) { state.withLock { $0.error = error } }
@@ -58,18 +78,46 @@ public final class RecordingHostNetwork: HostNetworking {
         return state.withLock { $0.verifyFailures }
     }
 
+    public func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        try record(.checkNamespace(namespace))
+        if state.withLock({ $0.refused.contains(namespace) }) {
+            throw HostNetworkError(.invalidConfiguration, "\(namespace) is refused")
+        }
+    }
+
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try record(.attach(attachment))
+        let created = state.withLock { state -> Bool in
+            guard state.attached.insert(attachment.network + "/" + attachment.owner).inserted else { return false }
+            state.attachedPorts.append(attachment.hostInterface)
+            return true
+        }
         return AttachedContainer(
             hostInterface: attachment.hostInterface,
             containerInterface: attachment.ifname,
+            containerMAC: attachment.link.containerMAC,
             mtu: attachment.mtu > 0 ? attachment.mtu : 1450,
-            changes: []
+            changes: [],
+            created: created
         )
     }
 
-    public func detach(network: String, owner: String) async throws {
-        try record(.detach(network: network, owner: owner))
+    public func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
+        try record(.inspect(attachment))
+        return state.withLock { $0.problems[attachment.owner] ?? [] }
+    }
+
+    public func containerPorts(bridge: String) async throws -> [String] {
+        try record(.containerPorts(bridge: bridge))
+        return state.withLock { state in (state.attachedPorts + state.foreignPorts).sorted() }
+    }
+
+    public func detach(_ link: ContainerLink) async throws {
+        try record(.detach(network: link.network, owner: link.owner))
+        state.withLock { state in
+            state.attached.remove(link.network + "/" + link.owner)
+            state.attachedPorts.removeAll { $0 == link.hostInterface }
+        }
     }
 
     public func teardown(network: String) async throws {

@@ -50,29 +50,7 @@ extension Netlease {
         )
         var coordinator: String?
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
-        @Option(
-            help: ArgumentHelp(
-                "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
-                valueName: "file"
-            )
-        )
-        var tlsCert: String?
-        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
-        @Option(
-            help: ArgumentHelp(
-                "PEM CA certificate that must have signed the coordinators' certificates.",
-                valueName: "file"
-            )
-        )
-        var tlsCa: String?
-        @Option(
-            help: ArgumentHelp(
-                "Name every coordinator's certificate must carry as a DNS or IP subjectAltName "
-                    + "(default: any certificate the CA signed is accepted).",
-                valueName: "name"
-            )
-        )
-        var tlsServerName: String?
+        @OptionGroup var tls: TLSClientOptions<AgentTLSHelp>
         @Option(help: "This host's name in the cluster (required, here or in --config).") var host: String?
         @Option(
             help: ArgumentHelp(
@@ -104,6 +82,42 @@ extension Netlease {
             )
         )
         var dockerPlugin: String?
+        @Option(
+            help: ArgumentHelp(
+                "ARP probes per address before it is first handed out (RFC 5227: 3).",
+                valueName: "n"
+            )
+        )
+        var probeCount = ARPProbeOptions().probes
+        @Option(
+            help: ArgumentHelp(
+                "Seconds between two probes: a random time from this to twice this (RFC 5227: 1 to 2).",
+                valueName: "s"
+            )
+        )
+        var probeInterval = 1.0
+        @Option(
+            help: ArgumentHelp(
+                "Seconds to listen for an answer after the last probe (RFC 5227: 2).",
+                valueName: "s"
+            )
+        )
+        var probeWait = 2.0
+        @Option(
+            help: ArgumentHelp(
+                "Seconds to listen when a pooled address is re-checked at hand-out.",
+                valueName: "s"
+            )
+        )
+        var recheckWait = 0.3
+        @Option(
+            help: ArgumentHelp(
+                "Addresses per network leased and probed ahead of demand, so containers need not wait for a full "
+                    + "probe (0: every request probes in full).",
+                valueName: "n"
+            )
+        )
+        var poolSize = AgentConfiguration.defaultPoolSize
         @Option(
             help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level")
         )
@@ -153,10 +167,30 @@ extension Netlease {
         func validate() throws {
             _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
-            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
+            _ = try tls.settings()
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
+            guard (1...10).contains(probeCount) else { throw ValidationError("--probe-count must be 1-10") }
+            for (name, value) in [
+                ("--probe-interval", probeInterval), ("--probe-wait", probeWait),
+                ("--recheck-wait", recheckWait),
+            ] where !(0...60).contains(value) {
+                throw ValidationError("\(name) must be 0-60 seconds")
+            }
+            guard (0...256).contains(poolSize) else { throw ValidationError("--pool-size must be 0-256") }
+        }
+
+        /// The probe timing the options describe.
+        var probeOptions: (probe: ARPProbeOptions, recheck: ARPProbeOptions) {
+            (
+                ARPProbeOptions(
+                    probes: probeCount,
+                    interval: .seconds(probeInterval)...(.seconds(2 * probeInterval)),
+                    wait: .seconds(probeWait)
+                ),
+                ARPProbeOptions(probes: 1, interval: .zero...(.zero), wait: .seconds(recheckWait))
+            )
         }
 
         func run() async throws {
@@ -172,7 +206,7 @@ extension Netlease {
                     try ClusterSecret.load(at: $0, checkPermissions: true).text
                 }
                 if let secret { StandardErrorSink.shared.redact(secret) }
-                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
+                let tls = try self.tls.settings()
                 // Checked now, not at the first connect: a bad file would otherwise only show as retries.
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(
@@ -196,7 +230,10 @@ extension Netlease {
                     stateDirectory: stateDir,
                     teardownOnStop: teardown,
                     tls: tls,
-                    dockerPluginSocket: dockerPlugin
+                    dockerPluginSocket: dockerPlugin,
+                    probe: probeOptions.probe,
+                    recheck: probeOptions.recheck,
+                    poolSize: poolSize
                 )
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()
@@ -247,7 +284,12 @@ extension Netlease {
     struct Attach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give a container an address: lease (ARP-probed), veth pair, address, default route, MTU.",
-            discussion: "Idempotent for the same --owner: a repeat returns the same address and fixes what differs."
+            discussion: """
+                Idempotent for the same --owner: a repeat returns the same address and fixes what differs. The \
+                container is named by its network namespace (--netns) or by a process inside it (--pid), e.g. for \
+                a container started with 'docker run --network none': \
+                --pid "$(docker inspect -f '{{.State.Pid}}' C)". The agent refuses the host's own namespace.
+                """
         )
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
@@ -257,15 +299,41 @@ extension Netlease {
                 valueName: "name|path"
             )
         )
-        var netns: String
+        var netns: String?
+        @Option(
+            help: ArgumentHelp(
+                "A process inside the container: its network namespace /proc/PID/ns/net is used (instead of --netns).",
+                valueName: "pid"
+            )
+        )
+        var pid: Int32?
         @Option(help: "Owner id, e.g. the container id.") var owner: String
         @Option(help: "Interface name inside the container.") var ifname = "eth0"
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            switch (netns, pid) {
+            case (nil, nil): throw ValidationError("name the container: --netns NAME|PATH or --pid PID")
+            case (.some, .some): throw ValidationError("give --netns or --pid, not both")
+            case (nil, .some(let pid)) where pid == 1:
+                throw ValidationError(
+                    "--pid 1 is the host's init: its namespace is the host's own, which attach never plumbs; give a "
+                        + "process inside the container, e.g. --pid \"$(docker inspect -f '{{.State.Pid}}' C)\""
+                )
+            case (nil, .some(let pid)) where pid < 1: throw ValidationError("--pid \(pid) is not a process id")
+            default: break
+            }
+        }
+
+        /// The namespace as the agent is asked for it.
+        var namespace: String { pid.map { "/proc/\($0)/ns/net" } ?? netns ?? "" }
+
         func run() async throws {
             try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent {
-                    try await $0.send(LocalRequest.attach(network: network, owner: owner, netns: netns, ifname: ifname))
+                    try await $0.send(
+                        LocalRequest.attach(network: network, owner: owner, netns: namespace, ifname: ifname)
+                    )
                 }
                 let lease = try WireCodec.lease(from: reply.fields)
                 if json {

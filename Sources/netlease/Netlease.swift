@@ -21,9 +21,7 @@ struct Netlease: AsyncParsableCommand {
         subcommands: [
             Coordinator.self, AgentCommand.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self,
             HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self,
-            CNIConfigCommand.self,
-            Backup.self,
-            Migrate.self, Demo.self, Bench.self,
+            CNIConfigCommand.self, Backup.self, Migrate.self, TLS.self, Demo.self, Bench.self,
         ]
     )
 

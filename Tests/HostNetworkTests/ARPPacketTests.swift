@@ -89,12 +89,28 @@ final class ARPPacketTests: XCTestCase {
         XCTAssertEqual(prober.probes.map(\.address), [candidate, IPv4Address(172, 30, 0, 60)])
     }
 
-    func testOptionsDefaults() {
+    func testOptionsDefaultToRFC5227() {
         let options = ARPProbeOptions()
-        XCTAssertEqual(options.probes, 2)
-        XCTAssertEqual(options.interval, .milliseconds(100))
-        XCTAssertEqual(options.timeout, .milliseconds(300))
+        XCTAssertEqual(options.probes, 3)
+        XCTAssertEqual(options.interval, .seconds(1)...(.seconds(2)))
+        XCTAssertEqual(options.wait, .seconds(2))
+        XCTAssertEqual(options.longest, .seconds(6))
         XCTAssertEqual(ARPProbeOptions(probes: 0).probes, 1)
+        XCTAssertEqual(ARPProbeOptions.recheck.longest, .milliseconds(300))
+    }
+
+    func testAClaimIsAnyRequestOrReplyWithASenderAddressButNotAProbeOrOurOwn() {
+        let ours: [UInt8] = [0x02, 0, 0, 0, 0, 1]
+        let theirs: [UInt8] = [0x0a, 0xbb, 0xcc, 0x0d, 0xee, 0xff]
+        // A probe from them (sender IP 0): not a claim.
+        XCTAssertNil(ARPPacket.claim(in: ARPPacket.probe(senderMAC: theirs, target: candidate)[...], ownMAC: ours))
+        var frame = ARPPacket.probe(senderMAC: theirs, target: IPv4Address(172, 30, 0, 9))
+        frame.replaceSubrange(28..<32, with: [172, 30, 0, 50])
+        XCTAssertEqual(
+            ARPPacket.claim(in: frame[...], ownMAC: ours),
+            ARPClaim(address: candidate, mac: "0a:bb:cc:0d:ee:ff")
+        )
+        XCTAssertNil(ARPPacket.claim(in: frame[...], ownMAC: theirs), "our own frames claim nothing")
     }
 }
 

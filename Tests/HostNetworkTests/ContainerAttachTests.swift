@@ -13,7 +13,8 @@ final class ContainerAttachTests: XCTestCase {
 
     override func setUp() {
         runner = RecordingCommandRunner()
-        network = LinuxHostNetwork(runner: runner)
+        // The namespaces of these tests exist only in the scripted replies.
+        network = LinuxHostNetwork(runner: runner, namespaceGuard: NamespaceGuard { _, _ in })
     }
 
     static func attachment(
@@ -29,20 +30,59 @@ final class ContainerAttachTests: XCTestCase {
             address: IPv4Address(address)!,
             prefix: 16,
             gateway: IPv4Address(172, 30, 0, 1),
-            bridge: "nl0"
+            bridge: "nl0",
+            naming: naming
         )
     }
 
-    /// The host end of container-4711's veth in network blue, as operators see it in `ip link`. A literal: the name
-    /// must not change between releases, or a new agent would no longer find the links an old one created.
-    static let host = "nl2a15d89624ba"
+    /// A fixed key, so names are literals here.
+    static let naming = ContainerNaming(key: Array(0...15))
 
-    func testHostVethNameIsDeterministicAndShort() {
-        XCTAssertEqual(InterfaceNames.containerVeth(network: "blue", owner: "container-4711"), Self.host)
-        XCTAssertEqual(Self.host.utf8.count, 14)
-        XCTAssertEqual(InterfaceNames.containerVeth(network: "blue", owner: "container-4712"), "nl2a15d79624ba")
-        XCTAssertEqual(InterfaceNames.containerVeth(network: "red", owner: "container-4711"), "nlcbb3b226936f")
+    /// The host end of container-4711's veth in network blue under that key, as operators see it in `ip link`. A
+    /// literal: the name must not change between releases, or a new agent would no longer find the links an old
+    /// one created. (Cross-checked with `openssl mac … SIPHASH`.)
+    static let host = "nl1vhoegpgckr6j"
+    /// Its container end's MAC.
+    static let mac = "82:6c:a6:3d:bb:86"
+
+    func testHostVethNameIsKeyedDeterministicAndShort() {
+        let naming = Self.naming
+        XCTAssertEqual(naming.hostVeth(network: "blue", owner: "container-4711"), Self.host)
+        XCTAssertEqual(Self.host.utf8.count, 15)
+        XCTAssertEqual(naming.hostVeth(network: "blue", owner: "container-4712"), "nlffe92v05r403b")
+        XCTAssertEqual(naming.hostVeth(network: "red", owner: "container-4711"), "nl4g22qm4svqks6")
+        XCTAssertEqual(naming.containerMAC(network: "blue", owner: "container-4711"), Self.mac)
         XCTAssertEqual(Self.attachment().hostInterface, Self.host)
+        let other = ContainerNaming(key: Array(repeating: 7, count: 16))
+        XCTAssertNotEqual(
+            other.hostVeth(network: "blue", owner: "container-4711"),
+            Self.host,
+            "another host's key gives other names"
+        )
+        // The names of older releases are still known, to find their links.
+        XCTAssertEqual(InterfaceNames.unkeyedContainerVeth(network: "blue", owner: "container-4711"), "nl2a15d89624ba")
+        XCTAssertEqual(ContainerNaming(hex: naming.hex), naming)
+        for name in [Self.host, "nl2a15d89624ba"] { XCTAssertTrue(InterfaceNames.isContainerVeth(name), name) }
+        for name in ["nl-prod", "nlvx-42", "nl2a15d89624bz", "nl1vhoegpgckr6w", "veth1234567", "nl"] {
+            XCTAssertFalse(InterfaceNames.isContainerVeth(name), name)
+        }
+        XCTAssertNil(ContainerNaming(hex: "00"))
+    }
+
+    func testSipHashMatchesTheReferenceVectors() {
+        let key = Array(UInt8(0)...15)
+        XCTAssertEqual(SipHash24.hash([], key: key), 0x726f_db47_dd0e_0e31)
+        XCTAssertEqual(SipHash24.hash(Array(0...14), key: key), 0xa129_ca61_49be_45e5)
+        XCTAssertEqual(
+            SipHash24.hash(
+                Array("veth\u{0}blue\u{0}ctr-a5b939".utf8),
+                key: [
+                    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+                    0xcc, 0xdd, 0xee, 0xff,
+                ]
+            ),
+            0x74b8_94db_fbe0_0506
+        )
     }
 
     func testFreshAttachByName() async throws {
@@ -53,10 +93,10 @@ final class ContainerAttachTests: XCTestCase {
             runner.commands,
             [
                 Self.observe,
+                inside + Self.observe,
                 [
-                    "ip", "link", "add", Self.host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "mtu",
-                    "1450",
-                    "netns", "/var/run/netns/ctr1",
+                    "ip", "link", "add", Self.host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "address",
+                    Self.mac, "mtu", "1450", "netns", "/var/run/netns/ctr1",
                 ],
                 ["ip", "link", "set", "dev", Self.host, "master", "nl0"],
                 ["ip", "link", "set", "dev", Self.host, "up"],
@@ -68,8 +108,48 @@ final class ContainerAttachTests: XCTestCase {
         XCTAssertEqual(attached.hostInterface, Self.host)
         XCTAssertEqual(attached.containerInterface, "eth0")
         XCTAssertEqual(attached.mtu, 1450)
+        XCTAssertEqual(attached.containerMAC, Self.mac)
+        XCTAssertTrue(attached.created)
         let created = await network.createdResources(network: "blue")
         XCTAssertEqual(created, [.link(Self.host)])
+    }
+
+    func testAFailedFreshAttachRemovesOnlyThePairItMade() async throws {
+        runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
+        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        runner.on(
+            inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
+            reply: .failure(status: 2, stderr: "RTNETLINK answers: Permission denied")
+        )
+        do {
+            _ = try await network.attach(Self.attachment())
+            XCTFail("expected an error")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .commandFailed)
+        }
+        XCTAssertEqual(
+            Array(runner.commands.suffix(2)),
+            [
+                inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"], ["ip", "link", "del", Self.host],
+            ]
+        )
+        let created = await network.createdResources(network: "blue")
+        XCTAssertEqual(created, [])
+    }
+
+    func testAnInterfaceOfThatNameInTheNamespaceIsNotOverwritten() async throws {
+        runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
+        runner.on(
+            ["nsenter", "--net=/var/run/netns/ctr1"] + Self.observe,
+            reply: .output(FakeLink.render([FakeLink("eth0", index: 2, kind: "veth", peerIndex: 77)]))
+        )
+        do {
+            _ = try await network.attach(Self.attachment())
+            XCTFail("expected a conflict")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .conflict, error.message)
+        }
+        XCTAssertEqual(runner.commands.count, 2, "\(runner.commands)")
     }
 
     func testFreshAttachByPathWithOwnNameAndMTU() async throws {
@@ -79,14 +159,15 @@ final class ContainerAttachTests: XCTestCase {
         attachment.mtu = 1400
         _ = try await network.attach(attachment)
         XCTAssertEqual(
-            runner.commands[1],
+            runner.commands[2],
             [
-                "ip", "link", "add", Self.host, "mtu", "1400", "type", "veth", "peer", "name", "net1", "mtu", "1400",
-                "netns", "/proc/4242/ns/net",
+                "ip", "link", "add", Self.host, "mtu", "1400", "type", "veth", "peer", "name", "net1", "address",
+                Self.mac,
+                "mtu", "1400", "netns", "/proc/4242/ns/net",
             ]
         )
         XCTAssertEqual(
-            runner.commands[4],
+            runner.commands[5],
             [
                 "nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "add",
                 "172.30.0.11/16", "dev", "net1",
@@ -97,14 +178,15 @@ final class ContainerAttachTests: XCTestCase {
     private func scriptAttached(
         address: String = "172.30.0.11/16",
         route: String = "172.30.0.1",
-        peerIndex: Int = 2
+        peerIndex: Int = 2,
+        host: String = ContainerAttachTests.host
     ) {
         runner.on(
             Self.observe,
             reply: .output(
                 FakeLink.render([
                     .underlay(), .bridge(),
-                    FakeLink(Self.host, index: 40, kind: "veth", mtu: 1450, master: "nl0", peerIndex: 2),
+                    FakeLink(host, index: 40, kind: "veth", mtu: 1450, master: "nl0", peerIndex: 2),
                 ])
             )
         )
@@ -157,12 +239,57 @@ final class ContainerAttachTests: XCTestCase {
         )
     }
 
-    func testStaleHostVethOfAnOldContainerIsReplaced() async throws {
+    /// A host end with this owner's name whose peer is not the requested interface in the requested namespace is
+    /// someone else's (another owner whose name collides, or a container still running elsewhere): it is never
+    /// deleted, and nothing is created.
+    func testAVethLeadingElsewhereIsNeverDeleted() async throws {
         scriptAttached(peerIndex: 7)
+        do {
+            _ = try await network.attach(Self.attachment())
+            XCTFail("expected a conflict")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .conflict, error.message)
+        }
+        XCTAssertFalse(runner.commands.contains(["ip", "link", "del", Self.host]), "\(runner.commands)")
+        XCTAssertFalse(runner.commands.contains { $0.starts(with: ["ip", "link", "add"]) }, "\(runner.commands)")
+    }
+
+    /// Plain FNV-1a names could be made to collide offline: these two owners shared `nl5649c68bcd2f`.
+    func testOwnersWhoseUnkeyedNamesCollidedGetDifferentVeths() {
+        XCTAssertEqual(InterfaceNames.unkeyedContainerVeth(network: "blue", owner: "ctr-a5b939"), "nl5649c68bcd2f")
+        XCTAssertEqual(InterfaceNames.unkeyedContainerVeth(network: "blue", owner: "ctr-16e4adf"), "nl5649c68bcd2f")
+        XCTAssertEqual(Self.naming.hostVeth(network: "blue", owner: "ctr-a5b939"), "nl19bn0u15nurga")
+        XCTAssertEqual(Self.naming.hostVeth(network: "blue", owner: "ctr-16e4adf"), "nlb63ok62pvlsg7")
+    }
+
+    /// A link of an older release under the unkeyed name is this container's only when it leads to the container;
+    /// then it is fixed in place and detached like a keyed one. Otherwise (a colliding owner's) it is ignored.
+    func testAnOlderReleasesLinkIsUsedOnlyWhenItLeadsToTheContainer() async throws {
+        let legacy = "nl2a15d89624ba"
+        scriptAttached(host: legacy)
+        let attached = try await network.attach(Self.attachment())
+        XCTAssertEqual(attached.hostInterface, legacy)
+        XCTAssertFalse(attached.created)
+        XCTAssertEqual(attached.changes, [])
+        runner.clearCommands()
+        try await network.detach(Self.attachment().link)
+        XCTAssertEqual(runner.commands.last, ["ip", "link", "del", legacy])
+
+        // The same name leading into another namespace: a colliding owner's, ignored.
+        runner.on(
+            Self.observe,
+            reply: .output(
+                FakeLink.render([
+                    .underlay(), .bridge(),
+                    FakeLink(legacy, index: 40, kind: "veth", mtu: 1450, master: "nl0", peerIndex: 2),
+                ])
+            )
+        )
+        runner.on(["nsenter", "--net=/var/run/netns/ctr1"] + Self.observe, reply: .output(FakeLink.render([])))
+        runner.clearCommands()
         _ = try await network.attach(Self.attachment())
-        XCTAssertEqual(runner.commands[2], ["ip", "link", "del", Self.host])
-        XCTAssertEqual(runner.commands[3].prefix(4), ["ip", "link", "add", Self.host])
-        XCTAssertEqual(runner.commands.count, 9)
+        XCTAssertFalse(runner.commands.contains(["ip", "link", "del", legacy]))
+        XCTAssertEqual(runner.commands[2].prefix(4), ["ip", "link", "add", Self.host])
     }
 
     func testAttachWithoutBridgeFails() async throws {
@@ -202,19 +329,48 @@ final class ContainerAttachTests: XCTestCase {
         }
     }
 
-    func testDetachDeletesTheHostEndOnlyWhenPresent() async throws {
+    func testDetachDeletesTheHostEndOnlyWhenItLeadsToTheContainer() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
         _ = try await network.attach(Self.attachment())
         scriptAttached()
         runner.clearCommands()
-        try await network.detach(network: "blue", owner: "container-4711")
-        XCTAssertEqual(runner.commands, [Self.observe, ["ip", "link", "del", Self.host]])
+        try await network.detach(Self.attachment().link)
+        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        XCTAssertEqual(runner.commands, [Self.observe, inside + Self.observe, ["ip", "link", "del", Self.host]])
         let created = await network.createdResources(network: "blue")
         XCTAssertEqual(created, [])
 
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
         runner.clearCommands()
-        try await network.detach(network: "blue", owner: "container-4711")
+        try await network.detach(Self.attachment().link)
         XCTAssertEqual(runner.commands, [Self.observe])
+
+        // Its peer is elsewhere (or the namespace is gone): not ours to delete.
+        scriptAttached(peerIndex: 7)
+        runner.clearCommands()
+        do {
+            try await network.detach(Self.attachment().link)
+            XCTFail("expected a conflict")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .conflict, error.message)
+        }
+        XCTAssertFalse(runner.commands.contains(["ip", "link", "del", Self.host]))
+    }
+
+    func testInspectReportsWhatAttachWouldFixAndChangesNothing() async throws {
+        scriptAttached(address: "172.30.0.99/16", route: "172.30.0.254")
+        let problems = try await network.inspect(Self.attachment())
+        XCTAssertEqual(
+            problems,
+            [
+                "eth0 has stale address 172.30.0.99/16", "eth0 lacks 172.30.0.11/16",
+                "no default route via 172.30.0.1 dev eth0",
+            ]
+        )
+        XCTAssertFalse(runner.commands.contains { $0.contains("add") || $0.contains("del") || $0.contains("replace") })
+        scriptAttached(peerIndex: 7)
+        let foreign = try await network.inspect(Self.attachment())
+        XCTAssertEqual(foreign.count, 1)
+        XCTAssertTrue(foreign[0].contains("does not lead into"), foreign[0])
     }
 }

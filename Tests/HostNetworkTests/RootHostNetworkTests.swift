@@ -116,6 +116,7 @@ final class RootHostNetworkTests: NamespaceTestCase {
             config(bridgeAddress: "172.30.0.2", underlay: "10.77.0.2", peers: ["h1": "10.77.0.1"])
         )
 
+        let naming = ContainerNaming.random()
         let first = ContainerAttachment(
             network: "t",
             owner: "ctr-one",
@@ -123,7 +124,8 @@ final class RootHostNetworkTests: NamespaceTestCase {
             address: IPv4Address(172, 30, 0, 11),
             prefix: 24,
             gateway: IPv4Address(172, 30, 0, 1),
-            bridge: "nlt0"
+            bridge: "nlt0",
+            naming: naming
         )
         // The second container's namespace is given by path, as a runtime would (/proc/PID/ns/net works alike).
         let second = ContainerAttachment(
@@ -134,7 +136,8 @@ final class RootHostNetworkTests: NamespaceTestCase {
             address: IPv4Address(172, 30, 0, 12),
             prefix: 24,
             gateway: IPv4Address(172, 30, 0, 2),
-            bridge: "nlt0"
+            bridge: "nlt0",
+            naming: naming
         )
         let attached = try await network1.attach(first)
         XCTAssertEqual(attached.mtu, 1450)
@@ -160,12 +163,12 @@ final class RootHostNetworkTests: NamespaceTestCase {
         let across = await lab.ping(from: c1, to: IPv4Address(172, 30, 0, 12), within: .seconds(10))
         XCTAssertTrue(across, "container 1 cannot reach container 2 across the VXLAN tunnel")
 
-        try await network1.detach(network: "t", owner: "ctr-one")
+        try await network1.detach(first.link)
         let insideAfter = try await lab.links(in: c1)
         XCTAssertNil(insideAfter["eth0"])
         let hostAfter = try await lab.links(in: h1)
         XCTAssertNil(hostAfter[attached.hostInterface])
-        try await network1.detach(network: "t", owner: "ctr-one")
+        try await network1.detach(first.link)
     }
 
     /// gretap where the kernel has GRE; where it lacks it (this kind of machine: no `ip_gre`), the clear
@@ -238,9 +241,14 @@ final class RootHostNetworkTests: NamespaceTestCase {
 
         // The socket must live in h1: the prober opens it on its own thread after setns(2) into h1.
         let prober = PacketSocketARPProber(namespace: .named(h1))
-        let taken = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nlt0")
+        let short = ARPProbeOptions(
+            probes: 2,
+            interval: .milliseconds(100)...(.milliseconds(100)),
+            wait: .milliseconds(300)
+        )
+        let taken = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nlt0", options: short, ignoring: [])
         XCTAssertEqual(taken, holderMAC)
-        let free = try await prober.probe(IPv4Address(172, 30, 0, 77), on: "nlt0")
+        let free = try await prober.probe(IPv4Address(172, 30, 0, 77), on: "nlt0", options: short, ignoring: [])
         XCTAssertNil(free)
         do {
             _ = try await prober.probe(IPv4Address(172, 30, 0, 50), on: "nosuchdev")

@@ -106,7 +106,8 @@ final class RootOpenVSwitchTests: NamespaceTestCase {
                     address: IPv4Address(172, 30, 0, UInt8(11 + index)),
                     prefix: 24,
                     gateway: IPv4Address(172, 30, 0, UInt8(1 + index)),
-                    bridge: "nlt0"
+                    bridge: "nlt0",
+                    naming: .random()
                 )
             )
         }

@@ -70,7 +70,8 @@ final class MultiHostTests: LabTestCase {
 
     func testAnAddressConfiguredByHandIsQuarantinedAndNeverHandedOut() async throws {
         try await cluster.startCoordinator()
-        for host in 1...2 { try await cluster.startAgent(host) }
+        // No pools: the attaches below lease and probe in order, so the next address is known.
+        for host in 1...2 { try await cluster.startAgent(host, extraArguments: ["--pool-size", "0"]) }
         // Bridges hold .1 and .2, so the coordinator's next address is .3: someone took it by hand on host1's bridge.
         let squatted = IPv4Address(172, 30, 0, 3)
         let rogue = "nl\(lab.id)-rogue"
@@ -175,6 +176,12 @@ final class CNIPluginTests: LabTestCase {
 
         try await cluster.startCoordinator()
         for host in 1...2 { try await cluster.startAgent(host) }
+        // Each host's gateway is its bridge address (which one depends on what the first agent's pool took).
+        var gateways: [Int: String] = [:]
+        for lease in try await cluster.leasesJSON() {
+            guard let owner = lease["owner"] as? String, owner.hasPrefix("bridge:host") else { continue }
+            gateways[Int(owner.dropFirst("bridge:host".count)) ?? 0] = lease["address"] as? String
+        }
         var addresses: [IPv4Address] = []
         for host in 1...2 {
             let namespace = cluster.containerNamespace(host: host, 1)
@@ -184,7 +191,7 @@ final class CNIPluginTests: LabTestCase {
             let ips = try XCTUnwrap(object["ips"] as? [[String: Any]])
             let text = try XCTUnwrap(ips.first?["address"] as? String)
             addresses.append(try XCTUnwrap(IPv4Address(text.split(separator: "/")[0])))
-            XCTAssertEqual(ips.first?["gateway"] as? String, host == 1 ? "172.30.0.1" : "172.30.0.2")
+            XCTAssertEqual(ips.first?["gateway"] as? String, gateways[host])
         }
         XCTAssertNotEqual(addresses[0], addresses[1])
         let failed = await unreachable(from: cluster.containerNamespace(host: 1, 1), [addresses[1]])

@@ -30,14 +30,29 @@ final class ObservedHostNetwork: HostNetworking {
         return try await recorder.verify(config)
     }
 
+    func checkNamespace(_ namespace: NetworkNamespace) async throws {
+        defer { sink.yield(.checkNamespace(namespace)) }
+        try await recorder.checkNamespace(namespace)
+    }
+
     func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         defer { sink.yield(.attach(attachment)) }
         return try await recorder.attach(attachment)
     }
 
-    func detach(network: String, owner: String) async throws {
-        defer { sink.yield(.detach(network: network, owner: owner)) }
-        try await recorder.detach(network: network, owner: owner)
+    func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
+        defer { sink.yield(.inspect(attachment)) }
+        return try await recorder.inspect(attachment)
+    }
+
+    func containerPorts(bridge: String) async throws -> [String] {
+        defer { sink.yield(.containerPorts(bridge: bridge)) }
+        return try await recorder.containerPorts(bridge: bridge)
+    }
+
+    func detach(_ link: ContainerLink) async throws {
+        defer { sink.yield(.detach(network: link.network, owner: link.owner)) }
+        try await recorder.detach(link)
     }
 
     func teardown(network: String) async throws {
@@ -95,7 +110,8 @@ final class AgentHarness: @unchecked Sendable {
         directory: URL? = nil,
         heartbeat: Duration = .milliseconds(100),
         notifier: SystemdNotifier? = nil,
-        via: Endpoint? = nil
+        via: Endpoint? = nil,
+        poolSize: Int = 0
     ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
@@ -117,7 +133,8 @@ final class AgentHarness: @unchecked Sendable {
             socketPath: self.directory.appendingPathComponent("agent.sock").path,
             stateDirectory: self.directory.appendingPathComponent("state").path,
             heartbeatInterval: heartbeat,
-            reconnectDelay: .milliseconds(20)...(.milliseconds(100))
+            reconnectDelay: .milliseconds(20)...(.milliseconds(100)),
+            poolSize: poolSize
         )
         agent = try Agent(
             configuration: configuration,

@@ -8,35 +8,7 @@ import NetleaseTransport
 import NetleaseWire
 import XCTest
 
-final class AgentTests: XCTestCase {
-    var coordinator: CoordinatorHarness!
-    var harnesses: [AgentHarness] = []
-
-    override func setUp() async throws {
-        coordinator = try await withDeadline("the coordinator's start") { try await CoordinatorHarness.start() }
-        try await admin("creating the network") { c in
-            _ = try await c.createNetwork(
-                NetworkSpec(
-                    name: "prod",
-                    subnet: IPv4Subnet("172.30.0.0/24")!,
-                    vni: 77,
-                    cooldown: 0
-                )
-            )
-        }
-    }
-
-    override func tearDown() async throws {
-        for harness in harnesses {
-            await harness.stop()
-            harness.removeFiles()
-        }
-        harnesses = []
-        if let coordinator {
-            try await withDeadline("the coordinator's stop") { await coordinator.stop() }
-        }
-    }
-
+final class AgentTests: AgentTestCase {
     /// One exchange with the coordinator on an admin connection; fails the test when it takes too long.
     private func admin<T: Sendable>(
         _ what: String,
@@ -185,6 +157,88 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(held, [])
     }
 
+    func testAttachIntoARefusedNamespaceLeasesNothing() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        harness.network.recorder.setRefusedNamespaces([.path("/proc/self/ns/net")])
+        do {
+            _ = try await harness.local {
+                try await $0.send(
+                    LocalRequest.attach(
+                        network: "prod",
+                        owner: "web",
+                        netns: "/proc/self/ns/net",
+                        ifname: "eth0"
+                    )
+                )
+            }
+            XCTFail("attach into the agent's own namespace succeeded")
+        } catch let error as NetleaseError {
+            XCTAssertEqual(error.code, .badRequest, error.message)
+        }
+        let calls = harness.network.recorder.calls.filter {
+            switch $0 {
+            case .checkNamespace, .attach, .detach: return true
+            default: return false
+            }
+        }
+        XCTAssertEqual(calls, [.checkNamespace(.path("/proc/self/ns/net"))])
+        XCTAssertEqual(harness.prober.probes, [], "an address was probed for a refused request")
+        let leases = try await admin("listing web's lease") {
+            try await $0.leases(.init(network: "prod", owner: "web"))
+        }
+        XCTAssertEqual(leases, [])
+        let cooling = try await admin("listing cooldowns") {
+            try await $0.leases(.init(network: "prod", state: .cooldown))
+        }
+        XCTAssertEqual(cooling, [])
+    }
+
+    func testAFailingRepeatAttachLeavesTheWorkingContainerAndItsLease() async throws {
+        let harness = try makeAgent()
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        let first = try await harness.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+        }
+        let address = try WireCodec.lease(from: first.fields).address
+        harness.network.recorder.setError(HostNetworkError(.commandFailed, "nsenter: cannot open /gone"))
+        do {
+            _ = try await harness.local {
+                try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "/gone", ifname: "eth0"))
+            }
+            XCTFail("the repeat attach succeeded")
+        } catch {}
+        harness.network.recorder.setError(nil)
+        let detaches = harness.network.recorder.calls.filter {
+            if case .detach = $0 { return true }
+            return false
+        }
+        XCTAssertEqual(detaches, [], "a failed repeat attach unplumbed the working container")
+        let held = try await admin("listing web's lease") { try await $0.leases(.init(network: "prod", owner: "web")) }
+        XCTAssertEqual(held.map(\.address), [address], "a failed repeat attach released the working container's lease")
+    }
+
+    func testConcurrentAttachesOfOneOwnerAreServedOnce() async throws {
+        let harness = try makeAgent()
+        harness.prober.setDuration(.milliseconds(300))
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        let attach = { @Sendable () async throws -> IPv4Address in
+            let reply = try await harness.local {
+                try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+            }
+            return try WireCodec.lease(from: reply.fields).address
+        }
+        async let first = attach()
+        try await Task.sleep(for: .milliseconds(50))
+        async let second = attach()
+        let (one, two) = try await (first, second)
+        XCTAssertEqual(one, two)
+        XCTAssertEqual(harness.prober.probes.map(\.address), [one], "the owner's address was probed twice")
+    }
+
     func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
@@ -216,6 +270,81 @@ final class AgentTests: XCTestCase {
             try await $0.leases(.init(network: "prod", owner: "squatter"))
         }
         XCTAssertEqual(holder.map(\.address), [address], "reconcile must not take the address back")
+    }
+
+    /// An agent killed in the middle of an ATTACH leaves a pending record and a lease; the next one undoes the
+    /// request, and doctor names what it cannot account for.
+    func testARestartedAgentUndoesARequestThatNeverFinishedAndDoctorSeesBothWays() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
+        let first = try makeAgent(directory: directory)
+        first.start()
+        _ = try await first.waitUntilReady()
+        let web = try await first.local {
+            try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
+        }
+        await first.stop()
+
+        // What a kill during the probe of "ghost" leaves: its record, pending, and its lease at the coordinator.
+        // And a lease of this host that no record names.
+        let ghost = try await admin("the interrupted lease") {
+            try await $0.acquire(AcquireRequest(network: "prod", owner: "ghost", claim: HostClaim(host: "h1")))
+        }
+        _ = try await admin("a stray lease") {
+            try await $0.acquire(AcquireRequest(network: "prod", owner: "stray", claim: HostClaim(host: "h1")))
+        }
+        let file = directory.appendingPathComponent("state/leases.json")
+        var records = try JSONDecoder().decode([LocalLease].self, from: Data(contentsOf: file))
+        records.append(
+            LocalLease(
+                network: "prod",
+                owner: "ghost",
+                address: ghost.address,
+                prefix: 24,
+                ifname: "eth0",
+                netns: "ctr-ghost",
+                state: .pending
+            )
+        )
+        try JSONEncoder().encode(records).write(to: file)
+
+        let second = try makeAgent(directory: directory)
+        second.start()
+        _ = try await second.waitUntilReady()
+        XCTAssertTrue(second.network.recorder.calls.contains(.detach(network: "prod", owner: "ghost")))
+        let ghostLeases = try await admin("listing ghost's lease") {
+            try await $0.leases(.init(network: "prod", owner: "ghost"))
+        }
+        XCTAssertEqual(ghostLeases, [], "the interrupted request's lease was not released")
+        let kept = try JSONDecoder().decode([LocalLease].self, from: Data(contentsOf: file))
+        XCTAssertEqual(kept.map(\.owner), ["web"])
+        XCTAssertEqual(kept.first?.state, .ready)
+        XCTAssertEqual(kept.first?.address, try WireCodec.lease(from: web.fields).address.description)
+
+        func doctor() async throws -> [String: DoctorCheck] {
+            let checks = try await second.local { try await $0.send(LocalRequest.doctor) }.records
+                .map(DoctorCheck.init(fields:))
+            return Dictionary(uniqueKeysWithValues: checks.map { ($0.name, $0) })
+        }
+        var checks = try await doctor()
+        XCTAssertEqual(checks["leases"]?.ok, false)
+        XCTAssertTrue(checks["leases"]?.detail.contains("'stray'") ?? false, checks["leases"]?.detail ?? "")
+        XCTAssertEqual(checks["containers"]?.ok, true, checks["containers"]?.detail ?? "no containers check")
+
+        second.network.recorder.setProblems(["eth0 lacks 172.30.0.2/24"], owner: "web")
+        checks = try await doctor()
+        XCTAssertEqual(checks["containers"]?.ok, false)
+        XCTAssertTrue(checks["containers"]?.detail.contains("'web'") ?? false, checks["containers"]?.detail ?? "")
+
+        // Plumbed but recorded nowhere: a container veth on the bridge that no record names.
+        second.network.recorder.setProblems([], owner: "web")
+        second.network.recorder.setForeignPorts(["nl0123456789abc"])
+        checks = try await doctor()
+        XCTAssertEqual(checks["containers"]?.ok, false)
+        XCTAssertEqual(
+            checks["containers"]?.detail,
+            "prod: veth nl0123456789abc on nl-prod belongs to no recorded container"
+        )
     }
 
     func testAgentRejoinsWithANewEpochWhenFenced() async throws {

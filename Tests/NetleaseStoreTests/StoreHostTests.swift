@@ -226,4 +226,57 @@ class StoreHostTests: StoreTestCase {
         XCTAssertEqual(bridgeLeases, [h1Bridge, h2Bridge])
         await expectError(.poolExhausted, "after restart") { try await acquire(restarted, "tiny", "c5") }
     }
+
+    /// ACQUIRE `from=`: a host's lease taken ahead of demand becomes a container's, same address, durably; nothing
+    /// is freed (no cooldown), a retry gets the same lease, and nobody else's lease can be taken this way.
+    func testHandOverKeepsTheAddressDurablyAndTakesOnlyTheHostsOwnLease() async throws {
+        let store = try await makeStore()
+        try await createNetwork(store, "blue", "10.1.0.0/24")
+        let h1 = try await store.join(host: "h1", underlay: ip("192.168.0.1"), networks: ["blue"])
+        let h2 = try await store.join(host: "h2", underlay: ip("192.168.0.2"), networks: ["blue"])
+        let claim = HostClaim(host: "h1", epoch: h1.host.epoch)
+        let pooled = try await store.acquire(network: "blue", owner: "pool:1", claim: claim, address: nil, ifname: "")
+        let other = try await store.acquire(network: "blue", owner: "pool:2", claim: claim, address: nil, ifname: "")
+
+        let handOver = { (address: IPv4Address, from: String, owner: String, claim: HostClaim) in
+            try await store.handOver(
+                network: "blue",
+                address: address,
+                from: from,
+                owner: owner,
+                ifname: "eth0",
+                claim: claim
+            )
+        }
+        let given = try await handOver(pooled.address, "pool:1", "web", claim)
+        XCTAssertEqual(given.address, pooled.address)
+        XCTAssertEqual(given.owner, "web")
+        XCTAssertEqual(given.host, "h1")
+        XCTAssertEqual(given.ifname, "eth0")
+        let again = try await handOver(pooled.address, "pool:1", "web", claim)
+        XCTAssertEqual(again, given, "a retry after a lost reply gets the same lease")
+
+        await expectError(.conflict, "web holds another address") {
+            try await handOver(other.address, "pool:2", "web", claim)
+        }
+        await expectError(.conflict, "another host's lease") {
+            try await handOver(other.address, "pool:2", "db", HostClaim(host: "h2", epoch: h2.host.epoch))
+        }
+        await expectError(.conflict, "not the named owner's lease") {
+            try await handOver(other.address, "pool:1", "db", claim)
+        }
+        await expectError(.staleEpoch, "an old epoch") {
+            try await handOver(other.address, "pool:2", "db", HostClaim(host: "h1", epoch: h1.host.epoch - 1))
+        }
+
+        let restarted = try await restart(store)
+        let leases = try await restarted.leases(.init(network: "blue", host: "h1")).filter { !$0.isBridge }
+        XCTAssertEqual(leases.map(\.owner), ["web", "pool:2"])
+        XCTAssertEqual(leases.map(\.address), [pooled.address, other.address])
+        XCTAssertEqual(leases.map(\.state), [.active, .active])
+        let cooling = try await restarted.leases(.init(network: "blue", state: .cooldown))
+        XCTAssertEqual(cooling, [], "a hand-over frees nothing")
+        let retried = try await restarted.acquire(network: "blue", owner: "web", claim: claim, address: nil, ifname: "")
+        XCTAssertEqual(retried.address, pooled.address)
+    }
 }

@@ -130,6 +130,9 @@ final class RequestTests: XCTestCase {
             .watch,
             .backup,
             .stats,
+            .hostCredentialSet(host: "node-1", hash: "sha256:00ff:" + String(repeating: "ab", count: 32)),
+            .hostCredentialRevoke(host: "node-1"),
+            .hostCredentialList,
         ]
     }
 

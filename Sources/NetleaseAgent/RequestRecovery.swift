@@ -1,0 +1,118 @@
+import HostNetwork
+import Logging
+import NetleaseClient
+import NetleaseCore
+import NetleaseWire
+
+extension Agent {
+    /// After each join: finishes what an agent killed in the middle of a request (or cut off from the coordinator)
+    /// left behind, comparing the three views of this host's leases — the coordinator's, the local records, and
+    /// what is plumbed:
+    /// - a `pending` record is a request that never answered its caller: its container pair (only one that leads
+    ///   into the recorded namespace) is removed, its lease released, the record dropped;
+    /// - a `ready` ATTACH record whose container is not plumbed as recorded is plumbed again when its namespace is
+    ///   still there; otherwise it is reported (the runtime detaches dead containers);
+    /// - a lease the coordinator holds for this host that no record names is reported, never released: an admin
+    ///   may have made it (`lease acquire --host`).
+    /// What cannot be repaired now is kept for doctor and tried again at the next join.
+    func recoverInterruptedRequests(_ control: NetleaseConnection, claim: HostClaim) async {
+        var unrepaired: [String] = []
+        for record in leases.all where configuration.networks.contains(record.network) {
+            let key = LocalLease.key(network: record.network, owner: record.owner)
+            do {
+                try await ownerLocks.withLock(key) {
+                    // Re-read under the lock: a request that was in flight has finished by now.
+                    guard let current = leases.lease(network: record.network, owner: record.owner) else { return }
+                    switch current.state {
+                    case .pending: try await undoInterrupted(current, control: control, claim: claim)
+                    case .ready: try await replumbIfNeeded(current)
+                    case .pooled: break
+                    }
+                }
+            } catch {
+                unrepaired.append("\(record.network) '\(record.owner)': \(error)")
+                logger.error(
+                    "cannot repair after an interrupted request",
+                    metadata: [
+                        "network": "\(record.network)", "owner": "\(record.owner)", "error": "\(error)",
+                    ]
+                )
+            }
+        }
+        // Pool placeholders of this host are this agent's by name: one the coordinator holds without a record (the
+        // record was lost with the state directory) is given back.
+        do {
+            let recorded = Set(leases.all.map(\.key))
+            for lease in try await control.leases(.init(host: configuration.host, state: .active))
+            where isPoolOwner(lease.owner)
+                && !recorded.contains(LocalLease.key(network: lease.network, owner: lease.owner))
+            {
+                _ = try await control.release(ReleaseRequest(network: lease.network, owner: lease.owner, claim: claim))
+                logger.notice(
+                    "gave back a pooled address no record named",
+                    metadata: [
+                        "network": "\(lease.network)", "address": "\(lease.address)",
+                    ]
+                )
+            }
+        } catch {
+            unrepaired.append("cannot look for unrecorded pool addresses: \(error)")
+        }
+        state.withLock { $0.unrepaired = unrepaired }
+    }
+
+    private func undoInterrupted(_ record: LocalLease, control: NetleaseConnection, claim: HostClaim) async throws {
+        if let link = containerLink(of: record) { try await hostNetwork.detach(link) }
+        let released = try await control.release(
+            ReleaseRequest(network: record.network, owner: record.owner, claim: claim)
+        )
+        // Served from the pool: when the hand-over happened, the placeholder holds nothing any more; otherwise its
+        // address is still pooled and stays.
+        var removing = [(network: record.network, owner: record.owner)]
+        if let from = record.from, released != nil { removing.append((record.network, from)) }
+        try leases.update(removing: removing, putting: nil)
+        logger.notice(
+            "undid a request that was interrupted",
+            metadata: [
+                "network": "\(record.network)", "owner": "\(record.owner)",
+                "address": "\(released?.address.description ?? (record.address.isEmpty ? "-" : record.address))",
+            ]
+        )
+    }
+
+    /// Plumbs a recorded container again when something of it is missing and its namespace still exists.
+    private func replumbIfNeeded(_ record: LocalLease) async throws {
+        guard let netns = record.netns, let address = record.ipv4,
+            let context = state.withLock({ $0.session?.networks[record.network] })
+        else { return }
+        let attachment = ContainerAttachment(
+            network: record.network,
+            owner: record.owner,
+            namespace: NetworkNamespace(argument: netns),
+            ifname: record.ifname,
+            address: address,
+            prefix: record.prefix,
+            gateway: context.bridgeAddress,
+            bridge: context.config.bridge,
+            mtu: context.mtu,
+            naming: naming
+        )
+        let problems = try await hostNetwork.inspect(attachment)
+        guard !problems.isEmpty else { return }
+        do {
+            try await hostNetwork.checkNamespace(attachment.namespace)
+        } catch {
+            // The container is gone (or its namespace unusable): nothing to plumb; doctor shows it until the
+            // runtime detaches it.
+            return
+        }
+        let attached = try await hostNetwork.attach(attachment)
+        logger.notice(
+            "re-plumbed a container found incomplete",
+            metadata: [
+                "network": "\(record.network)", "owner": "\(record.owner)",
+                "fixed": "\(attached.changes.joined(separator: "; "))",
+            ]
+        )
+    }
+}
