@@ -81,11 +81,6 @@ final class LabPodman: @unchecked Sendable {
         lab.onDestroy { [self] in sweep() }
     }
 
-    /// Adds another network configuration list to this host's CNI configuration directory.
-    func addConflist(_ name: String, _ conflist: String) throws {
-        try Data(conflist.utf8).write(to: URL(fileURLWithPath: path("net.d/60-\(name).conflist")))
-    }
-
     private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
     /// Runs podman in the host's network namespace with this host's directories; throws when it exits non-zero.
