@@ -16,16 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-20}
-if [ -z "${BIN:-}" ]; then
-    BIN=.build-release/release/netlease
-    [ -x "$BIN" ] || BIN=.build/debug/netlease
-fi
-[ -x "$BIN" ] || { echo "docker-timing: build first (swift build); no $BIN" >&2; exit 1; }
-BIN=$(realpath "$BIN")
-[ "$(id -u)" = 0 ] || { echo "docker-timing: needs root (namespaces, dockerd)" >&2; exit 1; }
-for tool in ip nsenter unshare curl tar /usr/sbin/dockerd /usr/bin/docker /bin/busybox; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "docker-timing: $tool is missing" >&2; exit 1; }
-done
+NAME=docker-timing
+# shellcheck source=scripts/timing-host.sh
+. scripts/timing-host.sh
+prepare ip nsenter unshare curl tar /usr/sbin/dockerd /usr/bin/docker /bin/busybox
 
 NS=nl-dtime-$$
 DIR=$(mktemp -d /tmp/netlease-docker-timing.XXXXXX)
@@ -33,8 +27,6 @@ DOCKER=(/usr/bin/docker -H "unix://$DIR/docker/docker.sock")
 PIDS=()
 MADE_RUN_DOCKER=0
 [ -e /run/docker ] || MADE_RUN_DOCKER=1
-
-in_ns() { nsenter --net="/run/netns/$NS" "$@"; }
 
 cleanup() {
     set +e
@@ -44,56 +36,15 @@ cleanup() {
         [ -n "$ids" ] && "${DOCKER[@]}" rm -f $ids >/dev/null 2>&1
         "${DOCKER[@]}" network rm demo plain >/dev/null 2>&1
     fi
-    # Newest first: dockerd, then the agent, then the coordinator. SIGTERM, then SIGKILL after 20 s.
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${PIDS[i]}
-        kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    stop_daemons
     ip netns del "$NS" 2>/dev/null
     if [ "$MADE_RUN_DOCKER" = 1 ]; then rmdir /run/docker/plugins /run/docker 2>/dev/null; fi
     rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.1 s until it succeeds, or fails the run.
-wait_for() {
-    local seconds=$1 what=$2
-    shift 2
-    for _ in $(seq 1 $((seconds * 10))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "docker-timing: $what did not happen within $seconds s" >&2
-    return 1
-}
-
 echo "docker-timing: namespace $NS, files in $DIR, $BIN" >&2
-ip netns add "$NS"
-in_ns ip link set lo up
-# The underlay: a veth pair inside the namespace, so the tunnel endpoint is an address of its own.
-in_ns ip link add ul0 type veth peer name ul1
-in_ns ip addr add 10.254.0.1/24 dev ul0
-in_ns ip link set ul0 up
-in_ns ip link set ul1 up
-
-# Daemons are started with nsenter itself, not through in_ns: nsenter execs the command, so $! is the daemon.
-nsenter --net="/run/netns/$NS" "$BIN" coordinator --listen 127.0.0.1:0 --data "$DIR/data" --log-level warning \
-    >"$DIR/coordinator.out" 2>"$DIR/coordinator.log" &
-PIDS+=($!)
-wait_for 60 "the coordinator listening" grep -q "listening on" "$DIR/coordinator.out" \
-    || { cat "$DIR/coordinator.log" >&2; exit 1; }
-ADDR=$(sed -n 's/^netlease coordinator listening on //p' "$DIR/coordinator.out")
-ADMIN=(--coordinator "$ADDR" --secret-file "$DIR/data/cluster-secret")
-in_ns "$BIN" network create demo --subnet 172.30.0.0/16 "${ADMIN[@]}" >/dev/null
-
-nsenter --net="/run/netns/$NS" "$BIN" agent "${ADMIN[@]}" --host h1 --underlay 10.254.0.1 --network demo \
-    --socket "$DIR/agent.sock" --state-dir "$DIR/state" --docker-plugin "$DIR/plugin.sock" --log-level warning \
-    >"$DIR/agent.out" 2>"$DIR/agent.log" &
-PIDS+=($!)
-wait_for 60 "the agent ready" grep -q "ready on" "$DIR/agent.out" || { cat "$DIR/agent.log" >&2; exit 1; }
+start_host --docker-plugin "$DIR/plugin.sock"
 
 # dockerd in the namespace, with a private /etc/docker whose plugin spec names this agent's socket (only the
 # network namespace is entered: `ip netns exec` remounts /sys and dockerd then finds no devices cgroup).
@@ -107,19 +58,13 @@ PIDS+=($!)
 wait_for 60 "dockerd answering" "${DOCKER[@]}" version || { tail -20 "$DIR/dockerd.log" >&2; exit 1; }
 
 # An image without a registry: busybox and the applets a container needs here.
-mkdir -p "$DIR/rootfs/bin"
-cp /bin/busybox "$DIR/rootfs/bin/busybox"
-for applet in sh sleep; do ln -s busybox "$DIR/rootfs/bin/$applet"; done
-tar -C "$DIR/rootfs" -cf "$DIR/rootfs.tar" .
+busybox_image "$DIR/rootfs.tar"
 "${DOCKER[@]}" import "$DIR/rootfs.tar" netlease-timing:1 >/dev/null
 
 # The network exactly as `netlease docker-network` prints it, and one on Docker's own IPAM.
-read -r -a create <<<"$(in_ns "$BIN" docker-network demo "${ADMIN[@]}")"
+read -r -a create <<<"$(in_ns "$BIN" docker-network demo --socket "$DIR/agent.sock")"
 "${DOCKER[@]}" "${create[@]:1}" >/dev/null
 "${DOCKER[@]}" network create --driver bridge --subnet 10.77.0.0/24 plain >/dev/null
-
-now_ns() { date +%s%N; }
-median_ms() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f ms", v[int(NR / 2) + 1] / 1e6 }'; }
 
 timed_run() {  # NETWORK NAME: prints the nanoseconds `docker run -d` took
     local started

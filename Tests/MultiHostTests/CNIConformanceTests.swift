@@ -27,7 +27,11 @@ final class CNIConformanceTests: LabTestCase {
             atPath: pluginDirectory + "/netlease-cni",
             withDestinationPath: try Executables.path("netlease-cni")
         )
-        try await cluster.startCoordinator()
+    }
+
+    /// The coordinator and host 1's agent; `exclude` keeps addresses of `demo` out of the pool.
+    private func startHost(exclude: [String] = []) async throws {
+        try await cluster.startCoordinator(extraNetworkArguments: exclude.flatMap { ["--exclude", $0] })
         try await cluster.startAgent(1)
     }
 
@@ -115,6 +119,7 @@ final class CNIConformanceTests: LabTestCase {
     }
 
     func testThePluginAloneAnswersEveryCommandAndErrorAsTheSpecSays() async throws {
+        try await startHost()
         // VERSION
         let version = try await plugin("netlease-cni", "VERSION", ["cniVersion": "1.1.0"])
         XCTAssertEqual(version.json?["supportedVersions"] as? [String], ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
@@ -241,6 +246,7 @@ final class CNIConformanceTests: LabTestCase {
     /// Debian's `bridge` plugin with the conflist `netlease cni-config` prints: a real veth in a container
     /// namespace, the leased address, the bridge's MTU, the default route; CHECK and DEL through the bridge plugin.
     func testTheBridgePluginPlumbsAContainerWithTheConflistOfCNIConfig() async throws {
+        try await startHost()
         let text = try await lab.run(
             lab.hostNamespace(1),
             [cluster.binary, "cni-config", "demo", "--socket", cluster.socket(host: 1)]
@@ -309,5 +315,21 @@ final class CNIConformanceTests: LabTestCase {
         try await lab.addNamespace(second)
         let incompatible = try await plugin("bridge", "ADD", old, container: second)
         XCTAssertEqual(code(incompatible), 1, incompatible.stdout)
+    }
+
+    /// No free address (everything but host 1's bridge address excluded): STATUS is 50, ADD tries later (11).
+    func testAnExhaustedPoolIsStatus50AndAddTriesLater() async throws {
+        try await startHost(exclude: ["172.30.0.2-172.30.255.254"])
+        let status = try await plugin("netlease-cni", "STATUS", config())
+        XCTAssertEqual(code(status), 50)
+        XCTAssertEqual(
+            status.json?["msg"] as? String,
+            "network 'demo' has no free address (see 'netlease network show demo')"
+        )
+        let container = "\(lab.hostNamespace(1))-c1"
+        try await lab.addNamespace(container)
+        let add = try await plugin("netlease-cni", "ADD", config(), container: container)
+        XCTAssertEqual(code(add), 11)
+        XCTAssertTrue((add.json?["msg"] as? String ?? "").hasPrefix("pool-exhausted: "), add.stdout)
     }
 }

@@ -26,6 +26,10 @@ final class LabPodman: @unchecked Sendable {
     private let lock = NSLock()
     private var namespaces: Set<String> = []
     private let runner = ProcessCommandRunner(timeout: .seconds(180))
+    /// podman's libcni keeps each attachment's result under /var/lib/cni/results (removed again by DEL); when this
+    /// lab's podman made the directory, the lab removes it again (only while it is empty).
+    private let madeCNICache: Bool
+    static let cniCacheDirectory = "/var/lib/cni"
 
     static let path = "/usr/bin/podman"
     static let runtime = "/usr/sbin/runc"
@@ -50,6 +54,7 @@ final class LabPodman: @unchecked Sendable {
         self.lab = lab
         self.host = host
         directory = (lab.directory as NSString).appendingPathComponent("podman-h\(host)")
+        madeCNICache = !FileManager.default.fileExists(atPath: Self.cniCacheDirectory)
         let files = FileManager.default
         for name in ["cni-bin", "net.d", "tmp"] {
             try files.createDirectory(atPath: path(name), withIntermediateDirectories: true)
@@ -74,11 +79,6 @@ final class LabPodman: @unchecked Sendable {
             """
         try Data(conf.utf8).write(to: URL(fileURLWithPath: path("containers.conf")))
         lab.onDestroy { [self] in sweep() }
-    }
-
-    /// Adds another network configuration list to this host's CNI configuration directory.
-    func addConflist(_ name: String, _ conflist: String) throws {
-        try Data(conflist.utf8).write(to: URL(fileURLWithPath: path("net.d/60-\(name).conflist")))
     }
 
     private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
@@ -129,11 +129,14 @@ final class LabPodman: @unchecked Sendable {
     }
 
     /// Removes every container and image through podman (addresses are released while the agent still runs),
-    /// then sweeps what is left.
-    func removeEverything() async {
+    /// then sweeps what is left. Returns the containers' network namespaces podman did not remove itself.
+    @discardableResult
+    func removeEverything() async -> [String] {
         _ = try? await podman(["rm", "--all", "--force", "--time", "0"])
         _ = try? await podman(["system", "reset", "--force"])
+        let left = lock.withLock { namespaces }.filter { FileManager.default.fileExists(atPath: $0) }.sorted()
         sweep()
+        return left
     }
 
     /// The last resort, also run by the lab's `destroy()`: kills processes started for this host's containers
@@ -146,6 +149,11 @@ final class LabPodman: @unchecked Sendable {
             unlink(sandbox)
         }
         for mount in leftoverMounts() { umount2(mount, Int32(MNT_DETACH)) }
+        if madeCNICache {
+            // rmdir(2), not a recursive removal: what another runtime keeps there stays.
+            rmdir(Self.cniCacheDirectory + "/results")
+            rmdir(Self.cniCacheDirectory)
+        }
     }
 
     /// Processes of this host's podman: conmon and the containers carry this host's directory on their command

@@ -25,7 +25,10 @@ final class PodmanTests: LabTestCase {
 
     override func tearDown() async throws {
         // Containers go through podman while the agents still run, so their addresses are released.
-        for podman in podmen.values { await podman.removeEverything() }
+        for (host, podman) in podmen {
+            let left = await podman.removeEverything()
+            XCTAssertEqual(left, [], "podman of host \(host) left network namespaces behind")
+        }
         for (host, podman) in podmen {
             XCTAssertEqual(podman.leftoverProcesses(), [], "podman of host \(host) left processes behind")
             XCTAssertEqual(podman.leftoverMounts(), [], "podman of host \(host) left mounts behind")
@@ -108,46 +111,5 @@ final class PodmanTests: LabTestCase {
         XCTAssertTrue(cooling.values.contains(removed.address.description), "podman rm did not release it")
         let active = try await leaseAddresses(state: "active")
         XCTAssertFalse(active.values.contains(removed.address.description))
-    }
-
-    /// A measurement, not a check (it asserts no timing): run with NETLEASE_PODMAN_TIMING=1, otherwise it returns at
-    /// once. The wall time of `podman run -d` on the netlease network against the same image on a network of the same
-    /// `bridge` plugin with `host-local` IPAM, 20 of each, alternating; prints medians and p90s for PERFORMANCE.md.
-    func testTimeNetleaseAddsToPodmanRun() async throws {
-        guard ProcessInfo.processInfo.environment["NETLEASE_PODMAN_TIMING"] == "1" else { return }
-        try await cluster.startCoordinator()
-        let podman = try await startPodmanHost(1)
-        try podman.addConflist(
-            "plain",
-            """
-            {"cniVersion": "1.0.0", "name": "plain", "plugins": [{"type": "bridge", "bridge": "plain0",
-             "isGateway": true, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24"}]],
-             "routes": [{"dst": "0.0.0.0/0"}]}}]}
-            """
-        )
-        let clock = ContinuousClock()
-        var times: [String: [Duration]] = ["demo": [], "plain": []]
-        for round in 0..<22 {
-            for network in ["demo", "plain"] {
-                let name = "\(network)-\(round)"
-                let took = try await clock.measure { try await podman.start(name, network: network) }
-                _ = try await podman.address(of: name)
-                try await podman.podman(["rm", "--force", "--time", "0", name])
-                // The first two rounds warm the image and the plugins' files up and are not counted.
-                if round >= 2 { times[network]!.append(took) }
-            }
-        }
-        func summary(_ list: [Duration]) -> String {
-            let ms = list.map { Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000 }
-                .sorted()
-            return String(
-                format: "median %.0f ms, p90 %.0f ms, min %.0f ms",
-                ms[ms.count / 2],
-                ms[ms.count * 9 / 10],
-                ms[0]
-            )
-        }
-        print("podman run -d, netlease-cni (20): \(summary(times["demo"]!))")
-        print("podman run -d, host-local (20): \(summary(times["plain"]!))")
     }
 }
