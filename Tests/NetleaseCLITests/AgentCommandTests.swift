@@ -92,7 +92,7 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertTrue(named.json)
         assertRefused(
             ["attach", "--network", "blue", "--owner", "c-1"],
-            "Missing expected argument '--netns <name|path>'"
+            "name the container: --netns NAME|PATH or --pid PID"
         )
 
         let detach = try parse(["detach", "--network", "blue", "--owner", "c-1"], as: Netlease.Detach.self)
