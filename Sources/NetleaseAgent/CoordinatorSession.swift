@@ -116,6 +116,7 @@ extension Agent {
     private func follow(_ events: AsyncStream<Event>, from directory: PeerDirectory) async throws {
         var directory = directory
         for await event in events {
+            try applyNetworkEvent(event)
             guard directory.apply(event) else { continue }
             try await updateMesh(directory)
         }

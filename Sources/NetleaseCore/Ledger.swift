@@ -154,6 +154,7 @@ public struct Ledger: Sendable {
                     + "\((last - now + 999) / 1000)s more; delete it after that"
             )
         }
+        try checkNoHostServes(name)
         books[name] = nil
         changes.append(.deleteNetwork(name))
     }

@@ -92,6 +92,8 @@ extension ProtocolModel {
         if book.values.contains(where: { ["cooldown", "reserved"].contains($0.state) && $0.until > now }) {
             e.refuse("conflict")
         }
+        // And while any host, up or lost, still serves it (its bridge keeps the gateway address).
+        if hosts.values.contains(where: { $0.networks.contains(network.name) }) { e.refuse("conflict") }
         e.accept = { [self] reply in
             try Self.same("NETWORK-DELETE reply", reply.head["deleted"], network.name)
             networks[network.name] = nil
