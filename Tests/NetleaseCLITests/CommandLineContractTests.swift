@@ -340,7 +340,8 @@ final class CommandLineContractTests: XCTestCase {
         "state": "string", "underlay": "string",
     ]
     static let statsKeys: Set<String> = [
-        "connections", "connections-refused", "connections-total", "errors", "hosts-lost", "hosts-up",
+        "connections", "connections-evicted", "connections-readers", "connections-refused", "connections-total",
+        "connections-unauthenticated", "errors", "hosts-lost", "hosts-up",
         "leases-active", "leases-conflict", "leases-cooldown", "leases-reserved", "networks", "requests",
         "store", "store-commits", "store-failed-commits", "store-generation", "store-id", "store-largest-batch",
         "store-operations", "uptime-seconds", "version", "watchers",
