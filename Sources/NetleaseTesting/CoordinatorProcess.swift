@@ -79,16 +79,16 @@ public final class CoordinatorProcess: @unchecked Sendable {
         }
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; the exit status (128 + signal when killed by one).
-    @discardableResult
-    public func stop(grace: Duration = .seconds(10)) -> Int32 {
-        process.stop(grace: grace).shellStatus
-    }
-
     /// SIGKILL, and waits until it is gone: a crash that leaves it no chance to finish anything.
     public func kill9() {
         process.signal(SIGKILL)
         process.wait()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; the exit status (128 + signal when killed by one).
+    @discardableResult
+    public func stop(grace: Duration = .seconds(10)) -> Int32 {
+        process.stop(grace: grace).shellStatus
     }
 
     /// Connects with the cluster secret and runs `body`.
