@@ -218,7 +218,10 @@ public struct Ledger: Sendable {
         for network in networks {
             endCooldowns(network: network, now: now, changes: &changes)
             let book = books[network]!
-            if book.activeLease(owner: Lease.bridgeOwner(host: name)) == nil && book.counts.free == 0 {
+            // A cooling bridge address of its own is given back below, so it needs no free one.
+            let owner = Lease.bridgeOwner(host: name)
+            if book.activeLease(owner: owner) == nil && book.coolingLease(owner: owner) == nil && book.counts.free == 0
+            {
                 throw Ledger.exhausted(book)
             }
         }

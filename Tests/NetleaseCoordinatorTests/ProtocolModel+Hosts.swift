@@ -127,16 +127,9 @@ extension ProtocolModel {
         let bridgeOwner = "bridge:" + host
         for network in explicit ?? Array(networks.keys) where networks[network] != nil {
             guard activeLease(owner: bridgeOwner, network: network) == nil && freeCount(network) == 0 else { continue }
-            if coolingBridges(of: host, in: network).isEmpty {
-                e.refuse("pool-exhausted")
-            } else {
-                // Its own cooling bridge address is left. Not back from lost (it left the network in an earlier
-                // JOIN), PROTOCOL.md does not say whether it is given back: either answer is the contract's. Back
-                // from lost, PROTOCOL.md JOIN gives it back — but the coordinator checks for a free address before
-                // it revives one and refuses with pool-exhausted when the pool is otherwise full. Allowed here
-                // until the coordinator gives the address back; when the pool is not full it must (acceptJoin).
-                e.refuse("pool-exhausted", soft: true)
-            }
+            // Its own cooling bridge address, if any, is given back (PROTOCOL.md JOIN), so only a host without one
+            // finds the pool exhausted.
+            if coolingBridges(of: host, in: network).isEmpty { e.refuse("pool-exhausted") }
         }
         e.accept = { [self] reply in try acceptJoin(reply, host: host, underlay: underlay, explicit: explicit) }
     }

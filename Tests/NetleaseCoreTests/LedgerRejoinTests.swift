@@ -1,0 +1,46 @@
+import NetleaseCore
+import XCTest
+
+/// A host back from lost gets its own cooling bridge address back (its containers' gateway) even when the pool has
+/// no other free address: the address it needs is its own, not a free one.
+final class LedgerRejoinTests: XCTestCase {
+    func testAHostBackFromLostIntoAFullPoolGetsItsCoolingBridgeAddressBack() throws {
+        let start: Millis = 1_700_000_000_000
+        var ledger = Ledger()
+        var changes: [LedgerChange] = []
+        let spec = NetworkSpec(name: "blue", subnet: IPv4Subnet("10.1.0.0/29")!, leaseTTL: 30, cooldown: 600)
+        _ = try ledger.createNetwork(spec, now: start, changes: &changes)
+        let underlay = IPv4Address("192.0.2.1")!
+        let first = try ledger.join(host: "h1", underlay: underlay, networks: ["blue"], now: start, changes: &changes)
+        let bridge = try XCTUnwrap(first.bridges.first?.address)
+
+        // Every other address of the /29 goes to static leases, so nothing is free.
+        var owner = 0
+        while try ledger.network("blue").counts.free > 0 {
+            owner += 1
+            _ = try ledger.acquire(
+                network: "blue",
+                owner: "static-\(owner)",
+                claim: nil,
+                wanted: nil,
+                now: start,
+                changes: &changes
+            )
+        }
+        let lost = start + 31_000
+        XCTAssertEqual(ledger.reclaim(now: lost, changes: &changes), ["h1"])
+        XCTAssertEqual(try ledger.network("blue").record(bridge)?.state, .cooldown)
+        XCTAssertEqual(try ledger.network("blue").counts.free, 0)
+
+        let back = try ledger.join(
+            host: "h1",
+            underlay: underlay,
+            networks: ["blue"],
+            now: lost + 1_000,
+            changes: &changes
+        )
+        XCTAssertEqual(back.bridges.map(\.address), [bridge])
+        XCTAssertEqual(try ledger.network("blue").record(bridge)?.state, .active)
+        XCTAssertGreaterThan(back.host.epoch, first.host.epoch)
+    }
+}
