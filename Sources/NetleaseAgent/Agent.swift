@@ -48,6 +48,8 @@ public final class Agent: Service, Sendable {
         var fenced = false
         /// The local API socket listens (readiness).
         var localAPIOpen = false
+        /// Networks a resync could not repair, with what is still wrong (readiness).
+        var unrepaired: [String: String] = [:]
     }
 
     /// - Parameters:
@@ -92,6 +94,7 @@ public final class Agent: Service, Sendable {
                 // Open at once: until the networks are ready Docker gets a clear refusal, not a missing plugin.
                 group.addTask { try await self.serveDockerPlugin(at: path) }
             }
+            group.addTask { try await self.resyncNetworks() }
             var apiStarted = false
             var rotation = CoordinatorRotation(
                 coordinators: configuration.coordinators,

@@ -32,6 +32,9 @@ public struct AgentConfiguration: Sendable {
     /// Where Docker's remote IPAM plugin API is served (HTTP on a unix socket); nil: not served. It opens at start,
     /// before the networks are ready, so that Docker gets a clear error instead of a missing plugin meanwhile.
     public var dockerPluginSocket: String?
+    /// How often every served network is re-verified and repaired when it drifted (jittered ±20 %); nil: never
+    /// (only at join, reconnect and peer changes).
+    public var resyncInterval: Duration?
 
     /// A coordinator on this host at the default port.
     public static let defaultCoordinators = [Endpoint(host: "127.0.0.1", port: Endpoint.defaultPort)]
@@ -39,6 +42,7 @@ public struct AgentConfiguration: Sendable {
     public static let defaultStateDirectory = "/var/lib/netlease-agent"
     public static let defaultReconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10))
     public static let defaultMaxProbeAttempts = 8
+    public static let defaultResyncInterval: Duration = .seconds(30)
 
     /// A derived heartbeat period stays within this range, whatever the lease TTLs.
     public static let derivedHeartbeatRange: ClosedRange<Duration> = .seconds(1)...(.seconds(30))
@@ -60,7 +64,8 @@ public struct AgentConfiguration: Sendable {
         reconnectDelay: ClosedRange<Duration> = defaultReconnectDelay,
         maxProbeAttempts: Int = defaultMaxProbeAttempts,
         tls: TLSSettings? = nil,
-        dockerPluginSocket: String? = nil
+        dockerPluginSocket: String? = nil,
+        resyncInterval: Duration? = defaultResyncInterval
     ) {
         self.coordinators = coordinators
         self.secret = secret
@@ -76,5 +81,6 @@ public struct AgentConfiguration: Sendable {
         self.maxProbeAttempts = maxProbeAttempts
         self.tls = tls
         self.dockerPluginSocket = dockerPluginSocket
+        self.resyncInterval = resyncInterval
     }
 }

@@ -98,6 +98,14 @@ extension Netlease {
         var teardown = false
         @Option(
             help: ArgumentHelp(
+                "Re-verify every network this often (jittered) and repair drift of bridge, tunnels and forwarding "
+                    + "entries; 0 turns it off.",
+                valueName: "seconds"
+            )
+        )
+        var resync = AgentConfiguration.defaultResyncInterval.components.seconds
+        @Option(
+            help: ArgumentHelp(
                 "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
                     + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
                 valueName: "path"
@@ -153,6 +161,7 @@ extension Netlease {
         func validate() throws {
             _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
+            guard resync >= 0 else { throw ValidationError("--resync must be 0 (off) or a number of seconds") }
             _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
@@ -196,7 +205,8 @@ extension Netlease {
                     stateDirectory: stateDir,
                     teardownOnStop: teardown,
                     tls: tls,
-                    dockerPluginSocket: dockerPlugin
+                    dockerPluginSocket: dockerPlugin,
+                    resyncInterval: resync > 0 ? .seconds(resync) : nil
                 )
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()
