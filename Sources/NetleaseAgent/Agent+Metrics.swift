@@ -19,9 +19,12 @@ extension Agent {
         )
     }
 
-    /// Ready: every served network configured and verified in a live coordinator session, and the local API open.
+    /// Ready: every served network configured and verified in a live coordinator session, the local API open, and no
+    /// network whose drift the last resync could not repair.
     public func readiness() -> Readiness {
-        let (session, lastError, localAPIOpen) = state.withLock { ($0.session, $0.lastError, $0.localAPIOpen) }
+        let (session, lastError, localAPIOpen, resyncFailures) = state.withLock {
+            ($0.session, $0.lastError, $0.localAPIOpen, $0.resyncFailures)
+        }
         var unmet: [String] = []
         if session == nil {
             let why = lastError.map { "no coordinator session: \($0)" } ?? "no coordinator session yet"
@@ -29,6 +32,9 @@ extension Agent {
         }
         if !localAPIOpen {
             unmet.append("local API \(configuration.socketPath) not open (it opens once every network is verified)")
+        }
+        for (network, problem) in resyncFailures.sorted(by: { $0.key < $1.key }) {
+            unmet.append("network \(network): its host side drifted and the repair did not take: \(problem)")
         }
         return Readiness(unmet: unmet)
     }

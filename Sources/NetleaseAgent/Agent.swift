@@ -68,6 +68,8 @@ public final class Agent: Service, Sendable {
         var watchErrors: [String: String] = [:]
         /// Where and as whom the last session served: the pool is given back there when the agent stops.
         var lastSession: (endpoint: Endpoint, claim: HostClaim)?
+        /// Networks a resync could not repair, with what is still wrong (readiness).
+        var resyncFailures: [String: String] = [:]
     }
 
     /// - Parameters:
@@ -115,6 +117,7 @@ public final class Agent: Service, Sendable {
                 // Open at once: until the networks are ready Docker gets a clear refusal, not a missing plugin.
                 group.addTask { try await self.serveDockerPlugin(at: path) }
             }
+            group.addTask { try await self.resyncNetworks() }
             var apiStarted = false
             var rotation = CoordinatorRotation(
                 coordinators: configuration.coordinators,

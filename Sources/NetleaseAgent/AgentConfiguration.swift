@@ -40,6 +40,9 @@ public struct AgentConfiguration: Sendable {
     /// Addresses per network leased and fully probed ahead of demand, so that a container gets an address without
     /// waiting for a full probe; 0 turns the pool off (every request then probes in full).
     public var poolSize: Int
+    /// How often every served network is re-verified and repaired when it drifted (jittered ±20 %); nil: never
+    /// (only at join, reconnect and peer changes).
+    public var resyncInterval: Duration?
 
     /// A coordinator on this host at the default port.
     public static let defaultCoordinators = [Endpoint(host: "127.0.0.1", port: Endpoint.defaultPort)]
@@ -49,6 +52,7 @@ public struct AgentConfiguration: Sendable {
     public static let defaultMaxProbeAttempts = 8
     /// Enough for a burst of container starts on one host; each address takes one full probe to replace.
     public static let defaultPoolSize = 4
+    public static let defaultResyncInterval: Duration = .seconds(30)
 
     /// A derived heartbeat period stays within this range, whatever the lease TTLs.
     public static let derivedHeartbeatRange: ClosedRange<Duration> = .seconds(1)...(.seconds(30))
@@ -73,7 +77,8 @@ public struct AgentConfiguration: Sendable {
         dockerPluginSocket: String? = nil,
         probe: ARPProbeOptions = ARPProbeOptions(),
         recheck: ARPProbeOptions = .recheck,
-        poolSize: Int = defaultPoolSize
+        poolSize: Int = defaultPoolSize,
+        resyncInterval: Duration? = defaultResyncInterval
     ) {
         self.coordinators = coordinators
         self.secret = secret
@@ -92,5 +97,6 @@ public struct AgentConfiguration: Sendable {
         self.probe = probe
         self.recheck = recheck
         self.poolSize = max(0, poolSize)
+        self.resyncInterval = resyncInterval
     }
 }

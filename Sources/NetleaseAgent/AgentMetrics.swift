@@ -24,6 +24,15 @@ public final class AgentMetrics: Sendable {
         )
     }
 
+    /// Computed for the same reason as `attaches`.
+    static var repairs: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "netlease_agent_repairs",
+            unitName: "total",
+            helpText: "Host network drift repaired by the periodic resync, by network and kind (the check that failed)."
+        )
+    }
+
     private let attachDuration: DurationHistogram
     private let probes: [ARPProbeResult: Counter]
     private let gauges: ScrapedGauges
@@ -65,6 +74,11 @@ public final class AgentMetrics: Sendable {
     }
 
     func probed(_ result: ARPProbeResult) { probes[result]?.increment() }
+
+    /// Counts one repaired kind of drift of a network (`VerifyCheck` names, e.g. `bridge-mtu`, `tunnel-fdb`).
+    func repaired(network: String, kind: String) {
+        registry.makeCounter(descriptor: Self.repairs, labels: [("network", network), ("kind", kind)]).increment()
+    }
 
     /// The scrape answer, with the gauges set from the agent's state.
     func exposition(peers: [(network: String, count: Int)], connected: Bool) -> String {

@@ -88,9 +88,10 @@ public final class LabProcess: @unchecked Sendable {
             }
             let first = await group.next() ?? nil
             group.cancelAll()
+            // The waiting child ends only when resumed: resume it here, or the group would wait for it forever.
+            if first == nil { cancelWaiters(for: text) }
             return first
         }
-        if result == nil { cancelWaiters(for: text) }
         return result
     }
 

@@ -76,6 +76,14 @@ extension Netlease {
         var teardown = false
         @Option(
             help: ArgumentHelp(
+                "Re-verify every network this often (jittered) and repair drift of bridge, tunnels and forwarding "
+                    + "entries; 0 turns it off.",
+                valueName: "seconds"
+            )
+        )
+        var resync = AgentConfiguration.defaultResyncInterval.components.seconds
+        @Option(
+            help: ArgumentHelp(
                 "Serve Docker's remote IPAM plugin API (driver 'netlease') on this unix socket, e.g. "
                     + "/run/docker/plugins/netlease.sock; see 'netlease docker-network'.",
                 valueName: "path"
@@ -168,6 +176,7 @@ extension Netlease {
             _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
             _ = try tls.settings()
+            guard resync >= 0 else { throw ValidationError("--resync must be 0 (off) or a number of seconds") }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
@@ -233,7 +242,8 @@ extension Netlease {
                     dockerPluginSocket: dockerPlugin,
                     probe: probeOptions.probe,
                     recheck: probeOptions.recheck,
-                    poolSize: poolSize
+                    poolSize: poolSize,
+                    resyncInterval: resync > 0 ? .seconds(resync) : nil
                 )
                 // Under systemd (Type=notify): READY=1 with readiness, status lines, STOPPING=1, watchdog pings.
                 let notifier = SystemdNotifier()

@@ -500,6 +500,11 @@ final class LedgerTests: XCTestCase {
         XCTAssertEqual(try ledger.network("blue").record(held.address)?.owner, "c1")
 
         _ = try ledger.release(network: "blue", owner: "c1", address: nil, claim: nil, now: t0, changes: &changes)
+        // h1 serves 'blue' (its bridge keeps its address): the delete waits until it is removed.
+        assertThrows(.conflict, "served by host(s) h1 (up)") {
+            try ledger.deleteNetwork("blue", now: t0 + 60_000, changes: &changes)
+        }
+        _ = try ledger.removeHost("h1", now: t0, changes: &changes)
         changes = []
         // Bridge address, reservation and ended cooldowns do not block the delete (pending ones do, see
         // testDeleteNetworkWaitsForPendingCooldowns).
