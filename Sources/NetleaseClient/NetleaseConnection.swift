@@ -74,7 +74,7 @@ public final class NetleaseConnection: Sendable {
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(TimeAmount(connectTimeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connect(host: endpoint.host, port: endpoint.port, channelInitializer: initializer)
         } catch {
             throw NetleaseError(.unavailable, "cannot connect to coordinator at \(endpoint): \(error)")

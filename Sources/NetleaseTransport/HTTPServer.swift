@@ -108,7 +108,7 @@ public struct HTTPServer: Service {
         do {
             switch configuration.address {
             case .tcp(let host, let port):
-                server = try await bootstrap.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                server = try await bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .bind(host: host, port: port, childChannelInitializer: initializer)
             case .unix(let path):
                 server = try await bootstrap.bind(

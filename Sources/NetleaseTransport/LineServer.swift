@@ -125,7 +125,7 @@ public struct LineServer: Sendable {
         do {
             switch configuration.address {
             case .tcp(let host, let port):
-                server = try await makeBootstrap().childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                server = try await makeBootstrap().childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .bind(host: host, port: port, childChannelInitializer: initializer)
             case .unix(let path):
                 server = try await makeBootstrap().bind(
@@ -295,7 +295,7 @@ public struct LineServer: Sendable {
         do {
             switch configuration.address {
             case .tcp(let host, let port):
-                server = try await makeBootstrap().childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                server = try await makeBootstrap().childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer(initializer).bind(host: host, port: port).get()
             case .unix(let path):
                 server = try await makeBootstrap().childChannelInitializer(initializer)

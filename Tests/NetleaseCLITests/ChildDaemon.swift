@@ -17,10 +17,12 @@ final class ChildDaemon: @unchecked Sendable {
     private var lines: [String] = []
     private var partial: [UInt8] = []
 
-    init(_ arguments: [String], environment: [String: String] = [:], stderrFile: String) throws {
+    /// `user`: run it as that user (through runuser), as a service manager would; nil: as this process's user.
+    init(_ arguments: [String], environment: [String: String] = [:], stderrFile: String, user: String? = nil) throws {
+        let executable = try BuiltExecutable.path()
         process = try ChildProcess(
-            executable: try BuiltExecutable.path(),
-            arguments: arguments,
+            executable: user == nil ? executable : "/usr/sbin/runuser",
+            arguments: user.map { ["-u", $0, "--", executable] + arguments } ?? arguments,
             environment: BuiltExecutable.cleanEnvironment(adding: environment),
             stdout: .pipe,
             stderr: .file(stderrFile, append: false)
