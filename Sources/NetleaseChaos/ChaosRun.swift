@@ -184,7 +184,10 @@ public struct ChaosRun: Sendable {
             summary.unexpectedErrors = live.unexpectedErrors
             summary.problems += found.problems.map { "cycle \(cycle): \($0)" }
             summary.acknowledged = await log.acknowledged
-            progress("cycle \(cycle): killed after \(wanted)+ acknowledgements; \(summary)")
+            let failover =
+                options.coordinators > 1 && summary.outages.count == cycle
+                ? ", failover \(Summary.milliseconds(summary.outages[cycle - 1]))" : ""
+            progress("cycle \(cycle): killed after \(wanted)+ acknowledgements\(failover); \(summary)")
             if !live.problems.isEmpty { summary.problems += live.problems }
             if summary.problems.count > 50 { break }
         }
