@@ -306,7 +306,12 @@ extension Netlease {
     struct Attach: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give a container an address: lease (ARP-probed), veth pair, address, default route, MTU.",
-            discussion: "Idempotent for the same --owner: a repeat returns the same address and fixes what differs."
+            discussion: """
+                Idempotent for the same --owner: a repeat returns the same address and fixes what differs. The \
+                container is named by its network namespace (--netns) or by a process inside it (--pid), e.g. for \
+                a container started with 'docker run --network none': \
+                --pid "$(docker inspect -f '{{.State.Pid}}' C)". The agent refuses the host's own namespace.
+                """
         )
         @OptionGroup var agent: AgentSocketOptions
         @Option(help: "Network name.") var network: String
@@ -316,15 +321,41 @@ extension Netlease {
                 valueName: "name|path"
             )
         )
-        var netns: String
+        var netns: String?
+        @Option(
+            help: ArgumentHelp(
+                "A process inside the container: its network namespace /proc/PID/ns/net is used (instead of --netns).",
+                valueName: "pid"
+            )
+        )
+        var pid: Int32?
         @Option(help: "Owner id, e.g. the container id.") var owner: String
         @Option(help: "Interface name inside the container.") var ifname = "eth0"
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            switch (netns, pid) {
+            case (nil, nil): throw ValidationError("name the container: --netns NAME|PATH or --pid PID")
+            case (.some, .some): throw ValidationError("give --netns or --pid, not both")
+            case (nil, .some(let pid)) where pid == 1:
+                throw ValidationError(
+                    "--pid 1 is the host's init: its namespace is the host's own, which attach never plumbs; give a "
+                        + "process inside the container, e.g. --pid \"$(docker inspect -f '{{.State.Pid}}' C)\""
+                )
+            case (nil, .some(let pid)) where pid < 1: throw ValidationError("--pid \(pid) is not a process id")
+            default: break
+            }
+        }
+
+        /// The namespace as the agent is asked for it.
+        var namespace: String { pid.map { "/proc/\($0)/ns/net" } ?? netns ?? "" }
+
         func run() async throws {
             try await reportingErrors(json: json) {
                 let reply = try await agent.withAgent {
-                    try await $0.send(LocalRequest.attach(network: network, owner: owner, netns: netns, ifname: ifname))
+                    try await $0.send(
+                        LocalRequest.attach(network: network, owner: owner, netns: namespace, ifname: ifname)
+                    )
                 }
                 let lease = try WireCodec.lease(from: reply.fields)
                 if json {

@@ -4,6 +4,10 @@ import NetleaseCore
 import NetleaseLab
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What `netlease attach` must never do, whatever it is asked: plumb the host itself, take a working container's
 /// interface or address away, hand out an address that answers late, split one owner over two addresses, or leave
 /// a lease or a half-plumbed container behind after the agent is killed.
@@ -22,8 +26,8 @@ final class AttachSafetyTests: LabTestCase {
     }
 
     /// `ip -j` output of `arguments` inside `namespace`, parsed.
-    private func json(_ namespace: String, _ arguments: [String]) async throws -> [[String: Any]] {
-        let text = try await lab.run(namespace, ["ip", "-j"] + arguments).stdout
+    private func json(_ namespace: String, _ arguments: [String], via: [String] = []) async throws -> [[String: Any]] {
+        let text = try await lab.run(namespace, via + ["ip", "-j"] + arguments).stdout
         return (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]]) ?? []
     }
 
@@ -34,9 +38,10 @@ final class AttachSafetyTests: LabTestCase {
             .compactMap { $0["ifname"] as? String }
     }
 
-    /// IPv4 addresses (CIDR) on `ifname` inside `namespace`; empty when the interface is missing.
-    private func addresses(_ namespace: String, _ ifname: String) async -> [String] {
-        let links = (try? await json(namespace, ["addr", "show", "dev", ifname])) ?? []
+    /// IPv4 addresses (CIDR) on `ifname` inside `namespace` (or where `via` enters from there); empty when the
+    /// interface is missing.
+    private func addresses(_ namespace: String, _ ifname: String, via: [String] = []) async -> [String] {
+        let links = (try? await json(namespace, ["addr", "show", "dev", ifname], via: via)) ?? []
         return links.flatMap { ($0["addr_info"] as? [[String: Any]]) ?? [] }
             .filter { $0["family"] as? String == "inet" }
             .compactMap { info in
@@ -82,6 +87,89 @@ final class AttachSafetyTests: LabTestCase {
         XCTAssertNil(active["intruder"], "a refused attach holds a lease")
         let cooling = try await leaseAddresses(state: "cooldown")
         XCTAssertEqual(cooling, [:], "refused attaches burnt addresses into cooldown")
+    }
+
+    /// `netlease attach --pid PID` on host 1: the command's combined output and its exit status.
+    private func attach(owner: String, pid: Int32) async throws -> (output: String, status: Int32) {
+        let output = try await lab.run(
+            hostNamespace,
+            [
+                "sh", "-c",
+                "\"$0\" attach --socket \"$1\" --network \"$2\" --owner \"$3\" --pid \"$4\" 2>&1; echo \"exit=$?\"",
+                cluster.binary, cluster.socket(host: 1), cluster.network, owner, String(pid),
+            ]
+        ).stdout
+        let status = output.split(separator: "\n").last { $0.hasPrefix("exit=") }.flatMap { Int32($0.dropFirst(5)) }
+        return (output, status ?? -1)
+    }
+
+    /// Device and inode of a namespace file (links followed), to see which namespace a process is in.
+    private func namespaceIdentity(_ path: String) -> [UInt64]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
+    }
+
+    /// Starts a "container" as Docker's `--network none` leaves one: a process in a network namespace of its own,
+    /// which ends with it. Returns once the process is in that namespace.
+    private func startNetworklessProcess(_ name: String) async throws -> LabProcess {
+        let process = try lab.spawn(hostNamespace, ["unshare", "--net", "sleep", "600"], name: name)
+        let host = namespaceIdentity("/run/netns/\(hostNamespace)")
+        let entered = await eventually(.seconds(10)) {
+            let inside = self.namespaceIdentity("/proc/\(process.pid)/ns/net")
+            return inside != nil && inside != host
+        }
+        XCTAssertTrue(entered, "the process never entered a namespace of its own")
+        return process
+    }
+
+    /// IPv4 addresses (CIDR) on eth0 in the network namespace of process `pid`.
+    private func addresses(pid: Int32) async -> [String] {
+        await addresses(hostNamespace, "eth0", via: ["nsenter", "--net=/proc/\(pid)/ns/net"])
+    }
+
+    /// `attach --pid` plumbs exactly the process's namespace; PID 1 and a process in the host's (the agent's)
+    /// namespace are refused with a message that says why, and leave no veth and no lease behind. A restarted
+    /// container (new process, new namespace) attached again with the same owner keeps its address.
+    func testAttachByPIDPlumbsTheProcessesNamespaceAndRefusesTheHosts() async throws {
+        try await cluster.startCoordinator()
+        let agent = try await cluster.startAgent(1, extraArguments: Self.probeArguments)
+        let container = try await startNetworklessProcess("pid-container")
+
+        let refusedInit = try await attach(owner: "by-init", pid: 1)
+        XCTAssertEqual(refusedInit.status, 64, refusedInit.output)
+        XCTAssertTrue(refusedInit.output.contains("host's init"), refusedInit.output)
+        let refusedHost = try await attach(owner: "by-agent", pid: agent.pid)
+        XCTAssertNotEqual(refusedHost.status, 0, refusedHost.output)
+        XCTAssertTrue(refusedHost.output.contains("the agent's own network namespace"), refusedHost.output)
+        let refusedPorts = try await containerPorts()
+        XCTAssertEqual(refusedPorts, [], "a veth was added for a refused attach")
+
+        let given = try await attach(owner: "by-pid", pid: container.pid)
+        XCTAssertEqual(given.status, 0, given.output)
+        let address = try XCTUnwrap(given.output.split(separator: "\n").first.map(String.init))
+        let inside = await addresses(pid: container.pid)
+        XCTAssertEqual(inside, [address], "the process's namespace did not get the address")
+        let owners = try await leaseAddresses()
+        XCTAssertEqual(Set(owners.keys), ["by-pid", "bridge:host1"], "a refused attach holds a lease: \(owners)")
+        let gateway = try XCTUnwrap(owners["bridge:host1"])
+        let reachable = await eventually(.seconds(10)) {
+            let ping = try? await self.lab.run(
+                self.hostNamespace,
+                ["nsenter", "--net=/proc/\(container.pid)/ns/net", "ping", "-c", "1", "-W", "1", gateway]
+            )
+            return ping?.status == 0
+        }
+        XCTAssertTrue(reachable, "the container cannot reach its gateway")
+
+        // The container restarts: its namespace ends with its process, and a new one takes its place.
+        _ = container.stop(grace: .seconds(2))
+        let restarted = try await startNetworklessProcess("pid-container-2")
+        let again = try await attach(owner: "by-pid", pid: restarted.pid)
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertEqual(again.output.split(separator: "\n").first.map(String.init), address)
+        let insideAgain = await addresses(pid: restarted.pid)
+        XCTAssertEqual(insideAgain, [address], "the restarted container did not get its address back")
     }
 
     func testAFailingRepeatAttachLeavesTheWorkingContainerAlone() async throws {
