@@ -26,9 +26,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
-        // Already in the graph through postgres-nio; the PostgreSQL store hashes the cluster's secrets with it.
+        // Already in the graph through postgres-nio; the stores keep secrets and host credentials as its hashes.
         .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // `netlease tls init`: the cluster's CA and certificates, made without openssl by hand.
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Pure domain: addresses, subnets, the ledger and its allocator, mesh planning, errors. Foundation only.
@@ -51,7 +54,10 @@ let package = Package(
         .target(name: "NetleaseClient", dependencies: ["NetleaseCore", "NetleaseWire", "NetleaseTransport", nioCore]),
         // System SQLite (Debian libsqlite3-dev). Imported by NetleaseStore only.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "NetleaseStore", dependencies: ["NetleaseCore", "CSQLite", logging]),
+        .target(
+            name: "NetleaseStore",
+            dependencies: ["NetleaseCore", "CSQLite", logging, .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The PostgreSQL store (several coordinators on one database). Imported only by those choosing it.
         .target(
             name: "NetleasePostgresStore",
@@ -113,8 +119,9 @@ let package = Package(
             dependencies: [
                 "NetleaseCore", "NetleaseWire", "NetleaseTransport", "NetleaseStore", "NetleasePostgresStore",
                 "NetleaseCoordinator",
-                "NetleaseClient", "NetleaseAgent", "HostNetwork", "NetleaseBench", "NetleaseLab", argumentParser,
-                logging, lifecycle,
+                "NetleaseClient", "NetleaseAgent", "NetleaseCNI", "HostNetwork", "NetleaseBench", "NetleaseLab",
+                argumentParser, logging, lifecycle, .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(name: "netlease-cni", dependencies: ["NetleaseCNI"]),
@@ -187,7 +194,7 @@ let package = Package(
             name: "NetleaseCLITests",
             dependencies: [
                 "netlease", "NetleaseBench", argumentParser, "NetleaseCore", "NetleaseTesting", "NetleaseStore",
-                "HostNetwork", "NetleaseLab", "NetleaseClient", "NetleaseTransport",
+                "HostNetwork", "NetleaseLab", "NetleaseClient", "NetleaseTransport", "NetleaseWire",
             ]
         ),
         // Root only: hosts and containers as network namespaces, driving the real executables.

@@ -8,6 +8,7 @@
 #   RUNS=5 OUT=/tmp/results scripts/bench.sh
 #
 # Scenarios: closed32x1 closed32x16 open10k open5k open2k (group commit), the same with -nogc (--max-batch 1),
+# metrics (32x1 and 32x16 with the coordinator's --metrics off and on, scraped every second, alternating),
 # std32x1 std32x16 (the library client), fill0 fill50 fill90 fill99 (acquire+release on a /16 at that fill level),
 # agents (1,000 joined hosts with 65 leases each, 1,000 watchers; coordinator RSS), agentstart1/10/50 (an agent's
 # start with that many peers, recording host network), and as root demo2/demo11 (real agents in namespaces:
@@ -22,6 +23,7 @@ mkdir -p "$OUT"
 
 CPID=""
 DATA=""
+SCRAPE=""
 cleanup() {
     if [ -n "$CPID" ]; then kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; fi
     if [ -n "$DATA" ]; then rm -rf "$DATA" "$DATA.out" "$DATA.err"; fi
@@ -41,20 +43,46 @@ start_coordinator() {
     [ -n "$ADDR" ] || { cat "$DATA.err" >&2; exit 1; }
 }
 
-# run NAME "coordinator args" bench args...
+# run_once NAME I "coordinator args" bench args...: run I of scenario NAME against a fresh coordinator.
+run_once() {
+    local name=$1 i=$2 coordargs=$3 scraper=""
+    shift 3
+    # shellcheck disable=SC2086
+    start_coordinator $coordargs
+    echo "== $name run $i ($ADDR, coordinator pid $CPID)" >&2
+    if [ -n "$SCRAPE" ]; then
+        # A scraper as Prometheus would be, only more eager: GET /metrics every second while the bench runs.
+        (while kill -0 "$CPID" 2>/dev/null; do curl -s -o /dev/null "http://$SCRAPE/metrics" || true; sleep 1; done) &
+        scraper=$!
+    fi
+    "$BIN" bench --coordinator "$ADDR" --secret-file "$DATA/d/cluster-secret" --coordinator-pid "$CPID" \
+        --keep --json "$@" >"$OUT/$name.$i.json" 2>"$OUT/$name.$i.log" || echo "   (bench exited $?)" >&2
+    if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
+    grep -h '"acquiresPerSecond"\|"p99"\|"ok"\|rssSteadyKiB\|medianMilliseconds' "$OUT/$name.$i.json" \
+        | tr -s ' ' | tr '\n' ' ' >&2 || true
+    echo >&2
+    cleanup
+}
+
+# run NAME "coordinator args" bench args...: RUNS runs of one scenario.
 run() {
     local name=$1 coordargs=$2
     shift 2
+    for i in $(seq 1 "$RUNS"); do run_once "$name" "$i" "$coordargs" "$@"; done
+}
+
+# The cost of --metrics on the hot paths: 32x1 and 32x16 with the coordinator's metrics off and on (scraped every
+# second), alternating run by run so that drift in the machine's load falls on both alike.
+metrics_ab() {
+    local i shape port
     for i in $(seq 1 "$RUNS"); do
-        # shellcheck disable=SC2086
-        start_coordinator $coordargs
-        echo "== $name run $i ($ADDR, coordinator pid $CPID)" >&2
-        "$BIN" bench --coordinator "$ADDR" --secret-file "$DATA/d/cluster-secret" --coordinator-pid "$CPID" \
-            --keep --json "$@" >"$OUT/$name.$i.json" 2>"$OUT/$name.$i.log" || echo "   (bench exited $?)" >&2
-        grep -h '"acquiresPerSecond"\|"p99"\|"ok"\|rssSteadyKiB\|medianMilliseconds' "$OUT/$name.$i.json" \
-            | tr -s ' ' | tr '\n' ' ' >&2 || true
-        echo >&2
-        cleanup
+        for shape in 1 16; do
+            SCRAPE="" run_once "closed32x$shape-metrics-off" "$i" "" --connections 32 --pipeline "$shape" \
+                --duration 10 $BIG
+            port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            SCRAPE="127.0.0.1:$port" run_once "closed32x$shape-metrics-on" "$i" "--metrics 127.0.0.1:$port" \
+                --connections 32 --pipeline "$shape" --duration 10 $BIG
+        done
     done
 }
 
@@ -62,6 +90,7 @@ BIG="--subnet 10.0.0.0/12"   # 1M addresses: a 10 s acquire-only run at 40k/s ne
 scenario() {
     case $1 in
     closed32x1) run "$1" "" --connections 32 --pipeline 1 --duration 10 $BIG ;;
+    metrics) metrics_ab ;;
     closed32x16) run "$1" "" --connections 32 --pipeline 16 --duration 10 $BIG ;;
     open10k) run "$1" "" --connections 32 --rate 10000 --duration 10 $BIG ;;
     open5k) run "$1" "" --connections 32 --rate 5000 --duration 10 $BIG ;;

@@ -12,7 +12,6 @@
 #   MODEL_SEQUENCES  number of sequences instead of MODEL_OPS (MODEL_SEQUENCES=1 with a failure's seed reproduces it)
 #   MODEL_SHRINK     replays allowed for shrinking a failure (default 400)
 #   MODEL_TRACE=1    print every sequence as sent and answered
-#   MODEL_STRICT=1   fail on the known differences between the code and docs/PROTOCOL.md (listed as "tolerated")
 #   MODEL_DATA_DIR   where the coordinators keep their files (default /dev/shm when writable)
 #
 # Prints progress every 30 s and, at the end, operations/s and how often each verb got each answer. Exits non-zero

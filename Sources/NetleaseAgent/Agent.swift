@@ -123,9 +123,10 @@ public final class Agent: Service, Sendable {
             while !Task.isCancelled {
                 let endpoint = rotation.current
                 notifier?.status("connecting to coordinator \(endpoint)")
+                var ended: (any Error)?
                 do {
-                    try await session(with: endpoint) {
-                        rotation.connected()
+                    try await session(with: endpoint) { leaseTTL in
+                        rotation.connected(servingLeaseTTL: leaseTTL)
                         if !apiStarted {
                             apiStarted = true
                             group.addTask { try await self.serveLocalAPI() }
@@ -136,9 +137,10 @@ public final class Agent: Service, Sendable {
                 } catch {
                     if Task.isCancelled { break }
                     sessionEnded(with: error, at: endpoint)
+                    ended = error
                 }
                 state.withLock { $0.session = nil }
-                try await Task.sleep(for: rotation.next())
+                try await Task.sleep(for: rotation.next(after: ended))
             }
         }
     }

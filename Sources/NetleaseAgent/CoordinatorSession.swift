@@ -14,8 +14,9 @@ extension Agent {
     }
 
     /// One connection's life: join, build, verify, reconcile, then heartbeat and follow events until something fails.
-    /// `onReady` runs once the session serves (networks verified, leases reconciled).
-    func session(with endpoint: Endpoint, onReady: () -> Void) async throws {
+    /// `onReady` runs once the session serves (networks verified, leases reconciled), with the shortest lease TTL of
+    /// the served networks. A standby's `not-leader` ends the session like any error; the rotation follows its hint.
+    func session(with endpoint: Endpoint, onReady: (Duration) -> Void) async throws {
         let secret = configuration.secret
         let tls = configuration.tls
         try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { control in
@@ -42,7 +43,7 @@ extension Agent {
                 }
                 await reconcileLocalLeases(control, claim: claim)
                 await recoverInterruptedRequests(control, claim: claim)
-                onReady()
+                onReady(.seconds(specs.values.map(\.leaseTTL).min() ?? NetworkSpec.defaultLeaseTTL))
                 state.withLock { $0.lastSession = (endpoint, claim) }
                 let interval = heartbeatInterval(specs.values)
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,6 +116,7 @@ extension Agent {
     private func follow(_ events: AsyncStream<Event>, from directory: PeerDirectory) async throws {
         var directory = directory
         for await event in events {
+            try applyNetworkEvent(event)
             guard directory.apply(event) else { continue }
             try await updateMesh(directory)
         }
@@ -151,13 +153,27 @@ extension Agent {
     }
 }
 
-/// Which coordinator to try next and how long to wait first: round robin over the list, exponential backoff with
-/// jitter while attempts keep failing, back to the shortest pause after a session that got ready.
+/// Which coordinator to try next and how long to wait first.
+///
+/// - A standby's `not-leader leader=ADDR` sends the agent to ADDR at once (the next address when it names none or
+///   names the one just asked), without a pause — a standby changes nothing, so asking the leader straight away is
+///   safe. At most `maximumHops` such hops follow each other (two standbys naming each other during a takeover
+///   must not spin); after that a `not-leader` counts as a failure.
+/// - A coordinator that cannot be reached, or a session that fails, moves to the next address in the list after an
+///   exponential backoff with jitter, back to the shortest pause after a session that got ready.
+/// - The pause stays below a third of the shortest lease TTL the agent serves (known once a session got ready): a
+///   host that waits longer than that between attempts could miss its heartbeats for a whole TTL while a
+///   coordinator is there to answer — and lose its leases to the reclaimer.
 struct CoordinatorRotation {
     let coordinators: [Endpoint]
     let delay: ClosedRange<Duration>
     private var index = 0
+    /// The leader a standby named, when it is not the address at `index`.
+    private var hinted: Endpoint?
     private var failures = 0
+    private var hops = 0
+    /// The shortest lease TTL of the networks served in the last session that got ready.
+    private(set) var servedLeaseTTL: Duration?
 
     init(coordinators: [Endpoint], delay: ClosedRange<Duration>) {
         precondition(!coordinators.isEmpty, "the agent checks for coordinators at init")
@@ -165,21 +181,61 @@ struct CoordinatorRotation {
         self.delay = delay
     }
 
-    var current: Endpoint { coordinators[index % coordinators.count] }
+    /// Consecutive `not-leader` hops taken without a pause: every address once, plus two for a takeover in progress.
+    var maximumHops: Int { coordinators.count + 2 }
 
-    /// The session got ready: the next pause starts from the shortest again.
-    mutating func connected() { failures = 0 }
+    var current: Endpoint { hinted ?? coordinators[index % coordinators.count] }
 
-    /// Moves to the next coordinator; returns the pause before trying it.
-    mutating func next() -> Duration {
-        failures += 1
-        index += 1
-        return Self.delay(after: failures, in: delay)
+    /// The session got ready, serving networks whose shortest lease TTL is `leaseTTL`: the next pause starts from
+    /// the shortest again and stays below a third of that TTL.
+    mutating func connected(servingLeaseTTL leaseTTL: Duration) {
+        failures = 0
+        hops = 0
+        servedLeaseTTL = leaseTTL
     }
 
+    /// The session with `current` ended (`error`, nil when it just stopped): returns the pause before trying the
+    /// address that is `current` now.
+    mutating func next(after error: (any Error)?) -> Duration {
+        if let error = error as? NetleaseError, error.code == .notLeader, hops < maximumHops {
+            hops += 1
+            let hint = NetleaseConnection.leader(in: error.message)
+            if let hint, hint != current {
+                if let position = coordinators.firstIndex(of: hint) {
+                    index = position
+                    hinted = nil
+                } else {
+                    hinted = hint
+                }
+            } else {
+                advance()
+            }
+            return .zero
+        }
+        hops = 0
+        failures += 1
+        advance()
+        return Self.delay(after: failures, in: range)
+    }
+
+    /// The backoff range: the configured one, its top held below a third of the served lease TTL.
+    var range: ClosedRange<Duration> {
+        guard let ttl = servedLeaseTTL else { return delay }
+        let ceiling = min(delay.upperBound, ttl / 3)
+        return min(delay.lowerBound, ceiling)...ceiling
+    }
+
+    /// On to the next address of the list (after a hinted one: the one after the address that named it).
+    private mutating func advance() {
+        hinted = nil
+        index = (index + 1) % coordinators.count
+    }
+
+    /// The pause after `failures` failures in a row: doubling from the bottom of `range`, capped at its top, with
+    /// jitter that keeps it below the top (so strictly below a third of the TTL).
     static func delay(after failures: Int, in range: ClosedRange<Duration>) -> Duration {
         let exponent = min(max(failures - 1, 0), 16)
         let base = min(range.lowerBound * (1 << exponent), range.upperBound)
-        return base * Double.random(in: 0.5...1.0)
+        return base * Double.random(in: 0.5..<1.0)
     }
 }

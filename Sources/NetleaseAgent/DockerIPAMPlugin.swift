@@ -59,11 +59,18 @@ public struct DockerIPAMPlugin: Sendable {
     public static let globalAddressSpace = "netlease-global"
 
     /// The `docker network create` line that puts a Docker network on netlease network `name`: Docker's bridge driver
-    /// adopts the agent's bridge (its address is the gateway) and asks this driver for every address.
-    public static func createNetworkCommand(network name: String, subnet: IPv4Subnet, bridge: String) -> String {
+    /// adopts the agent's bridge (its address is the gateway) and asks this driver for every address. With `mtu`
+    /// (the bridge's) containers get that MTU instead of Docker's 1500, which a tunnel would not carry.
+    public static func createNetworkCommand(
+        network name: String,
+        subnet: IPv4Subnet,
+        bridge: String,
+        mtu: Int? = nil
+    ) -> String {
         "docker network create --driver bridge --ipam-driver netlease "
             + "--ipam-opt \(DockerPluginAPI.networkOption)=\(name) --subnet \(subnet) "
-            + "-o com.docker.network.bridge.name=\(bridge) \(name)"
+            + "-o com.docker.network.bridge.name=\(bridge) "
+            + (mtu.map { "-o com.docker.network.driver.mtu=\($0) " } ?? "") + name
     }
 
     /// An HTTP status and a JSON body.

@@ -38,11 +38,11 @@ struct LocalAPIHandler: Sendable {
             return .ok(["pong": "1"])
         case .quit:
             return .ok(["bye": "1"])
-        case .acquire(let network, let owner, let ifname):
+        case .acquire(let network, let owner, let ifname, let address):
             return .ok(
                 fields(
                     try await agent.countingAttach {
-                        try await agent.acquire(network: network, owner: owner, ifname: ifname)
+                        try await agent.acquire(network: network, owner: owner, ifname: ifname, address: address)
                     }
                 )
             )
@@ -66,6 +66,8 @@ struct LocalAPIHandler: Sendable {
                 tag: WireCodec.leaseTag,
                 records: try await agent.hostLeases(network: network).map(WireCodec.fields(lease:))
             )
+        case .network(let name):
+            return .ok(try await networkFacts(name))
         case .doctor:
             let checks = await agent.doctor()
             return .list(
@@ -74,6 +76,26 @@ struct LocalAPIHandler: Sendable {
                 records: checks.map(\.fields)
             )
         }
+    }
+
+    /// NETWORK: what a CNI configuration or a readiness check needs to know of a served network on this host.
+    private func networkFacts(_ name: String) async throws -> Fields {
+        guard agent.configuration.networks.contains(name) else {
+            throw NetleaseError(.unknownNetwork, "this agent does not serve network '\(name)'")
+        }
+        guard let session = agent.state.withLock({ $0.session }), let context = session.networks[name] else {
+            throw NetleaseError(
+                .unavailable,
+                "the agent is not connected to a coordinator right now, or network '\(name)' is not built and "
+                    + "verified yet; retry shortly"
+            )
+        }
+        let summary = try await session.connection.network(name)
+        return [
+            "network": name, "subnet": context.spec.subnet.description, "bridge": context.config.bridge,
+            "mtu": String(context.mtu), "gateway": context.bridgeAddress.description,
+            "free": String(summary.counts.free), "state-dir": agent.configuration.stateDirectory,
+        ]
     }
 
     private func fields(_ handout: Agent.Handout) -> Fields {

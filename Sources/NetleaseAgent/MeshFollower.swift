@@ -1,6 +1,7 @@
 import HostNetwork
 import Logging
 import NetleaseCore
+import NetleaseWire
 
 /// A network as built on this host: its definition, this host's bridge address, what was applied, and the MTU the
 /// host network settled on.
@@ -102,6 +103,41 @@ extension Agent {
         state.withLock {
             $0.directory = directory
             if $0.session?.epoch == session.epoch { $0.session?.networks = updated }
+        }
+    }
+}
+
+extension Agent {
+    /// Reacts to a network's definition changing at the coordinator. `network-deleted` for a served network: stop
+    /// leasing in it at once (the local API then answers `unknown-network`); the bridge and tunnels stay for the
+    /// containers still attached, and the coordinator refuses the delete while this host serves the network, so
+    /// this happens only after the host was removed. `network` with settings other than the ones built here (the
+    /// network was created again): throws, which ends the session; the next one joins again and builds the network
+    /// with its new settings and this host's new bridge address.
+    func applyNetworkEvent(_ event: Event) throws {
+        switch event {
+        case .networkDeleted(let name):
+            let stopped = state.withLock { state -> Bool in
+                guard state.session?.networks[name] != nil else { return false }
+                state.session?.networks[name] = nil
+                return true
+            }
+            guard stopped else { return }
+            logger.error(
+                "network deleted at the coordinator while this host serves it: no more leases in it here",
+                metadata: ["network": "\(name)", "kept": "its bridge and tunnels, until configured without it"]
+            )
+        case .network(let spec):
+            guard configuration.networks.contains(spec.name) else { return }
+            let built = state.withLock { $0.session?.networks[spec.name]?.spec }
+            guard built != spec else { return }
+            logger.warning(
+                "network changed at the coordinator: joining again to build it with its new settings",
+                metadata: ["network": "\(spec.name)", "subnet": "\(spec.subnet)", "vni": "\(spec.vni)"]
+            )
+            throw NetleaseError(.unavailable, "network '\(spec.name)' changed at the coordinator; joining again")
+        default:
+            return
         }
     }
 }

@@ -86,8 +86,8 @@ final class BenchHandler: ChannelInboundHandler {
         result = ConnectionResult(index: index)
         if case .load(let r) = role {
             let owner = r.plan.ownerBase(connection: index)
-            acquireTemplate = RequestTemplate(.acquire(AcquireRequest(network: r.plan.network, owner: owner)))
-            releaseTemplate = RequestTemplate(.release(ReleaseRequest(network: r.plan.network, owner: owner)))
+            acquireTemplate = RequestTemplate(.acquire(AcquireRequest(network: r.plan.target.network, owner: owner)))
+            releaseTemplate = RequestTemplate(.release(ReleaseRequest(network: r.plan.target.network, owner: owner)))
         }
     }
 
@@ -390,7 +390,7 @@ final class BenchHandler: ChannelInboundHandler {
                 .join(
                     host: a.plan.host(a.number),
                     underlay: AgentPlan.underlay(a.number),
-                    networks: [a.plan.network]
+                    networks: [a.plan.target.network]
                 )
             )
             pending.append(Pending(kind: .join, seq: 0, t: BenchClock.nowNs()))
@@ -472,7 +472,7 @@ final class BenchHandler: ChannelInboundHandler {
         let host = a.plan.host(a.number)
         let claim = HostClaim(host: host, epoch: epoch)
         acquireTemplate = RequestTemplate(
-            .acquire(AcquireRequest(network: a.plan.network, owner: a.plan.ownerBase(a.number), claim: claim))
+            .acquire(AcquireRequest(network: a.plan.target.network, owner: a.plan.ownerBase(a.number), claim: claim))
         )
         heartbeatLine = Array((Request.heartbeat(host: host, epoch: epoch).rendered + "\n").utf8)
         if a.plan.leasesEach == 0 {

@@ -20,9 +20,7 @@ extension BenchRunner {
         rss.start()
         let rssBefore = rss.snapshot()
         let plan = AgentPlan(
-            endpoint: endpoint,
-            secret: secret,
-            network: network,
+            target: target,
             hostPrefix: "ba-\(runID)",
             agents: agents,
             leasesEach: agentLeases,

@@ -28,9 +28,7 @@ extension BenchRunner {
             client: ProcessUsage.ownCPUSeconds(), coordinator: coordinatorPid.flatMap(ProcessUsage.cpuSeconds)
         )
         let plan = LoadPlan(
-            endpoint: endpoint,
-            secret: secret,
-            network: network,
+            target: target,
             ownerPrefix: "b-\(runID)",
             connections: connections,
             pipeline: pipeline,
@@ -111,9 +109,7 @@ extension BenchRunner {
         guard toFill > 0 else { return ([:], 0) }
         log("prefilling \(toFill) addresses to reach \(prefill)% of \(usable)")
         let plan = LoadPlan(
-            endpoint: endpoint,
-            secret: secret,
-            network: network,
+            target: target,
             ownerPrefix: "fill-\(runID)",
             connections: min(connections, 16),
             pipeline: 16,

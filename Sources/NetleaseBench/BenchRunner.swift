@@ -80,6 +80,9 @@ public struct BenchRunner: Sendable {
         FileHandle.standardError.write(Data("bench: \(text)\n".utf8))
     }
 
+    /// Where the load goes.
+    var target: BenchTarget { BenchTarget(endpoint: endpoint, secret: secret, network: network) }
+
     func admin<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
         try await NetleaseConnection.connect(to: endpoint, secret: secret, body)
     }

@@ -76,8 +76,8 @@ final class LeanEngine: Sendable {
         for index in 0..<plan.connections {
             connections.append(
                 try await connect(
-                    plan.endpoint,
-                    secret: plan.secret,
+                    plan.target.endpoint,
+                    secret: plan.target.secret,
                     index: index,
                     role: .load(LoadRole(plan: plan, shared: shared))
                 )
@@ -114,11 +114,12 @@ final class LeanEngine: Sendable {
     func runAgents(_ plan: AgentPlan, onSteady: @Sendable () -> (rss: Int, hwm: Int)?) async throws -> AgentsOutcome {
         let started = BenchClock.nowNs()
         // Agents connect, join and acquire first; then the watchers.
-        let agents = try await connectInWaves(plan.agents, endpoint: plan.endpoint, secret: plan.secret) {
+        let target = plan.target
+        let agents = try await connectInWaves(plan.agents, endpoint: target.endpoint, secret: target.secret) {
             .agent(AgentRole(plan: plan, number: $0))
         }
         let agentsUp = BenchClock.nowNs()
-        let watchers = try await connectInWaves(plan.agents, endpoint: plan.endpoint, secret: plan.secret) { _ in
+        let watchers = try await connectInWaves(plan.agents, endpoint: target.endpoint, secret: target.secret) { _ in
             .watcher
         }
         let watchersUp = BenchClock.nowNs()

@@ -4,19 +4,21 @@ import Synchronization
 
 /// One run of acquire load: where to, how many connections with how much in flight, the schedule and the budget.
 struct LoadPlan: Sendable {
-    var endpoint: Endpoint
-    var secret: String?
-    var network: String
+    var target: BenchTarget
     /// Owners are `<ownerPrefix>-<connection>-<seq>`: unique per run and connection, so the verification can match
     /// every acknowledgement to its line in LEASE-LIST.
     var ownerPrefix: String
+    /// Connections, each authenticated once and kept for the whole run.
     var connections: Int
+    /// Requests each connection keeps in flight (1: one at a time).
     var pipeline: Int
     /// Per-connection interval between scheduled acquires (open loop); 0 = closed loop.
     var intervalNs: UInt64
+    /// Whether each acknowledged acquire is released at once (the pool never fills).
     var release: Bool
     /// Most acquires to send over all connections.
     var budget: Int
+    /// Seconds of load, unless the budget runs out first.
     var duration: Double
 
     /// The owner of connection `connection`'s acquire number `seq` (counted from 0 on each connection).
@@ -50,13 +52,16 @@ struct LoadPlan: Sendable {
 
 /// Agents mode: hosts that join, acquire host-bound leases, heartbeat, and as many connections that watch.
 struct AgentPlan: Sendable {
-    var endpoint: Endpoint
-    var secret: String?
-    var network: String
+    var target: BenchTarget
+    /// Agents join as `<hostPrefix>-<number>`.
     var hostPrefix: String
+    /// Agents, each with a connection that joins and heartbeats and one that watches.
     var agents: Int
+    /// Host-bound leases each agent acquires after its join.
     var leasesEach: Int
+    /// Each agent's heartbeat period.
     var heartbeatNs: UInt64
+    /// Seconds the joined agents stay, heartbeating and watching, once all are up.
     var holdSeconds: Double
 
     /// The name agent `number` joins as.

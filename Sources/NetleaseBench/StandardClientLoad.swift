@@ -25,7 +25,8 @@ struct StandardClientLoad: Sendable {
         let results = try await withThrowingTaskGroup(of: ConnectionResult.self) { group in
             for index in 0..<plan.connections {
                 group.addTask {
-                    try await NetleaseConnection.connect(to: plan.endpoint, secret: plan.secret) { connection in
+                    try await NetleaseConnection.connect(to: plan.target.endpoint, secret: plan.target.secret) {
+                        connection in
                         try await runConnection(
                             connection,
                             index: index,
@@ -53,14 +54,14 @@ struct StandardClientLoad: Sendable {
         var sample = Sample(seq: seq)
         let owner = plan.owner(connection: index, seq: seq)
         do {
-            let lease = try await connection.acquire(AcquireRequest(network: plan.network, owner: owner))
+            let lease = try await connection.acquire(AcquireRequest(network: plan.target.network, owner: owner))
             let now = BenchClock.nowNs()
             sample.acquire = now &- intended
             sample.acquiredAt = now
             sample.address = lease.address.value
             if plan.release {
                 do {
-                    _ = try await connection.send(.release(ReleaseRequest(network: plan.network, owner: owner)))
+                    _ = try await connection.send(.release(ReleaseRequest(network: plan.target.network, owner: owner)))
                     sample.release = BenchClock.nowNs() &- now
                 } catch {
                     sample.releaseFailed = true

@@ -1,19 +1,21 @@
 import Foundation
-import NetleaseClient
 import NetleaseCore
-import NetleaseWire
 
-/// The CNI IPAM plugin: a CNI runtime's `bridge` plugin (or any main plugin) calls it by type `netlease-cni`; it
-/// asks the host's agent for an address (ARP-probed, cluster-unique) and answers with the CNI result.
+/// The CNI IPAM plugin: a runtime's `bridge` plugin (or any main plugin) calls it by type `netlease-cni`; it asks
+/// the host's agent for an address (ARP-probed, cluster-unique) and answers with the CNI result.
 ///
-/// Configuration (the `ipam` object of the network configuration on stdin):
+/// Configuration (the `ipam` object of the network configuration on stdin; docs/CNI.md has every key):
 /// ```json
-/// "ipam": { "type": "netlease-cni", "socket": "/run/netlease/agent.sock", "network": "prod" }
+/// "ipam": { "type": "netlease-cni", "socket": "/run/netlease/agent.sock", "network": "prod",
+///           "routes": [{ "dst": "0.0.0.0/0" }] }
 /// ```
-/// The lease owner is `<CNI_CONTAINERID>/<CNI_IFNAME>`, so ADD is idempotent per container interface and DEL
-/// releases exactly that lease (and succeeds when there is nothing to release, as CNI requires).
+/// Every lease is owned by `cni:<CNI network name>/<CNI_CONTAINERID>/<CNI_IFNAME>` (`CNIAttachment`), so ADD is
+/// idempotent per attachment, DEL releases exactly that lease, and GC finds this network's CNI leases and no one
+/// else's.
 public enum CNIPlugin {
-    public static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
+    public static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+    /// The version VERSION answers in when stdin names none.
+    public static let latestVersion = "1.1.0"
 
     /// What the plugin prints on stdout (and, for people, on stderr) and the exit status the runtime sees.
     public struct Outcome: Sendable, Equatable {
@@ -41,90 +43,119 @@ public enum CNIPlugin {
 
     /// Runs one CNI command: `environment` holds the `CNI_*` variables, `input` is the network configuration read
     /// from stdin. Never throws: every failure becomes the CNI error object on stdout with exit status 1.
-    public static func run(environment: [String: String], input: Data) async -> Outcome {
-        var version = "1.0.0"
+    /// - Parameter agent: the agent to ask; by default the one at the configuration's `ipam.socket`.
+    public static func run(
+        environment: [String: String],
+        input: Data,
+        agent: (@Sendable (CNIConfig) -> any CNIAgent)? = nil
+    ) async -> Outcome {
+        let command = environment["CNI_COMMAND"] ?? ""
+        if command == "VERSION" { return version(input) }
+        // Errors answer in the version stdin names, even when the rest does not decode.
+        var version =
+            ((try? JSONSerialization.jsonObject(with: input)) as? [String: Any])?["cniVersion"] as? String
+            ?? latestVersion
         do {
-            let command = environment["CNI_COMMAND"] ?? ""
-            if command == "VERSION" {
-                return Outcome(
-                    stdout: try render(["cniVersion": "1.0.0", "supportedVersions": supportedVersions]),
-                    exitStatus: 0
+            guard let verb = Verb(rawValue: command) else {
+                throw CNIError(
+                    code: CNIError.Code.invalidEnvironment,
+                    message: "CNI_COMMAND '\(command.prefix(40))' is not ADD, DEL, CHECK, GC, STATUS or VERSION"
                 )
             }
             let config = try CNIConfig(data: input)
             version = config.cniVersion
-            guard supportedVersions.contains(version) else {
-                throw CNIError(
-                    code: 1,
-                    message: "incompatible CNI version \(version)",
-                    details: "supported: \(supportedVersions.joined(separator: ", "))"
-                )
-            }
-            let containerID = try require(environment, "CNI_CONTAINERID")
-            let ifname = try require(environment, "CNI_IFNAME")
-            let owner = "\(containerID)/\(ifname)"
-            switch command {
-            case "ADD":
-                let reply = try await ask(config, .acquire(network: config.network, owner: owner, ifname: ifname))
-                let lease = try WireCodec.lease(from: reply.fields)
-                let gateway = reply.fields["gateway"] ?? ""
-                var ip: [String: Any] = ["address": "\(lease.address)/\(lease.prefix)", "gateway": gateway]
-                if version.hasPrefix("0.") { ip["version"] = "4" }
-                return Outcome(
-                    stdout: try render([
-                        "cniVersion": version, "ips": [ip],
-                        "routes": [["dst": "0.0.0.0/0", "gw": gateway]], "dns": [String: Any](),
-                    ]),
-                    exitStatus: 0
-                )
-            case "DEL":
-                // Releasing nothing is success (DEL must be idempotent); an unreachable agent is an error (code 11)
-                // so the runtime retries instead of leaking the lease.
-                _ = try await ask(config, .release(network: config.network, owner: owner))
-                return Outcome(stdout: Data(), exitStatus: 0)
-            case "CHECK":
-                let reply = try await ask(config, .leaseList(network: config.network))
-                guard
-                    try reply.records.map(WireCodec.lease).contains(where: { $0.owner == owner && $0.state == .active })
-                else { throw CNIError(code: 999, message: "no active lease for \(owner) in \(config.network)") }
-                return Outcome(stdout: Data(), exitStatus: 0)
-            default:
-                throw CNIError(code: 4, message: "unknown CNI_COMMAND '\(command)'")
-            }
+            try check(version: version, for: verb)
+            let call = Call(
+                config: config,
+                environment: environment,
+                agent: agent?(config) ?? SocketCNIAgent(socket: config.ipam.socket)
+            )
+            return Outcome(stdout: try await call.run(verb), exitStatus: 0)
         } catch let error as CNIError {
             return failure(error, version: version)
+        } catch let error as CNIAgentUnreachable {
+            let wrapped = CNIError(
+                code: CNIError.Code.tryAgainLater,
+                message: error.description,
+                details: error.reason
+            )
+            return failure(wrapped, version: version)
         } catch let error as NetleaseError {
-            let code = error.code == .unavailable ? 11 : 999
-            return failure(CNIError(code: code, message: "\(error.code.rawValue): \(error.message)"), version: version)
+            return failure(agentError(error), version: version)
         } catch {
-            return failure(CNIError(code: 999, message: "\(error)"), version: version)
+            return failure(CNIError(code: CNIError.Code.agentRefused, message: "\(error)"), version: version)
         }
     }
 
-    static func ask(_ config: CNIConfig, _ request: LocalRequest) async throws -> ReplyData {
-        do {
-            return try await NetleaseConnection.connect(socketPath: config.socket) { try await $0.send(request) }
-        } catch let error as NetleaseError where error.code == .unavailable {
-            throw CNIError(code: 11, message: "netlease agent unavailable at \(config.socket)", details: error.message)
+    public enum Verb: String, Sendable {
+        case add = "ADD"
+        case del = "DEL"
+        case check = "CHECK"
+        case gc = "GC"
+        case status = "STATUS"
+
+        /// The first spec version that has the verb.
+        var since: String {
+            switch self {
+            case .add, .del: return "0.3.0"
+            case .check: return "0.4.0"
+            case .gc, .status: return "1.1.0"
+            }
         }
     }
 
-    static func require(_ environment: [String: String], _ key: String) throws -> String {
-        guard let value = environment[key], !value.isEmpty else {
-            throw CNIError(code: 4, message: "\(key) is not set")
+    /// The version must be one this plugin speaks (code 1), and one that has the verb (code 1, as the reference
+    /// plugins answer CHECK under 0.3.x).
+    static func check(version: String, for verb: Verb) throws {
+        guard supportedVersions.contains(version) else {
+            throw CNIError(
+                code: CNIError.Code.incompatibleVersion,
+                message: "incompatible CNI version \(version.prefix(40))",
+                details: "supported: \(supportedVersions.joined(separator: ", "))"
+            )
         }
-        return value
+        guard let index = supportedVersions.firstIndex(of: version),
+            let since = supportedVersions.firstIndex(of: verb.since), index >= since
+        else {
+            throw CNIError(
+                code: CNIError.Code.incompatibleVersion,
+                message: "config version \(version) does not allow \(verb.rawValue) (needs \(verb.since) or later)"
+            )
+        }
     }
 
-    static func render(_ object: [String: Any]) throws -> Data {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
-        data.append(contentsOf: Array("\n".utf8))
+    /// VERSION answers in the version stdin names (the spec: "the value of cniVersion specified on input"), or
+    /// the latest when stdin names none.
+    static func version(_ input: Data) -> Outcome {
+        let object = (try? JSONSerialization.jsonObject(with: input)) as? [String: Any]
+        let asked = object?["cniVersion"] as? String ?? latestVersion
+        return Outcome(stdout: render(["cniVersion": asked, "supportedVersions": supportedVersions]), exitStatus: 0)
+    }
+
+    /// An agent's refusal: transient ones (no coordinator session, no free address right now) are code 11, a
+    /// network the agent does not serve is a configuration error (7), the rest the plugin's own code 100.
+    static func agentError(_ error: NetleaseError) -> CNIError {
+        let text = "\(error.code.rawValue): \(error.message)"
+        switch error.code {
+        case .unavailable, .poolExhausted, .storage, .notLeader, .overloaded, .staleEpoch:
+            return CNIError(code: CNIError.Code.tryAgainLater, message: text)
+        case .unknownNetwork:
+            return CNIError(code: CNIError.Code.invalidConfig, message: text)
+        default:
+            return CNIError(code: CNIError.Code.agentRefused, message: text)
+        }
+    }
+
+    static func render(_ object: [String: Any]) -> Data {
+        var data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
+        data.append(UInt8(ascii: "\n"))
         return data
     }
 
     static func failure(_ error: CNIError, version: String) -> Outcome {
         var object: [String: Any] = ["cniVersion": version, "code": error.code, "msg": error.message]
         if !error.details.isEmpty { object["details"] = error.details }
-        return Outcome(stdout: (try? render(object)) ?? Data(), exitStatus: 1)
+        return Outcome(stdout: render(object), exitStatus: 1)
     }
 }

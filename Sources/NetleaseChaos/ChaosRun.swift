@@ -9,7 +9,9 @@ import NetleaseWire
 /// The fault harness: client tasks acquire, release and renew — and an admin task reserves addresses, reports
 /// conflicts, creates and deletes networks and removes hosts — against a real coordinator process while the
 /// harness `SIGKILL`s and restarts it at random moments. Its log of every acknowledged reply is the only truth the
-/// coordinator is held to.
+/// coordinator is held to. With several coordinators on one PostgreSQL database the clients reach the leader
+/// through the client library's leader following, and each kill is of the leader: a standby takes over, the killed
+/// one starts again and stands by; the time from each kill to the first acknowledged acquire is recorded.
 ///
 /// Checked while it runs: no address acknowledged to two owners while both hold it (`duplicates`), no reserved or
 /// quarantined address handed out, no error reply a correct coordinator would not send. Checked after every
@@ -29,6 +31,10 @@ public struct ChaosRun: Sendable {
         public var seed: UInt64
         /// Longest wait for a cycle's acknowledgements; a cycle that makes no progress for this long is a failure.
         public var progressDeadline: Duration
+        /// Coordinator processes; more than one need `store`.
+        public var coordinators: Int
+        /// `postgres://…` shared by the coordinators; nil: one coordinator on its SQLite file.
+        public var store: String?
 
         public init(
             binary: String,
@@ -37,7 +43,9 @@ public struct ChaosRun: Sendable {
             clients: Int = 8,
             acknowledgementsPerCycle: ClosedRange<Int> = 50...600,
             seed: UInt64 = .random(in: 0...UInt64.max),
-            progressDeadline: Duration = .seconds(60)
+            progressDeadline: Duration = .seconds(60),
+            coordinators: Int = 1,
+            store: String? = nil
         ) {
             self.binary = binary
             self.directory = directory
@@ -46,6 +54,8 @@ public struct ChaosRun: Sendable {
             self.acknowledgementsPerCycle = acknowledgementsPerCycle
             self.seed = seed
             self.progressDeadline = progressDeadline
+            self.coordinators = coordinators
+            self.store = store
         }
     }
 
@@ -61,6 +71,11 @@ public struct ChaosRun: Sendable {
         /// Error replies a correct coordinator never sends to these requests.
         public var unexpectedErrors = 0
         public var problems: [String] = []
+        /// Coordinator processes (several: on one PostgreSQL database, the leader killed each cycle).
+        public var coordinators = 1
+        /// Per kill: from the `SIGKILL` to the first acknowledged acquire (a restart on SQLite, a takeover on
+        /// PostgreSQL).
+        public var outages: [Duration] = []
 
         public var ok: Bool {
             lost == 0 && duplicates == 0 && resurrected == 0 && staleEpochs == 0 && unexpectedErrors == 0
@@ -68,8 +83,19 @@ public struct ChaosRun: Sendable {
         }
 
         public var description: String {
-            "seed=\(seed) cycles=\(cycles) acked=\(acknowledged) lost=\(lost) duplicates=\(duplicates) "
+            let counts =
+                "acked=\(acknowledged) lost=\(lost) duplicates=\(duplicates) "
                 + "resurrected=\(resurrected) stale-epochs=\(staleEpochs) unexpected-errors=\(unexpectedErrors)"
+            guard coordinators > 1 else { return "seed=\(seed) cycles=\(cycles) " + counts }
+            let sorted = outages.sorted()
+            let median = sorted.isEmpty ? Duration.zero : sorted[sorted.count / 2]
+            return "seed=\(seed) coordinators=\(coordinators) leader-kills=\(cycles) " + counts
+                + " failover-median=\(Self.milliseconds(median)) failover-max=\(Self.milliseconds(sorted.last ?? .zero))"
+        }
+
+        static func milliseconds(_ duration: Duration) -> String {
+            let (seconds, attoseconds) = duration.components
+            return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
         }
     }
 
@@ -83,19 +109,24 @@ public struct ChaosRun: Sendable {
     /// Runs every cycle; `progress` receives one line per cycle.
     public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Summary {
         try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
-        let data = (options.directory as NSString).appendingPathComponent("data")
         let log = AcknowledgementLog()
         var generator = SplitMix(seed: options.seed)
         var summary = Summary()
         summary.seed = options.seed
-        var coordinator = try await Coordinator.start(binary: options.binary, data: data, directory: options.directory)
-        defer { coordinator.process.kill9() }
-        try await coordinator.connect { c in
+        summary.coordinators = options.coordinators
+        let cluster = try await ChaosCluster.start(
+            binary: options.binary,
+            directory: options.directory,
+            count: options.coordinators,
+            store: options.store
+        )
+        defer { cluster.killAll() }
+        try await cluster.connectToLeader { c in
             _ = try await c.createNetwork(NetworkSpec(name: Self.network, subnet: Self.subnet, cooldown: 0))
         }
         for cycle in 1...options.cycles {
-            let endpoint = coordinator.endpoint
-            let secret = coordinator.secret
+            let endpoints = cluster.endpoints
+            let secret = cluster.secret
             let clients = options.clients
             let adminSeed = generator.next()
             await log.startCycle()
@@ -103,14 +134,20 @@ public struct ChaosRun: Sendable {
                 await withTaskGroup(of: Void.self) { group in
                     for client in 0..<clients {
                         group.addTask {
-                            await Self.work(client: client, cycle: cycle, endpoint: endpoint, secret: secret, log: log)
+                            await Self.work(
+                                client: client,
+                                cycle: cycle,
+                                endpoints: endpoints,
+                                secret: secret,
+                                log: log
+                            )
                         }
                     }
                     group.addTask {
                         await Self.administer(
                             cycle: cycle,
                             seed: adminSeed,
-                            endpoint: endpoint,
+                            endpoints: endpoints,
                             secret: secret,
                             log: log
                         )
@@ -120,15 +157,24 @@ public struct ChaosRun: Sendable {
             }
             let wanted = Int.random(in: options.acknowledgementsPerCycle, using: &generator)
             let reached = await log.waitFor(more: wanted, deadline: options.progressDeadline)
-            coordinator.process.kill9()
+            let killed = try await cluster.killLeader()
+            let killedAt = ContinuousClock.now
             await workers.value
             if !reached {
                 summary.problems.append(
                     "cycle \(cycle): fewer than \(wanted) acknowledgements within \(options.progressDeadline)"
                 )
             }
-            coordinator = try await Coordinator.start(binary: options.binary, data: data, directory: options.directory)
-            let found = try await verify(coordinator, log)
+            // One coordinator comes back by its restart; of several, a standby takes over while the killed one is
+            // still down, and it starts again (to stand by) only after that.
+            if options.coordinators == 1 { try await cluster.restart(killed) }
+            if let outage = await firstAcknowledgement(cycle: cycle, cluster: cluster, log: log, since: killedAt) {
+                summary.outages.append(outage)
+            } else {
+                summary.problems.append("cycle \(cycle): no acquire acknowledged within \(options.progressDeadline)")
+            }
+            if options.coordinators > 1 { try await cluster.restart(killed) }
+            let found = try await verify(cluster, log)
             let live = await log.liveFindings()
             summary.cycles = cycle
             summary.lost += found.lost
@@ -142,12 +188,42 @@ public struct ChaosRun: Sendable {
             if !live.problems.isEmpty { summary.problems += live.problems }
             if summary.problems.count > 50 { break }
         }
-        _ = coordinator.process.stop()
+        cluster.stopAll()
         return summary
     }
 
-    /// Runs `body`, recording how it failed: a dropped connection (the kill) is expected; an error reply is
-    /// expected only when `expected` says so, and is a finding otherwise.
+    /// Acquires one lease through the leader following until it is acknowledged; the time since `since`, or nil
+    /// when nothing was acknowledged within the progress deadline.
+    private func firstAcknowledgement(
+        cycle: Int,
+        cluster: ChaosCluster,
+        log: AcknowledgementLog,
+        since: ContinuousClock.Instant
+    ) async -> Duration? {
+        let owner = "failover-c\(cycle)"
+        while ContinuousClock.now - since < options.progressDeadline {
+            do {
+                let lease = try await cluster.connectToLeader { connection in
+                    try await connection.within(.seconds(5), "acquire") {
+                        try await connection.acquire(AcquireRequest(network: Self.network, owner: owner))
+                    }
+                }
+                let outage = ContinuousClock.now - since
+                await log.acquired(owner, lease.address)
+                return outage
+            } catch let error as NetleaseError where [.unavailable, .notLeader, .storage].contains(error.code) {
+                try? await Task.sleep(for: .milliseconds(20))
+            } catch {
+                await log.unexpected("acquire \(owner) after the kill: \(error)")
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Runs `body`, recording how it failed: a dropped connection (the kill) is expected, and so is `not-leader` (a
+    /// coordinator that does not lead — a standby, or a leader whose lease ran out — changes nothing); another error
+    /// reply is expected only when `expected` says so, and is a finding otherwise.
     static func attempt(
         _ what: String,
         log: AcknowledgementLog,
@@ -157,7 +233,7 @@ public struct ChaosRun: Sendable {
         do {
             try await body()
             return true
-        } catch let error as NetleaseError where error.code == .unavailable {
+        } catch let error as NetleaseError where error.code == .unavailable || error.code == .notLeader {
             return false
         } catch let error as NetleaseError where expected(error) {
             return false
@@ -169,10 +245,10 @@ public struct ChaosRun: Sendable {
 
     /// One client: joins as its own host, then acquires host-bound leases, releases every third, heartbeats.
     /// Ends when its connection drops (the kill) or a request fails.
-    static func work(client: Int, cycle: Int, endpoint: Endpoint, secret: String, log: AcknowledgementLog) async {
+    static func work(client: Int, cycle: Int, endpoints: [Endpoint], secret: String, log: AcknowledgementLog) async {
         let host = "chaos-h\(client)"
         _ = await attempt("client \(client)", log: log) {
-            try await NetleaseConnection.connect(to: endpoint, secret: secret) { connection in
+            try await NetleaseConnection.connectToLeader(among: endpoints, secret: secret) { connection in
                 var epoch = await log.epoch(of: host)
                 if epoch == nil {
                     let joined = try await connection.join(
@@ -210,7 +286,7 @@ public struct ChaosRun: Sendable {
     static func administer(
         cycle: Int,
         seed: UInt64,
-        endpoint: Endpoint,
+        endpoints: [Endpoint],
         secret: String,
         log: AcknowledgementLog
     )
@@ -219,8 +295,11 @@ public struct ChaosRun: Sendable {
         var generator = SplitMix(seed: seed)
         let refused: (NetleaseError) -> Bool = { $0.code == .conflict || $0.code == .notFound }
         _ = await attempt("admin", log: log) {
-            try await NetleaseConnection.connect(to: endpoint, secret: secret) { c in
+            try await NetleaseConnection.connectToLeader(among: endpoints, secret: secret) { c in
                 let reporter = "chaos-admin"
+                // A leader-only request first, so that a standby's `not-leader` reaches `connectToLeader`, which
+                // follows it, rather than one of the attempts below, which would take it as this step's outcome.
+                _ = try await c.networks()
                 var epoch = await log.epoch(of: reporter)
                 if epoch == nil {
                     epoch = try await c.join(host: reporter, underlay: IPv4Address(10, 78, 0, 1)).epoch
@@ -317,8 +396,9 @@ public struct ChaosRun: Sendable {
         }
     }
 
-    private func verify(_ coordinator: Coordinator, _ log: AcknowledgementLog) async throws -> Findings {
-        let (leases, hosts, networks) = try await coordinator.connect { c in
+    private func verify(_ cluster: ChaosCluster, _ log: AcknowledgementLog) async throws -> Findings {
+        _ = try await cluster.leader(within: options.progressDeadline)
+        let (leases, hosts, networks) = try await cluster.connectToLeader { c in
             (try await c.leases(.init(network: Self.network)), try await c.hosts(), try await c.networks())
         }
         let snapshot = await log.snapshot()
@@ -368,35 +448,5 @@ public struct ChaosRun: Sendable {
             findings.problem("removed host \(host) is back")
         }
         return findings
-    }
-
-    /// A coordinator process of the harness.
-    struct Coordinator {
-        let process: LabProcess
-        let endpoint: Endpoint
-        let secret: String
-
-        static func start(binary: String, data: String, directory: String) async throws -> Coordinator {
-            let process = try LabProcess(
-                argv: [binary, "coordinator", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "error"],
-                name: "coordinator",
-                logPath: (directory as NSString).appendingPathComponent("coordinator.log")
-            )
-            guard let line = await process.line(containing: "listening on 127.0.0.1:"),
-                let port = Int(line.split(separator: ":").last ?? "")
-            else {
-                process.kill9()
-                throw NetleaseError(.unavailable, "coordinator did not start: \(process.log)")
-            }
-            let secret = try String(
-                contentsOfFile: (data as NSString).appendingPathComponent("cluster-secret"),
-                encoding: .utf8
-            ).trimmingCharacters(in: .whitespacesAndNewlines)
-            return Coordinator(process: process, endpoint: Endpoint(host: "127.0.0.1", port: port), secret: secret)
-        }
-
-        func connect<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
-            try await NetleaseConnection.connect(to: endpoint, secret: secret, body)
-        }
     }
 }

@@ -43,6 +43,25 @@ extension NetleaseConnection {
         throw lastError ?? NetleaseError(.unavailable, "no coordinator answered")
     }
 
+    /// The first of `endpoints` that leads and serves right now (its `STATS` says `role=leader serving=1`; a
+    /// coordinator on SQLite, which has no roles, always does), or nil when none does — during a takeover, or when
+    /// none answers. Standbys answer `STATS` too, so this asks each once and never waits for an election: callers
+    /// that need a leader ask again, within their own deadline.
+    public static func leading(
+        among endpoints: [Endpoint],
+        secret: String? = nil,
+        tls: TLSSettings? = nil,
+        connectTimeout: Duration = .seconds(1)
+    ) async -> Endpoint? {
+        for endpoint in endpoints {
+            let stats = try? await connect(to: endpoint, secret: secret, tls: tls, connectTimeout: connectTimeout) {
+                connection in try await connection.within(.seconds(5), "stats") { try await connection.stats() }
+            }
+            if let stats, stats["role"] ?? "leader" == "leader", stats["serving"] ?? "1" == "1" { return endpoint }
+        }
+        return nil
+    }
+
     /// The leader's address a `not-leader` message names (`leader=HOST:PORT …`), if any.
     public static func leader(in message: String) -> Endpoint? {
         guard message.hasPrefix("leader=") else { return nil }

@@ -31,6 +31,11 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     private let handshake: EventLoopFuture<Void>?
     private let logger: Logger
     private var session: Session
+    /// This connection's standing in the server's admission caps (nil: none configured).
+    private let ticket: AdmissionTicket?
+    /// A connection that has not authenticated this long after it was accepted is closed; nil: no deadline.
+    private let authDeadline: Duration?
+    private var authTimer: Scheduled<Void>?
 
     /// Replies in request order; nil while a reply is still to come. The first slot is the oldest request not yet
     /// written.
@@ -65,6 +70,8 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         keepaliveInterval: TimeAmount,
         authRequired: Bool,
         handshake: EventLoopFuture<Void>?,
+        ticket: AdmissionTicket? = nil,
+        authDeadline: Duration? = nil,
         logger: Logger
     ) {
         self.handler = handler
@@ -72,6 +79,8 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         self.keepaliveInterval = keepaliveInterval
         self.authRequired = authRequired
         self.handshake = handshake
+        self.ticket = ticket
+        self.authDeadline = authRequired ? authDeadline : nil
         self.logger = logger
         session = Session(authenticated: !authRequired)
     }
@@ -80,10 +89,22 @@ final class CoordinatorConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        session.channel = context.channel
+        if !authRequired { _ = ticket?.promote(to: .authenticated) }
+        if let authDeadline {
+            // Counted from the accept, TLS handshake included; nothing the client sends moves it (not even PING):
+            // without a credential a connection holds its slot for this long at most.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            authTimer = context.eventLoop.scheduleTask(in: TimeAmount(authDeadline)) {
+                bound.value.authDeadlinePassed()
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         endWatch()
+        authTimer?.cancel()
+        authTimer = nil
         self.context = nil
     }
 
@@ -163,6 +184,7 @@ final class CoordinatorConnection: ChannelDuplexHandler {
     private func greet(_ greeting: ByteBuffer) {
         guard let context, !greeted else { return }
         greeted = true
+        if handshake != nil { session.certificateNames = ClientCertificate.names(in: context.pipeline.syncOperations) }
         context.writeAndFlush(wrapOutboundOut(greeting), promise: nil)
         resume()
     }
@@ -213,7 +235,7 @@ final class CoordinatorConnection: ChannelDuplexHandler {
         }
         switch started {
         case .reply(let reply):
-            fill(sequence, with: reply)
+            fill(sequence, with: admitted(reply))
             if session.closeRequested { closing = true }
         case .pending:
             break
@@ -228,6 +250,45 @@ final class CoordinatorConnection: ChannelDuplexHandler {
                 loop.execute { bound.value.finishBarrier(sequence, reply: reply, session: outcome) }
             }
         }
+    }
+
+    /// After an AUTH: moves the connection to its new standing among the admission caps, or, when a cap refuses
+    /// it (the reader cap is reached, or the connection was evicted meanwhile), answers `overloaded` and closes.
+    private func admitted(_ reply: Reply) -> Reply {
+        guard session.authenticated else { return reply }
+        authTimer?.cancel()
+        authTimer = nil
+        guard let ticket, !ticket.promote(to: session.readOnly ? .reader : .authenticated) else { return reply }
+        closing = true
+        let limit = ticket.admission.limits.maxReaders
+        logger.notice(
+            "refused an authenticated connection: no slot for its credential",
+            metadata: ["readOnly": "\(session.readOnly)", "maxReaders": "\(limit)"]
+        )
+        return .error(
+            NetleaseError(
+                .overloaded,
+                session.readOnly
+                    ? "too many read-only connections (at most \(limit)); try again later"
+                    : "this connection gave way to newer ones before it authenticated; reconnect"
+            )
+        )
+    }
+
+    /// The connection did not authenticate in time: told why, then closed.
+    private func authDeadlinePassed() {
+        authTimer = nil
+        guard let context, !session.authenticated else { return }
+        logger.info(
+            "closed a connection that did not authenticate in time",
+            metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"]
+        )
+        closing = true
+        if slots.isEmpty && !barrier && greeted {
+            let error = NetleaseError(.authRequired, "no AUTH within \(authDeadline.map { "\($0)" } ?? "?"); closing")
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: Reply.error(error).rendered)), promise: nil)
+        }
+        context.close(promise: nil)
     }
 
     private func finishBarrier(_ sequence: Int, reply: Reply, session: Session) {

@@ -199,23 +199,23 @@ public final class CoordinatorMetrics: CommitObserver, Sendable {
             )
         }
         let connectionsHelp =
-            "Open line connections by kind: request (clients, agents' control) and watch (event streams)."
-        samples.append(
-            GaugeSample(
-                "netlease_connections",
-                help: connectionsHelp,
-                labels: [("kind", "request")],
-                value: Double(max(0, snapshot.connections - snapshot.watchers))
+            "Open line connections by kind: unauthenticated (no credential yet), request (authenticated clients, "
+            + "agents' control) and watch (event streams)."
+        let kinds = [
+            ("unauthenticated", snapshot.unauthenticated),
+            ("request", max(0, snapshot.connections - snapshot.watchers - snapshot.unauthenticated)),
+            ("watch", snapshot.watchers),
+        ]
+        for (kind, count) in kinds {
+            samples.append(
+                GaugeSample(
+                    "netlease_connections",
+                    help: connectionsHelp,
+                    labels: [("kind", kind)],
+                    value: Double(count)
+                )
             )
-        )
-        samples.append(
-            GaugeSample(
-                "netlease_connections",
-                help: connectionsHelp,
-                labels: [("kind", "watch")],
-                value: Double(snapshot.watchers)
-            )
-        )
+        }
         return samples
     }
 }

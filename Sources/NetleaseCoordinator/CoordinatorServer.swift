@@ -34,7 +34,9 @@ public struct CoordinatorServer: Service {
                 maxConnections: configuration.maxConnections,
                 idleTimeout: configuration.idleTimeout,
                 lineTimeout: configuration.lineTimeout,
-                tls: configuration.tls
+                tls: configuration.tls,
+                // Without a secret every connection is authenticated from the start: nothing to tell apart.
+                admission: configuration.secret == nil ? nil : configuration.admission
             ),
             group: group,
             logger: logger
@@ -43,10 +45,11 @@ public struct CoordinatorServer: Service {
             store: store,
             secret: configuration.secret,
             readerSecret: configuration.readerSecret,
-            counters: ServerCounters(connections: server.counters),
+            counters: ServerCounters(connections: server.counters, admission: server.admission),
             events: events,
             maxAuthFailures: configuration.maxAuthFailures,
             metrics: metrics,
+            tlsAdminSubjects: configuration.tlsAdminSubjects,
             logger: logger
         )
         self.events = events
@@ -64,6 +67,7 @@ public struct CoordinatorServer: Service {
         let events = self.events
         let keepalive = TimeAmount(configuration.keepaliveInterval)
         let authRequired = configuration.secret != nil
+        let authTimeout = configuration.authTimeout
         let logger = self.logger
         try await server.runDirect(
             onListening: { address in
@@ -84,6 +88,8 @@ public struct CoordinatorServer: Service {
                     keepaliveInterval: keepalive,
                     authRequired: authRequired,
                     handshake: connection.handshake,
+                    ticket: connection.ticket,
+                    authDeadline: authTimeout,
                     logger: logger
                 )
             }

@@ -9,12 +9,25 @@ public struct CoordinatorSnapshot: Sendable {
     public var connections: Int
     /// Connections that turned into event streams (WATCH).
     public var watchers: Int
+    /// Connections that have not authenticated (yet).
+    public var unauthenticated: Int
+    /// Connections authenticated with the read-only secret, watchers among them included.
+    public var readers: Int
 
-    public init(networks: [NetworkSummary], hosts: [HostRecord], connections: Int, watchers: Int) {
+    public init(
+        networks: [NetworkSummary],
+        hosts: [HostRecord],
+        connections: Int,
+        watchers: Int,
+        unauthenticated: Int = 0,
+        readers: Int = 0
+    ) {
         self.networks = networks
         self.hosts = hosts
         self.connections = connections
         self.watchers = watchers
+        self.unauthenticated = unauthenticated
+        self.readers = readers
     }
 }
 
@@ -29,7 +42,9 @@ extension RequestHandler {
             networks: networks,
             hosts: hosts,
             connections: counters.connections.open.load(ordering: .relaxed),
-            watchers: events.watcherCount
+            watchers: events.watcherCount,
+            unauthenticated: counters.admission?.unauthenticatedCount ?? 0,
+            readers: counters.admission?.readerCount ?? 0
         )
     }
 }

@@ -83,7 +83,7 @@ public final class LeadershipGate: LeaseStore {
     // MARK: serving
 
     /// The store to serve from now, or the refusal.
-    private func current() throws -> any LeaseStore {
+    func current() throws -> any LeaseStore {
         let now = ContinuousClock.now
         return try state.withLock { s in
             guard let store = s.store, now < s.leaseEnd else {
@@ -216,7 +216,9 @@ public final class LeadershipGate: LeaseStore {
         }
     }
 
-    public func reclaim() async throws -> [String] { try await current().reclaim() }
+    public func reclaim(unobserved: Millis) async throws -> [String] {
+        try await current().reclaim(unobserved: unobserved)
+    }
 
     public func statistics() -> StoreStatistics {
         state.withLock { $0.store }?.statistics() ?? StoreStatistics()

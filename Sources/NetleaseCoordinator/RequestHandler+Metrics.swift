@@ -29,6 +29,10 @@ extension RequestHandler.Barrier {
         case .watch: .watch
         case .backup: .backup
         case .stats: .stats
+        case .authenticateHost: .auth
+        case .hostCredentialSet: .hostCredentialSet
+        case .hostCredentialRevoke: .hostCredentialRevoke
+        case .hostCredentialList: .hostCredentialList
         }
     }
 }

@@ -8,8 +8,13 @@ public final class ServerCounters: Sendable {
     let requests = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let connections: ConnectionCounters
+    /// The server's admission caps, for the unauthenticated and reader counts; nil: none.
+    let admission: ConnectionAdmission?
 
-    public init(connections: ConnectionCounters = ConnectionCounters()) { self.connections = connections }
+    public init(connections: ConnectionCounters = ConnectionCounters(), admission: ConnectionAdmission? = nil) {
+        self.connections = connections
+        self.admission = admission
+    }
 }
 
 extension RequestHandler {
@@ -29,6 +34,9 @@ extension RequestHandler {
         f.append("connections-total", String(counters.connections.total.load(ordering: .relaxed)))
         f.append("connections-refused", String(counters.connections.refused.load(ordering: .relaxed)))
         f.append("watchers", String(snapshot.watchers))
+        f.append("connections-unauthenticated", String(snapshot.unauthenticated))
+        f.append("connections-readers", String(snapshot.readers))
+        f.append("connections-evicted", String(counters.connections.evicted.load(ordering: .relaxed)))
         f.append("requests", String(counters.requests.load(ordering: .relaxed)))
         f.append("errors", String(counters.errors.load(ordering: .relaxed)))
         let identity = self.store.identity()

@@ -14,7 +14,8 @@ import NetleaseWire
 /// - barrier (every other verb): returned as a `Barrier` for `respond(to:session:)`, which the connection runs in a
 ///   task with nothing else of that connection in between.
 ///
-/// Session and AUTH rules are in Session.swift; STATS and BACKUP in their own files.
+/// Session in Session.swift; AUTH, access rules and host credentials in Authorization.swift; STATS and BACKUP in
+/// their own files.
 public struct RequestHandler: Sendable {
     let store: any LeaseStore
     let secret: ClusterSecret?
@@ -25,6 +26,10 @@ public struct RequestHandler: Sendable {
     let started: ContinuousClock.Instant
     let metrics: CoordinatorMetrics
     let logger: Logger
+    /// With TLS: the certificate names (CN or DNS subjectAltName) that may authenticate as admin.
+    let tlsAdminSubjects: Set<String>
+    /// Connections authenticated with host credentials, closed when theirs is revoked.
+    let hostSessions = HostSessions()
 
     public init(
         store: any LeaseStore,
@@ -34,6 +39,7 @@ public struct RequestHandler: Sendable {
         events: EventHub = EventHub(),
         maxAuthFailures: Int = CoordinatorConfiguration.defaults.maxAuthFailures,
         metrics: CoordinatorMetrics = CoordinatorMetrics(),
+        tlsAdminSubjects: Set<String> = [],
         logger: Logger = Logger(label: "netlease.coordinator")
     ) {
         self.store = store
@@ -44,6 +50,7 @@ public struct RequestHandler: Sendable {
         self.maxAuthFailures = maxAuthFailures
         self.started = .now
         self.metrics = metrics
+        self.tlsAdminSubjects = tlsAdminSubjects
         self.logger = logger
     }
 
@@ -79,6 +86,10 @@ public struct RequestHandler: Sendable {
         case watch
         case backup
         case stats
+        case authenticateHost(HostCredential)
+        case hostCredentialSet(host: String, hash: String)
+        case hostCredentialRevoke(host: String)
+        case hostCredentialList
     }
 
     /// What the store did with a request `start` handed to it; `reply(to:)` makes the reply line. Kept apart so
@@ -126,6 +137,8 @@ public struct RequestHandler: Sendable {
             metrics.requestEnded(.quit, error: nil, since: begun)
             return .reply(.ok(["bye": "1"]))
         case .auth(let candidate):
+            // A host credential is checked against its stored hash: a barrier, like every verb that reads the store.
+            if let credential = HostCredential(candidate) { return .barrier(.authenticateHost(credential)) }
             do {
                 let reply = try authenticate(candidate, session: &session)
                 metrics.requestEnded(.auth, error: nil, since: begun)
@@ -172,6 +185,9 @@ public struct RequestHandler: Sendable {
         case .watch: return .barrier(.watch)
         case .backup: return .barrier(.backup)
         case .stats: return .barrier(.stats)
+        case .hostCredentialSet(let host, let hash): return .barrier(.hostCredentialSet(host: host, hash: hash))
+        case .hostCredentialRevoke(let host): return .barrier(.hostCredentialRevoke(host: host))
+        case .hostCredentialList: return .barrier(.hostCredentialList)
         }
     }
 
@@ -290,7 +306,8 @@ public struct RequestHandler: Sendable {
             return .list(
                 header: Fields(),
                 tag: WireCodec.leaseTag,
-                records: try await store.leases(filter).map(WireCodec.fields(lease:))
+                records: try await store.leases(filter).filter { Self.mayList($0, session: session) }
+                    .map(WireCodec.fields(lease:))
             )
         case .handOver(let r):
             guard let from = r.from, let address = r.address, let claim = r.claim else {
@@ -345,6 +362,14 @@ public struct RequestHandler: Sendable {
             return try await backup()
         case .stats:
             return .ok(try await statistics())
+        case .authenticateHost(let credential):
+            return try await authenticate(credential, session: &session)
+        case .hostCredentialSet(let host, let hash):
+            return try await setHostCredential(host: host, hash: hash)
+        case .hostCredentialRevoke(let host):
+            return try await revokeHostCredential(host: host)
+        case .hostCredentialList:
+            return try await listHostCredentials()
         }
     }
 }

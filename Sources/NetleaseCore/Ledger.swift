@@ -28,7 +28,7 @@ public struct HostClaim: Sendable, Equatable {
 /// from its caller, mutates the value and appends the changes the store must persist. Nothing here does I/O.
 public struct Ledger: Sendable {
     public private(set) var books: [String: AddressBook] = [:]
-    public private(set) var hosts: [String: HostRecord] = [:]
+    public internal(set) var hosts: [String: HostRecord] = [:]
     /// Highest epoch issued to any host so far. New epochs are above it: a removed host that joins again can never
     /// be given an epoch a stale agent of its earlier life still holds.
     public private(set) var lastEpoch: Int64 = 0
@@ -154,6 +154,7 @@ public struct Ledger: Sendable {
                     + "\((last - now + 999) / 1000)s more; delete it after that"
             )
         }
+        try checkNoHostServes(name)
         books[name] = nil
         changes.append(.deleteNetwork(name))
     }

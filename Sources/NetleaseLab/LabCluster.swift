@@ -30,7 +30,12 @@ public final class LabCluster: @unchecked Sendable {
     }
 
     var dataDirectory: String { (lab.directory as NSString).appendingPathComponent("coordinator") }
+    /// The cluster secret: the admin's (CLI) only.
     public var secretFile: String { (dataDirectory as NSString).appendingPathComponent("cluster-secret") }
+    /// Host `index`'s own credential, as its agent uses it (made by `host credential issue` at its first start).
+    public func credentialFile(host index: Int) -> String {
+        (lab.directory as NSString).appendingPathComponent("h\(index).credential")
+    }
     public func socket(host index: Int) -> String {
         (lab.directory as NSString).appendingPathComponent("h\(index).sock")
     }
@@ -77,10 +82,14 @@ public final class LabCluster: @unchecked Sendable {
         wrapper: [String] = []
     ) async throws -> LabProcess {
         if createHost { try await lab.addHost(index) }
+        // Agents get credentials that act only as their host, as in production; never the cluster secret.
+        if !FileManager.default.fileExists(atPath: credentialFile(host: index)) {
+            try await admin(["host", "credential", "issue", hostName(index), "--out", credentialFile(host: index)])
+        }
         let process = try lab.spawn(
             lab.hostNamespace(index),
             wrapper + [
-                binary, "agent", "--coordinator", coordinatorAddress, "--secret-file", secretFile,
+                binary, "agent", "--coordinator", coordinatorAddress, "--secret-file", credentialFile(host: index),
                 "--host", hostName(index), "--underlay", lab.underlayAddress(host: index).description,
                 "--network", network, "--socket", socket(host: index), "--state-dir", stateDirectory(host: index),
                 "--log-level", "notice",

@@ -80,7 +80,7 @@ public struct LabDemo: Sendable {
                 report.hosts.append("host\(index)")
                 say(
                     "host\(index): namespace and underlay made in \(Self.milliseconds(started - created)) ms; "
-                        + "agent started, ready (bridge + mesh verified) in "
+                        + "credential issued (acts only as host\(index)), agent started, ready (bridge + mesh verified) in "
                         + "\(Self.milliseconds(ContinuousClock.now - started)) ms"
                 )
             }

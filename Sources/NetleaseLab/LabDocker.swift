@@ -168,7 +168,7 @@ public final class LabDocker: @unchecked Sendable {
     }
 
     /// Builds the image's tar once per lab.
-    static func busyboxArchive(in lab: NamespaceLab) throws -> String {
+    public static func busyboxArchive(in lab: NamespaceLab) throws -> String {
         let archive = (lab.directory as NSString).appendingPathComponent("busybox-rootfs.tar")
         if FileManager.default.fileExists(atPath: archive) { return archive }
         let root = (lab.directory as NSString).appendingPathComponent("busybox-rootfs")

@@ -64,6 +64,7 @@ final class PostgresJournal: LedgerJournal {
     func backup(to path: String) throws -> Int64 {
         let contents = try readContents()
         try SQLiteLeaseStore.writeFile(contents, to: path)
+        try SQLiteLeaseStore.addHostCredentials(try readHostCredentials(), toFile: path)
         return contents.generation
     }
 
@@ -89,7 +90,7 @@ final class PostgresJournal: LedgerJournal {
     }
 
     /// The open connection, reconnecting (and re-checking the durability settings) when it was lost.
-    private func connected() throws -> BlockingPostgresConnection {
+    func connected() throws -> BlockingPostgresConnection {
         guard !closed else { throw NetleaseError(.storage, "the store is closed") }
         if let connection, !connection.isClosed { return connection }
         connection = nil

@@ -14,6 +14,7 @@ extension PostgresLeaseStore {
     public static func importContents(
         _ contents: StoreContents,
         into url: PostgresStoreURL,
+        hostCredentials: [StoredHostCredential] = [],
         timeout: Duration = PostgresLeaseStore.defaultTimeout,
         logger: Logger = Logger(label: "netlease.migrate")
     ) async throws -> StoreContents {
@@ -64,6 +65,7 @@ extension PostgresLeaseStore {
                         WHERE id = 1
                         """
                     )
+                    try insertHostCredentials(hostCredentials, on: connection)
                 }
             }
             let copied = try wrap(doing: "read back \(url)") {

@@ -165,7 +165,9 @@ enum PostgresSchema {
             END
             $$
             """,
-        ]
+        ],
+        // Host credentials: the salted hash of each host's secret, never the secret (HostCredentialStore).
+        ["CREATE TABLE host_credentials (host text PRIMARY KEY, hash text NOT NULL, issued bigint NOT NULL)"],
     ]
 
     static let commitSQL =

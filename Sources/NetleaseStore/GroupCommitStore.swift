@@ -256,8 +256,9 @@ public final class GroupCommitStore: Sendable {
         }
     }
 
-    public func reclaim() async throws -> [String] {
-        try await perform { ledger, now, changes in ledger.reclaim(now: now, changes: &changes) }
+    public func reclaim(unobserved: Millis) async throws -> [String] {
+        try await perform { ledger, now, changes in ledger.reclaim(now: now, unobserved: unobserved, changes: &changes)
+        }
     }
 
     public func statistics() -> StoreStatistics {
@@ -518,7 +519,7 @@ extension GroupCommitBacked {
         core.heartbeat(host: host, epoch: epoch, done: done)
     }
 
-    public func reclaim() async throws -> [String] { try await core.reclaim() }
+    public func reclaim(unobserved: Millis) async throws -> [String] { try await core.reclaim(unobserved: unobserved) }
     public func statistics() -> StoreStatistics { core.statistics() }
     public func identity() -> StoreIdentity { core.identity() }
     public func backup(to path: String) async throws -> StoreIdentity { try await core.backup(to: path) }

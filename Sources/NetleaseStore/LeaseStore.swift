@@ -58,8 +58,10 @@ public protocol LeaseStore: Sendable {
     )
     func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void)
 
-    /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns.
-    func reclaim() async throws -> [String]
+    /// Marks hosts lost after their TTL, moves their leases to cooldown, ends finished cooldowns. `unobserved`
+    /// milliseconds the coordinator did not run (a stall the caller measured) first extend every up host's
+    /// deadline (`Ledger.reclaim(now:unobserved:changes:)`).
+    func reclaim(unobserved: Millis) async throws -> [String]
     func statistics() -> StoreStatistics
     /// Which store this is and how many changing commits it has seen.
     func identity() -> StoreIdentity
@@ -105,6 +107,9 @@ public struct StoreStatistics: Sendable, Equatable {
 
 extension LeaseStore {
     public func leadershipStatus() -> LeadershipStatus? { nil }
+
+    /// A reclaim pass with no stall to account for.
+    public func reclaim() async throws -> [String] { try await reclaim(unobserved: 0) }
 
     public func acquire(
         network: String,

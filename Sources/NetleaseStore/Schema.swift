@@ -53,6 +53,14 @@ enum Schema {
         """
         INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
         """,
+        // Host credentials: the salted hash of each host's secret, never the secret (HostCredentialStore).
+        """
+        CREATE TABLE host_credentials (
+            host TEXT PRIMARY KEY,
+            hash TEXT NOT NULL,
+            issued INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static func migrate(_ db: SQLiteDatabase) throws {

@@ -44,10 +44,13 @@ public final class CoordinatorHarness: @unchecked Sendable {
         maxConnections: Int = CoordinatorConfiguration.defaults.maxConnections,
         idleTimeout: Duration = CoordinatorConfiguration.defaults.idleTimeout,
         lineTimeout: Duration = CoordinatorConfiguration.defaults.lineTimeout,
+        authTimeout: Duration = CoordinatorConfiguration.defaults.authTimeout,
+        admission: ConnectionAdmission.Limits = CoordinatorConfiguration.defaults.admission,
         reclaimInterval: Duration = CoordinatorConfiguration.defaults.reclaimInterval,
         directory: URL? = nil,
         port: Int = 0,
         tls: TLSSettings? = nil,
+        tlsAdminSubjects: Set<String> = [],
         metrics: Bool = false
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
@@ -61,8 +64,11 @@ public final class CoordinatorHarness: @unchecked Sendable {
                     maxConnections: maxConnections,
                     idleTimeout: idleTimeout,
                     lineTimeout: lineTimeout,
+                    authTimeout: authTimeout,
+                    admission: admission,
                     reclaimInterval: reclaimInterval,
-                    tls: tls
+                    tls: tls,
+                    tlsAdminSubjects: tlsAdminSubjects
                 ),
                 metrics: metrics
             )

@@ -1,5 +1,6 @@
 import Foundation
 import HostNetwork
+import NetleaseClient
 import NetleaseCore
 import NetleaseTransport
 
@@ -71,10 +72,28 @@ public final class CoordinatorProcess: @unchecked Sendable {
     public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
     public var isRunning: Bool { process.isRunning }
 
+    /// The cluster secret it created in its data directory.
+    public var secret: String {
+        get throws {
+            try String(contentsOfFile: secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    /// SIGKILL, and waits until it is gone: a crash that leaves it no chance to finish anything.
+    public func kill9() {
+        process.signal(SIGKILL)
+        process.wait()
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; the exit status (128 + signal when killed by one).
     @discardableResult
     public func stop(grace: Duration = .seconds(10)) -> Int32 {
         process.stop(grace: grace).shellStatus
+    }
+
+    /// Connects with the cluster secret and runs `body`.
+    public func connect<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
+        try await NetleaseConnection.connect(to: endpoint, secret: try secret, body)
     }
 
     /// Stops the process if it still runs and removes its log.

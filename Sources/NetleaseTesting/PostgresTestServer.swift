@@ -32,6 +32,8 @@ public final class PostgresTestServer: Sendable {
     public let socketDirectory: String
     let binaries: String
     let runAsPostgres: Bool
+    /// The server's command-line options (`pg_ctl -o`): port, socket directory, listen address, limits, TLS.
+    let options: String
     private let databases = Mutex<Set<String>>([])
     private let stopped = Mutex(false)
 
@@ -57,6 +59,24 @@ public final class PostgresTestServer: Sendable {
                     throw error
                 }
             }
+        }
+    }
+
+    /// `shared()` for a test. Without PostgreSQL the test is skipped with `skip`'s error — or, under
+    /// NETLEASE_REQUIRE_NETNS=1 (CI, where nothing may skip), fails through `fail` and throws. (This module does not
+    /// link XCTest; callers pass `XCTSkip` and `XCTFail`.)
+    public static func sharedForTest(
+        fail: (String) -> Void,
+        skip: (String) -> any Error
+    ) throws -> PostgresTestServer {
+        do {
+            return try shared()
+        } catch let error as Unavailable {
+            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
+                fail("NETLEASE_REQUIRE_NETNS=1 but PostgreSQL cannot run: \(error.reason)")
+                throw error
+            }
+            throw skip("PostgreSQL is not available (install the Debian package postgresql): \(error.reason)")
         }
     }
 
@@ -133,22 +153,17 @@ public final class PostgresTestServer: Sendable {
             // A free port can be taken between finding it and the server binding it: try a few.
             for _ in 0..<3 {
                 let port = try freeLoopbackPort()
+                let server = PostgresTestServer(
+                    directory: directory,
+                    port: port,
+                    binaries: binaries,
+                    runAsPostgres: runAsPostgres,
+                    options: "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                        + "-c shared_buffers=16MB" + tlsOptions
+                )
                 do {
-                    try run(
-                        binaries + "/pg_ctl",
-                        [
-                            "-D", directory + "/data", "-w", "-t", "60", "-l", directory + "/server.log", "-o",
-                            "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                                + "-c shared_buffers=16MB" + tlsOptions, "start",
-                        ],
-                        asPostgres: runAsPostgres
-                    )
-                    return PostgresTestServer(
-                        directory: directory,
-                        port: port,
-                        binaries: binaries,
-                        runAsPostgres: runAsPostgres
-                    )
+                    try server.startServer()
+                    return server
                 } catch {
                     lastError = error
                 }
@@ -167,12 +182,40 @@ public final class PostgresTestServer: Sendable {
         }
     }
 
-    private init(directory: String, port: Int, binaries: String, runAsPostgres: Bool) {
+    private init(directory: String, port: Int, binaries: String, runAsPostgres: Bool, options: String) {
         self.directory = directory
         self.port = port
         self.socketDirectory = directory
         self.binaries = binaries
         self.runAsPostgres = runAsPostgres
+        self.options = options
+    }
+
+    /// How `pg_ctl stop` ends the server (`-m`).
+    public enum ShutdownMode: String, Sendable {
+        /// Every session is ended and the server shuts down cleanly, with a checkpoint.
+        case fast
+        /// The server quits at once, without a checkpoint, as in a crash; the next start recovers from the WAL.
+        case immediate
+    }
+
+    /// Stops the server but keeps its data, so that `startServer()` brings the same databases back: what a
+    /// database restart (or crash, with `.immediate`) looks like to its clients. Waits until it has stopped.
+    public func stopServer(mode: ShutdownMode) throws {
+        try Self.run(
+            binaries + "/pg_ctl",
+            ["-D", dataDirectory, "-m", mode.rawValue, "-w", "-t", "60", "stop"],
+            asPostgres: runAsPostgres
+        )
+    }
+
+    /// Starts the server on its port and socket (again, after `stopServer`); returns once it accepts connections.
+    public func startServer() throws {
+        try Self.run(
+            binaries + "/pg_ctl",
+            ["-D", dataDirectory, "-w", "-t", "60", "-l", logFile, "-o", options, "start"],
+            asPostgres: runAsPostgres
+        )
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/DATABASE`.

@@ -52,6 +52,9 @@ public struct LineServer: Sendable {
         /// TLS with client certificates on a TCP listener; nil: plaintext. A TLS handshake must finish within
         /// `lineTimeout`, like a started line.
         public var tls: TLSSettings?
+        /// Separate caps for connections that have not authenticated (in all and per source address) and for
+        /// read-only ones (`ConnectionAdmission`); `runDirect` only. nil: only `maxConnections` applies.
+        public var admission: ConnectionAdmission.Limits?
 
         public init(
             address: Address,
@@ -59,7 +62,8 @@ public struct LineServer: Sendable {
             idleTimeout: Duration = Configuration.defaultIdleTimeout,
             lineTimeout: Duration = Configuration.defaultLineTimeout,
             maxLineBytes: Int = WireLimits.maxLineBytes,
-            tls: TLSSettings? = nil
+            tls: TLSSettings? = nil,
+            admission: ConnectionAdmission.Limits? = nil
         ) {
             self.address = address
             self.maxConnections = maxConnections
@@ -67,6 +71,7 @@ public struct LineServer: Sendable {
             self.lineTimeout = lineTimeout
             self.maxLineBytes = maxLineBytes
             self.tls = tls
+            self.admission = admission
         }
     }
 
@@ -74,6 +79,8 @@ public struct LineServer: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     public let counters = ConnectionCounters()
+    /// Who may hold a slot before and after authenticating (`runDirect`); nil without `configuration.admission`.
+    public let admission: ConnectionAdmission?
     /// Connections of `runDirect`, for closing them all.
     private let open = OpenChannels()
 
@@ -85,10 +92,15 @@ public struct LineServer: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
+        admission = configuration.admission.map(ConnectionAdmission.init(limits:))
     }
 
     /// The line sent to a connection over the cap before it is closed.
     static let refusal = Reply.error(NetleaseError(.overloaded, "too many connections; try again later")).rendered
+    /// The line sent to the oldest unauthenticated connection when a newer one takes its slot.
+    static let eviction = Reply.error(
+        NetleaseError(.overloaded, "too many unauthenticated connections; the oldest is closed; authenticate sooner")
+    ).rendered
 
     /// Binds, reports the bound address, and serves until graceful shutdown (or cancellation).
     /// `handler` runs once per accepted connection; connections over the cap get the `overloaded` error line.
@@ -223,6 +235,9 @@ public struct LineServer: Sendable {
         public let channel: any Channel
         /// Completes when the TLS handshake succeeded; nil without TLS. Greet only after it.
         public let handshake: EventLoopFuture<Void>?
+        /// The connection's place among unauthenticated, reader and authenticated connections: the handler
+        /// promotes it when it authenticates. nil: the server has no admission caps.
+        public let ticket: AdmissionTicket?
     }
 
     /// Like `run(onListening:handler:)`, but each connection is served by the channel handler `makeHandler`
@@ -239,6 +254,7 @@ public struct LineServer: Sendable {
         let maxConnections = configuration.maxConnections
         let logger = self.logger
         let open = self.open
+        let admission = self.admission
         let initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let count = counters.open.add(1, ordering: .relaxed).newValue
@@ -263,8 +279,14 @@ public struct LineServer: Sendable {
                     counters.refused.add(1, ordering: .relaxed)
                     try channel.pipeline.syncOperations.addHandler(RefuseConnection(handshake: handshake))
                 } else {
+                    let ticket = admission.map { admission in
+                        let (id, evicted) = admission.admit(channel)
+                        channel.closeFuture.whenComplete { _ in admission.remove(id) }
+                        if let evicted { LineServer.evict(evicted, counters: counters, logger: logger) }
+                        return AdmissionTicket(admission: admission, id: id)
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        makeHandler(DirectConnection(channel: channel, handshake: handshake))
+                        makeHandler(DirectConnection(channel: channel, handshake: handshake, ticket: ticket))
                     )
                 }
             }
@@ -298,6 +320,16 @@ public struct LineServer: Sendable {
 }
 
 extension LineServer {
+    /// Closes an unauthenticated connection that gave way to a newer one, with the `overloaded` line first.
+    static func evict(_ channel: any Channel, counters: ConnectionCounters, logger: Logger) {
+        counters.evicted.add(1, ordering: .relaxed)
+        logger.notice(
+            "closed the oldest unauthenticated connection to admit a new one",
+            metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "local")"]
+        )
+        channel.writeAndFlush(ByteBuffer(string: eviction)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     /// Closes every connection `runDirect` has open (the listener keeps accepting new ones).
     public func closeConnections() {
         for channel in open.all() { channel.close(promise: nil) }
@@ -350,6 +382,8 @@ public final class ConnectionCounters: Sendable {
     public let refused = Atomic<Int>(0)
     /// Connections whose TLS handshake failed or did not finish in time.
     public let tlsRefused = Atomic<Int>(0)
+    /// Unauthenticated connections closed to make room for newer ones (`ConnectionAdmission`).
+    public let evicted = Atomic<Int>(0)
 
     public init() {}
 }

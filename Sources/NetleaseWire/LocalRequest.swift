@@ -5,22 +5,26 @@ import NetleaseCore
 ///
 /// ```
 /// PING
-/// ACQUIRE network=N owner=ID [ifname=IF]                   ; probe-then-lease; the CNI plugin's ADD
+/// ACQUIRE network=N owner=ID [ifname=IF] [address=A]       ; probe-then-lease; the CNI plugin's ADD
 /// RELEASE network=N owner=ID                               ; idempotent; the CNI plugin's DEL
 /// ATTACH  network=N owner=ID netns=NAME|/PATH [ifname=IF]  ; lease + veth + address + route, in one step
 /// DETACH  network=N owner=ID                               ; the reverse; idempotent
 /// LEASE-LIST [network=N]                                   ; this host's leases
+/// NETWORK network=N                                        ; subnet, bridge, MTU, gateway and free addresses
 /// DOCTOR                                                   ; run every check; one CHECK record each
 /// QUIT
 /// ```
 public enum LocalRequest: Sendable, Equatable {
     case ping
     case quit
-    case acquire(network: String, owner: String, ifname: String)
+    /// `address`: that address instead of the next free one.
+    case acquire(network: String, owner: String, ifname: String, address: IPv4Address? = nil)
     case release(network: String, owner: String)
     case attach(network: String, owner: String, netns: String, ifname: String)
     case detach(network: String, owner: String)
     case leaseList(network: String?)
+    /// What this host serves of a network, ready or not: the CNI plugin's STATUS and `netlease cni-config`.
+    case network(name: String)
     case doctor
 
     public enum Verb: String, CaseIterable, Sendable {
@@ -31,6 +35,7 @@ public enum LocalRequest: Sendable, Equatable {
         case attach = "ATTACH"
         case detach = "DETACH"
         case leaseList = "LEASE-LIST"
+        case network = "NETWORK"
         case doctor = "DOCTOR"
     }
 
@@ -56,11 +61,19 @@ public enum LocalRequest: Sendable, Equatable {
             try only()
             self = .quit
         case .acquire:
-            try only("network", "owner", "ifname")
+            try only("network", "owner", "ifname", "address")
+            var address: IPv4Address?
+            if let text = f["address"] {
+                guard let parsed = IPv4Address(text) else {
+                    throw NetleaseError.badRequest("address '\(text.prefix(40))' is not an IPv4 address")
+                }
+                address = parsed
+            }
             self = .acquire(
                 network: try f.requireNonEmpty("network"),
                 owner: try f.requireNonEmpty("owner"),
-                ifname: try ifname()
+                ifname: try ifname(),
+                address: address
             )
         case .release:
             try only("network", "owner")
@@ -79,6 +92,9 @@ public enum LocalRequest: Sendable, Equatable {
         case .leaseList:
             try only("network")
             self = .leaseList(network: f["network"])
+        case .network:
+            try only("network")
+            self = .network(name: try f.requireNonEmpty("network"))
         case .doctor:
             try only()
             self = .doctor
@@ -91,11 +107,12 @@ public enum LocalRequest: Sendable, Equatable {
         switch self {
         case .ping: verb = .ping
         case .quit: verb = .quit
-        case .acquire(let network, let owner, let ifname):
+        case .acquire(let network, let owner, let ifname, let address):
             verb = .acquire
             f.append("network", network)
             f.append("owner", owner)
             f.append("ifname", ifname)
+            if let address { f.append("address", address.description) }
         case .release(let network, let owner):
             verb = .release
             f.append("network", network)
@@ -113,6 +130,9 @@ public enum LocalRequest: Sendable, Equatable {
         case .leaseList(let network):
             verb = .leaseList
             if let network { f.append("network", network) }
+        case .network(let name):
+            verb = .network
+            f.append("network", name)
         case .doctor: verb = .doctor
         }
         return Line(verb.rawValue, f)

@@ -24,6 +24,10 @@ public enum Request: Sendable, Equatable {
     case watch
     case backup
     case stats
+    /// Stores the salted hash of a new credential of `host` (replacing any earlier one). Admin only.
+    case hostCredentialSet(host: String, hash: String)
+    case hostCredentialRevoke(host: String)
+    case hostCredentialList
 
     /// Verbs as they appear on the wire.
     public enum Verb: String, CaseIterable, Sendable {
@@ -48,6 +52,9 @@ public enum Request: Sendable, Equatable {
         case watch = "WATCH"
         case backup = "BACKUP"
         case stats = "STATS"
+        case hostCredentialSet = "HOST-CREDENTIAL-SET"
+        case hostCredentialRevoke = "HOST-CREDENTIAL-REVOKE"
+        case hostCredentialList = "HOST-CREDENTIAL-LIST"
     }
 
     public var verb: Verb {
@@ -73,6 +80,9 @@ public enum Request: Sendable, Equatable {
         case .watch: .watch
         case .backup: .backup
         case .stats: .stats
+        case .hostCredentialSet: .hostCredentialSet
+        case .hostCredentialRevoke: .hostCredentialRevoke
+        case .hostCredentialList: .hostCredentialList
         }
     }
 
@@ -301,6 +311,21 @@ extension Request {
         case .stats:
             try only()
             self = .stats
+        case .hostCredentialSet:
+            try only("host", "hash")
+            let hash = try f.requireNonEmpty("hash")
+            guard Self.isCredentialHash(hash) else {
+                throw NetleaseError.badRequest(
+                    "field 'hash' must be sha256:<salt, hex>:<SHA-256 of salt and secret, 64 hex digits>"
+                )
+            }
+            self = .hostCredentialSet(host: try f.requireName("host", kind: "host"), hash: hash)
+        case .hostCredentialRevoke:
+            try only("host")
+            self = .hostCredentialRevoke(host: try f.requireName("host", kind: "host"))
+        case .hostCredentialList:
+            try only()
+            self = .hostCredentialList
         }
     }
 
@@ -311,12 +336,28 @@ extension Request {
         return claim
     }
 
+    /// A stored credential hash as the stores keep it: `sha256:<salt: 2-128 lowercase hex>:<64 lowercase hex>`.
+    static func isCredentialHash(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let hex = { (part: Substring) in
+            part.utf8.count % 2 == 0
+                && part.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        }
+        return parts.count == 3 && parts[0] == "sha256" && (2...128).contains(parts[1].utf8.count) && hex(parts[1])
+            && parts[2].utf8.count == 64 && hex(parts[2])
+    }
+
     /// The request as a line, without terminator.
     public var line: Line {
         var f = Fields()
         switch self {
-        case .ping, .quit, .networkList, .hostList, .stats, .watch, .backup:
+        case .ping, .quit, .networkList, .hostList, .stats, .watch, .backup, .hostCredentialList:
             break
+        case .hostCredentialSet(let host, let hash):
+            f.append("host", host)
+            f.append("hash", hash)
+        case .hostCredentialRevoke(let host):
+            f.append("host", host)
         case .reconcile(let r):
             f.append("network", r.network)
             f.append("owner", r.owner)

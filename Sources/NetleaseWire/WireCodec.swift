@@ -5,6 +5,8 @@ public enum WireCodec {
     public static let networkTag = "NETWORK"
     public static let hostTag = "HOST"
     public static let leaseTag = "LEASE"
+    /// HOST-CREDENTIAL-LIST records: host and issue time, never a hash.
+    public static let credentialTag = "CREDENTIAL"
     /// Records of a BACKUP reply: `DATA b64=<base64 of up to backupChunkBytes bytes>`.
     public static let dataTag = "DATA"
     public static let backupChunkBytes = 4096

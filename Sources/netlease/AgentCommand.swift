@@ -50,29 +50,7 @@ extension Netlease {
         )
         var coordinator: String?
         @Option(help: ArgumentHelp("File holding the cluster secret.", valueName: "path")) var secretFile: String?
-        @Option(
-            help: ArgumentHelp(
-                "PEM certificate this host presents to coordinators started with --tls-*; needs --tls-key and --tls-ca.",
-                valueName: "file"
-            )
-        )
-        var tlsCert: String?
-        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file")) var tlsKey: String?
-        @Option(
-            help: ArgumentHelp(
-                "PEM CA certificate that must have signed the coordinators' certificates.",
-                valueName: "file"
-            )
-        )
-        var tlsCa: String?
-        @Option(
-            help: ArgumentHelp(
-                "Name every coordinator's certificate must carry as a DNS or IP subjectAltName "
-                    + "(default: any certificate the CA signed is accepted).",
-                valueName: "name"
-            )
-        )
-        var tlsServerName: String?
+        @OptionGroup var tls: TLSClientOptions<AgentTLSHelp>
         @Option(help: "This host's name in the cluster (required, here or in --config).") var host: String?
         @Option(
             help: ArgumentHelp(
@@ -189,7 +167,7 @@ extension Netlease {
         func validate() throws {
             _ = try settings()
             if let metrics { _ = try metricsAddress(metrics) }
-            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
+            _ = try tls.settings()
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
@@ -228,7 +206,7 @@ extension Netlease {
                     try ClusterSecret.load(at: $0, checkPermissions: true).text
                 }
                 if let secret { StandardErrorSink.shared.redact(secret) }
-                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa, serverName: tlsServerName)
+                let tls = try self.tls.settings()
                 // Checked now, not at the first connect: a bad file would otherwise only show as retries.
                 try tls?.validate(asServer: false)
                 try FileManager.default.createDirectory(

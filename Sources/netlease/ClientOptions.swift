@@ -25,34 +25,7 @@ struct ClientOptions: ParsableArguments {
     )
     var secretFile: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "PEM certificate this client presents to a coordinator started with --tls-*; needs --tls-key and --tls-ca "
-                + "(env NETLEASE_TLS_CERT).",
-            valueName: "file"
-        )
-    )
-    var tlsCert: String?
-
-    @Option(help: ArgumentHelp("PEM private key of --tls-cert (env NETLEASE_TLS_KEY).", valueName: "file"))
-    var tlsKey: String?
-
-    @Option(
-        help: ArgumentHelp(
-            "PEM CA certificate that must have signed the coordinator's certificate (env NETLEASE_TLS_CA).",
-            valueName: "file"
-        )
-    )
-    var tlsCa: String?
-
-    @Option(
-        help: ArgumentHelp(
-            "Name the coordinator's certificate must carry as a DNS or IP subjectAltName (env NETLEASE_TLS_SERVER_NAME; "
-                + "default: any certificate the CA signed is accepted).",
-            valueName: "name"
-        )
-    )
-    var tlsServerName: String?
+    @OptionGroup var tls: TLSClientOptions<AdminTLSHelp>
 
     /// A coordinator on this machine, on the default port.
     static let defaultCoordinator = Endpoint(host: "127.0.0.1", port: CoordinatorConfiguration.defaultPort).description
@@ -60,21 +33,27 @@ struct ClientOptions: ParsableArguments {
     static let defaultSecretFile = (Netlease.Coordinator.defaultDataDirectory as NSString)
         .appendingPathComponent(ClusterSecret.fileName)
 
+    /// Refuses bad values before anything runs: a usage error (exit 64) naming what is wrong.
     func validate() throws {
-        _ = try tls()
+        _ = try resolvedTLS()
+        do {
+            _ = try endpoints()
+        } catch let error as NetleaseError {
+            throw ValidationError(error.message)
+        }
     }
 
     /// The TLS settings from the flags, else the environment: all three files or none.
-    func tls() throws -> TLSSettings? {
+    func resolvedTLS() throws -> TLSSettings? {
         let environment = ProcessInfo.processInfo.environment
         func resolved(_ flag: String?, _ variable: String) -> String? {
             flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         }
         return try tlsSettings(
-            cert: resolved(tlsCert, "NETLEASE_TLS_CERT"),
-            key: resolved(tlsKey, "NETLEASE_TLS_KEY"),
-            ca: resolved(tlsCa, "NETLEASE_TLS_CA"),
-            serverName: resolved(tlsServerName, "NETLEASE_TLS_SERVER_NAME"),
+            cert: resolved(tls.files.tlsCert, "NETLEASE_TLS_CERT"),
+            key: resolved(tls.files.tlsKey, "NETLEASE_TLS_KEY"),
+            ca: resolved(tls.files.tlsCa, "NETLEASE_TLS_CA"),
+            serverName: resolved(tls.tlsServerName, "NETLEASE_TLS_SERVER_NAME"),
             names: (
                 "--tls-cert (or NETLEASE_TLS_CERT)", "--tls-key (or NETLEASE_TLS_KEY)", "--tls-ca (or NETLEASE_TLS_CA)"
             )
@@ -110,7 +89,7 @@ struct ClientOptions: ParsableArguments {
     func withConnection<T: Sendable>(_ body: (NetleaseConnection) async throws -> T) async throws -> T {
         let endpoints = try endpoints()
         let secret = try secret()
-        let tls = try tls()
+        let tls = try resolvedTLS()
         return try await NetleaseConnection.connectToLeader(among: endpoints, secret: secret, tls: tls, body)
     }
 }
@@ -138,6 +117,18 @@ func tlsSettings(
         )
     }
     return TLSSettings(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca, serverName: serverName)
+}
+
+/// The value of an address option (`option` names it); a bad one is a usage error, for `validate()` to refuse before
+/// anything runs.
+func addressOption(_ text: String, _ option: String = "--address") throws -> IPv4Address {
+    guard let address = IPv4Address(text) else { throw ValidationError("\(option) '\(text)' is not an IPv4 address") }
+    return address
+}
+
+/// An optional address option: nil when it was not given.
+func addressOption(_ text: String?, _ option: String = "--address") throws -> IPv4Address? {
+    try text.map { try addressOption($0, option) }
 }
 
 func parseAddress(_ text: String, field: String) throws -> IPv4Address {

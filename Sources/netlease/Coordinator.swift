@@ -22,11 +22,14 @@ extension Netlease {
                 printed on stdout once ready is 'netlease coordinator listening on HOST:PORT'. SIGTERM or SIGINT \
                 stops it gracefully. With --tls-cert, --tls-key and --tls-ca every connection must complete a TLS \
                 handshake presenting a client certificate signed by that CA; the protocol and the secrets then \
-                work inside TLS unchanged.
+                work inside TLS, and the certificate binds what they grant: the cluster secret only with a \
+                certificate named by --tls-admin-subject, a host credential only with a certificate naming that \
+                host (subject CN or DNS subjectAltName), the reader secret with any. Host credentials ('netlease \
+                host credential issue') are kept in the store as salted hashes.
 
                 With --store postgres://USER@HOST:PORT/DATABASE any number of coordinators share one database: one \
-                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest with \
-                'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
+                leads, the others stand by (answering only PING, AUTH, QUIT and STATS, refusing the rest, and \
+                AUTH with a host credential, with 'not-leader leader=ADDR') and take over within about 4 s when the leader stops. The first \
                 coordinator on an empty database creates the secrets in DIR and stores their hashes in the \
                 database; every coordinator authenticates against those.
                 Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once it accepts \
@@ -93,31 +96,54 @@ extension Netlease {
 
         @Option(
             help: ArgumentHelp(
+                "Close connections that have not authenticated this long after connecting (PING does not extend it).",
+                valueName: "seconds"
+            )
+        )
+        var authTimeout = CoordinatorConfiguration.defaults.authTimeout.components.seconds
+
+        @Option(
+            help: ArgumentHelp(
+                "Most unauthenticated connections at once; a new one closes the oldest.",
+                valueName: "n"
+            )
+        )
+        var maxUnauthenticated = CoordinatorConfiguration.defaults.admission.maxUnauthenticated
+
+        @Option(
+            help: ArgumentHelp(
+                "Most unauthenticated connections from one source address; a new one closes that source's oldest.",
+                valueName: "n"
+            )
+        )
+        var maxUnauthenticatedPerSource = CoordinatorConfiguration.defaults.admission.maxUnauthenticatedPerSource
+
+        @Option(
+            help: ArgumentHelp(
+                "Most connections authenticated with the reader secret (watchers included); more are refused.",
+                valueName: "n"
+            )
+        )
+        var maxReaders = CoordinatorConfiguration.defaults.admission.maxReaders
+
+        @Option(
+            help: ArgumentHelp(
                 "Most requests committed together in one durable transaction (1 disables group commit).",
                 valueName: "n"
             )
         )
         var maxBatch = SQLiteLeaseStore.defaultMaxBatch
 
-        @Option(
-            help: ArgumentHelp(
-                "PEM certificate (chain) the coordinator presents; turns on TLS with client certificates "
-                    + "(needs --tls-key and --tls-ca).",
-                valueName: "file"
-            )
-        )
-        var tlsCert: String?
-
-        @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
-        var tlsKey: String?
+        @OptionGroup var tls: TLSFileOptions<CoordinatorTLSHelp>
 
         @Option(
             help: ArgumentHelp(
-                "PEM CA certificate: clients must present a certificate signed by it, or the handshake is refused.",
-                valueName: "file"
+                "With --tls-*: a certificate name (subject CN or DNS subjectAltName) whose holder may use the cluster "
+                    + "secret; repeat for several. Without it no certificate is an admin's.",
+                valueName: "name"
             )
         )
-        var tlsCa: String?
+        var tlsAdminSubject: [String] = []
 
         @Option(
             help: ArgumentHelp(
@@ -140,7 +166,9 @@ extension Netlease {
 
         func validate() throws {
             if let metrics { _ = try metricsAddress(metrics) }
-            _ = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+            if try tls.settings() == nil && !tlsAdminSubject.isEmpty {
+                throw ValidationError("--tls-admin-subject needs --tls-cert, --tls-key and --tls-ca")
+            }
             if store != "sqlite" {
                 do { _ = try PostgresStoreURL(parsing: store) } catch let error as NetleaseError {
                     throw ValidationError("--store: \(error.message) (or 'sqlite')")
@@ -161,6 +189,16 @@ extension Netlease {
             guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
             guard lineTimeout > 0 else { throw ValidationError("--line-timeout must be positive") }
+            guard authTimeout > 0 else { throw ValidationError("--auth-timeout must be positive") }
+            var limits = configuration(endpoint: Endpoint(host: "127.0.0.1", port: 0), tls: nil, secrets: nil)
+            // Checked as with a secret: only --insecure runs without one, and then the caps do not apply.
+            limits.secret = insecure ? nil : ClusterSecret("check")
+            if let problem = limits.limitsProblem {
+                throw ValidationError(
+                    "--max-unauthenticated, --max-unauthenticated-per-source, --max-readers, --max-connections: "
+                        + problem
+                )
+            }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
@@ -176,7 +214,7 @@ extension Netlease {
             let notifier = SystemdNotifier()
             try await reportingErrors(style: ErrorReport.Style(format)) {
                 let endpoint = try Endpoint(parsing: listen)
-                let tls = try tlsSettings(cert: tlsCert, key: tlsKey, ca: tlsCa)
+                let tls = try self.tls.settings()
                 // Read the TLS files before anything is created: a bad file stops the start with its name.
                 try tls?.validate(asServer: true)
                 try FileManager.default.createDirectory(
@@ -337,18 +375,8 @@ extension Netlease {
             logger: Logger,
             onListening: @escaping @Sendable (SocketAddress) -> Void
         ) -> NetleaseCoordinator.Coordinator {
-            let configuration = CoordinatorConfiguration(
-                host: endpoint.host,
-                port: endpoint.port,
-                secret: secrets?.secret,
-                readerSecret: secrets?.reader,
-                maxConnections: maxConnections,
-                idleTimeout: .seconds(idleTimeout),
-                lineTimeout: .seconds(lineTimeout),
-                tls: tls
-            )
-            return NetleaseCoordinator.Coordinator(
-                configuration: configuration,
+            NetleaseCoordinator.Coordinator(
+                configuration: configuration(endpoint: endpoint, tls: tls, secrets: secrets),
                 store: store,
                 metrics: metrics,
                 logger: logger
@@ -359,6 +387,30 @@ extension Netlease {
                 FileHandle.standardOutput.write(Data("netlease coordinator listening on \(shown)\n".utf8))
                 notifier?.ready(status: "serving on \(shown)")
             }
+        }
+
+        private func configuration(
+            endpoint: Endpoint,
+            tls: TLSSettings?,
+            secrets: (secret: ClusterSecret, reader: ClusterSecret?)?
+        ) -> CoordinatorConfiguration {
+            CoordinatorConfiguration(
+                host: endpoint.host,
+                port: endpoint.port,
+                secret: secrets?.secret,
+                readerSecret: secrets?.reader,
+                maxConnections: maxConnections,
+                idleTimeout: .seconds(idleTimeout),
+                lineTimeout: .seconds(lineTimeout),
+                authTimeout: .seconds(authTimeout),
+                admission: ConnectionAdmission.Limits(
+                    maxUnauthenticated: maxUnauthenticated,
+                    maxUnauthenticatedPerSource: maxUnauthenticatedPerSource,
+                    maxReaders: maxReaders
+                ),
+                tls: tls,
+                tlsAdminSubjects: Set(tlsAdminSubject)
+            )
         }
 
         /// The metrics endpoint of --metrics, if given. Listed first, so it stops last: /readyz answers 503 while

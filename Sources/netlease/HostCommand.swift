@@ -29,7 +29,7 @@ extension Netlease {
         static let configuration = CommandConfiguration(
             commandName: "host",
             abstract: "Manage hosts.",
-            subcommands: [Remove.self]
+            subcommands: [Remove.self, Credential.self]
         )
 
         struct Remove: AsyncParsableCommand {

@@ -32,23 +32,24 @@ extension Netlease {
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if let address, IPv4Address(address) == nil {
-                throw ValidationError("--address '\(address)' is not an IPv4 address")
+            _ = try addressOption(address)
+            _ = try stateFilter()
+        }
+
+        /// The `--state` value; a bad one is a usage error.
+        func stateFilter() throws -> LeaseState? {
+            guard let state else { return nil }
+            guard let parsed = LeaseState(rawValue: state) else {
+                throw ValidationError("--state '\(state)' must be active, reserved, conflict or cooldown")
             }
+            return parsed
         }
 
         func run() async throws {
             try await reportingErrors(json: json) {
                 var filter = Ledger.LeaseFilter(network: network, host: host, owner: owner)
-                if let state {
-                    guard let parsed = LeaseState(rawValue: state) else {
-                        throw NetleaseError.badRequest(
-                            "--state '\(state)' must be active, reserved, conflict or cooldown"
-                        )
-                    }
-                    filter.state = parsed
-                }
-                let wanted = address.flatMap(IPv4Address.init)
+                filter.state = try stateFilter()
+                let wanted = try addressOption(address)
                 let leases = try await client.withConnection { connection in
                     guard let wanted else { return try await connection.leases(filter) }
                     return try await Self.leases(of: wanted, filter, on: connection)
@@ -109,9 +110,11 @@ extension Netlease.LeaseCommand {
         @Option(help: "Ask for this address.") var address: String?
         @Flag(help: "Print the lease as JSON.") var json = false
 
+        func validate() throws { _ = try addressOption(address) }
+
         func run() async throws {
             try await reportingErrors(json: json) {
-                let wanted = try address.map { try parseAddress($0, field: "--address") }
+                let wanted = try addressOption(address)
                 let request = AcquireRequest(
                     network: network,
                     owner: owner,
@@ -138,11 +141,12 @@ extension Netlease.LeaseCommand {
             guard (owner == nil) != (address == nil) else {
                 throw ValidationError("give exactly one of --owner or --address")
             }
+            _ = try addressOption(address)
         }
 
         func run() async throws {
             try await reportingErrors(json: json) {
-                let wanted = try address.map { try parseAddress($0, field: "--address") }
+                let wanted = try addressOption(address)
                 let released = try await client.withConnection {
                     try await $0.release(ReleaseRequest(network: network, owner: owner, address: wanted))
                 }
@@ -164,9 +168,11 @@ extension Netlease.LeaseCommand {
         @Option(help: "Why (shown in listings).") var note: String = ""
         @Flag(help: "Print the reservation as JSON.") var json = false
 
+        func validate() throws { _ = try addressOption(address) }
+
         func run() async throws {
             try await reportingErrors(json: json) {
-                let target = try parseAddress(address, field: "--address")
+                let target = try addressOption(address)
                 let lease = try await client.withConnection {
                     try await $0.reserve(network: network, address: target, note: note)
                 }
@@ -182,9 +188,11 @@ extension Netlease.LeaseCommand {
         @Option(help: "Reserved address.") var address: String
         @Flag(help: "Print the result as JSON.") var json = false
 
+        func validate() throws { _ = try addressOption(address) }
+
         func run() async throws {
             try await reportingErrors(json: json) {
-                let target = try parseAddress(address, field: "--address")
+                let target = try addressOption(address)
                 try await client.withConnection { try await $0.unreserve(network: network, address: target) }
                 if json {
                     try printJSON(["network": network, "unreserved": target.description])

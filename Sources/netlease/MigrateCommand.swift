@@ -11,8 +11,8 @@ extension Netlease {
             abstract: "Copy a stopped coordinator's SQLite store into an empty PostgreSQL database.",
             discussion: """
                 Stop the coordinator first (its store is held exclusively while it runs). Every network, host and \
-                lease (reservations, quarantines and cooldowns included), the epoch counter, the store id and the \
-                generation are copied in one transaction; the copy is read back and compared with the source. A \
+                lease (reservations, quarantines and cooldowns included), the host credentials' hashes, the epoch \
+                counter, the store id and the generation are copied in one transaction; the copy is read back and compared with the source. A \
                 database holding any netlease rows, or one a coordinator has already used, is refused. The SQLite \
                 store is not changed. Then start the coordinators with --store postgres://… and copy DIR's secret \
                 files to the data directory of the first one.
@@ -60,18 +60,25 @@ extension Netlease {
                 logger.logLevel = .warning
                 let source = try SQLiteLeaseStore(directory: from, logger: logger)
                 let contents: StoreContents
+                let credentials: [StoredHostCredential]
                 do {
                     contents = try source.contents()
+                    credentials = try await source.hostCredentials()
                     source.close()
                 } catch {
                     source.close()
                     throw error
                 }
-                let copied = try await PostgresLeaseStore.importContents(contents, into: url, logger: logger)
+                let copied = try await PostgresLeaseStore.importContents(
+                    contents,
+                    into: url,
+                    hostCredentials: credentials,
+                    logger: logger
+                )
                 print(
                     """
                     copied store \(copied.storeID) at generation \(copied.generation) from \(file) to \(url)
-                      \(copied.summary), last epoch \(copied.lastEpoch)
+                      \(copied.summary), last epoch \(copied.lastEpoch), \(credentials.count) host credential(s)
                     verified: the database holds exactly the rows of the source
                     """
                 )

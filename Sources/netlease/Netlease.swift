@@ -20,8 +20,8 @@ struct Netlease: AsyncParsableCommand {
         version: NetleaseVersion.current,
         subcommands: [
             Coordinator.self, AgentCommand.self, NetworkCommand.self, LeaseCommand.self, Leases.self, Hosts.self,
-            HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self, Backup.self,
-            Migrate.self, Demo.self, Bench.self,
+            HostCommand.self, Stats.self, Attach.self, Detach.self, Doctor.self, DockerNetwork.self,
+            CNIConfigCommand.self, Backup.self, Migrate.self, TLS.self, Demo.self, Bench.self,
         ]
     )
 

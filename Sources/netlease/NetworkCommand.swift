@@ -157,7 +157,7 @@ extension Netlease.NetworkCommand {
 
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete a network (refused while containers hold addresses in it)."
+            abstract: "Delete a network (refused while containers hold addresses in it or hosts serve it)."
         )
         @OptionGroup var client: ClientOptions
         @Argument(help: "Network name.") var name: String

@@ -52,6 +52,9 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(report["pings"] as? Int, 12)
         XCTAssertEqual(report["failed_pings"] as? Int, 0)
         XCTAssertTrue(stderr.contains("demo: checked: root, iproute2"), stderr)
+        // Agents run with credentials that act only as their host, never with the cluster secret.
+        XCTAssertTrue(stderr.contains("host1: namespace and underlay made"), stderr)
+        XCTAssertTrue(stderr.contains("credential issued (acts only as host2)"), stderr)
         XCTAssertTrue(stderr.contains("removed every namespace and process of the demo"), stderr)
     }
 }

@@ -63,6 +63,13 @@ class LabTestCase: XCTestCase {
         return failed
     }
 
+    /// A shell script for inside a container (busybox): prints each argument address that does not answer one of
+    /// three pings (a fresh path may lose its first packet). For `docker exec` / `podman exec … sh -c SCRIPT sh A…`.
+    static let unreachableScript = """
+        for a in "$@"; do ok=; for i in 1 2 3; do ping -c 1 -W 1 "$a" >/dev/null 2>&1 && ok=1 && break; done; \
+        [ -n "$ok" ] || echo "$a"; done
+        """
+
     /// Containers' leases by owner; the agents' pooled addresses (owners `pool:…`) are left out: they come and go
     /// as the agents keep their pools full.
     func leaseAddresses(state: String = "active") async throws -> [String: String] {

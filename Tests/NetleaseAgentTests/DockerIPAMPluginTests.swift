@@ -550,4 +550,19 @@ final class DockerNetworkCommandLineTests: XCTestCase {
                 + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo demo"
         )
     }
+
+    /// With the bridge's MTU the line grows by one option before the name; the rest stays word for word.
+    func testTheCreateLineCarriesTheBridgeMTU() {
+        XCTAssertEqual(
+            DockerIPAMPlugin.createNetworkCommand(
+                network: "demo",
+                subnet: IPv4Subnet("172.30.0.0/16")!,
+                bridge: "nl-demo",
+                mtu: 1450
+            ),
+            "docker network create --driver bridge --ipam-driver netlease --ipam-opt network=demo "
+                + "--subnet 172.30.0.0/16 -o com.docker.network.bridge.name=nl-demo "
+                + "-o com.docker.network.driver.mtu=1450 demo"
+        )
+    }
 }

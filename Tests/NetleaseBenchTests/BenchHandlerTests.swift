@@ -17,6 +17,8 @@ final class BenchHandlerTests: XCTestCase {
     private var done: EventLoopFuture<ConnectionResult>!
 
     private static let endpoint = Endpoint(host: "127.0.0.1", port: 1)
+
+    private static let target = BenchTarget(endpoint: endpoint, secret: "s3cret", network: "bench")
     private static let greeting = Greeting(authRequired: true).line + "\n"
 
     override func tearDown() async throws {
@@ -69,9 +71,7 @@ final class BenchHandlerTests: XCTestCase {
 
     private func loadRole(budget: Int = 100, pipeline: Int = 1, release: Bool = false) -> BenchHandler.Role {
         let plan = LoadPlan(
-            endpoint: Self.endpoint,
-            secret: "s3cret",
-            network: "bench",
+            target: Self.target,
             ownerPrefix: "b-run",
             connections: 8,
             pipeline: pipeline,
@@ -202,9 +202,7 @@ final class BenchHandlerTests: XCTestCase {
 
     func testAnAgentJoinsThenAcquiresWithItsEpochAndHeartbeats() throws {
         let plan = AgentPlan(
-            endpoint: Self.endpoint,
-            secret: "s3cret",
-            network: "bench",
+            target: Self.target,
             hostPrefix: "ba-run",
             agents: 10,
             leasesEach: 2,

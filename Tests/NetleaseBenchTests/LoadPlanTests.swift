@@ -6,11 +6,15 @@ import XCTest
 
 /// The arithmetic of a run's plan: schedule, budget, prefill, names.
 final class LoadPlanTests: XCTestCase {
+    private static let target = BenchTarget(
+        endpoint: Endpoint(host: "127.0.0.1", port: 1),
+        secret: nil,
+        network: "bench"
+    )
+
     private func plan(connections: Int = 32, intervalNs: UInt64 = 0) -> LoadPlan {
         LoadPlan(
-            endpoint: Endpoint(host: "127.0.0.1", port: 1),
-            secret: nil,
-            network: "bench",
+            target: Self.target,
             ownerPrefix: "b-run",
             connections: connections,
             pipeline: 1,
@@ -67,9 +71,7 @@ final class LoadPlanTests: XCTestCase {
         XCTAssertEqual(result.releaseFailedOwners(p), ["b-run-5-1"])
 
         let agents = AgentPlan(
-            endpoint: Endpoint(host: "127.0.0.1", port: 1),
-            secret: nil,
-            network: "bench",
+            target: Self.target,
             hostPrefix: "ba-run",
             agents: 3,
             leasesEach: 2,

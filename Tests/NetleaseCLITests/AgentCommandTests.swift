@@ -21,8 +21,8 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(command.stateDir, "/var/lib/netlease-agent")
         XCTAssertFalse(command.teardown)
         XCTAssertEqual(command.logLevel, "info")
-        XCTAssertNil(command.tlsCert)
-        XCTAssertNil(command.tlsServerName)
+        XCTAssertNil(command.tls.files.tlsCert)
+        XCTAssertNil(command.tls.tlsServerName)
         XCTAssertNil(command.metrics)
     }
 
@@ -43,10 +43,10 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(command.socketGroup, "docker")
         XCTAssertEqual(command.stateDir, "/tmp/state")
         XCTAssertTrue(command.teardown)
-        XCTAssertEqual(command.tlsCert, "c.pem")
-        XCTAssertEqual(command.tlsKey, "k.pem")
-        XCTAssertEqual(command.tlsCa, "ca.pem")
-        XCTAssertEqual(command.tlsServerName, "coord")
+        XCTAssertEqual(command.tls.files.tlsCert, "c.pem")
+        XCTAssertEqual(command.tls.files.tlsKey, "k.pem")
+        XCTAssertEqual(command.tls.files.tlsCa, "ca.pem")
+        XCTAssertEqual(command.tls.tlsServerName, "coord")
         XCTAssertEqual(command.logLevel, "notice")
         XCTAssertEqual(command.metrics, "0.0.0.0:9421")
     }

@@ -33,7 +33,7 @@ final class AgentConfigFileTests: XCTestCase {
             try command.settings(),
             .init(
                 coordinators: "10.0.0.10:7420",
-                secretFile: "/etc/netlease/cluster-secret",
+                secretFile: "/etc/netlease/host-credential",
                 host: "host1",
                 underlay: "10.0.0.11",
                 networks: ["prod"]

@@ -22,7 +22,7 @@ final class JSONErrorTests: XCTestCase {
         ["lease", "unreserve", "--network", "n", "--address", "10.1.0.5"], ["leases"], ["hosts"],
         ["host", "remove", "h"], ["stats"], ["attach", "--network", "n", "--netns", "c", "--owner", "o"],
         ["detach", "--network", "n", "--owner", "o"], ["doctor"], ["backup", "--out", "/tmp/b.db"], ["demo"],
-        ["bench"],
+        ["bench"], ["docker-network", "n"], ["cni-config", "n"],
     ]
 
     func testEveryCommandTakesJSON() throws {

@@ -26,7 +26,7 @@ import Glibc
 final class BackupUnderLoadTests: XCTestCase {
     private var directory: String!
     private var scratch: String!
-    private var coordinator: ChildCoordinator?
+    private var coordinator: CoordinatorProcess?
 
     override func setUpWithError() throws {
         let base = FileManager.default.temporaryDirectory
@@ -71,7 +71,7 @@ final class BackupUnderLoadTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: sqlite) else {
             try missingCapability("\(sqlite) is not installed; the backup's integrity check needs it")
         }
-        let live = try await ChildCoordinator.start(directory: directory)
+        let live = try await CoordinatorProcess.start(directory: directory)
         coordinator = live
         try await live.connect { c in
             _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("10.50.0.0/16")!))
@@ -166,7 +166,7 @@ final class BackupUnderLoadTests: XCTestCase {
             }
         }
         XCTAssertEqual(snapshots.count, thresholds.count)
-        XCTAssertEqual(live.terminate(), 0, "the coordinator did not stop cleanly: \(live.stderrText)")
+        XCTAssertEqual(live.stop(), 0, "the coordinator did not stop cleanly: \(live.log)")
         let end = ContinuousClock.now
         print(
             "backup under load: \(histories.count) acquires, "
@@ -208,10 +208,10 @@ final class BackupUnderLoadTests: XCTestCase {
             try FileManager.default.copyItem(atPath: file, toPath: target)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target)
         }
-        let restored = try await ChildCoordinator.start(directory: directory)
+        let restored = try await CoordinatorProcess.start(directory: directory)
         coordinator = restored
         let leases = try await restored.connect { try await $0.leases(.init(network: "prod", state: .active)) }
-        XCTAssertEqual(restored.terminate(), 0, "the restored coordinator did not stop cleanly")
+        XCTAssertEqual(restored.stop(), 0, "the restored coordinator did not stop cleanly")
         return leases
     }
 

@@ -29,7 +29,7 @@ final class CrashRecoveryTests: XCTestCase {
         print("chaos short form: replay also with netlease-chaos --cycles 4 --seed \(seed)")
         let run = ChaosRun(
             options: .init(
-                binary: try ChildCoordinator.binary(),
+                binary: try CoordinatorProcess.binary(),
                 directory: directory,
                 cycles: 4,
                 clients: 8,
@@ -46,10 +46,10 @@ final class CrashRecoveryTests: XCTestCase {
     }
 
     func testSecondCoordinatorOnTheSameDataDirectoryRefusesToStart() async throws {
-        let first = try await ChildCoordinator.start(directory: directory)
+        let first = try await CoordinatorProcess.start(directory: directory)
         defer { first.cleanUp() }
         do {
-            let second = try await ChildCoordinator.start(directory: directory)
+            let second = try await CoordinatorProcess.start(directory: directory)
             second.cleanUp()
             XCTFail("a second coordinator started on a data directory in use")
         } catch let error as NetleaseError {
@@ -63,7 +63,7 @@ final class CrashRecoveryTests: XCTestCase {
         let garbage = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         FileManager.default.createFile(atPath: path, contents: garbage)
         do {
-            let child = try await ChildCoordinator.start(directory: directory)
+            let child = try await CoordinatorProcess.start(directory: directory)
             child.cleanUp()
             XCTFail("the coordinator started on a foreign file")
         } catch let error as NetleaseError {
@@ -81,7 +81,7 @@ final class CrashRecoveryTests: XCTestCase {
             attributes: [.posixPermissions: 0o644]
         )
         do {
-            let child = try await ChildCoordinator.start(directory: directory)
+            let child = try await CoordinatorProcess.start(directory: directory)
             child.cleanUp()
             XCTFail("the coordinator accepted a world-readable secret")
         } catch let error as NetleaseError {

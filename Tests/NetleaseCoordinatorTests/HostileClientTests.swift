@@ -1,8 +1,10 @@
 import Foundation
 import HostNetwork
 import NetleaseClient
+import NetleaseCoordinator
 import NetleaseCore
 import NetleaseTesting
+import NetleaseTransport
 import NetleaseWire
 import XCTest
 
@@ -20,8 +22,16 @@ final class HostileClientTests: XCTestCase {
         harness = nil
     }
 
-    private func start(maxConnections: Int = 4096, lineTimeout: Duration = .seconds(30)) async throws {
-        harness = try await CoordinatorHarness.start(maxConnections: maxConnections, lineTimeout: lineTimeout)
+    private func start(
+        maxConnections: Int = 4096,
+        lineTimeout: Duration = .seconds(30),
+        admission: ConnectionAdmission.Limits = CoordinatorConfiguration.defaults.admission
+    ) async throws {
+        harness = try await CoordinatorHarness.start(
+            maxConnections: maxConnections,
+            lineTimeout: lineTimeout,
+            admission: admission
+        )
         try await harness.connect { c in
             _ = try await c.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
         }
@@ -82,7 +92,11 @@ final class HostileClientTests: XCTestCase {
         guard change.current >= 11_000 else {
             try missingCapability("the descriptor limit is \(change.current) and cannot be raised to 11000")
         }
-        try await start(maxConnections: 6000)
+        // Capacity, not admission, is under test: the unauthenticated caps are raised so all 5000 stay open.
+        try await start(
+            maxConnections: 6000,
+            admission: .init(maxUnauthenticated: 5500, maxUnauthenticatedPerSource: 5500)
+        )
         var idle: [RawLineClient] = []
         for _ in 0..<5000 { idle.append(try RawLineClient(port: harness.endpoint.port)) }
         // Every idle connection was accepted and greeted: the server holds all 5000.

@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseCore
+import NetleaseTesting
 import XCTest
 
 /// Invariant 3's real case: a client's request reached the coordinator, which committed and answered, but the
@@ -7,7 +8,7 @@ import XCTest
 /// one lease, the same address; a retried release is harmless.
 final class LostReplyTests: XCTestCase {
     var directory: String!
-    var coordinator: ChildCoordinator?
+    var coordinator: CoordinatorProcess?
 
     override func setUp() {
         directory =
@@ -20,7 +21,7 @@ final class LostReplyTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private func client(_ coordinator: ChildCoordinator) throws -> RawLineClient {
+    private func client(_ coordinator: CoordinatorProcess) throws -> RawLineClient {
         let client = try RawLineClient(port: coordinator.endpoint.port)
         _ = try client.readLine()
         try client.send("AUTH secret=\(try coordinator.secret)\n")
@@ -32,15 +33,15 @@ final class LostReplyTests: XCTestCase {
         line.split(separator: " ").first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
     }
 
-    private func restart() async throws -> ChildCoordinator {
+    private func restart() async throws -> CoordinatorProcess {
         coordinator?.kill9()
-        let started = try await ChildCoordinator.start(directory: directory)
+        let started = try await CoordinatorProcess.start(directory: directory)
         coordinator = started
         return started
     }
 
     /// The owner's leases, or (without an owner) the cooldown records.
-    private func leases(owner: String? = nil, on coordinator: ChildCoordinator) throws -> [String] {
+    private func leases(owner: String? = nil, on coordinator: CoordinatorProcess) throws -> [String] {
         let admin = try client(coordinator)
         try admin.send("LEASE-LIST network=n1\(owner.map { " owner=\($0)" } ?? " state=cooldown")\n")
         let head = try XCTUnwrap(try admin.readLine())

@@ -2,6 +2,7 @@ import Foundation
 import HostNetwork
 import NetleaseClient
 import NetleaseCore
+import NetleaseStore
 import NetleaseTesting
 import NetleaseTransport
 import NetleaseWire
@@ -18,19 +19,11 @@ class PostgresCoordinatorTestCase: XCTestCase {
     private(set) var server: PostgresTestServer!
     private var databases: [String] = []
     private var directories: [String] = []
-    private var children: [ChildCoordinator] = []
+    private var children: [CoordinatorProcess] = []
 
     override func setUpWithError() throws {
         try super.setUpWithError()
-        do {
-            server = try PostgresTestServer.shared()
-        } catch let error as PostgresTestServer.Unavailable {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
-                XCTFail("NETLEASE_REQUIRE_NETNS=1 but PostgreSQL cannot run: \(error.reason)")
-                throw error
-            }
-            throw XCTSkip("PostgreSQL is not available (install the Debian package postgresql): \(error.reason)")
-        }
+        server = try PostgresTestServer.sharedForTest(fail: { XCTFail($0) }, skip: { XCTSkip($0) })
     }
 
     override func tearDownWithError() throws {
@@ -58,8 +51,8 @@ class PostgresCoordinatorTestCase: XCTestCase {
         return path
     }
 
-    func start(_ directory: String, _ arguments: [String] = []) async throws -> ChildCoordinator {
-        let child = try await ChildCoordinator.start(directory: directory, extraArguments: arguments)
+    func start(_ directory: String, _ arguments: [String] = []) async throws -> CoordinatorProcess {
+        let child = try await CoordinatorProcess.start(directory: directory, arguments: arguments)
         children.append(child)
         return child
     }
@@ -67,7 +60,7 @@ class PostgresCoordinatorTestCase: XCTestCase {
     /// Runs `netlease ARGUMENTS` to completion: exit status and what it printed.
     func netlease(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let output = try ChildProcess.run(
-            executable: try ChildCoordinator.binary(),
+            executable: try CoordinatorProcess.binary(),
             arguments: arguments,
             timeout: .seconds(60)
         )
@@ -144,6 +137,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
     }
 
     func testMigrateCopiesAStoppedSQLiteStoreAndRefusesWhatItMustNot() async throws {
+        let credential = try HostCredential.generate(for: "h1")
         let directory = makeDirectory()
         let sqlite = try await start(directory)
         var before: [Lease] = []
@@ -161,6 +155,7 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             before =
                 try await connection.leases(.init(network: "prod"))
                 + (try await connection.leases(.init(network: "prod", state: .cooldown)))
+            try await connection.setHostCredential(host: "h1", hash: SecretHash(hashing: credential.text).stored)
         }
         let url = try makeDatabase()
 
@@ -169,12 +164,13 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
         XCTAssertNotEqual(busy.status, 0)
         XCTAssertTrue(busy.stderr.contains("in use by another process"), busy.stderr)
 
-        XCTAssertEqual(sqlite.terminate(), 0)
+        XCTAssertEqual(sqlite.stop(), 0)
         let fileBefore = try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db"))
         let migrated = try netlease(["migrate", "--from", directory, "--to", url])
         XCTAssertEqual(migrated.status, 0, migrated.stderr)
         XCTAssertTrue(migrated.stdout.contains("1 networks, 1 hosts, 12 leases"), migrated.stdout)
         XCTAssertTrue(migrated.stdout.contains("verified"), migrated.stdout)
+        XCTAssertTrue(migrated.stdout.contains("1 host credential(s)"), migrated.stdout)
         XCTAssertEqual(
             try Data(contentsOf: URL(fileURLWithPath: directory + "/netlease.db")),
             fileBefore,
@@ -204,12 +200,16 @@ final class PostgresCoordinatorTests: PostgresCoordinatorTestCase {
             let rejoined = try await connection.join(host: "h1", underlay: IPv4Address(10, 0, 0, 1))
             XCTAssertEqual(rejoined.epoch, hosts[0].epoch + 1)
         }
+        // The host's credential came along: its agent authenticates as before.
+        try await NetleaseConnection.connect(to: postgres.endpoint, secret: credential.text) { connection in
+            _ = try await connection.heartbeat(host: "h1", epoch: try await connection.hosts()[0].epoch)
+        }
 
         // Nor into a database a coordinator has already used, even an empty one.
         let used = try makeDatabase()
         let user = try await start(makeDirectory(), ["--store", used])
         try await waitUntilLeading(user.endpoint, secret: try user.secret)
-        XCTAssertEqual(user.terminate(), 0)
+        XCTAssertEqual(user.stop(), 0)
         let refused = try netlease(["migrate", "--from", directory, "--to", used])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("already used"), refused.stderr)

@@ -249,7 +249,7 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
         let new = try await start(makeDirectory(), ["--store", url])
         try await Task.sleep(for: .milliseconds(600))  // the standby has seen the leader
         let stopped = ContinuousClock.now
-        XCTAssertEqual(old.terminate(), 0)
+        XCTAssertEqual(old.stop(), 0)
         try await waitUntilLeading(new.endpoint, secret: secret)
         let took = ContinuousClock.now - stopped
         print("after a graceful stop the standby led within \(took)")
@@ -258,8 +258,8 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
 }
 
 /// A client holding the list of coordinators: it sends to the one it believes leads, follows `not-leader leader=…`
-/// and moves on when a coordinator does not answer; a request whose reply was lost is repeated (acquires are
-/// idempotent per owner).
+/// and moves on when a coordinator does not answer; a request whose reply was lost, or refused with `storage` (the
+/// database is away), is repeated (acquires are idempotent per owner). It counts the errors it saw, by code.
 final class LeaderFollowingClient: @unchecked Sendable {
     // @unchecked: the counters and the current index are guarded by `lock`.
     private let endpoints: [Endpoint]
@@ -268,6 +268,7 @@ final class LeaderFollowingClient: @unchecked Sendable {
     private var current = 0
     private var acknowledged = 0
     private var failedOver = 0
+    private var errors: [ErrorCode: Int] = [:]
 
     init(endpoints: [Endpoint], secret: String) {
         self.endpoints = endpoints
@@ -276,6 +277,8 @@ final class LeaderFollowingClient: @unchecked Sendable {
 
     var acknowledgements: Int { lock.withLock { acknowledged } }
     var failovers: Int { lock.withLock { failedOver } }
+    /// The error replies and failures seen so far, by code (each was retried).
+    var errorsSeen: [ErrorCode: Int] { lock.withLock { errors } }
 
     func acquire(_ request: AcquireRequest, deadline: Duration) async throws -> Lease {
         let start = ContinuousClock.now
@@ -292,8 +295,13 @@ final class LeaderFollowingClient: @unchecked Sendable {
                 }
                 lock.withLock { acknowledged += 1 }
                 return lease
+            } catch let error as NetleaseError where error.code == .storage {
+                lastError = error
+                lock.withLock { errors[error.code, default: 0] += 1 }
+                try await Task.sleep(for: .milliseconds(50))
             } catch let error as NetleaseError where error.code == .notLeader || error.code == .unavailable {
                 lastError = error
+                lock.withLock { errors[error.code, default: 0] += 1 }
                 let hinted = error.code == .notLeader ? Self.leader(in: error.message) : nil
                 lock.withLock {
                     let next = hinted.flatMap { hint in endpoints.firstIndex { "\($0)" == hint } }

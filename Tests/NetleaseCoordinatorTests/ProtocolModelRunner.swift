@@ -202,9 +202,6 @@ final class ModelRunner {
                 )
             }
         }
-        if let deviation = matching.first?.deviation, matching.allSatisfy({ $0.deviation != nil }) {
-            model.deviations[deviation, default: 0] += 1
-        }
     }
 
     private func resolve(_ template: ModelRequestTemplate) -> ModelRequest {

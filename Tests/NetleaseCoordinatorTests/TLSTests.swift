@@ -21,7 +21,8 @@ final class TLSTests: XCTestCase {
 
     override func setUp() async throws {
         pki = try TestPKI.make()
-        harness = try await CoordinatorHarness.start(tls: pki.coordinator)
+        // The CA-signed client these tests use is the admin's; HostCertificateTests binds hosts.
+        harness = try await CoordinatorHarness.start(tls: pki.coordinator, tlsAdminSubjects: ["agent"])
         try await harness.connect(tls: pki.agent) { connection in
             _ = try await connection.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/16")!))
         }
@@ -92,7 +93,11 @@ final class TLSTests: XCTestCase {
     /// The real client without TLS sends nothing before the greeting, so its handshake never starts: the server's
     /// handshake deadline (the line timeout, 1 s here) ends it, and the client fails.
     func testPlaintextClientWaitingForTheGreetingIsClosedAtTheHandshakeDeadline() async throws {
-        let impatient = try await CoordinatorHarness.start(lineTimeout: .seconds(1), tls: pki.coordinator)
+        let impatient = try await CoordinatorHarness.start(
+            lineTimeout: .seconds(1),
+            tls: pki.coordinator,
+            tlsAdminSubjects: ["agent"]
+        )
         do {
             try await assertRefused(nil, on: impatient)
             let greeting = try await impatient.connect(tls: pki.agent) { $0.greeting }
@@ -112,7 +117,7 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(greeting.authRequired)
 
         // A coordinator known by DNS name only: the name must match.
-        let named = try await CoordinatorHarness.start(tls: pki.namedCoordinator)
+        let named = try await CoordinatorHarness.start(tls: pki.namedCoordinator, tlsAdminSubjects: ["agent"])
         do {
             var right = pki.agent
             right.serverName = "coordinator.netlease.test"
@@ -221,8 +226,8 @@ final class TLSTests: XCTestCase {
 }
 
 /// A throwaway certificate authority with two coordinator certificates (subjectAltName IP 127.0.0.1 and DNS
-/// localhost; DNS coordinator.netlease.test only), a CA-signed client certificate and a self-signed one, made with
-/// the `openssl` CLI.
+/// localhost; DNS coordinator.netlease.test only), CA-signed client certificates (agent, h1, h2 by DNS name,
+/// admin) and a self-signed one, made with the `openssl` CLI.
 struct TestPKI {
     static let openssl = "/usr/bin/openssl"
 
@@ -236,6 +241,12 @@ struct TestPKI {
     let agent: TLSSettings
     /// A client whose certificate (same subject as `agent`) signed itself.
     let selfSigned: TLSSettings
+    /// Host h1's certificate: CN=h1.
+    let host1: TLSSettings
+    /// Host h2's certificate, naming it by DNS subjectAltName only (CN=node-label).
+    let host2: TLSSettings
+    /// An admin's certificate: CN=admin.
+    let admin: TLSSettings
 
     static func make() throws -> TestPKI {
         guard FileManager.default.isExecutableFile(atPath: openssl) else {
@@ -290,6 +301,13 @@ struct TestPKI {
             extensions: "subjectAltName=DNS:coordinator.netlease.test\nextendedKeyUsage=serverAuth\n"
         )
         let agent = try signed("agent", serial: 3, extensions: "extendedKeyUsage=clientAuth\n")
+        let host1 = try signed("h1", serial: 4, extensions: "extendedKeyUsage=clientAuth\n")
+        let host2 = try signed(
+            "node-label",
+            serial: 5,
+            extensions: "subjectAltName=DNS:h2\nextendedKeyUsage=clientAuth\n"
+        )
+        let admin = try signed("admin", serial: 6, extensions: "extendedKeyUsage=clientAuth\n")
         try run(
             ["req", "-x509"] + ec + [
                 "-keyout", path("rogue.key"), "-out", path("rogue.pem"), "-days", "2", "-subj", "/CN=agent",
@@ -306,7 +324,10 @@ struct TestPKI {
             coordinator: coordinator,
             namedCoordinator: namedCoordinator,
             agent: agent,
-            selfSigned: selfSigned
+            selfSigned: selfSigned,
+            host1: host1,
+            host2: host2,
+            admin: admin
         )
     }
 

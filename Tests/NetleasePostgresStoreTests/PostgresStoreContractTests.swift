@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseCore
+import NetleaseStore
 import XCTest
 
 @testable import NetleaseStoreTests
@@ -87,7 +88,7 @@ final class PostgresContractCoverageTests: XCTestCase {
     func testEveryContractTestRunsAgainstPostgreSQL() throws {
         let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         let twins = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
-        for suite in ["StoreAllocationTests", "StoreHostTests", "StoreReclaimRaceTests"] {
+        for suite in ["StoreAllocationTests", "StoreHostTests", "StoreReclaimRaceTests", "StoreCredentialTests"] {
             let source = try String(
                 contentsOf: tests.appendingPathComponent("NetleaseStoreTests/\(suite).swift"),
                 encoding: .utf8
@@ -101,5 +102,43 @@ final class PostgresContractCoverageTests: XCTestCase {
                 XCTAssertTrue(twins.contains("override func \(name)()"), "\(suite).\(name) has no PostgreSQL twin")
             }
         }
+    }
+}
+
+final class PostgresStoreCredentialTests: StoreCredentialTests {
+    override class func makeBackend(for test: StoreTestCase) throws -> StoreTestBackend {
+        try PostgresTestBackend()
+    }
+
+    override func testCredentialsAreReplacedRevokedAndKeptAcrossRestarts() async throws {
+        try await super.testCredentialsAreReplacedRevokedAndKeptAcrossRestarts()
+    }
+
+    override func testHostNamesAreKeysByteForByte() async throws {
+        try await super.testHostNamesAreKeysByteForByte()
+    }
+
+    override func testABackupCarriesTheCredentials() async throws {
+        try await super.testABackupCarriesTheCredentials()
+    }
+
+    /// Two coordinators on one database: the one that took the newer term reads what the older one stored, and
+    /// the deposed one can neither issue nor revoke any more (its transactions check the term).
+    func testADeposedLeaderCanNeitherIssueNorRevoke() async throws {
+        let old = try await credentialStore(try await makeStore())
+        _ = try await old.storeHostCredential(
+            StoredHostCredential(host: "h1", hash: SecretHash(hashing: "one"), issued: 1)
+        )
+        let new = try await credentialStore(try await makeStore())
+        let read = try await new.hostCredential("h1")
+        XCTAssertEqual(read?.hash.matches("one"), true)
+        await expectError(.notLeader, "issue on the deposed leader") {
+            try await old.storeHostCredential(
+                StoredHostCredential(host: "h1", hash: SecretHash(hashing: "two"), issued: 2)
+            )
+        }
+        await expectError(.notLeader, "revoke on the deposed leader") { try await old.revokeHostCredential("h1") }
+        let kept = try await new.hostCredential("h1")
+        XCTAssertEqual(kept?.hash.matches("one"), true, "a deposed leader changed a credential")
     }
 }

@@ -17,15 +17,7 @@ final class PostgresTestDatabase {
     }
 
     static func server(file: StaticString = #filePath, line: UInt = #line) throws -> PostgresTestServer {
-        do {
-            return try PostgresTestServer.shared()
-        } catch let error as PostgresTestServer.Unavailable {
-            if ProcessInfo.processInfo.environment["NETLEASE_REQUIRE_NETNS"] == "1" {
-                XCTFail("NETLEASE_REQUIRE_NETNS=1 but PostgreSQL cannot run: \(error.reason)", file: file, line: line)
-                throw error
-            }
-            throw XCTSkip("PostgreSQL is not available (install the Debian package postgresql): \(error.reason)")
-        }
+        try PostgresTestServer.sharedForTest(fail: { XCTFail($0, file: file, line: line) }, skip: { XCTSkip($0) })
     }
 
     var urlText: String { server.url(database: name) }

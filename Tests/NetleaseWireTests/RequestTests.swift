@@ -130,6 +130,9 @@ final class RequestTests: XCTestCase {
             .watch,
             .backup,
             .stats,
+            .hostCredentialSet(host: "node-1", hash: "sha256:00ff:" + String(repeating: "ab", count: 32)),
+            .hostCredentialRevoke(host: "node-1"),
+            .hostCredentialList,
         ]
     }
 
@@ -785,6 +788,8 @@ final class RequestTests: XCTestCase {
             .acquire(network: "blue", owner: "pod a/b", ifname: "net1"), .release(network: "blue", owner: "c1"),
             .attach(network: "blue", owner: "c1", netns: "/var/run/netns/c 1", ifname: "eth0"),
             .detach(network: "blue", owner: "c1"), .leaseList(network: nil), .leaseList(network: "blue"), .doctor,
+            .acquire(network: "blue", owner: "c1", ifname: "eth0", address: IPv4Address(10, 0, 0, 9)),
+            .network(name: "blue"),
         ]
         for request in requests {
             XCTAssertEqual(try LocalRequest(line: Substring(request.rendered)), request, request.rendered)
@@ -805,6 +810,9 @@ final class RequestTests: XCTestCase {
             ("RELEASE network=blue owner=c1 address=10.0.0.1", "RELEASE does not take field 'address'"),
             ("LEASE-LIST network=blue host=h", "LEASE-LIST does not take field 'host'"),
             ("DOCTOR fix=1", "DOCTOR does not take field 'fix'"),
+            ("ACQUIRE network=blue owner=c1 address=10.0.0.256", "address '10.0.0.256' is not an IPv4 address"),
+            ("NETWORK", "missing field 'network'"),
+            ("NETWORK network=blue owner=c1", "NETWORK does not take field 'owner'"),
         ]
         for (text, fragment) in bad {
             assertError(.badRequest, fragment, text) { try LocalRequest(line: Substring(text)) }

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import NetleasePostgresStore
+@testable import NetleaseStore
 
 final class SecretHashTests: XCTestCase {
     func testMatchesOnlyTheSecretAndSurvivesItsStoredForm() throws {

@@ -2,9 +2,10 @@ import Crypto
 import Foundation
 import NetleaseCore
 
-/// A secret as a shared database keeps it: SHA-256 of a random salt and the secret, stored as
-/// `sha256:<salt hex>:<digest hex>`. The coordinators sharing a database authenticate against these hashes; only
-/// the coordinator that created the secrets holds them in its data directory.
+/// A secret as a store keeps it: SHA-256 of a random salt and the secret, stored as
+/// `sha256:<salt hex>:<digest hex>`. The coordinators sharing a database authenticate against these hashes (only
+/// the coordinator that created the secrets holds them in its data directory), and every store keeps host
+/// credentials only this way: the CLI that issues one hashes it and sends the hash.
 ///
 /// One SHA-256 is enough for secrets netlease generates (32 random bytes: nothing to guess); a hand-made short
 /// secret is only as strong as its own entropy against someone who can read the database.
@@ -18,7 +19,7 @@ public struct SecretHash: Sendable, Equatable {
         self.init(salt: salt, secret: secret)
     }
 
-    init(salt: [UInt8], secret: String) {
+    public init(salt: [UInt8], secret: String) {
         self.salt = salt
         digest = Array(SHA256.hash(data: salt + Array(secret.utf8)))
     }
