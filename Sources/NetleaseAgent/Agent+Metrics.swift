@@ -19,9 +19,12 @@ extension Agent {
         )
     }
 
-    /// Ready: every served network configured and verified in a live coordinator session, and the local API open.
+    /// Ready: every served network configured and verified in a live coordinator session, the local API open, and
+    /// each network's address pool filled the first time since the agent started.
     public func readiness() -> Readiness {
-        let (session, lastError, localAPIOpen) = state.withLock { ($0.session, $0.lastError, $0.localAPIOpen) }
+        let (session, lastError, localAPIOpen, primed) = state.withLock {
+            ($0.session, $0.lastError, $0.localAPIOpen, $0.pool.primed)
+        }
         var unmet: [String] = []
         if session == nil {
             let why = lastError.map { "no coordinator session: \($0)" } ?? "no coordinator session yet"
@@ -29,6 +32,12 @@ extension Agent {
         }
         if !localAPIOpen {
             unmet.append("local API \(configuration.socketPath) not open (it opens once every network is verified)")
+        }
+        let filling = configuration.networks.filter { !primed.contains($0) }
+        if !filling.isEmpty {
+            unmet.append(
+                "address pool of \(filling.joined(separator: ", ")) still filling the first time (full ARP probes)"
+            )
         }
         return Readiness(unmet: unmet)
     }
