@@ -25,15 +25,21 @@ extension Agent {
 
     var poolOwnerPrefix: String { "pool:\(configuration.host):" }
 
-    /// Keeps the pools full while the session lasts: tops up at once, after every hand-out, and every 5 s (to retry
-    /// after a failure). Returns when cancelled.
+    /// Keeps the pools full while the session lasts: every missing address is filled at once, each by its own task
+    /// (probing is waiting, not work), at most `AgentConfiguration.maximumParallelFills` per network; a hand-out
+    /// wakes it at once, and a timer every 5 s retries after a failure. The first round of fills of each network
+    /// primes it (readiness waits for that, at most `primingLimit`). Returns when cancelled.
     func maintainPools() async {
-        guard configuration.poolSize > 0 else { return }
+        state.withLock { $0.pool.firstRound = [:] }
+        guard configuration.poolSize > 0 else {
+            prime(configuration.networks, why: nil)
+            return
+        }
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         state.withLock { $0.poolWake = wake }
         defer { state.withLock { $0.poolWake = nil } }
         wake.yield()
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(5))
@@ -41,17 +47,35 @@ extension Agent {
                 }
             }
             group.addTask {
-                for await _ in wakes {
-                    if Task.isCancelled { break }
-                    for network in self.configuration.networks { await self.topUp(network) }
+                guard (try? await Task.sleep(for: self.primingLimit)) != nil else { return }
+                let late = self.configuration.networks.filter { name in
+                    self.state.withLock { !$0.pool.primed.contains(name) }
+                }
+                self.prime(late, why: "its first fill did not end within \(self.primingLimit)")
+            }
+            for await _ in wakes {
+                if Task.isCancelled { break }
+                for network in configuration.networks {
+                    let (fills, firstRound) = await plan(network)
+                    for _ in 0..<fills { group.addTask { await self.fill(network, firstRound: firstRound) } }
                 }
             }
-            await group.next()
             group.cancelAll()
         }
     }
 
-    /// Asks for a top-up soon (after a hand-out).
+    /// How long readiness waits for the first fill of the pools: one full probe of each address (they run at
+    /// once) and time for the coordinator's answers.
+    var primingLimit: Duration { configuration.probe.longest + .seconds(10) }
+
+    /// `network`'s pool right now: probed addresses waiting (claimed ones included), fills in flight, and requests
+    /// waiting for one of them.
+    public func poolStatus(of network: String) -> (pooled: Int, filling: Int, waiting: Int) {
+        let pooled = leases.all.filter { $0.network == network && isPoolOwner($0.owner) && $0.state == .pooled }.count
+        return state.withLock { (pooled, $0.pool.inFlight(network), $0.pool.waiting(network)) }
+    }
+
+    /// Asks for a top-up at once (after a hand-out).
     func wakePool() {
         state.withLock { $0.poolWake }?.yield()
     }
@@ -73,28 +97,131 @@ extension Agent {
         _ = state.withLock { $0.claimedPool.remove(entry.key) }
     }
 
-    /// Fills `network`'s pool up to `poolSize` (the missing addresses at once) or gives back what is over it.
-    private func topUp(_ network: String) async {
-        guard (try? currentSession(for: network)) != nil else { return }
-        let entries = leases.all.filter { $0.network == network && isPoolOwner($0.owner) }
-        let missing = configuration.poolSize - entries.count
-        if missing > 0 {
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<missing { group.addTask { await self.fillOne(network) } }
+    /// A pooled address, claimed: one waiting in the pool, or else (any address wanted) the next fill in flight
+    /// that no earlier request waits for. Its probe started before this request, so it ends sooner than a probe
+    /// this request would start now. Nil when neither is there (or that fill failed): the request leases on its own.
+    func nextPooled(network: String, address: IPv4Address?) async -> LocalLease? {
+        if let entry = claimPooled(network: network, address: address) { return entry }
+        guard address == nil else { return nil }
+        return await awaitFill(network)
+    }
+
+    /// Waits for a fill of `network` in flight; its address (claimed), or nil when none is left to wait for, it
+    /// failed, or the request was cancelled.
+    private func awaitFill(_ network: String) async -> LocalLease? {
+        let id = state.withLock { runtime -> Int in
+            defer { runtime.pool.nextWaiter += 1 }
+            return runtime.pool.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let queued = state.withLock { runtime in
+                    !Task.isCancelled
+                        && runtime.pool.enqueue(.init(id: id, continuation: continuation), network: network)
+                }
+                if !queued { continuation.resume(returning: nil) }
             }
-        } else if missing < 0 {
-            let claimed = state.withLock { $0.claimedPool }
-            for entry in entries.filter({ $0.state == .pooled && !claimed.contains($0.key) }).prefix(-missing) {
-                await giveBack(entry)
-            }
+        } onCancel: {
+            state.withLock { $0.pool.removeWaiter(id: id, network: network) }?.continuation.resume(returning: nil)
         }
     }
 
+    /// How many fills to start for `network` now, and whether they are its first round; gives back what is over
+    /// the target instead. Counts only unclaimed pooled addresses and fills in flight, so an address being handed
+    /// out is replaced at once.
+    private func plan(_ network: String) async -> (fills: Int, firstRound: Bool) {
+        guard let (session, _) = try? currentSession(for: network) else { return (0, false) }
+        let target = await target(of: network, session)
+        let claimed = state.withLock { $0.claimedPool }
+        let pooled = leases.all.filter { $0.network == network && isPoolOwner($0.owner) && $0.state == .pooled }
+        let unclaimed = pooled.filter { !claimed.contains($0.key) }
+        let decision = state.withLock { runtime -> (fills: Int, firstRound: Bool, primedNow: Bool) in
+            let inFlight = runtime.pool.inFlight(network)
+            let fills = max(
+                0,
+                min(target - unclaimed.count - inFlight, AgentConfiguration.maximumParallelFills - inFlight)
+            )
+            runtime.pool.filling[network] = inFlight + fills
+            guard !runtime.pool.primed.contains(network), runtime.pool.firstRound[network] == nil else {
+                return (fills, false, false)
+            }
+            if fills == 0 {
+                runtime.pool.primed.insert(network)
+                return (0, false, true)
+            }
+            runtime.pool.firstRound[network] = fills
+            return (fills, true, false)
+        }
+        if decision.primedNow { primed(network) }
+        let surplus = pooled.count + state.withLock { $0.pool.inFlight(network) } - target
+        if decision.fills == 0, surplus > 0 {
+            for entry in unclaimed.prefix(surplus) { await giveBack(entry) }
+        }
+        return (decision.fills, decision.firstRound)
+    }
+
+    /// The pool size for `network`: `poolSize`, but the pools of all hosts serving it together hold at most
+    /// 1/`poolShareDivisor` of the addresses free (besides this host's own pool), so that many hosts on a small
+    /// subnet do not drain it. `poolSize` when the coordinator cannot say.
+    private func target(of network: String, _ session: Session) async -> Int {
+        guard let counts = try? await session.connection.network(network).counts else { return configuration.poolSize }
+        let hosts = (state.withLock { $0.directory }?.peers(of: network).count ?? 0) + 1
+        let mine = leases.all.filter { $0.network == network && isPoolOwner($0.owner) }.count
+        let share = (Int(clamping: counts.free) + mine) / (AgentConfiguration.poolShareDivisor * hosts)
+        return min(configuration.poolSize, share)
+    }
+
+    /// One fill: its address joins the pool, or goes straight to the oldest request waiting for one.
+    private func fill(_ network: String, firstRound: Bool) async {
+        let entry = await fillOne(network)
+        let cancelled = Task.isCancelled
+        let (resumed, primedNow) = state.withLock { runtime in
+            let resumed = runtime.pool.fillEnded(network: network, entry: entry)
+            for (_, handed) in resumed { if let handed { runtime.claimedPool.insert(handed.key) } }
+            let primedNow = firstRound && !cancelled && runtime.pool.firstRoundFillEnded(network: network)
+            return (resumed, primedNow)
+        }
+        for (waiter, handed) in resumed { waiter.continuation.resume(returning: handed) }
+        if primedNow { primed(network) }
+    }
+
+    /// Marks `networks` primed without a full first fill (`why`), or at once when the pool is off (nil).
+    private func prime(_ networks: [String], why: String?) {
+        let newly = state.withLock { runtime in
+            networks.filter { runtime.pool.primed.insert($0).inserted }
+        }
+        if let why {
+            for network in newly {
+                logger.warning(
+                    "address pool not filled; ready anyway (attaches probe in full until it fills)",
+                    metadata: ["network": "\(network)", "reason": "\(why)"]
+                )
+            }
+        }
+        announceReadyIfDue()
+    }
+
+    /// `network`'s first fill ended: logs when it left the pool short (and why), then announces readiness if due.
+    private func primed(_ network: String) {
+        let have = leases.all.filter { $0.network == network && isPoolOwner($0.owner) && $0.state == .pooled }.count
+        if have < configuration.poolSize {
+            let error = state.withLock { $0.poolErrors[network] }
+            logger.warning(
+                "address pool not full after its first fill; ready anyway",
+                metadata: [
+                    "network": "\(network)", "pooled": "\(have)", "pool-size": "\(configuration.poolSize)",
+                    "reason": "\(error ?? "the pool's share of the subnet's free addresses is smaller")",
+                ]
+            )
+        }
+        announceReadyIfDue()
+    }
+
     /// Leases one address under a new placeholder and probes it in full; it joins the pool when nothing answered.
-    private func fillOne(_ network: String) async {
+    private func fillOne(_ network: String) async -> LocalLease? {
         let owner = poolOwnerPrefix + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         do {
-            try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            return try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) { () -> LocalLease? in
                 let (session, context) = try currentSession(for: network)
                 var record = LocalLease(
                     network: network,
@@ -131,11 +258,13 @@ extension Agent {
                             claim: session.claim
                         )
                         try leases.remove(network: network, owner: owner)
-                        return
+                        state.withLock { $0.poolErrors[network] = "\(lease.address) answered an ARP probe from \(mac)" }
+                        return nil
                     }
                     record.state = .pooled
                     try leases.put(record)
                     state.withLock { $0.poolErrors[network] = nil }
+                    return record
                 } catch {
                     await undoRequest(network: network, owner: owner)
                     throw error
@@ -149,6 +278,7 @@ extension Agent {
                     "network": "\(network)", "error": "\(error)",
                 ]
             )
+            return nil
         }
     }
 

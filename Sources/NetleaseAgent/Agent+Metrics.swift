@@ -19,11 +19,12 @@ extension Agent {
         )
     }
 
-    /// Ready: every served network configured and verified in a live coordinator session, the local API open, and no
-    /// network whose drift the last resync could not repair.
+    /// Ready: every served network configured and verified in a live coordinator session, the local API open, each
+    /// network's address pool filled the first time since the agent started, and no network whose drift the last
+    /// resync could not repair.
     public func readiness() -> Readiness {
-        let (session, lastError, localAPIOpen, resyncFailures) = state.withLock {
-            ($0.session, $0.lastError, $0.localAPIOpen, $0.resyncFailures)
+        let (session, lastError, localAPIOpen, primed, resyncFailures) = state.withLock {
+            ($0.session, $0.lastError, $0.localAPIOpen, $0.pool.primed, $0.resyncFailures)
         }
         var unmet: [String] = []
         if session == nil {
@@ -32,6 +33,12 @@ extension Agent {
         }
         if !localAPIOpen {
             unmet.append("local API \(configuration.socketPath) not open (it opens once every network is verified)")
+        }
+        let filling = configuration.networks.filter { !primed.contains($0) }
+        if !filling.isEmpty {
+            unmet.append(
+                "address pool of \(filling.joined(separator: ", ")) still filling the first time (full ARP probes)"
+            )
         }
         for (network, problem) in resyncFailures.sorted(by: { $0.key < $1.key }) {
             unmet.append("network \(network): its host side drifted and the repair did not take: \(problem)")

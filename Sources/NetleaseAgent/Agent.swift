@@ -62,6 +62,8 @@ public final class Agent: Service, Sendable {
         var poolErrors: [String: String] = [:]
         /// Wakes the pool keeper of the current session.
         var poolWake: AsyncStream<Void>.Continuation?
+        /// Fills in flight, requests waiting for them, and which pools were filled the first time.
+        var pool = PoolState()
         /// Foreign MACs seen claiming an address this host holds ("network address mac" → holders), once each.
         var foreignClaims: [String: String] = [:]
         /// Why watching a network's bridge failed last; nil while the watch runs.
@@ -75,7 +77,8 @@ public final class Agent: Service, Sendable {
     /// - Parameters:
     ///   - metrics: where this agent counts (every ARP probe of `prober` included).
     ///   - notifier: gets `READY=1` when `onReady` is called, and a status line at each step of a session.
-    ///   - onReady: called with the socket path once the local API listens (after the first full setup).
+    ///   - onReady: called with the socket path once the local API listens (after the first full setup) and each
+    ///     network's address pool was filled the first time (or could not be: see `maintainPools`).
     public init(
         configuration: AgentConfiguration,
         hostNetwork: any HostNetworking,
@@ -156,12 +159,27 @@ public final class Agent: Service, Sendable {
             logger: logger
         )
         defer { state.withLock { $0.localAPIOpen = false } }
-        try await server.run(handler: LocalAPIHandler(agent: self)) { [self] path in
+        try await server.run(handler: LocalAPIHandler(agent: self)) { [self] _ in
             state.withLock { $0.localAPIOpen = true }
-            // The same moment as readiness: every network verified, the local API open.
-            notifier?.ready(status: servingStatus)
-            readyHandler(path)
+            announceReadyIfDue()
         }
+    }
+
+    /// Announces readiness (systemd's READY=1, `onReady`) once, when every network is verified, the local API is
+    /// open and each network's pool was filled the first time — so the first attaches after a start come from the
+    /// pool instead of waiting for a full probe. The API serves from the moment it opens; readiness is what
+    /// supervisors and scripts wait for.
+    func announceReadyIfDue() {
+        let due = state.withLock { runtime -> Bool in
+            guard runtime.localAPIOpen, !runtime.pool.announced,
+                runtime.pool.primed.isSuperset(of: configuration.networks)
+            else { return false }
+            runtime.pool.announced = true
+            return true
+        }
+        guard due else { return }
+        notifier?.ready(status: servingStatus)
+        readyHandler(configuration.socketPath)
     }
 
     /// What `systemctl status` shows while the agent serves.

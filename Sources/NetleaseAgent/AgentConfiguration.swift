@@ -50,8 +50,13 @@ public struct AgentConfiguration: Sendable {
     public static let defaultStateDirectory = "/var/lib/netlease-agent"
     public static let defaultReconnectDelay: ClosedRange<Duration> = .milliseconds(200)...(.seconds(10))
     public static let defaultMaxProbeAttempts = 8
-    /// Enough for a burst of container starts on one host; each address takes one full probe to replace.
-    public static let defaultPoolSize = 4
+    /// A full probe takes 4-6 s and an attach from the pool about 0.4 s: 12 cover the back-to-back attaches of the
+    /// time the first replacements take (docs/OPERATIONS.md, measured with the demo).
+    public static let defaultPoolSize = 12
+    /// Fills of one network's pool in flight at once (each is one lease and one full probe: waiting, not work).
+    public static let maximumParallelFills = 16
+    /// The pools of all hosts serving a network hold at most 1/this of its free addresses (docs/OPERATIONS.md).
+    public static let poolShareDivisor = 4
     public static let defaultResyncInterval: Duration = .seconds(30)
 
     /// A derived heartbeat period stays within this range, whatever the lease TTLs.

@@ -179,8 +179,8 @@ extension Agent {
     }
 
     /// The owner's lease: the recorded one when the coordinator confirms it, otherwise a new one — from the pool
-    /// (re-checked briefly, then handed over by the coordinator) or, when the pool is empty, leased and probed in
-    /// full. A new lease is recorded `pending` before the coordinator is asked, and `ready` once handed out — unless
+    /// (re-checked briefly, then handed over by the coordinator; an empty pool's next fill in flight is awaited) or,
+    /// when there is none, leased and probed in full. A new lease is recorded `pending` before the coordinator is asked, and `ready` once handed out — unless
     /// `plumbing`, where the caller marks it ready after plumbing. Answers from the owner's own container (by the
     /// MAC this host gives it) are not conflicts.
     private func lease(
@@ -218,7 +218,7 @@ extension Agent {
         // A runtime's endpoint (Docker) is recorded with its MAC now: the bridge watch judges claims by it. A
         // container this agent plumbs gets its MAC recorded once plumbed.
         let runtimeMAC = netns == nil ? expected : nil
-        while let entry = claimPooled(network: network, address: address) {
+        while let entry = await nextPooled(network: network, address: address) {
             defer { unclaim(entry) }
             if let lease = try await handOver(
                 entry,

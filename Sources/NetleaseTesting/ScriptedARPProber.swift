@@ -31,6 +31,9 @@ public final class ScriptedARPProber: ARPProber {
         var duration: Duration = .zero
         var watchers: [String: [Int: AsyncThrowingStream<ARPClaim, any Error>.Continuation]] = [:]
         var nextWatcher = 0
+        var holding: ARPProbeOptions?
+        var held: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextHeld = 0
     }
 
     private let state: Mutex<State>
@@ -49,6 +52,27 @@ public final class ScriptedARPProber: ARPProber {
     public func setDuration(_ duration: Duration) {
         state.withLock { $0.duration = duration }
     }
+
+    /// Holds every probe with `options` from now on until `release()`, as a probe that is still listening: a test
+    /// sees which probes run at the same time and what waits for them.
+    public func hold(_ options: ARPProbeOptions) {
+        state.withLock { $0.holding = options }
+    }
+
+    /// Ends every held probe and holds no more.
+    public func release() {
+        let held = state.withLock { state in
+            defer {
+                state.holding = nil
+                state.held = [:]
+            }
+            return Array(state.held.values)
+        }
+        for continuation in held { continuation.resume() }
+    }
+
+    /// How many probes are held right now.
+    public var heldCount: Int { state.withLock { $0.held.count } }
 
     /// Every probe so far, in order.
     public var probes: [Probe] { state.withLock { $0.probes } }
@@ -69,11 +93,25 @@ public final class ScriptedARPProber: ARPProber {
     )
         async throws -> String?
     {
-        let duration = state.withLock { state in
+        let (duration, id) = state.withLock { state -> (Duration, Int) in
             state.probes.append(Probe(address: address, interface: interface, options: options, ignoring: ignoring))
-            return state.duration
+            defer { state.nextHeld += 1 }
+            return (state.duration, state.nextHeld)
         }
         if duration > .zero { try await Task.sleep(for: duration) }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let holds = state.withLock { state -> Bool in
+                    guard state.holding == options, !Task.isCancelled else { return false }
+                    state.held[id] = continuation
+                    return true
+                }
+                if !holds { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.held.removeValue(forKey: id) }?.resume()
+        }
+        try Task.checkCancellation()
         return state.withLock { state in state.answers[address].flatMap { ignoring.contains($0) ? nil : $0 } }
     }
 

@@ -26,8 +26,10 @@ extension Netlease {
                 NETLEASE_NETWORKS separated by spaces or commas, NETLEASE_SECRET_FILE: default \
                 /etc/netlease/cluster-secret, empty for none). Options given on the command line win over the file.
 
-                Run by systemd as a Type=notify service ($NOTIFY_SOCKET set), it sends READY=1 once the socket is \
-                open, a status line at each step, STOPPING=1 when it stops, and WATCHDOG=1 every half \
+                It reports ready (the 'ready on' line, READY=1, /readyz) once the socket is open and each network's \
+                address pool was filled the first time (one full ARP probe of every address at once, about 6 s; \
+                a pool that cannot fill does not hold it back). Run by systemd as a Type=notify service \
+                ($NOTIFY_SOCKET set), it sends READY=1 then, a status line at each step, STOPPING=1 when it stops, and WATCHDOG=1 every half \
                 $WATCHDOG_USEC while it is healthy.
                 """
         )
@@ -120,8 +122,9 @@ extension Netlease {
         var recheckWait = 0.3
         @Option(
             help: ArgumentHelp(
-                "Addresses per network leased and probed ahead of demand, so containers need not wait for a full "
-                    + "probe (0: every request probes in full).",
+                "Addresses this host keeps leased and probed ahead of demand per network, so containers need not "
+                    + "wait for a full probe; at most a quarter of the network's free addresses shared among its "
+                    + "hosts (0: every request probes in full).",
                 valueName: "n"
             )
         )

@@ -264,7 +264,7 @@ final class AttachSafetyTests: LabTestCase {
     /// pool, after a brief re-check. Waits for a full pool before each attach, so every one is served from it.
     func testAttachesFromAFullPoolDoNotWaitForAFullProbe() async throws {
         try await cluster.startCoordinator()
-        try await cluster.startAgent(1)
+        try await cluster.startAgent(1, extraArguments: ["--pool-size", "4"])
         let cluster = self.cluster!
         var times: [Duration] = []
         for number in 1...3 {

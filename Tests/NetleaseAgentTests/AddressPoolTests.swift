@@ -188,4 +188,96 @@ final class AddressPoolTests: AgentTestCase {
         let conflict = try await leases(.init(network: "prod", state: .conflict))
         XCTAssertEqual(conflict.first?.mac, "02:99:00:00:00:03", "the endpoint's own MAC was taken for a conflict")
     }
+
+    // MARK: filling: all at once, refilled at once, awaited by requests, ready only once filled
+
+    /// The first fill probes every missing address at once, and the agent reports ready only once it ended: the
+    /// local API already serves, but neither `onReady` (the ready line, systemd's READY=1) nor `/readyz` says ready.
+    func testReadinessWaitsForThePoolsFirstFillWhichProbesEveryAddressAtOnce() async throws {
+        let harness = try AgentHarness(coordinator: coordinator, poolSize: 3)
+        harnesses.append(harness)
+        harness.prober.hold(ARPProbeOptions())
+        harness.start()
+        try await waitFor("three full probes at once") { harness.prober.heldCount == 3 }
+        _ = try await harness.local { try await $0.send(LocalRequest.ping) }
+        let readiness = harness.agent.readiness()
+        XCTAssertFalse(readiness.isReady, "ready while the pool's first probes still listen")
+        XCTAssertTrue(readiness.unmet.contains { $0.contains("address pool of prod") }, "\(readiness.unmet)")
+        XCTAssertEqual(harness.readySignals, 0, "the agent announced readiness before its pool was filled")
+
+        harness.prober.release()
+        _ = try await harness.waitUntilReady()
+        XCTAssertEqual(harness.agent.poolStatus(of: "prod").pooled, 3, "ready before the pool was full")
+        XCTAssertTrue(harness.agent.readiness().isReady)
+    }
+
+    /// A pool that cannot fill (every address answers its probe) does not keep the agent from becoming ready.
+    func testAnAgentWhosePoolCannotFillBecomesReadyAnyway() async throws {
+        let harness = try AgentHarness(coordinator: coordinator, poolSize: 2)
+        harnesses.append(harness)
+        for host in UInt8(1)...254 { harness.prober.setAnswer("02:aa:bb:cc:dd:02", for: IPv4Address(172, 30, 0, host)) }
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        XCTAssertEqual(harness.agent.poolStatus(of: "prod").pooled, 0)
+        let conflicts = try await leases(.init(network: "prod", state: .conflict))
+        XCTAssertGreaterThanOrEqual(conflicts.count, 2, "each fill of the first round quarantined what answered")
+    }
+
+    /// An address taken from the pool is replaced at once, even while an earlier replacement still probes.
+    func testAnAddressTakenFromThePoolIsReplacedAtOnceWhileOtherFillsRun() async throws {
+        let harness = try await startAgent(poolSize: 2)
+        XCTAssertEqual(harness.agent.poolStatus(of: "prod").pooled, 2)
+        harness.prober.hold(ARPProbeOptions())
+        _ = try await attach(harness, "web")
+        try await waitFor("web's address being replaced") { harness.prober.heldCount == 1 }
+        _ = try await attach(harness, "db")
+        try await waitFor("db's address replaced while web's replacement still probes") {
+            harness.prober.heldCount == 2
+        }
+        harness.prober.release()
+        try await waitFor("the pool full again") { harness.agent.poolStatus(of: "prod").pooled == 2 }
+    }
+
+    /// A request that finds the pool empty takes the address whose fill is in flight (its probe started earlier)
+    /// instead of leasing and probing one of its own from zero.
+    func testARequestThatFindsThePoolEmptyTakesTheFillInFlight() async throws {
+        let harness = try await startAgent(poolSize: 1)
+        harness.prober.hold(ARPProbeOptions())
+        _ = try await attach(harness, "web")
+        try await waitFor("web's address being replaced") { harness.prober.heldCount == 1 }
+        let refill = try XCTUnwrap(harness.prober.probes.last { $0.options == ARPProbeOptions() }?.address)
+        let db = Task {
+            let reply = try await harness.local {
+                try await $0.send(LocalRequest.attach(network: "prod", owner: "db", netns: "ctr-db", ifname: "eth0"))
+            }
+            return try WireCodec.lease(from: reply.fields).address
+        }
+        defer { db.cancel() }
+        try await waitFor("db waiting for the fill") { harness.agent.poolStatus(of: "prod").waiting == 1 }
+        XCTAssertEqual(harness.prober.heldCount, 1, "db started a full probe of its own")
+        harness.prober.release()
+        let given = try await withDeadline("db's attach") { try await db.value }
+        XCTAssertEqual(given, refill, "db did not get the address being probed for the pool")
+        XCTAssertEqual(
+            harness.prober.probes.filter { $0.address == refill }.map(\.options),
+            [ARPProbeOptions(), .recheck]
+        )
+    }
+
+    /// On a small subnet the pool holds no more than its share of the free addresses: a quarter of them, divided
+    /// among the hosts serving the network.
+    func testThePoolTakesNoMoreThanItsShareOfASmallSubnet() async throws {
+        let coordinator = try XCTUnwrap(self.coordinator)
+        try await withDeadline("creating a small network") {
+            try await coordinator.connect { c in
+                _ = try await c.createNetwork(NetworkSpec(name: "tiny", subnet: IPv4Subnet("172.31.0.0/28")!))
+            }
+        }
+        let harness = try AgentHarness(coordinator: coordinator, networks: ["tiny"], poolSize: 8)
+        harnesses.append(harness)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        // 14 usable addresses, one the bridge's: 13 free, a quarter of them is 3.
+        XCTAssertEqual(harness.agent.poolStatus(of: "tiny").pooled, 3)
+    }
 }

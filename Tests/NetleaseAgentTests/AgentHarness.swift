@@ -83,6 +83,11 @@ final class ObservedHostNetwork: HostNetworking {
     }
 }
 
+/// How often an agent announced readiness.
+final class ReadyCount: Sendable {
+    let value = Mutex(0)
+}
+
 /// An agent with the recording host network and a scripted prober, against a real coordinator on loopback.
 final class AgentHarness: @unchecked Sendable {
     // @unchecked: set up in `start` before sharing; afterwards only read.
@@ -93,10 +98,14 @@ final class AgentHarness: @unchecked Sendable {
     let agent: Agent
     let ready: AsyncStream<String>
     let notifier: SystemdNotifier?
+    private let readyCount = ReadyCount()
     private var group: ServiceGroup?
     private var task: Task<Void, Error>?
 
     var socketPath: String { agent.configuration.socketPath }
+
+    /// How often the agent announced readiness so far.
+    var readySignals: Int { readyCount.value.withLock { $0 } }
 
     /// - Parameter notifier: systemd's notify socket as the agent sees it; the harness then also runs the notify
     ///   service (watchdog, STOPPING=1) beside the agent, as the executable does.
@@ -142,7 +151,8 @@ final class AgentHarness: @unchecked Sendable {
             prober: prober,
             logger: logger,
             notifier: notifier
-        ) { path in
+        ) { [readyCount] path in
+            readyCount.value.withLock { $0 += 1 }
             readySink.yield(path)
         }
     }

@@ -90,10 +90,29 @@ final class AgentCommandTests: XCTestCase {
         XCTAssertEqual(named.ifname, "net1")
         XCTAssertEqual(named.agent.socket, "/tmp/a.sock")
         XCTAssertTrue(named.json)
+        XCTAssertEqual(named.namespace, "/proc/42/ns/net")
         assertRefused(
             ["attach", "--network", "blue", "--owner", "c-1"],
             "name the container: --netns NAME|PATH or --pid PID"
         )
+
+        let byPID = try parse(
+            ["attach", "--network", "blue", "--pid", "4242", "--owner", "c-1"],
+            as: Netlease.Attach.self
+        )
+        XCTAssertEqual(byPID.pid, 4242)
+        XCTAssertNil(byPID.netns)
+        XCTAssertEqual(byPID.namespace, "/proc/4242/ns/net")
+        assertRefused(
+            ["attach", "--network", "blue", "--pid", "4242", "--netns", "ctr1", "--owner", "c-1"],
+            "give --netns or --pid, not both"
+        )
+        assertRefused(
+            ["attach", "--network", "blue", "--pid", "1", "--owner", "c-1"],
+            "--pid 1 is the host's init: its namespace is the host's own, which attach never plumbs; give a process "
+                + "inside the container, e.g. --pid \"$(docker inspect -f '{{.State.Pid}}' C)\""
+        )
+        assertRefused(["attach", "--network", "blue", "--pid", "0", "--owner", "c-1"], "--pid 0 is not a process id")
 
         let detach = try parse(["detach", "--network", "blue", "--owner", "c-1"], as: Netlease.Detach.self)
         XCTAssertEqual(detach.network, "blue")
