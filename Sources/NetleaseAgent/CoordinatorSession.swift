@@ -20,15 +20,17 @@ extension Agent {
         let secret = configuration.secret
         let tls = configuration.tls
         try await NetleaseConnection.connect(to: endpoint, secret: secret, tls: tls) { control in
+            let lastEpoch = (state.withLock { $0.store } ?? storeMarkFile.load())?.epoch
             let join = try await control.join(
                 host: configuration.host,
                 underlay: configuration.underlay,
-                networks: configuration.networks
+                networks: configuration.networks,
+                lastEpoch: lastEpoch
             )
             let claim = HostClaim(host: configuration.host, epoch: join.epoch)
             logger.info("joined the cluster", metadata: ["coordinator": "\(endpoint)", "epoch": "\(join.epoch)"])
             notifier?.status("joined \(endpoint) as epoch \(join.epoch); building and verifying the networks")
-            noteStore(StoreMark(id: join.store, generation: join.generation))
+            noteStore(StoreMark(id: join.store, generation: join.generation, epoch: join.epoch))
             var specs: [String: NetworkSpec] = [:]
             for name in configuration.networks { specs[name] = try await control.network(name).spec }
             // Host events come on a second connection: after WATCH the coordinator reads nothing more from it.
@@ -107,7 +109,7 @@ extension Agent {
             let beat = try await control.within(timeout, "heartbeat") {
                 try await control.heartbeat(host: self.configuration.host, epoch: epoch)
             }
-            noteStore(StoreMark(id: store, generation: beat.generation))
+            noteStore(StoreMark(id: store, generation: beat.generation, epoch: beat.epoch))
         }
     }
 

@@ -5,6 +5,9 @@ import Foundation
 struct StoreMark: Codable, Sendable, Equatable {
     var id: String
     var generation: Int64
+    /// The epoch of this host's last join (absent in files of older agents): stated in the next JOIN, so the host
+    /// never gets an epoch it had before, even from a coordinator restored from an older backup.
+    var epoch: Int64?
 
     /// What happened to the store since `previous`, for an operator; nil when nothing suspicious did. A store
     /// that names no id (an old coordinator) is never suspicious.

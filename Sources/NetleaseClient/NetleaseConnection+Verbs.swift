@@ -24,8 +24,15 @@ extension NetleaseConnection {
         try await send(.networkDelete(name: name))
     }
 
-    public func join(host: String, underlay: IPv4Address, networks: [String] = []) async throws -> JoinReply {
-        let reply = try await send(.join(host: host, underlay: underlay, networks: networks))
+    /// `lastEpoch`: the highest epoch this host was given before, if known (its new one is higher, whatever the
+    /// coordinator's store remembers).
+    public func join(
+        host: String,
+        underlay: IPv4Address,
+        networks: [String] = [],
+        lastEpoch: Int64? = nil
+    ) async throws -> JoinReply {
+        let reply = try await send(.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch))
         return JoinReply(
             epoch: try reply.fields.requireInt("epoch"),
             bridges: try reply.records.map(WireCodec.lease),

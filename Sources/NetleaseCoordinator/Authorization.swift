@@ -59,7 +59,7 @@ extension RequestHandler {
             return
         case .leaseList(let filter):
             if let named = filter.host { try actsAs(named) }
-        case .join(let named, _, _), .heartbeat(let named, _):
+        case .join(let named, _, _, _), .heartbeat(let named, _):
             try actsAs(named)
         case .acquire(let r):
             try claims(r.claim)

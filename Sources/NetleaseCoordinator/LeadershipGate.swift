@@ -114,8 +114,13 @@ public final class LeadershipGate: LeaseStore {
     public func networks() async throws -> [NetworkSummary] { try await current().networks() }
     public func network(_ name: String) async throws -> NetworkSummary { try await current().network(name) }
 
-    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
-        try await current().join(host: host, underlay: underlay, networks: networks)
+    public func join(
+        host: String,
+        underlay: IPv4Address,
+        networks: [String],
+        lastEpoch: Int64?
+    ) async throws -> Ledger.JoinResult {
+        try await current().join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
     }
 
     public func hosts() async throws -> [HostRecord] { try await current().hosts() }

@@ -73,7 +73,7 @@ public struct RequestHandler: Sendable {
         case networkList
         case networkShow(name: String)
         case networkDelete(name: String)
-        case join(host: String, underlay: IPv4Address, networks: [String])
+        case join(host: String, underlay: IPv4Address, networks: [String], lastEpoch: Int64?)
         case hostList
         case hostRemove(host: String)
         case reserve(network: String, address: IPv4Address, note: String)
@@ -171,8 +171,8 @@ public struct RequestHandler: Sendable {
         case .networkList: return .barrier(.networkList)
         case .networkShow(let name): return .barrier(.networkShow(name: name))
         case .networkDelete(let name): return .barrier(.networkDelete(name: name))
-        case .join(let host, let underlay, let networks):
-            return .barrier(.join(host: host, underlay: underlay, networks: networks))
+        case .join(let host, let underlay, let networks, let lastEpoch):
+            return .barrier(.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch))
         case .hostList: return .barrier(.hostList)
         case .hostRemove(let host): return .barrier(.hostRemove(host: host))
         case .reserve(let network, let address, let note):
@@ -262,8 +262,8 @@ public struct RequestHandler: Sendable {
             logger.info("network deleted", metadata: ["network": "\(name)"])
             events.publish(.networkDeleted(name))
             return .ok(["deleted": name])
-        case .join(let host, let underlay, let networks):
-            let result = try await store.join(host: host, underlay: underlay, networks: networks)
+        case .join(let host, let underlay, let networks, let lastEpoch):
+            let result = try await store.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
             logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
             events.publish(.host(result.host))
             let identity = store.identity()

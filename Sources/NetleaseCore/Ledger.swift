@@ -27,6 +27,9 @@ public struct HostClaim: Sendable, Equatable {
 /// The whole lease state of a cluster and every rule that keeps it consistent. Pure: each operation takes the time
 /// from its caller, mutates the value and appends the changes the store must persist. Nothing here does I/O.
 public struct Ledger: Sendable {
+    /// The largest `last-epoch` a JOIN may state (2^53: exact in JSON numbers; far from overflowing the counter).
+    public static let maximumEpoch: Int64 = 1 << 53
+
     public private(set) var books: [String: AddressBook] = [:]
     public internal(set) var hosts: [String: HostRecord] = [:]
     /// Highest epoch issued to any host so far. New epochs are above it: a removed host that joins again can never
@@ -191,9 +194,13 @@ public struct Ledger: Sendable {
         host name: String,
         underlay: IPv4Address,
         networks requested: [String],
+        lastEpoch known: Int64? = nil,
         now: Millis,
         changes: inout [LedgerChange]
     ) throws -> JoinResult {
+        if let known, !(0...Ledger.maximumEpoch).contains(known) {
+            throw NetleaseError.badRequest("last-epoch must be 0...\(Ledger.maximumEpoch), not \(known)")
+        }
         try Names.checkName(name, field: "host", kind: "host")
         // Every peer points a tunnel at this address: one no packet can be sent to would send the network's
         // traffic nowhere, or (broadcast, multicast) to every machine of the underlay.
@@ -237,7 +244,9 @@ public struct Ledger: Sendable {
                 lastHeartbeat: now
             )
         let dropped = host.networks.filter { !networks.contains($0) }
-        lastEpoch = max(lastEpoch, host.epoch) + 1
+        // Above every epoch issued here and every one the agent says it had: after a restore from an older backup
+        // the counter is behind, but a host never gets an epoch it had before.
+        lastEpoch = max(lastEpoch, host.epoch, known ?? 0) + 1
         host.epoch = lastEpoch
         changes.append(.recordEpoch(lastEpoch))
         host.underlay = underlay
@@ -649,49 +658,6 @@ public struct Ledger: Sendable {
         return lease
     }
 
-    // MARK: queries
-
-    public struct LeaseFilter: Sendable, Equatable {
-        public var network: String?
-        public var host: String?
-        public var state: LeaseState?
-        public var owner: String?
-
-        public init(network: String? = nil, host: String? = nil, state: LeaseState? = nil, owner: String? = nil) {
-            self.network = network
-            self.host = host
-            self.state = state
-            self.owner = owner
-        }
-    }
-
-    /// Matching records in address order. Cooldown records are listed only when asked for by state. `renewed` of a
-    /// host-bound lease is its host's last heartbeat.
-    public func leases(_ filter: LeaseFilter) throws -> [Lease] {
-        if let network = filter.network { try checkNetwork(network) }
-        if let host = filter.host, !host.isEmpty { try Names.checkName(host, field: "host", kind: "host") }
-        if let owner = filter.owner {
-            try Names.checkText(owner, field: "owner", maxBytes: Names.maxOwnerBytes, allowEmpty: true)
-        }
-        var result: [Lease] = []
-        for name in books.keys.sorted() where filter.network == nil || filter.network == name {
-            for var lease in books[name]!.leases {
-                if let state = filter.state {
-                    guard lease.state == state else { continue }
-                } else if lease.state == .cooldown {
-                    continue
-                }
-                if let host = filter.host, !lease.host.hasSameBytes(as: host) { continue }
-                if let owner = filter.owner, !lease.owner.hasSameBytes(as: owner) { continue }
-                if !lease.isStatic, lease.state == .active, let host = hosts[lease.host] {
-                    lease.renewed = max(lease.renewed, host.lastHeartbeat)
-                }
-                result.append(lease)
-            }
-        }
-        return result.sorted { ($0.network, $0.address) < ($1.network, $1.address) }
-    }
-
     // MARK: internals
 
     /// Moves a record to cooldown (or frees it at once when the network has no cooldown). Returns the record as it
@@ -723,80 +689,5 @@ public struct Ledger: Sendable {
             return expired
         }
         for address in expired { changes.append(.deleteLease(network: network, address: address)) }
-    }
-}
-
-// MARK: reconcile
-
-/// What the coordinator thinks of one lease an agent says it uses.
-public enum ReconcileOutcome: Sendable, Equatable {
-    /// The ledger agrees.
-    case held(Lease)
-    /// The address was free or cooling down and nobody else held it: recorded for the owner again.
-    case adopted(Lease)
-    /// Someone else holds the address (or it is reserved or quarantined): the agent must not keep using it.
-    case taken(by: Lease)
-    /// The owner holds a different address in this network.
-    case moved(to: Lease)
-}
-
-extension Ledger {
-    /// An agent reports a lease it actually uses (after a reconnect or a coordinator restore). Never overwrites or
-    /// frees anyone else's record: disagreements are answered, not resolved silently.
-    public mutating func reconcile(
-        network: String,
-        owner: String,
-        address: IPv4Address,
-        ifname: String,
-        claim: HostClaim,
-        now: Millis,
-        changes: inout [LedgerChange]
-    ) throws -> ReconcileOutcome {
-        try checkNetwork(network)
-        let spec = books[network]!.spec
-        guard claim.epoch != nil, try checkClaim(claim) != nil else {
-            throw NetleaseError.badRequest("reconcile needs the host's current epoch")
-        }
-        try Names.checkOwner(owner)
-        guard !Lease.isBridgeOwner(owner) else {
-            throw NetleaseError.badRequest("field 'owner' must not start with 'bridge:'")
-        }
-        if !ifname.isEmpty { try Names.checkInterface(ifname, field: "ifname") }
-        guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
-            throw NetleaseError.badRequest("address \(address) is not leasable in \(network) (\(spec.subnet))")
-        }
-        if let current = books[network]!.activeLease(owner: owner), current.address != address {
-            return .moved(to: current)
-        }
-        let existing = books[network]!.record(address)
-        if let record = existing {
-            switch record.state {
-            case .active where record.owner.hasSameBytes(as: owner) && record.host == claim.host:
-                return .held(record)
-            case .active, .reserved, .conflict:
-                return .taken(by: record)
-            case .cooldown where record.host != claim.host:
-                // The cooldown protects a holder on another host (or none), which may still use the address: a
-                // host lost in a partition keeps its containers running.
-                return .taken(by: record)
-            case .cooldown:
-                break
-            }
-        }
-        let lease = Lease(
-            network: network,
-            address: address,
-            prefix: spec.subnet.prefix,
-            state: .active,
-            host: claim.host,
-            owner: owner,
-            ifname: ifname,
-            isStatic: false,
-            created: now,
-            renewed: now
-        )
-        changes.append(existing == nil ? .insertLease(lease) : .updateLease(lease))
-        modifyBook(network) { $0.put(lease) }
-        return .adopted(lease)
     }
 }

@@ -107,9 +107,21 @@ public final class GroupCommitStore: Sendable {
         }
     }
 
-    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
+    public func join(
+        host: String,
+        underlay: IPv4Address,
+        networks: [String],
+        lastEpoch: Int64? = nil
+    ) async throws -> Ledger.JoinResult {
         try await perform { ledger, now, changes in
-            try ledger.join(host: host, underlay: underlay, networks: networks, now: now, changes: &changes)
+            try ledger.join(
+                host: host,
+                underlay: underlay,
+                networks: networks,
+                lastEpoch: lastEpoch,
+                now: now,
+                changes: &changes
+            )
         }
     }
 
@@ -436,8 +448,13 @@ extension GroupCommitBacked {
     public func networks() async throws -> [NetworkSummary] { try await core.networks() }
     public func network(_ name: String) async throws -> NetworkSummary { try await core.network(name) }
 
-    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
-        try await core.join(host: host, underlay: underlay, networks: networks)
+    public func join(
+        host: String,
+        underlay: IPv4Address,
+        networks: [String],
+        lastEpoch: Int64?
+    ) async throws -> Ledger.JoinResult {
+        try await core.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
     }
 
     public func hosts() async throws -> [HostRecord] { try await core.hosts() }

@@ -11,7 +11,14 @@ public protocol LeaseStore: Sendable {
     func networks() async throws -> [NetworkSummary]
     func network(_ name: String) async throws -> NetworkSummary
 
-    func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult
+    /// `Ledger.join`; `lastEpoch` is the highest epoch the host's agent was given before, if it says.
+    func join(
+        host: String,
+        underlay: IPv4Address,
+        networks: [String],
+        lastEpoch: Int64?
+    ) async throws
+        -> Ledger.JoinResult
     func hosts() async throws -> [HostRecord]
     func removeHost(_ name: String) async throws -> Int
 
@@ -144,5 +151,12 @@ extension LeaseStore {
         try await withCheckedThrowingContinuation { continuation in
             heartbeat(host: host, epoch: epoch) { continuation.resume(with: $0) }
         }
+    }
+}
+
+extension LeaseStore {
+    /// A join without the agent's last epoch.
+    public func join(host: String, underlay: IPv4Address, networks: [String]) async throws -> Ledger.JoinResult {
+        try await join(host: host, underlay: underlay, networks: networks, lastEpoch: nil)
     }
 }

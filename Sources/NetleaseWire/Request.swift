@@ -10,7 +10,9 @@ public enum Request: Sendable, Equatable {
     case networkList
     case networkShow(name: String)
     case networkDelete(name: String)
-    case join(host: String, underlay: IPv4Address, networks: [String])
+    /// `lastEpoch`: the highest epoch this host's agent was given before (`last-epoch`), so its new one is higher even
+    /// when the coordinator's store was restored from an older backup.
+    case join(host: String, underlay: IPv4Address, networks: [String], lastEpoch: Int64? = nil)
     case heartbeat(host: String, epoch: Int64)
     case hostList
     case hostRemove(host: String)
@@ -202,11 +204,12 @@ extension Request {
             try only("name")
             self = .networkDelete(name: try f.requireName("name", kind: "network"))
         case .join:
-            try only("host", "underlay", "networks")
+            try only("host", "underlay", "networks", "last-epoch")
             self = .join(
                 host: try f.requireName("host", kind: "host"),
                 underlay: try f.requireAddress("underlay"),
-                networks: try f.names("networks", kind: "network")
+                networks: try f.names("networks", kind: "network"),
+                lastEpoch: try f.int("last-epoch")
             )
         case .heartbeat:
             try only("host", "epoch")
@@ -370,10 +373,11 @@ extension Request {
             f = WireCodec.fields(createRequest: spec)
         case .networkShow(let name), .networkDelete(let name):
             f.append("name", name)
-        case .join(let host, let underlay, let networks):
+        case .join(let host, let underlay, let networks, let lastEpoch):
             f.append("host", host)
             f.append("underlay", underlay.description)
             if !networks.isEmpty { f.append("networks", networks.joined(separator: ",")) }
+            if let lastEpoch { f.append("last-epoch", String(lastEpoch)) }
         case .heartbeat(let host, let epoch):
             f.append("host", host)
             f.append("epoch", String(epoch))

@@ -74,7 +74,7 @@ final class IdentifierPropertyTests: XCTestCase {
             case (.network, .acquire(let r)): r.network
             case (.owner, .acquire(let r)): r.owner
             case (.ifname, .acquire(let r)): r.ifname
-            case (.host, .join(let host, _, _)): host
+            case (.host, .join(let host, _, _, _)): host
             case (.note, .reserve(_, _, let note)): note
             case (.mac, .reportConflict(_, _, let mac, _)): mac
             case (.ownerFilter, .leaseList(let filter)): filter.owner

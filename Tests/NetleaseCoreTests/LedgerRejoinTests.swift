@@ -43,4 +43,50 @@ final class LedgerRejoinTests: XCTestCase {
         XCTAssertEqual(try ledger.network("blue").record(bridge)?.state, .active)
         XCTAssertGreaterThan(back.host.epoch, first.host.epoch)
     }
+
+    func testAJoinContinuesAboveTheLastEpochTheHostStatesAndRefusesAnImpossibleOne() throws {
+        var ledger = Ledger()
+        var changes: [LedgerChange] = []
+        let spec = NetworkSpec(name: "blue", subnet: IPv4Subnet("10.1.0.0/24")!)
+        _ = try ledger.createNetwork(spec, now: 1, changes: &changes)
+        let underlay = IPv4Address("192.0.2.1")!
+        let first = try ledger.join(
+            host: "h1",
+            underlay: underlay,
+            networks: [],
+            lastEpoch: 41,
+            now: 2,
+            changes: &changes
+        )
+        XCTAssertEqual(first.host.epoch, 42)
+        XCTAssertTrue(changes.contains(.recordEpoch(42)))
+        // A lower last epoch than the counter's changes nothing about the order.
+        let second = try ledger.join(
+            host: "h2",
+            underlay: IPv4Address("192.0.2.2")!,
+            networks: [],
+            lastEpoch: 3,
+            now: 3,
+            changes: &changes
+        )
+        XCTAssertEqual(second.host.epoch, 43)
+
+        changes = []
+        for impossible in [-1, Ledger.maximumEpoch + 1, Int64.max] {
+            XCTAssertThrowsError(
+                try ledger.join(
+                    host: "h3",
+                    underlay: IPv4Address("192.0.2.3")!,
+                    networks: [],
+                    lastEpoch: impossible,
+                    now: 4,
+                    changes: &changes
+                )
+            ) { error in
+                XCTAssertEqual((error as? NetleaseError)?.code, .badRequest, "\(error)")
+            }
+        }
+        XCTAssertEqual(changes, [])
+        XCTAssertNil(ledger.hosts["h3"])
+    }
 }
