@@ -5,8 +5,10 @@ import NetleaseTransport
 
 extension NetleaseConnection {
     /// Connects to the coordinator of `endpoints` that leads (several coordinators on one database) and runs
-    /// `body` there. Tries them in order; a standby's `not-leader leader=HOST:PORT` sends it to that address next,
-    /// a coordinator that cannot be reached to the next in the list.
+    /// `body` there. Tries them in order, each `search.rounds` times at most; a standby's
+    /// `not-leader leader=HOST:PORT` sends it to that address at once, once per call; otherwise it pauses
+    /// (`search`'s jittered, growing, bounded backoff) before the next address in the list. When none leads it
+    /// throws `unavailable` naming what each address answered last.
     ///
     /// `body` is run again only when nothing of it can have taken effect: after `not-leader` (a coordinator that
     /// does not lead changes nothing), or when the connection failed before `body` began. A connection lost while
@@ -16,12 +18,24 @@ extension NetleaseConnection {
         secret: String? = nil,
         tls: TLSSettings? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        search: LeaderSearch = .standard,
         _ body: (NetleaseConnection) async throws -> T
     ) async throws -> T {
-        guard var next = endpoints.first else { throw NetleaseError.badRequest("no coordinator address given") }
-        var lastError: Error?
-        // Each address once, plus a hint or two: a takeover in progress may send a client round once more.
-        for attempt in 0..<(endpoints.count + 2) {
+        guard !endpoints.isEmpty else { throw NetleaseError.badRequest("no coordinator address given") }
+        var answers = LeaderSearch.Answers()
+        var hint: Endpoint?
+        var listAttempts = 0
+        while true {
+            let next: Endpoint
+            if let followed = hint {
+                next = followed
+                hint = nil
+            } else {
+                if listAttempts == endpoints.count * max(search.rounds, 1) { break }
+                if listAttempts > 0 { try await search.pause(search.delay(after: listAttempts)) }
+                next = endpoints[listAttempts % endpoints.count]
+                listAttempts += 1
+            }
             var began = false
             do {
                 return try await connect(to: next, secret: secret, tls: tls, group: group) { connection in
@@ -31,16 +45,16 @@ extension NetleaseConnection {
             } catch let error as NetleaseError
                 where error.code == .notLeader || (error.code == .unavailable && !began)
             {
-                lastError = error
-                if error.code == .notLeader, let hint = leader(in: error.message), hint != next {
-                    next = hint
-                } else {
-                    let index = endpoints.firstIndex(of: next).map { $0 + 1 } ?? attempt + 1
-                    next = endpoints[index % endpoints.count]
+                answers.record(next, error)
+                if error.code == .notLeader, !answers.followedHint, let named = leader(in: error.message),
+                    named != next
+                {
+                    answers.followedHint = true
+                    hint = named
                 }
             }
         }
-        throw lastError ?? NetleaseError(.unavailable, "no coordinator answered")
+        throw NetleaseError(.unavailable, "no coordinator leads: \(answers)")
     }
 
     /// The first of `endpoints` that leads and serves right now (its `STATS` says `role=leader serving=1`; a

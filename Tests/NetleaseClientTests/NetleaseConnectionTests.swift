@@ -6,7 +6,8 @@ import NetleaseTransport
 import NetleaseWire
 import XCTest
 
-/// The client against peers that misbehave, and its verbs against a real coordinator.
+/// The client against peers that misbehave, its verbs against a real coordinator, and its search for the leader
+/// among a refusing address, standbys that answer `not-leader` and a real coordinator.
 final class NetleaseConnectionTests: XCTestCase {
     private var servers: [ScriptedServer] = []
     private var harness: CoordinatorHarness?
@@ -169,4 +170,105 @@ final class NetleaseConnectionTests: XCTestCase {
             }
         }
     }
+
+    // MARK: finding the leader among several addresses (pauses recorded, not slept)
+
+    /// A standby that names `leader` (or no leader) in its `not-leader`.
+    private func standby(naming leader: Endpoint?) async throws -> ScriptedServer {
+        let message = leader.map { "leader=\($0) this coordinator is a standby" } ?? "no leader is known"
+        let server = try await ScriptedServer.tcp(
+            greeting: Greeting(authRequired: true).line,
+            answer: .standby(message)
+        )
+        servers.append(server)
+        return server
+    }
+
+    /// An address nothing listens on: a listener's port, closed again.
+    private func refusing() async throws -> Endpoint {
+        let server = try await ScriptedServer.tcp(greeting: nil)
+        await server.stop()
+        return Endpoint(host: "127.0.0.1", port: server.port)
+    }
+
+    private func endpoint(_ server: ScriptedServer) -> Endpoint {
+        Endpoint(host: "127.0.0.1", port: server.port)
+    }
+
+    func testFollowsTheHintAtOnceAfterPausingPastARefusingAddress() async throws {
+        let harness = try await CoordinatorHarness.start()
+        self.harness = harness
+        let refused = try await refusing()
+        let standby = try await standby(naming: harness.endpoint)
+        let pauses = PauseLog()
+        let search = LeaderSearch { await pauses.add($0) }
+        let list = [refused, endpoint(standby)]
+        let secret = harness.secret?.text
+
+        let role = try await withDeadline(.seconds(30), "connectToLeader") {
+            try await NetleaseConnection.connectToLeader(
+                among: list,
+                secret: secret,
+                search: search
+            ) { c in try await c.stats()["role"] ?? "leader" }
+        }
+
+        XCTAssertEqual(role, "leader")
+        XCTAssertEqual(standby.connections, 1, "the standby is asked once, its hint followed")
+        let recorded = await pauses.all
+        XCTAssertEqual(recorded.count, 1, "one pause after the refusing address, none before following the hint")
+        XCTAssertTrue(recorded.allSatisfy { $0 > .zero && $0 <= search.maxPause }, "\(recorded)")
+    }
+
+    func testGivesUpWithUnavailableNamingWhatEachAddressAnswered() async throws {
+        let refused = try await refusing()
+        // Two standbys naming each other: the hint is followed once, never back and forth.
+        let first = try await standby(naming: nil)
+        let second = try await standby(naming: endpoint(first))
+        let firstHinting = try await standby(naming: endpoint(second))
+        let pauses = PauseLog()
+        let search = LeaderSearch(rounds: 2) { await pauses.add($0) }
+        let list = [refused, endpoint(firstHinting), endpoint(first)]
+
+        do {
+            try await withDeadline(.seconds(30), "connectToLeader") {
+                try await NetleaseConnection.connectToLeader(among: list, secret: "s", search: search) { c in
+                    _ = try await c.leases()
+                }
+            }
+            XCTFail("no coordinator leads, yet connectToLeader returned")
+        } catch let error as NetleaseError {
+            XCTAssertEqual(error.code, .unavailable, "\(error)")
+            XCTAssertTrue(error.message.contains("\(refused) answered unavailable cannot connect"), error.message)
+            XCTAssertTrue(
+                error.message.contains("\(endpoint(firstHinting)) answered not-leader leader=\(endpoint(second))"),
+                error.message
+            )
+            XCTAssertTrue(error.message.contains("\(endpoint(second)) answered not-leader leader="), error.message)
+            XCTAssertTrue(error.message.contains("\(endpoint(first)) answered not-leader no leader"), error.message)
+        }
+        // Each listed address twice, the hint once on top; a pause between list addresses only.
+        XCTAssertEqual(firstHinting.connections, 2)
+        XCTAssertEqual(first.connections, 2)
+        XCTAssertEqual(second.connections, 1, "the second hint (back to the first standby) must not be followed")
+        let recorded = await pauses.all
+        XCTAssertEqual(recorded.count, 5, "\(recorded)")
+        XCTAssertTrue(recorded.allSatisfy { $0 > .zero && $0 <= search.maxPause }, "\(recorded)")
+    }
+
+    func testBackoffGrowsAndStaysBounded() {
+        let search = LeaderSearch(firstPause: .milliseconds(100), maxPause: .seconds(1))
+        for attempts in 1...20 {
+            let delay = search.delay(after: attempts)
+            let ceiling = min(.milliseconds(100) * (1 << min(attempts - 1, 10)), Duration.seconds(1))
+            XCTAssertGreaterThanOrEqual(delay, ceiling / 2, "attempt \(attempts)")
+            XCTAssertLessThanOrEqual(delay, ceiling, "attempt \(attempts)")
+        }
+    }
+}
+
+/// The pauses a search asked for, in order.
+private actor PauseLog {
+    private(set) var all: [Duration] = []
+    func add(_ pause: Duration) { all.append(pause) }
 }
