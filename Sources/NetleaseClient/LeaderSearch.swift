@@ -43,10 +43,24 @@ public struct LeaderSearch: Sendable {
         private var last: [Endpoint: String] = [:]
         /// A `not-leader` hint was followed already in this call.
         var followedHint = false
+        /// Some coordinator answered (`not-leader`); false when none could be reached at all.
+        private(set) var anyAnswered = false
+        /// The last error, as it came.
+        private(set) var lastError: NetleaseError?
 
         mutating func record(_ endpoint: Endpoint, _ error: NetleaseError) {
             if last[endpoint] == nil { order.append(endpoint) }
             last[endpoint] = "\(error.code.rawValue) \(error.message)"
+            if error.code == .notLeader { anyAnswered = true }
+            lastError = error
+        }
+
+        /// What the search ends with: the one address's own error when there was one address and it could not be
+        /// reached; otherwise what every address answered.
+        func failure(addresses: Int) -> NetleaseError {
+            if addresses == 1, !anyAnswered, let lastError { return lastError }
+            let what = anyAnswered ? "no coordinator leads" : "no coordinator could be reached"
+            return NetleaseError(.unavailable, "\(what): \(self)")
         }
 
         var description: String {

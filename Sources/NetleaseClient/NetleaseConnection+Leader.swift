@@ -54,7 +54,7 @@ extension NetleaseConnection {
                 }
             }
         }
-        throw NetleaseError(.unavailable, "no coordinator leads: \(answers)")
+        throw answers.failure(addresses: endpoints.count)
     }
 
     /// The first of `endpoints` that leads and serves right now (its `STATS` says `role=leader serving=1`; a

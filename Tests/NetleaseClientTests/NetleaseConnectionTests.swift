@@ -239,6 +239,7 @@ final class NetleaseConnectionTests: XCTestCase {
             XCTFail("no coordinator leads, yet connectToLeader returned")
         } catch let error as NetleaseError {
             XCTAssertEqual(error.code, .unavailable, "\(error)")
+            XCTAssertTrue(error.message.hasPrefix("no coordinator leads: "), error.message)
             XCTAssertTrue(error.message.contains("\(refused) answered unavailable cannot connect"), error.message)
             XCTAssertTrue(
                 error.message.contains("\(endpoint(firstHinting)) answered not-leader leader=\(endpoint(second))"),
@@ -254,6 +255,30 @@ final class NetleaseConnectionTests: XCTestCase {
         let recorded = await pauses.all
         XCTAssertEqual(recorded.count, 5, "\(recorded)")
         XCTAssertTrue(recorded.allSatisfy { $0 > .zero && $0 <= search.maxPause }, "\(recorded)")
+    }
+
+    /// Nothing reachable: one address fails with its own connection error (what a single-coordinator user expects
+    /// to read); several say that none could be reached, naming each.
+    func testUnreachableAddressesAreNamedAsSuch() async throws {
+        let first = try await refusing()
+        let second = try await refusing()
+        let search = LeaderSearch(rounds: 1) { _ in }
+        for (list, prefix) in [
+            ([first], "cannot connect to coordinator at \(first)"),
+            ([first, second], "no coordinator could be reached: \(first) answered unavailable cannot connect"),
+        ] {
+            do {
+                try await withDeadline(.seconds(30), "connectToLeader") {
+                    try await NetleaseConnection.connectToLeader(among: list, secret: "s", search: search) { c in
+                        _ = try await c.leases()
+                    }
+                }
+                XCTFail("nothing listens, yet connectToLeader returned")
+            } catch let error as NetleaseError {
+                XCTAssertEqual(error.code, .unavailable, "\(error)")
+                XCTAssertTrue(error.message.hasPrefix(prefix), error.message)
+            }
+        }
     }
 
     func testBackoffGrowsAndStaysBounded() {
