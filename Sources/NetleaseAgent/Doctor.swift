@@ -206,22 +206,10 @@ extension Agent {
             }
         }
         for record in leases.all where record.state == .ready && !inFlight.contains(record.key) {
-            guard let netns = record.netns, let address = record.ipv4,
-                let context = session.networks[record.network]
+            guard let netns = record.netns, let context = session.networks[record.network],
+                let attachment = attachment(of: record, in: context)
             else { continue }
             count += 1
-            let attachment = ContainerAttachment(
-                network: record.network,
-                owner: record.owner,
-                namespace: NetworkNamespace(argument: netns),
-                ifname: record.ifname,
-                address: address,
-                prefix: record.prefix,
-                gateway: context.bridgeAddress,
-                bridge: context.config.bridge,
-                mtu: context.mtu,
-                naming: naming
-            )
             do {
                 let found = try await hostNetwork.inspect(attachment)
                 if !found.isEmpty {

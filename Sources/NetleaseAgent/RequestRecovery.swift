@@ -82,21 +82,9 @@ extension Agent {
 
     /// Plumbs a recorded container again when something of it is missing and its namespace still exists.
     private func replumbIfNeeded(_ record: LocalLease) async throws {
-        guard let netns = record.netns, let address = record.ipv4,
-            let context = state.withLock({ $0.session?.networks[record.network] })
+        guard let context = state.withLock({ $0.session?.networks[record.network] }),
+            let attachment = attachment(of: record, in: context)
         else { return }
-        let attachment = ContainerAttachment(
-            network: record.network,
-            owner: record.owner,
-            namespace: NetworkNamespace(argument: netns),
-            ifname: record.ifname,
-            address: address,
-            prefix: record.prefix,
-            gateway: context.bridgeAddress,
-            bridge: context.config.bridge,
-            mtu: context.mtu,
-            naming: naming
-        )
         let problems = try await hostNetwork.inspect(attachment)
         guard !problems.isEmpty else { return }
         do {
@@ -113,6 +101,26 @@ extension Agent {
                 "network": "\(record.network)", "owner": "\(record.owner)",
                 "fixed": "\(attached.changes.joined(separator: "; "))",
             ]
+        )
+    }
+}
+
+extension Agent {
+    /// The container side a local record describes, in a served network; nil for a record without a namespace or
+    /// an address (a plain lease, or a request that never finished).
+    func attachment(of record: LocalLease, in context: NetworkContext) -> ContainerAttachment? {
+        guard let netns = record.netns, let address = record.ipv4 else { return nil }
+        return ContainerAttachment(
+            network: record.network,
+            owner: record.owner,
+            namespace: NetworkNamespace(argument: netns),
+            ifname: record.ifname,
+            address: address,
+            prefix: record.prefix,
+            gateway: context.bridgeAddress,
+            bridge: context.config.bridge,
+            mtu: context.mtu,
+            naming: naming
         )
     }
 }
