@@ -109,7 +109,10 @@ public struct HTTPServer: Service {
             switch configuration.address {
             case .tcp(let host, let port):
                 server = try await bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                    .bind(host: host, port: port, childChannelInitializer: initializer)
+                    .bind(
+                        to: try Address.tcpSocketAddress(host: host, port: port),
+                        childChannelInitializer: initializer
+                    )
             case .unix(let path):
                 server = try await bootstrap.bind(
                     unixDomainSocketPath: path,

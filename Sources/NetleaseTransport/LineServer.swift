@@ -31,6 +31,14 @@ public struct LineServer: Sendable {
             case .unix(let path): path
             }
         }
+
+        /// The socket address a TCP listener binds. An IP literal is taken as written — never through
+        /// `getaddrinfo`, which on a host whose only IPv4 address is loopback (AI_ADDRCONFIG) turns `127.0.0.1`
+        /// into the IPv6 socket `::ffff:127.0.0.1`; a name is resolved, first answer.
+        static func tcpSocketAddress(host: String, port: Int) throws -> SocketAddress {
+            if let literal = try? SocketAddress(ipAddress: host, port: port) { return literal }
+            return try SocketAddress.makeAddressResolvingHost(host, port: port)
+        }
     }
 
     /// What a line server is told at start. Times are `Duration`s; they become NIO `TimeAmount`s only where the
@@ -126,7 +134,10 @@ public struct LineServer: Sendable {
             switch configuration.address {
             case .tcp(let host, let port):
                 server = try await makeBootstrap().childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                    .bind(host: host, port: port, childChannelInitializer: initializer)
+                    .bind(
+                        to: try Address.tcpSocketAddress(host: host, port: port),
+                        childChannelInitializer: initializer
+                    )
             case .unix(let path):
                 server = try await makeBootstrap().bind(
                     unixDomainSocketPath: path,
@@ -296,7 +307,8 @@ public struct LineServer: Sendable {
             switch configuration.address {
             case .tcp(let host, let port):
                 server = try await makeBootstrap().childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer(initializer).bind(host: host, port: port).get()
+                    .childChannelInitializer(initializer).bind(to: try Address.tcpSocketAddress(host: host, port: port))
+                    .get()
             case .unix(let path):
                 server = try await makeBootstrap().childChannelInitializer(initializer)
                     .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
