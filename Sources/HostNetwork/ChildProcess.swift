@@ -229,13 +229,6 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Poll's timeout for `deadline`: -1 (none) without one, else the milliseconds left, rounded up.
-    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
-        guard let deadline else { return -1 }
-        let (seconds, attoseconds) = ContinuousClock.now.duration(to: deadline).components
-        return max(0, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000) + 1)
-    }
-
     /// Sends `signal` to the child if it has not been reaped yet.
     public func signal(_ signal: Int32) {
         lock.withLock {
@@ -341,7 +334,7 @@ extension ChildProcess {
             let ready = poll(
                 &descriptors,
                 nfds_t(descriptors.count),
-                Self.milliseconds(until: drainDeadline ?? deadline)
+                PollTimeout.milliseconds(until: drainDeadline ?? deadline)
             )
             if ready < 0 {
                 if errno == EINTR { continue }

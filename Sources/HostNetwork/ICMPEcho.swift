@@ -142,7 +142,7 @@ public struct ICMPEcho: Sendable {
             }
             let wake = min(nextRequest, deadline)
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, milliseconds(until: wake, from: clock.now))
+            let ready = poll(&descriptor, 1, PollTimeout.milliseconds(until: wake, from: clock.now))
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw HostNetworkError(.socket, "poll: \(String(cString: strerror(errno)))")
@@ -154,18 +154,5 @@ public struct ICMPEcho: Sendable {
                 if isReply(buffer[0..<count], from: target, identifier: identifier) { return true }
             }
         }
-    }
-
-    /// Whole milliseconds from `now` to `instant`, rounded up so poll() never wakes early and spins.
-    private static func milliseconds(
-        until instant: ContinuousClock.Instant,
-        from now: ContinuousClock.Instant
-    )
-        -> Int32
-    {
-        guard instant > now else { return 0 }
-        let (seconds, attoseconds) = (instant - now).components
-        let millis = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        return Int32(clamping: millis)
     }
 }

@@ -212,7 +212,7 @@ public struct PacketSocketARPProber: ARPProber {
             if sent == sendTimes.count && now >= deadline { return nil }
             let wake = sent < sendTimes.count ? min(sendTimes[sent], deadline) : deadline
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, milliseconds(until: wake, from: now))
+            let ready = poll(&descriptor, 1, PollTimeout.milliseconds(until: wake, from: now))
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw socketError("poll")
@@ -248,19 +248,6 @@ public struct PacketSocketARPProber: ARPProber {
                 return nil
             }
         }
-    }
-
-    /// Whole milliseconds from `now` to `instant`, rounded up so poll() never wakes early and spins.
-    private static func milliseconds(
-        until instant: ContinuousClock.Instant,
-        from now: ContinuousClock.Instant
-    )
-        -> Int32
-    {
-        guard instant > now else { return 0 }
-        let (seconds, attoseconds) = (instant - now).components
-        let millis = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        return Int32(clamping: millis)
     }
 
     private static func socketError(_ what: String) -> HostNetworkError {
