@@ -28,15 +28,7 @@ struct HostSnapshot: Sendable, Equatable {
 
     /// Parses `bridge -j fdb show dev X`: destinations of the all-zeros entries.
     static func parseFDBDestinations(_ json: String, command: [String] = []) throws -> Set<IPv4Address> {
-        let trimmed = json.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { return [] }
-        guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [[String: Any]] else {
-            throw HostNetworkError(
-                .unexpectedOutput,
-                "`\(ShellQuote.join(command))` did not print a JSON array",
-                command: command
-            )
-        }
+        let array = try CommandJSON.array(json, of: [String: Any].self, command: command)
         var result: Set<IPv4Address> = []
         for entry in array where entry["mac"] as? String == zeroMAC {
             if let destination = (entry["dst"] as? String).flatMap(IPv4Address.init) { result.insert(destination) }

@@ -57,15 +57,7 @@ struct ObservedLink: Sendable, Equatable {
     /// Parses the output of `ip -d -j addr show` (or `ip -d -j link show`). Fields of unexpected types are ignored
     /// rather than fatal: iproute2 versions differ in what they print.
     static func parseList(_ json: String, command: [String] = []) throws -> [ObservedLink] {
-        let trimmed = json.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { return [] }
-        guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [Any] else {
-            throw HostNetworkError(
-                .unexpectedOutput,
-                "`\(ShellQuote.join(command))` did not print a JSON array",
-                command: command
-            )
-        }
+        let array = try CommandJSON.array(json, of: Any.self, command: command)
         return array.compactMap { element in
             guard let object = element as? [String: Any] else { return nil }
             return ObservedLink(json: object)
@@ -111,15 +103,7 @@ struct ObservedRoute: Sendable, Equatable {
     var device: String?
 
     static func parseList(_ json: String, command: [String] = []) throws -> [ObservedRoute] {
-        let trimmed = json.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.isEmpty { return [] }
-        guard let array = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [[String: Any]] else {
-            throw HostNetworkError(
-                .unexpectedOutput,
-                "`\(ShellQuote.join(command))` did not print a JSON array",
-                command: command
-            )
-        }
+        let array = try CommandJSON.array(json, of: [String: Any].self, command: command)
         return array.map { object in
             ObservedRoute(
                 destination: object["dst"] as? String ?? "",
