@@ -30,25 +30,17 @@ public enum PrometheusText {
     }
 
     /// A label value as the format wants it: backslash, double quote and line feed escaped.
-    public static func escapeLabelValue(_ value: String) -> String {
-        var escaped = ""
-        for character in value {
-            switch character {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
-    }
+    public static func escapeLabelValue(_ value: String) -> String { escape(value, quotes: true) }
 
     /// HELP text escapes only backslash and line feed.
-    private static func escapeHelp(_ help: String) -> String {
+    private static func escapeHelp(_ help: String) -> String { escape(help, quotes: false) }
+
+    private static func escape(_ text: String, quotes: Bool) -> String {
         var escaped = ""
-        for character in help {
+        for character in text {
             switch character {
             case "\\": escaped += "\\\\"
+            case "\"" where quotes: escaped += "\\\""
             case "\n": escaped += "\\n"
             default: escaped.append(character)
             }

@@ -51,7 +51,7 @@ final class PrometheusTextTests: XCTestCase {
         var text = ""
         PrometheusText.appendHistogram(
             "x_seconds",
-            help: "Some \\ help.",
+            help: "Some \\ \"help\".",
             bounds: histogram.bounds,
             scale: 1e9,
             series: [
@@ -63,7 +63,7 @@ final class PrometheusTextTests: XCTestCase {
         XCTAssertEqual(
             text,
             """
-            # HELP x_seconds Some \\\\ help.
+            # HELP x_seconds Some \\\\ "help".
             # TYPE x_seconds histogram
             x_seconds_bucket{verb="A\\"B",le="0.001"} 1
             x_seconds_bucket{verb="A\\"B",le="0.01"} 1
