@@ -35,14 +35,12 @@ public struct ContainerLink: Sendable, Equatable {
     public var containerMAC: String { naming.containerMAC(network: network, owner: owner) }
 }
 
-/// The container side of a lease: put an interface with this address into this namespace, on this bridge.
+/// The container side of a lease: put an interface with this address into this namespace, on this bridge. Its link's
+/// fields (`network`, `owner`, `namespace`, `ifname`, `naming`) read and write as the attachment's own.
+@dynamicMemberLookup
 public struct ContainerAttachment: Sendable, Equatable {
-    public var network: String
-    /// Who holds the lease (e.g. a container id); names the host end of the veth pair.
-    public var owner: String
-    public var namespace: NetworkNamespace
-    /// Interface name inside the container.
-    public var ifname: String
+    /// The link this attachment makes.
+    public var link: ContainerLink
     public var address: IPv4Address
     public var prefix: Int
     /// Default route via this address: the host's bridge address.
@@ -50,8 +48,6 @@ public struct ContainerAttachment: Sendable, Equatable {
     public var bridge: String
     /// MTU of both veth ends; 0 means the bridge's current MTU.
     public var mtu: Int
-    /// This host's key for names and MACs.
-    public var naming: ContainerNaming
 
     public init(
         network: String,
@@ -65,29 +61,24 @@ public struct ContainerAttachment: Sendable, Equatable {
         mtu: Int = 0,
         naming: ContainerNaming
     ) {
-        self.network = network
-        self.owner = owner
-        self.namespace = namespace
-        self.ifname = ifname
+        link = ContainerLink(network: network, owner: owner, namespace: namespace, ifname: ifname, naming: naming)
         self.address = address
         self.prefix = prefix
         self.gateway = gateway
         self.bridge = bridge
         self.mtu = mtu
-        self.naming = naming
     }
 
-    /// The link this attachment makes.
-    public var link: ContainerLink {
-        ContainerLink(network: network, owner: owner, namespace: namespace, ifname: ifname, naming: naming)
+    public subscript<Value>(dynamicMember keyPath: WritableKeyPath<ContainerLink, Value>) -> Value {
+        get { link[keyPath: keyPath] }
+        set { link[keyPath: keyPath] = newValue }
     }
 
-    /// The host end of the veth pair.
-    public var hostInterface: String { link.hostInterface }
+    public subscript<Value>(dynamicMember keyPath: KeyPath<ContainerLink, Value>) -> Value { link[keyPath: keyPath] }
 
     func validate() throws {
-        guard !owner.isEmpty else { throw HostNetworkError(.invalidConfiguration, "owner id is empty") }
-        for name in [ifname, bridge] where !Names.isValidInterface(name) {
+        guard !link.owner.isEmpty else { throw HostNetworkError(.invalidConfiguration, "owner id is empty") }
+        for name in [link.ifname, bridge] where !Names.isValidInterface(name) {
             throw HostNetworkError(.invalidConfiguration, "'\(name)' is not a valid interface name (1-15 bytes)")
         }
         guard (1...32).contains(prefix) else {
@@ -96,7 +87,7 @@ public struct ContainerAttachment: Sendable, Equatable {
         guard mtu == 0 || (68...65535).contains(mtu) else {
             throw HostNetworkError(.invalidConfiguration, "MTU \(mtu) is out of range")
         }
-        try namespace.validate()
+        try link.namespace.validate()
     }
 }
 
