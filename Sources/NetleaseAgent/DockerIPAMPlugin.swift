@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NetleaseCore
-import Synchronization
+import NetleaseTransport
 
 /// What Docker's IPAM driver needs of the agent. `Agent` is the real one; tests hand in a fake.
 public protocol DockerIPAMBackend: Sendable {
@@ -365,23 +365,8 @@ public struct DockerIPAMPlugin: Sendable {
         _ what: String,
         _ work: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let race = DeadlineRace<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            race.arm(continuation)
-            race.add(
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    guard !Task.isCancelled else { return }
-                    let message = "\(what) took longer than \(timeout): the coordinator does not answer; retry shortly"
-                    race.finish(.failure(NetleaseError(.unavailable, message)))
-                }
-            )
-            race.add(
-                Task {
-                    do { race.finish(.success(try await work())) } catch { race.finish(.failure(error)) }
-                }
-            )
-        }
+        let message = "\(what) took longer than \(timeout): the coordinator does not answer; retry shortly"
+        return try await withTimeout(timeout, orThrow: { NetleaseError(.unavailable, message) }, work)
     }
 
     /// Lower-case, colon-separated, six octets: one spelling per endpoint, so one owner per endpoint.
@@ -432,39 +417,5 @@ public struct DockerIPAMPlugin: Sendable {
             (try? encoder.encode(DockerPluginAPI.ErrorResponse(err: "netlease: " + message)))
             ?? Data(#"{"Err":"netlease: internal error"}"#.utf8)
         return Reply(status: status, body: Array(body))
-    }
-}
-
-/// The first of a piece of work and its deadline to finish answers the caller; the other is cancelled.
-private final class DeadlineRace<T: Sendable>: Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<T, any Error>?
-        var tasks: [Task<Void, Never>] = []
-        var done = false
-    }
-
-    private let state = Mutex(State())
-
-    func arm(_ continuation: CheckedContinuation<T, any Error>) { state.withLock { $0.continuation = continuation } }
-
-    func add(_ task: Task<Void, Never>) {
-        let late = state.withLock { s -> Bool in
-            s.tasks.append(task)
-            return s.done
-        }
-        if late { task.cancel() }
-    }
-
-    func finish(_ result: Result<T, any Error>) {
-        let (continuation, tasks) = state.withLock { s -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
-            defer {
-                s.continuation = nil
-                s.done = true
-            }
-            return (s.done ? nil : s.continuation, s.tasks)
-        }
-        guard let continuation else { return }
-        continuation.resume(with: result)
-        for task in tasks { task.cancel() }
     }
 }
