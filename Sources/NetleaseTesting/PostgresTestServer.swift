@@ -152,7 +152,7 @@ public final class PostgresTestServer: Sendable {
             var lastError: Error?
             // A free port can be taken between finding it and the server binding it: try a few.
             for _ in 0..<3 {
-                let port = try freeLoopbackPort()
+                let port = try LoopbackPort.free()
                 let server = PostgresTestServer(
                     directory: directory,
                     port: port,
@@ -315,25 +315,6 @@ public final class PostgresTestServer: Sendable {
         guard chmod(directory + "/server.key", 0o600) == 0 else {
             throw Unavailable(reason: "cannot protect the test server's key: \(String(cString: strerror(errno)))")
         }
-    }
-
-    /// A loopback TCP port nobody listens on right now.
-    public static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Unavailable(reason: "socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw Unavailable(reason: "bind: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Stops and removes servers of earlier test processes that are gone (crashed or killed before atexit).

@@ -49,7 +49,7 @@ public final class PrometheusServer: Sendable {
             ).write(to: config)
             var lastProblem = "not started"
             for _ in 0..<3 {
-                let port = try freeLoopbackPort()
+                let port = try LoopbackPort.free()
                 let process = try ChildProcess(
                     executable: executable,
                     arguments: [
@@ -118,25 +118,6 @@ public final class PrometheusServer: Sendable {
     public func stop() {
         process.stop(grace: .seconds(10))
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    /// A loopback port nothing listens on right now: bound, read and released.
-    private static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestToolError(description: "socket: errno \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw TestToolError(description: "cannot bind a loopback port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

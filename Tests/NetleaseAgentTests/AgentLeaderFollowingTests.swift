@@ -68,7 +68,7 @@ final class AgentLeaderFollowingTests: XCTestCase {
         // The standby first, then an address nobody answers, then the leader. The configured backoff (30 s) is
         // longer than every wait below: the agent gets there only by following the hint, and after the kill only
         // because its pauses stay below a third of the served TTL (1 s).
-        let nobody = Endpoint(host: "127.0.0.1", port: try PostgresTestServer.freeLoopbackPort())
+        let nobody = Endpoint(host: "127.0.0.1", port: try LoopbackPort.free())
         let socket = try NotifySocketRecorder(path: directory.appendingPathComponent("notify").path)
         self.socket = socket
         let agent = try makeAgent(coordinators: [second.endpoint, nobody, first.endpoint], secret: secret)

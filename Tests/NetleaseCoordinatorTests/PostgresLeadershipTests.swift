@@ -99,7 +99,7 @@ final class PostgresLeadershipTests: PostgresCoordinatorTestCase {
             "\(standby.endpoint)", "--secret-file", secretFile,
         ])
         XCTAssertEqual(created.status, 0, created.stderr)
-        let unreachable = "127.0.0.1:\(try PostgresTestServer.freeLoopbackPort())"
+        let unreachable = "127.0.0.1:\(try LoopbackPort.free())"
         for list in ["\(standby.endpoint),\(leader.endpoint)", "\(unreachable),\(standby.endpoint)"] {
             let shown = try netlease(["network", "show", "prod", "--coordinator", list, "--secret-file", secretFile])
             XCTAssertEqual(shown.status, 0, "\(list): \(shown.stderr)")
