@@ -150,22 +150,33 @@ public struct RequestHandler: Sendable {
         case .acquire(let r) where r.from != nil:
             return .barrier(.handOver(r))
         case .acquire(let r):
-            store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
+            let operation = StoreOperation.acquire(
+                network: r.network,
+                owner: r.owner,
+                claim: r.claim,
+                address: r.address,
+                ifname: r.ifname
+            ) {
                 metrics.requestEnded(.acquire, error: $0.failure, since: begun)
                 done(.acquired($0))
             }
+            store.submit(operation)
             return .pending
         case .release(let r):
-            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
-                metrics.requestEnded(.release, error: $0.failure, since: begun)
-                done(.released($0))
-            }
+            store.submit(
+                .release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
+                    metrics.requestEnded(.release, error: $0.failure, since: begun)
+                    done(.released($0))
+                }
+            )
             return .pending
         case .heartbeat(let host, let epoch):
-            store.heartbeat(host: host, epoch: epoch) {
-                metrics.requestEnded(.heartbeat, error: $0.failure, since: begun)
-                done(.heartbeat($0))
-            }
+            store.submit(
+                .heartbeat(host: host, epoch: epoch) {
+                    metrics.requestEnded(.heartbeat, error: $0.failure, since: begun)
+                    done(.heartbeat($0))
+                }
+            )
             return .pending
         case .networkCreate(let spec): return .barrier(.networkCreate(spec))
         case .networkList: return .barrier(.networkList)
