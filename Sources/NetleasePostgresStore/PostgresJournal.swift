@@ -95,13 +95,7 @@ final class PostgresJournal: LedgerJournal {
         if let connection, !connection.isClosed { return connection }
         connection = nil
         logger.notice("reconnecting to the database", metadata: ["store": "\(url)"])
-        let fresh = try BlockingPostgresConnection.connect(configuration, timeout: timeout, logger: logger)
-        do {
-            try PostgresLeaseStore.checkDurability(on: fresh, url: url)
-        } catch {
-            fresh.close()
-            throw error
-        }
+        let fresh = try PostgresLeaseStore.connectDurable(configuration, url: url, timeout: timeout, logger: logger)
         connection = fresh
         return fresh
     }

@@ -187,13 +187,12 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
         if let connection, !connection.isClosed { return connection }
         connection = nil
         guard reconnect else { return nil }
-        let fresh = try BlockingPostgresConnection.connect(configuration, timeout: TimeAmount(timeout), logger: logger)
-        do {
-            try PostgresLeaseStore.checkDurability(on: fresh, url: url)
-        } catch {
-            fresh.close()
-            throw error
-        }
+        let fresh = try PostgresLeaseStore.connectDurable(
+            configuration,
+            url: url,
+            timeout: TimeAmount(timeout),
+            logger: logger
+        )
         connection = fresh
         return fresh
     }

@@ -60,10 +60,9 @@ public final class PostgresLeaseStore: GroupCommitBacked {
         try await onPlainThread {
             let configuration = try connectionConfiguration(url)
             let connection = try wrap(doing: "connect to \(url)") {
-                try BlockingPostgresConnection.connect(configuration, timeout: TimeAmount(timeout), logger: logger)
+                try connectDurable(configuration, url: url, timeout: TimeAmount(timeout), logger: logger)
             }
             do {
-                try checkDurability(on: connection, url: url)
                 try wrap(doing: "prepare the schema in \(url)") { try migrate(on: connection, url: url) }
                 let (term, contents) = try wrap(doing: "take over \(url)") {
                     try connection.transaction {
@@ -165,6 +164,24 @@ public final class PostgresLeaseStore: GroupCommitBacked {
 
     /// How long the server lets a session of ours sit idle inside a transaction before ending it.
     static let idleInTransactionTimeout: Duration = .seconds(3)
+
+    /// Connects with `configuration` and checks the server's durability settings (`checkDurability`); closes the
+    /// connection again when they are refused.
+    static func connectDurable(
+        _ configuration: PostgresConnection.Configuration,
+        url: PostgresStoreURL,
+        timeout: TimeAmount,
+        logger: Logger
+    ) throws -> BlockingPostgresConnection {
+        let connection = try BlockingPostgresConnection.connect(configuration, timeout: timeout, logger: logger)
+        do {
+            try checkDurability(on: connection, url: url)
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
 
     /// Refuses a server on which a returned COMMIT could still be lost.
     static func checkDurability(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {
