@@ -106,123 +106,15 @@ public final class LeadershipGate: LeaseStore {
 
     public var backend: StoreBackend { .postgres }
 
-    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
-        try await current().createNetwork(spec)
-    }
-
-    public func deleteNetwork(_ name: String) async throws { try await current().deleteNetwork(name) }
-    public func networks() async throws -> [NetworkSummary] { try await current().networks() }
-    public func network(_ name: String) async throws -> NetworkSummary { try await current().network(name) }
-
-    public func join(
-        host: String,
-        underlay: IPv4Address,
-        networks: [String],
-        lastEpoch: Int64?
-    ) async throws -> Ledger.JoinResult {
-        try await current().join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
-    }
-
-    public func hosts() async throws -> [HostRecord] { try await current().hosts() }
-    public func removeHost(_ name: String) async throws -> Int { try await current().removeHost(name) }
-
-    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
-        try await current().reserve(network: network, address: address, note: note)
-    }
-
-    public func unreserve(network: String, address: IPv4Address) async throws {
-        try await current().unreserve(network: network, address: address)
-    }
-
-    public func reportConflict(
-        network: String,
-        address: IPv4Address,
-        mac: String,
-        claim: HostClaim
-    ) async throws
-        -> Lease
-    {
-        try await current().reportConflict(network: network, address: address, mac: mac, claim: claim)
-    }
-
-    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] { try await current().leases(filter) }
-
-    public func reconcile(
-        network: String,
-        owner: String,
-        address: IPv4Address,
-        ifname: String,
-        claim: HostClaim
-    )
-        async throws -> ReconcileOutcome
-    {
-        try await current().reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
-    }
-
-    public func handOver(
-        network: String,
-        address: IPv4Address,
-        from: String,
-        owner: String,
-        ifname: String,
-        claim: HostClaim
-    ) async throws -> Lease {
-        try await current().handOver(
-            network: network,
-            address: address,
-            from: from,
-            owner: owner,
-            ifname: ifname,
-            claim: claim
-        )
-    }
-
-    public func acquire(
-        network: String,
-        owner: String,
-        claim: HostClaim?,
-        address: IPv4Address?,
-        ifname: String,
-        done: @escaping @Sendable (Result<Lease, Error>) -> Void
-    ) {
+    /// Forwards `operation` to the store of the current term, or fails it with the refusal.
+    public func submit(_ operation: StoreOperation) {
+        let store: any LeaseStore
         do {
-            try current().acquire(
-                network: network,
-                owner: owner,
-                claim: claim,
-                address: address,
-                ifname: ifname,
-                done: done
-            )
+            store = try current()
         } catch {
-            done(.failure(error))
+            return operation.fail(error)
         }
-    }
-
-    public func release(
-        network: String,
-        owner: String?,
-        address: IPv4Address?,
-        claim: HostClaim?,
-        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
-    ) {
-        do {
-            try current().release(network: network, owner: owner, address: address, claim: claim, done: done)
-        } catch {
-            done(.failure(error))
-        }
-    }
-
-    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
-        do {
-            try current().heartbeat(host: host, epoch: epoch, done: done)
-        } catch {
-            done(.failure(error))
-        }
-    }
-
-    public func reclaim(unobserved: Millis) async throws -> [String] {
-        try await current().reclaim(unobserved: unobserved)
+        store.submit(operation)
     }
 
     public func statistics() -> StoreStatistics {

@@ -9,34 +9,6 @@ extension RequestHandler {
     }
 }
 
-extension RequestHandler.Barrier {
-    /// The verb that made this barrier, for the request metrics.
-    var verb: Request.Verb {
-        switch self {
-        case .networkCreate: .networkCreate
-        case .networkList: .networkList
-        case .networkShow: .networkShow
-        case .networkDelete: .networkDelete
-        case .join: .join
-        case .hostList: .hostList
-        case .hostRemove: .hostRemove
-        case .reserve: .reserve
-        case .unreserve: .unreserve
-        case .reportConflict: .reportConflict
-        case .leaseList: .leaseList
-        case .reconcile: .reconcile
-        case .handOver: .acquire
-        case .watch: .watch
-        case .backup: .backup
-        case .stats: .stats
-        case .authenticateHost: .auth
-        case .hostCredentialSet: .hostCredentialSet
-        case .hostCredentialRevoke: .hostCredentialRevoke
-        case .hostCredentialList: .hostCredentialList
-        }
-    }
-}
-
 extension Result {
     /// The error of a failure; nil on success.
     var failure: Failure? {

@@ -64,32 +64,16 @@ public struct RequestHandler: Sendable {
         case barrier(Barrier)
     }
 
-    /// The verbs that are barriers (docs/PROTOCOL.md): listings, joins, admin changes, RECONCILE, WATCH, and ACQUIRE
-    /// with `from`. Each may
-    /// suspend, so it runs after every request before it was applied and before any after it is read, and sees
-    /// exactly the state its position in the stream implies. Only `start` makes one, after the access check.
-    public enum Barrier: Sendable {
-        case networkCreate(NetworkSpec)
-        case networkList
-        case networkShow(name: String)
-        case networkDelete(name: String)
-        case join(host: String, underlay: IPv4Address, networks: [String], lastEpoch: Int64?)
-        case hostList
-        case hostRemove(host: String)
-        case reserve(network: String, address: IPv4Address, note: String)
-        case unreserve(network: String, address: IPv4Address)
-        case reportConflict(network: String, address: IPv4Address, mac: String, claim: HostClaim)
-        case leaseList(Ledger.LeaseFilter)
-        case reconcile(ReconcileRequest)
-        /// ACQUIRE with `from`: rare (one per container started from an agent's pool) and not an allocation.
-        case handOver(AcquireRequest)
-        case watch
-        case backup
-        case stats
-        case authenticateHost(HostCredential)
-        case hostCredentialSet(host: String, hash: String)
-        case hostCredentialRevoke(host: String)
-        case hostCredentialList
+    /// A request of a barrier verb (docs/PROTOCOL.md): listings, joins, admin changes, RECONCILE, WATCH, AUTH with
+    /// a host credential, and ACQUIRE with `from`. Each may suspend, so it runs after every request before it was
+    /// applied and before any after it is read, and sees exactly the state its position in the stream implies. Only
+    /// `start` makes one, after the access check.
+    public struct Barrier: Sendable {
+        let request: Request
+
+        fileprivate init(_ request: Request) {
+            self.request = request
+        }
     }
 
     /// What the store did with a request `start` handed to it; `reply(to:)` makes the reply line. Kept apart so
@@ -138,7 +122,7 @@ public struct RequestHandler: Sendable {
             return .reply(.ok(["bye": "1"]))
         case .auth(let candidate):
             // A host credential is checked against its stored hash: a barrier, like every verb that reads the store.
-            if let credential = HostCredential(candidate) { return .barrier(.authenticateHost(credential)) }
+            if HostCredential(candidate) != nil { return .barrier(Barrier(request)) }
             do {
                 let reply = try authenticate(candidate, session: &session)
                 metrics.requestEnded(.auth, error: nil, since: begun)
@@ -147,47 +131,38 @@ public struct RequestHandler: Sendable {
                 metrics.requestEnded(.auth, error: error, since: begun)
                 return .reply(failed(error))
             }
-        case .acquire(let r) where r.from != nil:
-            return .barrier(.handOver(r))
-        case .acquire(let r):
-            store.acquire(network: r.network, owner: r.owner, claim: r.claim, address: r.address, ifname: r.ifname) {
+        case .acquire(let r) where r.from == nil:
+            let operation = StoreOperation.acquire(
+                network: r.network,
+                owner: r.owner,
+                claim: r.claim,
+                address: r.address,
+                ifname: r.ifname
+            ) {
                 metrics.requestEnded(.acquire, error: $0.failure, since: begun)
                 done(.acquired($0))
             }
+            store.submit(operation)
             return .pending
         case .release(let r):
-            store.release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
-                metrics.requestEnded(.release, error: $0.failure, since: begun)
-                done(.released($0))
-            }
+            store.submit(
+                .release(network: r.network, owner: r.owner, address: r.address, claim: r.claim) {
+                    metrics.requestEnded(.release, error: $0.failure, since: begun)
+                    done(.released($0))
+                }
+            )
             return .pending
         case .heartbeat(let host, let epoch):
-            store.heartbeat(host: host, epoch: epoch) {
-                metrics.requestEnded(.heartbeat, error: $0.failure, since: begun)
-                done(.heartbeat($0))
-            }
+            store.submit(
+                .heartbeat(host: host, epoch: epoch) {
+                    metrics.requestEnded(.heartbeat, error: $0.failure, since: begun)
+                    done(.heartbeat($0))
+                }
+            )
             return .pending
-        case .networkCreate(let spec): return .barrier(.networkCreate(spec))
-        case .networkList: return .barrier(.networkList)
-        case .networkShow(let name): return .barrier(.networkShow(name: name))
-        case .networkDelete(let name): return .barrier(.networkDelete(name: name))
-        case .join(let host, let underlay, let networks, let lastEpoch):
-            return .barrier(.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch))
-        case .hostList: return .barrier(.hostList)
-        case .hostRemove(let host): return .barrier(.hostRemove(host: host))
-        case .reserve(let network, let address, let note):
-            return .barrier(.reserve(network: network, address: address, note: note))
-        case .unreserve(let network, let address): return .barrier(.unreserve(network: network, address: address))
-        case .reportConflict(let network, let address, let mac, let claim):
-            return .barrier(.reportConflict(network: network, address: address, mac: mac, claim: claim))
-        case .leaseList(let filter): return .barrier(.leaseList(filter))
-        case .reconcile(let r): return .barrier(.reconcile(r))
-        case .watch: return .barrier(.watch)
-        case .backup: return .barrier(.backup)
-        case .stats: return .barrier(.stats)
-        case .hostCredentialSet(let host, let hash): return .barrier(.hostCredentialSet(host: host, hash: hash))
-        case .hostCredentialRevoke(let host): return .barrier(.hostCredentialRevoke(host: host))
-        case .hostCredentialList: return .barrier(.hostCredentialList)
+        default:
+            // Every other verb, and ACQUIRE with `from`.
+            return .barrier(Barrier(request))
         }
     }
 
@@ -206,10 +181,10 @@ public struct RequestHandler: Sendable {
         let begun = ContinuousClock.now
         do {
             let reply = try await perform(barrier, session: &session)
-            metrics.requestEnded(barrier.verb, error: nil, since: begun)
+            metrics.requestEnded(barrier.request.verb, error: nil, since: begun)
             return reply
         } catch {
-            metrics.requestEnded(barrier.verb, error: error, since: begun)
+            metrics.requestEnded(barrier.request.verb, error: error, since: begun)
             return failed(error)
         }
     }
@@ -241,7 +216,10 @@ public struct RequestHandler: Sendable {
     }
 
     private func perform(_ barrier: Barrier, session: inout Session) async throws -> Reply {
-        switch barrier {
+        switch barrier.request {
+        case .ping, .quit, .release, .heartbeat:
+            // `start` answers these or hands them to the store; it never makes them barriers.
+            throw NetleaseError(.internalError, "\(barrier.request.verb.rawValue) is not a barrier verb")
         case .networkCreate(let spec):
             let created = try await store.createNetwork(spec)
             logger.info("network created", metadata: ["network": "\(created.name)", "subnet": "\(created.subnet)"])
@@ -309,7 +287,8 @@ public struct RequestHandler: Sendable {
                 records: try await store.leases(filter).filter { Self.mayList($0, session: session) }
                     .map(WireCodec.fields(lease:))
             )
-        case .handOver(let r):
+        case .acquire(let r):
+            // ACQUIRE with `from`: rare (one per container started from an agent's pool) and not an allocation.
             guard let from = r.from, let address = r.address, let claim = r.claim else {
                 throw NetleaseError.badRequest("ACQUIRE with field 'from' needs fields 'address', 'host' and 'epoch'")
             }
@@ -362,7 +341,10 @@ public struct RequestHandler: Sendable {
             return try await backup()
         case .stats:
             return .ok(try await statistics())
-        case .authenticateHost(let credential):
+        case .auth(let candidate):
+            guard let credential = HostCredential(candidate) else {
+                return try authenticate(candidate, session: &session)
+            }
             return try await authenticate(credential, session: &session)
         case .hostCredentialSet(let host, let hash):
             return try await setHostCredential(host: host, hash: hash)

@@ -110,24 +110,3 @@ final class BlockingPostgresConnection {
 private final class Flag: Sendable {
     let value = Atomic<Bool>(false)
 }
-
-extension BlockingPostgresConnection {
-    /// Connects for a store that is already running (a reconnection): the server's durability settings are checked
-    /// again, since it may have been reconfigured or replaced while the connection was down; a server that fails the
-    /// check is refused and the new connection closed.
-    static func reconnect(
-        _ configuration: PostgresConnection.Configuration,
-        url: PostgresStoreURL,
-        timeout: TimeAmount,
-        logger: Logger
-    ) throws -> BlockingPostgresConnection {
-        let fresh = try connect(configuration, timeout: timeout, logger: logger)
-        do {
-            try PostgresLeaseStore.checkDurability(on: fresh, url: url)
-        } catch {
-            fresh.close()
-            throw error
-        }
-        return fresh
-    }
-}

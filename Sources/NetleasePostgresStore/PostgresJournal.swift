@@ -95,7 +95,7 @@ final class PostgresJournal: LedgerJournal {
         if let connection, !connection.isClosed { return connection }
         connection = nil
         logger.notice("reconnecting to the database", metadata: ["store": "\(url)"])
-        let fresh = try BlockingPostgresConnection.reconnect(configuration, url: url, timeout: timeout, logger: logger)
+        let fresh = try PostgresLeaseStore.connectDurable(configuration, url: url, timeout: timeout, logger: logger)
         connection = fresh
         return fresh
     }

@@ -187,7 +187,7 @@ public final class PostgresLeadershipBackend: LeadershipBackend, @unchecked Send
         if let connection, !connection.isClosed { return connection }
         connection = nil
         guard reconnect else { return nil }
-        let fresh = try BlockingPostgresConnection.reconnect(
+        let fresh = try PostgresLeaseStore.connectDurable(
             configuration,
             url: url,
             timeout: TimeAmount(timeout),

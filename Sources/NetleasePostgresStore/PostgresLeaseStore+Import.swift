@@ -21,10 +21,9 @@ extension PostgresLeaseStore {
         try await onPlainThread {
             let configuration = try connectionConfiguration(url)
             let connection = try wrap(doing: "connect to \(url)") {
-                try BlockingPostgresConnection.connect(configuration, timeout: TimeAmount(timeout), logger: logger)
+                try connectDurable(configuration, url: url, timeout: TimeAmount(timeout), logger: logger)
             }
             defer { connection.close() }
-            try checkDurability(on: connection, url: url)
             try wrap(doing: "prepare the schema in \(url)") { try migrate(on: connection, url: url) }
             try wrap(doing: "copy into \(url)") {
                 try connection.transaction {

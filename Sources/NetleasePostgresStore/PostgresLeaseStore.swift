@@ -60,10 +60,9 @@ public final class PostgresLeaseStore: GroupCommitBacked {
         try await onPlainThread {
             let configuration = try connectionConfiguration(url)
             let connection = try wrap(doing: "connect to \(url)") {
-                try BlockingPostgresConnection.connect(configuration, timeout: TimeAmount(timeout), logger: logger)
+                try connectDurable(configuration, url: url, timeout: TimeAmount(timeout), logger: logger)
             }
             do {
-                try checkDurability(on: connection, url: url)
                 try wrap(doing: "prepare the schema in \(url)") { try migrate(on: connection, url: url) }
                 let (term, contents) = try wrap(doing: "take over \(url)") {
                     try connection.transaction {
@@ -105,57 +104,9 @@ public final class PostgresLeaseStore: GroupCommitBacked {
     // shares its commit; so free-text fields are checked here, before they reach the ledger. (Names are checked by
     // the ledger's own rules.)
 
-    public func acquire(
-        network: String,
-        owner: String,
-        claim: HostClaim?,
-        address: IPv4Address?,
-        ifname: String,
-        done: @escaping @Sendable (Result<Lease, Error>) -> Void
-    ) {
-        if let error = Self.refuseNUL(["owner": owner, "ifname": ifname]) { return done(.failure(error)) }
-        core.acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname, done: done)
-    }
-
-    public func release(
-        network: String,
-        owner: String?,
-        address: IPv4Address?,
-        claim: HostClaim?,
-        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
-    ) {
-        if let error = Self.refuseNUL(["owner": owner ?? ""]) { return done(.failure(error)) }
-        core.release(network: network, owner: owner, address: address, claim: claim, done: done)
-    }
-
-    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
-        if let error = Self.refuseNUL(["note": note]) { throw error }
-        return try await core.reserve(network: network, address: address, note: note)
-    }
-
-    public func reportConflict(
-        network: String,
-        address: IPv4Address,
-        mac: String,
-        claim: HostClaim
-    ) async throws
-        -> Lease
-    {
-        if let error = Self.refuseNUL(["mac": mac]) { throw error }
-        return try await core.reportConflict(network: network, address: address, mac: mac, claim: claim)
-    }
-
-    public func reconcile(
-        network: String,
-        owner: String,
-        address: IPv4Address,
-        ifname: String,
-        claim: HostClaim
-    )
-        async throws -> ReconcileOutcome
-    {
-        if let error = Self.refuseNUL(["owner": owner, "ifname": ifname]) { throw error }
-        return try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
+    public func submit(_ operation: StoreOperation) {
+        if let error = Self.refuseNUL(operation.freeText) { return operation.fail(error) }
+        core.submit(operation)
     }
 
     static func refuseNUL(_ fields: KeyValuePairs<String, String>) -> NetleaseError? {
@@ -213,6 +164,24 @@ public final class PostgresLeaseStore: GroupCommitBacked {
 
     /// How long the server lets a session of ours sit idle inside a transaction before ending it.
     static let idleInTransactionTimeout: Duration = .seconds(3)
+
+    /// Connects with `configuration` and checks the server's durability settings (`checkDurability`); closes the
+    /// connection again when they are refused.
+    static func connectDurable(
+        _ configuration: PostgresConnection.Configuration,
+        url: PostgresStoreURL,
+        timeout: TimeAmount,
+        logger: Logger
+    ) throws -> BlockingPostgresConnection {
+        let connection = try BlockingPostgresConnection.connect(configuration, timeout: timeout, logger: logger)
+        do {
+            try checkDurability(on: connection, url: url)
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
 
     /// Refuses a server on which a returned COMMIT could still be lost.
     static func checkDurability(on connection: BlockingPostgresConnection, url: PostgresStoreURL) throws {

@@ -84,193 +84,9 @@ public final class GroupCommitStore: Sendable {
 
     // MARK: LeaseStore
 
-    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec {
-        try await perform { ledger, now, changes in try ledger.createNetwork(spec, now: now, changes: &changes) }
-    }
-
-    public func deleteNetwork(_ name: String) async throws {
-        try await perform { ledger, now, changes in try ledger.deleteNetwork(name, now: now, changes: &changes) }
-    }
-
-    public func networks() async throws -> [NetworkSummary] {
-        try await perform { ledger, _, _ in
-            ledger.books.keys.sorted().map {
-                NetworkSummary(spec: ledger.books[$0]!.spec, counts: ledger.books[$0]!.counts)
-            }
-        }
-    }
-
-    public func network(_ name: String) async throws -> NetworkSummary {
-        try await perform { ledger, _, _ in
-            let book = try ledger.network(name)
-            return NetworkSummary(spec: book.spec, counts: book.counts)
-        }
-    }
-
-    public func join(
-        host: String,
-        underlay: IPv4Address,
-        networks: [String],
-        lastEpoch: Int64? = nil
-    ) async throws -> Ledger.JoinResult {
-        try await perform { ledger, now, changes in
-            try ledger.join(
-                host: host,
-                underlay: underlay,
-                networks: networks,
-                lastEpoch: lastEpoch,
-                now: now,
-                changes: &changes
-            )
-        }
-    }
-
-    public func hosts() async throws -> [HostRecord] {
-        try await perform { ledger, _, _ in ledger.hosts.values.sorted { $0.name < $1.name } }
-    }
-
-    public func removeHost(_ name: String) async throws -> Int {
-        try await perform { ledger, now, changes in try ledger.removeHost(name, now: now, changes: &changes) }
-    }
-
-    public func acquire(
-        network: String,
-        owner: String,
-        claim: HostClaim?,
-        address: IPv4Address?,
-        ifname: String,
-        done: @escaping @Sendable (Result<Lease, Error>) -> Void
-    ) {
-        submit(
-            { ledger, now, changes in
-                try ledger.acquire(
-                    network: network,
-                    owner: owner,
-                    claim: claim,
-                    wanted: address,
-                    ifname: ifname,
-                    now: now,
-                    changes: &changes
-                )
-            },
-            done: done
-        )
-    }
-
-    public func release(
-        network: String,
-        owner: String?,
-        address: IPv4Address?,
-        claim: HostClaim?,
-        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
-    ) {
-        submit(
-            { ledger, now, changes in
-                try ledger.release(
-                    network: network,
-                    owner: owner,
-                    address: address,
-                    claim: claim,
-                    now: now,
-                    changes: &changes
-                )
-            },
-            done: done
-        )
-    }
-
-    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
-        submit(
-            { ledger, now, changes in
-                try ledger.heartbeat(host: host, epoch: epoch, now: now, changes: &changes)
-            },
-            done: done
-        )
-    }
-
-    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
-        try await perform { ledger, now, changes in
-            try ledger.reserve(network: network, address: address, note: note, now: now, changes: &changes)
-        }
-    }
-
-    public func unreserve(network: String, address: IPv4Address) async throws {
-        try await perform { ledger, now, changes in
-            try ledger.unreserve(network: network, address: address, now: now, changes: &changes)
-        }
-    }
-
-    public func reportConflict(
-        network: String,
-        address: IPv4Address,
-        mac: String,
-        claim: HostClaim
-    ) async throws
-        -> Lease
-    {
-        try await perform { ledger, now, changes in
-            try ledger.reportConflict(
-                network: network,
-                address: address,
-                mac: mac,
-                claim: claim,
-                now: now,
-                changes: &changes
-            )
-        }
-    }
-
-    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] {
-        try await perform { ledger, _, _ in try ledger.leases(filter) }
-    }
-
-    public func reconcile(
-        network: String,
-        owner: String,
-        address: IPv4Address,
-        ifname: String,
-        claim: HostClaim
-    )
-        async throws -> ReconcileOutcome
-    {
-        try await perform { ledger, now, changes in
-            try ledger.reconcile(
-                network: network,
-                owner: owner,
-                address: address,
-                ifname: ifname,
-                claim: claim,
-                now: now,
-                changes: &changes
-            )
-        }
-    }
-
-    public func handOver(
-        network: String,
-        address: IPv4Address,
-        from: String,
-        owner: String,
-        ifname: String,
-        claim: HostClaim
-    ) async throws -> Lease {
-        try await perform { ledger, now, changes in
-            try ledger.handOver(
-                network: network,
-                address: address,
-                from: from,
-                to: owner,
-                ifname: ifname,
-                claim: claim,
-                now: now,
-                changes: &changes
-            )
-        }
-    }
-
-    public func reclaim(unobserved: Millis) async throws -> [String] {
-        try await perform { ledger, now, changes in ledger.reclaim(now: now, unobserved: unobserved, changes: &changes)
-        }
+    /// Applies `operation`'s ledger step now and completes it after the commit that holds its changes (`submit(_:done:)`).
+    public func submit(_ operation: StoreOperation) {
+        operation.dispatch(to: self)
     }
 
     public func statistics() -> StoreStatistics {
@@ -305,9 +121,7 @@ public final class GroupCommitStore: Sendable {
 
     /// Runs `body` on the ledger in arrival order, then completes after the batch holding its changes is durable.
     /// Changes made before `body` throws are valid on their own (the ledger guarantees it) and are committed too.
-    public func perform<T: Sendable>(
-        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T
-    ) async throws -> T {
+    public func perform<T: Sendable>(_ body: LedgerStep<T>) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             submit(body) { continuation.resume(with: $0) }
         }
@@ -317,10 +131,7 @@ public final class GroupCommitStore: Sendable {
     /// calls `done` once its changes are durable: from the writer's queue after the commit holding them, or at once
     /// (on the caller's thread, before `submit` returns) when nothing uncommitted is ahead of it and it changed
     /// nothing. So callers that submit in order are completed in that order. `done` must not block.
-    public func submit<T: Sendable>(
-        _ body: (inout Ledger, Millis, inout [LedgerChange]) throws -> T,
-        done: @escaping @Sendable (Result<T, Error>) -> Void
-    ) {
+    public func submit<T: Sendable>(_ body: LedgerStep<T>, done: @escaping StoreOperation.Done<T>) {
         let now = clock.now()
         let immediate = state.withLock { s -> Result<T, Error>? in
             if let failure = s.failure {
@@ -436,107 +247,20 @@ public final class GroupCommitStore: Sendable {
     }
 }
 
-/// A `LeaseStore` whose every verb is its `GroupCommitStore`'s: backends declare the core and add only what is
+extension GroupCommitStore: LedgerStepHandler {
+    func handle<T: Sendable>(_ done: @escaping StoreOperation.Done<T>, step: LedgerStep<T>) {
+        submit(step, done: done)
+    }
+}
+
+/// A `LeaseStore` whose every operation is its `GroupCommitStore`'s: backends declare the core and add only what is
 /// theirs (opening, settings).
 public protocol GroupCommitBacked: LeaseStore {
     var core: GroupCommitStore { get }
 }
 
 extension GroupCommitBacked {
-    public func createNetwork(_ spec: NetworkSpec) async throws -> NetworkSpec { try await core.createNetwork(spec) }
-    public func deleteNetwork(_ name: String) async throws { try await core.deleteNetwork(name) }
-    public func networks() async throws -> [NetworkSummary] { try await core.networks() }
-    public func network(_ name: String) async throws -> NetworkSummary { try await core.network(name) }
-
-    public func join(
-        host: String,
-        underlay: IPv4Address,
-        networks: [String],
-        lastEpoch: Int64?
-    ) async throws -> Ledger.JoinResult {
-        try await core.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
-    }
-
-    public func hosts() async throws -> [HostRecord] { try await core.hosts() }
-    public func removeHost(_ name: String) async throws -> Int { try await core.removeHost(name) }
-
-    public func reserve(network: String, address: IPv4Address, note: String) async throws -> Lease {
-        try await core.reserve(network: network, address: address, note: note)
-    }
-
-    public func unreserve(network: String, address: IPv4Address) async throws {
-        try await core.unreserve(network: network, address: address)
-    }
-
-    public func reportConflict(
-        network: String,
-        address: IPv4Address,
-        mac: String,
-        claim: HostClaim
-    ) async throws
-        -> Lease
-    {
-        try await core.reportConflict(network: network, address: address, mac: mac, claim: claim)
-    }
-
-    public func leases(_ filter: Ledger.LeaseFilter) async throws -> [Lease] { try await core.leases(filter) }
-
-    public func reconcile(
-        network: String,
-        owner: String,
-        address: IPv4Address,
-        ifname: String,
-        claim: HostClaim
-    )
-        async throws -> ReconcileOutcome
-    {
-        try await core.reconcile(network: network, owner: owner, address: address, ifname: ifname, claim: claim)
-    }
-
-    public func handOver(
-        network: String,
-        address: IPv4Address,
-        from: String,
-        owner: String,
-        ifname: String,
-        claim: HostClaim
-    ) async throws -> Lease {
-        try await core.handOver(
-            network: network,
-            address: address,
-            from: from,
-            owner: owner,
-            ifname: ifname,
-            claim: claim
-        )
-    }
-
-    public func acquire(
-        network: String,
-        owner: String,
-        claim: HostClaim?,
-        address: IPv4Address?,
-        ifname: String,
-        done: @escaping @Sendable (Result<Lease, Error>) -> Void
-    ) {
-        core.acquire(network: network, owner: owner, claim: claim, address: address, ifname: ifname, done: done)
-    }
-
-    public func release(
-        network: String,
-        owner: String?,
-        address: IPv4Address?,
-        claim: HostClaim?,
-        done: @escaping @Sendable (Result<Lease?, Error>) -> Void
-    ) {
-        core.release(network: network, owner: owner, address: address, claim: claim, done: done)
-    }
-
-    public func heartbeat(host: String, epoch: Int64, done: @escaping @Sendable (Result<HostRecord, Error>) -> Void) {
-        core.heartbeat(host: host, epoch: epoch, done: done)
-    }
-
-    public func reclaim(unobserved: Millis) async throws -> [String] { try await core.reclaim(unobserved: unobserved) }
+    public func submit(_ operation: StoreOperation) { core.submit(operation) }
     public func statistics() -> StoreStatistics { core.statistics() }
     public func identity() -> StoreIdentity { core.identity() }
     public func backup(to path: String) async throws -> StoreIdentity { try await core.backup(to: path) }
