@@ -21,6 +21,8 @@ public final class RecordingHostNetwork: HostNetworking {
     private struct State: Sendable {
         var calls: [Call] = []
         var verifyFailures: [VerifyFailure] = []
+        /// Failures `verify` reports until the next `ensureNetwork` repairs them.
+        var drift: [VerifyFailure] = []
         var error: HostNetworkError?
         var unreachable: Set<IPv4Address> = []
         var attached: Set<String> = []
@@ -40,6 +42,10 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// What `verify` returns from now on (empty: all checks pass).
     public func setVerifyFailures(_ failures: [VerifyFailure]) { state.withLock { $0.verifyFailures = failures } }
+
+    /// Drift of the host network: `verify` reports these failures (after the scripted ones) until the next
+    /// `ensureNetwork`, which repairs them, as the real host network's ensure does.
+    public func setDrift(_ failures: [VerifyFailure]) { state.withLock { $0.drift = failures } }
 
     /// Addresses `reachable` answers false for from now on.
     public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
@@ -69,13 +75,14 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func ensureNetwork(_ config: HostNetworkConfig) async throws -> NetworkReport {
         try record(.ensureNetwork(config))
+        state.withLock { $0.drift = [] }
         let mtu = config.effectiveMTU(underlayMTU: config.underlayMTU ?? 1500)
         return NetworkReport(bridge: config.bridge, mtu: mtu, changes: [])
     }
 
     public func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
         try record(.verify(config))
-        return state.withLock { $0.verifyFailures }
+        return state.withLock { $0.verifyFailures + $0.drift }
     }
 
     public func checkNamespace(_ namespace: NetworkNamespace) async throws {

@@ -120,7 +120,8 @@ final class AgentHarness: @unchecked Sendable {
         heartbeat: Duration = .milliseconds(100),
         notifier: SystemdNotifier? = nil,
         via: Endpoint? = nil,
-        poolSize: Int = 0
+        poolSize: Int = 0,
+        resync: Duration? = AgentConfiguration.defaultResyncInterval
     ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
@@ -143,7 +144,8 @@ final class AgentHarness: @unchecked Sendable {
             stateDirectory: self.directory.appendingPathComponent("state").path,
             heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)),
-            poolSize: poolSize
+            poolSize: poolSize,
+            resyncInterval: resync
         )
         agent = try Agent(
             configuration: configuration,
