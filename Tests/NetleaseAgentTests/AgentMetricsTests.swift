@@ -201,6 +201,42 @@ final class AgentMetricsTests: XCTestCase {
         XCTAssertEqual(repairs(metrics, .bridgeMTU), 1)
     }
 
+    /// A resync round during a peer change neither undoes the change nor counts it as a repair: the mesh update and
+    /// the rounds take turns. A round that read the peers before h2 joined used to find h2's fresh forwarding entry
+    /// "drifted", remove it and count a repair, and the mesh update's own check then failed and ended the session.
+    func testAResyncDuringAPeerChangeNeitherUndoesItNorCountsARepair() async throws {
+        let harness = try AgentHarness(coordinator: coordinator, resync: .milliseconds(20))
+        self.harness = harness
+        harness.network.recorder.trackPeers()
+        let port = try await serveMetrics(of: harness.agent)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+
+        let (held, release) = harness.network.holdNextVerify { !$0.peers.isEmpty }
+        let coordinator = try XCTUnwrap(self.coordinator)
+        let h2 = IPv4Address(10, 9, 0, 2)
+        _ = try await withDeadline("h2 joins") {
+            try await coordinator.connect { try await $0.join(host: "h2", underlay: h2) }
+        }
+        try await withDeadline("the mesh update's check held") { for await _ in held { return } }
+        // Ten resync periods in the middle of the peer change: a window for rounds that must not act (nothing to
+        // await — a round that waits its turn shows no sign).
+        try await Task.sleep(for: .milliseconds(200))
+        release()
+
+        let metrics = try await scrape(port) { $0["netlease_agent_peers", ["network": "prod"]] == 1 }
+        XCTAssertNil(
+            metrics["netlease_agent_repairs_total", ["network": "prod", "kind": "tunnel-fdb"]],
+            "a peer change was counted as a repaired drift"
+        )
+        let ensured = harness.network.recorder.calls.compactMap { call -> [String: IPv4Address]? in
+            if case .ensureNetwork(let config) = call { return config.peers }
+            return nil
+        }
+        XCTAssertEqual(ensured.last, ["h2": h2], "the peer change was undone: \(ensured)")
+        XCTAssertEqual(ensured.filter(\.isEmpty).count, 1, "only the first build applied no peers: \(ensured)")
+    }
+
     /// Scrapes /metrics until `done` holds for it; fails the test when it does not within the test deadline.
     private func scrape(
         _ port: Int,
