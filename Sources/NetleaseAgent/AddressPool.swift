@@ -163,12 +163,17 @@ extension Agent {
     /// The pool size for `network`: `poolSize`, but the pools of all hosts serving it together hold at most
     /// 1/`poolShareDivisor` of the addresses free (besides this host's own pool), so that many hosts on a small
     /// subnet do not drain it. `poolSize` when the coordinator cannot say.
+    /// Recorded for `doctor`.
     private func target(of network: String, _ session: Session) async -> Int {
-        guard let counts = try? await session.connection.network(network).counts else { return configuration.poolSize }
         let hosts = (state.withLock { $0.directory }?.peers(of: network).count ?? 0) + 1
-        let mine = leases.all.filter { $0.network == network && isPoolOwner($0.owner) }.count
-        let share = (Int(clamping: counts.free) + mine) / (AgentConfiguration.poolShareDivisor * hosts)
-        return min(configuration.poolSize, share)
+        var target = PoolTarget(configured: configuration.poolSize, share: nil, free: 0, hosts: hosts)
+        if let counts = try? await session.connection.network(network).counts {
+            let mine = leases.all.filter { $0.network == network && isPoolOwner($0.owner) }.count
+            target.free = Int(clamping: counts.free) + mine
+            target.share = target.free / (AgentConfiguration.poolShareDivisor * hosts)
+        }
+        state.withLock { [target] in $0.pool.targets[network] = target }
+        return target.size
     }
 
     /// One fill: its address joins the pool, or goes straight to the oldest request waiting for one.

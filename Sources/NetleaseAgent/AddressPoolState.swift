@@ -20,6 +20,8 @@ struct PoolState: Sendable {
     var primed: Set<String> = []
     /// Readiness was announced (once in the agent's life).
     var announced = false
+    /// The size each network's pool was last kept at, and why (`doctor` shows it).
+    var targets: [String: PoolTarget] = [:]
 
     func inFlight(_ network: String) -> Int { filling[network, default: 0] }
 
@@ -60,5 +62,25 @@ struct PoolState: Sendable {
         firstRound[network] = nil
         primed.insert(network)
         return true
+    }
+}
+
+/// The size a network's pool is kept at: `--pool-size`, unless a share of the network's free addresses is smaller.
+struct PoolTarget: Sendable, Equatable {
+    /// `--pool-size`.
+    var configured: Int
+    /// The cap: the pool's share of the free addresses; nil when the coordinator could not say how many are free.
+    var share: Int?
+    /// Free addresses counted for the cap (this host's own pool included) and the hosts serving the network.
+    var free: Int
+    var hosts: Int
+
+    var size: Int { min(configured, share ?? configured) }
+
+    /// Why the pool is smaller than `--pool-size`, or nil when it is not.
+    var capReason: String? {
+        guard let share, share < configured else { return nil }
+        return "--pool-size \(configured), capped at \(share): the pools of the \(hosts) host(s) serving the network "
+            + "hold at most 1/\(AgentConfiguration.poolShareDivisor) of its \(free) free address(es)"
     }
 }

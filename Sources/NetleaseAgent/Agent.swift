@@ -32,6 +32,8 @@ public final class Agent: Service, Sendable {
     let naming: ContainerNaming
     /// One request at a time per (network, owner).
     let ownerLocks = OwnerLocks()
+    /// One change of the networks' host side at a time (`withMeshLock`).
+    let meshLock = OwnerLocks()
     let state = Mutex(Runtime())
     /// systemd's notify socket, when started as a `Type=notify` service: READY=1 and status lines.
     let notifier: SystemdNotifier?

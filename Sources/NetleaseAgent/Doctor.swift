@@ -152,14 +152,17 @@ extension Agent {
         )
     }
 
-    /// The address pool: how many probed addresses wait, and why the last fill failed.
+    /// The address pool: how many probed addresses wait out of the size it is kept at (less than `--pool-size` when
+    /// the network's free addresses cap it, then said with why), and why the last fill failed.
     private func poolCheck(_ name: String) -> DoctorCheck {
         let ready = leases.all.filter { $0.network == name && $0.state == .pooled }.count
-        let error = state.withLock { $0.poolErrors[name] }
+        let (error, target) = state.withLock { ($0.poolErrors[name], $0.pool.targets[name]) }
+        let size = target?.size ?? configuration.poolSize
         return DoctorCheck(
             name: "\(name)/pool",
             ok: error == nil,
-            detail: "\(ready) of \(configuration.poolSize) probed address(es) ready"
+            detail: "\(ready) of \(size) probed address(es) ready"
+                + (target?.capReason.map { " (\($0))" } ?? "")
                 + (error.map { "; the last fill failed: \($0)" } ?? "")
         )
     }

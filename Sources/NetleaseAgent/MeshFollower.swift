@@ -73,6 +73,15 @@ extension Agent {
         MeshFollower(hostNetwork: hostNetwork, underlay: configuration.underlay, logger: logger)
     }
 
+    /// Runs `body` while no other change of the networks' host side runs: building them at join, following the
+    /// peers, a resync round. Each reads the configuration it applies inside `body`, so none applies one that another
+    /// has just replaced — a resync that read the peers before a host joined used to remove the new peer's
+    /// forwarding entry right after the mesh update added it (and count that as a repair), leaving the new peer
+    /// unreachable until the next round.
+    func withMeshLock<T: Sendable, Failure: Error>(_ body: () async throws(Failure) -> T) async throws(Failure) -> T {
+        try await meshLock.withLock("mesh", body)
+    }
+
     /// Builds every served network with the bridge address the coordinator gave this host at join.
     func buildNetworks(
         bridges: [Lease],
@@ -81,28 +90,32 @@ extension Agent {
     ) async throws
         -> [String: NetworkContext]
     {
-        var networks: [String: NetworkContext] = [:]
-        for name in configuration.networks {
-            guard let bridge = bridges.first(where: { $0.network == name }), let spec = specs[name] else {
-                throw NetleaseError(.internalError, "the coordinator gave no bridge address for '\(name)'")
+        try await withMeshLock {
+            var networks: [String: NetworkContext] = [:]
+            for name in configuration.networks {
+                guard let bridge = bridges.first(where: { $0.network == name }), let spec = specs[name] else {
+                    throw NetleaseError(.internalError, "the coordinator gave no bridge address for '\(name)'")
+                }
+                networks[name] = try await mesh.configure(
+                    spec: spec,
+                    bridgeAddress: bridge.address,
+                    peers: directory.peers(of: name)
+                )
             }
-            networks[name] = try await mesh.configure(
-                spec: spec,
-                bridgeAddress: bridge.address,
-                peers: directory.peers(of: name)
-            )
+            return networks
         }
-        return networks
     }
 
     /// Brings every network's mesh to the peers the directory now lists. The session may have ended meanwhile: the
     /// result is kept only for the session it was computed for.
     func updateMesh(_ directory: PeerDirectory) async throws {
-        guard let session = state.withLock({ $0.session }) else { return }
-        let updated = try await mesh.follow(session.networks, to: directory)
-        state.withLock {
-            $0.directory = directory
-            if $0.session?.epoch == session.epoch { $0.session?.networks = updated }
+        try await withMeshLock {
+            guard let session = state.withLock({ $0.session }) else { return }
+            let updated = try await mesh.follow(session.networks, to: directory)
+            state.withLock {
+                $0.directory = directory
+                if $0.session?.epoch == session.epoch { $0.session?.networks = updated }
+            }
         }
     }
 }

@@ -25,12 +25,16 @@ extension Agent {
     }
 
     /// One round over the networks of the live session; nothing without one (a new session builds them anyway).
+    /// Each network is checked under the mesh lock, against its configuration as it is then: a peer change applied
+    /// meanwhile is what the host must match, not drift to undo.
     func resyncOnce() async {
-        guard let session = state.withLock({ $0.session }) else { return }
-        for name in session.networks.keys.sorted() {
-            guard let context = session.networks[name] else { continue }
-            let unrepaired = await resync(name, context.config)
-            state.withLock { $0.resyncFailures[name] = unrepaired }
+        guard let names = state.withLock({ $0.session?.networks.keys.sorted() }) else { return }
+        for name in names {
+            await withMeshLock {
+                guard let config = state.withLock({ $0.session?.networks[name]?.config }) else { return }
+                let unrepaired = await resync(name, config)
+                state.withLock { $0.resyncFailures[name] = unrepaired }
+            }
         }
     }
 

@@ -13,7 +13,10 @@ final class OwnerLocks: Sendable {
     private let state = Mutex(State())
 
     /// Runs `body` while holding `key`.
-    func withLock<T: Sendable>(_ key: String, _ body: () async throws -> T) async throws -> T {
+    func withLock<T: Sendable, Failure: Error>(
+        _ key: String,
+        _ body: () async throws(Failure) -> T
+    ) async throws(Failure) -> T {
         await acquire(key)
         defer { release(key) }
         return try await body()

@@ -68,8 +68,15 @@ extension NetleaseConnection {
         try await send(Request.hostList).records.map(WireCodec.host)
     }
 
-    public func removeHost(_ name: String) async throws -> Int {
-        Int(try await send(.hostRemove(host: name)).fields.requireInt("released"))
+    /// Removes a host for good: its leases go to cooldown, its credential is revoked and its connections closed.
+    @discardableResult
+    public func removeHost(_ name: String) async throws -> HostRemoval {
+        let fields = try await send(.hostRemove(host: name)).fields
+        return HostRemoval(
+            released: Int(try fields.requireInt("released")),
+            revoked: fields["revoked"] == "1",
+            closed: Int(try fields.int("closed") ?? 0)
+        )
     }
 
     public func acquire(_ request: AcquireRequest) async throws -> Lease {
@@ -132,4 +139,20 @@ public struct JoinReply: Sendable, Equatable {
     /// The coordinator's store identity: a restore from an older backup shows as the same store, lower generation.
     public var store: String
     public var generation: Int64
+}
+
+/// What `HOST-REMOVE` did.
+public struct HostRemoval: Sendable, Equatable {
+    /// Leases of the host moved to cooldown.
+    public var released: Int
+    /// Whether the host had a credential, now revoked.
+    public var revoked: Bool
+    /// Connections that had authenticated with that credential, now closed.
+    public var closed: Int
+
+    public init(released: Int, revoked: Bool, closed: Int) {
+        self.released = released
+        self.revoked = revoked
+        self.closed = closed
+    }
 }

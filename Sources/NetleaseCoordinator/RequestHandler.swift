@@ -260,10 +260,7 @@ public struct RequestHandler: Sendable {
                 records: try await store.hosts().map(WireCodec.fields(host:))
             )
         case .hostRemove(let host):
-            let released = try await store.removeHost(host)
-            logger.info("host removed", metadata: ["host": "\(host)", "released": "\(released)"])
-            events.publish(.hostRemoved(host))
-            return .ok(["released": String(released)])
+            return try await removeHost(host)
         case .reserve(let network, let address, let note):
             return .ok(WireCodec.fields(lease: try await store.reserve(network: network, address: address, note: note)))
         case .unreserve(let network, let address):

@@ -21,6 +21,12 @@ public final class RecordingHostNetwork: HostNetworking {
     private struct State: Sendable {
         var calls: [Call] = []
         var verifyFailures: [VerifyFailure] = []
+        /// Failures `verify` reports until the next `ensureNetwork` repairs them.
+        var drift: [VerifyFailure] = []
+        /// Whether `verify` compares a configuration's peers with those the last `ensureNetwork` applied.
+        var tracksPeers = false
+        /// The peers each network's last `ensureNetwork` applied.
+        var appliedPeers: [String: [String: IPv4Address]] = [:]
         var error: HostNetworkError?
         var unreachable: Set<IPv4Address> = []
         var attached: Set<String> = []
@@ -40,6 +46,14 @@ public final class RecordingHostNetwork: HostNetworking {
 
     /// What `verify` returns from now on (empty: all checks pass).
     public func setVerifyFailures(_ failures: [VerifyFailure]) { state.withLock { $0.verifyFailures = failures } }
+
+    /// Drift of the host network: `verify` reports these failures (after the scripted ones) until the next
+    /// `ensureNetwork`, which repairs them, as the real host network's ensure does.
+    public func setDrift(_ failures: [VerifyFailure]) { state.withLock { $0.drift = failures } }
+
+    /// From now on `verify` of a configuration whose peers differ from those the network's last `ensureNetwork`
+    /// applied reports `tunnel-fdb`, as the real host's forwarding entries would.
+    public func trackPeers() { state.withLock { $0.tracksPeers = true } }
 
     /// Addresses `reachable` answers false for from now on.
     public func setUnreachable(_ addresses: Set<IPv4Address>) { state.withLock { $0.unreachable = addresses } }
@@ -69,13 +83,28 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func ensureNetwork(_ config: HostNetworkConfig) async throws -> NetworkReport {
         try record(.ensureNetwork(config))
+        state.withLock {
+            $0.drift = []
+            $0.appliedPeers[config.network] = config.peers
+        }
         let mtu = config.effectiveMTU(underlayMTU: config.underlayMTU ?? 1500)
         return NetworkReport(bridge: config.bridge, mtu: mtu, changes: [])
     }
 
     public func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
         try record(.verify(config))
-        return state.withLock { $0.verifyFailures }
+        return state.withLock { state in
+            var failures = state.verifyFailures + state.drift
+            if state.tracksPeers, let applied = state.appliedPeers[config.network], applied != config.peers {
+                failures.append(
+                    VerifyFailure(
+                        check: .tunnelFDB,
+                        detail: "entries for \(applied.keys.sorted()), peers \(config.peers.keys.sorted())"
+                    )
+                )
+            }
+            return failures
+        }
     }
 
     public func checkNamespace(_ namespace: NetworkNamespace) async throws {

@@ -176,21 +176,25 @@ extension Netlease {
         }
 
         func validate() throws {
-            _ = try settings()
+            try checkValues(try settings())
             if let metrics { _ = try metricsAddress(metrics) }
             _ = try tls.settings()
-            guard resync >= 0 else { throw ValidationError("--resync must be 0 (off) or a number of seconds") }
+            guard resync >= 0 else {
+                throw ValidationError("--resync \(resync) must be 0 (off) or a number of seconds")
+            }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("unknown --log-level '\(logLevel)'")
             }
-            guard (1...10).contains(probeCount) else { throw ValidationError("--probe-count must be 1-10") }
+            guard (1...10).contains(probeCount) else {
+                throw ValidationError("--probe-count \(probeCount) must be 1-10")
+            }
             for (name, value) in [
                 ("--probe-interval", probeInterval), ("--probe-wait", probeWait),
                 ("--recheck-wait", recheckWait),
             ] where !(0...60).contains(value) {
-                throw ValidationError("\(name) must be 0-60 seconds")
+                throw ValidationError("\(name) \(value) must be 0-60 seconds")
             }
-            guard (0...256).contains(poolSize) else { throw ValidationError("--pool-size must be 0-256") }
+            guard (0...256).contains(poolSize) else { throw ValidationError("--pool-size \(poolSize) must be 0-256") }
         }
 
         /// The probe timing the options describe.
@@ -212,6 +216,7 @@ extension Netlease {
             let logger = Logger(label: "netlease.agent")
             try await reportingErrors(style: ErrorReport.Style(format)) {
                 let settings = try settings()
+                try checkSocketGroup()
                 let endpoints = try Endpoint.list(settings.coordinators)
                 let underlayAddress = try parseAddress(settings.underlay, field: "--underlay")
                 let secret = try settings.secretFile.map {

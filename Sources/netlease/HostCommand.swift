@@ -34,7 +34,15 @@ extension Netlease {
 
         struct Remove: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Remove a host for good: its leases go to cooldown; it must join again to come back."
+                abstract: "Remove a host for good: its leases go to cooldown and its credential is revoked.",
+                discussion: """
+                    Its host-bound leases (containers and bridge addresses) move to cooldown, the other agents drop \
+                    their tunnels to it, and its host credential is revoked: the connections that used it are \
+                    closed and its agent cannot join again with it. To bring the host back, issue it a new one \
+                    ('netlease host credential issue NAME') and start its agent. Stop the agent first: it would \
+                    keep retrying with the revoked credential. A host that has a credential but never joined is \
+                    removed by revoking it.
+                    """
             )
             @OptionGroup var client: ClientOptions
             @Argument(help: "Host name.") var name: String
@@ -42,11 +50,22 @@ extension Netlease {
 
             func run() async throws {
                 try await reportingErrors(json: json) {
-                    let released = try await client.withConnection { try await $0.removeHost(name) }
+                    let removal = try await client.withConnection { try await $0.removeHost(name) }
                     if json {
-                        try printJSON(HostRemovalJSON(removed: name, released: released))
+                        try printJSON(
+                            HostRemovalJSON(
+                                removed: name,
+                                released: removal.released,
+                                revoked: removal.revoked,
+                                closed: removal.closed
+                            )
+                        )
                     } else {
-                        print("removed host \(name); \(released) lease(s) moved to cooldown")
+                        let credential =
+                            removal.revoked
+                            ? "its credential revoked, \(removal.closed) connection(s) closed"
+                            : "it had no host credential"
+                        print("removed host \(name); \(removal.released) lease(s) moved to cooldown; \(credential)")
                     }
                 }
             }

@@ -159,6 +159,8 @@ struct StatsJSON: Encodable {
 struct HostRemovalJSON: Encodable {
     var removed: String
     var released: Int
+    var revoked: Bool
+    var closed: Int
 }
 
 /// `backup --json`.

@@ -265,19 +265,31 @@ final class AddressPoolTests: AgentTestCase {
     }
 
     /// On a small subnet the pool holds no more than its share of the free addresses: a quarter of them, divided
-    /// among the hosts serving the network.
-    func testThePoolTakesNoMoreThanItsShareOfASmallSubnet() async throws {
+    /// among the hosts serving the network; `doctor` states that size and why, and `--pool-size` where it applies.
+    func testThePoolTakesNoMoreThanItsShareOfASmallSubnetAndDoctorSaysWhy() async throws {
         let coordinator = try XCTUnwrap(self.coordinator)
         try await withDeadline("creating a small network") {
             try await coordinator.connect { c in
                 _ = try await c.createNetwork(NetworkSpec(name: "tiny", subnet: IPv4Subnet("172.31.0.0/28")!))
             }
         }
-        let harness = try AgentHarness(coordinator: coordinator, networks: ["tiny"], poolSize: 8)
+        let harness = try AgentHarness(coordinator: coordinator, networks: ["tiny", "prod"], poolSize: 8)
         harnesses.append(harness)
         harness.start()
         _ = try await harness.waitUntilReady()
         // 14 usable addresses, one the bridge's: 13 free, a quarter of them is 3.
         XCTAssertEqual(harness.agent.poolStatus(of: "tiny").pooled, 3)
+        try await waitFor("prod's full pool") { harness.agent.poolStatus(of: "prod").pooled == 8 }
+        let doctor = try await harness.local { try await $0.send(LocalRequest.doctor) }.records
+            .map(DoctorCheck.init(fields:))
+        let tiny = try XCTUnwrap(doctor.first { $0.name == "tiny/pool" })
+        XCTAssertTrue(tiny.ok, tiny.detail)
+        XCTAssertEqual(
+            tiny.detail,
+            "3 of 3 probed address(es) ready (--pool-size 8, capped at 3: the pools of the 1 host(s) serving the "
+                + "network hold at most 1/4 of its 13 free address(es))"
+        )
+        let prod = try XCTUnwrap(doctor.first { $0.name == "prod/pool" })
+        XCTAssertEqual(prod.detail, "8 of 8 probed address(es) ready", "a /24 does not cap a pool of 8")
     }
 }

@@ -26,8 +26,37 @@ final class ObservedHostNetwork: HostNetworking {
     }
 
     func verify(_ config: HostNetworkConfig) async throws -> [VerifyFailure] {
+        let hold = verifyHold.withLock { hold -> VerifyHold? in
+            guard let held = hold, held.matches(config) else { return nil }
+            hold = nil
+            return held
+        }
+        if let hold {
+            hold.reached.yield()
+            hold.reached.finish()
+            for await _ in hold.released {}
+        }
         defer { sink.yield(.verify(config)) }
         return try await recorder.verify(config)
+    }
+
+    private struct VerifyHold: Sendable {
+        let matches: @Sendable (HostNetworkConfig) -> Bool
+        let reached: AsyncStream<Void>.Continuation
+        let released: AsyncStream<Void>
+    }
+
+    private let verifyHold = Mutex<VerifyHold?>(nil)
+
+    /// Holds the next verification of a configuration that `matches`, before it looks at the host, until `release`
+    /// is called; `reached` yields once it is held. Opens a window in the middle of a mesh update.
+    func holdNextVerify(
+        where matches: @escaping @Sendable (HostNetworkConfig) -> Bool
+    ) -> (reached: AsyncStream<Void>, release: @Sendable () -> Void) {
+        let (reached, reachedSink) = AsyncStream.makeStream(of: Void.self)
+        let (released, releaseSink) = AsyncStream.makeStream(of: Void.self)
+        verifyHold.withLock { $0 = VerifyHold(matches: matches, reached: reachedSink, released: released) }
+        return (reached, { releaseSink.finish() })
     }
 
     func checkNamespace(_ namespace: NetworkNamespace) async throws {
@@ -120,7 +149,8 @@ final class AgentHarness: @unchecked Sendable {
         heartbeat: Duration = .milliseconds(100),
         notifier: SystemdNotifier? = nil,
         via: Endpoint? = nil,
-        poolSize: Int = 0
+        poolSize: Int = 0,
+        resync: Duration? = AgentConfiguration.defaultResyncInterval
     ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
@@ -143,7 +173,8 @@ final class AgentHarness: @unchecked Sendable {
             stateDirectory: self.directory.appendingPathComponent("state").path,
             heartbeatInterval: heartbeat,
             reconnectDelay: .milliseconds(20)...(.milliseconds(100)),
-            poolSize: poolSize
+            poolSize: poolSize,
+            resyncInterval: resync
         )
         agent = try Agent(
             configuration: configuration,

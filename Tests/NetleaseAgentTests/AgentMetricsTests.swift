@@ -150,36 +150,125 @@ final class AgentMetricsTests: XCTestCase {
         let text = try await get("/metrics", port: port).body
         XCTAssertNil(try PrometheusTools.checkMetrics(text, promtool: promtool), text)
     }
-}
 
-/// A scrape's samples: name, labels, value.
-struct MetricsText {
-    private var samples: [(name: String, labels: [String: String], value: Double)] = []
+    /// Each kind of drift a resync repairs is counted once, under its network and kind, whatever the number of
+    /// failures of that kind; a round that finds nothing counts nothing, and a repair that does not take counts
+    /// nothing and fails /readyz.
+    func testEveryRepairIsCountedOnceByNetworkAndKindOnTheMetricsEndpoint() async throws {
+        let harness = try AgentHarness(coordinator: coordinator, resync: .milliseconds(50))
+        self.harness = harness
+        let port = try await serveMetrics(of: harness.agent)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        func repairs(_ metrics: MetricsText, _ kind: VerifyCheck) -> Double? {
+            metrics["netlease_agent_repairs_total", ["network": "prod", "kind": kind.rawValue]]
+        }
+        let initial = try await scrape(port)
+        XCTAssertNil(repairs(initial, .tunnelMaster), "nothing repaired yet")
 
-    init(_ text: String) throws {
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
-                throw NetleaseError.badRequest("not a sample line: \(line)")
+        harness.network.recorder.setDrift([
+            VerifyFailure(check: .tunnelMaster, detail: "nlvx-77 is not a port of nl-prod"),
+            VerifyFailure(check: .tunnelFDB, detail: "no entry for 10.9.0.2"),
+            VerifyFailure(check: .tunnelFDB, detail: "no entry for 10.9.0.3"),
+        ])
+        _ = try await scrape(port) { repairs($0, .tunnelMaster) != nil && repairs($0, .tunnelFDB) != nil }
+        // Later rounds find the network whole and count nothing more.
+        try await awaitVerifications(2, of: harness)
+        var metrics = try await scrape(port)
+        XCTAssertEqual(repairs(metrics, .tunnelMaster), 1)
+        XCTAssertEqual(repairs(metrics, .tunnelFDB), 1, "one repair of two missing entries is one repair")
+        XCTAssertNil(repairs(metrics, .bridgeMTU))
+
+        harness.network.recorder.setDrift([VerifyFailure(check: .bridgeMTU, detail: "mtu 1280, want 1450")])
+        _ = try await scrape(port) { repairs($0, .bridgeMTU) != nil }
+        try await awaitVerifications(2, of: harness)
+        metrics = try await scrape(port)
+        XCTAssertEqual(repairs(metrics, .bridgeMTU), 1)
+        XCTAssertEqual(repairs(metrics, .tunnelMaster), 1, "another kind's repair leaves this one's count alone")
+
+        // Drift that the repair does not remove is not a repair: counted nowhere, reported by /readyz.
+        harness.network.recorder.setVerifyFailures([VerifyFailure(check: .bridgeUp, detail: "bridge is down")])
+        let deadline = ContinuousClock.now + defaultTestDeadline
+        var readyz = try await get("/readyz", port: port)
+        while readyz.status == 200 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))  // polling the endpoint, bounded by the deadline
+            readyz = try await get("/readyz", port: port)
+        }
+        XCTAssertEqual(readyz.status, 503, readyz.body)
+        XCTAssertTrue(readyz.body.contains("network prod: its host side drifted and the repair did not take"))
+        metrics = try await scrape(port)
+        XCTAssertNil(repairs(metrics, .bridgeUp), "a repair that did not take is not counted")
+        XCTAssertEqual(repairs(metrics, .bridgeMTU), 1)
+    }
+
+    /// A resync round during a peer change neither undoes the change nor counts it as a repair: the mesh update and
+    /// the rounds take turns. A round that read the peers before h2 joined used to find h2's fresh forwarding entry
+    /// "drifted", remove it and count a repair, and the mesh update's own check then failed and ended the session.
+    func testAResyncDuringAPeerChangeNeitherUndoesItNorCountsARepair() async throws {
+        let harness = try AgentHarness(coordinator: coordinator, resync: .milliseconds(20))
+        self.harness = harness
+        harness.network.recorder.trackPeers()
+        let port = try await serveMetrics(of: harness.agent)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+
+        let (held, release) = harness.network.holdNextVerify { !$0.peers.isEmpty }
+        let coordinator = try XCTUnwrap(self.coordinator)
+        let h2 = IPv4Address(10, 9, 0, 2)
+        _ = try await withDeadline("h2 joins") {
+            try await coordinator.connect { try await $0.join(host: "h2", underlay: h2) }
+        }
+        try await withDeadline("the mesh update's check held") { for await _ in held { return } }
+        // Ten resync periods in the middle of the peer change: a window for rounds that must not act (nothing to
+        // await — a round that waits its turn shows no sign).
+        try await Task.sleep(for: .milliseconds(200))
+        release()
+
+        let metrics = try await scrape(port) { $0["netlease_agent_peers", ["network": "prod"]] == 1 }
+        XCTAssertNil(
+            metrics["netlease_agent_repairs_total", ["network": "prod", "kind": "tunnel-fdb"]],
+            "a peer change was counted as a repaired drift"
+        )
+        let ensured = harness.network.recorder.calls.compactMap { call -> [String: IPv4Address]? in
+            if case .ensureNetwork(let config) = call { return config.peers }
+            return nil
+        }
+        XCTAssertEqual(ensured.last, ["h2": h2], "the peer change was undone: \(ensured)")
+        XCTAssertEqual(ensured.filter(\.isEmpty).count, 1, "only the first build applied no peers: \(ensured)")
+    }
+
+    /// Scrapes /metrics until `done` holds for it; fails the test when it does not within the test deadline.
+    private func scrape(
+        _ port: Int,
+        file: StaticString = #filePath,
+        line: UInt = #line,
+        until done: (MetricsText) -> Bool = { _ in true }
+    ) async throws -> MetricsText {
+        let deadline = ContinuousClock.now + defaultTestDeadline
+        while true {
+            let metrics = try MetricsText(try await get("/metrics", port: port).body)
+            if done(metrics) { return metrics }
+            guard ContinuousClock.now < deadline else {
+                XCTFail("the scrape never showed what was awaited", file: file, line: line)
+                return metrics
             }
-            let series = line[..<space]
-            var labels: [String: String] = [:]
-            var name = series
-            if let brace = series.firstIndex(of: "{") {
-                name = series[..<brace]
-                for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)]
-                    .split(separator: ",")
-                {
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
-                }
-            }
-            samples.append((String(name), labels, value))
+            try await Task.sleep(for: .milliseconds(20))  // polling the endpoint, bounded by the deadline
         }
     }
 
-    /// The value of the series with exactly these labels, or nil.
-    subscript(name: String, labels: [String: String] = [:]) -> Double? {
-        samples.first { $0.name == name && $0.labels == labels }?.value
+    /// Waits until the agent verified its networks `count` more times (each resync round verifies once).
+    private func awaitVerifications(_ count: Int, of harness: AgentHarness) async throws {
+        func verifications() -> Int {
+            harness.network.recorder.calls.filter { if case .verify = $0 { true } else { false } }.count
+        }
+        let target = verifications() + count
+        let deadline = ContinuousClock.now + defaultTestDeadline
+        while verifications() < target {
+            guard ContinuousClock.now < deadline else {
+                throw DeadlineExceeded(what: "\(count) resync rounds", timeout: defaultTestDeadline)
+            }
+            try await Task.sleep(for: .milliseconds(20))  // polling the recorder, bounded by the deadline
+        }
     }
 }
 

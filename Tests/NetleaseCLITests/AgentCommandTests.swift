@@ -67,6 +67,71 @@ final class AgentCommandTests: XCTestCase {
         assertRefused(Self.required + ["--metrics", "localhost"], "--metrics needs ADDR:PORT, e.g. 127.0.0.1:9420")
     }
 
+    /// Every option's bad value is a usage error from `validate()` (exit 64) naming the option and the value — before
+    /// anything runs, as the coordinator's and the admin commands' are.
+    func testEveryBadValueIsAUsageErrorNamingTheOptionAndTheValue() {
+        let base = ["agent", "--host", "host1", "--network", "blue"]
+        let underlay = base + ["--underlay", "10.0.0.1"]
+        let nameRule = "1-63 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit"
+        let cases: [([String], String)] = [
+            (base + ["--underlay", "10.0.0"], "--underlay '10.0.0' is not an IPv4 address"),
+            (base + ["--underlay", "bad"], "--underlay 'bad' is not an IPv4 address"),
+            (
+                base + ["--underlay", "224.0.0.1"],
+                "--underlay '224.0.0.1' is not a unicast address peers can send to (not in 0.0.0.0/8, "
+                    + "224.0.0.0/4 or 240.0.0.0/4)"
+            ),
+            (
+                underlay + ["--coordinator", "10.0.0.9:99999"],
+                "--coordinator '10.0.0.9:99999': '99999' in '10.0.0.9:99999' is not a port (0-65535)"
+            ),
+            (underlay + ["--coordinator", ","], "--coordinator ',': no coordinator address given"),
+            (
+                ["agent", "--host", "host 1", "--underlay", "10.0.0.1", "--network", "blue"],
+                "--host 'host 1' is not a host name: \(nameRule)"
+            ),
+            (underlay + ["--network=-red"], "--network '-red' is not a network name: \(nameRule)"),
+            (underlay + ["--network", "blue"], "--network 'blue' is given twice"),
+            (underlay + ["--socket", ""], "--socket '' is not a socket path"),
+            (
+                underlay + ["--socket", "/" + String(repeating: "s", count: 107)],
+                "--socket '/\(String(repeating: "s", count: 107))' is 108 bytes long; a unix socket path has at most 107"
+            ),
+            (underlay + ["--docker-plugin", "/run/x/"], "--docker-plugin '/run/x/' is not a socket path"),
+            (
+                underlay + ["--docker-plugin", "/run/netlease/agent.sock"],
+                "--docker-plugin '/run/netlease/agent.sock' is the --socket path: give another one"
+            ),
+            (underlay + ["--socket-group", "a:b"], "--socket-group 'a:b' is not a group name"),
+            (underlay + ["--state-dir", ""], "--state-dir '' is not a directory path"),
+            (underlay + ["--resync=-1"], "--resync -1 must be 0 (off) or a number of seconds"),
+            (underlay + ["--resync", "soon"], "The value 'soon' is invalid for '--resync <seconds>'"),
+            (underlay + ["--probe-count", "0"], "--probe-count 0 must be 1-10"),
+            (underlay + ["--probe-interval", "61"], "--probe-interval 61.0 must be 0-60 seconds"),
+            (underlay + ["--probe-wait=-1"], "--probe-wait -1.0 must be 0-60 seconds"),
+            (underlay + ["--recheck-wait", "nan"], "--recheck-wait nan must be 0-60 seconds"),
+            (underlay + ["--pool-size", "257"], "--pool-size 257 must be 0-256"),
+            (underlay + ["--log-level", "loud"], "unknown --log-level 'loud'"),
+            (
+                underlay + ["--log-format", "xml"],
+                "The value 'xml' is invalid for '--log-format <format>'. Please provide one of 'text', 'json' or "
+                    + "'journal'."
+            ),
+            (
+                underlay + ["--metrics", "127.0.0.1:70000"],
+                "--metrics: '70000' in '127.0.0.1:70000' is not a port (0-65535)"
+            ),
+        ]
+        for (argv, message) in cases { assertRefused(argv, message) }
+        // What is fine stays fine: an existing group, the longest socket path.
+        XCTAssertNoThrow(
+            try parse(
+                underlay + ["--socket-group", "root", "--socket", "/" + String(repeating: "s", count: 106)],
+                as: Netlease.AgentCommand.self
+            )
+        )
+    }
+
     func testAttachDetachAndDoctor() throws {
         let attach = try parse(
             ["attach", "--network", "blue", "--netns", "ctr1", "--owner", "c-1"],

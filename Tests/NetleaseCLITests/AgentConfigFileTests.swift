@@ -127,5 +127,26 @@ final class AgentConfigFileTests: XCTestCase {
             "give at least one --network (or NETLEASE_NETWORKS in --config)"
         )
         assertRefused(["agent", "--config", directory + "/absent"], "--config \(directory)/absent cannot be read")
+        // A bad value from the file is named by its key and the file; the command line's by its option.
+        let badUnderlay = try write("NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.300\nNETLEASE_NETWORKS=p q p\n")
+        assertRefused(
+            ["agent", "--config", badUnderlay],
+            "NETLEASE_NETWORKS in \(badUnderlay) 'p' is given twice"
+        )
+        assertRefused(
+            ["agent", "--config", badUnderlay, "--network", "p"],
+            "NETLEASE_UNDERLAY in \(badUnderlay) '10.0.0.300' is not an IPv4 address"
+        )
+        assertRefused(
+            ["agent", "--config", badUnderlay, "--network", "p", "--underlay", "10.0.0.256"],
+            "--underlay '10.0.0.256' is not an IPv4 address"
+        )
+        let badCoordinator = try write(
+            "NETLEASE_HOST=h\nNETLEASE_UNDERLAY=10.0.0.1\nNETLEASE_NETWORKS=p\nNETLEASE_COORDINATORS=a:b\n"
+        )
+        assertRefused(
+            ["agent", "--config", badCoordinator],
+            "NETLEASE_COORDINATORS in \(badCoordinator) 'a:b': 'b' in 'a:b' is not a port (0-65535)"
+        )
     }
 }

@@ -110,6 +110,14 @@ final class CommandLineContractTests: XCTestCase {
                 "Error: give at least one --network"
             ),
             (
+                ["agent", "--host", "h", "--underlay", "10.0.0", "--network", "n"] + coordinator,
+                "Error: --underlay '10.0.0' is not an IPv4 address"
+            ),
+            (
+                ["agent", "--host", "h", "--underlay", "10.0.0.1", "--network", "n", "--coordinator", "h:99999"],
+                "Error: --coordinator 'h:99999': '99999' in 'h:99999' is not a port (0-65535)"
+            ),
+            (
                 ["leases", "--state", "bogus"] + coordinator,
                 "Error: --state 'bogus' must be active, reserved, conflict or cooldown"
             ),
@@ -148,6 +156,13 @@ final class CommandLineContractTests: XCTestCase {
             XCTAssertEqual(run.stderr.split(separator: "\n").first.map(String.init), message, "\(arguments)")
             XCTAssertTrue(run.stderr.contains("Usage: netlease"), "\(arguments): no usage shown")
         }
+        // A socket group this host lacks is its state, not a bad value: a failure (exit 1), found before any contact.
+        let agent = try netlease(
+            ["agent", "--host", "h", "--underlay", "10.0.0.1", "--network", "n", "--socket-group", "nl-no-such-group"]
+                + coordinator + ["--socket", path("agent.sock"), "--state-dir", path("state")]
+        )
+        assertError(agent, "bad-request", "an unknown socket group")
+        XCTAssertTrue(agent.stderr.contains("--socket-group 'nl-no-such-group' is not a group on this host"))
         XCTAssertEqual(listener.acceptedSoFar(), 0, "a refused command line still connected to the coordinator")
     }
 

@@ -74,6 +74,33 @@ final class HostCredentialCommandTests: XCTestCase {
         XCTAssertTrue(after.stderr.contains("auth-failed"), after.stderr)
     }
 
+    /// `host remove` says that it revoked the host's credential (text and JSON), and the file stops working.
+    func testHostRemoveRevokesTheCredentialAndSaysSo() throws {
+        let file = path("h1.credential")
+        XCTAssertEqual(try netlease(["host", "credential", "issue", "h1", "--out", file]).status, 0)
+        XCTAssertEqual(try netlease(["host", "credential", "issue", "h2", "--out", path("h2.credential")]).status, 0)
+        let removed = try netlease(["host", "remove", "h1"])
+        XCTAssertEqual(removed.status, 0, removed.stderr)
+        XCTAssertEqual(
+            removed.stdout,
+            "removed host h1; 0 lease(s) moved to cooldown; its credential revoked, 0 connection(s) closed\n"
+        )
+        let after = try netlease(["hosts"], secretFile: file)
+        XCTAssertEqual(after.status, 1)
+        XCTAssertTrue(after.stderr.contains("auth-failed"), after.stderr)
+
+        let json = try netlease(["host", "remove", "h2", "--json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(object["removed"] as? String, "h2")
+        XCTAssertEqual(object["released"] as? Int, 0)
+        XCTAssertEqual(object["revoked"] as? Bool, true)
+        XCTAssertEqual(object["closed"] as? Int, 0)
+        let gone = try netlease(["host", "remove", "h2"])
+        XCTAssertEqual(gone.status, 1)
+        XCTAssertTrue(gone.stderr.hasPrefix("error: not-found:"), gone.stderr)
+    }
+
     func testAnExistingFileIsReplacedOnlyWithForceAndUsageErrorsChangeNothing() throws {
         let file = path("h1.credential")
         XCTAssertEqual(try netlease(["host", "credential", "issue", "h1", "--out", file]).status, 0)

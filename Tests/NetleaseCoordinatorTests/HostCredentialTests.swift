@@ -79,6 +79,55 @@ final class HostCredentialTests: XCTestCase {
         }
     }
 
+    /// `host remove` retires the host for good: its credential is revoked with it and the connections that used it
+    /// are closed, so the removed host cannot come straight back as itself — not after a restart either. A host
+    /// with only a credential is removed by revoking it; with neither, `not-found`.
+    func testRemovingAHostRevokesItsCredentialAndClosesItsConnections() async throws {
+        try await harness.connect { admin in
+            _ = try await admin.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!))
+        }
+        let h1 = try await issue("h1")
+        let h2 = try await issue("h2")
+        let agent = try authenticated(h1, role: "host host=h1")
+        try agent.send("JOIN host=h1 underlay=10.0.0.1 networks=prod\n")
+        let joined = try XCTUnwrap(try agent.readLine())
+        XCTAssertTrue(joined.hasPrefix("OK "), joined)
+        _ = try agent.readLines(
+            Int(joined.split(separator: " ").first { $0.hasPrefix("count=") }?.dropFirst(6) ?? "0") ?? 0
+        )
+        let bystander = try authenticated(h2, role: "host host=h2")
+
+        let removal = try await harness.connect { try await $0.removeHost("h1") }
+        XCTAssertEqual(
+            removal,
+            HostRemoval(released: 1, revoked: true, closed: 1),
+            "the bridge address, h1's one connection"
+        )
+        XCTAssertTrue(agent.isClosedByPeer(), "the removed host's connection stayed open")
+        try bystander.send("PING\n")
+        XCTAssertEqual(try bystander.readLine(), "OK pong=1", "another host's connection was closed")
+        try assertRefused(h1, "the removed host's credential")
+        let hosts = try await harness.connect { try await $0.hosts() }
+        XCTAssertEqual(hosts.map(\.name), [], "h1 is gone")
+        let credentials = try await harness.connect { try await $0.hostCredentials() }
+        XCTAssertEqual(credentials.map(\.host), ["h2"])
+
+        // Issued, never joined: removing it revokes the credential; then nothing is left to remove.
+        let removedCredentialOnly = try await harness.connect { try await $0.removeHost("h2") }
+        XCTAssertEqual(removedCredentialOnly, HostRemoval(released: 0, revoked: true, closed: 1))
+        try assertRefused(h2, "the credential of a host removed before it joined")
+        await expectNetleaseError(.notFound, "removing h1 again") {
+            try await self.harness.connect { _ = try await $0.removeHost("h1") }
+        }
+
+        await harness.stop(removeFiles: false)
+        harness = try await CoordinatorHarness.start(directory: directory)
+        try assertRefused(h1, "the removed host's credential after a restart")
+        try assertRefused(h2, "the removed credential-only host's after a restart")
+        let afterRestart = try await harness.connect { try await $0.hostCredentials() }
+        XCTAssertEqual(afterRestart.map(\.host), [])
+    }
+
     // MARK: helpers
 
     /// Issues a credential for `host` as the CLI does: generated here, only its hash sent.
@@ -93,6 +142,15 @@ final class HostCredentialTests: XCTestCase {
         XCTAssertEqual(result.replaced, expectReplaced)
         XCTAssertEqual(result.closed, expectClosed)
         return credential
+    }
+
+    /// Asserts that AUTH with `credential` now gets `auth-failed`.
+    private func assertRefused(_ credential: HostCredential, _ what: String) throws {
+        let client = try RawLineClient(port: harness.endpoint.port)
+        _ = try client.readLine()
+        try client.send("AUTH secret=\(credential.text)\n")
+        let reply = try client.readLine() ?? ""
+        XCTAssertTrue(reply.hasPrefix("ERR auth-failed"), "\(what): \(reply)")
     }
 
     private func authenticated(_ credential: HostCredential, role: String) throws -> RawLineClient {
