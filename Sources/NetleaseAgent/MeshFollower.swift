@@ -133,6 +133,7 @@ extension Agent {
             let stopped = state.withLock { state -> Bool in
                 guard state.session?.networks[name] != nil else { return false }
                 state.session?.networks[name] = nil
+                state.resyncFailures[name] = nil
                 return true
             }
             guard stopped else { return }

@@ -33,7 +33,8 @@ extension Agent {
             await withMeshLock {
                 guard let config = state.withLock({ $0.session?.networks[name]?.config }) else { return }
                 let unrepaired = await resync(name, config)
-                state.withLock { $0.resyncFailures[name] = unrepaired }
+                // A network deleted at the coordinator meanwhile left the session: its failure leaves /readyz too.
+                state.withLock { $0.resyncFailures[name] = $0.session?.networks[name] == nil ? nil : unrepaired }
             }
         }
     }

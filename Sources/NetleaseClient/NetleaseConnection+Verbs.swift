@@ -74,7 +74,8 @@ extension NetleaseConnection {
         let fields = try await send(.hostRemove(host: name)).fields
         return HostRemoval(
             released: Int(try fields.requireInt("released")),
-            revoked: fields["revoked"] == "1",
+            // A coordinator older than credential revocation on removal does not send the field: unknown, not false.
+            revoked: fields["revoked"].map { $0 == "1" },
             closed: Int(try fields.int("closed") ?? 0)
         )
     }
@@ -145,12 +146,13 @@ public struct JoinReply: Sendable, Equatable {
 public struct HostRemoval: Sendable, Equatable {
     /// Leases of the host moved to cooldown.
     public var released: Int
-    /// Whether the host had a credential, now revoked.
-    public var revoked: Bool
+    /// Whether the host had a credential, now revoked; nil when the coordinator did not say (a version that does not
+    /// revoke on removal), so the credential may still be valid.
+    public var revoked: Bool?
     /// Connections that had authenticated with that credential, now closed.
     public var closed: Int
 
-    public init(released: Int, revoked: Bool, closed: Int) {
+    public init(released: Int, revoked: Bool?, closed: Int) {
         self.released = released
         self.revoked = revoked
         self.closed = closed

@@ -36,6 +36,10 @@ public struct LineServer: Sendable {
         /// `getaddrinfo`, which on a host whose only IPv4 address is loopback (AI_ADDRCONFIG) turns `127.0.0.1`
         /// into the IPv6 socket `::ffff:127.0.0.1`; a name is resolved, first answer.
         static func tcpSocketAddress(host: String, port: Int) throws -> SocketAddress {
+            // NIO traps on a port outside 0...65535 where resolving used to throw.
+            guard (0...65_535).contains(port) else {
+                throw NetleaseError.badRequest("port \(port) is not in 0-65535")
+            }
             if let literal = try? SocketAddress(ipAddress: host, port: port) { return literal }
             return try SocketAddress.makeAddressResolvingHost(host, port: port)
         }

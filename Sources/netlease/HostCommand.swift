@@ -62,9 +62,13 @@ extension Netlease {
                         )
                     } else {
                         let credential =
-                            removal.revoked
-                            ? "its credential revoked, \(removal.closed) connection(s) closed"
-                            : "it had no host credential"
+                            switch removal.revoked {
+                            case true: "its credential revoked, \(removal.closed) connection(s) closed"
+                            case false: "no host credential was left to revoke"
+                            case nil:
+                                "the coordinator did not say whether it revoked the host's credential (an older "
+                                    + "version does not): run 'netlease host credential revoke \(name)'"
+                            }
                         print("removed host \(name); \(removal.released) lease(s) moved to cooldown; \(credential)")
                     }
                 }

@@ -159,7 +159,8 @@ struct StatsJSON: Encodable {
 struct HostRemovalJSON: Encodable {
     var removed: String
     var released: Int
-    var revoked: Bool
+    /// Left out when the coordinator did not say (an older version, which does not revoke on removal).
+    var revoked: Bool?
     var closed: Int
 }
 

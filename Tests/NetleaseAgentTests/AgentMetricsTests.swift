@@ -199,6 +199,16 @@ final class AgentMetricsTests: XCTestCase {
         metrics = try await scrape(port)
         XCTAssertNil(repairs(metrics, .bridgeUp), "a repair that did not take is not counted")
         XCTAssertEqual(repairs(metrics, .bridgeMTU), 1)
+
+        // The network deleted at the coordinator leaves the rounds, and its failure leaves /readyz with it (it used
+        // to stay there for good: no later round checks a network the agent no longer serves).
+        coordinator.events.publish(.networkDeleted("prod"))
+        let gone = ContinuousClock.now + defaultTestDeadline
+        while readyz.body.contains("network prod: its host side drifted") && ContinuousClock.now < gone {
+            try await Task.sleep(for: .milliseconds(20))  // polling the endpoint, bounded by the deadline
+            readyz = try await get("/readyz", port: port)
+        }
+        XCTAssertFalse(readyz.body.contains("network prod: its host side drifted"), readyz.body)
     }
 
     /// A resync round during a peer change neither undoes the change nor counts it as a repair: the mesh update and

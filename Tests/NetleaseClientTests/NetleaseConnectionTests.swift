@@ -95,6 +95,27 @@ final class NetleaseConnectionTests: XCTestCase {
         }
     }
 
+    func testAHostRemovalReplyWithoutTheRevokedFieldLeavesTheCredentialUnknown() async throws {
+        // A coordinator that predates revocation on removal answers only `released`: whether the host's credential
+        // still works is unknown, and must not read as "it had none".
+        let old = try await scripted(
+            greeting: Greeting(authRequired: false).line,
+            answer: .writeThenClose("OK released=2\n")
+        )
+        let removal = try await withDeadline(.seconds(10), "host removal") {
+            try await NetleaseConnection.connect(to: old) { try await $0.removeHost("h1") }
+        }
+        XCTAssertEqual(removal, HostRemoval(released: 2, revoked: nil, closed: 0))
+        let now = try await scripted(
+            greeting: Greeting(authRequired: false).line,
+            answer: .writeThenClose("OK released=0 revoked=0 closed=0\n")
+        )
+        let none = try await withDeadline(.seconds(10), "host removal") {
+            try await NetleaseConnection.connect(to: now) { try await $0.removeHost("h1") }
+        }
+        XCTAssertEqual(none, HostRemoval(released: 0, revoked: false, closed: 0))
+    }
+
     func testPendingRequestFailsWhenTheServerClosesInTheMiddleOfARecordList() async throws {
         let partial = "OK count=3\nNETWORK name=a subnet=10.0.0.0/24\n"
         let endpoint = try await scripted(
