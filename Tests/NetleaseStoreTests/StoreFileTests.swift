@@ -319,6 +319,76 @@ final class StoreFileTests: StoreTestCase {
         XCTAssertEqual(photos, "2")
     }
 
+    /// A store written before the leases table's state check became an OR chain (schema version 3) is rebuilt on
+    /// open: every lease kept as it was, and the check and the one-active-owner index still refuse what they refused.
+    func testAVersion3StoreIsRebuiltWithEveryLeaseAndItsConstraints() async throws {
+        var store = try openStore()
+        try await createNetwork(store, "blue", "10.1.0.0/24", cooldown: 600)
+        for owner in ["c1", "c2", "c3"] { _ = try await acquire(store, "blue", owner) }
+        _ = try await store.release(network: "blue", owner: "c2", address: nil, claim: nil)
+        _ = try await store.reserve(network: "blue", address: ip("10.1.0.200"), note: "printer")
+        store.close()
+        // The leases table exactly as versions 1-3 created it, and the version those wrote.
+        try sqlite3([
+            databasePath,
+            """
+            CREATE TABLE leases_v1 (
+                network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+                address INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('active', 'reserved', 'conflict', 'cooldown')),
+                host TEXT NOT NULL, owner TEXT NOT NULL, ifname TEXT NOT NULL, note TEXT NOT NULL, mac TEXT NOT NULL,
+                static INTEGER NOT NULL, created INTEGER NOT NULL, renewed INTEGER NOT NULL, until INTEGER NOT NULL,
+                PRIMARY KEY (network, address)
+            ) WITHOUT ROWID;
+            INSERT INTO leases_v1 SELECT * FROM leases; DROP TABLE leases; ALTER TABLE leases_v1 RENAME TO leases;
+            CREATE UNIQUE INDEX leases_active_owner ON leases (network, owner) WHERE state = 'active';
+            PRAGMA user_version = 3;
+            """,
+        ])
+        let rows =
+            "SELECT network, address, state, host, owner, ifname, note, mac, static, created, renewed, until "
+            + "FROM leases ORDER BY network, address;"
+        let before = try sqlite3([databasePath, rows])
+        XCTAssertEqual(before.split(separator: "\n").count, 4, before)
+        let old = try sqlite3([databasePath, "SELECT sql FROM sqlite_master WHERE name = 'leases';"])
+        XCTAssertTrue(old.contains("IN ("), old)
+
+        store = try openStore()
+        store.close()
+        let version = try sqlite3([databasePath, "PRAGMA user_version;"])
+        XCTAssertEqual(version, String(Schema.migrations.count))
+        let definition = try sqlite3([databasePath, "SELECT sql FROM sqlite_master WHERE name = 'leases';"])
+        XCTAssertFalse(definition.contains("IN ("), definition)
+        XCTAssertTrue(definition.contains("state = 'cooldown'"), definition)
+        let after = try sqlite3([databasePath, rows])
+        XCTAssertEqual(after, before, "the rebuild changed a lease")
+        let indexes = try sqlite3([databasePath, "SELECT name FROM sqlite_master WHERE tbl_name = 'leases';"])
+        XCTAssertTrue(indexes.contains("leases_active_owner"), indexes)
+        // The constraints still hold: an unknown state, a second active lease of one owner, an unknown network.
+        for (statement, what) in [
+            ("INSERT INTO leases VALUES ('blue', 167837940, 'bogus', '', 'x', '', '', '', 0, 0, 0, 0);", "a bad state"),
+            ("INSERT INTO leases VALUES ('blue', 167837941, 'active', '', 'c1', '', '', '', 0, 0, 0, 0);", "c1 twice"),
+            (
+                "PRAGMA foreign_keys=ON; INSERT INTO leases VALUES ('red', 1, 'active', '', 'y', '', '', '', 0, 0, 0, 0);",
+                "an unknown network"
+            ),
+        ] {
+            let refused = try sqlite3Run([databasePath, statement])
+            XCTAssertNotEqual(refused.status, 0, "the rebuilt table accepted \(what)")
+            XCTAssertTrue(refused.text.contains("constraint failed"), "\(what): \(refused.text)")
+        }
+        let unchanged = try sqlite3([databasePath, rows])
+        XCTAssertEqual(unchanged, before, "a refused statement changed a lease")
+
+        // And the store serves from it: c1 keeps its address, a new owner gets a fresh one.
+        store = try openStore()
+        defer { store.close() }
+        let kept = try await acquire(store, "blue", "c1")
+        XCTAssertTrue(before.contains("|\(kept.address.value)|active|"), "\(kept.address) \(before)")
+        let fresh = try await acquire(store, "blue", "c4")
+        XCTAssertFalse(before.contains("|\(fresh.address.value)|"), "\(fresh.address) was already taken")
+    }
+
     func testRefusesAStoreWithANewerSchemaWithoutChangingIt() async throws {
         let store = try openStore()
         try await createNetwork(store, "blue", "10.1.0.0/24")

@@ -277,6 +277,13 @@ class StoreTestCase: XCTestCase {
     /// is reported as a failure.
     @discardableResult
     func sqlite3(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let (status, text) = try sqlite3Run(arguments)
+        XCTAssertEqual(status, 0, "sqlite3 \(arguments.joined(separator: " ")): \(text)", file: file, line: line)
+        return text
+    }
+
+    /// The sqlite3 shell's exit status and output (stdout and stderr), for statements that are meant to fail.
+    func sqlite3Run(_ arguments: [String]) throws -> (status: Int32, text: String) {
         guard FileManager.default.isExecutableFile(atPath: Self.sqliteShell) else {
             try missingCapability("\(Self.sqliteShell) is not installed; this test needs the sqlite3 shell")
         }
@@ -290,15 +297,10 @@ class StoreTestCase: XCTestCase {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(
+        return (
             process.terminationStatus,
-            0,
-            "sqlite3 \(arguments.joined(separator: " ")): \(text)",
-            file: file,
-            line: line
+            String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         )
-        return text
     }
 }
 
