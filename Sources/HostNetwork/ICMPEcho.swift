@@ -35,7 +35,9 @@ public struct ICMPEcho: Sendable {
             let thread = Thread {
                 continuation.resume(
                     with: Result {
-                        try namespace?.enterOnThisThread()
+                        // Back in the process's namespace before the resume (see `enterOnThisThread`).
+                        let back = try namespace?.enterOnThisThread()
+                        defer { back?.restore() }
                         return try Self.echoBlocking(address, timeout: timeout, interval: interval)
                     }
                 )

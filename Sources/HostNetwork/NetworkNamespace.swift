@@ -49,27 +49,67 @@ public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension NetworkNamespace {
-    private typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
+    fileprivate typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
     private static let cloneNewNet: Int32 = 0x4000_0000
 
-    /// Moves the calling thread into this namespace with setns(2). Only for a dedicated, short-lived thread that
-    /// ends with the work it does there: namespace membership is per thread, and Swift's cooperative threads are
-    /// shared, so they must never change namespace. setns is looked up with dlsym because Glibc's Swift module does
-    /// not export it; it needs CAP_SYS_ADMIN.
-    func enterOnThisThread() throws {
-        guard let symbol = dlsym(nil, "setns") else {
-            throw HostNetworkError(.socket, "this C library has no setns()")
+    /// Moves the calling thread into this namespace with setns(2) and returns the way back. Only for a dedicated
+    /// thread: namespace membership is per thread, and Swift's cooperative threads are shared, so they must never
+    /// change namespace. The thread must go back (`NamespaceReturn.restore()`) before it resumes a continuation,
+    /// yields to a stream or starts a thread: a thread the runtime creates from it (a new worker of the cooperative
+    /// pool, started to run the resumed task) inherits its namespace and keeps it, and every socket later made on
+    /// that worker — a listener, a connection, a child process spawned from it — would be in this namespace instead
+    /// of the process's. A socket stays in the namespace it was made in, so going back right after making it is
+    /// enough. setns is looked up with dlsym because Glibc's Swift module does not export it; it needs
+    /// CAP_SYS_ADMIN.
+    public func enterOnThisThread() throws -> NamespaceReturn {
+        let setns = try Self.setnsFunction()
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard original >= 0 else {
+            let code = errno
+            throw HostNetworkError(.socket, "open /proc/thread-self/ns/net: \(String(cString: strerror(code)))")
         }
-        let setns = unsafeBitCast(symbol, to: SetnsFunction.self)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
+            close(original)
             throw HostNetworkError(.socket, "open \(path): \(String(cString: strerror(code))) (errno \(code))")
         }
         defer { close(fd) }
         guard setns(fd, Self.cloneNewNet) == 0 else {
             let code = errno
+            close(original)
             throw HostNetworkError(.socket, "setns \(self): \(String(cString: strerror(code))) (errno \(code))")
         }
+        return NamespaceReturn(descriptor: original)
     }
+
+    fileprivate static func setnsFunction() throws -> SetnsFunction {
+        guard let symbol = dlsym(nil, "setns") else {
+            throw HostNetworkError(.socket, "this C library has no setns()")
+        }
+        return unsafeBitCast(symbol, to: SetnsFunction.self)
+    }
+}
+
+/// The network namespace a dedicated thread left with `NetworkNamespace.enterOnThisThread()`.
+public final class NamespaceReturn {
+    private var descriptor: Int32
+
+    fileprivate init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Moves the thread back. Going back to the namespace it came from cannot fail for a thread that could leave it;
+    /// if it did, the thread would pass its namespace on to the threads the runtime starts from it, so that ends the
+    /// process rather than let it make sockets in the wrong namespace.
+    public func restore() {
+        guard descriptor >= 0 else { return }
+        defer {
+            close(descriptor)
+            descriptor = -1
+        }
+        guard let setns = try? NetworkNamespace.setnsFunction(), setns(descriptor, 0x4000_0000) == 0 else {
+            fatalError("cannot return this thread to its network namespace (errno \(errno))")
+        }
+    }
+
+    deinit { restore() }
 }

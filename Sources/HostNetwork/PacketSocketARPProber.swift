@@ -20,9 +20,9 @@ import Synchronization
 ///   in 200 ms steps so that a consumer that stops iterating ends the thread promptly.
 /// - All of it runs on a dedicated thread: it blocks (poll), and, when a namespace is given, the thread enters it
 ///   with setns(2) before creating the socket. A socket stays in the namespace it was created in, and network
-///   namespace membership is per thread, so only this short-lived thread ever changes namespace; the thread ends
-///   when the probe does, so nothing else runs in the foreign namespace. (Swift's cooperative threads are shared
-///   and must never change namespace.) setns is looked up with dlsym because Glibc's Swift module does not export
+///   namespace membership is per thread, so only this dedicated thread ever changes namespace, and it goes back
+///   before it hands anything over (`NetworkNamespace.enterOnThisThread`): a thread started from it would inherit
+///   the namespace. (Swift's cooperative threads are shared and must never change namespace.) setns is looked up with dlsym because Glibc's Swift module does not export
 ///   it; it needs CAP_SYS_ADMIN.
 /// - Requires CAP_NET_RAW.
 public struct PacketSocketARPProber: ARPProber {
@@ -49,7 +49,9 @@ public struct PacketSocketARPProber: ARPProber {
             let thread = Thread {
                 continuation.resume(
                     with: Result {
-                        if let namespace { try Self.enter(namespace) }
+                        // Back in the process's namespace before the resume (see `enterOnThisThread`).
+                        let back = try namespace?.enterOnThisThread()
+                        defer { back?.restore() }
                         return try Self.probeBlocking(
                             address,
                             interface: interface,
@@ -74,8 +76,13 @@ public struct PacketSocketARPProber: ARPProber {
                 guard Names.isValidInterface(interface) else {
                     throw HostNetworkError(.invalidConfiguration, "'\(interface)' is not a valid interface name")
                 }
-                if let namespace { try Self.enter(namespace) }
-                try Self.watchBlocking(interface, stop: stop) { continuation.yield($0) }
+                // The socket is made in the namespace; the thread goes back at once, before its first yield
+                // (see `enterOnThisThread`).
+                let back = try namespace?.enterOnThisThread()
+                let opened = Result { try Self.openBound(interface) }
+                back?.restore()
+                let (fd, ownMAC) = try opened.get()
+                try Self.watchBlocking(fd, ownMAC: ownMAC, interface, stop: stop) { continuation.yield($0) }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
@@ -97,21 +104,7 @@ public struct PacketSocketARPProber: ARPProber {
 
     private static let ethPARP = UInt16(0x0806)
     private static let packetOutgoing: UInt8 = 4
-    private static let cloneNewNet: Int32 = 0x4000_0000
     private static let sockaddrLLSize = 20
-
-    private typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
-
-    private static func enter(_ namespace: NetworkNamespace) throws {
-        guard let symbol = dlsym(nil, "setns") else {
-            throw HostNetworkError(.socket, "this C library has no setns()")
-        }
-        let setns = unsafeBitCast(symbol, to: SetnsFunction.self)
-        let fd = open(namespace.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw socketError("open \(namespace.path)") }
-        defer { close(fd) }
-        guard setns(fd, cloneNewNet) == 0 else { throw socketError("setns \(namespace)") }
-    }
 
     /// A packet socket bound to `interface` for ARP, and the interface's MAC.
     private static func openBound(_ interface: String) throws -> (Int32, [UInt8]) {
@@ -228,8 +221,13 @@ public struct PacketSocketARPProber: ARPProber {
         }
     }
 
-    private static func watchBlocking(_ interface: String, stop: StopFlag, _ claim: (ARPClaim) -> Void) throws {
-        let (fd, ownMAC) = try openBound(interface)
+    private static func watchBlocking(
+        _ fd: Int32,
+        ownMAC: [UInt8],
+        _ interface: String,
+        stop: StopFlag,
+        _ claim: (ARPClaim) -> Void
+    ) throws {
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 2048)
         while !stop.isSet {

@@ -105,8 +105,6 @@ public final class LabARPResponder: Sendable {
         var message: String
     }
 
-    private typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
-    private static let cloneNewNet: Int32 = 0x4000_0000
     private static let ethPARP = UInt16(0x0806)
 
     private static func failure(_ what: String) -> LabResponderError {
@@ -114,12 +112,14 @@ public final class LabARPResponder: Sendable {
     }
 
     private static func open(namespace: String, interface: String) throws -> (Int32, [UInt8]) {
-        guard let symbol = dlsym(nil, "setns") else { throw LabResponderError(message: "no setns() in libc") }
-        let setns = unsafeBitCast(symbol, to: SetnsFunction.self)
-        let nsfd = Glibc.open(namespace, O_RDONLY | O_CLOEXEC)
-        guard nsfd >= 0 else { throw failure("open \(namespace)") }
-        defer { close(nsfd) }
-        guard setns(nsfd, cloneNewNet) == 0 else { throw failure("setns \(namespace)") }
+        // The socket is made in the namespace and the thread goes back at once (`enterOnThisThread`).
+        let back: NamespaceReturn
+        do {
+            back = try NetworkNamespace.path(namespace).enterOnThisThread()
+        } catch {
+            throw LabResponderError(message: "\(error)")
+        }
+        defer { back.restore() }
         let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(ethPARP.bigEndian))
         guard fd >= 0 else { throw failure("socket(AF_PACKET)") }
         let ifindex = if_nametoindex(interface)

@@ -1,5 +1,6 @@
 import Foundation
 import NetleaseLab
+import NetleaseTesting
 import XCTest
 
 /// Base of the root tests of this target: a fresh `NamespaceLab` per test (uniquely named namespaces), destroyed on
@@ -20,6 +21,8 @@ class NamespaceTestCase: XCTestCase {
     }
 
     override func tearDown() async throws {
+        let strays = ThreadNamespaces.strays()
+        XCTAssertEqual(strays, [], "threads of the test process left in another network namespace")
         if let lab {
             let created = lab.createdNamespaces
             let processes = lab.startedProcesses

@@ -28,6 +28,8 @@ class LabTestCase: XCTestCase {
     }
 
     override func tearDown() async throws {
+        let strays = ThreadNamespaces.strays()
+        XCTAssertEqual(strays, [], "threads of the test process left in another network namespace")
         if let cluster {
             let leftover = cluster.lab.createdNamespaces
             let processes = cluster.lab.startedProcesses
