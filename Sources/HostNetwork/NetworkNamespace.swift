@@ -50,7 +50,7 @@ public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
 
 extension NetworkNamespace {
     fileprivate typealias SetnsFunction = @convention(c) (Int32, Int32) -> Int32
-    private static let cloneNewNet: Int32 = 0x4000_0000
+    fileprivate static let cloneNewNet: Int32 = 0x4000_0000
 
     /// Moves the calling thread into this namespace with setns(2) and returns the way back. Only for a dedicated
     /// thread: namespace membership is per thread, and Swift's cooperative threads are shared, so they must never
@@ -106,7 +106,8 @@ public final class NamespaceReturn {
             close(descriptor)
             descriptor = -1
         }
-        guard let setns = try? NetworkNamespace.setnsFunction(), setns(descriptor, 0x4000_0000) == 0 else {
+        guard let setns = try? NetworkNamespace.setnsFunction(), setns(descriptor, NetworkNamespace.cloneNewNet) == 0
+        else {
             fatalError("cannot return this thread to its network namespace (errno \(errno))")
         }
     }
