@@ -136,6 +136,7 @@ extension RequestHandler {
         session.authenticated = true
         session.readOnly = false
         session.host = credential.host
+        session.hostRevocations = revocations
         return .ok(["role": "host", "host": credential.host])
     }
 

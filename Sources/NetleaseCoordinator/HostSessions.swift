@@ -10,10 +10,18 @@ import Synchronization
 ///   only if no revocation happened meanwhile, so a connection can never end up authenticated with a credential
 ///   revoked while it authenticated.
 /// - A connection is forgotten when its channel closes.
+/// - Closing a connection does not stop a request it already sent: a JOIN read before the close still reaches the
+///   store, and committed after a host removal it would bring the removed host's record (and bridge addresses) back.
+///   So a JOIN by a host credential is counted here while it runs and refused once the credential was revoked, and a
+///   removal waits for the JOINs counted before it revoked (`joinsFinished`) before it removes the record.
 final class HostSessions: Sendable {
     private struct State {
         var revocations: [String: Int] = [:]
         var channels: [String: [ObjectIdentifier: any Channel]] = [:]
+        /// JOINs by a host credential on their way to the store, per host.
+        var joins: [String: Int] = [:]
+        /// Removals waiting for those JOINs to end.
+        var joinWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     }
 
     private let state = Mutex(State())
@@ -47,6 +55,41 @@ final class HostSessions: Sendable {
         }
         for channel in channels { channel.close(promise: nil) }
         return channels.count
+    }
+
+    /// Runs `join` (a JOIN of `host` by a connection that authenticated with its credential when its revocation
+    /// count was `revocations`) unless that credential was revoked or replaced since; `nil` then, and the JOIN must
+    /// fail. While `join` runs, `joinsFinished(host)` waits for it.
+    func joining<T>(_ host: String, revocations: Int, _ join: () async throws -> T) async rethrows -> T? {
+        let admitted = state.withLock { s -> Bool in
+            guard s.revocations[host, default: 0] == revocations else { return false }
+            s.joins[host, default: 0] += 1
+            return true
+        }
+        guard admitted else { return nil }
+        defer {
+            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.joins[host, default: 1] -= 1
+                guard s.joins[host] == 0 else { return [] }
+                s.joins.removeValue(forKey: host)
+                return s.joinWaiters.removeValue(forKey: host) ?? []
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        return try await join()
+    }
+
+    /// Returns once no JOIN of `host` admitted by `joining` is running. After `revoke(host)` no new one is admitted
+    /// with the revoked credential, so a removal that waits here removes a record no such JOIN re-creates.
+    func joinsFinished(_ host: String) async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let waiting = state.withLock { s -> Bool in
+                guard s.joins[host, default: 0] > 0 else { return false }
+                s.joinWaiters[host, default: []].append(waiter)
+                return true
+            }
+            if !waiting { waiter.resume() }
+        }
     }
 
     private func forget(_ channel: any Channel, host: String) {

@@ -16,6 +16,8 @@ extension RequestHandler {
         try Names.checkName(host, field: "host", kind: "host")
         let revoked = try await (store as? any HostCredentialStore)?.revokeHostCredential(host) ?? false
         let closed = hostSessions.revoke(host)
+        // A JOIN its connections sent before they closed may still be on its way to the store: it goes first.
+        await hostSessions.joinsFinished(host)
         let released: Int
         do {
             released = try await store.removeHost(host)

@@ -241,7 +241,22 @@ public struct RequestHandler: Sendable {
             events.publish(.networkDeleted(name))
             return .ok(["deleted": name])
         case .join(let host, let underlay, let networks, let lastEpoch):
-            let result = try await store.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
+            let join = { [store] in
+                try await store.join(host: host, underlay: underlay, networks: networks, lastEpoch: lastEpoch)
+            }
+            let result: Ledger.JoinResult
+            if session.host != nil {
+                // Authorization lets a host credential join only as its own host. Counted while it runs, so that a
+                // removal of the host waits for it (HostSessions).
+                guard let joined = try await hostSessions.joining(host, revocations: session.hostRevocations, join)
+                else {
+                    session.closeRequested = true
+                    throw NetleaseError(.authFailed, "the credential of host '\(host)' was revoked")
+                }
+                result = joined
+            } else {
+                result = try await join()
+            }
             logger.info("host joined", metadata: ["host": "\(host)", "epoch": "\(result.host.epoch)"])
             events.publish(.host(result.host))
             let identity = store.identity()

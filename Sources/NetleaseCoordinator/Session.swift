@@ -9,6 +9,9 @@ public struct Session: Sendable {
     public var readOnly = false
     /// Authenticated with a host credential: the connection acts only as this host (Authorization.swift).
     public var host: String?
+    /// With `host`: how many times its credential had been revoked or replaced when this connection authenticated
+    /// (`HostSessions`); a later revocation makes its JOINs fail.
+    var hostRevocations = 0
     /// With TLS: the names the client's certificate was issued to (its subject's CN and its DNS subjectAltNames);
     /// nil on a plaintext connection. They bind what AUTH may grant (Authorization.swift).
     public var certificateNames: [String]?

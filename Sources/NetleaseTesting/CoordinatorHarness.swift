@@ -51,7 +51,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
         port: Int = 0,
         tls: TLSSettings? = nil,
         tlsAdminSubjects: Set<String> = [],
-        metrics: Bool = false
+        metrics: Bool = false,
+        serving: @Sendable (SQLiteLeaseStore) -> any LeaseStore = { $0 }
     ) async throws -> CoordinatorHarness {
         let harness = try CoordinatorHarness(secret: secret, clock: clock, directory: directory)
         do {
@@ -70,7 +71,8 @@ public final class CoordinatorHarness: @unchecked Sendable {
                     tls: tls,
                     tlsAdminSubjects: tlsAdminSubjects
                 ),
-                metrics: metrics
+                metrics: metrics,
+                serving: serving(harness.store)
             )
         } catch {
             // A failed start leaves nothing behind: the store is closed and a directory made here is removed (one
@@ -82,15 +84,20 @@ public final class CoordinatorHarness: @unchecked Sendable {
     }
 
     /// `configuration.tls`: the coordinator's TLS settings (clients then need their own, passed to `connect`).
-    /// `metrics`: also serve the metrics endpoint on 127.0.0.1, port 0.
-    private func run(_ configuration: CoordinatorConfiguration, metrics serveMetrics: Bool) async throws {
+    /// `metrics`: also serve the metrics endpoint on 127.0.0.1, port 0. `serving`: the store the coordinator uses
+    /// (`store`, or a test's wrapper around it).
+    private func run(
+        _ configuration: CoordinatorConfiguration,
+        metrics serveMetrics: Bool,
+        serving: any LeaseStore
+    ) async throws {
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .critical
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let (metricsPorts, metricsContinuation) = AsyncStream.makeStream(of: Int.self)
         let coordinator = Coordinator(
             configuration: configuration,
-            store: store,
+            store: serving,
             events: events,
             metrics: metrics,
             logger: logger

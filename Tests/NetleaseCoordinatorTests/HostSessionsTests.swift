@@ -1,3 +1,4 @@
+import Synchronization
 import XCTest
 
 @testable import NetleaseCoordinator
@@ -18,5 +19,25 @@ final class HostSessionsTests: XCTestCase {
         let seen = sessions.revocations(of: "h2")
         XCTAssertEqual(sessions.revoke("h1"), 0)
         XCTAssertTrue(sessions.register(nil, host: "h2", revocations: seen))
+    }
+}
+
+/// The guard against a JOIN racing a host removal: a JOIN by a host credential runs only while that credential
+/// stands, and a removal waits for the JOINs that started before it revoked.
+final class HostSessionJoinTests: XCTestCase {
+    func testAJoinByARevokedCredentialIsRefusedBeforeItRuns() async {
+        let sessions = HostSessions()
+        let seen = sessions.revocations(of: "h1")
+        sessions.revoke("h1")
+        let ran = Mutex(false)
+        let joined: Bool? = await sessions.joining("h1", revocations: seen) {
+            ran.withLock { $0 = true }
+            return true
+        }
+        XCTAssertNil(joined, "a JOIN with a revoked credential was admitted")
+        XCTAssertFalse(ran.withLock { $0 }, "a JOIN with a revoked credential reached the store")
+        let other: Bool? = await sessions.joining("h2", revocations: sessions.revocations(of: "h2")) { true }
+        XCTAssertEqual(other, true, "another host's JOIN was refused")
+        await sessions.joinsFinished("h1")  // none running: returns at once
     }
 }
