@@ -27,8 +27,15 @@ public struct HostClaim: Sendable, Equatable {
 /// The whole lease state of a cluster and every rule that keeps it consistent. Pure: each operation takes the time
 /// from its caller, mutates the value and appends the changes the store must persist. Nothing here does I/O.
 public struct Ledger: Sendable {
-    /// The largest `last-epoch` a JOIN may state (2^53: exact in JSON numbers; far from overflowing the counter).
+    /// The largest epoch (2^53: exact in JSON numbers; far from overflowing the counter). A JOIN may state a
+    /// `last-epoch` below it.
     public static let maximumEpoch: Int64 = 1 << 53
+
+    /// How far above the cluster-wide counter a JOIN's `last-epoch` may raise it (2^16). After a restore from an
+    /// older backup an honest agent's last epoch leads the counter by the JOINs made since the backup; a higher one
+    /// raises only that host's epoch. Without the cap one JOIN stating 2^53 - 1 moved the counter to the end of the
+    /// range, and every host's next JOIN was refused for good: one host credential could lock out the cluster.
+    public static let maximumEpochLead: Int64 = 1 << 16
 
     public private(set) var books: [String: AddressBook] = [:]
     public internal(set) var hosts: [String: HostRecord] = [:]
@@ -41,7 +48,11 @@ public struct Ledger: Sendable {
     /// Rebuilds the ledger from stored rows. Hosts that were up get a full TTL of grace from `now`: time the
     /// coordinator was down is never held against them.
     public init(networks: [NetworkSpec], hosts: [HostRecord], leases: [Lease], lastEpoch: Int64 = 0, now: Millis) {
-        self.lastEpoch = max(lastEpoch, hosts.map(\.epoch).max() ?? 0)
+        // Host epochs count within the lead a JOIN may give the counter; one above it raised only its own host's.
+        self.lastEpoch = max(
+            lastEpoch,
+            hosts.map(\.epoch).filter { $0 - lastEpoch <= Ledger.maximumEpochLead }.max() ?? 0
+        )
         var byNetwork: [String: [Lease]] = [:]
         for lease in leases { byNetwork[lease.network, default: []].append(lease) }
         for spec in networks {
@@ -198,10 +209,17 @@ public struct Ledger: Sendable {
         now: Millis,
         changes: inout [LedgerChange]
     ) throws -> JoinResult {
-        if let known, !(0...Ledger.maximumEpoch).contains(known) {
-            throw NetleaseError.badRequest("last-epoch must be 0...\(Ledger.maximumEpoch), not \(known)")
+        if let known, !(0..<Ledger.maximumEpoch).contains(known) {
+            throw NetleaseError.badRequest("last-epoch must be 0...\(Ledger.maximumEpoch - 1), not \(known)")
         }
         try Names.checkName(name, field: "host", kind: "host")
+        let epoch = max(lastEpoch, hosts[name]?.epoch ?? 0, known ?? 0) + 1
+        guard epoch <= Ledger.maximumEpoch else {
+            throw NetleaseError.conflict(
+                "host '\(name)' has no epoch left above \(epoch - 1); remove the host and clear its agent's state "
+                    + "directory"
+            )
+        }
         // Every peer points a tunnel at this address: one no packet can be sent to would send the network's
         // traffic nowhere, or (broadcast, multicast) to every machine of the underlay.
         guard underlay.isUnicastDestination else {
@@ -245,9 +263,10 @@ public struct Ledger: Sendable {
             )
         let dropped = host.networks.filter { !networks.contains($0) }
         // Above every epoch issued here and every one the agent says it had: after a restore from an older backup
-        // the counter is behind, but a host never gets an epoch it had before.
-        lastEpoch = max(lastEpoch, host.epoch, known ?? 0) + 1
-        host.epoch = lastEpoch
+        // the counter is behind, but a host never gets an epoch it had before. The counter follows only within
+        // `maximumEpochLead`: a host's own claim cannot use up every other host's epochs.
+        lastEpoch = epoch - lastEpoch <= Ledger.maximumEpochLead ? epoch : lastEpoch + 1
+        host.epoch = epoch
         changes.append(.recordEpoch(lastEpoch))
         host.underlay = underlay
         host.state = .up

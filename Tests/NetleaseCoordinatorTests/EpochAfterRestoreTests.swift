@@ -3,6 +3,7 @@ import NetleaseClient
 import NetleaseCore
 import NetleaseStore
 import NetleaseTesting
+import NetleaseTransport
 import XCTest
 
 /// Epochs never repeat for a host, even when the coordinator's store is restored from an older backup: the agent
@@ -66,5 +67,62 @@ final class EpochAfterRestoreTests: XCTestCase {
             throw error
         }
         await restored.stop()
+    }
+
+    /// One host credential stating the highest `last-epoch` there is used to move the cluster-wide counter to the end
+    /// of the range: every other host's next JOIN then got an epoch its agent could not state back, and was refused
+    /// for good. Now only the stating host's epoch goes up; the others keep joining — also after a restart.
+    func testAHostStatingAHugeLastEpochCannotLockOtherHostsOut() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-epoch-lead-\(UUID().uuidString)")
+        var harness = try await CoordinatorHarness.start(directory: directory)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            let mallory = try HostCredential.generate(for: "mallory")
+            let hash = SecretHash(hashing: mallory.text).stored
+            _ = try await harness.connect { c in
+                _ = try await c.createNetwork(NetworkSpec(name: "blue", subnet: IPv4Subnet("172.30.0.0/24")!))
+                _ = try await c.setHostCredential(host: "mallory", hash: hash)
+            }
+            let stated = Ledger.maximumEpoch - 1
+            let attack = try await NetleaseConnection.connect(to: harness.endpoint, secret: mallory.text) { c in
+                try await c.join(host: "mallory", underlay: IPv4Address("192.0.2.66")!, networks: [], lastEpoch: stated)
+            }
+            XCTAssertEqual(attack.epoch, Ledger.maximumEpoch, "the stating host's own epoch is above what it stated")
+
+            var epoch = try await harness.connect { c in
+                try await c.join(host: "h1", underlay: IPv4Address("192.0.2.1")!, networks: ["blue"]).epoch
+            }
+            XCTAssertLessThan(epoch, Ledger.maximumEpochLead, "another host's epoch followed the stated one")
+            for round in 0..<2 {
+                // h1's agent states its last epoch, as it does on every JOIN.
+                epoch = try await harness.connect { c in
+                    try await c.join(
+                        host: "h1",
+                        underlay: IPv4Address("192.0.2.1")!,
+                        networks: ["blue"],
+                        lastEpoch: epoch
+                    ).epoch
+                }
+                XCTAssertLessThan(epoch, Ledger.maximumEpochLead, "round \(round)")
+                await harness.stop(removeFiles: false)
+                harness = try await CoordinatorHarness.start(directory: directory)
+            }
+            // The stating host has used up its epochs: it is told so, and no other host is.
+            await expectNetleaseError(.conflict, "mallory's next JOIN") {
+                _ = try await NetleaseConnection.connect(to: harness.endpoint, secret: mallory.text) { c in
+                    try await c.join(
+                        host: "mallory",
+                        underlay: IPv4Address("192.0.2.66")!,
+                        networks: [],
+                        lastEpoch: attack.epoch - 1
+                    )
+                }
+            }
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
     }
 }

@@ -72,7 +72,7 @@ final class LedgerRejoinTests: XCTestCase {
         XCTAssertEqual(second.host.epoch, 43)
 
         changes = []
-        for impossible in [-1, Ledger.maximumEpoch + 1, Int64.max] {
+        for impossible in [-1, Ledger.maximumEpoch, Ledger.maximumEpoch + 1, Int64.max] {
             XCTAssertThrowsError(
                 try ledger.join(
                     host: "h3",
@@ -88,5 +88,74 @@ final class LedgerRejoinTests: XCTestCase {
         }
         XCTAssertEqual(changes, [])
         XCTAssertNil(ledger.hosts["h3"])
+    }
+
+    /// A `last-epoch` further above the counter than `maximumEpochLead` raises only its own host's epoch: the others
+    /// continue from the counter, in memory and after the ledger is rebuilt from its rows.
+    func testALastEpochFarAboveTheCounterRaisesOnlyItsOwnHostsEpoch() throws {
+        var ledger = Ledger()
+        var changes: [LedgerChange] = []
+        _ = try ledger.createNetwork(
+            NetworkSpec(name: "blue", subnet: IPv4Subnet("10.1.0.0/24")!),
+            now: 1,
+            changes: &changes
+        )
+        let near = try ledger.join(
+            host: "h1",
+            underlay: IPv4Address("192.0.2.1")!,
+            networks: [],
+            lastEpoch: Ledger.maximumEpochLead - 1,
+            now: 2,
+            changes: &changes
+        )
+        XCTAssertEqual(near.host.epoch, Ledger.maximumEpochLead, "a lead within the cap")
+        XCTAssertEqual(ledger.lastEpoch, Ledger.maximumEpochLead, "the counter follows a lead within the cap")
+        let far = try ledger.join(
+            host: "h2",
+            underlay: IPv4Address("192.0.2.2")!,
+            networks: [],
+            lastEpoch: Ledger.maximumEpoch - 1,
+            now: 3,
+            changes: &changes
+        )
+        XCTAssertEqual(far.host.epoch, Ledger.maximumEpoch)
+        XCTAssertEqual(
+            ledger.lastEpoch,
+            Ledger.maximumEpochLead + 1,
+            "the counter moved by one, not to the stated epoch"
+        )
+        XCTAssertEqual(
+            changes.last(where: { if case .recordEpoch = $0 { true } else { false } }),
+            .recordEpoch(Ledger.maximumEpochLead + 1)
+        )
+        let other = try ledger.join(
+            host: "h3",
+            underlay: IPv4Address("192.0.2.3")!,
+            networks: [],
+            now: 4,
+            changes: &changes
+        )
+        XCTAssertEqual(other.host.epoch, Ledger.maximumEpochLead + 2)
+
+        var rebuilt = Ledger(
+            networks: ledger.books.values.map(\.spec),
+            hosts: Array(ledger.hosts.values),
+            leases: ledger.books.values.flatMap { $0.records.values },
+            lastEpoch: ledger.lastEpoch,
+            now: 5
+        )
+        XCTAssertEqual(rebuilt.lastEpoch, Ledger.maximumEpochLead + 2, "h2's epoch does not move the rebuilt counter")
+        changes = []
+        XCTAssertThrowsError(
+            try rebuilt.join(host: "h2", underlay: IPv4Address("192.0.2.2")!, networks: [], now: 6, changes: &changes)
+        ) { error in
+            XCTAssertEqual((error as? NetleaseError)?.code, .conflict, "\(error)")
+        }
+        XCTAssertEqual(changes, [], "a refused join changes nothing")
+        XCTAssertEqual(
+            try rebuilt.join(host: "h1", underlay: IPv4Address("192.0.2.1")!, networks: [], now: 7, changes: &changes)
+                .host.epoch,
+            Ledger.maximumEpochLead + 3
+        )
     }
 }
