@@ -100,25 +100,22 @@ final class LedgerRejoinTests: XCTestCase {
             now: 1,
             changes: &changes
         )
-        let near = try ledger.join(
-            host: "h1",
-            underlay: IPv4Address("192.0.2.1")!,
-            networks: [],
-            lastEpoch: Ledger.maximumEpochLead - 1,
-            now: 2,
-            changes: &changes
-        )
-        XCTAssertEqual(near.host.epoch, Ledger.maximumEpochLead, "a lead within the cap")
+        // Host hN joins from 192.0.2.N.
+        func join(_ n: Int, lastEpoch: Int64? = nil, now: Millis) throws -> Int64 {
+            try ledger.join(
+                host: "h\(n)",
+                underlay: IPv4Address("192.0.2.\(n)")!,
+                networks: [],
+                lastEpoch: lastEpoch,
+                now: now,
+                changes: &changes
+            ).host.epoch
+        }
+        let near = try join(1, lastEpoch: Ledger.maximumEpochLead - 1, now: 2)
+        XCTAssertEqual(near, Ledger.maximumEpochLead, "a lead within the cap")
         XCTAssertEqual(ledger.lastEpoch, Ledger.maximumEpochLead, "the counter follows a lead within the cap")
-        let far = try ledger.join(
-            host: "h2",
-            underlay: IPv4Address("192.0.2.2")!,
-            networks: [],
-            lastEpoch: Ledger.maximumEpoch - 1,
-            now: 3,
-            changes: &changes
-        )
-        XCTAssertEqual(far.host.epoch, Ledger.maximumEpoch)
+        let far = try join(2, lastEpoch: Ledger.maximumEpoch - 1, now: 3)
+        XCTAssertEqual(far, Ledger.maximumEpoch)
         XCTAssertEqual(
             ledger.lastEpoch,
             Ledger.maximumEpochLead + 1,
@@ -128,14 +125,8 @@ final class LedgerRejoinTests: XCTestCase {
             changes.last(where: { if case .recordEpoch = $0 { true } else { false } }),
             .recordEpoch(Ledger.maximumEpochLead + 1)
         )
-        let other = try ledger.join(
-            host: "h3",
-            underlay: IPv4Address("192.0.2.3")!,
-            networks: [],
-            now: 4,
-            changes: &changes
-        )
-        XCTAssertEqual(other.host.epoch, Ledger.maximumEpochLead + 2)
+        let other = try join(3, now: 4)
+        XCTAssertEqual(other, Ledger.maximumEpochLead + 2)
 
         var rebuilt = Ledger(
             networks: ledger.books.values.map(\.spec),
