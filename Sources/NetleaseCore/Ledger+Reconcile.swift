@@ -24,7 +24,7 @@ extension Ledger {
     ) throws -> ReconcileOutcome {
         try checkNetwork(network)
         let spec = books[network]!.spec
-        guard claim.epoch != nil, try checkClaim(claim) != nil else {
+        guard claim.epoch != nil, try checkClaim(claim, in: network) != nil else {
             throw NetleaseError.badRequest("reconcile needs the host's current epoch")
         }
         try Names.checkOwner(owner)

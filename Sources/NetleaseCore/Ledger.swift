@@ -380,9 +380,11 @@ public struct Ledger: Sendable {
         return released
     }
 
-    /// Validates an agent's claim to speak for a host. Returns the host when it exists.
+    /// Validates an agent's claim to speak for a host. Returns the host when it exists. With `network`, a claim with
+    /// an epoch must name a network the host joined: an agent acts only where it serves (without the check one host
+    /// credential could quarantine or take the addresses of every network, its own or not).
     @discardableResult
-    func checkClaim(_ claim: HostClaim) throws -> HostRecord? {
+    func checkClaim(_ claim: HostClaim, in network: String? = nil) throws -> HostRecord? {
         try Names.checkName(claim.host, field: "host", kind: "host")
         guard let host = hosts[claim.host] else {
             if claim.epoch != nil { throw NetleaseError.notFound("no host named '\(claim.host)'; join first") }
@@ -396,6 +398,12 @@ public struct Ledger: Sendable {
                 throw NetleaseError(
                     .staleEpoch,
                     "epoch \(epoch) of host '\(claim.host)' is stale (current \(host.epoch)); join again"
+                )
+            }
+            if let network, !host.networks.contains(network) {
+                throw NetleaseError(
+                    .forbidden,
+                    "host '\(claim.host)' did not join network '\(network)'; it acts only in the networks it joined"
                 )
             }
         }
@@ -448,7 +456,7 @@ public struct Ledger: Sendable {
         }
         var hostBound = false
         if let claim {
-            if try checkClaim(claim) != nil, hosts[claim.host]?.state == .up { hostBound = true }
+            if try checkClaim(claim, in: network) != nil, hosts[claim.host]?.state == .up { hostBound = true }
         }
         if let existing = books[network]!.activeLease(owner: owner) {
             if let wanted, wanted != existing.address {
@@ -556,6 +564,13 @@ public struct Ledger: Sendable {
         if let claim, lease.host != claim.host {
             throw NetleaseError.conflict("lease \(lease.address) belongs to host '\(lease.host)', not '\(claim.host)'")
         }
+        if lease.state == .conflict, claim?.epoch != nil {
+            // An agent's report starts a quarantine; an admin ends it, once the foreign user is found.
+            throw NetleaseError.conflict(
+                "address \(lease.address) is quarantined; an admin lifts it with RELEASE network=\(network) "
+                    + "address=\(lease.address)"
+            )
+        }
         return toCooldown(lease, now: now, changes: &changes)
     }
 
@@ -644,7 +659,7 @@ public struct Ledger: Sendable {
         try checkNetwork(network)
         try Names.checkText(mac, field: "mac", maxBytes: Names.maxMACBytes, allowEmpty: false)
         let spec = books[network]!.spec
-        try checkClaim(claim)
+        try checkClaim(claim, in: network)
         guard spec.subnet.isHostAddress(address), !spec.isExcluded(address) else {
             throw NetleaseError.badRequest("address \(address) is not a leasable address of \(network)")
         }
@@ -666,6 +681,14 @@ public struct Ledger: Sendable {
                 )
             case .reserved:
                 return record
+            case .cooldown where record.host != claim.host:
+                // The cooldown already keeps the address from being handed out, for a holder on another host (or
+                // none) that may still use it; a quarantine would take that host's address (its bridge address
+                // too) for good, and make the reporter its holder.
+                throw NetleaseError.conflict(
+                    "address \(address) is cooling down after '\(record.owner)' on host '\(record.host)'; not "
+                        + "quarantined"
+                )
             case .active, .conflict, .cooldown:
                 lease.owner = record.state == .active ? record.owner : ""
                 changes.append(.updateLease(lease))

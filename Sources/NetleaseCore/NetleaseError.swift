@@ -4,7 +4,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case badRequest = "bad-request"
     case authRequired = "auth-required"
     case authFailed = "auth-failed"
-    /// Authenticated, but with read-only credentials: listing works, changes are refused.
+    /// The credential or claim does not allow the request: read-only credentials asking for a change, a host
+    /// credential acting for another host, an agent's claim naming a network its host did not join.
     case forbidden = "forbidden"
     case unknownNetwork = "unknown-network"
     case poolExhausted = "pool-exhausted"

@@ -6,10 +6,12 @@ extension ProtocolModel {
 
     func acquire(_ f: [String: String], _ e: inout Expectation) {
         let owner = owner(f, &e, forAcquire: true)
-        let (claimHost, _) = claim(f, &e)
+        let claimed = claim(f, &e)
+        let claimHost = claimed.host
         let wanted = address(f, "address", &e)
         let ifname = ifname(f, &e)
         guard let net = network(f, &e) else { return }
+        serves(claimed, net, &e)
         if let wanted, !net.subnet.isHost(wanted) { e.bad() }
         guard let owner else { return }
         if let (address, existing) = activeLease(owner: owner, network: net.name) {
@@ -99,7 +101,7 @@ extension ProtocolModel {
         let owner = owner(f, &e, forAcquire: false)
         let wanted = address(f, "address", &e)
         if f["owner"] == nil && f["address"] == nil { e.bad() }
-        let (claimHost, _) = claim(f, &e)
+        let (claimHost, claimEpoch) = claim(f, &e)
         guard let net = network(f, &e) else { return }
         var target: (address: UInt32, record: MRecord)?
         if f["owner"] != nil {
@@ -122,6 +124,8 @@ extension ProtocolModel {
             // A host's bridge address is its containers' gateway: not released (PROTOCOL.md RELEASE).
             if target.record.state == "active" && target.record.isBridge { e.refuse("conflict") }
             if let claimHost, target.record.host != claimHost { e.refuse("conflict") }
+            // A quarantine is lifted by an admin, not by an agent's claim.
+            if target.record.state == "conflict" && claimEpoch != nil { e.refuse("conflict") }
         }
         e.accept = { [self] reply in
             guard let target else {
@@ -193,8 +197,10 @@ extension ProtocolModel {
     func reportConflict(_ f: [String: String], _ e: inout Expectation) {
         let wanted = address(f, "address", &e)
         if let mac = f["mac"], !IdentifierRules.isText(mac, maxBytes: 64, allowEmpty: false) { e.bad("mac") }
-        let (claimHost, _) = claim(f, &e)
+        let claimed = claim(f, &e)
+        let claimHost = claimed.host
         guard let net = network(f, &e), let wanted else { return }
+        serves(claimed, net, &e)
         guard net.isLeasable(wanted) else {
             e.bad()
             return
@@ -215,6 +221,8 @@ extension ProtocolModel {
             // Another host's address, or any host's bridge address (the reporter's own included): refused.
             if old.host != claimHost || old.isBridge { e.refuse("conflict") }
         }
+        // Cooling after another host's holder (or none): the cooldown protects it already; not quarantined.
+        if let old, old.state == "cooldown", old.host != claimHost { e.refuse("conflict") }
         e.accept = { [self] reply in
             let record = MRecord(
                 state: "conflict",
@@ -237,8 +245,10 @@ extension ProtocolModel {
         let owner = owner(f, &e, forAcquire: true)
         let ifname = ifname(f, &e)
         let wanted = address(f, "address", &e)
-        let (claimHost, _) = claim(f, &e)
+        let claimed = claim(f, &e)
+        let claimHost = claimed.host
         guard let net = network(f, &e), let wanted else { return }
+        serves(claimed, net, &e)
         guard net.isLeasable(wanted) else {
             e.bad()
             return

@@ -269,6 +269,15 @@ final class ProtocolModel {
         return (host, epoch)
     }
 
+    /// A claim with an epoch acts only in a network its host joined (§5 "Host claims and epochs"); checked once the
+    /// claim itself holds.
+    func serves(_ claim: (host: String?, epoch: Int64?), _ net: MNetwork, _ e: inout Expectation) {
+        guard let host = claim.host, let epoch = claim.epoch, let record = hosts[host], record.up,
+            record.epoch == epoch
+        else { return }
+        if !record.networks.contains(net.name) { e.refuse("forbidden") }
+    }
+
     func network(_ f: [String: String], _ e: inout Expectation, key: String = "network") -> MNetwork? {
         guard let name = name(f, key, &e) else { return nil }
         guard let network = networks[name] else {

@@ -2620,7 +2620,9 @@ final class LedgerTests: XCTestCase {
         store.apply(changes, "setup")
         let hostNames = ["h1", "h2", "h3"]
         let owners = (0..<70).map { "c\($0)" }
-        let allowedErrors: Set<ErrorCode> = [.poolExhausted, .conflict, .badRequest, .staleEpoch, .notFound]
+        let allowedErrors: Set<ErrorCode> = [
+            .poolExhausted, .conflict, .badRequest, .staleEpoch, .notFound, .forbidden,
+        ]
         var operationsDone: [String: Int] = [:]
 
         func randomClaim(_ ledger: Ledger) -> HostClaim? {
