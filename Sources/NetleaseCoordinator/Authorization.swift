@@ -123,7 +123,7 @@ extension RequestHandler {
             stored.hash.matches(credential.text)
         else { throw authenticationFailed(&session) }
         let names = session.certificateNames
-        guard names.map({ $0.contains(credential.host) }) ?? true || isAdminCertificate(session) else {
+        guard names.map({ Self.names($0, contain: credential.host) }) ?? true || isAdminCertificate(session) else {
             throw NetleaseError(
                 .forbidden,
                 "the credential of host '\(credential.host)' is accepted only with a certificate naming that host; "
@@ -149,7 +149,14 @@ extension RequestHandler {
 
     private func isAdminCertificate(_ session: Session) -> Bool {
         guard let names = session.certificateNames else { return true }
-        return names.contains { tlsAdminSubjects.contains($0) }
+        return tlsAdminSubjects.contains { Self.names(names, contain: $0) }
+    }
+
+    /// Whether a certificate's `names` include `name`, byte for byte. Swift's `==` compares by canonical
+    /// equivalence: a certificate named with the Kelvin sign (U+212A) would otherwise pass for a host named with
+    /// the letter K.
+    static func names(_ names: [String], contain name: String) -> Bool {
+        names.contains { $0.utf8.elementsEqual(name.utf8) }
     }
 
     private static func describe(_ names: [String]?) -> String {

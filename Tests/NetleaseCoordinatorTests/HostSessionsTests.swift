@@ -41,3 +41,13 @@ final class HostSessionJoinTests: XCTestCase {
         await sessions.joinsFinished("h1")  // none running: returns at once
     }
 }
+
+/// A certificate's names bind what AUTH grants byte for byte, not by Unicode canonical equivalence.
+final class CertificateNameTests: XCTestCase {
+    func testACanonicallyEquivalentNameDoesNotMatch() {
+        XCTAssertTrue(RequestHandler.names(["web", "Kube"], contain: "Kube"))
+        XCTAssertEqual("\u{212A}ube", "Kube", "Swift compares these as equal")
+        XCTAssertFalse(RequestHandler.names(["\u{212A}ube"], contain: "Kube"), "the Kelvin sign passed for K")
+        XCTAssertFalse(RequestHandler.names(["Kube"], contain: "\u{212A}ube"))
+    }
+}
