@@ -236,8 +236,13 @@ public struct Ledger: Sendable {
         }
         let networks = requested.isEmpty ? books.keys.sorted() : distinct
         for network in networks where books[network] == nil { throw NetleaseError.unknownNetwork(network) }
-        if let other = hosts.values.first(where: { $0.name != name && $0.state == .up && $0.underlay == underlay }) {
-            throw NetleaseError.conflict("underlay address \(underlay) is already used by host '\(other.name)'")
+        // A lost host keeps its underlay until it is removed: it comes back from there, and its peers' tunnels to
+        // the address are its. Taking it over used to lock the lost host out (its own JOIN got `conflict`).
+        if let other = hosts.values.first(where: { $0.name != name && $0.underlay == underlay }) {
+            throw NetleaseError.conflict(
+                "underlay address \(underlay) is already used by host '\(other.name)'"
+                    + (other.state == .up ? "" : " (lost; remove it first if it is gone for good)")
+            )
         }
         // Check every network can give a bridge address before changing anything, so a refused join changes nothing.
         for network in networks {

@@ -120,7 +120,7 @@ extension ProtocolModel {
             }
         }
         guard let host, let underlay else { return }
-        if hosts.values.contains(where: { $0.name != host && $0.up && $0.underlay == underlay }) {
+        if hosts.values.contains(where: { $0.name != host && $0.underlay == underlay }) {
             e.refuse("conflict")
         }
         let explicit = listed.isEmpty ? nil : listed

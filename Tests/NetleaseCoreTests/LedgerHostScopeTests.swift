@@ -179,4 +179,31 @@ final class LedgerHostScopeTests: XCTestCase {
         )
         XCTAssertEqual(lifted?.state, .cooldown, "the admin's RELEASE lifts it through cooldown")
     }
+
+    /// A lost host keeps its underlay: another host joining from it used to be accepted, and the lost host's own
+    /// JOIN then got `conflict` — one host credential could lock a lost host out and take its tunnels.
+    func testALostHostsUnderlayIsNotTakenByAnotherHost() throws {
+        try network("blue", "10.1.0.0/24")
+        _ = try join("h1", "192.0.2.1", networks: ["blue"])
+        let lost = ledger.reclaim(now: start + 31_000, changes: &changes)
+        XCTAssertEqual(lost, ["h1"])
+        assertRefused(.conflict, "h2 joining from lost h1's underlay") { ledger, changes in
+            _ = try ledger.join(
+                host: "h2",
+                underlay: IPv4Address("192.0.2.1")!,
+                networks: ["blue"],
+                now: self.start + 32_000,
+                changes: &changes
+            )
+        }
+        XCTAssertNil(ledger.hosts["h2"])
+        let back = try ledger.join(
+            host: "h1",
+            underlay: IPv4Address("192.0.2.1")!,
+            networks: ["blue"],
+            now: start + 33_000,
+            changes: &changes
+        )
+        XCTAssertEqual(back.host.state, .up, "the lost host comes back from its underlay")
+    }
 }
