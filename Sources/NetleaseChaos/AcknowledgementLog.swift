@@ -151,8 +151,9 @@ actor AcknowledgementLog {
             }
             reserved.insert(address)
         case .conflict(let address):
-            // A reserved address stays reserved (the report is answered with the reservation).
-            if !reserved.contains(address) {
+            if reserved.contains(address) {
+                problem("conflict at \(address) acknowledged while it is reserved")
+            } else {
                 if let holder = holders[address] {
                     problem("conflict at \(address) acknowledged while \(holder) holds it")
                 }

@@ -345,8 +345,13 @@ public struct ChaosRun: Sendable {
                                     claim: claim
                                 ).state
                             }
-                        ), state == .conflict || state == .reserved {
+                        ), state == .conflict {
                             await log.acknowledged(.conflict(address))
+                        } else if state == .reserved {
+                            // Answered with the reservation: the address is reserved, also when the RESERVE that
+                            // made it lost its reply to a kill (it was only uncertain until now).
+                            await log.settled(.conflict(address))
+                            await log.acknowledged(.reserve(address))
                         } else {
                             await log.settled(.conflict(address))
                         }
