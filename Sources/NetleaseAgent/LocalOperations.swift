@@ -194,6 +194,7 @@ extension Agent {
         -> Leased
     {
         let (session, context) = try currentSession(for: network)
+        if let known = leases.lease(network: network, owner: owner) { try checkKind(of: known, netns: netns) }
         let request = AcquireRequest(
             network: network,
             owner: owner,
@@ -408,6 +409,29 @@ extension Agent {
         guard !owner.isEmpty else { throw NetleaseError(.badRequest, "owner must not be empty") }
         guard !owner.hasPrefix("pool:") else {
             throw NetleaseError(.badRequest, "owner ids starting with 'pool:' are the agents' address pools")
+        }
+    }
+
+    /// A request serves only an owner recorded by its own kind: ATTACH one that ATTACH recorded (with the
+    /// container's namespace), ACQUIRE (hence Docker and the CNI plugin) one without a namespace. Otherwise the
+    /// owner's live address would go to a second consumer, confirmed by the coordinator and never probed.
+    private func checkKind(of known: LocalLease, netns: String?) throws {
+        let address = known.address.isEmpty ? "" : " \(known.address)"
+        switch (known.netns, netns) {
+        case (nil, nil), (.some, .some):
+            return
+        case (let held?, nil):
+            throw NetleaseError(
+                .conflict,
+                "owner '\(known.owner)' holds\(address) for a container ATTACH plumbed into \(held); ACQUIRE would "
+                    + "hand that address to someone else (DETACH it first, or use another owner)"
+            )
+        case (nil, _?):
+            throw NetleaseError(
+                .conflict,
+                "owner '\(known.owner)' holds\(address) handed out by ACQUIRE (to a runtime: Docker, a CNI plugin); "
+                    + "ATTACH would plumb that address into a second container (RELEASE it first, or use another owner)"
+            )
         }
     }
 
