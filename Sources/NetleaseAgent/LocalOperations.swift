@@ -141,6 +141,19 @@ extension Agent {
         }
     }
 
+    /// Releases `owner`'s lease for a release deferred earlier (Docker's, while the coordinator was out of reach),
+    /// unless it is no longer due or this host recorded the owner again meanwhile (an endpoint started again with
+    /// the same MAC). Decided under the owner's lock, so a request of that owner in flight finishes first and its
+    /// lease stays. Whether it released.
+    func releaseDeferred(network: String, owner: String, stillDue: () -> Bool) async throws -> Bool {
+        try checkOwner(owner)
+        return try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            guard stillDue(), leases.lease(network: network, owner: owner) == nil else { return false }
+            try await releaseHeld(network: network, owner: owner)
+            return true
+        }
+    }
+
     /// Removes the container's interface and releases its lease (idempotent). The interface goes even while the
     /// coordinator is unreachable; the release then fails with `unavailable` and a repeated detach finishes it. An
     /// interface that does not lead into the recorded namespace is not this container's: it stays, and so does the
