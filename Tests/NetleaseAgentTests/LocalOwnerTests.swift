@@ -87,4 +87,68 @@ final class LocalOwnerTests: AgentTestCase {
         let again = try await send(harness, .attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         XCTAssertEqual(again.address, held.address)
     }
+
+    // MARK: an owner the coordinator refuses for its own reasons does not cost the pool
+
+    func testARequestForAnOwnerActiveOnAnotherHostFailsAndLeavesThePoolAsItWas() async throws {
+        let harness = try await startAgent(poolSize: 3)
+        XCTAssertEqual(harness.agent.poolStatus(of: "prod").pooled, 3)
+        let pooledHere = Set(harness.agent.leases.all.filter { $0.state == .pooled }.map(\.address))
+        let pooledThere = try await leases(.init(network: "prod", host: "h1", state: .active))
+            .filter { $0.owner.hasPrefix("pool:") }
+        XCTAssertEqual(Set(pooledThere.map(\.address.description)), pooledHere)
+        let coordinator = try XCTUnwrap(self.coordinator)
+        let elsewhere = try await withDeadline("x leased on h2") {
+            try await coordinator.connect { c in
+                let h2 = try await c.join(host: "h2", underlay: IPv4Address(10, 9, 0, 2))
+                return try await c.acquire(
+                    AcquireRequest(network: "prod", owner: "x", claim: HostClaim(host: "h2", epoch: h2.epoch))
+                )
+            }
+        }
+
+        let error = try await refusal(harness, .acquire(network: "prod", owner: "x", ifname: "eth0"))
+        XCTAssertEqual(error.code, .conflict, error.message)
+        XCTAssertTrue(error.message.contains("'h2'"), error.message)
+        XCTAssertEqual(
+            Set(harness.agent.leases.all.filter { $0.state == .pooled }.map(\.address)),
+            pooledHere,
+            "pooled addresses left the pool"
+        )
+        XCTAssertNil(harness.agent.leases.lease(network: "prod", owner: "x"), "a record of the refused request stayed")
+        let poolNow = try await leases(.init(network: "prod", host: "h1", state: .active))
+            .filter { $0.owner.hasPrefix("pool:") }
+        // Heartbeats renew leases meanwhile: who holds what is compared, not when it was renewed.
+        XCTAssertEqual(poolNow.map(\.holding), pooledThere.map(\.holding), "the coordinator's pool leases changed")
+        let x = try await leases(.init(network: "prod", owner: "x"))
+        XCTAssertEqual(x.map(\.holding), [elsewhere.holding])
+    }
+
+    /// An owner this host holds at the coordinator without a local record (a Docker endpoint whose release is still
+    /// deferred, a lost state directory) gets that address back, as without a pool, and the pool stays whole.
+    func testAnOwnerThisHostHoldsWithoutARecordGetsItsAddressAndThePoolStaysWhole() async throws {
+        let harness = try await startAgent(poolSize: 2)
+        let pooledHere = Set(harness.agent.leases.all.filter { $0.state == .pooled }.map(\.address))
+        XCTAssertEqual(pooledHere.count, 2)
+        let coordinator = try XCTUnwrap(self.coordinator)
+        let held = try await withDeadline("y leased for h1") {
+            try await coordinator.connect { c in
+                try await c.acquire(AcquireRequest(network: "prod", owner: "y", claim: HostClaim(host: "h1")))
+            }
+        }
+
+        let given = try await send(harness, .acquire(network: "prod", owner: "y", ifname: "eth0"))
+        XCTAssertEqual(given.address, held.address)
+        XCTAssertEqual(
+            Set(harness.agent.leases.all.filter { $0.state == .pooled }.map(\.address)),
+            pooledHere,
+            "pooled addresses left the pool"
+        )
+        XCTAssertEqual(harness.agent.leases.lease(network: "prod", owner: "y")?.state, .ready)
+    }
+}
+
+extension Lease {
+    /// Who holds which address, and how: what a test compares while heartbeats renew the lease.
+    fileprivate var holding: String { "\(network) \(address) \(state) host=\(host) owner=\(owner)" }
 }
