@@ -468,8 +468,16 @@ extension Agent {
         "the agent is not connected to a coordinator right now; retry shortly"
     )
 
+    /// The coordinator's owner rules (one canonical byte form: NFC, no control characters, 1-256 bytes; no
+    /// `bridge:`), applied before the owner is looked up here: Swift compares strings canonically, so an owner in
+    /// another normal form would find the record of the canonical one (and DETACH remove its container's veth)
+    /// before the coordinator refused it. Plus the agent's own: no `pool:`.
     private func checkOwner(_ owner: String) throws {
         guard !owner.isEmpty else { throw NetleaseError(.badRequest, "owner must not be empty") }
+        try Names.checkOwner(owner)
+        guard !Lease.isBridgeOwner(owner) else {
+            throw NetleaseError(.badRequest, "owner ids starting with 'bridge:' are the hosts' bridge addresses")
+        }
         guard !owner.hasPrefix("pool:") else {
             throw NetleaseError(.badRequest, "owner ids starting with 'pool:' are the agents' address pools")
         }

@@ -146,6 +146,36 @@ final class LocalOwnerTests: AgentTestCase {
         )
         XCTAssertEqual(harness.agent.leases.lease(network: "prod", owner: "y")?.state, .ready)
     }
+
+    // MARK: the coordinator's owner rules, applied before anything is looked up
+
+    func testAnOwnerInAnotherNormalFormIsRefusedBeforeItFindsTheRecordOfTheComposedOne() async throws {
+        let harness = try await startAgent()
+        let composed = "caf\u{E9}"
+        let held = try await send(harness, .attach(network: "prod", owner: composed, netns: "ctr-cafe", ifname: "eth0"))
+        let record = harness.agent.leases.lease(network: "prod", owner: composed)
+        XCTAssertNotNil(record)
+        let attaches = plumbingCalls(harness)
+
+        for request in [
+            LocalRequest.detach(network: "prod", owner: "cafe\u{301}"),
+            .release(network: "prod", owner: "cafe\u{301}"),
+            .acquire(network: "prod", owner: "cafe\u{301}", ifname: "eth0"),
+            .attach(network: "prod", owner: "cafe\u{301}", netns: "ctr-cafe", ifname: "eth0"),
+        ] {
+            let error = try await refusal(harness, request)
+            XCTAssertEqual(error.code, .badRequest, "\(request): \(error.message)")
+            XCTAssertTrue(error.message.contains("NFC"), error.message)
+        }
+        XCTAssertEqual(plumbingCalls(harness), attaches, "café's container was unplumbed or plumbed again")
+        XCTAssertEqual(harness.agent.leases.lease(network: "prod", owner: composed), record)
+        let now = try await leases(.init(network: "prod", owner: composed))
+        XCTAssertEqual(now.map(\.address), [held.address])
+
+        let bridge = try await refusal(harness, .acquire(network: "prod", owner: "bridge:h1", ifname: "eth0"))
+        XCTAssertEqual(bridge.code, .badRequest, bridge.message)
+        XCTAssertTrue(bridge.message.contains("bridge:"), bridge.message)
+    }
 }
 
 extension Lease {
