@@ -28,8 +28,23 @@ struct DockerAgentBackend: DockerIPAMBackend {
         return DockerNetworkFacts(subnet: context.spec.subnet, gateway: context.bridgeAddress)
     }
 
+    /// An endpoint that leases again (a container started again with the same MAC) cancels a release of it still
+    /// deferred: that release was for the endpoint before, and would now take the new lease.
     func dockerAcquire(network: String, owner: String, address: IPv4Address?) async throws -> IPv4Address {
-        try await agent.acquire(network: network, owner: owner, ifname: "", address: address).lease.address
+        let address = try await agent.acquire(network: network, owner: owner, ifname: "", address: address).lease
+            .address
+        for entry in backlog.all where entry.network == network && entry.owner == owner {
+            do {
+                try backlog.remove(entry)
+            } catch {
+                // Harmless: the deferred release is decided under the owner's lock, and finds this lease recorded.
+                agent.logger.warning(
+                    "cannot drop a deferred Docker release of an endpoint that leased again",
+                    metadata: ["network": "\(network)", "owner": "\(owner)", "error": "\(error)"]
+                )
+            }
+        }
+        return address
     }
 
     func dockerRelease(network: String, owner: String) async throws {
@@ -51,17 +66,17 @@ struct DockerAgentBackend: DockerIPAMBackend {
         let waiting = backlog.all
         guard !waiting.isEmpty, agent.state.withLock({ $0.session != nil }) else { return }
         for entry in waiting {
-            // Leased again since (an endpoint with the same MAC, `docker run --mac-address`): releasing would take
-            // the address from a live container; the deferred release is moot.
-            if agent.leases.lease(network: entry.network, owner: entry.owner) != nil {
-                try? backlog.remove(entry)
-                continue
-            }
             do {
-                try await agent.release(network: entry.network, owner: entry.owner)
+                // Decided under the owner's lock: an endpoint leased again since (same MAC, `docker run
+                // --mac-address`, or a container started again) keeps its lease, and the deferred release is moot.
+                let released = try await agent.releaseDeferred(network: entry.network, owner: entry.owner) {
+                    backlog.all.contains(entry)
+                }
                 try backlog.remove(entry)
                 agent.logger.notice(
-                    "deferred Docker release done",
+                    released
+                        ? "deferred Docker release done"
+                        : "deferred Docker release not needed: the endpoint leased again",
                     metadata: [
                         "network": "\(entry.network)", "owner": "\(entry.owner)", "address": "\(entry.address)",
                     ]

@@ -141,6 +141,19 @@ extension Agent {
         }
     }
 
+    /// Releases `owner`'s lease for a release deferred earlier (Docker's, while the coordinator was out of reach),
+    /// unless it is no longer due or this host recorded the owner again meanwhile (an endpoint started again with
+    /// the same MAC). Decided under the owner's lock, so a request of that owner in flight finishes first and its
+    /// lease stays. Whether it released.
+    func releaseDeferred(network: String, owner: String, stillDue: () -> Bool) async throws -> Bool {
+        try checkOwner(owner)
+        return try await ownerLocks.withLock(LocalLease.key(network: network, owner: owner)) {
+            guard stillDue(), leases.lease(network: network, owner: owner) == nil else { return false }
+            try await releaseHeld(network: network, owner: owner)
+            return true
+        }
+    }
+
     /// Removes the container's interface and releases its lease (idempotent). The interface goes even while the
     /// coordinator is unreachable; the release then fails with `unavailable` and a repeated detach finishes it. An
     /// interface that does not lead into the recorded namespace is not this container's: it stays, and so does the
@@ -194,6 +207,7 @@ extension Agent {
         -> Leased
     {
         let (session, context) = try currentSession(for: network)
+        if let known = leases.lease(network: network, owner: owner) { try checkKind(of: known, netns: netns) }
         let request = AcquireRequest(
             network: network,
             owner: owner,
@@ -218,9 +232,9 @@ extension Agent {
         // A runtime's endpoint (Docker) is recorded with its MAC now: the bridge watch judges claims by it. A
         // container this agent plumbs gets its MAC recorded once plumbed.
         let runtimeMAC = netns == nil ? expected : nil
-        while let entry = await nextPooled(network: network, address: address) {
+        pool: while let entry = await nextPooled(network: network, address: address) {
             defer { unclaim(entry) }
-            if let lease = try await handOver(
+            switch try await handOver(
                 entry,
                 to: owner,
                 ifname: ifname,
@@ -229,8 +243,13 @@ extension Agent {
                 ignoring: ignoring,
                 mac: runtimeMAC
             ) {
+            case .handedOver(let lease):
                 wakePool()
                 return Leased(handout: handout(lease, context), created: true)
+            case .lost:
+                continue
+            case .ownerRefused:
+                break pool
             }
         }
         wakePool()
@@ -290,9 +309,20 @@ extension Agent {
         }
     }
 
+    /// How handing a pooled address over ended.
+    private enum HandOver {
+        case handedOver(Lease)
+        /// The address answered its re-check (quarantined) or is no longer the placeholder's: it left the pool, and
+        /// the caller tries the next one.
+        case lost
+        /// The coordinator refused the owner, not the address: the owner holds another address, on this host or
+        /// another. The address stays pooled, and the request goes the way it would without a pool (the coordinator
+        /// returns the owner's lease on this host, or refuses it for its own reason).
+        case ownerRefused
+    }
+
     /// Gives a pooled address to `owner`: re-checks it, then asks the coordinator to hand the placeholder's lease
-    /// over. Nil when the address answered (it is quarantined and leaves the pool) or is no longer the
-    /// placeholder's (it leaves the pool); the caller tries the next one.
+    /// over.
     private func handOver(
         _ entry: LocalLease,
         to owner: String,
@@ -301,9 +331,9 @@ extension Agent {
         plumbing: Bool,
         ignoring: Set<String>,
         mac: String?
-    ) async throws -> Lease? {
+    ) async throws -> HandOver {
         let (session, context) = try currentSession(for: entry.network)
-        guard let address = entry.ipv4 else { return nil }
+        guard let address = entry.ipv4 else { return .lost }
         var record = LocalLease(
             network: entry.network,
             owner: owner,
@@ -336,7 +366,7 @@ extension Agent {
                     claim: session.claim
                 )
                 try leases.update(removing: [(entry.network, entry.owner), (entry.network, owner)], putting: nil)
-                return nil
+                return .lost
             }
             let lease: Lease
             do {
@@ -351,6 +381,20 @@ extension Agent {
                     )
                 )
             } catch let error as NetleaseError where error.code == .conflict {
+                // Either side can be refused. While the placeholder still holds the address, the owner was: the
+                // hand-over changed nothing, and dropping the address here would leave its lease held at the
+                // coordinator with no record — every pooled address in turn, for one request.
+                if try await holds(entry.owner, address, in: entry.network, session) {
+                    logger.info(
+                        "the coordinator refused the owner of a request served from the pool; the address stays pooled",
+                        metadata: [
+                            "network": "\(entry.network)", "owner": "\(owner)", "address": "\(address)",
+                            "error": "\(error)",
+                        ]
+                    )
+                    try leases.remove(network: entry.network, owner: owner)
+                    return .ownerRefused
+                }
                 // The placeholder lost the address meanwhile (quarantined after a claim, reclaimed and re-leased):
                 // it is no pool address any more.
                 logger.warning(
@@ -360,21 +404,35 @@ extension Agent {
                     ]
                 )
                 try leases.update(removing: [(entry.network, entry.owner), (entry.network, owner)], putting: nil)
-                return nil
+                return .lost
             }
             record.state = plumbing ? .pending : .ready
             record.from = nil
             try leases.update(removing: [(entry.network, entry.owner)], putting: record)
-            return lease
+            return .handedOver(lease)
         } catch {
             await undoRequest(network: entry.network, owner: owner)
             throw error
         }
     }
 
+    /// Whether `owner` holds `address` in `network` on this host, as the coordinator has it.
+    private func holds(
+        _ owner: String,
+        _ address: IPv4Address,
+        in network: String,
+        _ session: Session
+    ) async throws -> Bool {
+        let held = try await session.connection.leases(
+            .init(network: network, host: configuration.host, state: .active, owner: owner)
+        )
+        return held.contains { $0.address == address }
+    }
+
     /// Gives back a lease a failed request made and forgets its record. When the coordinator cannot be told, the
     /// pending record stays: the next session's recovery finishes the undo. A request served from the pool that
-    /// failed before the hand-over leaves the pooled address where it was.
+    /// failed before the hand-over leaves the pooled address where it was. When the coordinator refuses the release
+    /// because the owner's lease is another host's, this host holds nothing under that owner: the record goes.
     func undoRequest(network: String, owner: String) async {
         guard let session = state.withLock({ $0.session }) else { return }
         let from = leases.lease(network: network, owner: owner)?.from
@@ -385,6 +443,12 @@ extension Agent {
             var removing = [(network: network, owner: owner)]
             if let from, released != nil { removing.append((network, from)) }
             try leases.update(removing: removing, putting: nil)
+        } catch let error as NetleaseError where error.code == .conflict {
+            logger.info(
+                "a failed request's owner is leased on another host; nothing of it to give back",
+                metadata: ["network": "\(network)", "owner": "\(owner)", "error": "\(error)"]
+            )
+            try? leases.remove(network: network, owner: owner)
         } catch {
             logger.error(
                 "cannot give back the lease of a failed request; it is undone at the next reconnect",
@@ -404,10 +468,41 @@ extension Agent {
         "the agent is not connected to a coordinator right now; retry shortly"
     )
 
+    /// The coordinator's owner rules (one canonical byte form: NFC, no control characters, 1-256 bytes; no
+    /// `bridge:`), applied before the owner is looked up here: Swift compares strings canonically, so an owner in
+    /// another normal form would find the record of the canonical one (and DETACH remove its container's veth)
+    /// before the coordinator refused it. Plus the agent's own: no `pool:`.
     private func checkOwner(_ owner: String) throws {
         guard !owner.isEmpty else { throw NetleaseError(.badRequest, "owner must not be empty") }
+        try Names.checkOwner(owner)
+        guard !Lease.isBridgeOwner(owner) else {
+            throw NetleaseError(.badRequest, "owner ids starting with 'bridge:' are the hosts' bridge addresses")
+        }
         guard !owner.hasPrefix("pool:") else {
             throw NetleaseError(.badRequest, "owner ids starting with 'pool:' are the agents' address pools")
+        }
+    }
+
+    /// A request serves only an owner recorded by its own kind: ATTACH one that ATTACH recorded (with the
+    /// container's namespace), ACQUIRE (hence Docker and the CNI plugin) one without a namespace. Otherwise the
+    /// owner's live address would go to a second consumer, confirmed by the coordinator and never probed.
+    private func checkKind(of known: LocalLease, netns: String?) throws {
+        let address = known.address.isEmpty ? "" : " \(known.address)"
+        switch (known.netns, netns) {
+        case (nil, nil), (.some, .some):
+            return
+        case (let held?, nil):
+            throw NetleaseError(
+                .conflict,
+                "owner '\(known.owner)' holds\(address) for a container ATTACH plumbed into \(held); ACQUIRE would "
+                    + "hand that address to someone else (DETACH it first, or use another owner)"
+            )
+        case (nil, _?):
+            throw NetleaseError(
+                .conflict,
+                "owner '\(known.owner)' holds\(address) handed out by ACQUIRE (to a runtime: Docker, a CNI plugin); "
+                    + "ATTACH would plumb that address into a second container (RELEASE it first, or use another owner)"
+            )
         }
     }
 

@@ -25,6 +25,9 @@ final class OwnerLocks: Sendable {
     /// Keys held right now: requests in flight.
     var busy: Set<String> { state.withLock { Set($0.held.keys) } }
 
+    /// How many requests wait for `key` behind the one holding it.
+    func waiting(for key: String) -> Int { state.withLock { $0.held[key]?.count ?? 0 } }
+
     private func acquire(_ key: String) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = state.withLock { state -> Bool in

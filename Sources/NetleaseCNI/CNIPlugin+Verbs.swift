@@ -32,24 +32,27 @@ extension CNIPlugin {
         }
 
         /// ADD: lease (a requested address if any) and answer with the address, this host's bridge address as the
-        /// gateway, and the configured routes — no route the administrator did not configure.
+        /// gateway, and the configured routes — no route the administrator did not configure. A requested prefix
+        /// is checked against the network's before anything is leased: ADD is idempotent, so a lease handed back
+        /// may be an earlier ADD's (a live container's), and a refused ADD must not release it.
         func add() async throws -> Data {
             let attachment = try attachment()
             try requireNamespace()
             let requested = try CNIAddressRequest.from(config: config, environment: environment)
+            if let requested, let prefix = requested.prefix {
+                let subnet = try await agent.network(network).subnet
+                try Self.checkPrefix(prefix, of: requested.address, network: network, networkPrefix: subnet.prefix)
+            }
             let handout = try await agent.acquire(
                 network: network,
                 owner: attachment.owner,
                 ifname: attachment.ifname,
                 address: requested?.address
             )
-            if let prefix = requested?.prefix, prefix != handout.prefix {
-                try? await agent.release(network: network, owner: attachment.owner)
-                throw CNIError(
-                    code: CNIError.Code.invalidConfig,
-                    message: "requested \(handout.address)/\(prefix), but network '\(network)' is a "
-                        + "/\(handout.prefix); ask for the address without a prefix or with /\(handout.prefix)"
-                )
+            if let prefix = requested?.prefix {
+                // Only when the network was replaced between the two questions. The lease stays either way (it may
+                // be an earlier ADD's); the runtime's DEL of the failed attachment gives back one this call made.
+                try Self.checkPrefix(prefix, of: handout.address, network: network, networkPrefix: handout.prefix)
             }
             let legacy = !config.cniVersion.hasPrefix("1.")
             let ip = CNIResult.IP(
@@ -58,6 +61,20 @@ extension CNIPlugin {
                 gateway: handout.gateway?.description
             )
             return try CNIResult(cniVersion: config.cniVersion, ips: [ip], routes: config.ipam.routes).rendered()
+        }
+
+        private static func checkPrefix(
+            _ prefix: Int,
+            of address: IPv4Address,
+            network: String,
+            networkPrefix: Int
+        ) throws {
+            guard prefix != networkPrefix else { return }
+            throw CNIError(
+                code: CNIError.Code.invalidConfig,
+                message: "requested \(address)/\(prefix), but network '\(network)' is a /\(networkPrefix); ask for the "
+                    + "address without a prefix or with /\(networkPrefix)"
+            )
         }
 
         /// DEL is best effort (SPEC.md): success when there is nothing to release. The agent answering

@@ -38,14 +38,6 @@ final class AddressPoolTests: AgentTestCase {
         throw DeadlineExceeded(what: what, timeout: timeout)
     }
 
-    private func startAgent(poolSize: Int) async throws -> AgentHarness {
-        let harness = try AgentHarness(coordinator: coordinator, poolSize: poolSize)
-        harnesses.append(harness)
-        harness.start()
-        _ = try await harness.waitUntilReady()
-        return harness
-    }
-
     private func attach(_ harness: AgentHarness, _ owner: String) async throws -> IPv4Address {
         let reply = try await harness.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: owner, netns: "ctr-\(owner)", ifname: "eth0"))

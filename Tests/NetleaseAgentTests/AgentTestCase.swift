@@ -25,6 +25,15 @@ class AgentTestCase: XCTestCase {
         }
     }
 
+    /// An agent on this test's coordinator, started and ready (its pool, if any, filled for the first time).
+    func startAgent(poolSize: Int = 0) async throws -> AgentHarness {
+        let harness = try AgentHarness(coordinator: coordinator, poolSize: poolSize)
+        harnesses.append(harness)
+        harness.start()
+        _ = try await harness.waitUntilReady()
+        return harness
+    }
+
     override func tearDown() async throws {
         for harness in harnesses {
             await harness.stop()

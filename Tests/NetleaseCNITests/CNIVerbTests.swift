@@ -168,7 +168,22 @@ final class CNIVerbTests: XCTestCase {
             try object(other)["msg"] as? String,
             "requested 172.30.7.8/24, but network 'prod' is a /16; ask for the address without a prefix or with /16"
         )
-        XCTAssertEqual(agent.owners, ["cni:podnet/c1/eth0"], "the refused lease is released again")
+        XCTAssertEqual(agent.owners, ["cni:podnet/c1/eth0"])
+        XCTAssertEqual(
+            agent.requests,
+            ["ACQUIRE prod cni:podnet/c1/eth0 eth0 172.30.7.7", "NETWORK prod"],
+            "the refused request leased (and released) an address"
+        )
+    }
+
+    /// A repeated ADD of an attachment with a wrong prefix is refused, and the lease the first ADD made stays.
+    func testARepeatedAddWithAnotherPrefixLeavesTheEarlierAddsLease() async throws {
+        let first = await run("ADD", extra: #","args":{"cni":{"ips":["172.30.7.7"]}}"#)
+        XCTAssertEqual(first.exitStatus, 0)
+        let repeated = await run("ADD", extra: #","args":{"cni":{"ips":["172.30.7.7/24"]}}"#)
+        XCTAssertEqual(try errorCode(repeated), 7)
+        XCTAssertEqual(agent.owners, ["cni:podnet/c1/eth0"], "the live lease of the first ADD was released")
+        XCTAssertFalse(agent.requests.contains { $0.hasPrefix("RELEASE") }, "\(agent.requests)")
     }
 
     func testAgentRefusalsMapToSpecCodes() async throws {
