@@ -15,13 +15,14 @@ public protocol HostNetworking: Sendable {
 
     /// Refuses (`invalidConfiguration`, saying why) a namespace that must never receive a container's interface:
     /// not a network namespace, outside the places runtimes keep them, or the host's own (see `NamespaceGuard`).
-    /// Callers check before they lease anything for the container.
+    /// Callers check before they lease anything for the container; `attach` checks again on the descriptor it uses.
     func checkNamespace(_ namespace: NetworkNamespace) async throws
 
     /// Connects a container: veth pair with the host end on the bridge, the other end created in the container's
     /// namespace with the requested name, address, MTU and a default route via the gateway. Fixes differences of a
     /// pair that is already this container's; refuses (`conflict`) when a link of that name leads elsewhere. On
-    /// failure, removes what this call created and nothing else.
+    /// failure, removes what this call created and nothing else. The namespace is opened and checked once and every
+    /// step enters that one (whatever its path leads to meanwhile).
     func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer
 
     /// What differs from `attachment` (empty: attached as asked), without changing anything.
