@@ -16,7 +16,8 @@ extension LinuxHostNetwork {
     /// fails, the pair this call created is deleted again; nothing that existed before is touched.
     ///
     /// The namespace file is opened and checked once, before anything else, and every step enters that descriptor:
-    /// what the caller's path leads to afterwards does not matter.
+    /// what the caller's path leads to afterwards does not matter. With `namespaceIdentity` set, a namespace that is
+    /// not that one is refused with `namespaceReplaced` (the container is gone).
     ///
     /// When H exists and its peer is the requested interface in the requested namespace, only differences are
     /// fixed. Attach never deletes a link: a host end whose peer is anywhere else belongs to another container (an
@@ -25,6 +26,9 @@ extension LinuxHostNetwork {
         try attachment.validate()
         let namespace = try await namespaceGuard.pin(attachment.namespace)
         defer { namespace.close() }
+        if let replaced = Self.replacement(namespace, of: attachment.link) {
+            throw HostNetworkError(.namespaceReplaced, replaced + "; not plumbing it")
+        }
         await gate.acquire()
         defer { gate.release() }
         let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
@@ -50,7 +54,8 @@ extension LinuxHostNetwork {
                 containerMAC: peer.mac,
                 mtu: mtu,
                 changes: steps.map(\.problem),
-                created: false
+                created: false,
+                namespaceIdentity: namespace.identity
             )
         case .absent:
             if inside[attachment.ifname] != nil {
@@ -74,7 +79,8 @@ extension LinuxHostNetwork {
                 containerMAC: attachment.link.containerMAC,
                 mtu: mtu,
                 changes: steps.map(\.problem),
-                created: true
+                created: true,
+                namespaceIdentity: namespace.identity
             )
         }
     }
@@ -85,7 +91,8 @@ extension LinuxHostNetwork {
 
     /// Deletes the container's veth pair, only when its host end's peer is `link.ifname` in `link.namespace`.
     /// Harmless when it is gone; a host end that leads anywhere else is left alone and reported as `conflict`. A
-    /// namespace the checks refuse is not looked into: the container counts as gone.
+    /// namespace the checks refuse, or not the one `link.namespaceIdentity` names, is not looked into: the container
+    /// counts as gone.
     public func detach(_ link: ContainerLink) async throws {
         await gate.acquire()
         defer { gate.release() }
@@ -98,7 +105,9 @@ extension LinuxHostNetwork {
         var inside: [String: ObservedLink] = [:]
         if let namespace = try? await namespaceGuard.pin(link.namespace) {
             defer { namespace.close() }
-            inside = (try? await observeInside(namespace)) ?? [:]
+            if Self.replacement(namespace, of: link) == nil {
+                inside = (try? await observeInside(namespace)) ?? [:]
+            }
         }
         switch Self.pair(of: link, host: host, inside: inside) {
         case .absent:
@@ -136,6 +145,7 @@ extension LinuxHostNetwork {
             return ["cannot look into \(attachment.namespace): \(error)"]
         }
         defer { namespace.close() }
+        if let replaced = Self.replacement(namespace, of: attachment.link) { return [replaced] }
         do {
             inside = try await observeInside(namespace)
         } catch {
@@ -163,6 +173,14 @@ extension LinuxHostNetwork {
         let routesCommand = namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
         let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
         return Self.containerFixes(attachment, in: namespace.path, mtu: mtu, host: end, inside: peer, routes: routes)
+    }
+
+    /// Why `namespace` is not the one `link` was attached to; nil when it is, or when `link` does not say.
+    static func replacement(_ namespace: PinnedNamespace, of link: ContainerLink) -> String? {
+        guard let expected = link.namespaceIdentity, namespace.identity != expected else { return nil }
+        return
+            "\(link.namespace) is now \(namespace.identity?.description ?? "a namespace the kernel cannot identify"), "
+            + "not \(expected) that '\(link.owner)' was attached to: the container is gone"
     }
 
     public func containerPorts(bridge: String) async throws -> [String] {

@@ -381,4 +381,40 @@ final class ContainerAttachTests: XCTestCase {
         XCTAssertEqual(foreign.count, 1)
         XCTAssertTrue(foreign[0].contains("does not lead into"), foreign[0])
     }
+
+    /// A link that names the namespace it was attached to is not plumbed, inspected or detached in another one at its
+    /// path: nothing is run inside it.
+    func testANamespaceReplacedAtThePathIsNeitherPlumbedNorLookedInto() async throws {
+        let now = NamespaceIdentity(boot: "b", cookie: 8, inode: 4_026_532_177)
+        let network = LinuxHostNetwork(
+            runner: runner,
+            namespaceGuard: NamespaceGuard { namespace, _ in
+                PinnedNamespace(namespace: namespace, path: Self.pinned, identity: now)
+            }
+        )
+        scriptAttached()
+        var attachment = Self.attachment()
+        attachment.namespaceIdentity = NamespaceIdentity(boot: "b", cookie: 7, inode: 4_026_532_177)
+        do {
+            _ = try await network.attach(attachment)
+            XCTFail("expected an error")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .namespaceReplaced, error.message)
+        }
+        let problems = try await network.inspect(attachment)
+        XCTAssertEqual(problems.count, 1)
+        XCTAssertTrue(problems.first?.contains("the container is gone") ?? false, "\(problems)")
+        do {
+            try await network.detach(attachment.link)
+            XCTFail("a host end whose peer cannot be proven was deleted")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .conflict, error.message)
+        }
+        XCTAssertFalse(runner.commands.contains { $0.first == "nsenter" }, "\(runner.commands)")
+        XCTAssertFalse(runner.commands.contains(["ip", "link", "del", Self.host]))
+
+        attachment.namespaceIdentity = now
+        let attached = try await network.attach(attachment)
+        XCTAssertEqual(attached.namespaceIdentity, now)
+    }
 }
