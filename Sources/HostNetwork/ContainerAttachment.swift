@@ -12,19 +12,25 @@ public struct ContainerLink: Sendable, Equatable {
     public var ifname: String
     /// This host's key for names and MACs.
     public var naming: ContainerNaming
+    /// The namespace the container was attached to, when known: then the namespace at `namespace`'s path must still
+    /// be this one, or the container counts as gone (paths are reused: `ip netns del web1; ip netns add web1`, a
+    /// PID taken by another process). Nil: whatever namespace is at the path (a first attach).
+    public var namespaceIdentity: NamespaceIdentity?
 
     public init(
         network: String,
         owner: String,
         namespace: NetworkNamespace,
         ifname: String = "eth0",
-        naming: ContainerNaming
+        naming: ContainerNaming,
+        namespaceIdentity: NamespaceIdentity? = nil
     ) {
         self.network = network
         self.owner = owner
         self.namespace = namespace
         self.ifname = ifname
         self.naming = naming
+        self.namespaceIdentity = namespaceIdentity
     }
 
     /// The host end of the veth pair.
@@ -59,9 +65,17 @@ public struct ContainerAttachment: Sendable, Equatable {
         gateway: IPv4Address,
         bridge: String,
         mtu: Int = 0,
-        naming: ContainerNaming
+        naming: ContainerNaming,
+        namespaceIdentity: NamespaceIdentity? = nil
     ) {
-        link = ContainerLink(network: network, owner: owner, namespace: namespace, ifname: ifname, naming: naming)
+        link = ContainerLink(
+            network: network,
+            owner: owner,
+            namespace: namespace,
+            ifname: ifname,
+            naming: naming,
+            namespaceIdentity: namespaceIdentity
+        )
         self.address = address
         self.prefix = prefix
         self.gateway = gateway
@@ -105,6 +119,8 @@ public struct AttachedContainer: Sendable, Equatable {
     /// Whether this call made the veth pair (false: it existed and was at most fixed). A caller that fails later
     /// undoes only what its own request made.
     public var created: Bool
+    /// The namespace that was plumbed (nil when the kernel cannot tell): what a later repair must find at the path.
+    public var namespaceIdentity: NamespaceIdentity?
 
     public init(
         hostInterface: String,
@@ -112,7 +128,8 @@ public struct AttachedContainer: Sendable, Equatable {
         containerMAC: String? = nil,
         mtu: Int,
         changes: [String],
-        created: Bool = false
+        created: Bool = false,
+        namespaceIdentity: NamespaceIdentity? = nil
     ) {
         self.hostInterface = hostInterface
         self.containerInterface = containerInterface
@@ -120,5 +137,6 @@ public struct AttachedContainer: Sendable, Equatable {
         self.mtu = mtu
         self.changes = changes
         self.created = created
+        self.namespaceIdentity = namespaceIdentity
     }
 }

@@ -20,6 +20,9 @@ public struct HostNetworkError: Error, Sendable, Equatable, CustomStringConverti
         case conflict = "conflict"
         /// A socket call of the ARP prober failed.
         case socket = "socket"
+        /// The namespace at a container's path is not the one the container was attached to: the container is
+        /// gone and something else has taken the path.
+        case namespaceReplaced = "namespace-replaced"
     }
 
     public var code: Code

@@ -15,16 +15,19 @@ public protocol HostNetworking: Sendable {
 
     /// Refuses (`invalidConfiguration`, saying why) a namespace that must never receive a container's interface:
     /// not a network namespace, outside the places runtimes keep them, or the host's own (see `NamespaceGuard`).
-    /// Callers check before they lease anything for the container.
+    /// Callers check before they lease anything for the container; `attach` checks again on the descriptor it uses.
     func checkNamespace(_ namespace: NetworkNamespace) async throws
 
     /// Connects a container: veth pair with the host end on the bridge, the other end created in the container's
     /// namespace with the requested name, address, MTU and a default route via the gateway. Fixes differences of a
     /// pair that is already this container's; refuses (`conflict`) when a link of that name leads elsewhere. On
-    /// failure, removes what this call created and nothing else.
+    /// failure, removes what this call created and nothing else. The namespace is opened and checked once and every
+    /// step enters that one (whatever its path leads to meanwhile); with `namespaceIdentity` set, another namespace
+    /// at the path is refused (`namespaceReplaced`). The result names the namespace plumbed.
     func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer
 
-    /// What differs from `attachment` (empty: attached as asked), without changing anything.
+    /// What differs from `attachment` (empty: attached as asked), without changing anything; a namespace at the path
+    /// that is not `namespaceIdentity` is one difference, and nothing in it is looked at.
     func inspect(_ attachment: ContainerAttachment) async throws -> [String]
 
     /// The host ends of container veths on `bridge`, by the names netlease gives them (keyed, or an older
@@ -32,7 +35,8 @@ public protocol HostNetworking: Sendable {
     func containerPorts(bridge: String) async throws -> [String]
 
     /// Removes the container's veth pair (deleting the host end deletes both) when its peer is `link.ifname` in
-    /// `link.namespace`; harmless when it is gone; `conflict` when a link of that name leads elsewhere.
+    /// `link.namespace`; harmless when it is gone; `conflict` when a link of that name leads elsewhere. A namespace at
+    /// the path that is not `link.namespaceIdentity` counts as gone.
     func detach(_ link: ContainerLink) async throws
 
     /// Removes what this instance created for the network, and nothing else.

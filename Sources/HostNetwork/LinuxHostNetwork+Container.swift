@@ -1,8 +1,8 @@
 import NetleaseCore
 
 extension LinuxHostNetwork {
-    /// Connects a container. A fresh attach is, with H the host end, P the namespace file and MAC the container
-    /// end's derived address:
+    /// Connects a container. A fresh attach is, with H the host end, P the namespace file as this process holds it
+    /// open (`/proc/PID/fd/N`, see `PinnedNamespace`) and MAC the container end's derived address:
     ///
     ///     ip link add H mtu M type veth peer name eth0 address MAC mtu M netns P
     ///     ip link set dev H master BRIDGE
@@ -15,12 +15,20 @@ extension LinuxHostNetwork {
     /// host namespace (where `eth0` may be taken) and there is no half-moved state. When a step after the first
     /// fails, the pair this call created is deleted again; nothing that existed before is touched.
     ///
+    /// The namespace file is opened and checked once, before anything else, and every step enters that descriptor:
+    /// what the caller's path leads to afterwards does not matter. With `namespaceIdentity` set, a namespace that is
+    /// not that one is refused with `namespaceReplaced` (the container is gone).
+    ///
     /// When H exists and its peer is the requested interface in the requested namespace, only differences are
     /// fixed. Attach never deletes a link: a host end whose peer is anywhere else belongs to another container (an
     /// old one of this owner still running, or another owner) and the request is refused with `conflict`.
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try attachment.validate()
-        try namespaceGuard.check(attachment.namespace)
+        let namespace = try await namespaceGuard.pin(attachment.namespace)
+        defer { namespace.close() }
+        if let replaced = Self.replacement(namespace, of: attachment.link) {
+            throw HostNetworkError(.namespaceReplaced, replaced + "; not plumbing it")
+        }
         await gate.acquire()
         defer { gate.release() }
         let host = HostSnapshot(links: try await observeLinks(Self.listLinks)).links
@@ -33,14 +41,12 @@ extension LinuxHostNetwork {
         }
         let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
         // Looking inside first also proves the namespace can be entered before anything is created.
-        let inside = try await observeInside(attachment.namespace)
+        let inside = try await observeInside(namespace)
         switch Self.pair(of: attachment.link, host: host, inside: inside) {
         case .foreign(let reason):
             throw HostNetworkError(.conflict, reason + "; not changing it (detach the owner first)")
         case .paired(let end, let peer):
-            let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
-            let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
-            let steps = Self.containerFixes(attachment, mtu: mtu, host: end, inside: peer, routes: routes)
+            let steps = try await fixes(attachment, in: namespace, mtu: mtu, host: end, inside: peer)
             for step in steps { try await apply(step, network: attachment.network) }
             return AttachedContainer(
                 hostInterface: end.name,
@@ -48,7 +54,8 @@ extension LinuxHostNetwork {
                 containerMAC: peer.mac,
                 mtu: mtu,
                 changes: steps.map(\.problem),
-                created: false
+                created: false,
+                namespaceIdentity: namespace.identity
             )
         case .absent:
             if inside[attachment.ifname] != nil {
@@ -58,7 +65,7 @@ extension LinuxHostNetwork {
                         + "not make for '\(attachment.owner)'; not changing it"
                 )
             }
-            let steps = Self.containerCreation(attachment, mtu: mtu)
+            let steps = Self.containerCreation(attachment, in: namespace.path, mtu: mtu)
             try await apply(steps[0], network: attachment.network)
             do {
                 for step in steps.dropFirst() { try await apply(step, network: attachment.network) }
@@ -72,17 +79,20 @@ extension LinuxHostNetwork {
                 containerMAC: attachment.link.containerMAC,
                 mtu: mtu,
                 changes: steps.map(\.problem),
-                created: true
+                created: true,
+                namespaceIdentity: namespace.identity
             )
         }
     }
 
     public nonisolated func checkNamespace(_ namespace: NetworkNamespace) async throws {
-        try namespaceGuard.check(namespace)
+        try await namespaceGuard.check(namespace)
     }
 
     /// Deletes the container's veth pair, only when its host end's peer is `link.ifname` in `link.namespace`.
-    /// Harmless when it is gone; a host end that leads anywhere else is left alone and reported as `conflict`.
+    /// Harmless when it is gone; a host end that leads anywhere else is left alone and reported as `conflict`. A
+    /// namespace the checks refuse, or not the one `link.namespaceIdentity` names, is not looked into: the container
+    /// counts as gone.
     public func detach(_ link: ContainerLink) async throws {
         await gate.acquire()
         defer { gate.release() }
@@ -92,7 +102,13 @@ extension LinuxHostNetwork {
             return
         }
         // A namespace that is gone took its end of the pair with it: whatever still has our name is not ours.
-        let inside = (try? await observeInside(link.namespace)) ?? [:]
+        var inside: [String: ObservedLink] = [:]
+        if let namespace = try? await namespaceGuard.pin(link.namespace) {
+            defer { namespace.close() }
+            if Self.replacement(namespace, of: link) == nil {
+                inside = (try? await observeInside(namespace)) ?? [:]
+            }
+        }
         switch Self.pair(of: link, host: host, inside: inside) {
         case .absent:
             return
@@ -121,9 +137,17 @@ extension LinuxHostNetwork {
         guard let bridge = host[attachment.bridge], bridge.kind == "bridge" else {
             return ["bridge \(attachment.bridge) does not exist"]
         }
+        let namespace: PinnedNamespace
         let inside: [String: ObservedLink]
         do {
-            inside = try await observeInside(attachment.namespace)
+            namespace = try await namespaceGuard.pin(attachment.namespace)
+        } catch {
+            return ["cannot look into \(attachment.namespace): \(error)"]
+        }
+        defer { namespace.close() }
+        if let replaced = Self.replacement(namespace, of: attachment.link) { return [replaced] }
+        do {
+            inside = try await observeInside(namespace)
         } catch {
             return ["cannot look into \(attachment.namespace): \(error)"]
         }
@@ -133,11 +157,30 @@ extension LinuxHostNetwork {
         case .foreign(let reason):
             return [reason]
         case .paired(let end, let peer):
-            let routesCommand = attachment.namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
-            let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
             let mtu = attachment.mtu > 0 ? attachment.mtu : bridge.mtu
-            return Self.containerFixes(attachment, mtu: mtu, host: end, inside: peer, routes: routes).map(\.problem)
+            return try await fixes(attachment, in: namespace, mtu: mtu, host: end, inside: peer).map(\.problem)
         }
+    }
+
+    /// What differs in the container's existing pair: looks at the routes inside, then plans.
+    private func fixes(
+        _ attachment: ContainerAttachment,
+        in namespace: PinnedNamespace,
+        mtu: Int,
+        host end: ObservedLink,
+        inside peer: ObservedLink
+    ) async throws -> [PlannedStep] {
+        let routesCommand = namespace.enterPrefix + ["ip", "-j", "route", "show", "default"]
+        let routes = try ObservedRoute.parseList(try await runner.run(routesCommand).stdout, command: routesCommand)
+        return Self.containerFixes(attachment, in: namespace.path, mtu: mtu, host: end, inside: peer, routes: routes)
+    }
+
+    /// Why `namespace` is not the one `link` was attached to; nil when it is, or when `link` does not say.
+    static func replacement(_ namespace: PinnedNamespace, of link: ContainerLink) -> String? {
+        guard let expected = link.namespaceIdentity, namespace.identity != expected else { return nil }
+        return
+            "\(link.namespace) is now \(namespace.identity?.description ?? "a namespace the kernel cannot identify"), "
+            + "not \(expected) that '\(link.owner)' was attached to: the container is gone"
     }
 
     public func containerPorts(bridge: String) async throws -> [String] {
@@ -188,7 +231,7 @@ extension LinuxHostNetwork {
     }
 
     /// The links inside a namespace, by name; throws when the namespace cannot be entered.
-    private func observeInside(_ namespace: NetworkNamespace) async throws -> [String: ObservedLink] {
+    private func observeInside(_ namespace: PinnedNamespace) async throws -> [String: ObservedLink] {
         HostSnapshot(links: try await observeLinks(namespace.enterPrefix + Self.listLinks)).links
     }
 
@@ -213,10 +256,11 @@ extension LinuxHostNetwork {
         }
     }
 
-    static func containerCreation(_ attachment: ContainerAttachment, mtu: Int) -> [PlannedStep] {
+    /// The steps of a fresh attach into the namespace file `path` (the pinned descriptor's).
+    static func containerCreation(_ attachment: ContainerAttachment, in path: String, mtu: Int) -> [PlannedStep] {
         let name = attachment.hostInterface
         let ifname = attachment.ifname
-        let inside = attachment.namespace.enterPrefix
+        let inside = PinnedNamespace.enterPrefix(path)
         let cidr = "\(attachment.address)/\(attachment.prefix)"
         return [
             PlannedStep(
@@ -224,7 +268,7 @@ extension LinuxHostNetwork {
                 "no veth pair \(name)/\(ifname) for \(attachment.owner)",
                 [
                     "ip", "link", "add", name, "mtu", "\(mtu)", "type", "veth", "peer", "name", ifname, "address",
-                    attachment.link.containerMAC, "mtu", "\(mtu)", "netns", attachment.namespace.path,
+                    attachment.link.containerMAC, "mtu", "\(mtu)", "netns", path,
                 ],
                 creates: .link(name)
             ),
@@ -248,8 +292,10 @@ extension LinuxHostNetwork {
         ]
     }
 
+    /// What differs in an existing pair, as steps entering the namespace file `path` (the pinned descriptor's).
     static func containerFixes(
         _ attachment: ContainerAttachment,
+        in path: String,
         mtu: Int,
         host: ObservedLink,
         inside peer: ObservedLink,
@@ -257,7 +303,7 @@ extension LinuxHostNetwork {
     ) -> [PlannedStep] {
         let name = host.name
         let ifname = attachment.ifname
-        let inside = attachment.namespace.enterPrefix
+        let inside = PinnedNamespace.enterPrefix(path)
         let wanted = InterfaceAddress(address: attachment.address, prefix: attachment.prefix)
         var steps: [PlannedStep] = []
         if host.mtu != mtu {

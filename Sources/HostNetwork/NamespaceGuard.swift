@@ -5,7 +5,7 @@ import NetleaseCore
 import Glibc
 #endif
 
-/// Decides whether a namespace file may receive a container's interface, before anything is leased or created.
+/// Decides whether a namespace file may receive a container's interface, and pins the one it accepted.
 ///
 /// `ATTACH` runs as root and takes a path from whoever may use the local API. Any path used to be accepted, so
 /// `netns=/proc/self/ns/net` made the agent add a veth to the host itself and replace the host's default route
@@ -20,8 +20,10 @@ import Glibc
 ///   which also catches a bind mount or `/proc/PID` of any process that shares them. (Where even root may not
 ///   look at PID 1's namespaces, inside some containers, only the agent's own is compared.)
 ///
-/// `LinuxHostNetwork.attach` checks again right before it creates anything; a path swapped between the two checks
-/// needs root on the host.
+/// The path rules say where to look; they cannot say what the path will lead to a moment later: the `netns`
+/// directory under `/run/user/UID` is that user's to rename or replace with a link, and a PID is reused once its
+/// process exits. So the file is opened once, every check runs on that descriptor, and the caller keeps it open
+/// (`PinnedNamespace`) and enters the namespace only through it for the whole operation.
 public struct NamespaceGuard: Sendable {
     /// Directories whose entries are runtimes' network namespaces.
     public static let runtimeDirectories = [
@@ -30,18 +32,19 @@ public struct NamespaceGuard: Sendable {
     ]
 
     /// The checks above, on the real file system.
-    public static let system = NamespaceGuard(fileCheck: NamespaceGuard.checkFile)
+    public static let system = NamespaceGuard(opener: NamespaceGuard.pinFile)
 
-    /// Checks the file at a path whose location is acceptable; `follow` says whether the last component may be a
-    /// link. Injected so that tests of the command sequence need no real namespaces.
-    let fileCheck: @Sendable (_ path: String, _ follow: Bool) throws -> Void
+    /// Opens and checks the file of a namespace whose path is acceptable; `follow` says whether the last component
+    /// may be a link. Injected so that tests of the command sequence need no real namespaces.
+    let opener: @Sendable (_ namespace: NetworkNamespace, _ follow: Bool) async throws -> PinnedNamespace
 
-    init(fileCheck: @escaping @Sendable (_ path: String, _ follow: Bool) throws -> Void) {
-        self.fileCheck = fileCheck
+    init(opener: @escaping @Sendable (_ namespace: NetworkNamespace, _ follow: Bool) async throws -> PinnedNamespace) {
+        self.opener = opener
     }
 
-    /// Throws `invalidConfiguration`, saying why, unless `namespace` may receive a container's interface.
-    public func check(_ namespace: NetworkNamespace) throws {
+    /// Opens `namespace` once and checks that descriptor; throws `invalidConfiguration`, saying why, unless it may
+    /// receive a container's interface. The caller closes what it gets when its operation is over.
+    public func pin(_ namespace: NetworkNamespace) async throws -> PinnedNamespace {
         try namespace.validate()
         let path = namespace.path
         guard let follow = Self.location(of: path) else {
@@ -51,7 +54,12 @@ public struct NamespaceGuard: Sendable {
                     + "/run/netns, /run/docker/netns or /run/user/UID/netns, or /proc/PID/ns/net"
             )
         }
-        try fileCheck(path, follow)
+        return try await opener(namespace, follow)
+    }
+
+    /// Throws like `pin`, keeping nothing open.
+    public func check(_ namespace: NetworkNamespace) async throws {
+        try await pin(namespace).close()
     }
 
     /// Whether `path` is in an accepted place: nil when not; otherwise whether its last component may be followed
@@ -96,8 +104,22 @@ public struct NamespaceGuard: Sendable {
         return buffer.load(as: Int.self)
     }
 
-    private static func checkFile(_ path: String, follow: Bool) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW))
+    /// `pinning` on a thread of its own: finding the namespace's cookie enters it with setns(2), which a shared
+    /// thread of the cooperative pool must never do.
+    private static func pinFile(_ namespace: NetworkNamespace, follow: Bool) async throws -> PinnedNamespace {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PinnedNamespace, any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result { try pinning(namespace, follow: follow) })
+            }
+            thread.name = "netlease-netns-pin"
+            thread.start()
+        }
+    }
+
+    private static func pinning(_ namespace: NetworkNamespace, follow: Bool) throws -> PinnedNamespace {
+        let path = namespace.path
+        // O_NONBLOCK: a FIFO put where a namespace should be must not block the agent in open(2).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
             let code = errno
             if code == ELOOP {
@@ -105,7 +127,31 @@ public struct NamespaceGuard: Sendable {
             }
             throw HostNetworkError(.invalidConfiguration, "cannot open \(path): \(String(cString: strerror(code)))")
         }
-        defer { close(fd) }
+        do {
+            let inode = try checkDescriptor(fd, path: path)
+            var identity: NamespaceIdentity?
+            if let boot = bootID, let cookie = try NetworkNamespace.cookie(descriptor: fd, name: namespace.description)
+            {
+                identity = NamespaceIdentity(boot: boot, cookie: cookie, inode: inode)
+            }
+            return PinnedNamespace(namespace: namespace, descriptor: fd, identity: identity)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// This boot's id; nil when the kernel does not say.
+    private static let bootID: String? = {
+        guard let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8) else {
+            return nil
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? nil : trimmed
+    }()
+
+    /// The checks on the open file; returns its inode.
+    private static func checkDescriptor(_ fd: Int32, path: String) throws -> UInt64 {
         guard try fileSystemType(fd, path: path) == nsfsMagic else {
             throw HostNetworkError(.invalidConfiguration, "\(path) is not a namespace file")
         }
@@ -137,5 +183,6 @@ public struct NamespaceGuard: Sendable {
                 )
             }
         }
+        return UInt64(target.st_ino)
     }
 }

@@ -27,13 +27,6 @@ public enum NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The words that run a command inside the namespace.
-    ///
-    /// `ip -n NAME` accepts only names under /var/run/netns, while `ip link set … netns X` opens X as a file when it
-    /// contains '/'. `nsenter --net=FILE` takes any namespace file, so every command inside a container goes through
-    /// it, for names and paths alike.
-    var enterPrefix: [String] { ["nsenter", "--net=" + path] }
-
     func validate() throws {
         switch self {
         case .named(let name):
@@ -62,26 +55,61 @@ extension NetworkNamespace {
     /// enough. setns is looked up with dlsym because Glibc's Swift module does not export it; it needs
     /// CAP_SYS_ADMIN.
     public func enterOnThisThread() throws -> NamespaceReturn {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw HostNetworkError(.socket, "open \(path): \(String(cString: strerror(code))) (errno \(code))")
+        }
+        defer { close(fd) }
+        return try Self.enterOnThisThread(descriptor: fd, name: description)
+    }
+
+    /// `enterOnThisThread()` for a namespace file that is already open.
+    static func enterOnThisThread(descriptor fd: Int32, name: String) throws -> NamespaceReturn {
         let setns = try Self.setnsFunction()
         let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         guard original >= 0 else {
             let code = errno
             throw HostNetworkError(.socket, "open /proc/thread-self/ns/net: \(String(cString: strerror(code)))")
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            close(original)
-            throw HostNetworkError(.socket, "open \(path): \(String(cString: strerror(code))) (errno \(code))")
-        }
-        defer { close(fd) }
         guard setns(fd, Self.cloneNewNet) == 0 else {
             let code = errno
             close(original)
-            throw HostNetworkError(.socket, "setns \(self): \(String(cString: strerror(code))) (errno \(code))")
+            throw HostNetworkError(.socket, "setns \(name): \(String(cString: strerror(code))) (errno \(code))")
         }
         return NamespaceReturn(descriptor: original)
     }
+
+    /// The cookie (`SO_NETNS_COOKIE`) of the network namespace `fd` refers to; nil when the kernel has none (before
+    /// Linux 5.14). Enters the namespace on the calling thread to make a socket there and goes back at once: only
+    /// for a dedicated thread (see `enterOnThisThread()`).
+    static func cookie(descriptor fd: Int32, name: String) throws -> UInt64? {
+        let socketFD: Int32
+        do {
+            let back = try enterOnThisThread(descriptor: fd, name: name)
+            defer { back.restore() }
+            socketFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        guard socketFD >= 0 else {
+            let code = errno
+            throw HostNetworkError(.socket, "socket in \(name): \(String(cString: strerror(code))) (errno \(code))")
+        }
+        defer { close(socketFD) }
+        var cookie: UInt64 = 0
+        var length = socklen_t(MemoryLayout<UInt64>.size)
+        guard getsockopt(socketFD, SOL_SOCKET, soNetnsCookie, &cookie, &length) == 0 else {
+            let code = errno
+            if code == ENOPROTOOPT { return nil }
+            throw HostNetworkError(
+                .socket,
+                "SO_NETNS_COOKIE in \(name): \(String(cString: strerror(code))) (errno \(code))"
+            )
+        }
+        return cookie
+    }
+
+    /// <asm-generic/socket.h>; Glibc's Swift module does not export it.
+    fileprivate static let soNetnsCookie: Int32 = 71
 
     fileprivate static func setnsFunction() throws -> SetnsFunction {
         guard let symbol = dlsym(nil, "setns") else {

@@ -1,4 +1,5 @@
 import Foundation
+import HostNetwork
 import NetleaseCore
 
 /// What this agent leased, kept on disk so a restarted agent knows its containers: it reconciles them with the
@@ -33,6 +34,11 @@ public struct LocalLease: Codable, Sendable, Equatable {
     public var mac: String?
     /// For a request served from the pool: the placeholder owner whose address it takes over.
     public var from: String?
+    /// The namespace the agent plumbed (ATTACH), as the kernel identifies it. The path in `netns` may lead to
+    /// another namespace later (`ip netns del web1; ip netns add web1`, a reused PID); only this one is repaired,
+    /// inspected or detached. Nil in records of older releases and where the kernel cannot tell (before Linux
+    /// 5.14): such a container is never re-plumbed by the agent on its own.
+    public var netnsIdentity: NamespaceIdentity?
 
     public init(
         network: String,
@@ -43,7 +49,8 @@ public struct LocalLease: Codable, Sendable, Equatable {
         netns: String?,
         state: State = .ready,
         mac: String? = nil,
-        from: String? = nil
+        from: String? = nil,
+        netnsIdentity: NamespaceIdentity? = nil
     ) {
         self.network = network
         self.owner = owner
@@ -54,6 +61,7 @@ public struct LocalLease: Codable, Sendable, Equatable {
         self.state = state
         self.mac = mac
         self.from = from
+        self.netnsIdentity = netnsIdentity
     }
 
     /// Files written before records had a state hold only handed-out leases.
@@ -68,6 +76,7 @@ public struct LocalLease: Codable, Sendable, Equatable {
         state = try c.decodeIfPresent(State.self, forKey: .state) ?? .ready
         mac = try c.decodeIfPresent(String.self, forKey: .mac)
         from = try c.decodeIfPresent(String.self, forKey: .from)
+        netnsIdentity = try c.decodeIfPresent(NamespaceIdentity.self, forKey: .netnsIdentity)
     }
 
     public var ipv4: IPv4Address? { IPv4Address(address) }

@@ -107,7 +107,8 @@ extension Agent {
                         ifname: ifname,
                         netns: netns,
                         state: .ready,
-                        mac: attached?.containerMAC
+                        mac: attached?.containerMAC,
+                        netnsIdentity: attached?.namespaceIdentity
                     )
                 )
             } catch {
@@ -531,7 +532,8 @@ extension Agent {
             owner: local.owner,
             namespace: NetworkNamespace(argument: netns),
             ifname: local.ifname,
-            naming: naming
+            naming: naming,
+            namespaceIdentity: local.netnsIdentity
         )
     }
 

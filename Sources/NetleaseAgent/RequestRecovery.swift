@@ -11,7 +11,9 @@ extension Agent {
     /// - a `pending` record is a request that never answered its caller: its container pair (only one that leads
     ///   into the recorded namespace) is removed, its lease released, the record dropped;
     /// - a `ready` ATTACH record whose container is not plumbed as recorded is plumbed again when its namespace is
-    ///   still there; otherwise it is reported (the runtime detaches dead containers);
+    ///   still there — the very namespace it was plumbed into, by the identity recorded then, not merely something at
+    ///   the same path; otherwise it is reported (the runtime detaches dead containers). A record without that
+    ///   identity (an older release's) is never re-plumbed: what its path leads to now cannot be told apart;
     /// - a lease the coordinator holds for this host that no record names is reported, never released: an admin
     ///   may have made it (`lease acquire --host`).
     /// What cannot be repaired now is kept for doctor and tried again at the next join.
@@ -20,15 +22,17 @@ extension Agent {
         for record in leases.all where configuration.networks.contains(record.network) {
             let key = LocalLease.key(network: record.network, owner: record.owner)
             do {
-                try await ownerLocks.withLock(key) {
+                let left = try await ownerLocks.withLock(key) { () async throws -> String? in
                     // Re-read under the lock: a request that was in flight has finished by now.
-                    guard let current = leases.lease(network: record.network, owner: record.owner) else { return }
+                    guard let current = leases.lease(network: record.network, owner: record.owner) else { return nil }
                     switch current.state {
                     case .pending: try await undoInterrupted(current, control: control, claim: claim)
-                    case .ready: try await replumbIfNeeded(current)
+                    case .ready: return try await replumbIfNeeded(current)
                     case .pooled: break
                     }
+                    return nil
                 }
+                if let left { unrepaired.append("\(record.network) '\(record.owner)': \(left)") }
             } catch {
                 unrepaired.append("\(record.network) '\(record.owner)': \(error)")
                 logger.error(
@@ -80,21 +84,44 @@ extension Agent {
         )
     }
 
-    /// Plumbs a recorded container again when something of it is missing and its namespace still exists.
-    private func replumbIfNeeded(_ record: LocalLease) async throws {
+    /// Plumbs a recorded container again when something of it is missing and the namespace it was plumbed into is
+    /// still at its path. Returns why it left a record as it is, for doctor; nil when nothing needs saying.
+    private func replumbIfNeeded(_ record: LocalLease) async throws -> String? {
         guard let context = state.withLock({ $0.session?.networks[record.network] }),
             let attachment = attachment(of: record, in: context)
-        else { return }
+        else { return nil }
         let problems = try await hostNetwork.inspect(attachment)
-        guard !problems.isEmpty else { return }
+        guard !problems.isEmpty else { return nil }
+        guard record.netnsIdentity != nil else {
+            let why =
+                "not re-plumbed: recorded without the identity of its namespace (by an older release, or a kernel "
+                + "before 5.14), so whatever is at \(attachment.namespace) now may be another namespace; attach it "
+                + "again to repair it"
+            logger.notice(
+                "a recorded container is incomplete and not re-plumbed",
+                metadata: ["network": "\(record.network)", "owner": "\(record.owner)", "why": "\(why)"]
+            )
+            return why
+        }
         do {
             try await hostNetwork.checkNamespace(attachment.namespace)
         } catch {
             // The container is gone (or its namespace unusable): nothing to plumb; doctor shows it until the
             // runtime detaches it.
-            return
+            return nil
         }
-        let attached = try await hostNetwork.attach(attachment)
+        let attached: AttachedContainer
+        do {
+            attached = try await hostNetwork.attach(attachment)
+        } catch let error as HostNetworkError where error.code == .namespaceReplaced {
+            // Another namespace took the path (`ip netns del web1; ip netns add web1`, a reused PID): the container
+            // is gone and this one must not get its address. Doctor shows it until the runtime detaches it.
+            logger.notice(
+                "a recorded container's namespace was replaced; not plumbing the new one",
+                metadata: ["network": "\(record.network)", "owner": "\(record.owner)", "why": "\(error.message)"]
+            )
+            return nil
+        }
         logger.notice(
             "re-plumbed a container found incomplete",
             metadata: [
@@ -102,6 +129,7 @@ extension Agent {
                 "fixed": "\(attached.changes.joined(separator: "; "))",
             ]
         )
+        return nil
     }
 }
 
@@ -120,7 +148,8 @@ extension Agent {
             gateway: context.bridgeAddress,
             bridge: context.config.bridge,
             mtu: context.mtu,
-            naming: naming
+            naming: naming,
+            namespaceIdentity: record.netnsIdentity
         )
     }
 }

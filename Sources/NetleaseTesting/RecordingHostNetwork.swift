@@ -35,7 +35,11 @@ public final class RecordingHostNetwork: HostNetworking {
         var problems: [String: [String]] = [:]
         var refused: Set<NetworkNamespace> = []
         var foreignPorts: [String] = []
+        var identities: [NetworkNamespace: NamespaceIdentity] = [:]
     }
+
+    /// The identity of every namespace whose identity is not scripted.
+    public static let defaultIdentity = NamespaceIdentity(boot: "recording", cookie: 1, inode: 4_026_531_841)
 
     private let state = Mutex(State())
 
@@ -61,6 +65,23 @@ public final class RecordingHostNetwork: HostNetworking {
     /// Namespaces `checkNamespace` refuses from now on (default: none).
     public func setRefusedNamespaces(_ namespaces: Set<NetworkNamespace>) {
         state.withLock { $0.refused = namespaces }
+    }
+
+    /// The namespace now at `namespace`'s path, as `attach` reports it and compares it with a link's
+    /// `namespaceIdentity` (default: `defaultIdentity`).
+    public func setIdentity(_ identity: NamespaceIdentity, of namespace: NetworkNamespace) {
+        state.withLock { $0.identities[namespace] = identity }
+    }
+
+    private func identity(of namespace: NetworkNamespace) -> NamespaceIdentity {
+        state.withLock { $0.identities[namespace] } ?? Self.defaultIdentity
+    }
+
+    /// Why the namespace at the link's path is not the one the link names; nil when it is (or the link does not say).
+    private func replacement(_ link: ContainerLink) -> String? {
+        let now = identity(of: link.namespace)
+        guard let expected = link.namespaceIdentity, expected != now else { return nil }
+        return "\(link.namespace) is now \(now), not \(expected): the container is gone"
     }
 
     /// Container veths `containerPorts` lists besides those of the containers attached through this fake.
@@ -116,6 +137,7 @@ public final class RecordingHostNetwork: HostNetworking {
 
     public func attach(_ attachment: ContainerAttachment) async throws -> AttachedContainer {
         try record(.attach(attachment))
+        if let replaced = replacement(attachment.link) { throw HostNetworkError(.namespaceReplaced, replaced) }
         let created = state.withLock { state -> Bool in
             guard state.attached.insert(attachment.network + "/" + attachment.owner).inserted else { return false }
             state.attachedPorts.append(attachment.hostInterface)
@@ -127,12 +149,14 @@ public final class RecordingHostNetwork: HostNetworking {
             containerMAC: attachment.link.containerMAC,
             mtu: attachment.mtu > 0 ? attachment.mtu : 1450,
             changes: [],
-            created: created
+            created: created,
+            namespaceIdentity: identity(of: attachment.namespace)
         )
     }
 
     public func inspect(_ attachment: ContainerAttachment) async throws -> [String] {
         try record(.inspect(attachment))
+        if let replaced = replacement(attachment.link) { return [replaced] }
         return state.withLock { $0.problems[attachment.owner] ?? [] }
     }
 

@@ -14,7 +14,12 @@ final class ContainerAttachTests: XCTestCase {
     override func setUp() {
         runner = RecordingCommandRunner()
         // The namespaces of these tests exist only in the scripted replies.
-        network = LinuxHostNetwork(runner: runner, namespaceGuard: NamespaceGuard { _, _ in })
+        network = LinuxHostNetwork(
+            runner: runner,
+            namespaceGuard: NamespaceGuard { namespace, _ in
+                PinnedNamespace(namespace: namespace, path: Self.pinned, identity: nil)
+            }
+        )
     }
 
     static func attachment(
@@ -34,6 +39,9 @@ final class ContainerAttachTests: XCTestCase {
             naming: naming
         )
     }
+
+    /// Where the scripted guard says it holds every namespace open: commands must name it, never the caller's path.
+    static let pinned = "/proc/4242/fd/9"
 
     /// A fixed key, so names are literals here.
     static let naming = ContainerNaming(key: Array(0...15))
@@ -88,7 +96,7 @@ final class ContainerAttachTests: XCTestCase {
     func testFreshAttachByName() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
         let attached = try await network.attach(Self.attachment())
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         XCTAssertEqual(
             runner.commands,
             [
@@ -96,7 +104,7 @@ final class ContainerAttachTests: XCTestCase {
                 inside + Self.observe,
                 [
                     "ip", "link", "add", Self.host, "mtu", "1450", "type", "veth", "peer", "name", "eth0", "address",
-                    Self.mac, "mtu", "1450", "netns", "/var/run/netns/ctr1",
+                    Self.mac, "mtu", "1450", "netns", "/proc/4242/fd/9",
                 ],
                 ["ip", "link", "set", "dev", Self.host, "master", "nl0"],
                 ["ip", "link", "set", "dev", Self.host, "up"],
@@ -116,7 +124,7 @@ final class ContainerAttachTests: XCTestCase {
 
     func testAFailedFreshAttachRemovesOnlyThePairItMade() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         runner.on(
             inside + ["ip", "addr", "add", "172.30.0.11/16", "dev", "eth0"],
             reply: .failure(status: 2, stderr: "RTNETLINK answers: Permission denied")
@@ -140,7 +148,7 @@ final class ContainerAttachTests: XCTestCase {
     func testAnInterfaceOfThatNameInTheNamespaceIsNotOverwritten() async throws {
         runner.on(Self.observe, reply: .output(FakeLink.render([.underlay(), .bridge()])))
         runner.on(
-            ["nsenter", "--net=/var/run/netns/ctr1"] + Self.observe,
+            ["nsenter", "--net=/proc/4242/fd/9"] + Self.observe,
             reply: .output(FakeLink.render([FakeLink("eth0", index: 2, kind: "veth", peerIndex: 77)]))
         )
         do {
@@ -163,13 +171,13 @@ final class ContainerAttachTests: XCTestCase {
             [
                 "ip", "link", "add", Self.host, "mtu", "1400", "type", "veth", "peer", "name", "net1", "address",
                 Self.mac,
-                "mtu", "1400", "netns", "/proc/4242/ns/net",
+                "mtu", "1400", "netns", "/proc/4242/fd/9",
             ]
         )
         XCTAssertEqual(
             runner.commands[5],
             [
-                "nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "add",
+                "nsenter", "--net=/proc/4242/fd/9", "ip", "addr", "add",
                 "172.30.0.11/16", "dev", "net1",
             ]
         )
@@ -190,7 +198,7 @@ final class ContainerAttachTests: XCTestCase {
                 ])
             )
         )
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         runner.on(
             inside + Self.observe,
             reply: .output(
@@ -215,7 +223,7 @@ final class ContainerAttachTests: XCTestCase {
     func testAttachAgainChangesNothing() async throws {
         scriptAttached()
         let attached = try await network.attach(Self.attachment())
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         XCTAssertEqual(
             runner.commands,
             [
@@ -228,7 +236,7 @@ final class ContainerAttachTests: XCTestCase {
     func testAttachWithNewAddressReplacesTheOldOne() async throws {
         scriptAttached(address: "172.30.0.99/16", route: "172.30.0.254")
         _ = try await network.attach(Self.attachment())
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         XCTAssertEqual(
             Array(runner.commands.dropFirst(3)),
             [
@@ -285,7 +293,7 @@ final class ContainerAttachTests: XCTestCase {
                 ])
             )
         )
-        runner.on(["nsenter", "--net=/var/run/netns/ctr1"] + Self.observe, reply: .output(FakeLink.render([])))
+        runner.on(["nsenter", "--net=/proc/4242/fd/9"] + Self.observe, reply: .output(FakeLink.render([])))
         runner.clearCommands()
         _ = try await network.attach(Self.attachment())
         XCTAssertFalse(runner.commands.contains(["ip", "link", "del", legacy]))
@@ -335,7 +343,7 @@ final class ContainerAttachTests: XCTestCase {
         scriptAttached()
         runner.clearCommands()
         try await network.detach(Self.attachment().link)
-        let inside = ["nsenter", "--net=/var/run/netns/ctr1"]
+        let inside = ["nsenter", "--net=/proc/4242/fd/9"]
         XCTAssertEqual(runner.commands, [Self.observe, inside + Self.observe, ["ip", "link", "del", Self.host]])
         let created = await network.createdResources(network: "blue")
         XCTAssertEqual(created, [])
@@ -372,5 +380,41 @@ final class ContainerAttachTests: XCTestCase {
         let foreign = try await network.inspect(Self.attachment())
         XCTAssertEqual(foreign.count, 1)
         XCTAssertTrue(foreign[0].contains("does not lead into"), foreign[0])
+    }
+
+    /// A link that names the namespace it was attached to is not plumbed, inspected or detached in another one at its
+    /// path: nothing is run inside it.
+    func testANamespaceReplacedAtThePathIsNeitherPlumbedNorLookedInto() async throws {
+        let now = NamespaceIdentity(boot: "b", cookie: 8, inode: 4_026_532_177)
+        let network = LinuxHostNetwork(
+            runner: runner,
+            namespaceGuard: NamespaceGuard { namespace, _ in
+                PinnedNamespace(namespace: namespace, path: Self.pinned, identity: now)
+            }
+        )
+        scriptAttached()
+        var attachment = Self.attachment()
+        attachment.namespaceIdentity = NamespaceIdentity(boot: "b", cookie: 7, inode: 4_026_532_177)
+        do {
+            _ = try await network.attach(attachment)
+            XCTFail("expected an error")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .namespaceReplaced, error.message)
+        }
+        let problems = try await network.inspect(attachment)
+        XCTAssertEqual(problems.count, 1)
+        XCTAssertTrue(problems.first?.contains("the container is gone") ?? false, "\(problems)")
+        do {
+            try await network.detach(attachment.link)
+            XCTFail("a host end whose peer cannot be proven was deleted")
+        } catch let error as HostNetworkError {
+            XCTAssertEqual(error.code, .conflict, error.message)
+        }
+        XCTAssertFalse(runner.commands.contains { $0.first == "nsenter" }, "\(runner.commands)")
+        XCTAssertFalse(runner.commands.contains(["ip", "link", "del", Self.host]))
+
+        attachment.namespaceIdentity = now
+        let attached = try await network.attach(attachment)
+        XCTAssertEqual(attached.namespaceIdentity, now)
     }
 }

@@ -371,7 +371,7 @@ final class AttachSafetyTests: LabTestCase {
         "--probe-wait", "2",
     ]
 
-    private func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    func eventually(_ timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return true }
