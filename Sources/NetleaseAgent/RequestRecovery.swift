@@ -67,9 +67,22 @@ extension Agent {
 
     private func undoInterrupted(_ record: LocalLease, control: NetleaseConnection, claim: HostClaim) async throws {
         if let link = containerLink(of: record) { try await hostNetwork.detach(link) }
-        let released = try await control.release(
-            ReleaseRequest(network: record.network, owner: record.owner, claim: claim)
-        )
+        let released: Lease?
+        do {
+            released = try await control.release(
+                ReleaseRequest(network: record.network, owner: record.owner, claim: claim)
+            )
+        } catch let error as NetleaseError where error.code == .conflict {
+            // The owner's lease is another host's: this host holds nothing of the request to give back (a pooled
+            // placeholder was never handed over and stays). The record used to stay for good, retried at every
+            // reconnect and shown as unrepaired.
+            try leases.remove(network: record.network, owner: record.owner)
+            logger.notice(
+                "forgot an interrupted request whose owner is leased on another host",
+                metadata: ["network": "\(record.network)", "owner": "\(record.owner)", "error": "\(error)"]
+            )
+            return
+        }
         // Served from the pool: when the hand-over happened, the placeholder holds nothing any more; otherwise its
         // address is still pooled and stays.
         var removing = [(network: record.network, owner: record.owner)]

@@ -272,6 +272,50 @@ final class AgentTests: AgentTestCase {
         XCTAssertEqual(holder.map(\.address), [address], "reconcile must not take the address back")
     }
 
+    /// An interrupted request whose owner is leased on another host left nothing here to give back; its pending
+    /// record used to stay for good (the release refused at every reconnect, doctor showing it unrepaired).
+    func testAnInterruptedRequestOfAnotherHostsOwnerIsForgottenAndItsLeaseLeftAlone() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
+        let first = try makeAgent(directory: directory)
+        first.start()
+        _ = try await first.waitUntilReady()
+        await first.stop()
+        let elsewhere = try await admin("h2's lease") {
+            try await $0.acquire(AcquireRequest(network: "prod", owner: "elsewhere", claim: HostClaim(host: "h2")))
+        }
+        let file = directory.appendingPathComponent("state/leases.json")
+        // No lease yet: the first agent may have written no file.
+        var records =
+            try (try? Data(contentsOf: file)).map { try JSONDecoder().decode([LocalLease].self, from: $0) } ?? []
+        records.append(
+            LocalLease(
+                network: "prod",
+                owner: "elsewhere",
+                address: nil,
+                prefix: 24,
+                ifname: "",
+                netns: nil,
+                state: .pending
+            )
+        )
+        try JSONEncoder().encode(records).write(to: file)
+
+        let second = try makeAgent(directory: directory)
+        second.start()
+        _ = try await second.waitUntilReady()
+        let kept = try JSONDecoder().decode([LocalLease].self, from: Data(contentsOf: file))
+        XCTAssertFalse(kept.contains { $0.owner == "elsewhere" }, "the interrupted request's record stayed")
+        let theirs = try await admin("h2's lease after the recovery") {
+            try await $0.leases(.init(network: "prod", owner: "elsewhere"))
+        }
+        XCTAssertEqual(theirs, [elsewhere], "h2's lease was touched")
+        let checks = try await second.local { try await $0.send(LocalRequest.doctor) }.records
+            .map(DoctorCheck.init(fields:))
+        let leases = try XCTUnwrap(checks.first { $0.name == "leases" })
+        XCTAssertFalse(leases.detail.contains("'elsewhere'"), leases.detail)
+    }
+
     /// An agent killed in the middle of an ATTACH leaves a pending record and a lease; the next one undoes the
     /// request, and doctor names what it cannot account for.
     func testARestartedAgentUndoesARequestThatNeverFinishedAndDoctorSeesBothWays() async throws {
