@@ -47,7 +47,20 @@ public struct Ledger: Sendable {
 
     /// Rebuilds the ledger from stored rows. Hosts that were up get a full TTL of grace from `now`: time the
     /// coordinator was down is never held against them.
-    public init(networks: [NetworkSpec], hosts: [HostRecord], leases: [Lease], lastEpoch: Int64 = 0, now: Millis) {
+    ///
+    /// `restartingCooldowns`: every cooldown also runs its full length from `now` at least. For a store shared by
+    /// several coordinators: a cooldown's end was set by the clock of the leader that wrote it, and a new leader
+    /// whose clock runs ahead would otherwise end it early, handing out an address a lost host may still use (the
+    /// way host TTLs, and Consul's session TTLs, start afresh at a failover). A coordinator that reloads its own
+    /// SQLite file keeps the ends as written: time it was down counts.
+    public init(
+        networks: [NetworkSpec],
+        hosts: [HostRecord],
+        leases: [Lease],
+        lastEpoch: Int64 = 0,
+        now: Millis,
+        restartingCooldowns: Bool = false
+    ) {
         // Host epochs count within the lead a JOIN may give the counter; one above it raised only its own host's.
         self.lastEpoch = max(
             lastEpoch,
@@ -56,7 +69,14 @@ public struct Ledger: Sendable {
         var byNetwork: [String: [Lease]] = [:]
         for lease in leases { byNetwork[lease.network, default: []].append(lease) }
         for spec in networks {
-            books[spec.name] = AddressBook(spec: spec, records: byNetwork[spec.name] ?? [])
+            var records = byNetwork[spec.name] ?? []
+            if restartingCooldowns {
+                let fullEnd = now + Millis(spec.cooldown) * 1000
+                for index in records.indices where records[index].state == .cooldown {
+                    records[index].until = max(records[index].until, fullEnd)
+                }
+            }
+            books[spec.name] = AddressBook(spec: spec, records: records)
         }
         for var host in hosts {
             if host.state == .up { host.lastHeartbeat = max(host.lastHeartbeat, now) }

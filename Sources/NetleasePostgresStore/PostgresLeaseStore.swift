@@ -78,8 +78,9 @@ public final class PostgresLeaseStore: GroupCommitBacked {
                     storeID: contents.storeID,
                     logger: logger
                 )
+                // A new term: cooldown ends were set by the previous leader's clock, which need not agree.
                 let snapshot = JournalSnapshot(
-                    ledger: contents.ledger(now: clock.now()),
+                    ledger: contents.ledger(now: clock.now(), restartingCooldowns: true),
                     generation: contents.generation
                 )
                 let core = GroupCommitStore(

@@ -28,9 +28,17 @@ public struct StoreContents: Sendable, Equatable {
         self.leases = leases
     }
 
-    /// The ledger these rows make; hosts that were up get a full TTL of grace from `now`.
-    public func ledger(now: Millis) -> Ledger {
-        Ledger(networks: networks, hosts: hosts, leases: leases, lastEpoch: lastEpoch, now: now)
+    /// The ledger these rows make; hosts that were up get a full TTL of grace from `now`, and with
+    /// `restartingCooldowns` every cooldown its full length (`Ledger.init`).
+    public func ledger(now: Millis, restartingCooldowns: Bool = false) -> Ledger {
+        Ledger(
+            networks: networks,
+            hosts: hosts,
+            leases: leases,
+            lastEpoch: lastEpoch,
+            now: now,
+            restartingCooldowns: restartingCooldowns
+        )
     }
 
     /// The changes that write these rows into an empty store, in an order its keys accept.

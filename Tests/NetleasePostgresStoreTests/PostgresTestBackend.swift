@@ -9,6 +9,9 @@ import XCTest
 /// The contract suites' backend on PostgreSQL: one database per test; a "restart" is a new store object on it
 /// (which takes the next leadership term); rows are read back with psql.
 final class PostgresTestBackend: StoreTestBackend {
+    /// Every store opened here takes a new term.
+    var restartsCooldowns: Bool { true }
+
     let database: PostgresTestDatabase
 
     init() throws {

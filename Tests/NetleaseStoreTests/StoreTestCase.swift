@@ -315,6 +315,13 @@ protocol StoreTestBackend: AnyObject {
     func storedNetworkNames() throws -> [String]
     /// Removes the state (after every store was closed).
     func tearDown() throws
+    /// Whether a store opened on this state gives every cooldown its full length again (a new term on a shared
+    /// database: its clock need not agree with the last leader's); false: cooldowns end as written.
+    var restartsCooldowns: Bool { get }
+}
+
+extension StoreTestBackend {
+    var restartsCooldowns: Bool { false }
 }
 
 /// The SQLite store in the test's data directory; read-backs open its file directly.
