@@ -21,16 +21,10 @@ final class LedgerCooldownReloadTests: XCTestCase {
         )
         // The /30's other address stays held: only the cooling one can come back.
         _ = try ledger.acquire(network: "blue", owner: "db", claim: nil, wanted: nil, now: start, changes: &changes)
-        let released = try XCTUnwrap(
-            try ledger.release(
-                network: "blue",
-                owner: "web",
-                address: nil,
-                claim: nil,
-                now: start,
-                changes: &changes
-            )
-        )
+        let release = { (ledger: inout Ledger, changes: inout [LedgerChange]) in
+            try ledger.release(network: "blue", owner: "web", address: nil, claim: nil, now: start, changes: &changes)
+        }
+        let released = try XCTUnwrap(try release(&ledger, &changes))
         XCTAssertEqual(released.until, start + 60_000)
         let rows = ledger.books.values.flatMap { $0.records.values }
         // The new leader's clock is 45 s ahead of the old one's: by it, 15 s of the cooldown would be left.
