@@ -82,6 +82,19 @@ extension RequestHandler {
         return lease.host == host || lease.isBridge
     }
 
+    /// What a connection may see of a lease in a reply: a host credential sees its own host's leases and every
+    /// bridge address whole; of any other record only the address, state, host and times — not who holds it (owner,
+    /// interface, MAC, note), which LEASE-LIST does not show it either.
+    static func visible(_ lease: Lease, to session: Session) -> Lease {
+        guard let host = session.host, lease.host != host, !lease.isBridge else { return lease }
+        var shown = lease
+        shown.owner = ""
+        shown.ifname = ""
+        shown.mac = ""
+        shown.note = ""
+        return shown
+    }
+
     /// AUTH with the cluster or reader secret: the cluster secret makes the session admin, the reader secret
     /// read-only. Without a configured secret every AUTH succeeds as admin. After `maxAuthFailures` wrong secrets
     /// the connection is closed.

@@ -338,7 +338,13 @@ public struct RequestHandler: Sendable {
                     ]
                 )
             }
-            return .ok(WireCodec.fields(reconcile: outcome))
+            switch outcome {
+            case .taken(let holder):
+                return .ok(WireCodec.fields(reconcile: .taken(by: Self.visible(holder, to: session))))
+            case .moved(let lease):
+                return .ok(WireCodec.fields(reconcile: .moved(to: Self.visible(lease, to: session))))
+            case .held, .adopted: return .ok(WireCodec.fields(reconcile: outcome))
+            }
         case .watch:
             // A standby has no events to carry; refused before subscribing.
             if let leadership = store.leadershipStatus(), !leadership.serving { throw leadership.refusal }

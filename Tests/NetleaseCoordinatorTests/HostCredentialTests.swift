@@ -4,6 +4,7 @@ import NetleaseCore
 import NetleaseStore
 import NetleaseTesting
 import NetleaseTransport
+import NetleaseWire
 import XCTest
 
 /// Host credentials over the wire: revoking or replacing one closes the connections that authenticated with it
@@ -126,6 +127,31 @@ final class HostCredentialTests: XCTestCase {
         try assertRefused(h2, "the removed credential-only host's after a restart")
         let afterRestart = try await harness.connect { try await $0.hostCredentials() }
         XCTAssertEqual(afterRestart.map(\.host), [])
+    }
+
+    /// A RECONCILE reply to a host credential names the address and the host that holds it, not the holder's
+    /// owner: LEASE-LIST does not show another host's leases to it either.
+    func testAReconcileReplyDoesNotShowAnotherHostsOwner() async throws {
+        let address = try await harness.connect { admin in
+            _ = try await admin.createNetwork(NetworkSpec(name: "prod", subnet: IPv4Subnet("172.30.0.0/24")!))
+            return try await admin.acquire(
+                AcquireRequest(network: "prod", owner: "payroll-db", claim: HostClaim(host: "h2"))
+            ).address
+        }
+        let h1 = try await issue("h1")
+        let agent = try authenticated(h1, role: "host host=h1")
+        try agent.send("JOIN host=h1 underlay=10.0.0.1 networks=prod\n")
+        let joined = try XCTUnwrap(try agent.readLine())
+        let epoch = try XCTUnwrap(joined.split(separator: " ").first { $0.hasPrefix("epoch=") }?.dropFirst(6))
+        _ = try agent.readLines(
+            Int(joined.split(separator: " ").first { $0.hasPrefix("count=") }?.dropFirst(6) ?? "0") ?? 0
+        )
+        try agent.send("RECONCILE network=prod owner=mine address=\(address) host=h1 epoch=\(epoch)\n")
+        let reply = try XCTUnwrap(try agent.readLine())
+        XCTAssertTrue(reply.hasPrefix("OK "), reply)
+        XCTAssertTrue(reply.contains("status=taken"), reply)
+        XCTAssertTrue(reply.contains("host=h2"), reply)
+        XCTAssertFalse(reply.contains("payroll-db"), "another host's owner shown to h1: \(reply)")
     }
 
     // MARK: helpers
