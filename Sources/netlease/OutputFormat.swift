@@ -11,7 +11,7 @@ struct TextTable {
     mutating func add(_ row: [String]) { rows.append(row) }
 
     var rendered: String {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(Self.shown) }
         var widths = [Int](repeating: 0, count: header.count)
         for row in all {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
@@ -21,6 +21,29 @@ struct TextTable {
                 i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+
+    /// `cell` as a terminal shows it plainly: control and format characters (bidi overrides, zero-width joiners),
+    /// line and paragraph separators and every space but U+0020 are written as `\u{XXXX}`. Owners, notes and MACs
+    /// are free text from clients: a right-to-left override or a tab in one would otherwise redraw the columns
+    /// after it, and a lease would read as another's. `--json` output carries the text as it is.
+    static func shown(_ cell: String) -> String {
+        var text = ""
+        for scalar in cell.unicodeScalars {
+            let plain: Bool
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned:
+                plain = false
+            case .spaceSeparator: plain = scalar == " "
+            default: plain = true
+            }
+            if plain {
+                text.unicodeScalars.append(scalar)
+            } else {
+                text += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+        }
+        return text
     }
 }
 

@@ -192,3 +192,17 @@ final class AdminCommandTests: XCTestCase {
         assertRefused(["hosts", "--verbose"], "Unknown option '--verbose'")
     }
 }
+
+/// Tables show client-supplied text plainly: a bidi override or a tab cannot redraw the columns after it.
+final class TextTableTests: XCTestCase {
+    func testControlAndFormatCharactersAreShownEscaped() {
+        var table = TextTable("OWNER", "HOST")
+        table.add(["web\u{202E}1h", "h2"])
+        table.add(["a\tb\u{00A0}c d", "h1"])
+        let lines = table.rendered.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[1], #"web\u{202E}1h     h2"#)
+        XCTAssertEqual(lines[2], #"a\u{9}b\u{A0}c d  h1"#)
+        XCTAssertFalse(table.rendered.unicodeScalars.contains { $0.value == 0x202E || $0 == "\t" })
+        XCTAssertEqual(TextTable.shown("café ok"), "café ok", "printable text is left alone")
+    }
+}
