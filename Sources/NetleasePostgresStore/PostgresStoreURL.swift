@@ -108,8 +108,8 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
                 throw NetleaseError(.storage, "cannot read password file \(file)")
             }
             let text = String(decoding: data, as: UTF8.self)
-            url.password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-                .trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+            // The first line, whatever its ending ("\r\n" is one Character in Swift, not "\n").
+            url.password = String(text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? "")
         } else if let password = environment["PGPASSWORD"] {
             url.password = password
         }

@@ -38,7 +38,10 @@ struct AgentConfigFile: Equatable {
 
     static func parse(_ text: String, path: String) throws -> AgentConfigFile {
         var file = AgentConfigFile()
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Any line ending: in Swift "\r\n" is one Character, not "\n", so splitting on "\n" alone read a CRLF file
+        // as one line — a comment first meant every key was silently ignored.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        for (index, rawLine) in lines.enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             func refuse(_ problem: String) -> ValidationError {

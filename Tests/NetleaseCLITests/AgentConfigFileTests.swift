@@ -113,6 +113,21 @@ final class AgentConfigFileTests: XCTestCase {
         XCTAssertNil(try parse(["agent", "--config", path], as: Netlease.AgentCommand.self).settings().secretFile)
     }
 
+    /// A file written with CRLF line endings: "\r\n" is one Character in Swift, so splitting on "\n" read the file
+    /// as one line — a first comment line made the agent ignore every key silently (its host credential too).
+    func testCRLFLineEndingsReadEveryKey() throws {
+        let file = try AgentConfigFile.parse(
+            "# netlease agent\r\nNETLEASE_HOST=h1\r\nNETLEASE_NETWORKS=prod\r\nNETLEASE_SECRET_FILE=/etc/netlease/h1\r\n",
+            path: "agent.env"
+        )
+        XCTAssertEqual(file.host, "h1")
+        XCTAssertEqual(file.networks, ["prod"])
+        XCTAssertEqual(file.secretFile, "/etc/netlease/h1")
+        XCTAssertThrowsError(try AgentConfigFile.parse("NETLEASE_HOST=h\r\nNETLEASE_NETWORK=p\r\n", path: "f")) {
+            XCTAssertTrue("\($0)".contains("line 2: unknown key 'NETLEASE_NETWORK'"), "\($0)")
+        }
+    }
+
     func testMistakesAreRefusedWithTheirLine() throws {
         let misspelt = try write("NETLEASE_HOST=h\nNETLEASE_NETWORK=prod\n")
         assertRefused(["agent", "--config", misspelt], "--config \(misspelt) line 2: unknown key 'NETLEASE_NETWORK'")

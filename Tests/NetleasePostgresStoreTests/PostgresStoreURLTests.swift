@@ -62,6 +62,9 @@ final class PostgresStoreURLTests: XCTestCase {
         XCTAssertEqual(try url.withPassword(file: nil, environment: ["PGPASSWORD": "env"]).password, "env")
         XCTAssertNil(try url.withPassword(file: nil, environment: [:]).password)
         XCTAssertFalse(try url.withPassword(file: file, environment: [:]).description.contains("s3cret"))
+        // Written with CRLF line endings: the password is the first line without its ending.
+        try Data("s3cret\r\nignored\r\n".utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertEqual(try url.withPassword(file: file, environment: [:]).password, "s3cret")
 
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
         XCTAssertThrowsError(try url.withPassword(file: file, environment: [:])) { error in
