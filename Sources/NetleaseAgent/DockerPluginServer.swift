@@ -14,6 +14,7 @@ struct DockerPluginServer: Sendable {
 
     let socketPath: String
     let plugin: DockerIPAMPlugin
+    let files: LocalFileSystem
     let logger: Logger
 
     /// Serves until cancelled or shut down gracefully.
@@ -36,11 +37,19 @@ struct DockerPluginServer: Sendable {
         }
         let logger = self.logger
         let socketPath = self.socketPath
+        let files = self.files
         let server = HTTPServer(
             configuration: .init(address: .unix(path: socketPath)),
             routes: routes,
             logger: logger,
             onListening: { _ in
+                // Docker (root) is the only client: ReleaseAddress finds its owner by address alone, so anyone else
+                // who could connect could release a running container's address. The mode was the umask's.
+                do {
+                    try files.setMode(0o600, of: socketPath)
+                } catch {
+                    logger.error("cannot make the Docker plugin socket root-only", metadata: ["error": "\(error)"])
+                }
                 logger.notice("Docker IPAM plugin API listening", metadata: ["socket": "\(socketPath)"])
             }
         )
@@ -59,6 +68,7 @@ extension Agent {
         let server = DockerPluginServer(
             socketPath: path,
             plugin: DockerIPAMPlugin(backend: backend, logger: logger),
+            files: files,
             logger: logger
         )
         try await withThrowingDiscardingTaskGroup { group in

@@ -150,7 +150,8 @@ final class AgentHarness: @unchecked Sendable {
         notifier: SystemdNotifier? = nil,
         via: Endpoint? = nil,
         poolSize: Int = 0,
-        resync: Duration? = AgentConfiguration.defaultResyncInterval
+        resync: Duration? = AgentConfiguration.defaultResyncInterval,
+        dockerPlugin: Bool = false
     ) throws {
         self.coordinator = coordinator
         self.notifier = notifier
@@ -163,7 +164,7 @@ final class AgentHarness: @unchecked Sendable {
         self.ready = ready
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             coordinators: [via ?? coordinator.endpoint],
             secret: coordinator.secret?.text,
             host: host,
@@ -176,6 +177,7 @@ final class AgentHarness: @unchecked Sendable {
             poolSize: poolSize,
             resyncInterval: resync
         )
+        if dockerPlugin { configuration.dockerPluginSocket = self.directory.appendingPathComponent("docker.sock").path }
         agent = try Agent(
             configuration: configuration,
             hostNetwork: network,
