@@ -532,7 +532,11 @@ public struct Ledger: Sendable {
         if let record = book.record(wanted) {
             switch record.state {
             case .active:
-                throw NetleaseError.conflict("address \(wanted) is held by '\(record.owner)'")
+                // Without the holder's owner: host credentials ask this too, and another host's owners are not
+                // theirs to see (LEASE-LIST hides them).
+                throw NetleaseError.conflict(
+                    "address \(wanted) is held" + (record.host.isEmpty ? "" : " on host '\(record.host)'")
+                )
             case .reserved:
                 throw NetleaseError.conflict("address \(wanted) is reserved")
             case .conflict:
@@ -702,7 +706,7 @@ public struct Ledger: Sendable {
             switch record.state {
             case .active where record.host != claim.host || record.isBridge:
                 throw NetleaseError.conflict(
-                    "address \(address) is held by '\(record.owner)' on host '\(record.host)'; not quarantined"
+                    "address \(address) is held on host '\(record.host)'; not quarantined"
                 )
             case .reserved:
                 return record
@@ -711,8 +715,7 @@ public struct Ledger: Sendable {
                 // none) that may still use it; a quarantine would take that host's address (its bridge address
                 // too) for good, and make the reporter its holder.
                 throw NetleaseError.conflict(
-                    "address \(address) is cooling down after '\(record.owner)' on host '\(record.host)'; not "
-                        + "quarantined"
+                    "address \(address) is cooling down after a lease on host '\(record.host)'; not quarantined"
                 )
             case .active, .conflict, .cooldown:
                 lease.owner = record.state == .active ? record.owner : ""

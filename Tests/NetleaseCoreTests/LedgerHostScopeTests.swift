@@ -206,4 +206,32 @@ final class LedgerHostScopeTests: XCTestCase {
         )
         XCTAssertEqual(back.host.state, .up, "the lost host comes back from its underlay")
     }
+
+    /// The refusals a host credential can provoke name the address and the holding host, not the holder's owner:
+    /// another host's owners are not the asker's to see (LEASE-LIST hides them).
+    func testRefusalsDoNotNameAnotherHostsOwner() throws {
+        try network("blue", "10.1.0.0/24")
+        let h1 = try join("h1", "192.0.2.1", networks: ["blue"])
+        let h2 = try join("h2", "192.0.2.2", networks: ["blue"])
+        let held = try acquire("blue", "payroll-db", h2)
+        var messages: [String] = []
+        do {
+            _ = try ledger.acquire(
+                network: "blue",
+                owner: "mine",
+                claim: h1,
+                wanted: held.address,
+                now: start + 2,
+                changes: &changes
+            )
+        } catch let error as NetleaseError { messages.append(error.message) }
+        do {
+            try Self.report(held.address, in: "blue", by: h1)(&ledger, &changes)
+        } catch let error as NetleaseError { messages.append(error.message) }
+        XCTAssertEqual(messages.count, 2, "both were refused")
+        for message in messages {
+            XCTAssertTrue(message.contains("host 'h2'"), message)
+            XCTAssertFalse(message.contains("payroll-db"), message)
+        }
+    }
 }

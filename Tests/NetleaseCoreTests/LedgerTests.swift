@@ -822,9 +822,9 @@ final class LedgerTests: XCTestCase {
             ("10.1.0.209", .conflict, "excluded"),
             ("10.1.0.50", .conflict, "is reserved"),
             ("10.1.0.60", .conflict, "quarantined: it answered ARP from 02:00:00:00:00:60"),
-            ("10.1.0.70", .conflict, "held by 'c-held'"),
+            ("10.1.0.70", .conflict, "10.1.0.70 is held"),
             ("10.1.0.80", .conflict, "cooldown"),
-            ("10.1.0.1", .conflict, "held by 'bridge:h1'"),
+            ("10.1.0.1", .conflict, "is held on host 'h1'"),
         ]
         for c in cases {
             changes = []
