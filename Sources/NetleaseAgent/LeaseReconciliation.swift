@@ -39,9 +39,11 @@ extension Agent {
                         metadata: ["network": "\(local.network)", "address": "\(address)", "owner": "\(local.owner)"]
                     )
                 case .taken(let holder):
+                    // A host credential is not shown another host's owner: the record names the host only.
+                    let holderName = holder.owner.isEmpty ? "" : " by '\(holder.owner)'"
                     disagreements.append(
-                        "\(local.network) \(address): used here by '\(local.owner)' but held by '\(holder.owner)' "
-                            + "on host '\(dash(holder.host))' (\(holder.state.rawValue))"
+                        "\(local.network) \(address): used here by '\(local.owner)' but held\(holderName) on host "
+                            + "'\(dash(holder.host))' (\(holder.state.rawValue))"
                     )
                 case .moved(let current):
                     disagreements.append(
