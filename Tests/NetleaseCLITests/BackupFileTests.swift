@@ -89,6 +89,15 @@ final class BackupFileTests: XCTestCase {
             ["existing.db", "link-to-file.db", "dangling.db"]
         )
     }
+
+    /// The file is made before the coordinator is asked; when the backup fails, the empty file goes again.
+    func testAFailedBackupLeavesNoFile() async throws {
+        let out = path("netlease.db")
+        let run = try await BuiltExecutable.run("netlease", ["backup", "--out", out, "--coordinator", "127.0.0.1:1"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.hasPrefix("error: unavailable: "), run.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), [])
+    }
 }
 
 /// An inotify watch on one directory: names created or moved in, and attribute changes.
