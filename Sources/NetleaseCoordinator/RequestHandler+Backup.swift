@@ -4,7 +4,8 @@ import NetleaseWire
 
 extension RequestHandler {
     /// BACKUP: a consistent copy of the store, sent as base64 `DATA` records. It goes through a temporary file
-    /// because the store's backup writes a new file while the store keeps serving.
+    /// because the store's backup writes a new file while the store keeps serving; the store makes that file 0600
+    /// before anything is in it, so the copy in the shared temporary directory is never readable by others.
     func backup() async throws -> Reply {
         let path = (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("netlease-backup-\(UInt64.random(in: 0...UInt64.max)).db")

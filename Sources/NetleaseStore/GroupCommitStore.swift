@@ -98,11 +98,10 @@ public final class GroupCommitStore: Sendable {
     }
 
     /// Writes a consistent copy (an SQLite store file) to `path`, queued behind any commit in progress: the copy
-    /// holds exactly the commits acknowledged before it.
+    /// holds exactly the commits acknowledged before it. The file is new and never readable by others
+    /// (`BackupFile`); it is removed again when the copy fails.
     public func backup(to path: String) async throws -> StoreIdentity {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw NetleaseError(.conflict, "\(path) exists; a backup never overwrites a file")
-        }
+        try BackupFile.create(at: path)
         let id = storeID
         return try await withCheckedThrowingContinuation { continuation in
             writerQueue.async {
@@ -110,7 +109,7 @@ public final class GroupCommitStore: Sendable {
                     let generation = try self.journal.backup(to: path)
                     continuation.resume(returning: StoreIdentity(id: id, generation: generation))
                 } catch {
-                    try? FileManager.default.removeItem(atPath: path)
+                    unlink(path)
                     continuation.resume(throwing: self.journal.storageError(error, doing: "back up to \(path)"))
                 }
             }

@@ -19,8 +19,9 @@ public protocol LedgerJournal: AnyObject {
     /// Returns the generation the commit made.
     func commit(_ batch: JournalBatch) throws -> Int64
 
-    /// Writes a consistent copy of the durable state as a new SQLite store file at `path` (between commits, so it
-    /// holds exactly the acknowledged ones). Returns the copy's generation.
+    /// Writes a consistent copy of the durable state as an SQLite store file into `path`, an empty file the store
+    /// made for it (mode 0600; the store removes it when this throws), between commits, so it holds exactly the
+    /// acknowledged ones. Returns the copy's generation.
     func backup(to path: String) throws -> Int64
 
     /// The error operators see for a failure of this journal while doing `what`.

@@ -25,12 +25,9 @@ extension SQLiteLeaseStore {
         }
     }
 
-    /// Writes `contents` as a new SQLite store file at `path` with the same store id and generation (a backup of
-    /// another backend that opens as a store anywhere). Never overwrites a file; removes what it wrote on failure.
+    /// Writes `contents` as an SQLite store file with the same store id and generation into `path`, the empty file
+    /// a backup made for it (a backup of another backend that opens as a store anywhere; see `LedgerJournal.backup`).
     public static func writeFile(_ contents: StoreContents, to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw NetleaseError(.conflict, "\(path) exists; a backup never overwrites a file")
-        }
         do {
             let database = try SQLiteDatabase(path: path)
             defer { database.close() }
@@ -46,7 +43,6 @@ extension SQLiteLeaseStore {
                 )
             }
         } catch {
-            try? FileManager.default.removeItem(atPath: path)
             throw storageError(error, doing: "write \(path)")
         }
     }

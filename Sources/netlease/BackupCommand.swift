@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NetleaseClient
 import NetleaseCore
+import NetleaseTransport
 
 extension Netlease {
     struct Backup: AsyncParsableCommand {
@@ -15,24 +16,26 @@ extension Netlease {
                 """
         )
         @OptionGroup var client: ClientOptions
-        @Option(help: ArgumentHelp("File to write; must not exist.", valueName: "file")) var out: String
+        @Option(
+            help: ArgumentHelp(
+                "File to create (mode 0600); refused when anything, even a symbolic link, is there.",
+                valueName: "file"
+            )
+        ) var out: String
         @Flag(help: "Print the result as JSON.") var json = false
 
         func run() async throws {
             try await reportingErrors(json: json) {
-                guard !FileManager.default.fileExists(atPath: out) else {
-                    throw NetleaseError.badRequest("\(out) exists; a backup never overwrites a file")
+                // Created (0600, exclusively) before the coordinator is asked: an existing name is refused at once.
+                let file = try PrivateFile(creating: out)
+                let backup: (data: Data, store: String, generation: Int64)
+                do {
+                    backup = try await client.withConnection { try await $0.backup() }
+                } catch {
+                    file.discard()
+                    throw error
                 }
-                let backup = try await client.withConnection { try await $0.backup() }
-                guard
-                    FileManager.default.createFile(
-                        atPath: out,
-                        contents: backup.data,
-                        attributes: [.posixPermissions: 0o600]
-                    )
-                else {
-                    throw NetleaseError(.storage, "cannot write \(out)")
-                }
+                try file.finish(writing: backup.data)
                 if json {
                     try printJSON(
                         BackupJSON(
