@@ -12,9 +12,10 @@ enum HTTPInbound: Sendable {
 /// Between NIO's HTTP/1 codec and a connection's loop: gathers each request's body (up to `maxBodyBytes`), answers
 /// `Expect: 100-continue`, and enforces the connection's deadlines. Parsing is NIO's; this only assembles.
 ///
-/// Deadlines: while no request is in progress or being answered, the next one must arrive within `idleTimeout`
-/// (this also bounds a client trickling header bytes: NIO reports a head only once it is complete); once a head
-/// arrived, the body must be complete within `requestTimeout`. Either way the connection is closed without an
+/// Deadlines: a new connection's first request head must be complete within `headTimeout` (or `idleTimeout` if
+/// shorter); later, while no request is in progress or being answered, the next one must arrive within
+/// `idleTimeout` (both also bound a client trickling header bytes: NIO reports a head only once it is complete);
+/// once a head arrived, the body must be complete within `requestTimeout`. Either way the connection is closed without an
 /// answer, as for any client that stopped talking.
 final class HTTPRequestAssembler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -24,6 +25,7 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
 
     private let maxBodyBytes: Int
     private let idleTimeout: TimeAmount
+    private let headTimeout: TimeAmount
     private let requestTimeout: TimeAmount
 
     /// The request being received.
@@ -36,14 +38,15 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
 
-    init(maxBodyBytes: Int, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
+    init(maxBodyBytes: Int, idleTimeout: TimeAmount, headTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
+        self.headTimeout = min(headTimeout, idleTimeout)
         self.requestTimeout = requestTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { armIdleTimer(context) }
+        if context.channel.isActive { armIdleTimer(context, in: headTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -51,7 +54,7 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armIdleTimer(context)
+        armIdleTimer(context, in: headTimeout)
         context.fireChannelActive()
     }
 
@@ -102,7 +105,7 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             unanswered = max(0, unanswered - 1)
-            if unanswered == 0 && head == nil && !refusing { armIdleTimer(context) }
+            if unanswered == 0 && head == nil && !refusing { armIdleTimer(context, in: idleTimeout) }
         }
         context.write(data, promise: promise)
     }
@@ -115,10 +118,10 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
         context.fireChannelRead(wrapInboundOut(.tooLarge(head)))
     }
 
-    private func armIdleTimer(_ context: ChannelHandlerContext) {
+    private func armIdleTimer(_ context: ChannelHandlerContext, in timeout: TimeAmount) {
         idleTimer?.cancel()
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { bound.value.close(promise: nil) }
+        idleTimer = context.eventLoop.scheduleTask(in: timeout) { bound.value.close(promise: nil) }
     }
 
     private func cancelTimers() {

@@ -53,6 +53,7 @@ final class HTTPServerTests: XCTestCase {
         routes: HTTPRoutes = routes(),
         maxBodyBytes: Int = 1024,
         idleTimeout: Duration = .seconds(30),
+        headTimeout: Duration = .seconds(30),
         requestTimeout: Duration = .seconds(10),
         maxConnections: Int = 16
     ) async throws -> SocketAddress {
@@ -64,6 +65,7 @@ final class HTTPServerTests: XCTestCase {
                 address: address,
                 maxBodyBytes: maxBodyBytes,
                 idleTimeout: idleTimeout,
+                headTimeout: headTimeout,
                 requestTimeout: requestTimeout,
                 maxConnections: maxConnections
             ),
@@ -208,20 +210,46 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(bodies, ["hello 1\n", "hello 2\n", "hello 3\n"])
     }
 
-    func testAConnectionOverTheCapGets503AndTheOthersAreServed() async throws {
-        let address = try await start(maxConnections: 1)
-        let (refused, served) = try await within("two connections against a cap of one") {
+    func testConnectionsOverTheCapGet503AtOnceWithoutAskingAndTheServedOneKeepsWorking() async throws {
+        // Neither timeout can close anything within the test's deadline: only the cap does.
+        let address = try await start(idleTimeout: .seconds(600), headTimeout: .seconds(600), maxConnections: 1)
+        let (refusals, served) = try await within("twenty silent connections against a cap of one") {
             try await HTTPTestClient.connect(to: address) { first in
                 _ = try await first.request(.GET, "/hello?first")
-                let refused = try await HTTPTestClient.connect(to: address) { second in
-                    (try await second.request(.GET, "/hello?second"), try await second.closedByServer())
+                let refusals = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 1...20 {
+                        group.addTask { try await RawTestConnection.connect(to: address) { try await $0.readAll() } }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
                 }
-                return (refused, try await first.request(.GET, "/hello?again"))
+                return (refusals, try await first.request(.GET, "/hello?again"))
             }
         }
-        XCTAssertEqual(refused.0.status, .serviceUnavailable)
-        XCTAssertTrue(refused.1, "the refused connection is closed")
+        XCTAssertEqual(refusals.count, 20)
+        for refusal in refusals {
+            XCTAssertTrue(refusal.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), refusal)
+            XCTAssertTrue(refusal.contains("\r\nConnection: close\r\n"), refusal)
+            XCTAssertTrue(refusal.hasSuffix("\r\n\r\ntoo many connections; retry later\n"), refusal)
+        }
         XCTAssertEqual(served.body, "hello again\n", "the connection within the cap keeps working")
+    }
+
+    func testASilentConnectionWithinTheCapIsClosedByTheHeadDeadlineAndALaterIdleOneIsNot() async throws {
+        let address = try await start(idleTimeout: .seconds(600), headTimeout: .milliseconds(200))
+        let silent = try await within("the head deadline") {
+            try await RawTestConnection.connect(to: address) { try await $0.readAll() }
+        }
+        XCTAssertEqual(silent, "", "closed without an answer")
+        // Once a request was answered the keep-alive idle timeout applies, not the head deadline: the connection is
+        // still served after several head deadlines' worth of requests on it.
+        let answers = try await within("requests on a kept-alive connection") {
+            try await HTTPTestClient.connect(to: address) { client in
+                var answers: [String] = []
+                for i in 1...3 { answers.append(try await client.request(.GET, "/hello?\(i)").body) }
+                return answers
+            }
+        }
+        XCTAssertEqual(answers, ["hello 1\n", "hello 2\n", "hello 3\n"])
     }
 
     func testServesOnAUnixSocket() async throws {
