@@ -17,7 +17,7 @@ import Synchronization
 /// file descriptor of the daemon, so none may wait on the client beyond the cap (`headTimeout` bounds the ones
 /// within it that say nothing). Graceful shutdown
 /// closes the listener and every idle connection at once; a request being answered is finished and its connection
-/// closed after it.
+/// closed after it (or within `requestTimeout` if the client takes no answer).
 public struct HTTPServer: Service {
     public typealias Address = LineServer.Address
 
@@ -40,7 +40,8 @@ public struct HTTPServer: Service {
         /// seconds, not for the whole idle timeout. The default equals `defaultRequestTimeout`, a scrape timeout's
         /// length and far above any round trip.
         public var headTimeout: Duration
-        /// Once a request's head arrived, its body must be complete within this time.
+        /// Once a request's head arrived, its body must be complete within this time; and an answer written must
+        /// reach the socket within it (a client that stops reading its answers is closed).
         public var requestTimeout: Duration
         /// Connections served at once; one more gets 503 at once, before its request, and is closed.
         public var maxConnections: Int

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NetleaseTransport
 import ServiceLifecycle
+import Synchronization
 import XCTest
 
 /// The HTTP server on real sockets (loopback TCP and a unix socket), driven by NIO's own HTTP client codec.
@@ -250,6 +251,54 @@ final class HTTPServerTests: XCTestCase {
             }
         }
         XCTAssertEqual(answers, ["hello 1\n", "hello 2\n", "hello 3\n"])
+    }
+
+    func testShutdownFinishesWhileAClientPipelinesRequestsAndTakesNoAnswer() async throws {
+        // An answer larger than this kernel lets the server's send buffer grow (the client's receive buffer is kept
+        // small) cannot leave whole while the client does not read: the server's channel stays unwritable, and
+        // writing the next answer waits for it.
+        let sendBufferMax =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).last }.flatMap { Int($0) } ?? 4 << 20
+        let big = ByteBuffer(repeating: UInt8(ascii: "m"), count: 4 * sendBufferMax)
+        let (started, startedSink) = AsyncStream.makeStream(of: Void.self)
+        let (go, release) = AsyncStream.makeStream(of: Void.self)
+        let calls = Atomic<Int>(0)
+        var routes = HTTPRoutes()
+        routes.add(.GET, "/big") { _ in
+            // From the second request on, answer only once the test says so.
+            if calls.add(1, ordering: .relaxed).newValue > 1 {
+                startedSink.yield()
+                for await _ in go { break }
+            }
+            return HTTPServerResponse(status: .ok, headers: HTTPHeaders(), body: big)
+        }
+        let address = try await start(
+            routes: routes,
+            idleTimeout: .seconds(600),
+            headTimeout: .seconds(600),
+            requestTimeout: .milliseconds(300)
+        )
+        let group = try XCTUnwrap(self.group)
+        let run = try XCTUnwrap(self.run)
+        try await within("shutdown with a client that takes no answer") {
+            try await RawTestConnection.connect(to: address, smallReceiveBuffer: true) { client in
+                try await client.write(String(repeating: "GET /big HTTP/1.1\r\nHost: test\r\n\r\n", count: 2))
+                // The first answer reached the socket (so it is pending, the channel unwritable), and the second
+                // request is being answered (so the connection is busy, not idle, when shutdown begins).
+                let first = try await client.read()
+                XCTAssertEqual(first?.hasPrefix("HTTP/1.1 200 OK\r\n"), true)
+                for await _ in started { break }
+                await group.triggerGracefulShutdown()
+                release.yield()
+                // Cancelled (with the server) if the deadline passes, so a failure does not hang the suite.
+                try await withTaskCancellationHandler {
+                    try await run.value
+                } onCancel: {
+                    run.cancel()
+                }
+            }
+        }
     }
 
     func testServesOnAUnixSocket() async throws {

@@ -13,18 +13,15 @@ final class RawTestConnection {
         self.outbound = outbound
     }
 
-    /// Connects to `address`, runs `body`, then closes. With `reading: false` the connection never reads from its
-    /// socket (a client that stops taking answers), and its receive buffer is kept small.
+    /// Connects to `address`, runs `body`, then closes. With `smallReceiveBuffer` the socket's receive buffer is
+    /// kept at a few KiB: a test that stops reading soon leaves the server unable to send.
     static func connect<T>(
         to address: SocketAddress,
-        reading: Bool = true,
+        smallReceiveBuffer: Bool = false,
         _ body: (RawTestConnection) async throws -> T
     ) async throws -> T {
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        if !reading {
-            bootstrap = bootstrap.channelOption(.autoRead, value: false)
-                .channelOption(.socketOption(.so_rcvbuf), value: 4096)
-        }
+        if smallReceiveBuffer { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: 4096) }
         let channel = try await bootstrap.connect(to: address) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -37,6 +34,12 @@ final class RawTestConnection {
 
     func write(_ text: String) async throws {
         try await outbound.write(ByteBuffer(string: text))
+    }
+
+    /// The next bytes the server sent; nil once it closed the connection.
+    func read() async throws -> String? {
+        var iterator = inbound.makeAsyncIterator()
+        return try await iterator.next().map { String(buffer: $0) }
     }
 
     /// Everything the server sends until it closes the connection.
