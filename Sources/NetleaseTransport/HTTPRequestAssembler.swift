@@ -12,10 +12,14 @@ enum HTTPInbound: Sendable {
 /// Between NIO's HTTP/1 codec and a connection's loop: gathers each request's body (up to `maxBodyBytes`), answers
 /// `Expect: 100-continue`, and enforces the connection's deadlines. Parsing is NIO's; this only assembles.
 ///
-/// Deadlines: while no request is in progress or being answered, the next one must arrive within `idleTimeout`
-/// (this also bounds a client trickling header bytes: NIO reports a head only once it is complete); once a head
-/// arrived, the body must be complete within `requestTimeout`. Either way the connection is closed without an
-/// answer, as for any client that stopped talking.
+/// Deadlines: a new connection's first request head must be complete within `headTimeout` (or `idleTimeout` if
+/// shorter); later, while no request is in progress or being answered, the next one must arrive within
+/// `idleTimeout` (both also bound a client trickling header bytes: NIO reports a head only once it is complete);
+/// once a head arrived, the body must be complete within `requestTimeout`. Either way the connection is closed without an
+/// answer, as for any client that stopped talking. And while answers are written but not yet handed to the socket
+/// whole, one must leave within `requestTimeout` of the last that did: a client that pipelines requests and reads no
+/// answer would otherwise keep its connection busy (never idle, no timer running) for good, and graceful shutdown,
+/// which lets a busy connection finish, with it.
 final class HTTPRequestAssembler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPInbound
@@ -24,6 +28,7 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
 
     private let maxBodyBytes: Int
     private let idleTimeout: TimeAmount
+    private let headTimeout: TimeAmount
     private let requestTimeout: TimeAmount
 
     /// The request being received.
@@ -33,17 +38,21 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     private var refusing = false
     /// Requests passed on and not yet answered (a client may pipeline).
     private var unanswered = 0
+    /// Answers written whose last part has not reached the socket yet.
+    private var unsent = 0
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
+    private var writeTimer: Scheduled<Void>?
 
-    init(maxBodyBytes: Int, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
+    init(maxBodyBytes: Int, idleTimeout: TimeAmount, headTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
+        self.headTimeout = min(headTimeout, idleTimeout)
         self.requestTimeout = requestTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { armIdleTimer(context) }
+        if context.channel.isActive { armIdleTimer(context, in: headTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -51,7 +60,7 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armIdleTimer(context)
+        armIdleTimer(context, in: headTimeout)
         context.fireChannelActive()
     }
 
@@ -100,9 +109,18 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            unanswered = max(0, unanswered - 1)
-            if unanswered == 0 && head == nil && !refusing { armIdleTimer(context) }
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        unanswered = max(0, unanswered - 1)
+        if unanswered == 0 && head == nil && !refusing { armIdleTimer(context, in: idleTimeout) }
+        let promise = promise ?? context.eventLoop.makePromise()
+        unsent += 1
+        if writeTimer == nil { armWriteTimer(context) }
+        // Writes complete in order: this answer left whole; the next one has its own full time from now.
+        promise.futureResult.assumeIsolated().whenComplete { _ in
+            self.unsent -= 1
+            self.writeTimer?.cancel()
+            self.writeTimer = nil
+            if self.unsent > 0 && context.channel.isActive { self.armWriteTimer(context) }
         }
         context.write(data, promise: promise)
     }
@@ -115,13 +133,20 @@ final class HTTPRequestAssembler: ChannelDuplexHandler {
         context.fireChannelRead(wrapInboundOut(.tooLarge(head)))
     }
 
-    private func armIdleTimer(_ context: ChannelHandlerContext) {
+    private func armIdleTimer(_ context: ChannelHandlerContext, in timeout: TimeAmount) {
         idleTimer?.cancel()
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { bound.value.close(promise: nil) }
+        idleTimer = context.eventLoop.scheduleTask(in: timeout) { bound.value.close(promise: nil) }
+    }
+
+    private func armWriteTimer(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        writeTimer = context.eventLoop.scheduleTask(in: requestTimeout) { bound.value.close(promise: nil) }
     }
 
     private func cancelTimers() {
+        writeTimer?.cancel()
+        writeTimer = nil
         idleTimer?.cancel()
         idleTimer = nil
         requestTimer?.cancel()

@@ -12,9 +12,12 @@ import Synchronization
 ///
 /// One child task per connection inside a discarding task group (as `LineServer.run`); each connection answers its
 /// requests one at a time, in order, and stays open between them (keep-alive) unless the client asks otherwise.
-/// A body over `maxBodyBytes` gets 413 and the connection is closed without reading the rest. Graceful shutdown
+/// A body over `maxBodyBytes` gets 413 and the connection is closed without reading the rest. A connection over
+/// `maxConnections` gets 503 at once, without waiting for its request, and is closed: every open connection holds a
+/// file descriptor of the daemon, so none may wait on the client beyond the cap (`headTimeout` bounds the ones
+/// within it that say nothing). Graceful shutdown
 /// closes the listener and every idle connection at once; a request being answered is finished and its connection
-/// closed after it.
+/// closed after it (or within `requestTimeout` if the client takes no answer).
 public struct HTTPServer: Service {
     public typealias Address = LineServer.Address
 
@@ -23,29 +26,38 @@ public struct HTTPServer: Service {
         public static let defaultMaxBodyBytes = 1 << 20
         public static let defaultIdleTimeout: Duration = .seconds(60)
         public static let defaultRequestTimeout: Duration = .seconds(10)
+        public static let defaultHeadTimeout: Duration = .seconds(10)
         public static let defaultMaxConnections = 256
 
         public var address: Address
         /// Largest request body accepted; larger ones get 413.
         public var maxBodyBytes: Int
         /// A connection with no request in progress is closed after this long (this also bounds how long a client
-        /// may take to send a request's head).
+        /// may take to send the head of a later request on a kept-alive connection).
         public var idleTimeout: Duration
-        /// Once a request's head arrived, its body must be complete within this time.
+        /// A new connection's first request head must be complete within this (or `idleTimeout` if shorter):
+        /// a client connects to ask something at once, so one that stays silent holds its slot and descriptor for
+        /// seconds, not for the whole idle timeout. The default equals `defaultRequestTimeout`, a scrape timeout's
+        /// length and far above any round trip.
+        public var headTimeout: Duration
+        /// Once a request's head arrived, its body must be complete within this time; and an answer written must
+        /// reach the socket within it (a client that stops reading its answers is closed).
         public var requestTimeout: Duration
-        /// Connections served at once; more get 503 to their first request and are closed.
+        /// Connections served at once; one more gets 503 at once, before its request, and is closed.
         public var maxConnections: Int
 
         public init(
             address: Address,
             maxBodyBytes: Int = Configuration.defaultMaxBodyBytes,
             idleTimeout: Duration = Configuration.defaultIdleTimeout,
+            headTimeout: Duration = Configuration.defaultHeadTimeout,
             requestTimeout: Duration = Configuration.defaultRequestTimeout,
             maxConnections: Int = Configuration.defaultMaxConnections
         ) {
             self.address = address
             self.maxBodyBytes = maxBodyBytes
             self.idleTimeout = idleTimeout
+            self.headTimeout = headTimeout
             self.requestTimeout = requestTimeout
             self.maxConnections = maxConnections
         }
@@ -92,6 +104,7 @@ public struct HTTPServer: Service {
                     HTTPRequestAssembler(
                         maxBodyBytes: configuration.maxBodyBytes,
                         idleTimeout: TimeAmount(configuration.idleTimeout),
+                        headTimeout: TimeAmount(configuration.headTimeout),
                         requestTimeout: TimeAmount(configuration.requestTimeout)
                     )
                 )
@@ -147,10 +160,10 @@ public struct HTTPServer: Service {
         do {
             try await channel.executeThenClose { inbound, outbound in
                 if open > configuration.maxConnections {
-                    // Answered once its first request arrived (an HTTP client reads no response it did not ask
-                    // for), within the idle timeout like any request; then closed.
-                    var events = inbound.makeAsyncIterator()
-                    guard try await events.next() != nil else { return }
+                    // Answered and closed at once: waiting for its request would let any client that connects and
+                    // says nothing hold a descriptor per connection, past the cap, for the head timeout. curl
+                    // prints the 503 (sent before or after its request, it is the first answer it reads); clients
+                    // that check for unsolicited answers (Go's, Prometheus's) fail the request either way.
                     let refusal = HTTPServerResponse.text(.serviceUnavailable, "too many connections; retry later\n")
                     try await write(refusal, version: .http1_1, keepAlive: false, to: outbound)
                     return

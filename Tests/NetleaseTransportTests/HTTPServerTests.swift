@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NetleaseTransport
 import ServiceLifecycle
+import Synchronization
 import XCTest
 
 /// The HTTP server on real sockets (loopback TCP and a unix socket), driven by NIO's own HTTP client codec.
@@ -53,6 +54,7 @@ final class HTTPServerTests: XCTestCase {
         routes: HTTPRoutes = routes(),
         maxBodyBytes: Int = 1024,
         idleTimeout: Duration = .seconds(30),
+        headTimeout: Duration = .seconds(30),
         requestTimeout: Duration = .seconds(10),
         maxConnections: Int = 16
     ) async throws -> SocketAddress {
@@ -64,6 +66,7 @@ final class HTTPServerTests: XCTestCase {
                 address: address,
                 maxBodyBytes: maxBodyBytes,
                 idleTimeout: idleTimeout,
+                headTimeout: headTimeout,
                 requestTimeout: requestTimeout,
                 maxConnections: maxConnections
             ),
@@ -208,20 +211,94 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(bodies, ["hello 1\n", "hello 2\n", "hello 3\n"])
     }
 
-    func testAConnectionOverTheCapGets503AndTheOthersAreServed() async throws {
-        let address = try await start(maxConnections: 1)
-        let (refused, served) = try await within("two connections against a cap of one") {
+    func testConnectionsOverTheCapGet503AtOnceWithoutAskingAndTheServedOneKeepsWorking() async throws {
+        // Neither timeout can close anything within the test's deadline: only the cap does.
+        let address = try await start(idleTimeout: .seconds(600), headTimeout: .seconds(600), maxConnections: 1)
+        let (refusals, served) = try await within("twenty silent connections against a cap of one") {
             try await HTTPTestClient.connect(to: address) { first in
                 _ = try await first.request(.GET, "/hello?first")
-                let refused = try await HTTPTestClient.connect(to: address) { second in
-                    (try await second.request(.GET, "/hello?second"), try await second.closedByServer())
+                let refusals = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 1...20 {
+                        group.addTask { try await RawTestConnection.connect(to: address) { try await $0.readAll() } }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
                 }
-                return (refused, try await first.request(.GET, "/hello?again"))
+                return (refusals, try await first.request(.GET, "/hello?again"))
             }
         }
-        XCTAssertEqual(refused.0.status, .serviceUnavailable)
-        XCTAssertTrue(refused.1, "the refused connection is closed")
+        XCTAssertEqual(refusals.count, 20)
+        for refusal in refusals {
+            XCTAssertTrue(refusal.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), refusal)
+            XCTAssertTrue(refusal.contains("\r\nConnection: close\r\n"), refusal)
+            XCTAssertTrue(refusal.hasSuffix("\r\n\r\ntoo many connections; retry later\n"), refusal)
+        }
         XCTAssertEqual(served.body, "hello again\n", "the connection within the cap keeps working")
+    }
+
+    func testASilentConnectionWithinTheCapIsClosedByTheHeadDeadlineAndALaterIdleOneIsNot() async throws {
+        let address = try await start(idleTimeout: .seconds(600), headTimeout: .milliseconds(200))
+        let silent = try await within("the head deadline") {
+            try await RawTestConnection.connect(to: address) { try await $0.readAll() }
+        }
+        XCTAssertEqual(silent, "", "closed without an answer")
+        // Once a request was answered the keep-alive idle timeout applies, not the head deadline: the connection is
+        // still served after several head deadlines' worth of requests on it.
+        let answers = try await within("requests on a kept-alive connection") {
+            try await HTTPTestClient.connect(to: address) { client in
+                var answers: [String] = []
+                for i in 1...3 { answers.append(try await client.request(.GET, "/hello?\(i)").body) }
+                return answers
+            }
+        }
+        XCTAssertEqual(answers, ["hello 1\n", "hello 2\n", "hello 3\n"])
+    }
+
+    func testShutdownFinishesWhileAClientPipelinesRequestsAndTakesNoAnswer() async throws {
+        // An answer larger than this kernel lets the server's send buffer grow (the client's receive buffer is kept
+        // small) cannot leave whole while the client does not read: the server's channel stays unwritable, and
+        // writing the next answer waits for it.
+        let sendBufferMax =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).last }.flatMap { Int($0) } ?? 4 << 20
+        let big = ByteBuffer(repeating: UInt8(ascii: "m"), count: 4 * sendBufferMax)
+        let (started, startedSink) = AsyncStream.makeStream(of: Void.self)
+        let (go, release) = AsyncStream.makeStream(of: Void.self)
+        let calls = Atomic<Int>(0)
+        var routes = HTTPRoutes()
+        routes.add(.GET, "/big") { _ in
+            // From the second request on, answer only once the test says so.
+            if calls.add(1, ordering: .relaxed).newValue > 1 {
+                startedSink.yield()
+                for await _ in go { break }
+            }
+            return HTTPServerResponse(status: .ok, headers: HTTPHeaders(), body: big)
+        }
+        let address = try await start(
+            routes: routes,
+            idleTimeout: .seconds(600),
+            headTimeout: .seconds(600),
+            requestTimeout: .milliseconds(300)
+        )
+        let group = try XCTUnwrap(self.group)
+        let run = try XCTUnwrap(self.run)
+        try await within("shutdown with a client that takes no answer") {
+            try await RawTestConnection.connect(to: address, smallReceiveBuffer: true) { client in
+                try await client.write(String(repeating: "GET /big HTTP/1.1\r\nHost: test\r\n\r\n", count: 2))
+                // The first answer reached the socket (so it is pending, the channel unwritable), and the second
+                // request is being answered (so the connection is busy, not idle, when shutdown begins).
+                let first = try await client.read()
+                XCTAssertEqual(first?.hasPrefix("HTTP/1.1 200 OK\r\n"), true)
+                for await _ in started { break }
+                await group.triggerGracefulShutdown()
+                release.yield()
+                // Cancelled (with the server) if the deadline passes, so a failure does not hang the suite.
+                try await withTaskCancellationHandler {
+                    try await run.value
+                } onCancel: {
+                    run.cancel()
+                }
+            }
+        }
     }
 
     func testServesOnAUnixSocket() async throws {
