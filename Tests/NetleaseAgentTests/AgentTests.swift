@@ -239,12 +239,18 @@ final class AgentTests: AgentTestCase {
         XCTAssertEqual(harness.prober.probes.map(\.address), [one], "the owner's address was probed twice")
     }
 
-    func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
+    /// An agent with a state directory of its own (for a second agent to start from), started and ready.
+    private func readyAgentWithItsOwnDirectory() async throws -> (AgentHarness, URL) {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
-        let first = try makeAgent(directory: directory)
-        first.start()
-        _ = try await first.waitUntilReady()
+        let agent = try makeAgent(directory: directory)
+        agent.start()
+        _ = try await agent.waitUntilReady()
+        return (agent, directory)
+    }
+
+    func testRestartedAgentReconcilesAndDoctorReportsDisagreements() async throws {
+        let (first, directory) = try await readyAgentWithItsOwnDirectory()
         let reply = try await first.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         }
@@ -275,11 +281,7 @@ final class AgentTests: AgentTestCase {
     /// An interrupted request whose owner is leased on another host left nothing here to give back; its pending
     /// record used to stay for good (the release refused at every reconnect, doctor showing it unrepaired).
     func testAnInterruptedRequestOfAnotherHostsOwnerIsForgottenAndItsLeaseLeftAlone() async throws {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
-        let first = try makeAgent(directory: directory)
-        first.start()
-        _ = try await first.waitUntilReady()
+        let (first, directory) = try await readyAgentWithItsOwnDirectory()
         await first.stop()
         let elsewhere = try await admin("h2's lease") {
             try await $0.acquire(AcquireRequest(network: "prod", owner: "elsewhere", claim: HostClaim(host: "h2")))
@@ -319,11 +321,7 @@ final class AgentTests: AgentTestCase {
     /// An agent killed in the middle of an ATTACH leaves a pending record and a lease; the next one undoes the
     /// request, and doctor names what it cannot account for.
     func testARestartedAgentUndoesARequestThatNeverFinishedAndDoctorSeesBothWays() async throws {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("netlease-agent-\(UUID().uuidString.prefix(8))")
-        let first = try makeAgent(directory: directory)
-        first.start()
-        _ = try await first.waitUntilReady()
+        let (first, directory) = try await readyAgentWithItsOwnDirectory()
         let web = try await first.local {
             try await $0.send(LocalRequest.attach(network: "prod", owner: "web", netns: "ctr-web", ifname: "eth0"))
         }
