@@ -34,16 +34,7 @@ public struct ClusterSecret: Sendable {
         }
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw NetleaseError(.storage, "cannot create \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let line = Array((hex + "\n").utf8)
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fsync(fd) == 0 else {
-            throw NetleaseError(.storage, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try PrivateFile(creating: path, code: .storage).finish(writing: Data((hex + "\n").utf8))
         return (ClusterSecret(hex), true)
     }
 

@@ -54,18 +54,7 @@ public struct HostCredential: Sendable, Equatable {
     /// `install` this lets a caller make sure the file can be written before it tells anyone about the credential.
     public func writeTemporary(beside path: String) throws -> String {
         let temporary = path + ".new-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw NetleaseError.badRequest("cannot create \(temporary): \(String(cString: strerror(errno)))")
-        }
-        let line = Array((text + "\n").utf8)
-        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == line.count, synced else {
-            unlink(temporary)
-            throw NetleaseError.badRequest("cannot write \(temporary): \(String(cString: strerror(errno)))")
-        }
+        try PrivateFile(creating: temporary).finish(writing: Data((text + "\n").utf8))
         return temporary
     }
 

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// A new file that only its owner can read, for what must never be seen by other local users (a backup of the
-/// store).
+/// store, the cluster secret, a host credential).
 ///
 /// Made with `open(O_CREAT | O_EXCL | O_NOFOLLOW, 0600)` and written through that one descriptor: the file has mode
 /// 0600 from its first moment whatever the umask, and no temporary file ever holds the data under another name or
@@ -17,15 +17,16 @@ public final class PrivateFile {
     public let path: String
     private var descriptor: Int32
 
-    /// Creates the file; `bad-request` naming `path` when anything is there already (it is left as it is).
-    public init(creating path: String) throws {
+    /// Creates the file; an error with `code` naming `path` when it cannot, and when anything is there already (it
+    /// is left as it is). `code`: `bad-request` for a path a user gave, `storage` for a daemon's own files.
+    public init(creating path: String, code: ErrorCode = .badRequest) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             let reason = errno
             if reason == EEXIST {
-                throw NetleaseError.badRequest("\(path) exists; it is never overwritten (nothing written)")
+                throw NetleaseError(code, "\(path) exists; it is never overwritten (nothing written)")
             }
-            throw NetleaseError.badRequest("cannot create \(path): \(String(cString: strerror(reason)))")
+            throw NetleaseError(code, "cannot create \(path): \(String(cString: strerror(reason)))")
         }
         self.path = path
         self.descriptor = descriptor
